@@ -1,0 +1,42 @@
+# Nudge — the two commands on a fresh machine are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SCENARIO ?=
+PYTEST_ARGS ?=
+
+.PHONY: venv lint test bench demo clean browser
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's chromium drives the web UI tests (Playwright is told its path; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)) \
+	      || echo "could not install chromium: browser tests will be skipped with a reason"; \
+	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check connector providers web tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: $(STAMP) browser lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench.run $(SCENARIO)
+
+demo: $(STAMP)
+	$(VENV)/bin/nudge demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance demo-out bench/results

@@ -1,0 +1,69 @@
+"""Run the benchmark scenarios, print a table and write bench/results/latest.json.
+
+Usage: python -m bench.run [SCENARIO ...]   (no names: every module in bench/scenarios)
+A scenario module defines NAME and run() -> dict[str, float]; baseline figures measured in the
+same run are returned beside ours with the prefix "baseline_".
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import bench.scenarios
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def discover() -> dict[str, Any]:
+    """Scenario modules by their NAME."""
+    found: dict[str, Any] = {}
+    for info in pkgutil.iter_modules(bench.scenarios.__path__):
+        module = importlib.import_module(f"bench.scenarios.{info.name}")
+        found[getattr(module, "NAME", info.name)] = module
+    return found
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main(argv: list[str]) -> int:
+    scenarios = discover()
+    wanted = [name for arg in argv for name in arg.split(",") if name] or sorted(scenarios)
+    unknown = [name for name in wanted if name not in scenarios]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(sorted(scenarios))}")
+        return 2
+    results = []
+    for name in wanted:
+        print(f"running {name} ...", flush=True)
+        metrics = scenarios[name].run()
+        results.append({"name": name, "metrics": metrics})
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": machine(), "scenarios": results}, indent=2) + "\n")
+    print()
+    print(f"{'scenario':<32} {'metric':<32} {'value':>14}")
+    for result in results:
+        for metric, value in result["metrics"].items():
+            shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
+            print(f"{result['name']:<32} {metric:<32} {shown:>14}")
+    print(f"\nwritten to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

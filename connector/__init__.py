@@ -1,0 +1,1 @@
+"""Nudge core: domain rules, services and adapters' ports. Imports neither providers, web nor Flask."""

@@ -1,0 +1,130 @@
+"""Glossary objects shared by every part of Nudge (DESIGN.md "Glossary"), as immutable dataclasses.
+
+Dates from the ledger (`issue_date`, `due_date`) are calendar dates in the organisation's zone;
+instants (`updated_at`, `occurred_at`) are aware datetimes, normally UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from connector.domain.money import Money
+
+
+class InvoiceStatus(StrEnum):
+    """Provider-neutral invoice status."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    VOIDED = "voided"
+    DELETED = "deleted"
+
+    @property
+    def is_closed(self) -> bool:
+        """Paid, voided and deleted invoices are never chased."""
+        return self in (InvoiceStatus.PAID, InvoiceStatus.VOIDED, InvoiceStatus.DELETED)
+
+
+class ConnectionStatus(StrEnum):
+    """Health of one connected accounting file."""
+
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"
+    DISCONNECTED = "disconnected"
+
+
+class Role(StrEnum):
+    """A user's role in an organization; owners manage members and connections, viewers only read."""
+
+    OWNER = "owner"
+    ACCOUNTANT = "accountant"
+    VIEWER = "viewer"
+
+
+class ActionState(StrEnum):
+    """Life cycle of one outbox action (DESIGN.md "Exactly-once effects")."""
+
+    PLANNED = "planned"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    SENDING = "sending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+def _aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {moment.isoformat()}")
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSnapshot:
+    """One receivable as the provider last reported it, in provider-neutral terms."""
+
+    external_id: str
+    number: str
+    customer_external_id: str
+    customer_name: str
+    currency: str
+    total: Money
+    balance: Money
+    issue_date: date | None
+    due_date: date | None
+    status: InvoiceStatus
+    updated_at: datetime
+    emails: tuple[str, ...] = ()
+    version: str = ""  # QuickBooks SyncToken; empty for providers without one
+
+    def __post_init__(self) -> None:
+        _aware(self.updated_at, "updated_at")
+        if not isinstance(self.status, InvoiceStatus):
+            object.__setattr__(self, "status", InvoiceStatus(self.status))
+        for name in ("total", "balance"):
+            money = getattr(self, name)
+            if money.currency != self.currency:
+                raise ValueError(f"{name} is in {money.currency}, invoice is in {self.currency}")
+
+    @property
+    def is_open(self) -> bool:
+        """Open with money still owed."""
+        return self.status is InvoiceStatus.OPEN and self.balance.is_positive()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSnapshot:
+    """Who owes money (QuickBooks Customer / Xero Contact), with the addresses reminders go to."""
+
+    external_id: str
+    name: str
+    emails: tuple[str, ...] = ()
+    cc_emails: tuple[str, ...] = ()
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeNotice:
+    """One entity change announced by a provider webhook; ids only, the entity is fetched afterwards."""
+
+    tenant_id: str
+    entity: str  # lower case: invoice, customer, contact, payment, creditnote, account, ...
+    entity_id: str
+    operation: str  # lower case: create, update, delete, void, emailed, merge
+    occurred_at: datetime | None = None
+    event_id: str = ""  # provider delivery/event id where it has one (deduplication)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What an OAuth callback yields per connected accounting file (QuickBooks realm, Xero tenant)."""
+
+    provider: str
+    tenant_id: str
+    name: str
+    tenant_type: str = "ORGANISATION"
+    extra: dict[str, str] = field(default_factory=dict)

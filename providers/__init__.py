@@ -1,0 +1,1 @@
+"""Accounting providers: one folder each (same module names), discovered by connector.registry."""
