@@ -67,9 +67,7 @@ class AuthError(ProviderError):
 class RateLimited(ProviderError):
     """A provider limit was hit; `retry_after` says how long to wait, `limit` which limit (if known)."""
 
-    def __init__(
-        self, user_message: str, *, provider: str = "", retry_after: float = 60.0, limit: str = ""
-    ) -> None:
+    def __init__(self, user_message: str, *, provider: str = "", retry_after: float = 60.0, limit: str = "") -> None:
         super().__init__(user_message, provider=provider, status=429)
         self.retry_after = retry_after
         self.limit = limit

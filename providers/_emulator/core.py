@@ -208,9 +208,7 @@ class EmulatorCore:
                 True,
                 remaining_minute=(limits.per_minute - len(usage.minute)) if limits.per_minute else -1,
                 remaining_day=(limits.per_day - len(usage.day)) if limits.per_day else -1,
-                remaining_app_minute=(limits.app_per_minute - len(self._app_minute))
-                if limits.app_per_minute
-                else -1,
+                remaining_app_minute=(limits.app_per_minute - len(self._app_minute)) if limits.app_per_minute else -1,
             )
 
     def release(self, tenant: str) -> None:

@@ -1,0 +1,199 @@
+"""The `nudge` command. Subcommands from other packages (e.g. `serve` from web) arrive through the
+`nudge.commands` entry-point group, so connector never imports them."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+from typing import Any
+
+import click
+
+from connector.config import Settings, load_settings
+from connector.domain.model import Role
+from connector.errors import NudgeError
+
+
+class _Context:
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+    def services(self) -> Any:
+        from connector.bootstrap import build
+
+        return build(self.settings)
+
+
+pass_context = click.make_pass_decorator(_Context)
+
+
+class _NudgeGroup(click.Group):
+    """Turns NudgeError into a clear message and exit 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NudgeError as exc:
+            click.echo(f"error: {exc.user_message}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_NudgeGroup)
+@click.option(
+    "--config",
+    "config",
+    envvar="NUDGE_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Config file (default: $NUDGE_CONFIG, else built-in defaults).",
+)
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Nudge: follow up on unpaid QuickBooks Online and Xero invoices."""
+    ctx.obj = _Context(config)
+
+
+@main.command("check-config")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@pass_context
+def check_config(context: _Context, file: str | None) -> None:
+    """Validate a config file: prints "ok" and a summary, or every error (exit 1)."""
+    settings = load_settings(file or context.config)
+    click.echo(f"ok: {settings.source}")
+    click.echo(f"  database: {_safe_url(settings.database.url)}")
+    click.echo(f"  providers: {', '.join(settings.providers) or 'none enabled'}")
+    click.echo(
+        f"  cadences: {', '.join(settings.cadences) or 'none'}; policies: {', '.join(settings.policies) or 'none'}"
+    )
+    click.echo(f"  mail: {settings.mail.backend}")
+    for warning in settings.warnings:
+        click.echo(f"  warning: {warning}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command()
+@pass_context
+def init(context: _Context) -> None:
+    """Create the instance folder and a fresh, fully migrated database."""
+    import os
+
+    settings = context.settings
+    os.makedirs(settings.instance_path, exist_ok=True)
+    services = context.services()
+    services.store.upgrade()
+    click.echo(f"database ready: {_safe_url(settings.database.url)}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_context
+def db_upgrade(context: _Context, revision: str) -> None:
+    """Apply the Alembic migrations."""
+    context.services().store.upgrade(revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for stored secrets."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new random key (put it in the environment, e.g. NUDGE_VAULT_KEY)."""
+    from connector.vault import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+@pass_context
+def keys_rotate(context: _Context) -> None:
+    """Re-seal every stored secret with vault.active_key (safe while Nudge runs)."""
+    from connector.key_rotation import rotate
+
+    services = context.services()
+    report = rotate(services.store, services.vault)
+    click.echo(
+        f"re-sealed {report.resealed} secret(s) with key {services.vault.active_key_id!r}; "
+        f"{report.already_current} already current"
+    )
+    if report.skipped_concurrent:
+        click.echo(f"{report.skipped_concurrent} changed while rotating: run the command again", err=True)
+        sys.exit(1)
+    click.echo("older keys can now be removed from vault.keys")
+
+
+@main.group()
+def users() -> None:
+    """Local user accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--organization", "organization", required=True, help="Organization name (created if new).")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.OWNER.value, show_default=True)
+@click.option("--name", "display_name", default="")
+@click.password_option("--password", help="Prompted (hidden) when not given.")
+@pass_context
+def users_create(context: _Context, email: str, organization: str, role: str, display_name: str, password: str) -> None:
+    """Create a user and give them a role in an organization."""
+    services = context.services()
+    with services.store.unit_of_work() as uow:
+        try:
+            user = uow.users.add(email, password, display_name)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        org = uow.organizations.by_name(organization) or uow.organizations.add(organization)
+        uow.memberships.add(user.id, org.id, Role(role))
+        uow.activities.record(org.id, "user.created", user.email, actor="cli")
+        uow.commit()
+        click.echo(f"created {user.email} ({role} of {org.name}, organization id {org.id})")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("provider")
+@click.pass_context
+def emulator(ctx: click.Context, provider: str) -> None:
+    """Run a provider's local emulator (e.g. `nudge emulator quickbooks --port 8101`)."""
+    from connector.registry import load_emulator
+
+    try:
+        module = load_emulator(provider)
+    except ModuleNotFoundError:
+        raise click.ClickException(f"no emulator for provider {provider!r}") from None
+    sys.exit(module.main(list(ctx.args)))
+
+
+def _load_plugins() -> None:
+    for entry in entry_points(group="nudge.commands"):
+        if entry.name not in main.commands:
+            main.add_command(entry.load(), entry.name)
+
+
+_plugins_loaded = False
+
+
+def run() -> None:
+    """Console-script entry point."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _load_plugins()
+        _plugins_loaded = True
+    main()

@@ -1,0 +1,556 @@
+"""Configuration: one YAML file (`NUDGE_CONFIG` or `--config`), validated up front into `Settings`.
+
+Every problem is reported at once, each naming the file, line, key path and what was expected.
+Secrets come from the environment: `${NAME}` (required) or `${NAME:-default}`. A provider block with
+`enabled: false` is checked for shape but its `${...}` references are not required.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from connector.errors import ConfigError, ConfigIssue
+from connector.ports import ProviderSettings
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+# -- settings objects ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+    echo: bool = False
+    pool_size: int = 5
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    active_key: str
+    keys: Mapping[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    secret_key: str = field(repr=False)
+    base_url: str = "http://127.0.0.1:5000"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    session_cookie_secure: bool = True
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    tick_seconds: int = 30
+    sync_interval_minutes: int = 60
+    jitter_seconds: int = 120
+    lease_seconds: int = 600
+    max_connections_per_tick: int = 20
+    full_reconcile_hours: int = 24
+    max_backoff_minutes: int = 360
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    backend: str = "maildir"
+    outbox_path: str = ""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    from_name: str = "Accounts receivable"
+    from_address: str = "billing@example.com"
+    reply_to: str = ""
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class StatutorySettings:
+    """Reference rates for the statutory late-payment presets (annual percentages, as Decimals)."""
+
+    uk_base_rate: Decimal = Decimal("4.00")
+    eu_reference_rate: Decimal = Decimal("2.15")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Nudge reads from its config file and environment."""
+
+    source: str
+    instance_path: str
+    database: DatabaseSettings
+    vault: VaultSettings
+    web: WebSettings
+    scheduler: SchedulerSettings
+    mail: MailSettings
+    statutory: StatutorySettings
+    providers: Mapping[str, ProviderSettings]
+    default_time_zone: str = "UTC"
+    log_level: str = "INFO"
+    cadences: Mapping[str, Any] = field(default_factory=dict)
+    policies: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+# -- YAML with line numbers --------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Node:
+    value: Any  # dict[str, _Node] | list[_Node] | scalar
+    line: int
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _compose(text: str, source: str) -> _Node | None:
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigIssue(source, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    return _convert(root) if root is not None else None
+
+
+def _convert(node: yaml.Node) -> _Node:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[str, _Node] = {}
+        for key_node, value_node in node.value:
+            mapping[str(key_node.value)] = _Node(_convert(value_node).value, key_node.start_mark.line + 1)
+        return _Node(mapping, line)
+    if isinstance(node, yaml.SequenceNode):
+        return _Node([_convert(item) for item in node.value], line)
+    if node.tag == "tag:yaml.org,2002:str":
+        return _Node(node.value, line)
+    return _Node(yaml.SafeLoader("").construct_object(node), line)
+
+
+def _plain(node: _Node) -> Any:
+    if isinstance(node.value, dict):
+        return {key: _plain(child) for key, child in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain(child) for child in node.value]
+    return node.value
+
+
+# -- validation ---------------------------------------------------------------------------------
+class _Checker:
+    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.environ = environ
+        self.issues: list[ConfigIssue] = []
+        self.warnings: list[str] = []
+
+    def issue(self, line: int | None, path: str, message: str) -> None:
+        self.issues.append(ConfigIssue(self.source, line, path, message))
+
+    def resolve(self, text: str, line: int, path: str, *, required: bool = True) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.environ:
+                return self.environ[name]
+            if default is not None:
+                return default
+            if required:
+                self.issue(line, path, f"environment variable {name} is not set (the value is ${{{name}}})")
+            return ""
+
+        return _ENV_REF.sub(substitute, text)
+
+    def mapping(self, node: _Node | None, path: str, known: list[str]) -> dict[str, _Node]:
+        if node is None:
+            return {}
+        if not isinstance(node.value, dict):
+            self.issue(node.line, path, f"expected a mapping of keys ({', '.join(known)}), got {_kind(node.value)}")
+            return {}
+        for key, child in node.value.items():
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(known)}"
+                self.issue(child.line, _join(path, key), f"unknown key {key!r}{suggestion}")
+        return node.value
+
+    def scalar(
+        self,
+        section: dict[str, _Node],
+        path: str,
+        key: str,
+        kind: type,
+        default: Any,
+        *,
+        choices: tuple[str, ...] = (),
+        check: Callable[[Any], str | None] | None = None,
+        required_env: bool = True,
+    ) -> Any:
+        node = section.get(key)
+        where = _join(path, key)
+        if node is None or node.value is None:
+            return default
+        value = node.value
+        if isinstance(value, str):
+            value = self.resolve(value, node.line, where, required=required_env)
+        converted = _coerce(value, kind)
+        if converted is _INVALID:
+            self.issue(node.line, where, f"expected {_kind_name(kind)}, got {_kind(node.value)} {node.value!r}")
+            return default
+        if choices and converted not in choices:
+            self.issue(node.line, where, f"expected one of {', '.join(choices)}, got {converted!r}")
+            return default
+        if check is not None:
+            problem = check(converted)
+            if problem:
+                self.issue(node.line, where, problem)
+                return default
+        return converted
+
+
+_INVALID = object()
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
+            return value.lower() in {"true", "yes", "1", "on"}
+        return _INVALID
+    if kind is int:
+        if isinstance(value, bool):
+            return _INVALID
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        return _INVALID
+    if kind is Decimal:
+        if isinstance(value, bool):
+            return _INVALID
+        try:
+            return Decimal(str(value).strip())
+        except InvalidOperation:
+            return _INVALID
+    if kind is str:
+        if isinstance(value, dict | list):
+            return _INVALID
+        return "" if value is None else str(value)
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), "text"
+    )
+
+
+def _kind_name(kind: type) -> str:
+    return {bool: "true or false", int: "a whole number", Decimal: "a decimal number", str: "text"}[kind]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "expected a number greater than 0"
+
+
+def _zone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r} (expected an IANA name such as Europe/London)"
+    return None
+
+
+def _url(value: str) -> str | None:
+    return None if re.match(r"^https?://[^\s/]+", value) else f"expected an http(s) URL, got {value!r}"
+
+
+TOP_KEYS = [
+    "instance_path",
+    "database",
+    "vault",
+    "web",
+    "scheduler",
+    "mail",
+    "statutory",
+    "providers",
+    "default_time_zone",
+    "log_level",
+    "cadences",
+    "policies",
+]
+PROVIDER_KEYS = [
+    "enabled",
+    "client_id",
+    "client_secret",
+    "redirect_uri",
+    "webhook_key",
+    "environment",
+    "api_base",
+    "identity_base",
+    "scopes",
+    "options",
+]
+
+
+def parse_settings(
+    text: str,
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    provider_names: list[str] | None = None,
+) -> Settings:
+    """Validate YAML `text` into Settings; raises ConfigError listing every issue found."""
+    check = _Checker(source, os.environ if environ is None else environ)
+    root = _compose(text, source)
+    top = check.mapping(root, "", TOP_KEYS)
+    base = base_dir or Path.cwd()
+
+    instance = check.scalar(top, "", "instance_path", str, "instance")
+    instance_path = str((base / instance).resolve()) if not os.path.isabs(instance) else instance
+
+    db = check.mapping(top.get("database"), "database", ["url", "echo", "pool_size"])
+    database = DatabaseSettings(
+        url=check.scalar(
+            db,
+            "database",
+            "url",
+            str,
+            f"sqlite:///{instance_path}/nudge.sqlite3",
+            check=lambda v: (
+                None
+                if re.match(r"^(sqlite|postgresql)(\+\w+)?://", v)
+                else f"expected a sqlite:/// or postgresql:// URL, got {v!r}"
+            ),
+        ),
+        echo=check.scalar(db, "database", "echo", bool, False),
+        pool_size=check.scalar(db, "database", "pool_size", int, 5, check=_positive),
+    )
+
+    vault_node = check.mapping(top.get("vault"), "vault", ["active_key", "keys"])
+    keys_node = vault_node.get("keys")
+    keys: dict[str, str] = {}
+    if keys_node is not None:
+        if isinstance(keys_node.value, dict):
+            for key_id, key_node in keys_node.value.items():
+                keys[key_id] = check.scalar({key_id: key_node}, "vault.keys", key_id, str, "")
+        else:
+            check.issue(keys_node.line, "vault.keys", "expected a mapping of key id to base64url key")
+    else:
+        keys = {"k1": check.resolve("${NUDGE_VAULT_KEY:-}", 0, "vault.keys")}
+    active = check.scalar(vault_node, "vault", "active_key", str, next(iter(keys), "k1"))
+    if keys and active not in keys:
+        check.issue(
+            vault_node["active_key"].line if "active_key" in vault_node else None,
+            "vault.active_key",
+            f"expected one of the key ids under vault.keys ({', '.join(keys)}), got {active!r}",
+        )
+    if not any(value.strip() for value in keys.values()):
+        check.warnings.append("vault: no encryption key is set; `nudge serve` and `nudge worker` will refuse to start")
+    vault = VaultSettings(active_key=active, keys=keys)
+
+    web_node = check.mapping(top.get("web"), "web", ["secret_key", "base_url", "host", "port", "session_cookie_secure"])
+    web = WebSettings(
+        secret_key=check.scalar(web_node, "web", "secret_key", str, "") or "",
+        base_url=check.scalar(web_node, "web", "base_url", str, "http://127.0.0.1:5000", check=_url),
+        host=check.scalar(web_node, "web", "host", str, "127.0.0.1"),
+        port=check.scalar(
+            web_node,
+            "web",
+            "port",
+            int,
+            5000,
+            check=lambda v: None if 0 < v < 65536 else "expected a port number 1-65535",
+        ),
+        session_cookie_secure=check.scalar(web_node, "web", "session_cookie_secure", bool, True),
+    )
+    if not web.secret_key:
+        check.warnings.append("web.secret_key is empty; `nudge serve` will refuse to start")
+
+    sched_fields = [f.name for f in SchedulerSettings.__dataclass_fields__.values()]
+    sched_node = check.mapping(top.get("scheduler"), "scheduler", sched_fields)
+    scheduler = SchedulerSettings(
+        **{
+            name: check.scalar(sched_node, "scheduler", name, int, getattr(SchedulerSettings, name), check=_positive)
+            for name in sched_fields
+        }
+    )
+
+    mail_fields = list(MailSettings.__dataclass_fields__)
+    mail_node = check.mapping(top.get("mail"), "mail", mail_fields)
+    mail_values: dict[str, Any] = {}
+    for name in mail_fields:
+        default = getattr(MailSettings, name)
+        kind = int if isinstance(default, int) else str
+        choices = {"backend": ("maildir", "smtp"), "smtp_security": ("starttls", "ssl", "none")}.get(name, ())
+        mail_values[name] = check.scalar(mail_node, "mail", name, kind, default, choices=choices)
+    if not mail_values["outbox_path"]:
+        mail_values["outbox_path"] = os.path.join(instance_path, "outbox")
+    mail = MailSettings(**mail_values)
+
+    stat_node = check.mapping(top.get("statutory"), "statutory", ["uk_base_rate", "eu_reference_rate"])
+    statutory = StatutorySettings(
+        uk_base_rate=check.scalar(stat_node, "statutory", "uk_base_rate", Decimal, StatutorySettings.uk_base_rate),
+        eu_reference_rate=check.scalar(
+            stat_node, "statutory", "eu_reference_rate", Decimal, StatutorySettings.eu_reference_rate
+        ),
+    )
+
+    providers: dict[str, ProviderSettings] = {}
+    providers_node = top.get("providers")
+    known_providers = provider_names if provider_names is not None else _provider_names()
+    for key, node in check.mapping(providers_node, "providers", known_providers).items():
+        if key not in known_providers:
+            continue
+        path = f"providers.{key}"
+        block = check.mapping(node, path, PROVIDER_KEYS)
+        enabled = check.scalar(block, path, "enabled", bool, True)
+        strict = bool(enabled)
+        options_node = block.get("options")
+        options = _plain(options_node) if options_node is not None else {}
+        if not isinstance(options, dict):
+            check.issue(options_node.line if options_node else None, f"{path}.options", "expected a mapping")
+            options = {}
+        scopes_node = block.get("scopes")
+        scopes = _plain(scopes_node) if scopes_node is not None else []
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            check.issue(scopes_node.line if scopes_node else None, f"{path}.scopes", "expected a list of scope names")
+            scopes = []
+        settings = ProviderSettings(
+            key=key,
+            client_id=check.scalar(block, path, "client_id", str, "", required_env=strict),
+            client_secret=check.scalar(block, path, "client_secret", str, "", required_env=strict),
+            redirect_uri=check.scalar(
+                block,
+                path,
+                "redirect_uri",
+                str,
+                f"{web.base_url}/oauth/{key}/callback",
+                check=_url,
+                required_env=strict,
+            ),
+            webhook_key=check.scalar(block, path, "webhook_key", str, "", required_env=strict),
+            environment=check.scalar(block, path, "environment", str, "production", required_env=strict),
+            api_base=check.scalar(block, path, "api_base", str, "", required_env=strict),
+            identity_base=check.scalar(block, path, "identity_base", str, "", required_env=strict),
+            scopes=tuple(scopes),
+            options=options,
+        )
+        if enabled:
+            for name in ("client_id", "client_secret"):
+                if not getattr(settings, name) and name in block:
+                    pass  # the missing environment variable is already reported
+                elif not getattr(settings, name):
+                    check.issue(node.line, f"{path}.{name}", f"required when the provider is enabled (set {name})")
+            providers[key] = settings
+
+    default_zone = check.scalar(top, "", "default_time_zone", str, "UTC", check=_zone)
+    log_level = check.scalar(
+        top, "", "log_level", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    )
+    cadences = _section_dict(check, top, "cadences")
+    policies = _section_dict(check, top, "policies")
+    _check_rules(check, top, cadences, policies)
+
+    if check.issues:
+        raise ConfigError(check.issues)
+    return Settings(
+        source=source,
+        instance_path=instance_path,
+        database=database,
+        vault=vault,
+        web=web,
+        scheduler=scheduler,
+        mail=mail,
+        statutory=statutory,
+        providers=providers,
+        default_time_zone=default_zone,
+        log_level=log_level,
+        cadences=cadences,
+        policies=policies,
+        warnings=tuple(check.warnings),
+    )
+
+
+def _section_dict(check: _Checker, top: dict[str, _Node], key: str) -> dict[str, Any]:
+    node = top.get(key)
+    if node is None:
+        return {}
+    value = _plain(node)
+    if not isinstance(value, dict):
+        check.issue(node.line, key, "expected a mapping of names to definitions")
+        return {}
+    return value
+
+
+def _check_rules(check: _Checker, top: dict[str, _Node], cadences: dict[str, Any], policies: dict[str, Any]) -> None:
+    """Validate cadences and policies with the domain's own parser, reporting at their lines."""
+    try:
+        from connector.domain import policy as domain_policy
+    except ImportError:  # the domain's policy module is not present in this build
+        return
+    validate = getattr(domain_policy, "validate_rules", None)
+    if validate is None:
+        return
+    problems: list[tuple[str, str]] = validate(cadences, policies)
+    for path, message in problems:
+        section, _, rest = path.partition(".")
+        name = rest.split(".", 1)[0]
+        node = top.get(section)
+        line = None
+        if node is not None and isinstance(node.value, dict):
+            entry = node.value.get(name)
+            line = entry.line if entry is not None else node.line
+        check.issue(line, path, message)
+
+
+def _provider_names() -> list[str]:
+    from connector.registry import available_provider_names
+
+    return available_provider_names()
+
+
+def load_settings(path: str | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path`, else $NUDGE_CONFIG, else the built-in defaults (SQLite under ./instance)."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("NUDGE_CONFIG") or ""
+    if not chosen:
+        return parse_settings("{}", source="<defaults>", environ=env)
+    file = Path(chosen)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(file), None, "", f"cannot read config file: {exc.strerror}")]) from None
+    return parse_settings(text, source=str(file), environ=env, base_dir=file.resolve().parent)
+
+
+def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
+    """Settings for tests: the given database, a fresh vault key, a web secret, no providers."""
+    from connector.vault import generate_key
+
+    base = parse_settings(
+        "{}",
+        source="<tests>",
+        environ={"NUDGE_VAULT_KEY": generate_key()},
+        provider_names=[],
+    )
+    settings = replace(
+        base,
+        database=replace(base.database, url=database_url),
+        web=replace(base.web, secret_key="test-secret-key-" + os.urandom(8).hex(), session_cookie_secure=False),
+    )
+    return replace(settings, **overrides)

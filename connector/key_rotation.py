@@ -1,0 +1,58 @@
+"""`nudge keys rotate`: re-seal every stored secret with the active key, online, in small batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import update
+
+from connector.storage import Store
+from connector.storage.tables import Connection
+from connector.vault import Binding, Vault
+
+TOKENS_FIELD = "tokens"
+
+
+def token_binding(connection: Connection) -> Binding:
+    """The binding of a connection's sealed token set."""
+    return Binding(connection.provider, connection.id, connection.tenant_id, TOKENS_FIELD)
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    resealed: int
+    already_current: int
+    skipped_concurrent: int
+
+
+def rotate(store: Store, vault: Vault, batch_size: int = 100) -> RotationReport:
+    """Re-seal secrets not sealed with the active key.
+
+    Each row is updated only if its ciphertext is unchanged since it was read, so a token refresh
+    racing the rotation wins (its new ciphertext is already sealed with the active key).
+    """
+    resealed = current = skipped = 0
+    after = 0
+    while True:
+        with store.unit_of_work() as uow:
+            rows = uow.connections.all_sealed(after, batch_size)
+            if not rows:
+                break
+            for row in rows:
+                after = row.id
+                new = vault.reseal(row.tokens_sealed, token_binding(row))
+                if new is None:
+                    current += 1
+                    continue
+                result = uow.session.execute(
+                    update(Connection)
+                    .where(Connection.id == row.id, Connection.tokens_sealed == row.tokens_sealed)
+                    .values(tokens_sealed=new)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    resealed += 1
+                else:
+                    skipped += 1
+            uow.commit()
+    return RotationReport(resealed, current, skipped)

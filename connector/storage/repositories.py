@@ -1,0 +1,259 @@
+"""Repositories: the queries Nudge needs, grouped by table, over one SQLAlchemy session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from connector.domain.model import ConnectionStatus, Role
+from connector.passwords import hash_password, verify_password
+from connector.storage.tables import Activity, Connection, Membership, Organization, User
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared case-insensitively and without surrounding blanks."""
+    cleaned = email.strip().lower()
+    if "@" not in cleaned or cleaned.startswith("@") or cleaned.endswith("@") or any(c.isspace() for c in cleaned):
+        raise ValueError(f"not an email address: {email!r}")
+    return cleaned
+
+
+class Users:
+    """Local accounts."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, email: str, password: str, display_name: str = "") -> User:
+        """New user with an Argon2id password hash; raises ValueError for a taken or invalid email."""
+        address = normalize_email(email)
+        if self.by_email(address) is not None:
+            raise ValueError(f"a user with email {address} already exists")
+        user = User(email=address, display_name=display_name, password_hash=hash_password(password))
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def get(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def by_email(self, email: str) -> User | None:
+        try:
+            address = normalize_email(email)
+        except ValueError:
+            return None
+        return self.session.scalars(select(User).where(User.email == address)).first()
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        """The active user with these credentials, else None (same cost whether or not the user exists)."""
+        user = self.by_email(email)
+        ok = verify_password(user.password_hash if user else None, password)
+        return user if ok and user is not None and user.is_active else None
+
+    def set_password(self, user: User, password: str) -> None:
+        user.password_hash = hash_password(password)
+
+
+class Organizations:
+    """Organizations and who belongs to them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, name: str) -> Organization:
+        if not name.strip():
+            raise ValueError("organization name must not be empty")
+        organization = Organization(name=name.strip())
+        self.session.add(organization)
+        self.session.flush()
+        return organization
+
+    def get(self, org_id: int) -> Organization | None:
+        return self.session.get(Organization, org_id)
+
+    def by_name(self, name: str) -> Organization | None:
+        return self.session.scalars(select(Organization).where(Organization.name == name.strip())).first()
+
+    def for_user(self, user_id: int) -> list[tuple[Organization, Role]]:
+        """The user's organizations with their role, by name."""
+        rows = self.session.execute(
+            select(Organization, Membership.role)
+            .join(Membership, Membership.organization_id == Organization.id)
+            .where(Membership.user_id == user_id)
+            .order_by(Organization.name, Organization.id)
+        ).all()
+        return [(org, Role(role)) for org, role in rows]
+
+
+class Memberships:
+    """Roles of users in organizations; the membership check of every org-scoped route asks `role`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, user_id: int, org_id: int, role: Role) -> Membership:
+        existing = self.session.scalars(
+            select(Membership).where(Membership.user_id == user_id, Membership.organization_id == org_id)
+        ).first()
+        if existing is not None:
+            existing.role = Role(role).value
+            return existing
+        membership = Membership(user_id=user_id, organization_id=org_id, role=Role(role).value)
+        self.session.add(membership)
+        self.session.flush()
+        return membership
+
+    def role(self, user_id: int, org_id: int) -> Role | None:
+        value = self.session.scalars(
+            select(Membership.role).where(Membership.user_id == user_id, Membership.organization_id == org_id)
+        ).first()
+        return Role(value) if value else None
+
+
+class Connections:
+    """Connected accounting files, always looked up within an organization."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def for_organization(self, org_id: int) -> list[Connection]:
+        return list(
+            self.session.scalars(
+                select(Connection).where(Connection.organization_id == org_id).order_by(Connection.name, Connection.id)
+            )
+        )
+
+    def get(self, org_id: int, connection_id: int) -> Connection | None:
+        """The connection only if it belongs to `org_id` (never reveal another organization's)."""
+        return self.session.scalars(
+            select(Connection).where(Connection.id == connection_id, Connection.organization_id == org_id)
+        ).first()
+
+    def by_id(self, connection_id: int) -> Connection | None:
+        """Unscoped look-up for background services (never for web routes)."""
+        return self.session.get(Connection, connection_id)
+
+    def by_tenant(self, org_id: int, provider: str, tenant_id: str) -> Connection | None:
+        return self.session.scalars(
+            select(Connection).where(
+                Connection.organization_id == org_id,
+                Connection.provider == provider,
+                Connection.tenant_id == tenant_id,
+            )
+        ).first()
+
+    def with_tenant(self, provider: str, tenant_id: str) -> list[Connection]:
+        """Every organization's connection to one tenant (webhooks name tenants, not organizations)."""
+        return list(
+            self.session.scalars(
+                select(Connection).where(Connection.provider == provider, Connection.tenant_id == tenant_id)
+            )
+        )
+
+    def add(self, org_id: int, provider: str, tenant_id: str, name: str, **fields: object) -> Connection:
+        connection = Connection(organization_id=org_id, provider=provider, tenant_id=tenant_id, name=name, **fields)
+        self.session.add(connection)
+        self.session.flush()
+        return connection
+
+    def all_sealed(self, after_id: int, limit: int) -> Sequence[Connection]:
+        """Connections holding sealed tokens, by id, for key rotation in batches."""
+        return self.session.scalars(
+            select(Connection)
+            .where(Connection.id > after_id, Connection.tokens_sealed != "")
+            .order_by(Connection.id)
+            .limit(limit)
+        ).all()
+
+    def lock(self, connection_id: int) -> Connection | None:
+        """Re-read the row under a row lock (PostgreSQL FOR UPDATE; SQLite serializes writers anyway)."""
+        return self.session.scalars(
+            select(Connection)
+            .where(Connection.id == connection_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def claim_due(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[int]:
+        """Lease up to `limit` active connections due at `now` to `owner`; returns their ids.
+
+        PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claimers never get the same row. SQLite runs
+        a single worker; the conditional UPDATE still refuses a row whose lease is held.
+        """
+        free = or_(Connection.lease_until.is_(None), Connection.lease_until < now)
+        due = and_(
+            Connection.status == ConnectionStatus.ACTIVE.value,
+            or_(Connection.next_run_at.is_(None), Connection.next_run_at <= now),
+            free,
+        )
+        query = select(Connection.id).where(due).order_by(Connection.next_run_at, Connection.id).limit(limit)
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(self.session.scalars(query))
+        if not ids:
+            return []
+        result = self.session.execute(
+            update(Connection)
+            .where(Connection.id.in_(ids), free)
+            .values(lease_owner=owner, lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != len(ids):  # type: ignore[attr-defined]
+            # Another claimer slipped in on SQLite: keep only the rows that are ours now.
+            return list(
+                self.session.scalars(
+                    select(Connection.id).where(Connection.id.in_(ids), Connection.lease_owner == owner)
+                )
+            )
+        return ids
+
+    def release(self, connection_id: int, owner: str, next_run_at: datetime | None) -> bool:
+        """Give up `owner`'s lease and set the next run; False if the lease was no longer ours."""
+        result = self.session.execute(
+            update(Connection)
+            .where(Connection.id == connection_id, Connection.lease_owner == owner)
+            .values(lease_owner="", lease_until=None, next_run_at=next_run_at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class Activities:
+    """The append-only activity log."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(
+        self,
+        org_id: int,
+        kind: str,
+        subject: str = "",
+        *,
+        connection_id: int | None = None,
+        detail: dict[str, object] | None = None,
+        actor: str = "",
+        at: datetime | None = None,
+    ) -> Activity:
+        activity = Activity(
+            organization_id=org_id,
+            connection_id=connection_id,
+            kind=kind,
+            subject=subject,
+            detail=dict(detail or {}),
+            actor=actor,
+        )
+        if at is not None:
+            activity.at = at
+        self.session.add(activity)
+        return activity
+
+    def for_organization(self, org_id: int, limit: int = 100) -> list[Activity]:
+        return list(
+            self.session.scalars(
+                select(Activity).where(Activity.organization_id == org_id).order_by(Activity.id.desc()).limit(limit)
+            )
+        )

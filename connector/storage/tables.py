@@ -1,0 +1,287 @@
+"""SQLAlchemy 2 tables for everything DESIGN.md "Data" names. Times are stored as aware UTC instants."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive storage) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: store aware UTC instants")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+AMOUNT = Numeric(20, 4)
+
+
+def utcnow() -> datetime:
+    """Default for created/updated columns (the one place storage reads the clock)."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), Decimal: AMOUNT, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Organization(Base):
+    """Who installed Nudge: one business or an accounting practice."""
+
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A person who signs in (local account, or via Intuit/Xero OpenID Connect)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(300), default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id}, email={self.email!r})"
+
+
+class Membership(Base):
+    """A user's role in an organization."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "organization_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+
+class Connection(Base):
+    """One connected accounting file (QuickBooks realm / Xero tenant) with its sealed tokens."""
+
+    __tablename__ = "connections"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "provider", "tenant_id"),
+        Index("ix_connections_due", "status", "next_run_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    tenant_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    tokens_sealed: Mapped[str] = mapped_column(Text, default="")
+    access_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    cadence: Mapped[str] = mapped_column(String(100), default="")
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    home_currency: Mapped[str] = mapped_column(String(3), default="USD")
+    approval_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    lease_owner: Mapped[str] = mapped_column(String(100), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Connection(id={self.id}, provider={self.provider!r}, tenant_id={self.tenant_id!r}, tokens=<sealed>)"
+
+
+class SyncCursor(Base):
+    """Where the incremental sync of one entity of one connection resumes."""
+
+    __tablename__ = "sync_cursors"
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(40), primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text, default="")
+    full_reconciled_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Customer(Base):
+    """Who owes money, with the user's overrides for chasing them."""
+
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("connection_id", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    emails: Mapped[list[Any]] = mapped_column(default=list)
+    cc_emails: Mapped[list[Any]] = mapped_column(default=list)
+    paused_until: Mapped[date | None] = mapped_column(Date, default=None)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    dispute: Mapped[bool] = mapped_column(Boolean, default=False)
+    promise_to_pay_until: Mapped[date | None] = mapped_column(Date, default=None)
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    holiday_calendar: Mapped[str] = mapped_column(String(20), default="")
+    cadence: Mapped[str] = mapped_column(String(100), default="")
+    locale: Mapped[str] = mapped_column(String(20), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Invoice(Base):
+    """The synced copy of one receivable."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "external_id"),
+        Index("ix_invoices_open", "connection_id", "status", "due_date"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(100))
+    number: Mapped[str] = mapped_column(String(100), default="")
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    customer_name: Mapped[str] = mapped_column(String(300), default="")
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal] = mapped_column()
+    balance: Mapped[Decimal] = mapped_column()
+    issue_date: Mapped[date | None] = mapped_column(Date, default=None)
+    due_date: Mapped[date | None] = mapped_column(Date, default=None)
+    status: Mapped[str] = mapped_column(String(20))
+    version: Mapped[str] = mapped_column(String(40), default="")
+    emails: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column()
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Action(Base):
+    """The outbox: one planned effect with its idempotency key, carried out exactly once."""
+
+    __tablename__ = "actions"
+    __table_args__ = (Index("ix_actions_due", "connection_id", "state", "scheduled_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    step: Mapped[str] = mapped_column(String(100), default="")
+    invoice_external_id: Mapped[str] = mapped_column(String(100), default="")
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    state: Mapped[str] = mapped_column(String(20), default="planned")
+    scheduled_at: Mapped[datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str] = mapped_column(String(100), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    external_ref: Mapped[str] = mapped_column(String(200), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PaymentPlan(Base):
+    """An agreed split of an invoice's balance into installments."""
+
+    __tablename__ = "payment_plans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    invoice_external_id: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20), default="active")  # active | kept | broken | cancelled
+    grace_days: Mapped[int] = mapped_column(Integer, default=3)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    installments: Mapped[list[Installment]] = relationship(
+        back_populates="plan", cascade="all, delete-orphan", order_by="Installment.due_date"
+    )
+
+
+class Installment(Base):
+    """One dated amount of a payment plan."""
+
+    __tablename__ = "installments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("payment_plans.id", ondelete="CASCADE"), index=True)
+    due_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
+    plan: Mapped[PaymentPlan] = relationship(back_populates="installments")
+
+
+class Activity(Base):
+    """Append-only record of everything that happened (sync, action, user edit, webhook)."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_org_at", "organization_id", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="SET NULL"), default=None)
+    kind: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncRun(Base):
+    """One sync of one connection: calls made, changes, duration, outcome."""
+
+    __tablename__ = "sync_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(20), default="running")
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebhookDelivery(Base):
+    """A webhook event already accepted (deduplication by the provider's event id)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
