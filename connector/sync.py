@@ -1,0 +1,254 @@
+"""sync_connection: bring one connection's synced invoices up to date, page by page.
+
+Each page is stored in one transaction together with the cursor after it, so an interrupted sync
+resumes where it stopped; upserts are idempotent, so re-reading an inclusive boundary is harmless.
+Paid, voided and deleted invoices cancel their pending actions in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from connector.domain.model import ActionState, CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.errors import ProviderError
+from connector.ports import AccountingAdapter, Page
+from connector.storage import Store, UnitOfWork
+from connector.storage.tables import Action, Customer, Invoice, SyncCursor, SyncRun
+
+INVOICE_ENTITY = "invoice"
+PENDING = (ActionState.PLANNED.value, ActionState.AWAITING_APPROVAL.value)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync did."""
+
+    connection_id: int
+    full: bool
+    pages: int
+    calls: int
+    changed: int
+    closed: int
+    quarantined: int
+    cancelled_actions: int
+
+
+def sync_connection(
+    store: Store,
+    adapter: AccountingAdapter,
+    connection_id: int,
+    now: Callable[[], datetime],
+    *,
+    full_reconcile_every: timedelta = timedelta(hours=24),
+    force_full: bool = False,
+) -> SyncReport:
+    """Sync `connection_id` through `adapter`; a full reconcile when none ran within `full_reconcile_every`."""
+    started = now()
+    with store.unit_of_work() as uow:
+        cursor_row = uow.session.get(SyncCursor, (connection_id, INVOICE_ENTITY))
+        run = SyncRun(connection_id=connection_id, started_at=started)
+        uow.session.add(run)
+        uow.commit()
+        run_id = run.id
+        full = (
+            force_full
+            or cursor_row is None
+            or not cursor_row.cursor
+            or cursor_row.full_reconciled_at is None
+            or started - cursor_row.full_reconciled_at >= full_reconcile_every
+        )
+        cursor = None if full else cursor_row.cursor if cursor_row else None
+
+    pages = calls = changed = closed = quarantined = cancelled = 0
+    seen_open: set[str] = set()
+    try:
+        for page in adapter.changed_invoices(cursor):
+            pages += 1
+            calls += page.calls
+            with store.unit_of_work() as uow:
+                result = _store_page(uow, connection_id, page, now())
+                changed += result[0]
+                closed += result[1]
+                cancelled += result[2]
+                quarantined += len(page.quarantined)
+                if full:
+                    seen_open.update(i.external_id for i in page.invoices if i.status is InvoiceStatus.OPEN)
+                _save_cursor(uow, connection_id, page.next_cursor, full_done=False, at=now())
+                uow.commit()
+        if full:
+            extra_calls, extra_closed, extra_cancelled = _close_missing(store, adapter, connection_id, seen_open, now)
+            calls += extra_calls
+            closed += extra_closed
+            cancelled += extra_cancelled
+            with store.unit_of_work() as uow:
+                _save_cursor(uow, connection_id, None, full_done=True, at=started)
+                uow.commit()
+    except ProviderError as exc:
+        _finish_run(store, run_id, now(), calls, changed, quarantined, "failed", exc.user_message)
+        raise
+    _finish_run(store, run_id, now(), calls, changed, quarantined, "ok", "")
+    return SyncReport(connection_id, full, pages, calls, changed, closed, quarantined, cancelled)
+
+
+def _store_page(uow: UnitOfWork, connection_id: int, page: Page, at: datetime) -> tuple[int, int, int]:
+    connection = uow.connections.by_id(connection_id)
+    org_id = connection.organization_id if connection else 0
+    _upsert_customers(uow, connection_id, page.customers)
+    changed, closed_ids = _upsert_invoices(uow, connection_id, page.invoices, at)
+    cancelled = cancel_pending_actions(uow, connection_id, closed_ids, at)
+    for record in page.quarantined:
+        uow.activities.record(
+            org_id,
+            "sync.quarantined",
+            record.external_id,
+            connection_id=connection_id,
+            detail={"field": record.field, "reason": record.reason},
+            at=at,
+        )
+    return changed, len(closed_ids), cancelled
+
+
+def _upsert_customers(uow: UnitOfWork, connection_id: int, customers: list[CustomerSnapshot]) -> None:
+    if not customers:
+        return
+    ids = [c.external_id for c in customers]
+    existing = {
+        row.external_id: row
+        for row in uow.session.scalars(
+            select(Customer).where(Customer.connection_id == connection_id, Customer.external_id.in_(ids))
+        )
+    }
+    for snapshot in customers:
+        row = existing.get(snapshot.external_id)
+        if row is None:
+            row = Customer(connection_id=connection_id, external_id=snapshot.external_id)
+            uow.session.add(row)
+            existing[snapshot.external_id] = row
+        row.name = snapshot.name
+        row.emails = list(snapshot.emails)
+        row.cc_emails = list(snapshot.cc_emails)
+
+
+def _upsert_invoices(
+    uow: UnitOfWork, connection_id: int, invoices: list[InvoiceSnapshot], at: datetime
+) -> tuple[int, list[str]]:
+    if not invoices:
+        return 0, []
+    ids = [i.external_id for i in invoices]
+    existing = {
+        row.external_id: row
+        for row in uow.session.scalars(
+            select(Invoice).where(Invoice.connection_id == connection_id, Invoice.external_id.in_(ids))
+        )
+    }
+    changed = 0
+    closed: list[str] = []
+    for snapshot in invoices:
+        row = existing.get(snapshot.external_id)
+        if row is None:
+            row = Invoice(connection_id=connection_id, external_id=snapshot.external_id, first_seen_at=at)
+            uow.session.add(row)
+            existing[snapshot.external_id] = row
+        elif row.updated_at > snapshot.updated_at:
+            continue  # an older copy (inclusive boundary re-read): keep what we have
+        _copy_snapshot(row, snapshot)
+        changed += 1
+        if snapshot.status.is_closed or snapshot.balance.is_zero():
+            closed.append(snapshot.external_id)
+    return changed, closed
+
+
+def _copy_snapshot(row: Invoice, snapshot: InvoiceSnapshot) -> None:
+    row.number = snapshot.number
+    row.customer_external_id = snapshot.customer_external_id
+    row.customer_name = snapshot.customer_name
+    row.currency = snapshot.currency
+    row.total = snapshot.total.amount
+    row.balance = snapshot.balance.amount
+    row.issue_date = snapshot.issue_date
+    row.due_date = snapshot.due_date
+    row.status = snapshot.status.value
+    row.version = snapshot.version
+    row.emails = list(snapshot.emails)
+    row.updated_at = snapshot.updated_at
+
+
+def cancel_pending_actions(uow: UnitOfWork, connection_id: int, invoice_ids: list[str], at: datetime) -> int:
+    """Cancel planned (not yet running) actions of invoices that no longer need chasing."""
+    if not invoice_ids:
+        return 0
+    result = uow.session.execute(
+        update(Action)
+        .where(
+            Action.connection_id == connection_id,
+            Action.invoice_external_id.in_(invoice_ids),
+            Action.state.in_(PENDING),
+        )
+        .values(state=ActionState.CANCELLED.value, error="invoice paid, voided or deleted", updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _close_missing(
+    store: Store, adapter: AccountingAdapter, connection_id: int, seen_open: set[str], now: Callable[[], datetime]
+) -> tuple[int, int, int]:
+    """After a full reconcile: invoices we hold as open that the listing lacks are re-read one by one."""
+    with store.unit_of_work() as uow:
+        missing = [
+            external_id
+            for external_id in uow.session.scalars(
+                select(Invoice.external_id).where(
+                    Invoice.connection_id == connection_id, Invoice.status == InvoiceStatus.OPEN.value
+                )
+            )
+            if external_id not in seen_open
+        ]
+    calls = closed = cancelled = 0
+    for external_id in missing:
+        calls += 1
+        snapshot = adapter.get_invoice(external_id)
+        with store.unit_of_work() as uow:
+            row = uow.session.scalars(
+                select(Invoice).where(Invoice.connection_id == connection_id, Invoice.external_id == external_id)
+            ).one()
+            if snapshot is None:
+                row.status = InvoiceStatus.DELETED.value
+                row.balance = row.balance * 0
+            else:
+                _copy_snapshot(row, snapshot)
+            if row.status != InvoiceStatus.OPEN.value or row.balance == 0:
+                closed += 1
+                cancelled += cancel_pending_actions(uow, connection_id, [external_id], now())
+            uow.commit()
+    return calls, closed, cancelled
+
+
+def _save_cursor(uow: UnitOfWork, connection_id: int, cursor: str | None, *, full_done: bool, at: datetime) -> None:
+    row = uow.session.get(SyncCursor, (connection_id, INVOICE_ENTITY))
+    if row is None:
+        row = SyncCursor(connection_id=connection_id, entity=INVOICE_ENTITY, cursor="")
+        uow.session.add(row)
+    if cursor:
+        row.cursor = cursor
+    if full_done:
+        row.full_reconciled_at = at
+
+
+def _finish_run(
+    store: Store, run_id: int, at: datetime, calls: int, changes: int, quarantined: int, outcome: str, error: str
+) -> None:
+    with store.unit_of_work() as uow:
+        run = uow.session.get(SyncRun, run_id)
+        if run is not None:
+            run.finished_at = at
+            run.calls = calls
+            run.changes = changes
+            run.quarantined = quarantined
+            run.outcome = outcome
+            run.error = error
+            uow.commit()
