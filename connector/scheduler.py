@@ -1,0 +1,261 @@
+"""The worker's heartbeat: claim due connections under a lease, process each, release, reschedule.
+
+`Worker.tick()` is one pass (what `nudge run` does once and APScheduler repeats in `nudge worker`).
+Any number of workers may share one PostgreSQL: claims use `FOR UPDATE SKIP LOCKED` and leases, so
+no connection is processed by two workers at once. A failing connection records its error and
+backs off exponentially; it never stops the others. Times are UTC instants.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import update
+
+from connector.config import SchedulerSettings
+from connector.domain.model import ConnectionStatus
+from connector.errors import AuthError, NudgeError, RateLimited, StorageError
+from connector.ports import Clock
+from connector.storage import Store
+from connector.storage.tables import Connection
+
+log = logging.getLogger(__name__)
+
+
+class Lease:
+    """A worker's hold on one connection; `renew()` between long stages keeps it."""
+
+    def __init__(self, store: Store, connection_id: int, owner: str, clock: Clock, length: timedelta) -> None:
+        self.store = store
+        self.connection_id = connection_id
+        self.owner = owner
+        self.clock = clock
+        self.length = length
+
+    def renew(self) -> bool:
+        """Extend the lease; False when it was lost (another worker took over after expiry)."""
+        with self.store.unit_of_work() as uow:
+            result = uow.session.execute(
+                update(Connection)
+                .where(Connection.id == self.connection_id, Connection.lease_owner == self.owner)
+                .values(lease_until=self.clock.now() + self.length)
+                .execution_options(synchronize_session=False)
+            )
+            uow.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+ProcessConnection = Callable[[int, Lease], None]
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    claimed: list[int] = field(default_factory=list)
+    succeeded: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def default_owner() -> str:
+    """A worker id unique across machines and processes."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Claims and processes due connections; one per process."""
+
+    def __init__(
+        self,
+        store: Store,
+        process: ProcessConnection,
+        settings: SchedulerSettings,
+        clock: Clock,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.process = process
+        self.settings = settings
+        self.clock = clock
+        self.owner = owner or default_owner()
+        self.rng = rng or random.Random()
+        self.lease_length = timedelta(seconds=settings.lease_seconds)
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the current tick to finish the connection in hand and release the rest."""
+        self._stopping.set()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Block until `stop()` is called (or `timeout` passes); True when stopped."""
+        return self._stopping.wait(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def tick(self, only: list[int] | None = None) -> TickReport:
+        """Claim due connections (or just `only`), process each, release each with its next run."""
+        report = TickReport()
+        with self.store.unit_of_work() as uow:
+            if only is not None:
+                for connection_id in only:  # `nudge run --connection`: make it due now first
+                    connection = uow.connections.by_id(connection_id)
+                    if connection is not None and connection.next_run_at and connection.next_run_at > self.clock.now():
+                        connection.next_run_at = self.clock.now()
+                uow.flush()
+            claimed = uow.connections.claim_due(
+                self.owner, self.clock.now(), self.lease_length, self.settings.max_connections_per_tick
+            )
+            uow.commit()
+        if only is not None:
+            leftover = [cid for cid in claimed if cid not in only]
+            claimed = [cid for cid in claimed if cid in only]
+            for cid in leftover:
+                self._release(cid, None, keep_schedule=True)
+        report.claimed = claimed
+        for index, connection_id in enumerate(claimed):
+            if self.stopping:
+                for rest in claimed[index:]:
+                    self._release(rest, None, keep_schedule=True)
+                break
+            self._run_one(connection_id, report)
+        return report
+
+    def _run_one(self, connection_id: int, report: TickReport) -> None:
+        lease = Lease(self.store, connection_id, self.owner, self.clock, self.lease_length)
+        try:
+            self.process(connection_id, lease)
+        except RateLimited as exc:
+            report.failed[connection_id] = exc.user_message
+            self._release(connection_id, exc, retry_after=timedelta(seconds=exc.retry_after))
+        except NudgeError as exc:
+            report.failed[connection_id] = exc.user_message
+            self._release(connection_id, exc)
+        except Exception as exc:  # a bug in one connection's processing must not stop the others
+            log.exception("connection %s failed unexpectedly", connection_id)
+            report.failed[connection_id] = f"internal error: {type(exc).__name__}"
+            self._release(connection_id, exc)
+        else:
+            report.succeeded.append(connection_id)
+            self._release(connection_id, None)
+
+    def _next_run(self, failures: int, retry_after: timedelta | None) -> datetime:
+        now = self.clock.now()
+        jitter = timedelta(seconds=self.rng.uniform(0, self.settings.jitter_seconds))
+        if retry_after is not None:
+            return now + retry_after + jitter
+        if failures == 0:
+            return now + timedelta(minutes=self.settings.sync_interval_minutes) + jitter
+        backoff = min(timedelta(minutes=2 ** min(failures, 20)), timedelta(minutes=self.settings.max_backoff_minutes))
+        return now + backoff + jitter
+
+    def _release(
+        self,
+        connection_id: int,
+        error: BaseException | None,
+        *,
+        retry_after: timedelta | None = None,
+        keep_schedule: bool = False,
+    ) -> None:
+        try:
+            with self.store.unit_of_work() as uow:
+                connection = uow.connections.by_id(connection_id)
+                if connection is None or connection.lease_owner != self.owner:
+                    return
+                if keep_schedule:
+                    next_run = connection.next_run_at
+                elif error is None:
+                    connection.failures = 0
+                    connection.last_error = ""
+                    next_run = self._next_run(0, None)
+                else:
+                    if not isinstance(error, RateLimited):
+                        connection.failures += 1
+                    message = (
+                        error.user_message
+                        if isinstance(error, NudgeError)
+                        else f"internal error: {type(error).__name__}"
+                    )
+                    connection.last_error = message
+                    if isinstance(error, AuthError):
+                        connection.status = ConnectionStatus.NEEDS_REAUTH.value
+                    uow.activities.record(
+                        connection.organization_id,
+                        "connection.error",
+                        connection.name,
+                        connection_id=connection.id,
+                        detail={"error": message, "failures": connection.failures},
+                        actor=self.owner,
+                    )
+                    next_run = self._next_run(connection.failures, retry_after)
+                uow.connections.release(connection_id, self.owner, next_run)
+                uow.commit()
+        except StorageError:
+            # The database is away: the lease simply expires and another tick takes the connection again.
+            log.warning("could not release connection %s; its lease will expire", connection_id)
+
+
+def mark_due(store: Store, provider: str, tenant_id: str, now: datetime, debounce: timedelta) -> int:
+    """Webhook effect: make every connection to this tenant due within `debounce` (never later than planned)."""
+    target = now + debounce
+    with store.unit_of_work() as uow:
+        count = 0
+        for connection in uow.connections.with_tenant(provider, tenant_id):
+            if connection.next_run_at is None or connection.next_run_at > target:
+                connection.next_run_at = target
+            count += 1
+        uow.commit()
+        return count
+
+
+def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals: bool = True) -> None:
+    """`nudge worker`: tick every `tick_seconds` with APScheduler 3 until SIGTERM/SIGINT, then finish cleanly."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+
+    def safe_tick() -> None:
+        try:
+            worker.tick()
+        except Exception:  # a database restart mid-tick: log it, the next tick retries
+            log.exception("worker tick failed; retrying at the next tick")
+
+    scheduler.add_job(
+        safe_tick,
+        "interval",
+        seconds=settings.tick_seconds,
+        id="tick",
+        next_run_time=worker.clock.now(),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=settings.tick_seconds,
+    )
+
+    def shutdown(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the connection in hand, releasing the rest", signum)
+        worker.stop()
+
+    previous: dict[int, Any] = {}
+    if install_signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, shutdown)
+    scheduler.start()
+    try:
+        worker.wait_stopped()
+    finally:
+        scheduler.shutdown(wait=True)
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)

@@ -1,0 +1,150 @@
+"""Worker ticks: leases, isolation of failing connections, backoff, webhook due-now, shutdown."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+
+from connector.config import SchedulerSettings
+from connector.errors import AuthError, RateLimited, Transient
+from connector.scheduler import Lease, Worker, mark_due, run_forever
+from connector.storage import Store
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+SETTINGS = SchedulerSettings(
+    tick_seconds=1,
+    sync_interval_minutes=60,
+    jitter_seconds=0,
+    lease_seconds=600,
+    max_connections_per_tick=50,
+    max_backoff_minutes=360,
+)
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def _connections(store: Store, count: int) -> list[int]:
+    with store.unit_of_work() as uow:
+        org = uow.organizations.add("A")
+        ids = [uow.connections.add(org.id, "xero", f"t{i}", f"c{i}", next_run_at=T0).id for i in range(count)]
+        uow.commit()
+        return ids
+
+
+def test_a_failing_connection_backs_off_and_never_stops_the_others(store: Store) -> None:
+    ids = _connections(store, 4)
+    clock = FakeClock(T0)
+    processed: list[int] = []
+
+    def process(connection_id: int, lease: Lease) -> None:
+        processed.append(connection_id)
+        if connection_id == ids[0]:
+            raise Transient("ledger timed out")
+        if connection_id == ids[1]:
+            raise RuntimeError("a bug")
+        if connection_id == ids[2]:
+            raise RateLimited("daily limit", retry_after=3600 * 5, limit="day")
+
+    worker = Worker(store, process, SETTINGS, clock, owner="w1", rng=random.Random(1))
+    report = worker.tick()
+    assert processed == ids
+    assert report.succeeded == [ids[3]]
+    assert set(report.failed) == set(ids[:3]) and report.failed[ids[1]] == "internal error: RuntimeError"
+    with store.unit_of_work() as uow:
+        rows = {cid: uow.connections.by_id(cid) for cid in ids}
+        assert all(row is not None and row.lease_owner == "" for row in rows.values())
+        assert rows[ids[0]].failures == 1 and rows[ids[0]].next_run_at == T0 + timedelta(minutes=2)  # type: ignore[union-attr]
+        assert rows[ids[0]].last_error == "ledger timed out"  # type: ignore[union-attr]
+        assert rows[ids[2]].failures == 0 and rows[ids[2]].next_run_at == T0 + timedelta(hours=5)  # type: ignore[union-attr]
+        assert rows[ids[3]].next_run_at == T0 + timedelta(hours=1)  # type: ignore[union-attr]
+        kinds = [a.kind for a in uow.activities.for_organization(rows[ids[0]].organization_id)]  # type: ignore[union-attr]
+        assert kinds.count("connection.error") == 3
+
+    clock.moment = T0 + timedelta(minutes=3)
+    processed.clear()
+    worker.tick()
+    assert processed == [ids[0], ids[1]]  # only the backed-off ones are due again
+    with store.unit_of_work() as uow:
+        assert uow.connections.by_id(ids[0]).failures == 2  # type: ignore[union-attr]
+        assert uow.connections.by_id(ids[0]).next_run_at == clock.moment + timedelta(minutes=4)  # type: ignore[union-attr]
+
+
+def test_auth_failure_parks_the_connection_as_needs_reauth(store: Store) -> None:
+    [cid] = _connections(store, 1)
+
+    def process(connection_id: int, lease: Lease) -> None:
+        raise AuthError("QuickBooks says the grant is revoked: reconnect")
+
+    Worker(store, process, SETTINGS, FakeClock(T0), owner="w1").tick()
+    with store.unit_of_work() as uow:
+        row = uow.connections.by_id(cid)
+        assert row is not None and row.status == "needs_reauth" and "reconnect" in row.last_error
+    calls: list[int] = []
+    Worker(store, lambda c, lease: calls.append(c), SETTINGS, FakeClock(T0 + timedelta(days=1)), owner="w1").tick()
+    assert calls == []
+
+
+def test_lease_renewal_and_loss(store: Store) -> None:
+    [cid] = _connections(store, 1)
+    clock = FakeClock(T0)
+    outcomes: list[bool] = []
+
+    def process(connection_id: int, lease: Lease) -> None:
+        outcomes.append(lease.renew())
+        with store.unit_of_work() as uow:  # another worker takes over (as after an expired lease)
+            row = uow.connections.by_id(connection_id)
+            assert row is not None
+            row.lease_owner = "w2"
+            uow.commit()
+        outcomes.append(lease.renew())
+
+    Worker(store, process, SETTINGS, clock, owner="w1").tick()
+    assert outcomes == [True, False]
+    with store.unit_of_work() as uow:
+        assert uow.connections.by_id(cid).lease_owner == "w2"  # type: ignore[union-attr]  # w1 never released w2's lease
+
+
+def test_webhook_marks_due_now_without_delaying(store: Store) -> None:
+    ids = _connections(store, 2)
+    with store.unit_of_work() as uow:
+        uow.connections.by_id(ids[0]).next_run_at = T0 + timedelta(hours=1)  # type: ignore[union-attr]
+        uow.connections.by_id(ids[1]).next_run_at = T0 - timedelta(hours=1)  # type: ignore[union-attr]
+        uow.commit()
+    assert mark_due(store, "xero", "t0", T0, timedelta(seconds=10)) == 1
+    assert mark_due(store, "xero", "t1", T0, timedelta(seconds=10)) == 1
+    assert mark_due(store, "xero", "unknown", T0, timedelta(seconds=10)) == 0
+    with store.unit_of_work() as uow:
+        assert uow.connections.by_id(ids[0]).next_run_at == T0 + timedelta(seconds=10)  # type: ignore[union-attr]
+        assert uow.connections.by_id(ids[1]).next_run_at == T0 - timedelta(hours=1)  # type: ignore[union-attr]
+
+
+def test_run_forever_ticks_until_stopped_and_releases(store: Store) -> None:
+    ids = _connections(store, 3)
+    seen: list[int] = []
+    worker: Worker
+
+    def process(connection_id: int, lease: Lease) -> None:
+        seen.append(connection_id)
+        if len(seen) == 1:
+            worker.stop()  # as SIGTERM would: finish this one, release the rest
+
+    class RealClock:
+        def now(self) -> datetime:
+            return datetime.now(UTC)
+
+    worker = Worker(store, process, SETTINGS, RealClock(), owner="w1")
+    thread = threading.Thread(target=run_forever, args=(worker, SETTINGS), kwargs={"install_signals": False})
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()  # stop() ends run_forever after the scheduler shut down cleanly
+    assert seen == [ids[0]]
+    with store.unit_of_work() as uow:
+        rows = [uow.connections.by_id(cid) for cid in ids]
+        assert all(row is not None and row.lease_owner == "" for row in rows)
