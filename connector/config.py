@@ -365,7 +365,7 @@ def parse_settings(
 
     web_node = check.mapping(top.get("web"), "web", ["secret_key", "base_url", "host", "port", "session_cookie_secure"])
     web = WebSettings(
-        secret_key=check.scalar(web_node, "web", "secret_key", str, "") or "",
+        secret_key=check.scalar(web_node, "web", "secret_key", str, check.resolve("${NUDGE_SECRET_KEY:-}", 0, "")),
         base_url=check.scalar(web_node, "web", "base_url", str, "http://127.0.0.1:5000", check=_url),
         host=check.scalar(web_node, "web", "host", str, "127.0.0.1"),
         port=check.scalar(

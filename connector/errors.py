@@ -8,6 +8,13 @@
     │   ├── Transient        network fault or 5xx; safe to retry with backoff
     │   └── Rejected         the provider refused the request (validation); retrying will not help
     ├── VaultError           a secret could not be encrypted or decrypted (wrong key, tampered row)
+    ├── TemplateError        an email template could not be rendered (syntax, unsafe access, missing value)
+    ├── MailError            an email was not sent
+    │   ├── MailTransient    connection failure, timeout or SMTP 4xx; retry later (unless `maybe_sent`)
+    │   ├── MailRejected     SMTP 5xx, failed login, no TLS offered; retrying unchanged will fail again
+    │   └── InvalidMessage   refused before any connection; nothing was sent
+    │       ├── HeaderInjection   CR/LF (or another line break) in a header field
+    │       └── NoValidRecipient  no valid To address is left once invalid ones are dropped
     └── StorageError         the database is unreachable or refused a write
 
 Messages never contain secrets: callers pass redacted text only.
@@ -37,7 +44,8 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path or '(top level)'}: {self.message}"
+        parts = [part for part in (where, self.path or ("(top level)" if where else "")) if part]
+        return ": ".join([*parts, self.message])
 
 
 class ConfigError(NudgeError):
@@ -87,3 +95,57 @@ class VaultError(NudgeError):
 
 class StorageError(NudgeError):
     """The database could not be reached or refused an operation."""
+
+
+class TemplateError(NudgeError):
+    """A (possibly user-edited) email template failed to load or render; `template` names it."""
+
+    def __init__(self, user_message: str, *, template: str = "", line: int | None = None) -> None:
+        super().__init__(user_message)
+        self.template = template
+        self.line = line
+
+
+class MailError(NudgeError):
+    """An email was not sent (or, for `MailTransient.maybe_sent`, may not have been)."""
+
+
+class MailTransient(MailError):
+    """A passing fault: connection refused or reset, timeout, SMTP 4xx. The same message may go later.
+
+    `maybe_sent` is True when the connection failed after the message body was handed over, so the
+    server may have accepted it: the executor should mark the action uncertain, not retry.
+    """
+
+    def __init__(self, user_message: str, *, smtp_code: int | None = None, maybe_sent: bool = False) -> None:
+        super().__init__(user_message)
+        self.smtp_code = smtp_code
+        self.maybe_sent = maybe_sent
+
+
+class MailRejected(MailError):
+    """The mail server refused for good (5xx, bad credentials, no TLS); fix settings or addresses first."""
+
+    def __init__(self, user_message: str, *, smtp_code: int | None = None) -> None:
+        super().__init__(user_message)
+        self.smtp_code = smtp_code
+
+
+class InvalidMessage(MailError):
+    """The message was refused before connecting to any server; nothing was sent."""
+
+
+class HeaderInjection(InvalidMessage):
+    """A header field (subject, name, address, custom header) holds a line break; `field` names it."""
+
+    def __init__(self, user_message: str, *, field: str) -> None:
+        super().__init__(user_message)
+        self.field = field
+
+
+class NoValidRecipient(InvalidMessage):
+    """No valid To address remains; `dropped` lists each (address, reason) that was set aside."""
+
+    def __init__(self, user_message: str, *, dropped: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(user_message)
+        self.dropped = dropped

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from itertools import pairwise
 
 from connector.domain.money import Money
 
@@ -128,3 +129,78 @@ class ConnectionInfo:
     name: str
     tenant_type: str = "ORGANISATION"
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOverrides:
+    """Per-customer settings that change how (or whether) a customer is chased.
+
+    Dates are calendar dates in the customer's zone (`time_zone`, else the connection's).
+    `paused_until`: nothing goes out before that date. `promise_to_pay`: the customer promised to
+    pay by that date; chasing resumes the day after. `cadence`: name of a cadence replacing the
+    connection's. `holiday_country`/`holiday_subdiv`: the holiday calendar for this customer.
+    """
+
+    paused_until: date | None = None
+    excluded: bool = False
+    dispute: bool = False
+    promise_to_pay: date | None = None
+    time_zone: str | None = None
+    holiday_country: str | None = None
+    holiday_subdiv: str | None = None
+    cadence: str | None = None
+
+
+NO_OVERRIDES = CustomerOverrides()
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """Money received against one invoice (payment, applied credit), dated in the organisation's zone."""
+
+    amount: Money
+    paid_on: date
+    reference: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Installment:
+    """One installment of a payment plan: `amount` due on local date `due_date`."""
+
+    due_date: date
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPlan:
+    """An agreed schedule replacing one invoice's due date (see `connector.domain.plans`).
+
+    `policy` names a payment-plan policy (grace, reminders); `created_on` is the local date the plan
+    was agreed; payments dated on or after it count towards the installments in order.
+    """
+
+    invoice_external_id: str
+    policy: str
+    created_on: date
+    installments: tuple[Installment, ...]
+    plan_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.installments:
+            raise ValueError("a payment plan needs at least one installment")
+        currencies = {inst.amount.currency for inst in self.installments}
+        if len(currencies) != 1:
+            raise ValueError(f"installments mix currencies: {', '.join(sorted(currencies))}")
+        dates = [inst.due_date for inst in self.installments]
+        if any(later <= earlier for earlier, later in pairwise(dates)):
+            raise ValueError("installment dates must be strictly increasing")
+        if any(not inst.amount.is_positive() for inst in self.installments):
+            raise ValueError("every installment amount must be positive")
+
+    @property
+    def total(self) -> Money:
+        """Sum of the installments."""
+        result = Money.zero(self.installments[0].amount.currency)
+        for inst in self.installments:
+            result = result + inst.amount
+        return result

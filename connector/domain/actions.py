@@ -1,0 +1,224 @@
+"""Actions the planner decides on, their deterministic keys, and the history fed back into planning.
+
+`scheduled_at` is an aware UTC instant; `local_date` is its calendar date in the customer's zone (the
+day "one reminder per customer per day" counts). Ledger dates (due, assessment) are local dates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+
+from connector.domain.fees import FeeRecord
+from connector.domain.model import Payment
+from connector.domain.money import Money
+
+KEY_LENGTH = 40  # hex characters: fits QuickBooks' 50-character requestid
+_sha256 = hashlib.sha256
+
+
+class ActionKind(StrEnum):
+    """What an action does."""
+
+    REMIND = "remind"  # one email to a customer listing one or more invoices
+    NOTE = "note"  # a note written on the invoice in the ledger
+    LATE_FEE = "late_fee"  # a fee invoice (or fee line) in the ledger
+    FEE_REVERSAL = "fee_reversal"  # void or credit an earlier fee
+    DISCOUNT_OFFER = "discount_offer"  # an early-payment offer was made (also listed in the reminder)
+    DISCOUNT_CREDIT = "discount_credit"  # a credit for the remainder after an earned discount
+    CALL_TASK = "call_task"  # a task for a user to phone the customer
+    ESCALATE = "escalate"  # hand over (collections); stops further reminders
+    HOLD = "hold"  # something would have gone out but is held; tells the user why
+    PLAN_BROKEN = "plan_broken"  # a payment plan missed an installment past its grace
+
+
+LEDGER_KINDS = frozenset({ActionKind.NOTE, ActionKind.LATE_FEE, ActionKind.FEE_REVERSAL,
+                          ActionKind.DISCOUNT_CREDIT})
+CUSTOMER_FACING_KINDS = frozenset({ActionKind.REMIND})
+
+
+class HoldReason(StrEnum):
+    """Why nothing goes out for an invoice that would otherwise be chased."""
+
+    DISPUTE = "dispute"
+    PAUSED = "paused"
+    EXCLUDED = "excluded"
+    PROMISE_TO_PAY = "promise_to_pay"
+    BELOW_MINIMUM = "below_minimum"
+    UNAPPLIED_CREDIT = "unapplied_credit"
+    UNKNOWN_CADENCE = "unknown_cadence"
+    CONFIGURATION = "configuration"
+
+
+def action_key(
+    connection_id: str, subject_id: str, step_id: str, due_date: date | None, kind: str, occurrence: int | str
+) -> str:
+    """Hex sha256 (first 40 characters) of (connection, invoice or customer, step, due date, kind, occurrence)."""
+    raw = f"{connection_id}\x1f{subject_id}\x1f{step_id}\x1f{due_date or '-'}\x1f{kind}\x1f{occurrence}"
+    return _sha256(raw.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+
+
+def group_key(member_keys: Iterable[str]) -> str:
+    """Key of a grouped reminder: the member key itself for one member, else a hash of the sorted keys."""
+    members = sorted(set(member_keys))
+    if len(members) == 1:
+        return members[0]
+    return hashlib.sha256("+".join(members).encode("ascii")).hexdigest()[:KEY_LENGTH]
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountOffer:
+    """An early-payment offer: pay `pay_amount` by local date `deadline` instead of the total."""
+
+    policy: str
+    percent: Decimal
+    discount: Money
+    pay_amount: Money
+    deadline: date
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderItem:
+    """One invoice listed in a reminder, with what the email renderer needs about it."""
+
+    invoice_external_id: str
+    number: str
+    due_date: date
+    balance: Money  # what is asked for: the invoice balance, or the installment still due
+    total: Money
+    days_overdue: int  # negative before the due date
+    step_id: str
+    template: str
+    member_key: str
+    offer: DiscountOffer | None = None
+    installment: int | None = None  # 1-based installment number for payment-plan reminders
+
+
+@dataclass(frozen=True, slots=True)
+class FeeDetail:
+    """How a late fee was computed, for the executor (lines of the fee invoice) and later reversals."""
+
+    policy: str
+    assessed_on: date
+    balance: Money
+    lines: tuple[tuple[str, Money], ...]
+    period_start: date | None = None
+    period_end: date | None = None
+    annual_rate: Decimal | None = None
+    compensation: Money | None = None
+    on_invoice: bool = False
+    capped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One planned effect with everything the executor and the email renderer need.
+
+    `scheduled_at` is aware UTC, `local_date` its date in the customer's zone. `rule` says in words
+    which rule produced it. Grouped reminders list their invoices in `items` and the per-invoice keys
+    in `member_keys` (record those as done too: `History.record` does).
+    """
+
+    key: str
+    kind: ActionKind
+    connection_id: str
+    customer_external_id: str
+    invoice_external_ids: tuple[str, ...]
+    scheduled_at: datetime
+    local_date: date
+    step_id: str
+    rule: str
+    amount: Money | None = None
+    template: str | None = None
+    requires_approval: bool = False
+    due_date: date | None = None
+    occurrence: int = 0
+    customer_name: str = ""
+    recipients: tuple[str, ...] = ()
+    text: str | None = None
+    hold_reason: HoldReason | None = None
+    items: tuple[ReminderItem, ...] = ()
+    member_keys: tuple[str, ...] = ()
+    fee: FeeDetail | None = None
+    offer: DiscountOffer | None = None
+    reverses: str | None = None  # key of the late fee a reversal undoes
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFacts:
+    """What is known about one invoice beyond its snapshot.
+
+    `first_seen`: local date Nudge first synced it (catch-up); `payments`: dated payments and applied
+    credits (fee reversals, discounts, plans, interest on partly paid invoices); `fees`: late fees
+    applied; `escalated`: an escalation was carried out (no more reminders).
+    """
+
+    first_seen: date | None = None
+    payments: tuple[Payment, ...] = ()
+    fees: tuple[FeeRecord, ...] = ()
+    escalated: bool = False
+
+
+NO_FACTS = InvoiceFacts()
+_EMPTY: Mapping[str, InvoiceFacts] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What was already planned or done, as the executor feeds it back into `plan`.
+
+    `keys`: keys of every action planned or done (any state but cancelled), including grouped
+    reminders' `member_keys`; `reminder_days`: (customer external id, local date) of every reminder
+    planned or sent; `invoices`: per-invoice facts by external id.
+    """
+
+    keys: frozenset[str] = frozenset()
+    reminder_days: frozenset[tuple[str, date]] = frozenset()
+    invoices: Mapping[str, InvoiceFacts] = field(default_factory=lambda: _EMPTY)
+
+    def facts(self, invoice_external_id: str) -> InvoiceFacts:
+        """The facts of one invoice (empty when none are known)."""
+        return self.invoices.get(invoice_external_id, NO_FACTS)
+
+    def record(self, actions: Iterable[Action]) -> History:
+        """A new history with `actions` carried out: their keys, reminder days, fees, reversals, escalations."""
+        keys = set(self.keys)
+        days = set(self.reminder_days)
+        facts = dict(self.invoices)
+        for action in actions:
+            keys.add(action.key)
+            keys.update(action.member_keys)
+            if action.kind is ActionKind.REMIND:
+                days.add((action.customer_external_id, action.local_date))
+            elif action.kind is ActionKind.LATE_FEE and action.fee is not None and action.amount is not None:
+                invoice_id = action.invoice_external_ids[0]
+                known = facts.get(invoice_id, NO_FACTS)
+                assert action.due_date is not None
+                record = FeeRecord(
+                    key=action.key, policy=action.fee.policy, step_id=action.step_id,
+                    due_date=action.due_date, occurrence=action.occurrence,
+                    assessed_on=action.fee.assessed_on, amount=action.amount, balance=action.fee.balance,
+                    period_start=action.fee.period_start, compensation=action.fee.compensation,
+                    on_invoice=action.fee.on_invoice,
+                )
+                facts[invoice_id] = replace(known, fees=(*known.fees, record))
+            elif action.kind is ActionKind.FEE_REVERSAL and action.reverses is not None:
+                invoice_id = action.invoice_external_ids[0]
+                known = facts.get(invoice_id, NO_FACTS)
+                fees = tuple(replace(f, reversed=True) if f.key == action.reverses else f for f in known.fees)
+                facts[invoice_id] = replace(known, fees=fees)
+            elif action.kind is ActionKind.ESCALATE:
+                for invoice_id in action.invoice_external_ids:
+                    facts[invoice_id] = replace(facts.get(invoice_id, NO_FACTS), escalated=True)
+        return History(keys=frozenset(keys), reminder_days=frozenset(days), invoices=MappingProxyType(facts))
+
+    def with_facts(self, invoice_external_id: str, facts: InvoiceFacts) -> History:
+        """A new history with the facts of one invoice replaced."""
+        merged = dict(self.invoices)
+        merged[invoice_external_id] = facts
+        return replace(self, invoices=MappingProxyType(merged))

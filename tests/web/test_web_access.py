@@ -1,0 +1,210 @@
+"""The membership check: every organization-scoped route answers 404 to anyone outside the organization.
+
+The routes are read from `app.url_map`, so a route added later is covered without editing this file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask, g
+from flask.testing import FlaskClient
+from werkzeug.routing import FloatConverter, IntegerConverter, Rule, UUIDConverter
+from werkzeug.test import TestResponse
+
+from connector.config import Settings
+from connector.domain.model import Role
+from web import access, create_app
+from web.extensions import SERVICES_KEY, csrf
+
+SAFE = {"HEAD", "OPTIONS"}
+
+
+def _org_rules(app: Flask) -> list[Rule]:
+    rules = [rule for rule in app.url_map.iter_rules() if "org_id" in rule.arguments]
+    assert rules, "no organization-scoped routes found: the enumeration itself is broken"
+    return rules
+
+
+def _url(app: Flask, rule: Rule, org_id: int) -> str:
+    values: dict[str, Any] = {}
+    for name in rule.arguments:
+        converter = rule._converters.get(name)
+        if name == "org_id":
+            values[name] = org_id
+        elif isinstance(converter, IntegerConverter):
+            values[name] = 1
+        elif isinstance(converter, FloatConverter):
+            values[name] = 1.0
+        elif isinstance(converter, UUIDConverter):
+            values[name] = uuid.uuid4()
+        else:
+            values[name] = "x"
+    return app.url_map.bind("localhost").build(rule.endpoint, values, force_external=False)
+
+
+def _send(client: FlaskClient, method: str, url: str, token: str) -> TestResponse:
+    data = {"csrf_token": token} if method not in {"GET", "HEAD", "OPTIONS"} else None
+    return client.open(url, method=method, data=data)
+
+
+def test_every_org_route_uses_the_int_converter(app: Flask) -> None:
+    for rule in _org_rules(app):
+        assert isinstance(rule._converters["org_id"], IntegerConverter), rule.rule
+
+
+def test_every_org_route_is_404_for_members_of_another_organization(
+    app: Flask, client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    token_of: Callable[[str], str],
+) -> None:
+    alice = make_user("Alpha Books", Role.OWNER)
+    bob = make_user("Beta Bakery", Role.OWNER)
+    assert login(client, alice.email, alice.password).status_code == 302
+    # A valid token for Alice's session, so a POST is refused by the membership check, not by CSRF.
+    token = token_of(client.get(f"/orgs/{alice.org_id}/").text)
+
+    not_found = client.get("/orgs/999999/")
+    assert not_found.status_code == 404
+    failures = []
+    for rule in _org_rules(app):
+        for method in sorted((rule.methods or set()) - SAFE):
+            for org_id in (bob.org_id, 999999):
+                response = _send(client, method, _url(app, rule, org_id), token)
+                if response.status_code != 404:
+                    failures.append(f"{method} {rule.rule} org {org_id}: {response.status_code}")
+                elif response.text != not_found.text:
+                    failures.append(f"{method} {rule.rule} org {org_id}: a 404 that differs from a missing org's")
+    assert failures == []
+
+
+def test_every_org_route_sends_anonymous_visitors_to_sign_in(app: Flask, client: FlaskClient) -> None:
+    failures = []
+    for rule in _org_rules(app):
+        for method in sorted((rule.methods or set()) - SAFE):
+            response = _send(client, method, _url(app, rule, 1), "")
+            if response.status_code != 302 or not response.location.startswith("/login"):
+                failures.append(f"{method} {rule.rule}: {response.status_code} {response.location}")
+    assert failures == []
+
+
+def test_members_get_through_on_every_org_page_without_other_arguments(
+    app: Flask, client: FlaskClient, signed_in: Any,
+) -> None:
+    pages = [rule for rule in _org_rules(app) if set(rule.arguments) == {"org_id"} and "GET" in (rule.methods or ())]
+    assert pages
+    for rule in pages:
+        response = client.get(_url(app, rule, signed_in.org_id))
+        assert response.status_code == 200, rule.rule
+
+
+def test_membership_check_runs_before_csrf(app: Flask) -> None:
+    hooks = app.before_request_funcs[None]
+    assert access.enforce_membership in hooks
+    csrf_hooks = [i for i, hook in enumerate(hooks) if hook.__module__.startswith("flask_wtf")]
+    assert csrf_hooks, "CSRFProtect is not installed"
+    assert hooks.index(access.enforce_membership) < min(csrf_hooks)
+
+
+@pytest.fixture
+def fresh_app(app: Flask, settings: Settings) -> Flask:
+    """A second app over the same services (same database), to which tests may still add routes."""
+    return create_app(settings, app.extensions[SERVICES_KEY])
+
+
+def test_a_new_org_route_is_guarded_without_opting_in(
+    fresh_app: Flask, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    token_of: Callable[[str], str],
+) -> None:
+    @fresh_app.route("/orgs/<int:org_id>/probe", methods=["GET", "POST"])
+    def probe(org_id: int) -> str:
+        return f"{g.organization.name}:{g.role.value}"
+
+    member = make_user("Gamma Garden", Role.ACCOUNTANT)
+    outsider = make_user("Delta Dairy", Role.OWNER)
+    client = fresh_app.test_client()
+    assert login(client, outsider.email, outsider.password).status_code == 302
+    url = f"/orgs/{member.org_id}/probe"
+    assert client.get(url).status_code == 404
+    assert client.post(url).status_code == 404  # no token needed to be told nothing
+    token = token_of(client.get(f"/orgs/{outsider.org_id}/").text)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+
+    assert login(client, member.email, member.password).status_code == 302
+    page = client.get(url)
+    assert (page.status_code, page.text) == (200, "Gamma Garden:accountant")
+    assert client.post(url).status_code == 400  # members still need the CSRF token
+    token = token_of(client.get(f"/orgs/{member.org_id}/").text)
+    assert client.post(url, data={"csrf_token": token}).status_code == 200
+
+
+def test_require_role(
+    fresh_app: Flask, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+) -> None:
+    @fresh_app.get("/orgs/<int:org_id>/owners-only")
+    @access.require_role(Role.OWNER)
+    def owners_only(org_id: int) -> str:
+        return "owner page"
+
+    @fresh_app.get("/orgs/<int:org_id>/staff")
+    @access.require_role(Role.OWNER, "accountant")
+    def staff(org_id: int) -> str:
+        return "staff page"
+
+    expected = {
+        Role.OWNER: (200, 200),
+        Role.ACCOUNTANT: (403, 200),
+        Role.VIEWER: (403, 403),
+    }
+    for role, (owners_status, staff_status) in expected.items():
+        account = make_user("Epsilon Electric", role)
+        client = fresh_app.test_client()
+        assert login(client, account.email, account.password).status_code == 302
+        assert client.get(f"/orgs/{account.org_id}/owners-only").status_code == owners_status, role
+        assert client.get(f"/orgs/{account.org_id}/staff").status_code == staff_status, role
+
+
+def test_require_role_refuses_routes_without_an_organization(fresh_app: Flask, signed_in: Any) -> None:
+    @fresh_app.get("/not-scoped")
+    @access.require_role(Role.OWNER)
+    def not_scoped() -> str:
+        return "never"
+
+    fresh_app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(RuntimeError, match="not an organization-scoped route"):
+        fresh_app.test_client().get("/not-scoped")
+    with pytest.raises(ValueError):
+        access.require_role()
+
+
+def test_org_id_without_int_converter_is_refused_at_start_up_and_at_run_time(
+    fresh_app: Flask, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+) -> None:
+    @fresh_app.get("/orgs/<org_id>/loose")
+    def loose(org_id: str) -> str:
+        return "should never render"
+
+    with pytest.raises(RuntimeError, match="/orgs/<org_id>/loose"):
+        access.check_rules(fresh_app)
+    # Should such a rule slip through anyway, the request-time check still refuses it.
+    member = make_user("Zeta Zinc", Role.OWNER)
+    client = fresh_app.test_client()
+    assert login(client, member.email, member.password).status_code == 302
+    assert client.get(f"/orgs/{member.org_id}/loose").status_code == 404
+
+
+def test_csrf_protect_is_global(app: Flask) -> None:
+    assert app.extensions["csrf"] is csrf
+    assert app.config["WTF_CSRF_ENABLED"] is True
+
+
+def test_the_organization_under_another_name_is_refused_at_start_up(fresh_app: Flask) -> None:
+    @fresh_app.get("/organizations/<int:organization_id>/settings")
+    def renamed(organization_id: int) -> str:
+        return "would skip the membership check"
+
+    with pytest.raises(RuntimeError, match="organization_id"):
+        access.check_rules(fresh_app)
+

@@ -1,0 +1,24 @@
+"""GET /healthz: is the process up and does the database answer? (no sign-in; no details leak)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from web.extensions import services
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    try:
+        services().store.ping()
+    except Exception as exc:  # StorageError by contract; anything else is just as unhealthy
+        # The error text may name the database URL: log only its kind, return nothing of it.
+        log.warning("healthz: database unreachable (%s)", type(exc).__name__)
+        return jsonify(status="error", database="unreachable"), 503
+    return jsonify(status="ok", database="ok")

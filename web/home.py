@@ -1,0 +1,53 @@
+"""The signed-in home: which organization to show, and its dashboard of connections ("clients")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, g, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required  # type: ignore[import-untyped, unused-ignore]
+
+from web.extensions import services
+
+bp = Blueprint("home", __name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRow:
+    """One connection as the dashboard lists it (no tokens, no tenant secrets)."""
+
+    id: int
+    provider: str
+    name: str
+    status: str
+
+
+def provider_label(key: str) -> str:
+    """The provider's display name from the registry, else its key (e.g. a provider no longer configured)."""
+    registry = services().registry
+    return registry.spec(key).display_name if key in registry else key
+
+
+@bp.get("/")
+@login_required
+def index() -> ResponseReturnValue:
+    """Send the user to their first organization, or explain that they have none."""
+    with services().store.unit_of_work() as uow:
+        memberships = uow.organizations.for_user(current_user.user_id)
+        first = memberships[0][0].id if memberships else None
+    if first is None:
+        return render_template("no_org.html")
+    return redirect(url_for("home.organization", org_id=first))
+
+
+@bp.get("/orgs/<int:org_id>/")
+def organization(org_id: int) -> ResponseReturnValue:
+    """The organization's dashboard (membership already checked by web.access)."""
+    with services().store.unit_of_work() as uow:
+        connections = [
+            ConnectionRow(id=c.id, provider=provider_label(c.provider), name=c.name or c.tenant_id, status=c.status)
+            for c in uow.connections.for_organization(g.organization.id)
+        ]
+        others = [(org.id, org.name) for org, _role in uow.organizations.for_user(current_user.user_id)]
+    return render_template("org_home.html", connections=connections, organizations=others)
