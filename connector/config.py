@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from connector.domain.policy import PolicyError, PolicySet, policy_from_dict
 from connector.errors import ConfigError, ConfigIssue
 from connector.ports import ProviderSettings
 
@@ -99,6 +100,7 @@ class Settings:
     log_level: str = "INFO"
     cadences: Mapping[str, Any] = field(default_factory=dict)
     policies: Mapping[str, Any] = field(default_factory=dict)
+    rules: PolicySet = field(default_factory=PolicySet)
     warnings: tuple[str, ...] = ()
 
 
@@ -464,7 +466,7 @@ def parse_settings(
     )
     cadences = _section_dict(check, top, "cadences")
     policies = _section_dict(check, top, "policies")
-    _check_rules(check, top, cadences, policies)
+    rules = _check_rules(check, top, cadences, policies)
 
     if check.issues:
         raise ConfigError(check.issues)
@@ -482,6 +484,7 @@ def parse_settings(
         log_level=log_level,
         cadences=cadences,
         policies=policies,
+        rules=rules,
         warnings=tuple(check.warnings),
     )
 
@@ -497,25 +500,29 @@ def _section_dict(check: _Checker, top: dict[str, _Node], key: str) -> dict[str,
     return value
 
 
-def _check_rules(check: _Checker, top: dict[str, _Node], cadences: dict[str, Any], policies: dict[str, Any]) -> None:
-    """Validate cadences and policies with the domain's own parser, reporting at their lines."""
+def _check_rules(
+    check: _Checker, top: dict[str, _Node], cadences: dict[str, Any], policies: dict[str, Any]
+) -> PolicySet:
+    """Parse cadences and policies with the domain's own parser, reporting each at its line."""
+    empty = PolicySet()
+    policies_node = top.get("policies")
     try:
-        from connector.domain import policy as domain_policy
-    except ImportError:  # the domain's policy module is not present in this build
-        return
-    validate = getattr(domain_policy, "validate_rules", None)
-    if validate is None:
-        return
-    problems: list[tuple[str, str]] = validate(cadences, policies)
-    for path, message in problems:
-        section, _, rest = path.partition(".")
-        name = rest.split(".", 1)[0]
-        node = top.get(section)
-        line = None
-        if node is not None and isinstance(node.value, dict):
-            entry = node.value.get(name)
-            line = entry.line if entry is not None else node.line
-        check.issue(line, path, message)
+        policy_from_dict(policies)
+    except PolicyError as exc:
+        check.issue(policies_node.line if policies_node else None, "policies", str(exc))
+        return empty
+    cadences_node = top.get("cadences")
+    failed = False
+    for name, definition in cadences.items():
+        try:
+            policy_from_dict({**policies, "cadences": {name: definition}})
+        except PolicyError as exc:
+            failed = True
+            entry = cadences_node.value.get(name) if cadences_node and isinstance(cadences_node.value, dict) else None
+            check.issue(entry.line if entry else None, f"cadences.{name}", str(exc))
+    if failed:
+        return empty
+    return policy_from_dict({**policies, "cadences": cadences})
 
 
 def _provider_names() -> list[str]:

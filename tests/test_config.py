@@ -92,3 +92,30 @@ def test_config_file_chosen_by_environment_variable(tmp_path: Path) -> None:
     assert settings.instance_path == str(tmp_path / "state")
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(str(tmp_path / "missing.yaml"), environ={})
+
+
+def test_example_cadences_parse_into_the_domain_rules() -> None:
+    settings = load_settings(str(EXAMPLE), environ=CLEAN_ENV)
+    assert list(settings.rules.cadences) == ["standard"]
+    standard = settings.rules.cadences["standard"]
+    assert [step.id for step in standard.steps] == ["courtesy", "due", "late-3bd", "late-14", "call", "final"]
+    assert set(settings.rules.late_fees) == {"monthly_interest", "uk_statutory"}
+
+
+def test_a_bad_cadence_is_reported_at_its_line_naming_step_and_field() -> None:
+    text = """\
+policies:
+  late_fees:
+    flat: {kind: flat, amount: 25}
+cadences:
+  ok:
+    steps: [{id: a, offset: 3, late_fee: flat}]
+  broken:
+    steps:
+      - {id: early-fee, offset: -2, late_fee: flat}
+"""
+    with pytest.raises(ConfigError) as error:
+        parse_settings(text, environ={}, provider_names=[])
+    message = str(error.value)
+    assert message.startswith("<config>:7: cadences.broken: ")
+    assert "early-fee" in message and "late_fee" in message
