@@ -1,0 +1,389 @@
+"""The executor: carry out planned actions exactly once (ledger writes) or at most once (email).
+
+Protocol (DESIGN.md "Exactly-once effects"):
+1. claim: planned → running under a lease (attempts + 1), committed before anything else;
+2. just-in-time check: re-read the invoice(s) from the provider; cancel when the action no longer
+   applies (paid, voided, deleted, due date changed);
+3. call the provider with the action key as idempotency key; record done + external ref + activity
+   in one transaction. A running action whose lease expired goes back to planned and is retried
+   with the same key, so the provider answers from its idempotency store (or the adapter finds the
+   fee invoice by its deterministic reference) instead of writing twice;
+4. email: state `sending` is committed before SMTP; a crash there leaves it `sending`, and recovery
+   turns it into `uncertain` (shown to the user, never re-sent automatically).
+Failures: AuthError → back to planned, connection needs_reauth (raised to stop the connection);
+RateLimited → back to planned for later (raised); Transient → retried with backoff up to
+`max_attempts`, then failed; Rejected → failed with the provider's message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import or_, select, update
+
+from connector.action_codec import action_from_json
+from connector.domain.actions import Action, ActionKind
+from connector.domain.model import ActionState, InvoiceSnapshot
+from connector.errors import AuthError, NudgeError, RateLimited, Rejected, Transient
+from connector.ports import AccountingAdapter
+from connector.storage import Store
+from connector.storage.tables import Action as ActionRow
+from connector.storage.tables import Connection
+
+log = logging.getLogger(__name__)
+
+INTERNAL_KINDS = frozenset(
+    {ActionKind.CALL_TASK, ActionKind.ESCALATE, ActionKind.HOLD, ActionKind.PLAN_BROKEN, ActionKind.DISCOUNT_OFFER}
+)
+
+
+class ReminderSender(Protocol):
+    """Sends one reminder email for an action, listing the (still open) invoices; returns the Message-ID."""
+
+    def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str: ...
+
+
+class MailFailure(NudgeError):
+    """The mail server refused or could not be reached; `retryable` says whether a retry may work."""
+
+    def __init__(self, user_message: str, *, retryable: bool) -> None:
+        super().__init__(user_message)
+        self.retryable = retryable
+
+
+@dataclass
+class ExecutionReport:
+    """What one execution pass did, by outcome."""
+
+    done: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
+
+
+class Executor:
+    """Carries out one connection's due actions through its adapter and the reminder sender."""
+
+    def __init__(
+        self,
+        store: Store,
+        adapter: AccountingAdapter,
+        reminders: ReminderSender | None,
+        now: Callable[[], datetime],
+        owner: str,
+        *,
+        lease: timedelta = timedelta(minutes=10),
+        max_attempts: int = 5,
+    ) -> None:
+        self.store = store
+        self.adapter = adapter
+        self.reminders = reminders
+        self.now = now
+        self.owner = owner
+        self.lease = lease
+        self.max_attempts = max_attempts
+
+    # -- recovery --------------------------------------------------------------------------------
+    def recover(self, connection_id: int) -> ExecutionReport:
+        """Expired leases: running → planned (retry with the same key); sending → uncertain."""
+        report = ExecutionReport()
+        now = self.now()
+        with self.store.unit_of_work() as uow:
+            stale = uow.session.scalars(
+                select(ActionRow).where(
+                    ActionRow.connection_id == connection_id,
+                    ActionRow.state.in_((ActionState.RUNNING.value, ActionState.SENDING.value)),
+                    ActionRow.lease_until < now,
+                )
+            ).all()
+            org_id = _org_of(uow.session.get(Connection, connection_id))
+            for row in stale:
+                if row.state == ActionState.SENDING.value:
+                    row.state = ActionState.UNCERTAIN.value
+                    row.error = (
+                        "the worker stopped while handing this email to the mail server; "
+                        "it may or may not have been sent"
+                    )
+                    uow.activities.record(
+                        org_id,
+                        "action.uncertain",
+                        row.key,
+                        connection_id=connection_id,
+                        detail={"kind": row.kind, "invoice": row.invoice_external_id},
+                        at=now,
+                    )
+                    report.uncertain.append(row.key)
+                else:
+                    row.state = ActionState.PLANNED.value
+                    report.retried.append(row.key)
+                row.lease_owner = ""
+                row.lease_until = None
+            uow.commit()
+        return report
+
+    # -- the main loop -----------------------------------------------------------------------------
+    def run_due(
+        self, connection_id: int, *, limit: int = 500, renew: Callable[[], object] | None = None
+    ) -> ExecutionReport:
+        """Carry out every planned action of the connection due by now (oldest first)."""
+        report = self.recover(connection_id)
+        report.retried.clear()
+        with self.store.unit_of_work() as uow:
+            due = uow.session.scalars(
+                select(ActionRow.id)
+                .where(
+                    ActionRow.connection_id == connection_id,
+                    ActionRow.state == ActionState.PLANNED.value,
+                    ActionRow.scheduled_at <= self.now(),
+                )
+                .order_by(ActionRow.scheduled_at, ActionRow.id)
+                .limit(limit)
+            ).all()
+        for action_id in due:
+            if renew is not None:
+                renew()
+            self.run_one(action_id, report)
+        return report
+
+    def run_one(self, action_id: int, report: ExecutionReport) -> None:
+        """Claim and carry out one action; raises AuthError / RateLimited to stop the connection."""
+        claimed = self._claim(action_id)
+        if claimed is None:
+            return
+        row_key, action = claimed
+        try:
+            outcome = self._perform(action_id, action)
+        except (AuthError, RateLimited) as exc:
+            self._back_to_planned(action_id, exc, later=isinstance(exc, RateLimited))
+            raise
+        except Transient as exc:
+            self._transient(action_id, exc, report, row_key)
+            return
+        except Rejected as exc:
+            self._finish(action_id, ActionState.FAILED, error=exc.user_message, activity="action.failed")
+            report.failed.append(row_key)
+            return
+        except MailFailure as exc:
+            if exc.retryable:  # the server accepted nothing (refused, 4xx): safe to try again later
+                self._transient(action_id, Transient(exc.user_message), report, row_key, not_sent=True)
+            else:
+                self._finish(action_id, ActionState.FAILED, error=exc.user_message, activity="action.failed")
+                report.failed.append(row_key)
+            return
+        state, ref, note = outcome
+        if state is ActionState.CANCELLED:
+            self._finish(action_id, state, error=note, activity="action.cancelled")
+            report.cancelled.append(row_key)
+        else:
+            self._finish(action_id, ActionState.DONE, external_ref=ref, activity=f"action.{action.kind.value}")
+            report.done.append(row_key)
+
+    def _claim(self, action_id: int) -> tuple[str, Action] | None:
+        now = self.now()
+        with self.store.unit_of_work() as uow:
+            result = uow.session.execute(
+                update(ActionRow)
+                .where(
+                    ActionRow.id == action_id,
+                    or_(
+                        ActionRow.state == ActionState.PLANNED.value,
+                        (ActionRow.state == ActionState.RUNNING.value) & (ActionRow.lease_until < now),
+                    ),
+                )
+                .values(
+                    state=ActionState.RUNNING.value,
+                    lease_owner=self.owner,
+                    lease_until=now + self.lease,
+                    attempts=ActionRow.attempts + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return None
+            row = uow.session.get(ActionRow, action_id)
+            assert row is not None
+            uow.commit()
+            return row.key, action_from_json(row.payload)
+
+    # -- carrying out ------------------------------------------------------------------------------
+    def _perform(self, action_id: int, action: Action) -> tuple[ActionState, str, str]:
+        if action.kind in INTERNAL_KINDS:
+            return ActionState.DONE, "", ""
+        current = {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids}
+        if action.kind is ActionKind.REMIND:
+            still_open = [
+                invoice
+                for invoice in current.values()
+                if invoice is not None and invoice.is_open and self._same_cycle(action, invoice)
+            ]
+            if not still_open:
+                return ActionState.CANCELLED, "", "every invoice in this reminder is paid, voided, deleted or changed"
+            if self.reminders is None:
+                raise MailFailure("no mailer is configured", retryable=False)
+            self._mark_sending(action_id)
+            return ActionState.DONE, self.reminders.send(action, still_open, self.adapter), ""
+        invoice = current[action.invoice_external_ids[0]]
+        if invoice is None:
+            return ActionState.CANCELLED, "", "the invoice was deleted in the ledger"
+        if action.kind is ActionKind.FEE_REVERSAL:
+            return ActionState.DONE, self._reverse_fee(action, invoice), ""
+        if not invoice.is_open or not self._same_cycle(action, invoice):
+            return (
+                ActionState.CANCELLED,
+                "",
+                f"invoice {invoice.number} is {invoice.status.value} or its due date changed",
+            )
+        key = action.key
+        if action.kind is ActionKind.NOTE:
+            return ActionState.DONE, self.adapter.add_note(invoice, action.text or action.rule, key).external_ref, ""
+        if action.kind is ActionKind.LATE_FEE:
+            assert action.amount is not None
+            description = self._fee_description(action, invoice)
+            return (
+                ActionState.DONE,
+                self.adapter.create_fee_invoice(invoice, action.amount, description, key).external_ref,
+                "",
+            )
+        if action.kind is ActionKind.DISCOUNT_CREDIT:
+            assert action.amount is not None
+            if invoice.balance != action.amount:
+                return ActionState.CANCELLED, "", "the balance no longer equals the earned discount"
+            reason = f"Early-payment discount on invoice {invoice.number}"
+            return ActionState.DONE, self.adapter.create_credit(invoice, action.amount, reason, key).external_ref, ""
+        raise Rejected(f"unknown action kind {action.kind.value!r}")
+
+    @staticmethod
+    def _same_cycle(action: Action, invoice: InvoiceSnapshot) -> bool:
+        return action.due_date is None or invoice.due_date == action.due_date or bool(action.items)
+
+    @staticmethod
+    def _fee_description(action: Action, invoice: InvoiceSnapshot) -> str:
+        lines = action.fee.lines if action.fee else ()
+        detail = "; ".join(f"{label} {amount}" for label, amount in lines)
+        base = f"Late fee on invoice {invoice.number}"
+        return f"{base}: {detail}" if detail else base
+
+    def _reverse_fee(self, action: Action, invoice: InvoiceSnapshot) -> str:
+        with self.store.unit_of_work() as uow:
+            fee_row = uow.session.scalars(select(ActionRow).where(ActionRow.key == action.reverses)).first()
+            fee_ref = fee_row.external_ref if fee_row is not None else ""
+            fee_amount = action_from_json(fee_row.payload).amount if fee_row is not None else None
+        assert action.amount is not None
+        if fee_ref and fee_amount is not None and action.amount == fee_amount:
+            return self.adapter.void_fee_invoice(fee_ref, action.key).external_ref
+        reason = f"Late fee reversed on invoice {invoice.number}: payment arrived on time"
+        return self.adapter.create_credit(invoice, action.amount, reason, action.key).external_ref
+
+    # -- state changes ---------------------------------------------------------------------------
+    def _mark_sending(self, action_id: int) -> None:
+        with self.store.unit_of_work() as uow:
+            uow.session.execute(
+                update(ActionRow)
+                .where(ActionRow.id == action_id, ActionRow.lease_owner == self.owner)
+                .values(state=ActionState.SENDING.value)
+                .execution_options(synchronize_session=False)
+            )
+            uow.commit()
+
+    def _finish(
+        self, action_id: int, state: ActionState, *, external_ref: str = "", error: str = "", activity: str
+    ) -> None:
+        now = self.now()
+        with self.store.unit_of_work() as uow:
+            row = uow.session.get(ActionRow, action_id)
+            if row is None or row.lease_owner != self.owner:
+                return  # the lease was lost; whoever holds it now records the outcome
+            row.state = state.value
+            row.external_ref = external_ref
+            row.error = error
+            row.lease_owner = ""
+            row.lease_until = None
+            row.updated_at = now
+            connection = uow.session.get(Connection, row.connection_id)
+            uow.activities.record(
+                _org_of(connection),
+                activity,
+                row.key,
+                connection_id=row.connection_id,
+                at=now,
+                detail={
+                    "kind": row.kind,
+                    "invoice": row.invoice_external_id,
+                    "customer": row.customer_external_id,
+                    "external_ref": external_ref,
+                    "error": error,
+                    "step": row.step,
+                },
+            )
+            uow.commit()
+
+    def _transient(
+        self, action_id: int, exc: Transient, report: ExecutionReport, key: str, *, not_sent: bool = False
+    ) -> None:
+        with self.store.unit_of_work() as uow:
+            row = uow.session.get(ActionRow, action_id)
+            attempts = row.attempts if row is not None else self.max_attempts
+        if attempts >= self.max_attempts:
+            self._finish(
+                action_id,
+                ActionState.FAILED,
+                error=f"gave up after {attempts} attempts: {exc.user_message}",
+                activity="action.failed",
+            )
+            report.failed.append(key)
+            return
+        self._back_to_planned(action_id, exc, later=True, delay=timedelta(minutes=2**attempts), not_sent=not_sent)
+        report.retried.append(key)
+
+    def _back_to_planned(
+        self, action_id: int, exc: NudgeError, *, later: bool, delay: timedelta | None = None, not_sent: bool = False
+    ) -> None:
+        now = self.now()
+        with self.store.unit_of_work() as uow:
+            row = uow.session.get(ActionRow, action_id)
+            if row is None or row.lease_owner != self.owner:
+                return
+            if row.state == ActionState.SENDING.value and not not_sent:
+                row.state = ActionState.UNCERTAIN.value  # the mail server may have taken it
+            else:
+                row.state = ActionState.PLANNED.value
+                if isinstance(exc, AuthError):
+                    row.attempts = max(row.attempts - 1, 0)  # not the action's fault
+            if later:
+                wait = delay or timedelta(seconds=exc.retry_after if isinstance(exc, RateLimited) else 60)
+                row.scheduled_at = max(row.scheduled_at, now + wait)
+            row.error = exc.user_message
+            row.lease_owner = ""
+            row.lease_until = None
+            uow.commit()
+
+
+def _org_of(connection: Connection | None) -> int:
+    return connection.organization_id if connection is not None else 0
+
+
+def approve(store: Store, org_id: int, action_keys: Sequence[str], actor: str, now: datetime) -> int:
+    """Release actions held for approval (approval mode) into the outbox; returns how many."""
+    with store.unit_of_work() as uow:
+        rows = uow.session.scalars(
+            select(ActionRow)
+            .join(Connection, Connection.id == ActionRow.connection_id)
+            .where(
+                Connection.organization_id == org_id,
+                ActionRow.key.in_(list(action_keys)),
+                ActionRow.state == ActionState.AWAITING_APPROVAL.value,
+            )
+        ).all()
+        for row in rows:
+            row.state = ActionState.PLANNED.value
+            uow.activities.record(
+                org_id, "action.approved", row.key, connection_id=row.connection_id, actor=actor, at=now
+            )
+        uow.commit()
+        return len(rows)

@@ -1,0 +1,181 @@
+"""plan_connection: run the pure planner over one connection's synced state and fill the outbox.
+
+History is rebuilt from the outbox itself (every action but cancelled ones), so planning again
+never duplicates; a changed due date yields new keys and so a fresh cycle. Inserting a key that
+already exists is a no-op. Ledger dates are taken in the connection's zone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from connector.action_codec import action_from_json, action_to_json
+from connector.domain.actions import Action, History, InvoiceFacts
+from connector.domain.cadence import ConnectionSettings, plan
+from connector.domain.calendar import Calendars
+from connector.domain.fees import ReferenceRates
+from connector.domain.model import ActionState, CustomerOverrides, InvoiceSnapshot, InvoiceStatus
+from connector.domain.money import Money
+from connector.domain.policy import PolicySet
+from connector.storage import Store, UnitOfWork
+from connector.storage.tables import Action as ActionRow
+from connector.storage.tables import Customer, Invoice
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    planned: int
+    already_known: int
+    awaiting_approval: int
+
+
+def snapshot_of(row: Invoice) -> InvoiceSnapshot:
+    """The domain view of a synced invoice row."""
+    return InvoiceSnapshot(
+        external_id=row.external_id,
+        number=row.number,
+        customer_external_id=row.customer_external_id,
+        customer_name=row.customer_name,
+        currency=row.currency,
+        total=Money.of(row.total, row.currency),
+        balance=Money.of(row.balance, row.currency),
+        issue_date=row.issue_date,
+        due_date=row.due_date,
+        status=InvoiceStatus(row.status),
+        updated_at=row.updated_at,
+        emails=tuple(row.emails or ()),
+        version=row.version,
+    )
+
+
+def overrides_of(row: Customer) -> CustomerOverrides:
+    """The domain view of a customer's overrides (holiday calendar written as CC or CC-SUBDIV)."""
+    country, _, subdiv = (row.holiday_calendar or "").partition("-")
+    return CustomerOverrides(
+        paused_until=row.paused_until,
+        excluded=row.excluded,
+        dispute=row.dispute,
+        promise_to_pay=row.promise_to_pay_until,
+        time_zone=row.time_zone or None,
+        holiday_country=country or None,
+        holiday_subdiv=subdiv or None,
+        cadence=row.cadence or None,
+    )
+
+
+def load_history(uow: UnitOfWork, connection_id: int, time_zone: str) -> History:
+    """Everything planned or done for the connection (not cancelled), plus first-seen dates."""
+    actions = [
+        action_from_json(payload)
+        for payload in uow.session.scalars(
+            select(ActionRow.payload).where(
+                ActionRow.connection_id == connection_id, ActionRow.state != ActionState.CANCELLED.value
+            )
+        )
+        if payload
+    ]
+    history = History().record(actions)
+    zone = ZoneInfo(time_zone)
+    facts = dict(history.invoices)
+    rows = uow.session.execute(
+        select(Invoice.external_id, Invoice.first_seen_at).where(Invoice.connection_id == connection_id)
+    ).all()
+    for external_id, first_seen in rows:
+        known = facts.get(external_id, InvoiceFacts())
+        facts[external_id] = InvoiceFacts(
+            first_seen=first_seen.astimezone(zone).date(),
+            payments=known.payments,
+            fees=known.fees,
+            escalated=known.escalated,
+        )
+    return History(keys=history.keys, reminder_days=history.reminder_days, invoices=facts)
+
+
+def plan_connection(
+    store: Store,
+    connection_id: int,
+    rules: PolicySet,
+    now: datetime,
+    *,
+    default_cadence: str = "",
+    rates: ReferenceRates | None = None,
+    calendars: Calendars | None = None,
+) -> PlanReport:
+    """Plan what is due now for one connection and insert it into the outbox (idempotently)."""
+    with store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None:
+            return PlanReport(0, 0, 0)
+        settings = ConnectionSettings(
+            str(connection.id), connection.time_zone or "UTC", connection.approval_mode, rates or ReferenceRates()
+        )
+        invoices = [
+            snapshot_of(row)
+            for row in uow.session.scalars(
+                select(Invoice).where(
+                    Invoice.connection_id == connection_id, Invoice.status == InvoiceStatus.OPEN.value
+                )
+            )
+        ]
+        customers = {
+            row.external_id: overrides_of(row)
+            for row in uow.session.scalars(select(Customer).where(Customer.connection_id == connection_id))
+        }
+        history = load_history(uow, connection_id, settings.time_zone)
+        connection_cadence = connection.cadence or default_cadence or next(iter(rules.cadences), "")
+        by_cadence: dict[str, list[InvoiceSnapshot]] = defaultdict(list)
+        for invoice in invoices:
+            override = customers.get(invoice.customer_external_id)
+            by_cadence[(override.cadence if override and override.cadence else None) or connection_cadence].append(
+                invoice
+            )
+        actions: list[Action] = []
+        shared_calendars = calendars or Calendars()
+        for name, members in sorted(by_cadence.items()):
+            cadence = rules.cadences.get(name)
+            if cadence is None:
+                continue  # config validation guarantees the connection's cadence; a stale override is skipped
+            actions.extend(
+                plan(members, customers, cadence, rules, history, now, connection=settings, calendars=shared_calendars)
+            )
+        planned = known = waiting = 0
+        for action in actions:
+            state = (
+                ActionState.AWAITING_APPROVAL
+                if action.requires_approval or connection.approval_mode
+                else ActionState.PLANNED
+            )
+            if _insert(uow, connection_id, action, state):
+                planned += 1
+                waiting += state is ActionState.AWAITING_APPROVAL
+            else:
+                known += 1
+        uow.commit()
+        return PlanReport(planned, known, waiting)
+
+
+def _insert(uow: UnitOfWork, connection_id: int, action: Action, state: ActionState) -> bool:
+    values = {
+        "key": action.key,
+        "connection_id": connection_id,
+        "kind": action.kind.value,
+        "step": action.step_id,
+        "invoice_external_id": action.invoice_external_ids[0] if len(action.invoice_external_ids) == 1 else "",
+        "customer_external_id": action.customer_external_id,
+        "state": state.value,
+        "scheduled_at": action.scheduled_at,
+        "payload": action_to_json(action),
+        "created_at": action.scheduled_at,
+        "updated_at": action.scheduled_at,
+    }
+    dialect = uow.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    result = uow.session.execute(insert(ActionRow).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,278 @@
+"""Planning into the outbox and carrying actions out exactly once, against an in-memory ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from connector.domain.actions import Action
+from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.money import Money
+from connector.domain.policy import policy_from_dict
+from connector.errors import AuthError, Rejected, Transient
+from connector.executor import ExecutionReport, Executor, MailFailure, approve
+from connector.planning import plan_connection
+from connector.ports import AccountingAdapter, Page, WriteResult
+from connector.storage import Store
+from connector.storage.tables import Action as ActionRow
+from connector.storage.tables import Invoice
+
+DUE = date(2026, 11, 2)  # a Monday
+NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # 14 days late, inside the London send window
+
+RULES = policy_from_dict(
+    {
+        "late_fees": {"flat": {"kind": "flat", "amount": 25}},
+        "cadences": {
+            "standard": {
+                "time_zone": "Europe/London",
+                "send_time": "09:30",
+                "steps": [
+                    {"id": "due", "offset": 0, "remind": "due_today"},
+                    {"id": "late", "offset": 14, "remind": "firm", "note": "Reminder sent", "late_fee": "flat"},
+                ],
+            }
+        },
+    }
+)
+
+
+def snapshot(n: int, **changes: object) -> InvoiceSnapshot:
+    base = InvoiceSnapshot(
+        external_id=str(n),
+        number=f"INV-{n}",
+        customer_external_id="c1",
+        customer_name="Cust One",
+        currency="GBP",
+        total=Money.of("500.00", "GBP"),
+        balance=Money.of("500.00", "GBP"),
+        issue_date=date(2026, 10, 3),
+        due_date=DUE,
+        status=InvoiceStatus.OPEN,
+        updated_at=NOW - timedelta(days=20),
+        emails=("ap@cust.example",),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+class Ledger(AccountingAdapter):
+    """Idempotent by key, like QuickBooks' requestid and Xero's Idempotency-Key."""
+
+    def __init__(self, invoices: list[InvoiceSnapshot]) -> None:
+        self.invoices = {i.external_id: i for i in invoices}
+        self.writes: dict[str, tuple[str, str]] = {}
+        self.fail_with: Exception | None = None
+
+    def _write(self, kind: str, key: str, detail: str) -> WriteResult:
+        if self.fail_with is not None:
+            raise self.fail_with
+        if key in self.writes:
+            return WriteResult(self.writes[key][0], replayed=True)
+        ref = f"{kind}-{len(self.writes) + 1}"
+        self.writes[key] = (ref, detail)
+        return WriteResult(ref)
+
+    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
+        yield Page(list(self.invoices.values()), [], "c")
+
+    def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
+        return self.invoices.get(external_id)
+
+    def customer_contacts(self, external_id: str) -> CustomerSnapshot:
+        return CustomerSnapshot(external_id, "Cust One", ("ap@cust.example",))
+
+    def unapplied_credit(self, customer_external_id: str) -> Money | None:
+        return None
+
+    def add_note(self, invoice: InvoiceSnapshot, text: str, key: str) -> WriteResult:
+        return self._write("note", key, text)
+
+    def create_fee_invoice(self, invoice: InvoiceSnapshot, amount: Money, description: str, key: str) -> WriteResult:
+        return self._write("fee", key, f"{amount} {description}")
+
+    def create_credit(self, invoice: InvoiceSnapshot, amount: Money, reason: str, key: str) -> WriteResult:
+        return self._write("credit", key, reason)
+
+    def void_fee_invoice(self, external_ref: str, key: str) -> WriteResult:
+        return self._write("void", key, external_ref)
+
+    def invoice_pdf(self, invoice: InvoiceSnapshot) -> bytes | None:
+        return None
+
+    def payment_link(self, invoice: InvoiceSnapshot) -> str | None:
+        return None
+
+    def send_via_provider(self, invoice: InvoiceSnapshot, to: str, key: str) -> WriteResult:
+        return self._write("send", key, to)
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+        self.fail_with: Exception | None = None
+
+    def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append((action.key, [i.number for i in invoices]))
+        return f"<{action.key}@nudge.test>"
+
+
+def _setup(store: Store, invoices: list[InvoiceSnapshot], *, approval: bool = False) -> int:
+    with store.unit_of_work() as uow:
+        org = uow.organizations.add("A")
+        connection = uow.connections.add(
+            org.id, "fake", "t", "Books", cadence="standard", time_zone="Europe/London", approval_mode=approval
+        )
+        for inv in invoices:
+            uow.session.add(
+                Invoice(
+                    connection_id=connection.id,
+                    external_id=inv.external_id,
+                    number=inv.number,
+                    customer_external_id=inv.customer_external_id,
+                    customer_name=inv.customer_name,
+                    currency=inv.currency,
+                    total=inv.total.amount,
+                    balance=inv.balance.amount,
+                    issue_date=inv.issue_date,
+                    due_date=inv.due_date,
+                    status=inv.status.value,
+                    updated_at=inv.updated_at,
+                    first_seen_at=NOW - timedelta(days=20),
+                )
+            )
+        uow.commit()
+        return connection.id
+
+
+def _states(store: Store) -> dict[str, str]:
+    with store.unit_of_work() as uow:
+        return {row.kind: row.state for row in uow.session.scalars(select(ActionRow))}
+
+
+def test_planning_twice_inserts_nothing_new(store: Store) -> None:
+    cid = _setup(store, [snapshot(1), snapshot(2)])
+    first = plan_connection(store, cid, RULES, NOW)
+    # The latest due step of each invoice: one reminder listing both, and a note and a fee for each.
+    assert first.planned == 5
+    again = plan_connection(store, cid, RULES, NOW + timedelta(minutes=5))
+    assert (again.planned, again.already_known) == (0, 0)  # history already holds them: nothing is re-planned
+    with store.unit_of_work() as uow:
+        kinds = sorted(row.kind for row in uow.session.scalars(select(ActionRow)))
+    assert kinds == ["late_fee", "late_fee", "note", "note", "remind"]
+
+
+def test_every_action_is_carried_out_once_and_replays_write_nothing(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    ledger, outbox = Ledger([snapshot(1)]), Outbox()
+    executor = Executor(store, ledger, outbox, lambda: NOW, "w1")
+    report = executor.run_due(cid)
+    assert sorted(report.done) and not report.failed
+    assert _states(store) == {"remind": "done", "note": "done", "late_fee": "done"}
+    assert len(outbox.sent) == 1 and outbox.sent[0][1] == ["INV-1"]
+    assert sorted(ref.split("-")[0] for ref, _ in ledger.writes.values()) == ["fee", "note"]
+    assert any(detail.startswith("25.00 GBP Late fee on invoice INV-1") for _, detail in ledger.writes.values())
+    assert executor.run_due(cid).done == []  # nothing left
+    plan_connection(store, cid, RULES, NOW + timedelta(hours=1))
+    assert executor.run_due(cid).done == [] and len(ledger.writes) == 2 and len(outbox.sent) == 1
+
+
+def test_paid_in_the_meantime_cancels_just_in_time(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    ledger = Ledger([snapshot(1, balance=Money.of("0", "GBP"), status=InvoiceStatus.PAID)])
+    outbox = Outbox()
+    report = Executor(store, ledger, outbox, lambda: NOW, "w1").run_due(cid)
+    assert len(report.cancelled) == 3 and ledger.writes == {} and outbox.sent == []
+    assert set(_states(store).values()) == {"cancelled"}
+
+
+def test_a_crash_after_the_provider_call_is_retried_with_the_same_key(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    ledger = Ledger([snapshot(1)])
+    executor = Executor(store, ledger, Outbox(), lambda: NOW, "w1")
+    with store.unit_of_work() as uow:
+        fee_id = uow.session.scalars(select(ActionRow.id).where(ActionRow.kind == "late_fee")).one()
+    claimed = executor._claim(fee_id)
+    assert claimed is not None
+    ledger.create_fee_invoice(snapshot(1), Money.of("25", "GBP"), "fee", claimed[0])  # the call went through...
+    # ...and the worker died before recording it. After the lease expires another worker retries.
+    later = Executor(store, ledger, Outbox(), lambda: NOW + timedelta(minutes=11), "w2")
+    assert later.recover(cid).retried == [claimed[0]]
+    later.run_due(cid)
+    fees = [detail for key, (ref, detail) in ledger.writes.items() if ref.startswith("fee")]
+    assert len(fees) == 1 and _states(store)["late_fee"] == "done"
+
+
+def test_a_crash_during_smtp_leaves_the_email_uncertain_never_resent(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    outbox = Outbox()
+    outbox.fail_with = KeyboardInterrupt()  # stands in for the process dying inside send()
+    executor = Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW, "w1")
+    with store.unit_of_work() as uow:
+        remind_id, remind_key = uow.session.execute(
+            select(ActionRow.id, ActionRow.key).where(ActionRow.kind == "remind")
+        ).one()
+    with pytest.raises(KeyboardInterrupt):
+        executor.run_one(remind_id, ExecutionReport())
+    assert _states(store)["remind"] == "sending"
+    outbox.fail_with = None
+    later = Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW + timedelta(minutes=11), "w2")
+    report = later.run_due(cid)
+    assert report.uncertain == [remind_key] and outbox.sent == []
+    assert _states(store)["remind"] == "uncertain"
+
+
+def test_failures_are_classified(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    ledger, outbox = Ledger([snapshot(1)]), Outbox()
+    ledger.fail_with = Rejected("Business Validation Error: account is inactive")
+    outbox.fail_with = MailFailure("mail server refused the connection", retryable=True)
+    report = Executor(store, ledger, outbox, lambda: NOW, "w1", max_attempts=2).run_due(cid)
+    assert len(report.failed) == 2 and len(report.retried) == 1
+    states = _states(store)
+    assert states["note"] == "failed" and states["late_fee"] == "failed" and states["remind"] == "planned"
+    with store.unit_of_work() as uow:
+        note = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "note")).one()
+        assert "account is inactive" in note.error
+        remind = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "remind")).one()
+        assert remind.scheduled_at > NOW  # retried later, not now
+    report = Executor(store, ledger, outbox, lambda: NOW + timedelta(hours=1), "w1", max_attempts=2).run_due(cid)
+    assert len(report.failed) == 1 and _states(store)["remind"] == "failed"
+
+
+def test_transient_then_auth_failure(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    ledger = Ledger([snapshot(1)])
+    ledger.fail_with = Transient("QuickBooks answered 503")
+    report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
+    assert len(report.retried) == 2 and len(report.done) == 1  # the email went out; ledger writes wait
+    ledger.fail_with = AuthError("grant revoked")
+    with pytest.raises(AuthError):
+        Executor(store, ledger, Outbox(), lambda: NOW + timedelta(hours=1), "w1").run_due(cid)
+    assert sorted(_states(store).values()) == ["done", "planned", "planned"]
+
+
+def test_approval_mode_holds_everything_until_approved(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)], approval=True)
+    report = plan_connection(store, cid, RULES, NOW)
+    assert report.awaiting_approval == 3
+    ledger, outbox = Ledger([snapshot(1)]), Outbox()
+    executor = Executor(store, ledger, outbox, lambda: NOW, "w1")
+    assert executor.run_due(cid).done == [] and outbox.sent == []
+    with store.unit_of_work() as uow:
+        org_id = uow.connections.by_id(cid).organization_id  # type: ignore[union-attr]
+        keys = list(uow.session.scalars(select(ActionRow.key).where(ActionRow.kind == "remind")))
+    assert approve(store, org_id + 1, keys, "mallory", NOW) == 0  # another organization cannot approve
+    assert approve(store, org_id, keys, "owner@a", NOW) == 1
+    assert len(executor.run_due(cid).done) == 1 and len(outbox.sent) == 1
