@@ -200,6 +200,46 @@ def run() -> None:
 
 
 @main.command()
+@click.option("--connection", "connection_id", type=int, required=True, help="Connection (client) id.")
+@click.option("--days", type=click.IntRange(1, 366), default=30, show_default=True)
+@pass_context
+def preview(context: _Context, connection_id: int, days: int) -> None:
+    """Show exactly what would go out over the next DAYS days if nobody paid (nothing is sent)."""
+    from sqlalchemy import select
+
+    from connector.domain.fees import ReferenceRates
+    from connector.planning import preview_connection
+    from connector.storage.tables import Invoice
+
+    services = context.services()
+    settings = services.settings
+    with services.store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None:
+            raise click.ClickException(f"no connection with id {connection_id}")
+        numbers = dict(
+            uow.session.execute(
+                select(Invoice.external_id, Invoice.number).where(Invoice.connection_id == connection_id)
+            ).all()
+        )
+        name = connection.name
+    rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
+    rows = preview_connection(services.store, connection_id, settings.rules, services.clock.now(), days, rates=rates)
+    click.echo(f"Preview for {name}: next {days} days, assuming nobody pays ({len(rows)} actions)")
+    header = f"{'date':<10}  {'customer':<24}  {'invoice':<16}  {'action':<15}  {'amount':>14}  rule"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for row in rows:
+        invoices = ", ".join(numbers.get(i, i) for i in row.invoices)
+        amount = f"{row.amount.amount:,} {row.amount.currency}" if row.amount else ""
+        action = row.kind + (" (approval)" if row.requires_approval else "")
+        click.echo(
+            f"{row.local_date.isoformat():<10}  {row.customer[:24]:<24}  {invoices[:16]:<16}  {action:<15}  "
+            f"{amount:>14}  {row.rule}"
+        )
+
+
+@main.command()
 def demo() -> None:
     """Run the whole job against the bundled emulators (arrives with the executor, issue 6)."""
     raise click.ClickException(

@@ -18,12 +18,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector.action_codec import action_from_json, action_to_json
 from connector.domain.actions import Action, History, InvoiceFacts
-from connector.domain.cadence import ConnectionSettings, plan
+from connector.domain.cadence import ConnectionSettings
 from connector.domain.calendar import Calendars
 from connector.domain.fees import ReferenceRates
 from connector.domain.model import ActionState, CustomerOverrides, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.domain.policy import PolicySet
+from connector.domain.preview import PlanningState, TimelineRow, plan_state, preview
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Customer, Invoice
@@ -98,6 +99,52 @@ def load_history(uow: UnitOfWork, connection_id: int, time_zone: str) -> History
     return History(keys=history.keys, reminder_days=history.reminder_days, invoices=facts)
 
 
+def load_states(
+    uow: UnitOfWork,
+    connection_id: int,
+    rules: PolicySet,
+    *,
+    default_cadence: str = "",
+    rates: ReferenceRates | None = None,
+) -> list[PlanningState]:
+    """The planner's input for one connection: one state per cadence in use (customers may override it)."""
+    connection = uow.connections.by_id(connection_id)
+    if connection is None:
+        return []
+    settings = ConnectionSettings(
+        str(connection.id), connection.time_zone or "UTC", connection.approval_mode, rates or ReferenceRates()
+    )
+    invoices = [
+        snapshot_of(row)
+        for row in uow.session.scalars(
+            select(Invoice).where(Invoice.connection_id == connection_id, Invoice.status == InvoiceStatus.OPEN.value)
+        )
+    ]
+    customers = {
+        row.external_id: overrides_of(row)
+        for row in uow.session.scalars(select(Customer).where(Customer.connection_id == connection_id))
+    }
+    history = load_history(uow, connection_id, settings.time_zone)
+    connection_cadence = connection.cadence or default_cadence or next(iter(rules.cadences), "")
+    by_cadence: dict[str, list[InvoiceSnapshot]] = defaultdict(list)
+    for invoice in invoices:
+        override = customers.get(invoice.customer_external_id)
+        name = (override.cadence if override and override.cadence else None) or connection_cadence
+        by_cadence[name].append(invoice)
+    return [
+        PlanningState(
+            connection=settings,
+            invoices=tuple(members),
+            cadence=rules.cadences[name],
+            policies=rules,
+            customers=customers,
+            history=history,
+        )
+        for name, members in sorted(by_cadence.items())
+        if name in rules.cadences  # config validation guarantees the connection's; a stale override is skipped
+    ]
+
+
 def plan_connection(
     store: Store,
     connection_id: int,
@@ -113,45 +160,13 @@ def plan_connection(
         connection = uow.connections.by_id(connection_id)
         if connection is None:
             return PlanReport(0, 0, 0)
-        settings = ConnectionSettings(
-            str(connection.id), connection.time_zone or "UTC", connection.approval_mode, rates or ReferenceRates()
-        )
-        invoices = [
-            snapshot_of(row)
-            for row in uow.session.scalars(
-                select(Invoice).where(
-                    Invoice.connection_id == connection_id, Invoice.status == InvoiceStatus.OPEN.value
-                )
-            )
-        ]
-        customers = {
-            row.external_id: overrides_of(row)
-            for row in uow.session.scalars(select(Customer).where(Customer.connection_id == connection_id))
-        }
-        history = load_history(uow, connection_id, settings.time_zone)
-        connection_cadence = connection.cadence or default_cadence or next(iter(rules.cadences), "")
-        by_cadence: dict[str, list[InvoiceSnapshot]] = defaultdict(list)
-        for invoice in invoices:
-            override = customers.get(invoice.customer_external_id)
-            by_cadence[(override.cadence if override and override.cadence else None) or connection_cadence].append(
-                invoice
-            )
-        actions: list[Action] = []
         shared_calendars = calendars or Calendars()
-        for name, members in sorted(by_cadence.items()):
-            cadence = rules.cadences.get(name)
-            if cadence is None:
-                continue  # config validation guarantees the connection's cadence; a stale override is skipped
-            actions.extend(
-                plan(members, customers, cadence, rules, history, now, connection=settings, calendars=shared_calendars)
-            )
+        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates)
+        actions = [action for state in states for action in plan_state(state, now, calendars=shared_calendars)]
         planned = known = waiting = 0
         for action in actions:
-            state = (
-                ActionState.AWAITING_APPROVAL
-                if action.requires_approval or connection.approval_mode
-                else ActionState.PLANNED
-            )
+            held = action.requires_approval or connection.approval_mode
+            state = ActionState.AWAITING_APPROVAL if held else ActionState.PLANNED
             if _insert(uow, connection_id, action, state):
                 planned += 1
                 waiting += state is ActionState.AWAITING_APPROVAL
@@ -159,6 +174,23 @@ def plan_connection(
                 known += 1
         uow.commit()
         return PlanReport(planned, known, waiting)
+
+
+def preview_connection(
+    store: Store,
+    connection_id: int,
+    rules: PolicySet,
+    now: datetime,
+    days: int,
+    *,
+    default_cadence: str = "",
+    rates: ReferenceRates | None = None,
+) -> list[TimelineRow]:
+    """What would go out over the next `days` days if nobody paid: the planner run forward, day by day."""
+    with store.unit_of_work() as uow:
+        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates)
+    rows = [row for state in states for row in preview(state, now, days).rows()]
+    return sorted(rows, key=lambda row: (row.scheduled_at, row.customer, row.kind, row.invoices))
 
 
 def _insert(uow: UnitOfWork, connection_id: int, action: Action, state: ActionState) -> bool:

@@ -1,0 +1,77 @@
+"""One connection's turn: sync, plan, execute — what each worker tick does per claimed connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from connector.bootstrap import Services
+from connector.domain.fees import ReferenceRates
+from connector.executor import ExecutionReport, Executor, ReminderSender
+from connector.planning import PlanReport, plan_connection
+from connector.ports import AccountingAdapter
+from connector.scheduler import Lease, ProcessConnection
+from connector.storage.tables import Connection
+from connector.sync import SyncReport, sync_connection
+from connector.token_source import StoredTokenSource
+
+
+@dataclass(frozen=True)
+class ConnectionTurn:
+    """What one turn did for one connection."""
+
+    sync: SyncReport
+    plan: PlanReport
+    execution: ExecutionReport
+
+
+def adapter_for(services: Services, connection: Connection) -> AccountingAdapter:
+    """The provider adapter of a stored connection, with database-backed single-flight tokens."""
+    spec = services.registry.spec(connection.provider)
+    settings = services.registry.settings(connection.provider)
+    tokens = StoredTokenSource(services.store, services.vault, spec, settings, connection.id, services.clock.now)
+    return spec.adapter(connection.tenant_id, tokens, settings)
+
+
+def run_connection(
+    services: Services,
+    connection_id: int,
+    owner: str,
+    *,
+    reminders: ReminderSender | None,
+    renew: Callable[[], object] = lambda: None,
+) -> ConnectionTurn:
+    """Sync the connection, plan what is due, carry it out. Provider errors propagate to the scheduler."""
+    settings = services.settings
+    with services.store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None:
+            raise LookupError(f"connection {connection_id} does not exist")
+        adapter = adapter_for(services, connection)
+    now = services.clock.now
+    synced = sync_connection(
+        services.store,
+        adapter,
+        connection_id,
+        now,
+        full_reconcile_every=timedelta(hours=settings.scheduler.full_reconcile_hours),
+    )
+    renew()
+    rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
+    planned = plan_connection(services.store, connection_id, settings.rules, now(), rates=rates)
+    renew()
+    executor = Executor(
+        services.store, adapter, reminders, now, owner, lease=timedelta(seconds=settings.scheduler.lease_seconds)
+    )
+    executed = executor.run_due(connection_id, renew=renew)
+    return ConnectionTurn(synced, planned, executed)
+
+
+def make_processor(services: Services, reminders: ReminderSender | None) -> ProcessConnection:
+    """The worker's per-connection callable."""
+
+    def process(connection_id: int, lease: Lease) -> None:
+        run_connection(services, connection_id, lease.owner, reminders=reminders, renew=lease.renew)
+
+    return process
