@@ -1,0 +1,527 @@
+"""QuickBooks Online behind Nudge's AccountingAdapter port (DESIGN.md "The provider port").
+
+Sync: a full reconcile is one batch call (open-invoice COUNT + customers) then pages of 1000 open
+invoices (MAXRESULTS maximum, facts doc §1.3); incremental sync is one CDC call for Invoice and
+Customer with the server's `time` as the next cursor (§1.4), falling back to a full reconcile when the
+cursor is older than CDC's 30-day window. Writes pass the action key as `requestid` (§1.2) and look
+for their deterministic reference before re-creating anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from quickbooks import QuickBooks
+
+from connector.domain.model import CustomerSnapshot, InvoiceSnapshot
+from connector.domain.money import Money
+from connector.errors import ProviderError, Rejected, Transient
+from connector.ports import Page, ProviderSettings, Quarantined, TokenSource, WriteResult
+from providers.quickbooks.client import (
+    Duplicate,
+    NotFound,
+    QboClient,
+    StaleObject,
+    digits,
+    quote,
+    request_id,
+)
+from providers.quickbooks.mapping import MappingError, is_voided, parse_instant, to_customer, to_invoice
+from providers.quickbooks.oauth import PROVIDER_KEY
+
+PAGE_SIZE = 1000  # MAXRESULTS maximum (facts doc §1.3)
+CDC_WINDOW = timedelta(days=30)  # CDC looks back at most 30 days (§1.4)
+CDC_MAX_OBJECTS = 1000  # per entity per CDC response (§1.4)
+PRIVATE_NOTE_MAX = 4000  # PrivateNote length limit [unverified, §1.7]
+DOC_NUMBER_MAX = 21
+OPEN_INVOICES = "FROM Invoice WHERE Balance > '0'"
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "home_currency": "USD",
+    "late_fee_item_name": "Late fee",
+    "late_fee_income_account": "Late fee income",
+    "late_fee_tax_code": "NON",
+    "fee_doc_number_prefix": "LF-",
+    "credit_item_name": "Early payment discount",
+    "credit_income_account": "Discounts given",
+    "credit_doc_number_prefix": "CR-",
+}
+
+
+def _short(key: str, n: int = 8) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:n]
+
+
+def _text(value: str, limit: int) -> str:
+    """Single-line-safe text for a ledger field (control characters other than newline dropped)."""
+    cleaned = "".join(ch for ch in value if ch == "\n" or ch.isprintable())
+    return cleaned[:limit]
+
+
+class QuickBooksAdapter:
+    """One QuickBooks company (realm) as an AccountingAdapter."""
+
+    def __init__(
+        self,
+        realm: str,
+        token_source: TokenSource,
+        settings: ProviderSettings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        client: QboClient | None = None,
+    ) -> None:
+        self.realm = digits(realm, "company id")
+        self.settings = settings
+        self.options = {**DEFAULT_OPTIONS, **dict(settings.options or {})}
+        self.home_currency = str(self.options["home_currency"]).upper()
+        self.client = client or QboClient(self.realm, token_source, settings)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._items: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"QuickBooksAdapter(realm={self.realm!r})"
+
+    @property
+    def calls(self) -> int:
+        """API calls made so far by this adapter (retries included)."""
+        return self.client.calls
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _map_invoices(self, raws: list[Any]) -> tuple[list[InvoiceSnapshot], list[Quarantined]]:
+        invoices: list[InvoiceSnapshot] = []
+        quarantined: list[Quarantined] = []
+        for raw in raws:
+            try:
+                invoices.append(to_invoice(raw, home_currency=self.home_currency))
+            except MappingError as exc:
+                quarantined.append(Quarantined(exc.external_id, exc.field, exc.reason))
+        return invoices, quarantined
+
+    def _map_customers(self, raws: list[Any]) -> tuple[list[CustomerSnapshot], list[Quarantined]]:
+        customers: list[CustomerSnapshot] = []
+        quarantined: list[Quarantined] = []
+        for raw in raws:
+            try:
+                customers.append(to_customer(raw))
+            except MappingError as exc:
+                quarantined.append(Quarantined(exc.external_id, "Customer." + exc.field, exc.reason))
+        return customers, quarantined
+
+    def _batch_result(self, item: dict[str, Any]) -> dict[str, Any]:
+        if "Fault" in item:
+            with self.client.translate():
+                QuickBooks.handle_exceptions(item["Fault"])
+        result = item.get("QueryResponse")
+        if not isinstance(result, dict):
+            raise Transient("QuickBooks sent a batch answer of an unexpected shape.", provider=PROVIDER_KEY)
+        return result
+
+    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
+        """Pages of changed invoices; the last page's next_cursor is the CDC cursor for next time.
+
+        cursor None (or older than CDC's 30 days): a full reconcile of open invoices, pages marked
+        `full`; intermediate pages carry next_cursor None, so an interrupted reconcile starts over.
+        """
+        if cursor is None or self._too_old(cursor):
+            yield from self._full_reconcile()
+            return
+        yield from self._incremental(cursor)
+
+    def _too_old(self, cursor: str) -> bool:
+        try:
+            since = parse_instant(cursor)
+        except ValueError:
+            return True
+        return since < self._clock() - CDC_WINDOW + timedelta(minutes=10)
+
+    def _full_reconcile(self) -> Iterator[Page]:
+        customer_query = "SELECT * FROM Customer ORDERBY Id STARTPOSITION {} MAXRESULTS 1000"
+        answers, server_time = self.client.batch(
+            [
+                {"bId": "invoices", "Query": f"SELECT COUNT(*) {OPEN_INVOICES}"},
+                {"bId": "customers", "Query": "SELECT COUNT(*) FROM Customer"},
+                {"bId": "customer-page", "Query": customer_query.format(1)},
+            ]
+        )
+        by_id = {str(a.get("bId")): a for a in answers}
+        try:
+            total = int(self._batch_result(by_id["invoices"]).get("totalCount", 0))
+            customer_total = int(self._batch_result(by_id["customers"]).get("totalCount", 0))
+            first_customers = self._batch_result(by_id["customer-page"]).get("Customer") or []
+        except (KeyError, ValueError, TypeError) as exc:
+            raise Transient("QuickBooks sent a batch answer of an unexpected shape.", provider=PROVIDER_KEY) from exc
+        cursor = server_time or self._clock().isoformat()
+        customers, quarantined = self._map_customers(list(first_customers))
+        customer_pages = (customer_total + PAGE_SIZE - 1) // PAGE_SIZE
+        pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+        calls = 1
+        for index in range(pages):
+            extra_customers: list[CustomerSnapshot] = []
+            if 0 < index < customer_pages:  # customers beyond the first 1000 ride along later pages
+                answer = self.client.query(customer_query.format(1 + index * PAGE_SIZE))
+                calls += 1
+                extra_customers, more = self._map_customers(list(answer.get("Customer") or []))
+                quarantined += more
+            raws: list[Any] = []
+            if total:
+                start = 1 + index * PAGE_SIZE
+                answer = self.client.query(
+                    f"SELECT * {OPEN_INVOICES} ORDERBY Id STARTPOSITION {start} MAXRESULTS {PAGE_SIZE}"
+                )
+                calls += 1
+                raws = list(answer.get("Invoice") or [])
+            invoices, bad = self._map_invoices(raws)
+            last = index == pages - 1
+            if last and customer_pages > pages:
+                for more_index in range(pages, customer_pages):
+                    answer = self.client.query(customer_query.format(1 + more_index * PAGE_SIZE))
+                    calls += 1
+                    mapped, more = self._map_customers(list(answer.get("Customer") or []))
+                    extra_customers += mapped
+                    quarantined += more
+            yield Page(
+                invoices=invoices,
+                customers=(customers if index == 0 else []) + extra_customers,
+                next_cursor=cursor if last else None,
+                quarantined=quarantined + bad,
+                calls=calls,
+                full=True,
+            )
+            calls = 0
+            quarantined = []
+            if raws and len(raws) < PAGE_SIZE and not last:
+                # Fewer open invoices than counted (some got paid meanwhile): finish with an empty last page.
+                yield Page(invoices=[], customers=[], next_cursor=cursor, calls=0, full=True)
+                return
+
+    def _incremental(self, cursor: str) -> Iterator[Page]:
+        while True:
+            try:
+                answer = self.client.cdc("Invoice,Customer", cursor)
+            except Rejected:
+                # The server refused the window (e.g. beyond 30 days by its clock): reconcile instead.
+                yield from self._full_reconcile()
+                return
+            try:
+                blocks = answer["CDCResponse"][0]["QueryResponse"]
+                raw_invoices: list[Any] = []
+                raw_customers: list[Any] = []
+                for block in blocks:
+                    raw_invoices += list(block.get("Invoice") or [])
+                    raw_customers += list(block.get("Customer") or [])
+                server_time = str(answer.get("time") or "")
+            except (KeyError, IndexError, TypeError, AttributeError) as exc:
+                raise Transient("QuickBooks sent a CDC answer of an unexpected shape.", provider=PROVIDER_KEY) from exc
+            invoices, quarantined = self._map_invoices(raw_invoices)
+            customers, bad = self._map_customers(raw_customers)
+            truncated = len(raw_invoices) >= CDC_MAX_OBJECTS or len(raw_customers) >= CDC_MAX_OBJECTS
+            next_cursor = server_time or cursor
+            if truncated:
+                # CDC caps each entity at 1000 objects (§1.4): continue from the newest change seen
+                # (inclusive; upserts are idempotent). Oldest-first order is what the emulator does [unverified].
+                stamps = [inv.updated_at for inv in invoices] + [
+                    parse_instant(str(c["MetaData"]["LastUpdatedTime"]))
+                    for c in raw_customers
+                    if isinstance(c, dict) and isinstance(c.get("MetaData"), dict)
+                ]
+                newest = max(stamps).isoformat() if stamps else cursor
+                if newest == cursor:
+                    yield Page(invoices, customers, None, quarantined + bad, calls=1)
+                    yield from self._full_reconcile()
+                    return
+                next_cursor = newest
+            yield Page(
+                invoices=invoices, customers=customers, next_cursor=next_cursor, quarantined=quarantined + bad, calls=1
+            )
+            if not truncated:
+                return
+            cursor = next_cursor
+
+    def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
+        try:
+            raw = self.client.read("Invoice", external_id)
+        except NotFound:
+            return None
+        try:
+            return to_invoice(raw, home_currency=self.home_currency)
+        except MappingError as exc:
+            raise Rejected(
+                f"QuickBooks invoice {exc.external_id} has an unreadable {exc.field}.", provider=PROVIDER_KEY
+            ) from None
+
+    def customer_contacts(self, external_id: str) -> CustomerSnapshot:
+        raw = self.client.read("Customer", external_id)
+        try:
+            return to_customer(raw)
+        except MappingError as exc:
+            raise Rejected(
+                f"QuickBooks customer {exc.external_id} has an unreadable {exc.field}.", provider=PROVIDER_KEY
+            ) from None
+
+    def unapplied_credit(self, customer_external_id: str) -> Money | None:
+        """Unapplied payments (UnappliedAmt) plus open credit memos (RemainingCredit): one batch call."""
+        ref = quote(digits(customer_external_id, "customer id"))
+        answers, _ = self.client.batch(
+            [
+                # ref is digits-only and escaped by quote().
+                {"bId": "payments", "Query": f"SELECT * FROM Payment WHERE CustomerRef = {ref} MAXRESULTS 1000"},  # noqa: S608
+                {"bId": "credits", "Query": f"SELECT * FROM CreditMemo WHERE CustomerRef = {ref} MAXRESULTS 1000"},  # noqa: S608
+            ]
+        )
+        amounts: dict[str, Decimal] = {}
+        for answer in answers:
+            result = self._batch_result(answer)
+            for entity, field in (("Payment", "UnappliedAmt"), ("CreditMemo", "RemainingCredit")):
+                for raw in result.get(entity) or []:
+                    value = Decimal(str(raw.get(field) or 0))
+                    if value > 0:
+                        currency = str((raw.get("CurrencyRef") or {}).get("value") or self.home_currency).upper()
+                        amounts[currency] = amounts.get(currency, Decimal(0)) + value
+        if len(amounts) != 1:
+            return None  # none, or spread over several currencies (not comparable to one invoice)
+        currency, amount = next(iter(amounts.items()))
+        return Money(amount, currency)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def add_note(self, invoice: InvoiceSnapshot, text: str, key: str) -> WriteResult:
+        """Append to PrivateNote with a raw-JSON sparse update (the SDK object would send defaults, §3.2)."""
+        ident = digits(invoice.external_id)
+        marker = f"[nudge {_short(key)}]"
+        line = f"{_text(text, PRIVATE_NOTE_MAX - len(marker) - 1)} {marker}"
+        for attempt in range(2):
+            raw = self.client.read("Invoice", ident)
+            current = str(raw.get("PrivateNote") or "")
+            if marker in current:
+                return WriteResult(ident, replayed=True)
+            note = f"{current}\n{line}" if current else line
+            if len(note) > PRIVATE_NOTE_MAX:  # keep the newest notes within the 4000-character limit
+                note = "…" + note[-(PRIVATE_NOTE_MAX - 1) :]
+            body = {"Id": ident, "SyncToken": raw.get("SyncToken"), "sparse": True, "PrivateNote": note}
+            try:
+                self.client.update("Invoice", json.dumps(body), request_id(key, f":{attempt}" if attempt else ""))
+            except StaleObject:
+                if attempt == 0:
+                    continue  # re-read, re-apply, retry once (facts doc §1.5)
+                raise
+            return WriteResult(ident)
+        raise Rejected("The QuickBooks invoice kept changing; the note will be retried.", provider=PROVIDER_KEY)
+
+    def _find_one(self, entity: str, field: str, value: str) -> dict[str, Any] | None:
+        # entity and field are constants of this module; the value is escaped by quote().
+        answer = self.client.query(f"SELECT * FROM {entity} WHERE {field} = {quote(value)}")  # noqa: S608
+        found = answer.get(entity) or []
+        return found[0] if found and isinstance(found[0], dict) else None
+
+    def _ensure_item(self, name: str, account_name: str) -> str:
+        """Id of the service Item `name`, created once (with its income account) when missing."""
+        if name in self._items:
+            return self._items[name]
+        item = self._find_one("Item", "Name", name)
+        if item is None:
+            account = self._find_one("Account", "Name", account_name)
+            if account is None:
+                body = {
+                    "Name": account_name,
+                    "AccountType": "Other Income",
+                    "AccountSubType": "OtherMiscellaneousIncome",
+                }
+                try:
+                    account = self.client.create(
+                        "Account", json.dumps(body), f"nudge-account-{_short(account_name, 24)}"
+                    )
+                except Duplicate:
+                    account = self._find_one("Account", "Name", account_name)
+            if account is None:
+                raise Rejected(
+                    f"The QuickBooks account {account_name!r} could not be found or created.", provider=PROVIDER_KEY
+                )
+            item_body: dict[str, Any] = {
+                "Name": name,
+                "Type": "Service",
+                "IncomeAccountRef": {"value": str(account["Id"])},
+            }
+            try:
+                item = self.client.create("Item", json.dumps(item_body), f"nudge-item-{_short(name, 24)}")
+            except Duplicate:  # created meanwhile by another worker
+                item = self._find_one("Item", "Name", name)
+            if item is None:
+                raise Rejected(f"The QuickBooks item {name!r} could not be found or created.", provider=PROVIDER_KEY)
+        self._items[name] = str(item["Id"])
+        return self._items[name]
+
+    def _doc_number(self, prefix: str, invoice: InvoiceSnapshot, key: str) -> str:
+        """Deterministic DocNumber naming the original invoice (≤ 21 chars; hashed when too long)."""
+        doc = f"{prefix}{invoice.number}-{_short(key, 4)}"
+        return doc if len(doc) <= DOC_NUMBER_MAX else f"{prefix}{_short(key, DOC_NUMBER_MAX - len(prefix))}"
+
+    def _currency_ref(self, amount: Money) -> dict[str, Any]:
+        return {} if amount.currency == self.home_currency else {"CurrencyRef": {"value": amount.currency}}
+
+    def _sales_line(self, item_id: str, amount: Money, description: str) -> dict[str, Any]:
+        return {
+            "DetailType": "SalesItemLineDetail",
+            "Amount": str(amount.amount),
+            "Description": _text(description, 4000),
+            "SalesItemLineDetail": {
+                "ItemRef": {"value": item_id},
+                "Qty": 1,
+                "UnitPrice": str(amount.amount),
+                "TaxCodeRef": {"value": str(self.options["late_fee_tax_code"])},
+            },
+        }
+
+    def create_fee_invoice(self, invoice: InvoiceSnapshot, amount: Money, description: str, key: str) -> WriteResult:
+        """A separate late-fee invoice, due now, found by its deterministic DocNumber on replay (§1.8 b)."""
+        doc = self._doc_number(str(self.options["fee_doc_number_prefix"]), invoice, key)
+        existing = self._find_one("Invoice", "DocNumber", doc)
+        if existing is not None:
+            return WriteResult(str(existing["Id"]), replayed=True)
+        item = self._ensure_item(str(self.options["late_fee_item_name"]), str(self.options["late_fee_income_account"]))
+        today = self._clock().date().isoformat()
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": digits(invoice.customer_external_id, "customer id")},
+            "DocNumber": doc,
+            "TxnDate": today,
+            "DueDate": today,
+            "Line": [self._sales_line(item, amount, description)],
+            "PrivateNote": _text(f"Late fee for invoice {invoice.number} (QuickBooks id {invoice.external_id})", 4000),
+            "CustomerMemo": {"value": _text(f"Late fee for invoice {invoice.number}", 1000)},
+            **self._currency_ref(amount),
+        }
+        if invoice.emails:
+            body["BillEmail"] = {"Address": ", ".join(invoice.emails)}
+        try:
+            created = self.client.create("Invoice", json.dumps(body), request_id(key))
+        except Duplicate:
+            found = self._find_one("Invoice", "DocNumber", doc)
+            if found is None:
+                raise
+            return WriteResult(str(found["Id"]), replayed=True)
+        return WriteResult(str(created["Id"]))
+
+    def add_fee_line(self, invoice: InvoiceSnapshot, amount: Money, description: str, key: str) -> WriteResult:
+        """A late-fee line on the invoice itself (sparse update re-sending every line, §1.5/§1.8 a)."""
+        ident = digits(invoice.external_id)
+        item = self._ensure_item(str(self.options["late_fee_item_name"]), str(self.options["late_fee_income_account"]))
+        marker = f"[nudge {_short(key)}]"
+        for attempt in range(2):
+            raw = self.client.read("Invoice", ident)
+            lines = [ln for ln in raw.get("Line") or [] if ln.get("DetailType") != "SubTotalLineDetail"]
+            if any(marker in str(ln.get("Description") or "") for ln in lines):
+                return WriteResult(ident, replayed=True)
+            lines.append(self._sales_line(item, amount, f"{_text(description, 3900)} {marker}"))
+            body = {"Id": ident, "SyncToken": raw.get("SyncToken"), "sparse": True, "Line": lines}
+            try:
+                self.client.update(
+                    "Invoice", json.dumps(body, default=str), request_id(key, f":{attempt}" if attempt else "")
+                )
+            except StaleObject:
+                if attempt == 0:
+                    continue
+                raise
+            return WriteResult(ident)
+        raise Rejected("The QuickBooks invoice kept changing; the fee line will be retried.", provider=PROVIDER_KEY)
+
+    def create_credit(self, invoice: InvoiceSnapshot, amount: Money, reason: str, key: str) -> WriteResult:
+        """A CreditMemo applied to the invoice through a zero-amount Payment linking both (QBO's way)."""
+        ident = digits(invoice.external_id)
+        customer = digits(invoice.customer_external_id, "customer id")
+        doc = self._doc_number(str(self.options["credit_doc_number_prefix"]), invoice, key)
+        memo = self._find_one("CreditMemo", "DocNumber", doc)
+        replayed = memo is not None
+        if memo is None:
+            item = self._ensure_item(str(self.options["credit_item_name"]), str(self.options["credit_income_account"]))
+            body = {
+                "CustomerRef": {"value": customer},
+                "DocNumber": doc,
+                "Line": [self._sales_line(item, amount, reason)],
+                "PrivateNote": _text(f"{reason} — invoice {invoice.number} (QuickBooks id {ident})", 4000),
+                **self._currency_ref(amount),
+            }
+            try:
+                memo = self.client.create("CreditMemo", json.dumps(body), request_id(key, ":cm"))
+            except Duplicate:
+                memo = self._find_one("CreditMemo", "DocNumber", doc)
+                if memo is None:
+                    raise
+                replayed = True
+        remaining = Decimal(str(memo.get("RemainingCredit", memo.get("TotalAmt", 0))))
+        if remaining > 0:
+            current = self.client.read("Invoice", ident)
+            apply = min(remaining, Decimal(str(current.get("Balance") or 0)))
+            if apply > 0:
+                payment = {
+                    "CustomerRef": {"value": customer},
+                    "TotalAmt": 0,
+                    "Line": [
+                        {"Amount": str(apply), "LinkedTxn": [{"TxnId": ident, "TxnType": "Invoice"}]},
+                        {"Amount": str(apply), "LinkedTxn": [{"TxnId": str(memo["Id"]), "TxnType": "CreditMemo"}]},
+                    ],
+                    **self._currency_ref(amount),
+                }
+                self.client.create("Payment", json.dumps(payment), request_id(key, ":apply"))
+        return WriteResult(str(memo["Id"]), replayed=replayed)
+
+    def void_fee_invoice(self, external_ref: str, key: str) -> WriteResult:
+        ident = digits(external_ref)
+        for attempt in range(2):
+            raw = self.client.read("Invoice", ident)
+            if is_voided(raw):
+                return WriteResult(ident, replayed=True)
+            body = json.dumps({"Id": ident, "SyncToken": raw.get("SyncToken")})
+            try:
+                self.client.post(
+                    "invoice", body, request_id(key, f":{attempt}" if attempt else ""), {"operation": "void"}
+                )
+            except StaleObject:
+                if attempt == 0:
+                    continue
+                raise
+            return WriteResult(ident)
+        raise Rejected("The QuickBooks fee invoice kept changing; voiding will be retried.", provider=PROVIDER_KEY)
+
+    def invoice_pdf(self, invoice: InvoiceSnapshot) -> bytes | None:
+        try:
+            content = self.client.pdf("Invoice", invoice.external_id)
+        except NotFound:
+            return None
+        return content if content.startswith(b"%PDF") else None
+
+    def payment_link(self, invoice: InvoiceSnapshot) -> str | None:
+        """InvoiceLink (needs `include=invoiceLink`; present when online payment is possible)."""
+        try:
+            raw = self.client.read("Invoice", invoice.external_id, params={"include": "invoiceLink"})
+        except NotFound:
+            return None
+        link = raw.get("InvoiceLink")
+        if isinstance(link, str) and (link.startswith("https://") or _loopback_link(link)):
+            return link
+        return None
+
+    def send_via_provider(self, invoice: InvoiceSnapshot, to: str, key: str) -> WriteResult:
+        """QuickBooks emails the invoice itself (`/send?sendTo=`, octet-stream body: facts doc §1.8)."""
+        ident = digits(invoice.external_id)
+        address = to.strip()
+        if "\r" in address or "\n" in address or "@" not in address or len(address) > 320:
+            raise Rejected("Not a valid email address for QuickBooks to send to.", provider=PROVIDER_KEY)
+        self.client.post(
+            f"invoice/{ident}/send", None, request_id(key), {"sendTo": address}, content_type="application/octet-stream"
+        )
+        return WriteResult(ident)
+
+
+def _loopback_link(link: Any) -> bool:
+    return isinstance(link, str) and link.startswith(("http://127.0.0.1:", "http://localhost:"))
+
+
+def build_adapter(tenant_id: str, token_source: TokenSource, settings: ProviderSettings) -> QuickBooksAdapter:
+    """ProviderSpec.adapter: nothing touches the network until the first call."""
+    return QuickBooksAdapter(tenant_id, token_source, settings)
+
+
+__all__ = ["ProviderError", "QuickBooksAdapter", "build_adapter"]

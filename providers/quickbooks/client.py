@@ -1,0 +1,370 @@
+"""The HTTP side of the QuickBooks adapter: python-quickbooks with limits, retries, refresh and errors.
+
+python-quickbooks (facts doc §3.2) keeps a fixed bearer token, hides HTTP status and headers, and
+maps Fault codes to its own exceptions. `QboClient` therefore subclasses `QuickBooks` and overrides
+`process_request` (the SDK's single HTTP choke point) to add: the per-connection rate limiter
+(500/min, 10 concurrent, §1.6), `Retry-After` on 429, jittered backoff on 5xx and network faults,
+and one token refresh + retry on 401. `translate()` turns SDK exceptions into connector.errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from quickbooks import QuickBooks
+from quickbooks import exceptions as qbex
+from requests_oauthlib import OAuth2Session  # type: ignore[import-untyped]
+
+from connector.errors import AuthError, ProviderError, RateLimited, Rejected, Transient
+from connector.ports import ProviderSettings, TokenSet, TokenSource
+from providers.quickbooks.oauth import PROVIDER_KEY, auth_client
+
+MINOR_VERSION = 75  # anything lower is served as 75 since 2025-08-01 (facts doc §1.2)
+REQUEST_ID_MAX = 50  # requestid ≤ 50 characters (facts doc §1.2)
+
+
+class NotFound(Rejected):
+    """QBO Fault 610 Object Not Found (deleted or inactive)."""
+
+
+class StaleObject(Rejected):
+    """QBO Fault 5010 Stale Object Error: the SyncToken sent is not the current one."""
+
+
+class Duplicate(Rejected):
+    """QBO Fault 6240 Duplicate Name / 6140 Duplicate Document Number."""
+
+
+class StaticTokens:
+    """A TokenSource over one fixed TokenSet (the OAuth callback, before the connection is stored)."""
+
+    def __init__(self, tokens: TokenSet) -> None:
+        self._tokens = tokens
+
+    def current(self) -> TokenSet:
+        return self._tokens
+
+    def refreshed(self, rejected_access_token: str) -> TokenSet:
+        raise AuthError("QuickBooks rejected the new access token; reconnect.", provider=PROVIDER_KEY, status=401)
+
+
+def quote(value: str) -> str:
+    """A query-language string literal: quotes and backslashes escaped (DESIGN.md "Secrets")."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def digits(value: str, what: str = "id") -> str:
+    """`value` if it is a QBO id (digits only); anything else is refused before reaching a query or URL."""
+    text = str(value)
+    if not text.isdigit() or len(text) > 20:
+        raise Rejected(f"Not a QuickBooks {what}: expected digits.", provider=PROVIDER_KEY)
+    return text
+
+
+def request_id(key: str, suffix: str = "") -> str:
+    """A deterministic `requestid` ≤ 50 chars for an action key (long keys are hashed)."""
+    rid = f"{key}{suffix}"
+    if len(rid) <= REQUEST_ID_MAX and rid.isascii() and rid.isprintable():
+        return rid
+    return hashlib.sha256(key.encode()).hexdigest()[: REQUEST_ID_MAX - len(suffix)] + suffix
+
+
+class RateLimiter:
+    """Sliding-window requests/minute plus a concurrency cap, shared by every client of one realm."""
+
+    def __init__(self, per_minute: int = 500, concurrent: int = 10) -> None:
+        self.per_minute = per_minute
+        self._window: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max(1, concurrent))
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._window and now - self._window[0] >= 60.0:
+                    self._window.popleft()
+                if not self.per_minute or len(self._window) < self.per_minute:
+                    self._window.append(now)
+                    break
+                wait = 60.0 - (now - self._window[0])
+            time.sleep(min(max(wait, 0.01), 1.0))
+        with self._slots:
+            yield
+
+
+_limiters: dict[tuple[str, str], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(api_base: str, realm: str, per_minute: int, concurrent: int) -> RateLimiter:
+    """The process-wide limiter of one connection (realm on one API host)."""
+    with _limiters_lock:
+        key = (api_base, realm)
+        if key not in _limiters:
+            _limiters[key] = RateLimiter(per_minute, concurrent)
+        return _limiters[key]
+
+
+def _is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def _fault_code(exc: qbex.QuickbooksException) -> int:
+    try:
+        return int(exc.error_code)
+    except (TypeError, ValueError):
+        return 0
+
+
+def translate_exception(exc: qbex.QuickbooksException) -> ProviderError:
+    """A connector error for an SDK exception (by Fault code, facts doc §1.5 and §3.2)."""
+    code = _fault_code(exc)
+    message = str(getattr(exc, "message", "") or "")[:160]
+    if isinstance(exc, qbex.AuthorizationException) or 0 < code < 500:
+        return AuthError(
+            "QuickBooks refused this connection's authorization; reconnect it.", provider=PROVIDER_KEY, status=401
+        )
+    if code == 610:
+        return NotFound("The QuickBooks record no longer exists (610 Object Not Found).", provider=PROVIDER_KEY)
+    if code == 5010:
+        return StaleObject("The QuickBooks record changed meanwhile (5010 Stale Object Error).", provider=PROVIDER_KEY)
+    if code == 10000 and message.startswith("Error reading json response"):
+        # Truncated JSON or an HTML error page: the SDK puts the raw body into the message — dropped here.
+        return Transient("QuickBooks sent an unreadable response; it will be retried.", provider=PROVIDER_KEY)
+    if code == 10000 and message.startswith("Error returned with status code"):
+        return Transient("QuickBooks answered with an unexpected status; it will be retried.", provider=PROVIDER_KEY)
+    if code in (6240, 6140):
+        return Duplicate(f"QuickBooks already has a record with that name or number ({code}).", provider=PROVIDER_KEY)
+    if code >= 10000:
+        return Transient(f"QuickBooks had a system fault ({code}); it will be retried.", provider=PROVIDER_KEY)
+    return Rejected(f"QuickBooks refused the request ({code}: {message}).", provider=PROVIDER_KEY, status=400)
+
+
+class _SdkQuickBooks(QuickBooks):  # untyped SDK base
+    """python-quickbooks whose every HTTP request goes through its owning QboClient."""
+
+    owner: QboClient
+
+    def process_request(
+        self, request_type: str, url: str, headers: Any = "", params: Any = "", data: Any = ""
+    ) -> requests.Response:
+        return self.owner.send(request_type, url, headers or {}, params or {}, data)
+
+
+class QboClient:
+    """One connection's python-quickbooks client (built lazily: no network until the first call)."""
+
+    def __init__(
+        self,
+        realm: str,
+        token_source: TokenSource,
+        settings: ProviderSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.realm = digits(realm, "company id")
+        self.token_source = token_source
+        self.settings = settings
+        options = dict(settings.options or {})
+        self.max_retries = int(options.get("max_retries", 3))
+        self.retry_base_s = float(options.get("retry_base_s", 0.5))
+        self.max_retry_after_s = float(options.get("max_retry_after_s", 60))
+        self.timeout_s = float(options.get("timeout_s", 60))
+        self.api_base = (settings.api_base or QuickBooks.api_url_v3).rstrip("/")
+        self.limiter = limiter_for(
+            self.api_base, self.realm, int(options.get("rate_per_minute", 500)), int(options.get("max_concurrent", 10))
+        )
+        self.calls = 0
+        self._sleep = sleep
+        self._qb: _SdkQuickBooks | None = None
+        self._access_token = ""
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"QboClient(realm={self.realm!r}, api_base={self.api_base!r})"
+
+    # -- construction ------------------------------------------------------------------------
+    @property
+    def qb(self) -> _SdkQuickBooks:
+        with self._lock:
+            if self._qb is None:
+                if _is_loopback(self.api_base):
+                    # requests-oauthlib refuses http:// URLs unless this is set (facts doc §3.2); only the
+                    # local emulator on loopback is ever served over plain http.
+                    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+                tokens = self.token_source.current()
+                # AuthClient is built from the cached discovery document, once per client (§3.2).
+                client = auth_client(
+                    self.settings,
+                    access_token=tokens.access_token,
+                    refresh_token=tokens.refresh_token,
+                    realm_id=self.realm,
+                )
+                qb = _SdkQuickBooks(
+                    auth_client=client,
+                    refresh_token=tokens.refresh_token,
+                    company_id=self.realm,
+                    minorversion=MINOR_VERSION,
+                )
+                qb.owner = self
+                qb.use_decimal = True  # amounts parse as Decimal, never float
+                # No constructor argument for the API host: set the instance attributes (§3.2).
+                qb.api_url_v3 = self.api_base
+                qb.sandbox_api_url_v3 = self.api_base
+                self._access_token = tokens.access_token
+                self._qb = qb
+            return self._qb
+
+    def _new_session(self, tokens: TokenSet) -> None:
+        qb = self.qb
+        qb.auth_client.access_token = tokens.access_token
+        qb.auth_client.refresh_token = tokens.refresh_token
+        qb.session = OAuth2Session(
+            self.settings.client_id,
+            token={"access_token": tokens.access_token, "refresh_token": tokens.refresh_token},
+        )
+        self._access_token = tokens.access_token
+
+    # -- transport ------------------------------------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        return self.retry_base_s * (2**attempt) * random.uniform(0.5, 1.5)  # jittered exponential
+
+    def send(
+        self, method: str, url: str, headers: dict[str, str], params: dict[str, Any], data: Any
+    ) -> requests.Response:
+        """One SDK request with limits, retries and the 401 → refresh → retry-once rule."""
+        qb = self.qb
+        refreshed = False
+        attempt = 0
+        while True:
+            if qb.session is None or self._access_token != self.token_source.current().access_token:
+                self._new_session(self.token_source.current())
+            headers["Authorization"] = "Bearer " + self._access_token
+            try:
+                with self.limiter.slot():
+                    self.calls += 1
+                    response = qb.session.request(
+                        method, url, headers=headers, params=params, data=data, timeout=self.timeout_s
+                    )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt < self.max_retries:
+                    self._sleep(self._backoff(attempt))
+                    attempt += 1
+                    continue
+                raise Transient("QuickBooks could not be reached; it will be retried.", provider=PROVIDER_KEY) from exc
+            status = response.status_code
+            if status == 401 and not refreshed:
+                refreshed = True
+                self._new_session(self.token_source.refreshed(self._access_token))
+                continue
+            if status == 401:
+                raise AuthError(
+                    "QuickBooks rejected the refreshed access token; reconnect.", provider=PROVIDER_KEY, status=401
+                )
+            if status == 429:
+                header = response.headers.get("Retry-After", "")
+                wait = float(header) if header.replace(".", "", 1).isdigit() else self._backoff(attempt)
+                if attempt < self.max_retries and wait <= self.max_retry_after_s:
+                    self._sleep(wait)
+                    attempt += 1
+                    continue
+                raise RateLimited(
+                    "QuickBooks' rate limit was reached; the sync continues later.",
+                    provider=PROVIDER_KEY,
+                    retry_after=max(wait, 1.0),
+                )
+            if status in (500, 502, 503, 504):
+                if attempt < self.max_retries:
+                    self._sleep(self._backoff(attempt))
+                    attempt += 1
+                    continue
+                raise Transient(
+                    f"QuickBooks failed with HTTP {status}; it will be retried.", provider=PROVIDER_KEY, status=status
+                )
+            return response
+
+    @contextmanager
+    def translate(self) -> Iterator[None]:
+        """Run SDK calls, turning its exceptions (and shape surprises) into connector.errors."""
+        try:
+            yield
+        except ProviderError:
+            raise
+        except qbex.QuickbooksException as exc:
+            raise translate_exception(exc) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise Transient("QuickBooks' response was cut off; it will be retried.", provider=PROVIDER_KEY) from exc
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise Transient("QuickBooks sent a response of an unexpected shape.", provider=PROVIDER_KEY) from exc
+
+    # -- calls -------------------------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return f"{self.api_base}/company/{self.realm}/{path}"
+
+    def query(self, select: str) -> dict[str, Any]:
+        """QueryResponse of one query (POST, Content-Type application/text: facts doc §3.2)."""
+        with self.translate():
+            result = self.qb.query(select)
+            return _dict(result.get("QueryResponse"), "QueryResponse") | {"_time": result.get("time")}
+
+    def batch(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+        """(BatchItemResponse list, server time) for ≤ 30 items (facts doc §1.6); one API call."""
+        with self.translate():
+            result = self.qb.batch_operation(json.dumps({"BatchItemRequest": items}))
+            responses = result["BatchItemResponse"]
+            if not isinstance(responses, list) or not all(isinstance(r, dict) for r in responses):
+                raise TypeError("BatchItemResponse")
+            return responses, str(result.get("time") or "")
+
+    def cdc(self, entities: str, changed_since: str) -> dict[str, Any]:
+        with self.translate():
+            return _dict(self.qb.change_data_capture(entities, changed_since), "CDC")
+
+    def read(self, entity: str, ident: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        with self.translate():
+            result = self.qb.get_single_object(entity, pk=digits(ident), params=params)
+            return _dict(result[entity], entity)
+
+    def company_info(self) -> dict[str, Any]:
+        with self.translate():
+            result = self.qb.get_single_object("CompanyInfo", pk=self.realm)
+            return _dict(result["CompanyInfo"], "CompanyInfo")
+
+    def create(self, entity: str, body: str, rid: str) -> dict[str, Any]:
+        with self.translate():
+            return _dict(self.qb.create_object(entity, body, request_id=rid)[entity], entity)
+
+    def update(self, entity: str, body: str, rid: str) -> dict[str, Any]:
+        with self.translate():
+            return _dict(self.qb.update_object(entity, body, request_id=rid)[entity], entity)
+
+    def post(
+        self, path: str, body: str | None, rid: str, params: dict[str, str], content_type: str = "application/json"
+    ) -> dict[str, Any]:
+        with self.translate():
+            result = self.qb.post(self._url(path), body, content_type=content_type, params=params, request_id=rid)
+            return _dict(result, path)
+
+    def pdf(self, entity: str, ident: str) -> bytes:
+        with self.translate():
+            content = self.qb.download_pdf(entity, digits(ident))
+            return bytes(content)
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is not an object")
+    return value

@@ -1,0 +1,178 @@
+"""The provider contract (DESIGN.md "The provider port"), run for every harness in tests/contract."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from contract_support import MemoryTokenSource
+
+from connector.domain.model import InvoiceSnapshot, InvoiceStatus
+from connector.domain.money import Money
+from connector.errors import AuthError, StorageError
+from connector.ports import AccountingAdapter, ProviderSpec
+
+
+class Tenant:
+    def __init__(self, harness: Any, provider: ProviderSpec, invoices: int = 3) -> None:
+        self.harness = harness
+        self.provider = provider
+        self.settings = harness.settings()
+        self.id = harness.new_tenant(f"Contract {harness.key}")
+        self.invoice_ids = harness.seed_invoices(self.id, invoices)
+        self.tokens = MemoryTokenSource(self.settings, harness.tokens(self.id), provider.refresh)
+
+    def adapter(self) -> AccountingAdapter:
+        return self.provider.adapter(self.id, self.tokens, self.settings)
+
+    def invoice(self, index: int = 0) -> InvoiceSnapshot:
+        inv = self.adapter().get_invoice(self.invoice_ids[index])
+        assert inv is not None
+        return inv
+
+
+@pytest.fixture()
+def tenant(provider_harness: Any, provider: ProviderSpec) -> Iterator[Tenant]:
+    yield Tenant(provider_harness, provider)
+
+
+def test_connect(provider_harness: Any, provider: ProviderSpec) -> None:
+    settings = provider_harness.settings()
+    tenant_id = provider_harness.new_tenant("Connect Co")
+    url = provider.authorization_url(settings, "state-xyz", "challenge")
+    assert "state-xyz" in url and url.startswith("http://127.0.0.1:")
+    params = provider_harness.authorize(tenant_id, "state-xyz", "challenge")
+    assert params["state"] == "state-xyz"
+    tokens = provider.exchange_code(settings, params, "verifier", datetime.now(UTC))
+    assert tokens.access_token and tokens.refresh_token and tokens.expires_at > datetime.now(UTC)
+    assert tokens.access_token not in repr(tokens)
+    infos = provider.connect(settings, params, tokens)
+    assert tenant_id in [info.tenant_id for info in infos]
+    assert all(info.provider == provider.key and info.name for info in infos)
+
+
+def test_refresh_rotates_tokens(tenant: Tenant) -> None:
+    before = tenant.tokens.tokens
+    after = tenant.provider.refresh(tenant.settings, before, datetime.now(UTC))
+    assert after.access_token != before.access_token and after.refresh_token
+    assert tenant.adapter().get_invoice(tenant.invoice_ids[0]) is not None
+
+
+def test_revoke_kills_the_grant(tenant: Tenant) -> None:
+    tenant.provider.revoke(tenant.settings, tenant.tokens.tokens)
+    with pytest.raises(AuthError):
+        tenant.provider.refresh(tenant.settings, tenant.tokens.tokens, datetime.now(UTC))
+
+
+def test_expired_access_token_is_refreshed_once_and_retried(tenant: Tenant) -> None:
+    adapter = tenant.adapter()
+    assert adapter.get_invoice(tenant.invoice_ids[0]) is not None
+    tenant.harness.expire_access_token(tenant.id)
+    assert adapter.get_invoice(tenant.invoice_ids[0]) is not None
+    assert tenant.tokens.refreshes == 1
+
+
+def test_sync_full_then_incremental(tenant: Tenant) -> None:
+    adapter = tenant.adapter()
+    pages = list(adapter.changed_invoices(None))
+    found = {inv.external_id: inv for page in pages for inv in page.invoices}
+    assert set(found) == set(tenant.invoice_ids)
+    assert all(inv.status is InvoiceStatus.OPEN and inv.balance.is_positive() for inv in found.values())
+    assert any(c.emails for page in pages for c in page.customers)
+    cursor = pages[-1].next_cursor
+    assert cursor
+
+    quiet = list(adapter.changed_invoices(cursor))
+    assert sum(len(p.invoices) for p in quiet) == 0
+    cursor = quiet[-1].next_cursor or cursor
+
+    tenant.harness.record_payment(tenant.id, tenant.invoice_ids[0], None)
+    tenant.harness.touch_invoice(tenant.id, tenant.invoice_ids[1])
+    changed = {inv.external_id: inv for page in adapter.changed_invoices(cursor) for inv in page.invoices}
+    assert changed[tenant.invoice_ids[0]].status is InvoiceStatus.PAID
+    assert changed[tenant.invoice_ids[1]].status is InvoiceStatus.OPEN
+    assert tenant.invoice_ids[2] not in changed
+
+
+def test_note_written_once(tenant: Tenant) -> None:
+    inv = tenant.invoice()
+    adapter = tenant.adapter()
+    adapter.add_note(inv, "Contract note: reminder 1 sent", "contract-note-1")
+    adapter.add_note(inv, "Contract note: reminder 1 sent", "contract-note-1")
+    assert tenant.harness.note_count(tenant.id, inv.external_id, "Contract note: reminder 1 sent") == 1
+
+
+def test_fee_invoice(tenant: Tenant) -> None:
+    inv = tenant.invoice()
+    result = tenant.adapter().create_fee_invoice(inv, Money.of("12.50", inv.currency), "Late fee", "contract-fee-1")
+    fee = tenant.adapter().get_invoice(result.external_ref)
+    assert fee is not None and fee.total.amount == Decimal("12.50")
+    assert fee.customer_external_id == inv.customer_external_id and fee.status is InvoiceStatus.OPEN
+    assert tenant.harness.fee_invoices(tenant.id) == 1
+
+
+def test_credit_applied(tenant: Tenant) -> None:
+    inv = tenant.invoice()
+    tenant.adapter().create_credit(inv, Money.of("10.00", inv.currency), "Early payment discount", "contract-cr-1")
+    after = tenant.adapter().get_invoice(inv.external_id)
+    assert after is not None and after.balance.amount == inv.balance.amount - Decimal("10.00")
+    assert tenant.harness.credits(tenant.id) == 1
+
+
+def test_idempotent_replay_of_every_write(tenant: Tenant) -> None:
+    inv = tenant.invoice()
+    other = tenant.invoice(1)
+
+    def run() -> list[str]:
+        adapter = tenant.adapter()
+        fee = adapter.create_fee_invoice(other, Money.of("5.00", inv.currency), "Late fee", "replay-fee-void")
+        return [
+            adapter.add_note(inv, "replayed note", "replay-note").external_ref,
+            adapter.create_fee_invoice(inv, Money.of("7.00", inv.currency), "Late fee", "replay-fee").external_ref,
+            adapter.create_credit(inv, Money.of("3.00", inv.currency), "Discount", "replay-credit").external_ref,
+            adapter.void_fee_invoice(fee.external_ref, "replay-void").external_ref,
+        ]
+
+    first = run()
+    counts = (tenant.harness.fee_invoices(tenant.id), tenant.harness.credits(tenant.id))
+    balance = tenant.adapter().get_invoice(inv.external_id)
+    assert run() == first
+    assert (tenant.harness.fee_invoices(tenant.id), tenant.harness.credits(tenant.id)) == counts == (2, 1)
+    assert tenant.harness.note_count(tenant.id, inv.external_id, "replayed note") == 1
+    assert tenant.adapter().get_invoice(inv.external_id) == balance
+
+
+def test_crash_before_local_commit_then_retry_leaves_one_fee(tenant: Tenant) -> None:
+    inv = tenant.invoice()
+
+    def attempt(crash: bool) -> str:
+        ref = tenant.adapter().create_fee_invoice(inv, Money.of("9.99", inv.currency), "Late fee", "crash-fee")
+        if crash:
+            raise StorageError("crashed before commit")
+        return ref.external_ref
+
+    with pytest.raises(StorageError):
+        attempt(crash=True)
+    tenant.harness.forget_idempotency(tenant.id)
+    attempt(crash=False)
+    assert tenant.harness.fee_invoices(tenant.id) == 1
+
+
+def test_webhook_verification_and_parse(tenant: Tenant) -> None:
+    body = tenant.harness.webhook_body(tenant.id, tenant.invoice_ids[0])
+    signature, key = tenant.harness.sign_webhook(body)
+    assert tenant.provider.verify_webhook(body, signature, key)
+    tampered = body[:-2] + bytes([body[-2] ^ 1]) + body[-1:]
+    assert not tenant.provider.verify_webhook(tampered, signature, key)
+    assert not tenant.provider.verify_webhook(body, signature, key + "x")
+    notices = tenant.provider.parse_webhook(body)
+    assert any(
+        n.tenant_id == tenant.id
+        and n.entity_id == tenant.invoice_ids[0]
+        and n.entity == "invoice"
+        and n.operation == "update"
+        for n in notices
+    )

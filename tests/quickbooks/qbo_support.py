@@ -1,0 +1,94 @@
+"""Helpers of the QuickBooks tests: fixtures path, an in-memory TokenSource, a fresh-company wrapper."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from connector.ports import ProviderSettings, TokenSet
+from providers.quickbooks import oauth
+from providers.quickbooks.adapter import QuickBooksAdapter
+from providers.quickbooks.emulator import EmulatorHandle
+
+FIXTURES = Path(__file__).resolve().parents[2] / "providers" / "quickbooks" / "fixtures"
+VERIFIER = "test-verifier-token"
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+class MemoryTokenSource:
+    """TokenSource over one TokenSet in memory; refreshes through providers.quickbooks.oauth.refresh."""
+
+    def __init__(self, settings: ProviderSettings, tokens: TokenSet) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.refreshes = 0
+        self._lock = threading.Lock()
+
+    def current(self) -> TokenSet:
+        with self._lock:
+            if self.tokens.expires_within(60, datetime.now(UTC)):
+                self._refresh()
+            return self.tokens
+
+    def refreshed(self, rejected_access_token: str) -> TokenSet:
+        with self._lock:
+            if self.tokens.access_token == rejected_access_token:  # single flight: only the first refreshes
+                self._refresh()
+            return self.tokens
+
+    def _refresh(self) -> None:
+        self.tokens = oauth.refresh(self.settings, self.tokens, datetime.now(UTC))
+        self.refreshes += 1
+
+
+class Company:
+    """A fresh company in the emulator with helpers to seed and inspect it."""
+
+    def __init__(self, qbo: EmulatorHandle, settings: ProviderSettings, name: str = "Test Co") -> None:
+        self.qbo = qbo
+        self.settings = settings
+        self.realm = qbo.store.add_company(name).realm
+        body = requests.post(f"{qbo.url}/__admin/companies/{self.realm}/tokens", timeout=5).json()
+        self.tokens = MemoryTokenSource(settings, TokenSet.from_response(body, datetime.now(UTC)))
+
+    def adapter(self, **kwargs: Any) -> QuickBooksAdapter:
+        return QuickBooksAdapter(self.realm, self.tokens, self.settings, **kwargs)
+
+    def seed(self, customers: int = 3, invoices: int = 0, paid_every: int = 0) -> dict[str, Any]:
+        from providers.quickbooks.emulator.seed import seed
+
+        return seed(self.qbo.store, self.realm, customers=customers, invoices=invoices, paid_every=paid_every)
+
+    def customer(self, name: str, email: str = "") -> str:
+        body: dict[str, Any] = {"DisplayName": name}
+        if email:
+            body["PrimaryEmailAddr"] = {"Address": email}
+        return str(self.qbo.store.create(self.realm, "Customer", body, notify=False)["Id"])
+
+    def invoice(self, customer_id: str, amount: str = "100.00", **fields: Any) -> dict[str, Any]:
+        body = {
+            "CustomerRef": {"value": customer_id},
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": amount,
+                    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": amount},
+                }
+            ],
+            **fields,
+        }
+        return self.qbo.store.create(self.realm, "Invoice", body, notify=False)
+
+    def entities(self, entity: str) -> list[dict[str, Any]]:
+        return list(self.qbo.store.company(self.realm).entities[entity].values())
+
+    def data_calls(self) -> int:
+        return self.qbo.data_calls(self.realm)
