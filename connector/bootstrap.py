@@ -9,8 +9,10 @@ from functools import cached_property
 from connector import redaction
 from connector.config import Settings
 from connector.errors import ConfigError
+from connector.mail import mailer_for
 from connector.ports import Clock, SystemClock
 from connector.registry import Registry
+from connector.reminders import MailReminderSender
 from connector.storage import Store
 from connector.vault import Vault
 
@@ -28,6 +30,10 @@ class Services:
     def vault(self) -> Vault:
         """The key ring; raises VaultError (naming the variable to set) when no key is configured."""
         return Vault.from_keys(self.settings.vault.keys, self.settings.vault.active_key, variable="NUDGE_VAULT_KEY")
+
+    def reminder_sender(self) -> MailReminderSender:
+        """Reminder emails through the configured mailer (SMTP, or the maildir outbox in development)."""
+        return MailReminderSender(self.store, mailer_for(self.settings.mail), self.clock.now)
 
     def require_ready_to_serve(self) -> None:
         """Fail closed before serving: a vault key and a session secret must be set."""

@@ -190,7 +190,7 @@ def _load_plugins() -> None:
 _plugins_loaded = False
 
 
-def run() -> None:
+def entry() -> None:
     """Console-script entry point."""
     global _plugins_loaded
     if not _plugins_loaded:
@@ -237,6 +237,60 @@ def preview(context: _Context, connection_id: int, days: int) -> None:
             f"{row.local_date.isoformat():<10}  {row.customer[:24]:<24}  {invoices[:16]:<16}  {action:<15}  "
             f"{amount:>14}  {row.rule}"
         )
+
+
+def _worker(services: Any, *, echo: bool) -> Any:
+    from connector.pipeline import run_connection
+    from connector.scheduler import Lease, Worker
+
+    reminders = services.reminder_sender()
+
+    def process(connection_id: int, lease: Lease) -> None:
+        turn = run_connection(services, connection_id, lease.owner, reminders=reminders, renew=lease.renew)
+        if echo:
+            done = turn.execution
+            click.echo(
+                f"connection {connection_id}: synced {turn.sync.changed} change(s) in {turn.sync.calls} call(s); "
+                f"planned {turn.plan.planned} ({turn.plan.awaiting_approval} awaiting approval); "
+                f"done {len(done.done)}, cancelled {len(done.cancelled)}, retrying {len(done.retried)}, "
+                f"failed {len(done.failed)}, uncertain {len(done.uncertain)}"
+            )
+
+    return Worker(services.store, process, services.settings.scheduler, services.clock)
+
+
+@main.command("run")
+@click.option("--connection", "connections", type=int, multiple=True, help="Only this connection (repeatable).")
+@pass_context
+def run_once(context: _Context, connections: tuple[int, ...]) -> None:
+    """One pass: sync, plan and carry out what is due, for every due connection (or the ones named)."""
+    services = context.services()
+    _ = services.vault  # fail closed before touching any connection
+    worker = _worker(services, echo=True)
+    report = worker.tick(only=list(connections) or None)
+    for connection_id, error in sorted(report.failed.items()):
+        click.echo(f"connection {connection_id}: {error}", err=True)
+    if not report.claimed:
+        click.echo("nothing due" if not connections else "the named connection(s) are not active or are busy")
+    click.echo(f"{len(report.succeeded)} connection(s) done, {len(report.failed)} failed")
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@pass_context
+def worker(context: _Context) -> None:
+    """Run in the background: every scheduler.tick_seconds, process due connections until SIGTERM."""
+    import logging
+
+    from connector.scheduler import run_forever
+
+    logging.basicConfig(level=context.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = context.services()
+    _ = services.vault
+    click.echo(f"worker started (tick every {context.settings.scheduler.tick_seconds} s); stop with Ctrl-C or SIGTERM")
+    run_forever(_worker(services, echo=True), context.settings.scheduler)
+    click.echo("worker stopped")
 
 
 @main.command()

@@ -28,7 +28,16 @@ from sqlalchemy import or_, select, update
 from connector.action_codec import action_from_json
 from connector.domain.actions import Action, ActionKind
 from connector.domain.model import ActionState, InvoiceSnapshot
-from connector.errors import AuthError, NudgeError, RateLimited, Rejected, Transient
+from connector.errors import (
+    AuthError,
+    MailError,
+    MailTransient,
+    NudgeError,
+    RateLimited,
+    Rejected,
+    TemplateError,
+    Transient,
+)
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
@@ -45,14 +54,6 @@ class ReminderSender(Protocol):
     """Sends one reminder email for an action, listing the (still open) invoices; returns the Message-ID."""
 
     def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str: ...
-
-
-class MailFailure(NudgeError):
-    """The mail server refused or could not be reached; `retryable` says whether a retry may work."""
-
-    def __init__(self, user_message: str, *, retryable: bool) -> None:
-        super().__init__(user_message)
-        self.retryable = retryable
 
 
 @dataclass
@@ -168,12 +169,16 @@ class Executor:
             self._finish(action_id, ActionState.FAILED, error=exc.user_message, activity="action.failed")
             report.failed.append(row_key)
             return
-        except MailFailure as exc:
-            if exc.retryable:  # the server accepted nothing (refused, 4xx): safe to try again later
+        except MailTransient as exc:
+            if exc.maybe_sent:  # the server may have taken it: never send it again on our own
+                self._finish(action_id, ActionState.UNCERTAIN, error=exc.user_message, activity="action.uncertain")
+                report.uncertain.append(row_key)
+            else:  # nothing was accepted (refused, timeout before DATA, 4xx): safe to try again later
                 self._transient(action_id, Transient(exc.user_message), report, row_key, not_sent=True)
-            else:
-                self._finish(action_id, ActionState.FAILED, error=exc.user_message, activity="action.failed")
-                report.failed.append(row_key)
+            return
+        except (MailError, TemplateError) as exc:
+            self._finish(action_id, ActionState.FAILED, error=exc.user_message, activity="action.failed")
+            report.failed.append(row_key)
             return
         state, ref, note = outcome
         if state is ActionState.CANCELLED:
@@ -225,7 +230,7 @@ class Executor:
             if not still_open:
                 return ActionState.CANCELLED, "", "every invoice in this reminder is paid, voided, deleted or changed"
             if self.reminders is None:
-                raise MailFailure("no mailer is configured", retryable=False)
+                raise MailError("no mailer is configured for reminders")
             self._mark_sending(action_id)
             return ActionState.DONE, self.reminders.send(action, still_open, self.adapter), ""
         invoice = current[action.invoice_external_ids[0]]

@@ -77,3 +77,10 @@ def load_emulator(name: str, package: str = PROVIDERS_PACKAGE) -> Any:
     if name not in available_provider_names(package):
         raise ModuleNotFoundError(name)
     return importlib.import_module(f"{package}.{name}.emulator")
+
+
+def load_demo_kit(name: str, package: str = PROVIDERS_PACKAGE) -> Any:
+    """A fresh demo kit from provider `name`'s emulator (`providers.<name>.emulator.demo.kit()`)."""
+    if name not in available_provider_names(package):
+        raise ModuleNotFoundError(name)
+    return importlib.import_module(f"{package}.{name}.emulator.demo").kit()

@@ -13,8 +13,8 @@ from connector.domain.actions import Action
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.domain.policy import policy_from_dict
-from connector.errors import AuthError, Rejected, Transient
-from connector.executor import ExecutionReport, Executor, MailFailure, approve
+from connector.errors import AuthError, MailTransient, Rejected, Transient
+from connector.executor import ExecutionReport, Executor, approve
 from connector.planning import plan_connection
 from connector.ports import AccountingAdapter, Page, WriteResult
 from connector.storage import Store
@@ -236,7 +236,7 @@ def test_failures_are_classified(store: Store) -> None:
     plan_connection(store, cid, RULES, NOW)
     ledger, outbox = Ledger([snapshot(1)]), Outbox()
     ledger.fail_with = Rejected("Business Validation Error: account is inactive")
-    outbox.fail_with = MailFailure("mail server refused the connection", retryable=True)
+    outbox.fail_with = MailTransient("mail server refused the connection")
     report = Executor(store, ledger, outbox, lambda: NOW, "w1", max_attempts=2).run_due(cid)
     assert len(report.failed) == 2 and len(report.retried) == 1
     states = _states(store)
@@ -276,3 +276,15 @@ def test_approval_mode_holds_everything_until_approved(store: Store) -> None:
     assert approve(store, org_id + 1, keys, "mallory", NOW) == 0  # another organization cannot approve
     assert approve(store, org_id, keys, "owner@a", NOW) == 1
     assert len(executor.run_due(cid).done) == 1 and len(outbox.sent) == 1
+
+
+def test_an_email_the_server_may_have_taken_is_uncertain_at_once(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    outbox = Outbox()
+    outbox.fail_with = MailTransient("connection reset after DATA", maybe_sent=True)
+    report = Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW, "w1").run_due(cid)
+    assert len(report.uncertain) == 1 and _states(store)["remind"] == "uncertain"
+    outbox.fail_with = None
+    Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW + timedelta(days=1), "w1").run_due(cid)
+    assert outbox.sent == []  # never re-sent automatically
