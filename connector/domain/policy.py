@@ -190,7 +190,7 @@ class PaymentPlanPolicy:
     name: str
     grace_days: int = 3
     remind_offsets: tuple[int, ...] = (-3, 0)
-    template: str = "installment_reminder"
+    template: str = "installment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -647,7 +647,7 @@ def payment_plan_policy_from_dict(name: str, data: Mapping[str, Any]) -> Payment
     offsets = tuple(sorted(set(raw)))
     if any(not -60 <= v <= grace for v in offsets):
         raise where.error("remind_offsets", f"offsets must lie between -60 and grace_days ({grace})")
-    template = _text(data, "template", where, "installment_reminder") or "installment_reminder"
+    template = _text(data, "template", where, "installment") or "installment"
     return PaymentPlanPolicy(name=name, grace_days=grace, remind_offsets=offsets, template=template)
 
 

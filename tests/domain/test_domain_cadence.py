@@ -422,7 +422,7 @@ def test_payment_plan_reminders_follow_installments_and_fees_pause() -> None:
     assert [(a.local_date, a.amount, a.items[0].installment) for a in actions] == [
         (date(2024, 4, 2), money(100), 1), (date(2024, 5, 1), money(100), 2),
         (date(2024, 6, 3), money(100), 3), (date(2024, 6, 4), money(100), 3)]
-    assert all(a.kind is ActionKind.REMIND and a.template == "installment_reminder" for a in actions)
+    assert all(a.kind is ActionKind.REMIND and a.template == "installment" for a in actions)
 
 
 def test_broken_payment_plan_resumes_the_cadence() -> None:

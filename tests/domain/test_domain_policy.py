@@ -113,7 +113,7 @@ def test_cadence_needs_a_name() -> None:
 
 def everything(**extra: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "templates": ["friendly", "overdue", "installment_reminder"],
+        "templates": ["friendly", "overdue", "installment"],
         "late_fees": {"std": {"kind": "flat", "amount": 25}},
         "discounts": {"early": {"percent": 2, "days": 10}},
         "payment_plans": {"monthly": {"grace_days": 5, "remind_offsets": [-3, 0, 2]}},
@@ -132,7 +132,7 @@ def test_policy_set_parses_and_cross_checks() -> None:
     assert policies.late_fees["std"].amount == Decimal(25)
     assert policies.discounts["early"].basis is DiscountBasis.ISSUE
     assert policies.payment_plans["monthly"].remind_offsets == (-3, 0, 2)
-    assert policies.templates == frozenset({"friendly", "overdue", "installment_reminder"})
+    assert policies.templates == frozenset({"friendly", "overdue", "installment"})
     validate_cadence(policies.cadences["default"], policies)
 
 

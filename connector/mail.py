@@ -1,0 +1,604 @@
+"""Sending reminders: the message, its MIME form, and the mailers (SMTP and a local outbox).
+
+`OutgoingMessage` is what the executor builds (usually from `connector.mail_templates.render_reminder`);
+a `Mailer` sends it and returns a `SentReceipt`. Before anything is sent, `prepare` checks every header
+field for line breaks (`HeaderInjection`), drops recipient addresses that cannot be delivered (each
+with a reason; `NoValidRecipient` when no To address is left), and builds the MIME bytes: text and
+HTML alternatives, attachments, and the thread headers.
+
+Threading needs no storage: every message of one thread (one invoice, or one customer for grouped
+reminders) refers to a thread root whose Message-ID derives from `thread_key` alone, and each
+message's own Message-ID derives from `thread_key` and `message_key` (the action's key), so a retry
+sends the same id. When the executor passes the keys of the reminders already sent in the thread
+(`earlier_keys`, oldest first), In-Reply-To names the latest of them and References chains them all.
+
+Bcc addresses go only into the SMTP envelope, never into a header. Message bodies are never logged,
+and neither is the SMTP password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from connector.config import MailSettings
+from connector.errors import (
+    ConfigError,
+    HeaderInjection,
+    InvalidMessage,
+    MailRejected,
+    MailTransient,
+    NoValidRecipient,
+)
+from connector.redaction import register_secret
+
+log = logging.getLogger(__name__)
+
+# Every character str.splitlines() breaks on, plus NUL: none may appear in a header field.
+_LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LOCAL_PART = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII except ':'
+# Headers the mailer writes itself; `OutgoingMessage.headers` may not set them.
+_MANAGED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "From",
+        "To",
+        "Cc",
+        "Bcc",
+        "Reply-To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Sender",
+        "Return-Path",
+    )
+)
+MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024
+
+
+class Attachment(NamedTuple):
+    """A file attached to a message: name shown to the reader, raw bytes, MIME type."""
+
+    filename: str
+    content: bytes
+    mime: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One email to send. Addresses are plain `user@example.com` strings (display names allowed).
+
+    `thread_key` names the conversation (e.g. the invoice or customer), `message_key` this message
+    (the action's idempotency key); `earlier_keys` are the message keys already sent in the thread,
+    oldest first. `from_name`/`from_address`/`reply_to` left empty are filled from `MailSettings`.
+    """
+
+    to: Sequence[str]
+    subject: str
+    text: str
+    thread_key: str
+    message_key: str
+    html: str | None = None
+    cc: Sequence[str] = ()
+    bcc: Sequence[str] = ()
+    reply_to: str = ""
+    from_name: str = ""
+    from_address: str = ""
+    earlier_keys: Sequence[str] = ()
+    attachments: Sequence[Attachment | tuple[str, bytes, str]] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # bodies stay out of reprs (and so out of logs and tracebacks)
+        return (
+            f"OutgoingMessage(thread_key={self.thread_key!r}, message_key={self.message_key!r}, "
+            f"to={list(self.to)!r}, cc={list(self.cc)!r}, bcc=<{len(self.bcc)}>, attachments={len(self.attachments)})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedRecipient:
+    """An address set aside before sending (invalid) or refused by the server, and why."""
+
+    address: str
+    reason: str
+    field: str  # "to", "cc" or "bcc"
+
+
+@dataclass(frozen=True)
+class SentReceipt:
+    """What a mailer did: the Message-ID sent, who accepted it, who was dropped and why."""
+
+    message_id: str
+    recipients: tuple[str, ...]
+    dropped: tuple[DroppedRecipient, ...] = ()
+    location: str = ""  # the outbox file for MaildirMailer; "" for SMTP
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A message checked and rendered to MIME: what goes on the wire and to whom."""
+
+    message_id: str
+    envelope_from: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    bcc: tuple[str, ...]
+    dropped: tuple[DroppedRecipient, ...]
+    mime: EmailMessage = field(repr=False)
+
+    @property
+    def envelope_to(self) -> tuple[str, ...]:
+        """Every recipient of the SMTP envelope: To, then Cc, then Bcc."""
+        return self.to + self.cc + self.bcc
+
+    def as_bytes(self) -> bytes:
+        """The message as sent (CRLF line endings); carries no Bcc header."""
+        return self.mime.as_bytes(policy=policy.SMTP)
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    """Sends one message; raises only connector.errors.MailError subclasses."""
+
+    def send(self, message: OutgoingMessage) -> SentReceipt:
+        """Send `message` now; the receipt names the Message-ID used."""
+        ...
+
+
+# -- ids and threading ----------------------------------------------------------------------------
+def _domain_of(address: str) -> str:
+    _, _, domain = address.rpartition("@")
+    if not domain:
+        raise InvalidMessage(f"the sender address {address!r} has no domain")
+    return domain.lower()
+
+
+def message_id(thread_key: str, message_key: str, from_address: str) -> str:
+    """`<nudge.{sha256(thread_key|message_key)[:32]}@domain>`: the same for every retry of one message."""
+    digest = hashlib.sha256(f"{thread_key}|{message_key}".encode()).hexdigest()[:32]
+    return f"<nudge.{digest}@{_domain_of(from_address)}>"
+
+
+def thread_root_id(thread_key: str, from_address: str) -> str:
+    """The id every message of the thread refers to (`<nudge.{sha256(thread_key)[:32]}@domain>`)."""
+    digest = hashlib.sha256(thread_key.encode()).hexdigest()[:32]
+    return f"<nudge.{digest}@{_domain_of(from_address)}>"
+
+
+def thread_headers(thread_key: str, message_key: str, earlier_keys: Sequence[str], from_address: str) -> dict[str, str]:
+    """Message-ID, In-Reply-To and References for one message of a thread (no storage needed)."""
+    own = message_id(thread_key, message_key, from_address)
+    chain = [thread_root_id(thread_key, from_address)]
+    chain += [message_id(thread_key, key, from_address) for key in earlier_keys if key != message_key]
+    return {"Message-ID": own, "In-Reply-To": chain[-1], "References": " ".join(chain)}
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def check_header(name: str, value: str) -> str:
+    """`value` unchanged, or HeaderInjection when it holds a line break (CR, LF, NUL, U+2028...)."""
+    bad = next((char for char in value if char in _LINE_BREAKS), None)
+    if bad is not None:
+        raise HeaderInjection(
+            f"the {name} contains a line break ({bad!r}), which could inject email headers; the message was not sent",
+            field=name,
+        )
+    return value
+
+
+def normalize_address(raw: str) -> tuple[str, str]:
+    """(display name, ASCII addr-spec) of one address, or ValueError with the reason it is undeliverable.
+
+    Accepts `user@example.com` and `Name <user@example.com>`; the domain may be internationalized
+    (it is sent in IDNA form). A non-ASCII local part is refused (it would need SMTPUTF8).
+    """
+    text = raw.strip()
+    name = ""
+    match = re.fullmatch(r"(.*?)\s*<([^<>]*)>", text)
+    if match:
+        name, text = match.group(1).strip().strip('"').strip(), match.group(2).strip()
+    if not text:
+        raise ValueError("empty address")
+    if text.count("@") != 1:
+        raise ValueError("an address needs exactly one '@'")
+    local, domain = text.split("@")
+    if not local or len(local) > 64 or not _LOCAL_PART.fullmatch(local):
+        raise ValueError("the part before '@' is not a valid mailbox name")
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError("the domain is not a valid host name") from None
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("the domain is not a valid host name")
+    if labels[-1].isdigit():
+        raise ValueError("the domain is not a valid host name")
+    return name, f"{local}@{ascii_domain}"
+
+
+def _sort_recipients(
+    message: OutgoingMessage,
+) -> tuple[dict[str, list[tuple[str, str]]], list[DroppedRecipient]]:
+    kept: dict[str, list[tuple[str, str]]] = {"to": [], "cc": [], "bcc": []}
+    seen: set[str] = set()
+    dropped: list[DroppedRecipient] = []
+    for kind, addresses in (("to", message.to), ("cc", message.cc), ("bcc", message.bcc)):
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        for raw in addresses:
+            check_header(f"{kind.capitalize()} address", raw)
+            try:
+                name, address = normalize_address(raw)
+            except ValueError as exc:
+                dropped.append(DroppedRecipient(raw, str(exc), kind))
+                continue
+            if address.lower() in seen:
+                continue  # already a recipient (To wins over Cc, Cc over Bcc)
+            seen.add(address.lower())
+            kept[kind].append((name, address))
+    return kept, dropped
+
+
+def _address(name: str, address: str) -> Address:
+    local, _, domain = address.partition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def prepare(message: OutgoingMessage, settings: MailSettings, *, now: datetime | None = None) -> PreparedMessage:
+    """Check `message` and render it to MIME; raises InvalidMessage (nothing is sent) on any problem."""
+    from_name = check_header("sender name", message.from_name or settings.from_name)
+    from_raw = check_header("sender address", message.from_address or settings.from_address)
+    reply_raw = check_header("Reply-To address", message.reply_to or settings.reply_to)
+    subject = check_header("subject", message.subject)
+    for name, value in message.headers.items():
+        check_header("header name", name)
+        check_header(f"{name} header", value)
+        if not _HEADER_NAME.fullmatch(name) or name.lower() in _MANAGED_HEADERS:
+            raise InvalidMessage(f"the custom header {name!r} is not allowed (invalid name, or set by the mailer)")
+    for key in (message.thread_key, message.message_key, *message.earlier_keys):
+        if not key:
+            raise InvalidMessage("a message needs a thread key and a message key")
+    try:
+        _, sender = normalize_address(from_raw)
+    except ValueError as exc:
+        raise InvalidMessage(f"the sender address {from_raw!r} is not valid: {exc}") from None
+    reply_to: Address | None = None
+    if reply_raw:
+        try:
+            reply_to = _address(*normalize_address(reply_raw))
+        except ValueError as exc:
+            raise InvalidMessage(f"the Reply-To address {reply_raw!r} is not valid: {exc}") from None
+
+    kept, dropped = _sort_recipients(message)
+    if not kept["to"]:
+        reasons = "; ".join(f"{item.address!r}: {item.reason}" for item in dropped) or "no To address was given"
+        raise NoValidRecipient(
+            f"no valid To address, so the message was not sent ({reasons})",
+            dropped=tuple((item.address, item.reason) for item in dropped),
+        )
+
+    mime = EmailMessage(policy=policy.SMTP)
+    mime["From"] = _address(from_name, sender)
+    mime["To"] = [_address(*pair) for pair in kept["to"]]
+    if kept["cc"]:
+        mime["Cc"] = [_address(*pair) for pair in kept["cc"]]
+    if reply_to is not None:
+        mime["Reply-To"] = reply_to
+    mime["Subject"] = subject
+    mime["Date"] = format_datetime(now or datetime.now(UTC))
+    ids = thread_headers(message.thread_key, message.message_key, message.earlier_keys, sender)
+    for name, value in ids.items():
+        mime[name] = value
+    mime["Auto-Submitted"] = "auto-generated"  # RFC 3834: out-of-office robots should not answer
+    mime["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+    for name, value in message.headers.items():
+        mime[name] = value
+
+    mime.set_content(message.text, subtype="plain", charset="utf-8")
+    if message.html is not None:
+        mime.add_alternative(message.html, subtype="html", charset="utf-8")
+    for item in message.attachments:
+        filename, content, mime_type = Attachment(*item)
+        check_header("attachment file name", filename)
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            raise InvalidMessage(f"the attachment {filename!r} is larger than {MAX_ATTACHMENT_BYTES // 2**20} MiB")
+        maintype, _, subtype = mime_type.partition("/")
+        if not maintype or not subtype:
+            raise InvalidMessage(f"the attachment {filename!r} has no valid MIME type ({mime_type!r})")
+        mime.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+
+    return PreparedMessage(
+        message_id=ids["Message-ID"],
+        envelope_from=sender,
+        to=tuple(address for _, address in kept["to"]),
+        cc=tuple(address for _, address in kept["cc"]),
+        bcc=tuple(address for _, address in kept["bcc"]),
+        dropped=tuple(dropped),
+        mime=mime,
+    )
+
+
+def _log_dropped(prepared: PreparedMessage) -> None:
+    for item in prepared.dropped:
+        log.warning("mail %s: dropped %s recipient %r: %s", prepared.message_id, item.field, item.address, item.reason)
+
+
+# -- SMTP -----------------------------------------------------------------------------------------
+def _reply_text(reply: bytes | str, secret: str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    text = " ".join(text.split())[:300]
+    return text.replace(secret, "<redacted>") if secret else text
+
+
+class SmtpMailer:
+    """Sends over SMTP with the organization's settings: STARTTLS or implicit TLS, optional login.
+
+    One connection per message. A password is only ever sent over TLS. `ssl_context` defaults to
+    the system's trusted CAs with host name checking.
+    """
+
+    def __init__(
+        self,
+        settings: MailSettings,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if settings.smtp_security not in ("starttls", "ssl", "none"):
+            raise ConfigError(f"unknown smtp_security {settings.smtp_security!r} (expected starttls, ssl or none)")
+        self.settings = settings
+        self._context = ssl_context
+        self._local_hostname = local_hostname
+        self._clock = clock or (lambda: datetime.now(UTC))
+        register_secret(settings.smtp_password)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"SmtpMailer(host={s.smtp_host!r}, port={s.smtp_port}, security={s.smtp_security!r})"
+
+    def send(self, message: OutgoingMessage) -> SentReceipt:
+        """Deliver `message` to the SMTP server; MailTransient (retryable) or MailRejected on failure."""
+        prepared = prepare(message, self.settings, now=self._clock())
+        _log_dropped(prepared)
+        secret = self.settings.smtp_password
+        where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        stage = "connect"
+        smtp: smtplib.SMTP | None = None
+        try:
+            smtp = self._connect()
+            stage = "login"
+            self._secure_and_login(smtp)
+            stage = "send"
+            accepted, refused = self._transfer(smtp, prepared)
+        except smtplib.SMTPResponseException as exc:
+            raise _classify(exc.smtp_code, _reply_text(exc.smtp_error, secret), stage, where) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise MailRejected(f"the TLS certificate of {where} could not be verified: {exc.verify_message}") from None
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            if isinstance(exc, _DataLost):
+                raise MailTransient(
+                    f"the connection to the mail server {where} broke while the message was being sent; "
+                    "it may have been delivered",
+                    maybe_sent=True,
+                ) from None
+            detail = _reply_text(str(exc), secret)
+            raise MailTransient(
+                f"could not reach the mail server {where} ({stage}): {type(exc).__name__}: {detail}"
+            ) from None
+        except smtplib.SMTPException as exc:  # e.g. no usable AUTH mechanism
+            raise MailRejected(f"the mail server {where} cannot be used: {_reply_text(str(exc), secret)}") from None
+        finally:
+            if smtp is not None:
+                _close(smtp)
+        return self._receipt(prepared, accepted, refused)
+
+    def _receipt(
+        self, prepared: PreparedMessage, accepted: tuple[str, ...], refused: list[DroppedRecipient]
+    ) -> SentReceipt:
+        for item in refused:
+            log.warning(
+                "mail %s: server refused %s recipient %r: %s",
+                prepared.message_id,
+                item.field,
+                item.address,
+                item.reason,
+            )
+        log.info("mail %s sent via smtp to %d recipient(s)", prepared.message_id, len(accepted))
+        return SentReceipt(prepared.message_id, accepted, prepared.dropped + tuple(refused))
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        timeout = float(s.timeout_seconds)
+        if s.smtp_security == "ssl":
+            return smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, local_hostname=self._local_hostname, timeout=timeout, context=self._tls()
+            )
+        return smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=self._local_hostname, timeout=timeout)
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
+
+    def _secure_and_login(self, smtp: smtplib.SMTP) -> None:
+        s = self.settings
+        smtp.ehlo()
+        if s.smtp_security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise MailRejected(
+                    f"the mail server {s.smtp_host}:{s.smtp_port} does not offer STARTTLS; "
+                    "refusing to send mail unencrypted (set smtp_security to none to allow it)"
+                )
+            smtp.starttls(context=self._tls())
+            smtp.ehlo()
+        if not s.smtp_username:
+            return
+        if s.smtp_security == "none":
+            raise MailRejected("refusing to send the SMTP password without TLS; set smtp_security to starttls or ssl")
+        if not smtp.has_extn("auth"):
+            raise MailRejected(f"the mail server {s.smtp_host}:{s.smtp_port} does not offer AUTH (login)")
+        smtp.login(s.smtp_username, s.smtp_password)
+
+    def _transfer(
+        self, smtp: smtplib.SMTP, prepared: PreparedMessage
+    ) -> tuple[tuple[str, ...], list[DroppedRecipient]]:
+        secret = self.settings.smtp_password
+        code, reply = smtp.mail(prepared.envelope_from)
+        if code != 250:
+            smtp.rset()
+            raise smtplib.SMTPResponseException(code, reply)
+        accepted: list[str] = []
+        refused: list[DroppedRecipient] = []
+        codes: list[int] = []
+        for kind, addresses in (("to", prepared.to), ("cc", prepared.cc), ("bcc", prepared.bcc)):
+            for address in addresses:
+                code, reply = smtp.rcpt(address)
+                if code in (250, 251):
+                    accepted.append(address)
+                else:
+                    refused.append(
+                        DroppedRecipient(address, f"refused by the server: {code} {_reply_text(reply, secret)}", kind)
+                    )
+                    if kind == "to":
+                        codes.append(code)
+        if not any(address in accepted for address in prepared.to):
+            smtp.rset()
+            worst = min(codes) if codes else 550  # a 4xx among the refusals means it may work later
+            reasons = "; ".join(f"{item.address}: {item.reason}" for item in refused if item.field == "to")
+            raise smtplib.SMTPResponseException(worst, f"no To recipient was accepted ({reasons})".encode())
+        try:
+            code, reply = smtp.data(prepared.as_bytes())
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _DataLost(str(exc)) from exc
+        if code != 250:
+            raise smtplib.SMTPResponseException(code, reply)
+        return tuple(accepted), refused
+
+
+class _DataLost(OSError):
+    """The connection broke after DATA began: the server may or may not have the message."""
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _classify(code: int, reply: str, stage: str, where: str) -> MailTransient | MailRejected:
+    action = {"connect": "connecting to", "login": "logging in to", "send": "sending to"}.get(stage, "talking to")
+    text = f"the mail server {where} answered {code} while {action} it: {reply}"
+    if 400 <= code < 500 or code == -1:
+        return MailTransient(text, smtp_code=code)
+    return MailRejected(text, smtp_code=code)
+
+
+# -- the development outbox -------------------------------------------------------------------------
+class MaildirMailer:
+    """Writes each message as `<path>/<id>.eml` (plus `<id>.envelope.json` naming the envelope).
+
+    For development and the demo: nothing leaves the machine. A retry of the same message rewrites
+    the same file. The .eml is exactly what SMTP would carry, so it has no Bcc header.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        settings: MailSettings | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.settings = settings or MailSettings(backend="maildir", outbox_path=str(path))
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def __repr__(self) -> str:
+        return f"MaildirMailer(path={str(self.path)!r})"
+
+    def send(self, message: OutgoingMessage) -> SentReceipt:
+        """Write `message` to the outbox folder; MailTransient if the folder cannot be written."""
+        prepared = prepare(message, self.settings, now=self._clock())
+        _log_dropped(prepared)
+        stem = hashlib.sha256(prepared.message_id.encode()).hexdigest()[:32]
+        envelope = {
+            "message_id": prepared.message_id,
+            "from": prepared.envelope_from,
+            "to": list(prepared.to),
+            "cc": list(prepared.cc),
+            "bcc": list(prepared.bcc),
+            "dropped": [{"address": d.address, "reason": d.reason, "field": d.field} for d in prepared.dropped],
+        }
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            target = self.path / f"{stem}.eml"
+            _write_atomically(self.path / f"{stem}.envelope.json", json.dumps(envelope, indent=2).encode())
+            _write_atomically(target, prepared.as_bytes())
+        except OSError as exc:
+            raise MailTransient(f"could not write to the outbox {self.path}: {exc.strerror or exc}") from None
+        log.info("mail %s written to %s", prepared.message_id, target)
+        return SentReceipt(prepared.message_id, prepared.envelope_to, prepared.dropped, str(target))
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def mailer_for(settings: MailSettings) -> Mailer:
+    """The mailer `settings.backend` names: SmtpMailer for "smtp", MaildirMailer for "maildir"."""
+    if settings.backend == "smtp":
+        return SmtpMailer(settings)
+    if settings.backend == "maildir":
+        if not settings.outbox_path:
+            raise ConfigError("mail.backend is maildir but mail.outbox_path is empty")
+        return MaildirMailer(settings.outbox_path, settings)
+    raise ConfigError(f"unknown mail backend {settings.backend!r} (expected maildir or smtp)")
+
+
+__all__ = [
+    "Attachment",
+    "DroppedRecipient",
+    "MaildirMailer",
+    "Mailer",
+    "OutgoingMessage",
+    "PreparedMessage",
+    "SentReceipt",
+    "SmtpMailer",
+    "check_header",
+    "mailer_for",
+    "message_id",
+    "normalize_address",
+    "prepare",
+    "thread_headers",
+    "thread_root_id",
+]
