@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,11 +44,14 @@ def tenant(provider_harness: Any, provider: ProviderSpec) -> Iterator[Tenant]:
 def test_connect(provider_harness: Any, provider: ProviderSpec) -> None:
     settings = provider_harness.settings()
     tenant_id = provider_harness.new_tenant("Connect Co")
-    url = provider.authorization_url(settings, "state-xyz", "challenge")
+    # PKCE (RFC 7636, S256): the challenge is derived from the verifier, as connector.connections does.
+    verifier = "contract-verifier-" + "v" * 40
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    url = provider.authorization_url(settings, "state-xyz", challenge)
     assert "state-xyz" in url and url.startswith("http://127.0.0.1:")
-    params = provider_harness.authorize(tenant_id, "state-xyz", "challenge")
+    params = provider_harness.authorize(tenant_id, "state-xyz", challenge)
     assert params["state"] == "state-xyz"
-    tokens = provider.exchange_code(settings, params, "verifier", datetime.now(UTC))
+    tokens = provider.exchange_code(settings, params, verifier if provider.supports_pkce else "", datetime.now(UTC))
     assert tokens.access_token and tokens.refresh_token and tokens.expires_at > datetime.now(UTC)
     assert tokens.access_token not in repr(tokens)
     infos = provider.connect(settings, params, tokens)

@@ -1,0 +1,121 @@
+"""Records → Xero JSON (PascalCase, `/Date(..)/` with `...String` twins), full or `summaryOnly`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from providers.xero.emulator.ledger import Ledger
+from providers.xero.emulator.wire import date_string, ms_date
+
+# summaryOnly drops the computation-heavy collections (facts doc §2.2; exact field list [unverified]).
+_SUMMARY_DROPS = ("LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments")
+
+
+def _dates(record: dict[str, Any], out: dict[str, Any]) -> None:
+    for key in ("Date", "DueDate", "FullyPaidOnDate", "ExpectedPaymentDate"):
+        value = record.get(key)
+        if isinstance(value, date):
+            out[key] = ms_date(value)
+            if key in ("Date", "DueDate"):
+                out[f"{key}String"] = date_string(value)
+        elif key in out:
+            del out[key]
+    stamp = record.get("UpdatedDateUTC")
+    if isinstance(stamp, datetime):
+        out["UpdatedDateUTC"] = ms_date(stamp)
+
+
+def _contact_stub(ledger: Ledger, contact_id: str, name: str) -> dict[str, Any]:
+    return {
+        "ContactID": contact_id,
+        "Name": ledger.contacts.get(contact_id, {}).get("Name", name),
+        "Addresses": [],
+        "Phones": [],
+        "ContactGroups": [],
+        "ContactPersons": [],
+        "HasValidationErrors": False,
+    }
+
+
+def invoice(ledger: Ledger, record: dict[str, Any], *, summary: bool = False) -> dict[str, Any]:
+    """One invoice as GET /Invoices returns it (payload xero_invoices_get.json)."""
+    out = dict(record)
+    out["Contact"] = _contact_stub(ledger, record["Contact"]["ContactID"], record["Contact"]["Name"])
+    if summary:
+        for key in _SUMMARY_DROPS:
+            out.pop(key, None)
+    else:
+        out["Payments"] = [_nested_dates(p) for p in record["Payments"]]
+        out["CreditNotes"] = [_nested_dates(c) for c in record["CreditNotes"]]
+    _dates(record, out)
+    if record["Type"] == "ACCPAY" or not record.get("SentToContact"):
+        out.pop("SentToContact", None)
+    return out
+
+
+def _nested_dates(item: dict[str, Any]) -> dict[str, Any]:
+    out = dict(item)
+    if isinstance(item.get("Date"), date):
+        out["Date"] = ms_date(item["Date"])
+    if isinstance(item.get("UpdatedDateUTC"), datetime):
+        out["UpdatedDateUTC"] = ms_date(item["UpdatedDateUTC"])
+    return out
+
+
+def contact(ledger: Ledger, record: dict[str, Any], *, summary: bool = False) -> dict[str, Any]:
+    """One contact as GET /Contacts returns it."""
+    out = {
+        "ContactID": record["ContactID"],
+        "ContactStatus": record["ContactStatus"],
+        "Name": record["Name"],
+        "FirstName": record.get("FirstName", ""),
+        "LastName": record.get("LastName", ""),
+        "EmailAddress": record.get("EmailAddress", ""),
+        "ContactPersons": [dict(p) for p in record.get("ContactPersons", [])],
+        "IsSupplier": bool(record.get("IsSupplier")),
+        "IsCustomer": bool(record.get("IsCustomer")),
+        "Addresses": [],
+        "Phones": [],
+        "ContactGroups": [],
+        "HasValidationErrors": False,
+        "UpdatedDateUTC": ms_date(record["UpdatedDateUTC"]),
+    }
+    if summary:
+        for key in ("ContactPersons", "Addresses", "Phones", "ContactGroups"):
+            out.pop(key)
+    return out
+
+
+def credit_note(ledger: Ledger, record: dict[str, Any]) -> dict[str, Any]:
+    """One credit note with its allocations."""
+    out = dict(record)
+    out["Contact"] = _contact_stub(ledger, record["Contact"]["ContactID"], record["Contact"]["Name"])
+    out["Allocations"] = [_nested_dates(a) for a in record["Allocations"]]
+    _dates(record, out)
+    return out
+
+
+def unapplied(ledger: Ledger, record: dict[str, Any]) -> dict[str, Any]:
+    """One overpayment or prepayment."""
+    out = dict(record)
+    out["Contact"] = _contact_stub(ledger, record["Contact"]["ContactID"], record["Contact"]["Name"])
+    _dates(record, out)
+    return out
+
+
+def history(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History records (payload xero_invoice_history_get.json)."""
+    out = []
+    for record in records:
+        stamp: datetime = record["DateUTC"]
+        out.append(
+            {
+                "Changes": record["Changes"],
+                "DateUTCString": stamp.strftime("%Y-%m-%dT%H:%M:%S"),
+                "DateUTC": ms_date(stamp),
+                "User": record["User"],
+                "Details": record["Details"],
+            }
+        )
+    return out

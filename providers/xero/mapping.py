@@ -1,0 +1,155 @@
+"""Xero JSON (PascalCase, as the Accounting API returns it) → Nudge's provider-neutral snapshots.
+
+Quirks (facts doc §2.2): dates are `/Date(<ms>+0000)/` with ISO `...String` twins; `AmountDue` is the
+authority for what is still owed; `Status` is one of DRAFT, SUBMITTED, AUTHORISED, PAID, VOIDED, DELETED.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.money import Money
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
+
+STATUS = {
+    "DRAFT": InvoiceStatus.DRAFT,
+    # SUBMITTED = awaiting approval; Xero still lets it be emailed (facts doc §2.3), so Nudge treats it as open.
+    "SUBMITTED": InvoiceStatus.OPEN,
+    "AUTHORISED": InvoiceStatus.OPEN,
+    "PAID": InvoiceStatus.PAID,
+    "VOIDED": InvoiceStatus.VOIDED,
+    "DELETED": InvoiceStatus.DELETED,
+}
+
+
+class MappingError(ValueError):
+    """A Xero record that cannot be mapped; `field` names the offending key (for quarantine)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def parse_instant(value: Any) -> datetime:
+    """An aware UTC datetime from `/Date(ms+zzzz)/`, an ISO string, or a datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value or "").strip()
+    match = _MS_DATE.match(text)
+    if match:
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+    if not text:
+        raise ValueError("empty timestamp")
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)  # Xero's "...UTC" fields carry no zone
+
+
+def parse_day(value: Any) -> date | None:
+    """A calendar date from `/Date(ms+zzzz)/` (read in the offset it names) or `2018-10-20T00:00:00`."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    match = _MS_DATE.match(text)
+    if match:
+        instant = datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        if match.group(2):
+            offset = timedelta(hours=int(match.group(3)), minutes=int(match.group(4)))
+            instant += offset if match.group(2) == "+" else -offset
+        return instant.date()
+    return date.fromisoformat(text[:10])
+
+
+def amount(value: Any) -> Decimal:
+    """Exact Decimal from a JSON number (Decimal with parse_float=Decimal, int, float) or string."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError("missing amount")
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+def contact_emails(contact: Mapping[str, Any]) -> tuple[str, ...]:
+    """The primary email, then every contact person flagged "include in emails" (facts doc §2.3)."""
+    emails: list[str] = []
+    primary = str(contact.get("EmailAddress") or "").strip()
+    if primary:
+        emails.append(primary)
+    for person in contact.get("ContactPersons") or []:
+        address = str(person.get("EmailAddress") or "").strip()
+        if person.get("IncludeInEmails") and address and address.lower() not in (e.lower() for e in emails):
+            emails.append(address)
+    return tuple(emails)
+
+
+def to_invoice(raw: Mapping[str, Any], *, home_currency: str) -> InvoiceSnapshot:
+    """One Xero invoice object → InvoiceSnapshot; raises MappingError naming the bad field."""
+    invoice_id = str(raw.get("InvoiceID") or "")
+    if not invoice_id:
+        raise MappingError("InvoiceID", "missing")
+    status_text = str(raw.get("Status") or "").upper()
+    if status_text not in STATUS:
+        raise MappingError("Status", f"unknown status {status_text!r}")
+    currency = str(raw.get("CurrencyCode") or home_currency)
+    contact = raw.get("Contact") or {}
+    try:
+        total = Money.of(amount(raw.get("Total")), currency)
+        balance = Money.of(amount(raw.get("AmountDue")), currency)
+    except (ValueError, ArithmeticError) as exc:
+        raise MappingError("Total/AmountDue/CurrencyCode", str(exc)) from exc
+    try:
+        issue = parse_day(raw.get("Date") or raw.get("DateString"))
+        due = parse_day(raw.get("DueDate") or raw.get("DueDateString"))
+    except ValueError as exc:
+        raise MappingError("Date/DueDate", str(exc)) from exc
+    try:
+        updated = parse_instant(raw.get("UpdatedDateUTC"))
+    except ValueError as exc:
+        raise MappingError("UpdatedDateUTC", str(exc)) from exc
+    return InvoiceSnapshot(
+        external_id=invoice_id,
+        number=str(raw.get("InvoiceNumber") or ""),
+        customer_external_id=str(contact.get("ContactID") or ""),
+        customer_name=str(contact.get("Name") or ""),
+        currency=total.currency,
+        total=total,
+        balance=balance,
+        issue_date=issue,
+        due_date=due,
+        status=STATUS[status_text],
+        updated_at=updated,
+        emails=contact_emails(contact),
+    )
+
+
+def to_customer(raw: Mapping[str, Any]) -> CustomerSnapshot:
+    """One Xero contact → CustomerSnapshot (archived contacts are inactive)."""
+    contact_id = str(raw.get("ContactID") or "")
+    if not contact_id:
+        raise MappingError("ContactID", "missing")
+    return CustomerSnapshot(
+        external_id=contact_id,
+        name=str(raw.get("Name") or ""),
+        emails=contact_emails(raw),
+        active=str(raw.get("ContactStatus") or "ACTIVE").upper() == "ACTIVE",
+    )
+
+
+def cursor_text(moment: datetime) -> str:
+    """A sync cursor: the instant in ISO 8601 with milliseconds, UTC."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_cursor(cursor: str) -> datetime:
+    """The instant a cursor names."""
+    return parse_instant(cursor)
