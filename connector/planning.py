@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector.action_codec import action_from_json, action_to_json
-from connector.domain.actions import Action, History, InvoiceFacts
+from connector.domain.actions import Action, ActionKind, History, InvoiceFacts
 from connector.domain.cadence import ConnectionSettings
 from connector.domain.calendar import Calendars
 from connector.domain.fees import ReferenceRates
@@ -114,11 +114,22 @@ def load_states(
     settings = ConnectionSettings(
         str(connection.id), connection.time_zone or "UTC", connection.approval_mode, rates or ReferenceRates()
     )
+    # Nudge's own fee invoices come back through the sync; chasing them would charge fees on fees.
+    fee_invoices = set(
+        uow.session.scalars(
+            select(ActionRow.external_ref).where(
+                ActionRow.connection_id == connection_id,
+                ActionRow.kind == ActionKind.LATE_FEE.value,
+                ActionRow.external_ref != "",
+            )
+        )
+    )
     invoices = [
         snapshot_of(row)
         for row in uow.session.scalars(
             select(Invoice).where(Invoice.connection_id == connection_id, Invoice.status == InvoiceStatus.OPEN.value)
         )
+        if row.external_id not in fee_invoices
     ]
     customers = {
         row.external_id: overrides_of(row)

@@ -70,7 +70,8 @@ class Store:
             session.rollback()
             raise StorageError(f"database unavailable: {exc.orig}") from exc
         finally:
-            session.rollback()
+            # close() rolls back whatever was not committed; unlike rollback() it leaves loaded rows
+            # readable after the block (detached, not expired).
             session.close()
 
     def ping(self) -> None:

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Emulators answer thousands of calls in tests and the demo; the call log records them instead."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
 
 
 @dataclass
@@ -37,7 +44,7 @@ def serve(app: Any, port: int = 0, host: str = "127.0.0.1") -> RunningServer:
     """Start `app` on host:port (0 = any free port) and return once it accepts connections."""
     if host not in {"127.0.0.1", "localhost", "::1"}:
         raise ValueError("emulators only listen on loopback")
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]  # ThreadingMixIn attribute on threaded servers
     thread = threading.Thread(target=server.serve_forever, name=f"emulator-{server.port}", daemon=True)
     thread.start()

@@ -1,0 +1,633 @@
+"""`nudge demo`: the whole job against the bundled emulators, 60 simulated days in a few minutes.
+
+Two realistic companies (one per provider) are seeded, connected through the real OAuth flows,
+then the clocks of Nudge and the emulators advance six hours at a time (so every customer's send
+window, from Sydney to New York, gets a worker tick). Emulated customers pay some invoices after
+reminders. Each day prints what was sent, noted, charged and collected; the end prints a summary.
+Provider specifics come from each emulator's demo kit (`providers.<name>.emulator.demo.kit()`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from sqlalchemy import select
+
+from connector.bootstrap import Services, build
+from connector.config import load_settings
+from connector.connections import begin_connect, complete_connect
+from connector.domain.model import Role
+from connector.pipeline import run_connection
+from connector.ports import ProviderSettings
+from connector.registry import available_provider_names, load_demo_kit
+from connector.scheduler import Lease, Worker
+from connector.storage.tables import Action, Customer, Invoice
+from connector.vault import generate_key
+
+TICK = timedelta(hours=6)
+DEMO_PASSWORD = "nudge-demo-password"
+DEMO_EMAIL = "demo@example.com"
+
+
+class DemoLedger(Protocol):
+    """What the demo needs from a provider's emulator."""
+
+    provider: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def settings(self, redirect_uri: str) -> ProviderSettings: ...
+    def set_now(self, moment: datetime) -> None: ...
+    def create_company(self, name: str, currency: str, time_zone_offset_hours: int) -> str: ...
+    def add_customer(self, tenant: str, name: str, email: str, currency: str) -> str: ...
+    def add_invoice(
+        self, tenant: str, customer: str, number: str, amount: Decimal, currency: str, issued: date, due: date
+    ) -> str: ...
+    def approve(self, authorize_url: str, tenants: list[str]) -> dict[str, str]: ...
+    def balance(self, tenant: str, invoice: str) -> Decimal: ...
+    def pay(self, tenant: str, invoice: str, amount: Decimal, on: date) -> None: ...
+    def ledger_writes(self, tenant: str) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class CompanyProfile:
+    """One demo company: who it is, where, and the currencies its customers pay in."""
+
+    provider: str
+    name: str
+    currency: str
+    time_zone: str
+    utc_offset_hours: int
+    customers: int
+    invoices: int
+    foreign: tuple[tuple[str, str], ...]  # (currency, customer time zone) of some customers
+    prefix: str
+
+
+PROFILES = {
+    "quickbooks": CompanyProfile(
+        "quickbooks",
+        "Hudson Valley Design Co.",
+        "USD",
+        "America/New_York",
+        -5,
+        28,
+        170,
+        (("EUR", "Europe/Berlin"), ("CAD", "America/Toronto")),
+        "HV",
+    ),
+    "xero": CompanyProfile(
+        "xero",
+        "Thames Joinery Ltd",
+        "GBP",
+        "Europe/London",
+        0,
+        24,
+        140,
+        (("EUR", "Europe/Paris"), ("AUD", "Australia/Sydney")),
+        "TJ",
+    ),
+}
+
+FIRST = [
+    "Bright",
+    "Harbor",
+    "Summit",
+    "Maple",
+    "Cedar",
+    "Granite",
+    "Silver",
+    "Northern",
+    "Bluebird",
+    "Copper",
+    "Willow",
+    "Atlas",
+    "Beacon",
+    "Orchard",
+]
+SECOND = [
+    "Bakery",
+    "Studio",
+    "Logistics",
+    "Dental",
+    "Architects",
+    "Florists",
+    "Brewing",
+    "Robotics",
+    "Farms",
+    "Outfitters",
+    "Print",
+    "Media",
+]
+
+RULES: dict[str, Any] = {
+    "cadences": {
+        "standard": {
+            "send_time": "09:30",
+            "window": {"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00"},
+            "catch_up": "latest",
+            "minimum_amount": {"USD": 10, "GBP": 10, "EUR": 10, "CAD": 10, "AUD": 10},
+            "steps": [
+                {"id": "courtesy", "offset": -3, "remind": "gentle_nudge"},
+                {"id": "due", "offset": 0, "remind": "due_today"},
+                {"id": "late-3", "offset": 3, "remind": "firm", "note": "Overdue reminder sent by Nudge"},
+                {"id": "late-10", "offset": 10, "remind": "firm", "late_fee": "monthly_interest"},
+                {"id": "call", "offset": 17, "call_task": "Phone accounts payable about the overdue balance"},
+                {"id": "final", "offset": 24, "remind": "final_notice", "escalate": True},
+            ],
+        }
+    },
+    "policies": {
+        "templates": ["gentle_nudge", "due_today", "firm", "final_notice", "discount_offer", "installment"],
+        "late_fees": {
+            "monthly_interest": {
+                "kind": "interest",
+                "rate_per_month": 1.5,
+                "grace_days": 7,
+                "repeat": "month",
+                "max_count": 3,
+                "min_fee": 5,
+                "total_cap_percent": 10,
+                "description": "Interest on overdue balance",
+            }
+        },
+        "payment_plans": {"monthly": {"grace_days": 5, "template": "installment"}},
+    },
+}
+
+
+@dataclass
+class DayTally:
+    """What happened on one simulated day."""
+
+    reminders: int = 0
+    notes: int = 0
+    fees: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    fee_count: int = 0
+    calls: int = 0
+    escalations: int = 0
+    holds: int = 0
+    collected: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    payments: int = 0
+
+
+@dataclass
+class DemoSummary:
+    """The outcome of a demo run (printed, and returned for the demo test)."""
+
+    days: int
+    reminders: int
+    notes: int
+    fee_count: int
+    fees: dict[str, Decimal]
+    calls: int
+    escalations: int
+    holds: int
+    collected: dict[str, Decimal]
+    payments: int
+    paid_after_reminder: int
+    dso_before: dict[str, Decimal]
+    dso_after: dict[str, Decimal]
+    ledger_writes: dict[str, dict[str, int]]
+    outbox: Path
+    config: Path
+    seconds: float
+    reminded_paid_invoices: int  # reminders about invoices already paid when sent: must be 0
+    duplicate_keys: int  # actions carried out twice: must be 0
+
+
+class DemoClock:
+    """Nudge's clock during the demo: moved by the demo, read by every service."""
+
+    def __init__(self, start: datetime) -> None:
+        self.moment = start
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+@dataclass
+class _Company:
+    profile: CompanyProfile
+    kit: DemoLedger
+    tenant: str = ""
+    connection_id: int = 0
+    invoices: dict[str, tuple[str, Decimal, str, date]] = field(default_factory=dict)  # id -> customer, total, cur, due
+    issued: list[tuple[date, Decimal]] = field(default_factory=list)
+    numbers: int = 0
+
+
+def _write_config(out: Path, companies: list[_Company], base_url: str) -> Path:
+    config = {
+        "instance_path": str(out),
+        "database": {"url": f"sqlite:///{out / 'nudge.sqlite3'}"},
+        # A throw-away demo folder: its keys are written here so `nudge serve` can open it afterwards.
+        "vault": {"active_key": "demo", "keys": {"demo": generate_key()}},
+        "web": {"secret_key": generate_key(), "base_url": base_url, "session_cookie_secure": False},
+        "mail": {"backend": "maildir", "outbox_path": str(out / "outbox"), "from_address": "billing@nudge.example"},
+        "scheduler": {"jitter_seconds": 1, "sync_interval_minutes": 60, "full_reconcile_hours": 24},
+        "providers": {},
+        **RULES,
+    }
+    for company in companies:
+        settings = company.kit.settings(f"{base_url}/oauth/{company.profile.provider}/callback")
+        config["providers"][company.profile.provider] = {
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+            "redirect_uri": settings.redirect_uri,
+            "environment": settings.environment,
+            "api_base": settings.api_base,
+            "identity_base": settings.identity_base,
+            "options": dict(settings.options),
+        }
+    path = out / "nudge.yaml"
+    path.write_text("# Written by `nudge demo` for its throw-away folder.\n" + yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _name(rng: random.Random, used: set[str]) -> str:
+    while True:
+        name = f"{rng.choice(FIRST)} {rng.choice(SECOND)}"
+        if name not in used:
+            used.add(name)
+            return name
+
+
+def _seed(company: _Company, rng: random.Random, start: date) -> list[tuple[str, str, str]]:
+    """Customers and invoices; some paid on time before the demo starts. Returns (ext id, zone, locale)."""
+    profile, kit = company.profile, company.kit
+    company.tenant = kit.create_company(profile.name, profile.currency, profile.utc_offset_hours)
+    used: set[str] = set()
+    customers: list[tuple[str, str, str, str]] = []  # id, currency, zone, locale
+    locales = {"EUR": "de_DE", "CAD": "en_CA", "AUD": "en_AU", "USD": "en_US", "GBP": "en_GB"}
+    for n in range(profile.customers):
+        currency, zone = profile.foreign[n % len(profile.foreign)] if n % 5 == 4 else (profile.currency, "")
+        name = _name(rng, used)
+        email = f"accounts@{name.lower().replace(' ', '-')}.example"
+        external = kit.add_customer(company.tenant, name, email, currency)
+        customers.append((external, currency, zone, locales.get(currency, "en_US")))
+    for _ in range(profile.invoices):
+        customer, currency, _, _ = customers[rng.randrange(len(customers))]
+        issued = start - timedelta(days=rng.randint(3, 55))
+        _add_invoice(company, rng, customer, currency, issued)
+    for invoice_id, (_, total, _, due) in list(company.invoices.items()):
+        if due < start and rng.random() < 0.45:  # paid on time, before the demo began
+            kit.pay(company.tenant, invoice_id, total, due - timedelta(days=rng.randint(0, 5)))
+    return [(external, zone, locale) for external, _, zone, locale in customers]
+
+
+def _add_invoice(company: _Company, rng: random.Random, customer: str, currency: str, issued: date) -> None:
+    company.numbers += 1
+    amount = Decimal(rng.randint(150_00, 8_500_00)) / 100
+    due = issued + timedelta(days=rng.choice((14, 30, 30, 30, 45)))
+    number = f"{company.profile.prefix}-{1000 + company.numbers}"
+    invoice_id = company.kit.add_invoice(company.tenant, customer, number, amount, currency, issued, due)
+    company.invoices[invoice_id] = (customer, amount, currency, due)
+    company.issued.append((issued, amount))
+
+
+def _dso(services: Services, company: _Company, today: date) -> Decimal:
+    """Days sales outstanding in the home currency: open receivables ÷ average daily sales (last 60 days)."""
+    home = company.profile.currency
+    with services.store.unit_of_work() as uow:
+        open_rows = uow.session.execute(
+            select(Invoice.balance).where(
+                Invoice.connection_id == company.connection_id, Invoice.status == "open", Invoice.currency == home
+            )
+        ).all()
+        sales = uow.session.execute(
+            select(Invoice.total).where(
+                Invoice.connection_id == company.connection_id,
+                Invoice.currency == home,
+                Invoice.issue_date > today - timedelta(days=60),
+            )
+        ).all()
+    receivable = sum((row[0] for row in open_rows), Decimal(0))
+    daily = sum((row[0] for row in sales), Decimal(0)) / 60
+    return (receivable / daily).quantize(Decimal("0.1")) if daily else Decimal(0)
+
+
+@contextmanager
+def _started(kits: list[DemoLedger]) -> Iterator[None]:
+    started: list[DemoLedger] = []
+    try:
+        for kit in kits:
+            kit.start()
+            started.append(kit)
+        yield
+    finally:
+        for kit in started:
+            kit.stop()
+
+
+def run_demo(
+    *,
+    days: int = 60,
+    out: Path = Path("demo-out"),
+    seed: int = 2026,
+    providers: list[str] | None = None,
+    echo: Callable[[str], None] = print,
+    start: datetime | None = None,
+) -> DemoSummary:
+    """Run the demo and return its summary; `echo` receives every printed line."""
+    import time
+
+    began = time.monotonic()
+    rng = random.Random(seed)
+    names = providers or [name for name in ("quickbooks", "xero") if name in available_provider_names()]
+    kits: list[DemoLedger] = [load_demo_kit(name) for name in names]
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("nudge.sqlite3", "nudge.sqlite3-wal", "nudge.sqlite3-shm"):
+        (out / stale).unlink(missing_ok=True)
+    first = (start or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    clock = DemoClock(first)
+    with _started(kits):
+        companies = [_Company(PROFILES[kit.provider], kit) for kit in kits]
+        for kit in kits:
+            kit.set_now(first)
+        zones = {company.profile.provider: _seed(company, rng, first.date()) for company in companies}
+        config = _write_config(out, companies, "http://127.0.0.1:5000")
+        services = build(load_settings(str(config)), clock=clock)
+        services.store.upgrade()
+        org_id = _organization(services)
+        for company in companies:
+            _connect(services, company, org_id, clock)
+            _customer_details(services, company, zones[company.profile.provider], rng)
+        echo(
+            f"Nudge demo: {len(companies)} companies, {days} days from {first.date().isoformat()}; "
+            f"outbox: {out / 'outbox'}"
+        )
+        for company in companies:
+            echo(
+                f"  connected {company.profile.provider}: {company.profile.name} "
+                f"({len(company.invoices)} invoices, {company.profile.customers} customers)"
+            )
+        reminders = services.reminder_sender()
+
+        def process(connection_id: int, lease: Lease) -> None:
+            run_connection(services, connection_id, lease.owner, reminders=reminders, renew=lease.renew)
+
+        worker = Worker(services.store, process, services.settings.scheduler, clock, owner="demo-worker")
+        dso_before: dict[str, Decimal] = {}
+        pending: list[tuple[date, _Company, str, Decimal]] = []
+        seen_actions: set[int] = set()
+        totals = DayTally()
+        paid_after_reminder: set[tuple[str, str]] = set()
+        reminded_paid = 0
+        for day in range(days):
+            tally = DayTally()
+            today = (first + timedelta(days=day)).date()
+            for tick in range(4):
+                clock.moment = first + timedelta(days=day) + tick * TICK
+                for company in companies:
+                    company.kit.set_now(clock.moment)
+                if tick == 0:
+                    pending = _customers_pay(pending, today, tally, paid_after_reminder)
+                    _new_sales(companies, rng, today)
+                report = worker.tick()
+                for connection_id, error in report.failed.items():
+                    echo(f"    connection {connection_id} failed: {error}")
+                if day == 0 and tick == 0:
+                    dso_before = {c.profile.name: _dso(services, c, today) for c in companies}
+                reminded_paid += _tally(services, companies, seen_actions, tally, pending, rng, today)
+            echo(_day_line(today, tally))
+            _accumulate(totals, tally)
+        for company in companies:
+            company.kit.set_now(clock.moment + timedelta(minutes=1))
+        clock.moment += timedelta(minutes=1)
+        worker.tick()  # a last sync so the closing numbers see every payment
+        dso_after = {c.profile.name: _dso(services, c, clock.moment.date()) for c in companies}
+        writes = {c.profile.name: c.kit.ledger_writes(c.tenant) for c in companies}
+        duplicates = _duplicates(services)
+    summary = DemoSummary(
+        days=days,
+        reminders=totals.reminders,
+        notes=totals.notes,
+        fee_count=totals.fee_count,
+        fees=dict(totals.fees),
+        calls=totals.calls,
+        escalations=totals.escalations,
+        holds=totals.holds,
+        collected=dict(totals.collected),
+        payments=totals.payments,
+        paid_after_reminder=len(paid_after_reminder),
+        dso_before=dso_before,
+        dso_after=dso_after,
+        ledger_writes=writes,
+        outbox=out / "outbox",
+        config=config,
+        seconds=round(time.monotonic() - began, 1),
+        reminded_paid_invoices=reminded_paid,
+        duplicate_keys=duplicates,
+    )
+    for line in _summary_lines(summary):
+        echo(line)
+    return summary
+
+
+def _organization(services: Services) -> int:
+    with services.store.unit_of_work() as uow:
+        org = uow.organizations.add("Demo Bookkeeping Practice")
+        user = uow.users.add(DEMO_EMAIL, DEMO_PASSWORD, "Demo Accountant")
+        uow.memberships.add(user.id, org.id, Role.OWNER)
+        uow.commit()
+        return org.id
+
+
+def _connect(services: Services, company: _Company, org_id: int, clock: DemoClock) -> None:
+    """The real OAuth flow: Nudge's authorize URL, the emulator's consent page, Nudge's callback."""
+    key = company.profile.provider
+    spec, settings = services.registry.spec(key), services.registry.settings(key)
+    request = begin_connect(spec, settings)
+    params = company.kit.approve(request.url, [company.tenant])
+    connected = complete_connect(
+        services.store,
+        services.vault,
+        spec,
+        settings,
+        org_id,
+        params,
+        request.state,
+        request.code_verifier,
+        clock.now(),
+        actor=DEMO_EMAIL,
+    )[0]  # one company was chosen on the consent page
+    company.connection_id = connected.connection_id
+    with services.store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connected.connection_id)
+        assert connection is not None
+        connection.cadence = "standard"
+        connection.time_zone = company.profile.time_zone
+        connection.home_currency = company.profile.currency
+        uow.commit()
+
+
+def _customer_details(
+    services: Services, company: _Company, zones: list[tuple[str, str, str]], rng: random.Random
+) -> None:
+    """What a user sets in Nudge: customers' own zones and locales, and a couple of disputes."""
+    with services.store.unit_of_work() as uow:
+        for index, (external, zone, locale) in enumerate(zones):
+            customer = uow.session.scalars(
+                select(Customer).where(
+                    Customer.connection_id == company.connection_id, Customer.external_id == external
+                )
+            ).first()
+            if customer is None:
+                customer = Customer(connection_id=company.connection_id, external_id=external)
+                uow.session.add(customer)
+            customer.time_zone = zone
+            customer.locale = locale
+            customer.dispute = index in (2, 11)
+        uow.commit()
+
+
+def _new_sales(companies: list[_Company], rng: random.Random, today: date) -> None:
+    if today.weekday() >= 5:
+        return
+    for company in companies:
+        for _ in range(rng.randint(1, 3)):
+            customer, _, currency, _ = company.invoices[rng.choice(list(company.invoices))]
+            _add_invoice(company, rng, customer, currency, today)
+
+
+def _tally(
+    services: Services,
+    companies: list[_Company],
+    seen: set[int],
+    tally: DayTally,
+    pending: list[tuple[date, _Company, str, Decimal]],
+    rng: random.Random,
+    today: date,
+) -> int:
+    """Count newly done actions; customers decide whether to pay after each reminder."""
+    by_connection = {c.connection_id: c for c in companies}
+    reminded_paid = 0
+    with services.store.unit_of_work() as uow:
+        rows = uow.session.scalars(select(Action).where(Action.state == "done", Action.id.not_in(seen or {0}))).all()
+    for row in rows:
+        seen.add(row.id)
+        company = by_connection[row.connection_id]
+        payload = row.payload
+        if row.kind == "remind":
+            tally.reminders += 1
+            chance = {"gentle_nudge": 0.2, "due_today": 0.3, "firm": 0.4, "final_notice": 0.55}.get(
+                payload.get("template") or "", 0.3
+            )
+            for invoice_id in payload["invoice_external_ids"]:
+                if invoice_id not in company.invoices:
+                    continue  # not one of the customers' own invoices
+                if company.kit.balance(company.tenant, invoice_id) == 0:
+                    reminded_paid += 1
+                elif rng.random() < chance:
+                    pending.append((today + timedelta(days=rng.randint(1, 5)), company, invoice_id, Decimal(0)))
+        elif row.kind == "note":
+            tally.notes += 1
+        elif row.kind == "late_fee":
+            tally.fee_count += 1
+            amount = payload.get("amount") or {}
+            tally.fees[amount.get("currency", "")] += Decimal(amount.get("amount", "0"))
+        elif row.kind == "call_task":
+            tally.calls += 1
+        elif row.kind == "escalate":
+            tally.escalations += 1
+        elif row.kind == "hold":
+            tally.holds += 1
+    return reminded_paid
+
+
+def _customers_pay(
+    pending: list[tuple[date, _Company, str, Decimal]],
+    today: date,
+    tally: DayTally,
+    paid_after_reminder: set[tuple[str, str]],
+) -> list[tuple[date, _Company, str, Decimal]]:
+    later = []
+    for when, company, invoice_id, _ in pending:
+        if when > today:
+            later.append((when, company, invoice_id, Decimal(0)))
+            continue
+        balance = company.kit.balance(company.tenant, invoice_id)
+        if balance <= 0:
+            continue
+        company.kit.pay(company.tenant, invoice_id, balance, today)
+        tally.payments += 1
+        tally.collected[company.invoices[invoice_id][2]] += balance
+        paid_after_reminder.add((company.profile.provider, invoice_id))
+    return later
+
+
+def _accumulate(totals: DayTally, day: DayTally) -> None:
+    for name in ("reminders", "notes", "fee_count", "calls", "escalations", "holds", "payments"):
+        setattr(totals, name, getattr(totals, name) + getattr(day, name))
+    for currency, amount in day.fees.items():
+        totals.fees[currency] += amount
+    for currency, amount in day.collected.items():
+        totals.collected[currency] += amount
+
+
+def _money(amounts: dict[str, Decimal]) -> str:
+    return ", ".join(f"{amount:,.2f} {currency}" for currency, amount in sorted(amounts.items()) if amount) or "0"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _day_line(today: date, tally: DayTally) -> str:
+    parts = [_count(tally.reminders, "reminder"), _count(tally.notes, "note")]
+    if tally.fee_count:
+        parts.append(f"{_count(tally.fee_count, 'late fee')} ({_money(tally.fees)})")
+    if tally.calls:
+        parts.append(_count(tally.calls, "call task"))
+    if tally.escalations:
+        parts.append(f"{tally.escalations} escalated")
+    collected = (
+        f"collected {_money(tally.collected)} ({_count(tally.payments, 'payment')})"
+        if tally.payments
+        else "collected 0"
+    )
+    return f"{today.strftime('%a %d %b')}: {', '.join(parts)}; {collected}"
+
+
+def _duplicates(services: Services) -> int:
+    with services.store.unit_of_work() as uow:
+        keys = list(uow.session.scalars(select(Action.key).where(Action.state == "done")))
+    return len(keys) - len(set(keys))
+
+
+def _summary_lines(summary: DemoSummary) -> list[str]:
+    lines = [
+        "",
+        f"Summary of {summary.days} days ({summary.seconds} s):",
+        f"  reminders sent:       {summary.reminders}",
+        f"  notes written:        {summary.notes}",
+        f"  late fees charged:    {summary.fee_count} ({_money(summary.fees)})",
+        f"  call tasks / escalations / holds: {summary.calls} / {summary.escalations} / {summary.holds}",
+        f"  collected:            {_money(summary.collected)} from {summary.payments} payments "
+        f"({summary.paid_after_reminder} invoices paid after a reminder)",
+    ]
+    for name in summary.dso_before:
+        lines.append(f"  DSO {name}: {summary.dso_before[name]} days before, {summary.dso_after.get(name)} after")
+    for name, writes in summary.ledger_writes.items():
+        lines.append(f"  written back to {name}: {json.dumps(writes)}")
+    lines += [
+        f"  reminders about already-paid invoices: {summary.reminded_paid_invoices}; duplicate effects: "
+        f"{summary.duplicate_keys}",
+        "",
+        f"Emails: {summary.outbox} (one .eml file per reminder)",
+        f"Browse: NUDGE_CONFIG={summary.config} nudge serve  → http://127.0.0.1:5000 "
+        f"(sign in as {DEMO_EMAIL} / {DEMO_PASSWORD})",
+    ]
+    return lines
