@@ -22,6 +22,8 @@ _PATTERNS = [
         r"\s*[:=]\s*[\"']?)[^\"'&\s,}]+"
     ),
     re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{8,}"),
+    # OAuth callback query strings in access logs: the authorization code is a credential until used.
+    re.compile(r"(?i)([?&](?:code|code_verifier|refresh_token|access_token)=)[^&\s\"']+"),
 ]
 _lock = threading.Lock()
 _secrets: set[str] = set()

@@ -7,6 +7,7 @@ the entities from the configured API host.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,6 +47,9 @@ def receive_webhook(
     if not settings.webhook_key or not signature or not spec.verify_webhook(body, signature, settings.webhook_key):
         raise WebhookRejected("webhook signature missing or invalid", 401)
     try:
+        # Every provider's deliveries are JSON; a signed body that is not (some parsers answer [] for
+        # it) is refused here, whatever the provider's parser would make of it.
+        json.loads(body)
         notices = spec.parse_webhook(body)
     except (ValueError, KeyError, TypeError) as exc:
         raise WebhookRejected(f"webhook body is not a {spec.display_name} event payload: {exc}", 400) from exc

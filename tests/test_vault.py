@@ -126,3 +126,14 @@ def test_no_token_reaches_logs_or_formatted_tracebacks(caplog: pytest.LogCapture
     everything = caplog.text + handler_output
     assert ACCESS not in everything and REFRESH not in everything
     assert "<redacted>" in everything and "refresh failed" in everything and "RuntimeError" in everything
+
+
+def test_oauth_codes_in_access_log_lines_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    redaction.install()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("werkzeug").info(
+            '127.0.0.1 - - "GET /oauth/quickbooks/callback?code=AB11secretcode123&state=xyz&realmId=9130 HTTP/1.1" '
+            "302 -"
+        )
+    assert "AB11secretcode123" not in caplog.text
+    assert "code=<redacted>&state=xyz&realmId=9130" in caplog.text

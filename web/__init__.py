@@ -35,10 +35,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services = build(settings)
     services.require_ready_to_serve()  # a vault key and a session secret, else VaultError / ConfigError
     if not settings.web.secret_key:  # `settings` may differ from `services.settings`
-        raise ConfigError([ConfigIssue(
-            settings.source, None, "web.secret_key",
-            "is empty: set NUDGE_SECRET_KEY (any long random text); the web app will not start without it",
-        )])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    settings.source,
+                    None,
+                    "web.secret_key",
+                    "is empty: set NUDGE_SECRET_KEY (any long random text); the web app will not start without it",
+                )
+            ]
+        )
     redaction.register_secret(settings.web.secret_key)
 
     app = Flask(
@@ -63,10 +69,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     access.init_app(app)  # before CSRF: a non-member gets 404 whatever the method or token
     csrf.init_app(app)
 
-    from web import auth, health, home
+    from web import auth, connections, health, home, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(connections.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     access.check_rules(app)
 

@@ -89,13 +89,13 @@ def organization_rules(app: Flask) -> list[Rule]:
 def check_rules(app: Flask) -> None:
     """Fail start-up if a rule could escape the check: `org_id` not an int, or the org under another name."""
     loose = [
-        rule.rule for rule in organization_rules(app)
-        if not isinstance(rule._converters.get(ORG_ARG), IntegerConverter)
+        rule.rule for rule in organization_rules(app) if not isinstance(rule._converters.get(ORG_ARG), IntegerConverter)
     ]
     if loose:
         raise RuntimeError(f"organization-scoped routes must use <int:{ORG_ARG}>: {', '.join(sorted(loose))}")
     renamed = [
-        rule.rule for rule in app.url_map.iter_rules()
+        rule.rule
+        for rule in app.url_map.iter_rules()
         if any(_ORG_LIKE.search(name) for name in rule.arguments if name != ORG_ARG)
     ]
     if renamed:

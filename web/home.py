@@ -8,6 +8,7 @@ from flask import Blueprint, g, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required  # type: ignore[import-untyped, unused-ignore]
 
+from connector.domain.model import ConnectionStatus, Role
 from web.extensions import services
 
 bp = Blueprint("home", __name__)
@@ -21,6 +22,13 @@ class ConnectionRow:
     provider: str
     name: str
     status: str
+    provider_key: str = ""
+    last_error: str = ""
+
+    @property
+    def needs_reconnect(self) -> bool:
+        """Shown with a "Reconnect" button: the grant is dead or the file was disconnected."""
+        return self.status in (ConnectionStatus.NEEDS_REAUTH.value, ConnectionStatus.DISCONNECTED.value)
 
 
 def provider_label(key: str) -> str:
@@ -44,10 +52,27 @@ def index() -> ResponseReturnValue:
 @bp.get("/orgs/<int:org_id>/")
 def organization(org_id: int) -> ResponseReturnValue:
     """The organization's dashboard (membership already checked by web.access)."""
+    registry = services().registry
+    keys = registry.keys()  # the configured providers, sorted
     with services().store.unit_of_work() as uow:
         connections = [
-            ConnectionRow(id=c.id, provider=provider_label(c.provider), name=c.name or c.tenant_id, status=c.status)
+            ConnectionRow(
+                id=c.id,
+                provider=provider_label(c.provider),
+                name=c.name or c.tenant_id,
+                status=c.status,
+                provider_key=c.provider,
+                last_error=c.last_error or "",
+            )
             for c in uow.connections.for_organization(g.organization.id)
         ]
         others = [(org.id, org.name) for org, _role in uow.organizations.for_user(current_user.user_id)]
-    return render_template("org_home.html", connections=connections, organizations=others)
+    return render_template(
+        "org_home.html",
+        connections=connections,
+        organizations=others,
+        providers=[(key, registry.spec(key).display_name) for key in keys],
+        configured=set(keys),
+        can_connect=g.role in (Role.OWNER, Role.ACCOUNTANT),
+        can_disconnect=g.role is Role.OWNER,
+    )

@@ -172,12 +172,12 @@ _limiters: dict[str, RateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
-def limiter_for(tenant_id: str) -> RateLimiter:
-    """The process-wide limiter of one tenant (created on first use)."""
+def limiter_for(tenant_id: str, per_minute: int = 60) -> RateLimiter:
+    """The process-wide limiter of one tenant (created on first use; `per_minute` from the settings)."""
     with _limiters_lock:
         limiter = _limiters.get(tenant_id)
         if limiter is None:
-            limiter = _limiters[tenant_id] = RateLimiter()
+            limiter = _limiters[tenant_id] = RateLimiter(per_minute=per_minute)
         return limiter
 
 
@@ -236,7 +236,7 @@ class XeroClient:
         self._token: NudgeOAuth2Token = self._sdk.configuration.oauth2_token
         self.accounting = AccountingApi(self._sdk, base_url=settings.api_base.rstrip("/") or API_BASE)
         self.identity = IdentityApi(self._sdk, base_url=connections_base(settings))
-        self.limiter = limiter or limiter_for(tenant_id)
+        self.limiter = limiter or limiter_for(tenant_id, int(settings.options.get("rate_per_minute", 60)))
         self._jitter = jitter
         self._calls = 0
         self._calls_lock = threading.Lock()

@@ -207,9 +207,9 @@ class NudgeOAuth2Token(OAuth2Token):
 
     def create_auth_settings(self, api_client: Any) -> dict[str, Any]:
         """The Authorization header for one call, from local variables (the instance is shared by threads)."""
+        # The TokenSource is the one judge of expiry, on Nudge's clock (which tests and the demo move):
+        # current() already refreshed if the token dies within its margin.
         tokens = self._source.current()
-        if tokens.expires_within(self.expiration_buffer, datetime.now(UTC)):
-            tokens = self._source.refreshed(tokens.access_token)
         with self._lock:  # keep the SDK-visible attributes coherent for code that reads them
             self.update_token(**sdk_token(tokens))
         self._local.access_token = tokens.access_token

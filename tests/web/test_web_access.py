@@ -57,7 +57,10 @@ def test_every_org_route_uses_the_int_converter(app: Flask) -> None:
 
 
 def test_every_org_route_is_404_for_members_of_another_organization(
-    app: Flask, client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
     token_of: Callable[[str], str],
 ) -> None:
     alice = make_user("Alpha Books", Role.OWNER)
@@ -91,7 +94,9 @@ def test_every_org_route_sends_anonymous_visitors_to_sign_in(app: Flask, client:
 
 
 def test_members_get_through_on_every_org_page_without_other_arguments(
-    app: Flask, client: FlaskClient, signed_in: Any,
+    app: Flask,
+    client: FlaskClient,
+    signed_in: Any,
 ) -> None:
     pages = [rule for rule in _org_rules(app) if set(rule.arguments) == {"org_id"} and "GET" in (rule.methods or ())]
     assert pages
@@ -115,7 +120,9 @@ def fresh_app(app: Flask, settings: Settings) -> Flask:
 
 
 def test_a_new_org_route_is_guarded_without_opting_in(
-    fresh_app: Flask, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    fresh_app: Flask,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
     token_of: Callable[[str], str],
 ) -> None:
     @fresh_app.route("/orgs/<int:org_id>/probe", methods=["GET", "POST"])
@@ -141,7 +148,9 @@ def test_a_new_org_route_is_guarded_without_opting_in(
 
 
 def test_require_role(
-    fresh_app: Flask, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    fresh_app: Flask,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
 ) -> None:
     @fresh_app.get("/orgs/<int:org_id>/owners-only")
     @access.require_role(Role.OWNER)
@@ -180,7 +189,9 @@ def test_require_role_refuses_routes_without_an_organization(fresh_app: Flask, s
 
 
 def test_org_id_without_int_converter_is_refused_at_start_up_and_at_run_time(
-    fresh_app: Flask, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    fresh_app: Flask,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
 ) -> None:
     @fresh_app.get("/orgs/<org_id>/loose")
     def loose(org_id: str) -> str:
@@ -207,4 +218,3 @@ def test_the_organization_under_another_name_is_refused_at_start_up(fresh_app: F
 
     with pytest.raises(RuntimeError, match="organization_id"):
         access.check_rules(fresh_app)
-

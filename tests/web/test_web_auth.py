@@ -27,7 +27,9 @@ def test_login_page_renders(client: FlaskClient, token_of: Callable[[str], str])
 
 
 def test_sign_in_shows_the_home_page_and_sign_out_ends_the_session(
-    client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
     token_of: Callable[[str], str],
 ) -> None:
     account = make_user("Acme Ltd", Role.OWNER, display_name="Ada Lovelace")
@@ -51,7 +53,9 @@ def test_sign_in_shows_the_home_page_and_sign_out_ends_the_session(
 
 
 def test_email_is_case_insensitive(
-    client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
 ) -> None:
     account = make_user("Acme Ltd", Role.VIEWER, email="Mixed.Case@Example.com")
     assert login(client, "  MIXED.case@example.COM ", account.password).status_code == 302
@@ -63,7 +67,9 @@ def _normalized(page: TestResponse, email: str) -> str:
 
 
 def test_bad_password_and_unknown_email_get_the_same_clear_message(
-    client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
 ) -> None:
     account = make_user("Acme Ltd", Role.OWNER)
     wrong_password = login(client, account.email, "not the password at all")
@@ -85,7 +91,9 @@ def test_empty_fields_are_reported_per_field(client: FlaskClient, login: Callabl
 
 
 def test_login_post_without_csrf_token_is_rejected(
-    client: FlaskClient, make_user: Callable[..., Any], app: Any,
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    app: Any,
 ) -> None:
     account = make_user("Acme Ltd", Role.OWNER)
     response = client.post("/login", data={"email": account.email, "password": account.password})
@@ -113,7 +121,9 @@ def test_logout_needs_post_and_a_csrf_token(client: FlaskClient, signed_in: Any)
 
 
 def test_next_is_followed_only_within_the_site(
-    app: Any, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    app: Any,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
 ) -> None:
     account = make_user("Acme Ltd", Role.OWNER)
     cases = {
@@ -130,7 +140,9 @@ def test_next_is_followed_only_within_the_site(
 
 
 def test_anonymous_visit_returns_to_the_page_after_sign_in(
-    client: FlaskClient, make_user: Callable[..., Any], token_of: Callable[[str], str],
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    token_of: Callable[[str], str],
 ) -> None:
     account = make_user("Acme Ltd", Role.OWNER)
     bounce = client.get(f"/orgs/{account.org_id}/")
@@ -148,7 +160,9 @@ def test_signed_in_user_visiting_login_goes_home(client: FlaskClient, signed_in:
 
 
 def test_user_without_organization_sees_the_no_organization_page(
-    client: FlaskClient, store: Store, login: Callable[..., TestResponse],
+    client: FlaskClient,
+    store: Store,
+    login: Callable[..., TestResponse],
 ) -> None:
     with store.unit_of_work() as uow:
         uow.users.add("loner@example.com", "a long enough password")
@@ -160,7 +174,10 @@ def test_user_without_organization_sees_the_no_organization_page(
 
 
 def test_deactivated_user_is_signed_out_and_cannot_sign_in(
-    client: FlaskClient, store: Store, signed_in: Any, login: Callable[..., TestResponse],
+    client: FlaskClient,
+    store: Store,
+    signed_in: Any,
+    login: Callable[..., TestResponse],
 ) -> None:
     with store.unit_of_work() as uow:
         user = uow.users.get(signed_in.user_id)

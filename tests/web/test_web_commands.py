@@ -42,21 +42,30 @@ def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_serve_runs_the_app_from_the_config(
-    nudge: Any, config_file: Path, monkeypatch: pytest.MonkeyPatch,
+    nudge: Any,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[dict[str, Any]] = []
 
     def fake_run(app: Flask, **options: Any) -> None:
-        calls.append({"secret": app.config["SECRET_KEY"], "cookie_secure": app.config["SESSION_COOKIE_SECURE"],
-                      **options})
+        calls.append(
+            {"secret": app.config["SECRET_KEY"], "cookie_secure": app.config["SESSION_COOKIE_SECURE"], **options}
+        )
 
     monkeypatch.setattr(Flask, "run", fake_run)
     result = CliRunner().invoke(nudge, ["--config", str(config_file), "serve"])
     assert result.exit_code == 0, result.output
-    assert calls == [{
-        "secret": "a-long-random-session-secret-for-tests", "cookie_secure": False,
-        "host": "127.0.0.1", "port": 5099, "debug": False, "use_reloader": False,
-    }]
+    assert calls == [
+        {
+            "secret": "a-long-random-session-secret-for-tests",
+            "cookie_secure": False,
+            "host": "127.0.0.1",
+            "port": 5099,
+            "debug": False,
+            "use_reloader": False,
+        }
+    ]
 
     result = CliRunner().invoke(nudge, ["--config", str(config_file), "serve", "--host", "0.0.0.0", "--port", "8123"])
     assert result.exit_code == 0, result.output
@@ -64,7 +73,9 @@ def test_serve_runs_the_app_from_the_config(
 
 
 def test_serve_refuses_to_start_without_a_secret_key(
-    nudge: Any, config_file: Path, monkeypatch: pytest.MonkeyPatch,
+    nudge: Any,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("NUDGE_SECRET_KEY")
     monkeypatch.setattr(Flask, "run", lambda *_a, **_k: pytest.fail("the server must not start"))
@@ -76,7 +87,12 @@ def test_serve_refuses_to_start_without_a_secret_key(
 def test_python_dash_m_web_fails_closed_with_a_clear_message(config_file: Path) -> None:
     env = {**os.environ, "NUDGE_CONFIG": str(config_file), "NUDGE_SECRET_KEY": ""}
     done = subprocess.run(
-        [sys.executable, "-m", "web"], env=env, capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "web"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 1
     assert "web.secret_key is empty: set NUDGE_SECRET_KEY" in done.stderr

@@ -33,7 +33,10 @@ def test_empty_state(client: FlaskClient, signed_in: Any) -> None:
 
 
 def test_lists_this_organizations_connections_only(
-    client: FlaskClient, store: Store, signed_in: Any, make_user: Callable[..., Any],
+    client: FlaskClient,
+    store: Store,
+    signed_in: Any,
+    make_user: Callable[..., Any],
 ) -> None:
     other = make_user("Other Org", Role.OWNER)
     _add_connection(store, signed_in.org_id, "quickbooks", "9130355", "Acme Books", "active")
@@ -51,7 +54,10 @@ def test_lists_this_organizations_connections_only(
 
 
 def test_first_organization_by_name_and_switching(
-    client: FlaskClient, make_user: Callable[..., Any], store: Store, login: Callable[..., TestResponse],
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    store: Store,
+    login: Callable[..., TestResponse],
 ) -> None:
     zulu = make_user("Zulu Traders", Role.OWNER, email="multi@example.com")
     alpha = make_user("Alpha Accounting", Role.OWNER)
@@ -67,7 +73,9 @@ def test_first_organization_by_name_and_switching(
 
 
 def test_organization_names_are_escaped(
-    client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse],
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
 ) -> None:
     account = make_user("<script>alert(1)</script> & Co", Role.OWNER)
     assert login(client, account.email, account.password).status_code == 302
@@ -81,11 +89,22 @@ def _unused(*_args: object) -> NoReturn:
 
 
 def test_provider_names_come_from_the_registry(
-    app: Flask, settings: Settings, store: Store, signed_in: Any, login: Callable[..., TestResponse],
+    app: Flask,
+    settings: Settings,
+    store: Store,
+    signed_in: Any,
+    login: Callable[..., TestResponse],
 ) -> None:
     spec = ProviderSpec(
-        key="quickbooks", display_name="QuickBooks Online", authorization_url=_unused, exchange_code=_unused,
-        refresh=_unused, revoke=_unused, connect=_unused, verify_webhook=_unused, parse_webhook=_unused,
+        key="quickbooks",
+        display_name="QuickBooks Online",
+        authorization_url=_unused,
+        exchange_code=_unused,
+        refresh=_unused,
+        revoke=_unused,
+        connect=_unused,
+        verify_webhook=_unused,
+        parse_webhook=_unused,
         adapter=_unused,
     )
     provider = ProviderSettings(key="quickbooks", client_id="id", client_secret="secret", redirect_uri="http://x/cb")

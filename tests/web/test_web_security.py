@@ -65,7 +65,9 @@ def _session_cookie(response: Any) -> str:
 
 
 def test_session_cookie_is_httponly_samesite_lax_and_secure_when_configured(
-    settings: Settings, app: Any, tmp_path: Path,
+    settings: Settings,
+    app: Any,
+    tmp_path: Path,
 ) -> None:
     plain = _session_cookie(app.test_client().get("/login"))  # tests run over http: Secure off
     assert "HttpOnly" in plain and "SameSite=Lax" in plain and "Secure" not in plain

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from connector.ports import ProviderSettings
+from providers._emulator import RateLimits
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
 
 
@@ -30,7 +31,8 @@ class QuickBooksDemo:
         return self._handle
 
     def start(self) -> None:
-        self._handle = start()
+        # Limits off: the demo compresses days into seconds, so the real per-minute budget would only add waits.
+        self._handle = start(limits=RateLimits())
 
     def stop(self) -> None:
         if self._handle is not None:

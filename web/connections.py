@@ -1,0 +1,242 @@
+"""Connecting accounting files (generic over the registry): connect, OAuth callback, reconnect, disconnect,
+and the app-marketplace "launch" and "disconnect" URLs.
+
+The OAuth round trip keeps one pending entry per provider in the signed session: `state`, the PKCE
+verifier, the organization and the user who started it. The callback (one path per provider, against
+OAuth mix-up) takes that entry out of the session whatever happens, re-checks that the signed-in user
+is still that user and still may connect files to that organization, and hands the rest to
+`connector.connections`. Error pages name what went wrong; they never show the code or a token.
+
+"Connect" answers with a page that moves the browser on to the provider (meta refresh plus a link)
+rather than a 303: under the strict CSP (`form-action 'self'`) browsers refuse a form whose redirect
+leaves the site.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
+
+from connector.connections import ConnectError, begin_connect, complete_connect, disconnect
+from connector.domain.model import ConnectionStatus, Role
+from connector.errors import NudgeError
+from connector.ports import ProviderSettings, ProviderSpec
+from web.access import require_role
+from web.extensions import login_manager, services
+
+bp = Blueprint("connections", __name__)
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "nudge.oauth_pending"
+CONNECT_ROLES = (Role.OWNER, Role.ACCOUNTANT)
+
+
+def _provider(key: str) -> tuple[ProviderSpec, ProviderSettings]:
+    """The configured provider `key`, else 404 (unknown and unconfigured look the same)."""
+    registry = services().registry
+    if key not in registry:
+        abort(404)
+    return registry.spec(key), registry.settings(key)
+
+
+def _actor() -> str:
+    return f"user:{current_user.user_id}"
+
+
+def _failure(title: str, message: str, status: int = 400) -> ResponseReturnValue:
+    return render_template("connect_error.html", title=title, message=message), status
+
+
+def _start(org_id: int, key: str) -> ResponseReturnValue:
+    """Remember a fresh state (and PKCE verifier) for this org and user, then send the browser to the provider."""
+    spec, settings = _provider(key)
+    try:
+        authorization = begin_connect(spec, settings)
+    except NudgeError as exc:
+        log.warning("could not start connecting %s: %s", key, exc.user_message)
+        return _failure(f"Could not start connecting {spec.display_name}", exc.user_message, 502)
+    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
+    pending[key] = {
+        "state": authorization.state,
+        "verifier": authorization.code_verifier,
+        "org_id": org_id,
+        "user_id": current_user.user_id,
+    }
+    session[PENDING_KEY] = pending
+    # Not a 303: browsers apply the CSP's form-action 'self' to a form's redirects too, so the page
+    # answering the form sends the browser on (meta refresh, and a link), which the CSP allows.
+    return render_template("connect_redirect.html", url=authorization.url, provider_name=spec.display_name)
+
+
+def _take_pending(key: str) -> dict[str, Any] | None:
+    """Remove and return the pending round trip for provider `key` (single use)."""
+    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
+    entry = pending.pop(key, None)
+    if entry is not None:
+        if pending:
+            session[PENDING_KEY] = pending
+        else:
+            session.pop(PENDING_KEY, None)
+    return entry if isinstance(entry, dict) else None
+
+
+def _role_in(org_id: int) -> Role | None:
+    with services().store.unit_of_work() as uow:
+        role = uow.memberships.role(current_user.user_id, org_id)
+        if role is None or uow.organizations.get(org_id) is None:
+            return None
+        return Role(role)
+
+
+@bp.get("/orgs/<int:org_id>/connect/<provider>")
+@require_role(*CONNECT_ROLES)
+def connect_page(org_id: int, provider: str) -> ResponseReturnValue:
+    """A page with the "Connect <provider>" button (where the marketplace launch URL lands)."""
+    spec, _settings = _provider(provider)
+    return render_template("connect.html", provider_key=spec.key, provider_name=spec.display_name)
+
+
+@bp.post("/orgs/<int:org_id>/connect/<provider>")
+@require_role(*CONNECT_ROLES)
+def connect(org_id: int, provider: str) -> ResponseReturnValue:
+    """Start the OAuth round trip to `provider` for this organization."""
+    return _start(org_id, provider)
+
+
+@bp.post("/orgs/<int:org_id>/connections/<int:connection_id>/reconnect")
+@require_role(*CONNECT_ROLES)
+def reconnect(org_id: int, connection_id: int) -> ResponseReturnValue:
+    """Start the OAuth round trip again for this connection's provider (the callback updates the row)."""
+    with services().store.unit_of_work() as uow:
+        connection = uow.connections.get(org_id, connection_id)
+        key = connection.provider if connection is not None else None
+    if key is None:
+        abort(404)
+    return _start(org_id, key)
+
+
+@bp.post("/orgs/<int:org_id>/connections/<int:connection_id>/disconnect")
+@require_role(Role.OWNER)
+def disconnect_connection(org_id: int, connection_id: int) -> ResponseReturnValue:
+    """Revoke the grant, forget the tokens and mark the connection disconnected."""
+    with services().store.unit_of_work() as uow:
+        connection = uow.connections.get(org_id, connection_id)
+        found = (connection.provider, connection.name or connection.tenant_id) if connection is not None else None
+    if found is None:
+        abort(404)
+    key, name = found
+    spec, settings = _provider(key)
+    now = services().clock.now()
+    if not disconnect(services().store, services().vault, spec, settings, org_id, connection_id, now, actor=_actor()):
+        abort(404)
+    flash(f"Disconnected {name}", "info")
+    return redirect(url_for("home.organization", org_id=org_id), 303)
+
+
+@bp.get("/oauth/<provider>/callback")
+def callback(provider: str) -> ResponseReturnValue:
+    """The provider sends the browser back here with `code` and `state` (or `error`)."""
+    spec, settings = _provider(provider)
+    name = spec.display_name
+    pending = _take_pending(provider)
+    if pending is None:
+        return _failure(
+            f"{name} connection not started here",
+            f"This browser has no {name} connection in progress (it may have expired, or was started "
+            "in another browser or before signing in again). Nothing was connected; start again from your dashboard.",
+        )
+    if not current_user.is_authenticated or current_user.user_id != pending.get("user_id"):
+        return _failure(
+            f"{name} connection not completed",
+            f"You are no longer signed in as the user who started connecting {name}. "
+            "Nothing was connected; sign in and start again.",
+        )
+    org_id = pending.get("org_id")
+    if not isinstance(org_id, int) or _role_in(org_id) not in CONNECT_ROLES:
+        abort(404)
+    try:
+        files = complete_connect(
+            services().store,
+            services().vault,
+            spec,
+            settings,
+            org_id,
+            request.args.to_dict(),
+            str(pending.get("state") or ""),
+            str(pending.get("verifier") or ""),
+            services().clock.now(),
+            actor=_actor(),
+        )
+    except ConnectError as exc:
+        log.info("%s connection for organization %s not completed: %s", provider, org_id, exc.user_message)
+        return _failure(f"{name} was not connected", _sentence(exc.user_message))
+    except NudgeError as exc:
+        log.warning("%s connection for organization %s failed: %s", provider, org_id, exc.user_message)
+        return _failure(f"{name} was not connected", _sentence(exc.user_message), 502)
+    for file in files:
+        flash(f"{'Connected' if file.created else 'Reconnected'} {file.name}", "info")
+    return redirect(url_for("home.organization", org_id=org_id), 303)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]) if text else "Something went wrong."
+
+
+@bp.get("/launch/<provider>")
+def launch(provider: str) -> ResponseReturnValue:
+    """The marketplace's launch ("Get app now") URL: to the connect page of the user's first organization."""
+    spec, _settings = _provider(provider)
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    with services().store.unit_of_work() as uow:
+        memberships = [(org.id, Role(role)) for org, role in uow.organizations.for_user(current_user.user_id)]
+    if not memberships:
+        return redirect(url_for("home.index"))
+    for org_id, role in memberships:
+        if role in CONNECT_ROLES:
+            return redirect(url_for("connections.connect_page", org_id=org_id, provider=spec.key))
+    flash(f"Ask an owner or accountant of your organization to connect {spec.display_name}.", "info")
+    return redirect(url_for("home.organization", org_id=memberships[0][0]))
+
+
+@bp.get("/marketplace/<provider>/disconnected")
+def marketplace_disconnected(provider: str) -> ResponseReturnValue:
+    """The marketplace's disconnect URL: confirm, and mark the named file disconnected where the user owns it.
+
+    QuickBooks passes `realmId`. Only organizations the signed-in user owns are touched; other members
+    see the page and a reconnect link, and a signed-out visitor changes nothing.
+    """
+    spec, settings = _provider(provider)
+    tenant_id = request.args.get("realmId") or request.args.get("tenantId") or ""
+    marked: list[str] = []
+    reconnect_org: int | None = None
+    if current_user.is_authenticated:
+        with services().store.unit_of_work() as uow:
+            memberships = [(org.id, Role(role)) for org, role in uow.organizations.for_user(current_user.user_id)]
+            targets = [
+                (org_id, connection.id, connection.name or connection.tenant_id)
+                for org_id, role in memberships
+                if role is Role.OWNER and tenant_id
+                for connection in uow.connections.for_organization(org_id)
+                if connection.provider == spec.key
+                and connection.tenant_id == tenant_id
+                and connection.status != ConnectionStatus.DISCONNECTED.value
+            ]
+        store, vault, now = services().store, services().vault, services().clock.now()
+        for org_id, connection_id, name in targets:
+            if disconnect(store, vault, spec, settings, org_id, connection_id, now, actor=_actor()):
+                marked.append(name)
+        connectable = [org_id for org_id, role in memberships if role in CONNECT_ROLES]
+        reconnect_org = connectable[0] if connectable else None
+    return render_template(
+        "marketplace_disconnected.html",
+        provider_key=spec.key,
+        provider_name=spec.display_name,
+        marked=marked,
+        reconnect_org=reconnect_org,
+    )
