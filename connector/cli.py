@@ -256,7 +256,9 @@ def _worker(services: Any, *, echo: bool) -> Any:
                 f"failed {len(done.failed)}, uncertain {len(done.uncertain)}"
             )
 
-    return Worker(services.store, process, services.settings.scheduler, services.clock)
+    # SQLite serializes writers: one connection at a time there; PostgreSQL takes the configured threads.
+    concurrency = services.settings.scheduler.concurrency if services.store.dialect == "postgresql" else 1
+    return Worker(services.store, process, services.settings.scheduler, services.clock, concurrency=concurrency)
 
 
 @main.command("run")

@@ -58,6 +58,7 @@ class SchedulerSettings:
     max_connections_per_tick: int = 20
     full_reconcile_hours: int = 24
     max_backoff_minutes: int = 360
+    concurrency: int = 8  # connections processed at once by one worker (PostgreSQL; SQLite always uses 1)
 
 
 @dataclass(frozen=True)

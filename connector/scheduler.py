@@ -16,6 +16,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
@@ -84,6 +85,7 @@ class Worker:
         clock: Clock,
         owner: str | None = None,
         rng: random.Random | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.store = store
         self.process = process
@@ -92,7 +94,9 @@ class Worker:
         self.owner = owner or default_owner()
         self.rng = rng or random.Random()
         self.lease_length = timedelta(seconds=settings.lease_seconds)
+        self.concurrency = max(1, concurrency)
         self._stopping = threading.Event()
+        self._report_lock = threading.Lock()
 
     def stop(self) -> None:
         """Ask the current tick to finish the connection in hand and release the rest."""
@@ -126,31 +130,46 @@ class Worker:
             for cid in leftover:
                 self._release(cid, None, keep_schedule=True)
         report.claimed = claimed
-        for index, connection_id in enumerate(claimed):
-            if self.stopping:
-                for rest in claimed[index:]:
-                    self._release(rest, None, keep_schedule=True)
-                break
-            self._run_one(connection_id, report)
+        if self.concurrency == 1 or len(claimed) <= 1:
+            for connection_id in claimed:
+                self._run_or_release(connection_id, report)
+            return report
+        # Provider calls wait on the network most of the time: a few threads keep one process busy.
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="nudge-conn") as pool:
+            for future in [pool.submit(self._run_or_release, cid, report) for cid in claimed]:
+                future.result()
         return report
+
+    def _run_or_release(self, connection_id: int, report: TickReport) -> None:
+        if self.stopping:  # shutting down: hand the connection back untouched, due as before
+            self._release(connection_id, None, keep_schedule=True)
+            return
+        self._run_one(connection_id, report)
 
     def _run_one(self, connection_id: int, report: TickReport) -> None:
         lease = Lease(self.store, connection_id, self.owner, self.clock, self.lease_length)
         try:
             self.process(connection_id, lease)
         except RateLimited as exc:
-            report.failed[connection_id] = exc.user_message
+            self._note(report, connection_id, exc.user_message)
             self._release(connection_id, exc, retry_after=timedelta(seconds=exc.retry_after))
         except NudgeError as exc:
-            report.failed[connection_id] = exc.user_message
+            self._note(report, connection_id, exc.user_message)
             self._release(connection_id, exc)
         except Exception as exc:  # a bug in one connection's processing must not stop the others
             log.exception("connection %s failed unexpectedly", connection_id)
-            report.failed[connection_id] = f"internal error: {type(exc).__name__}"
+            self._note(report, connection_id, f"internal error: {type(exc).__name__}")
             self._release(connection_id, exc)
         else:
-            report.succeeded.append(connection_id)
+            self._note(report, connection_id, None)
             self._release(connection_id, None)
+
+    def _note(self, report: TickReport, connection_id: int, error: str | None) -> None:
+        with self._report_lock:
+            if error is None:
+                report.succeeded.append(connection_id)
+            else:
+                report.failed[connection_id] = error
 
     def _next_run(self, failures: int, retry_after: timedelta | None) -> datetime:
         now = self.clock.now()

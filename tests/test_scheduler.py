@@ -10,6 +10,7 @@ from connector.config import SchedulerSettings
 from connector.errors import AuthError, RateLimited, Transient
 from connector.scheduler import Lease, Worker, mark_due, run_forever
 from connector.storage import Store
+from tests.conftest import Database
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SETTINGS = SchedulerSettings(
@@ -148,3 +149,34 @@ def test_run_forever_ticks_until_stopped_and_releases(store: Store) -> None:
     with store.unit_of_work() as uow:
         rows = [uow.connections.by_id(cid) for cid in ids]
         assert all(row is not None and row.lease_owner == "" for row in rows)
+
+
+def test_concurrent_tick_processes_each_connection_once_within_the_limit(postgres_database: Database) -> None:
+    store = postgres_database.store(pool_size=10)
+    try:
+        store.upgrade()
+        ids = _connections(store, 24)
+        lock = threading.Lock()
+        in_flight = peak = 0
+        seen: list[int] = []
+        gate = threading.Barrier(4, timeout=10)
+
+        def process(connection_id: int, lease: Lease) -> None:
+            nonlocal in_flight, peak
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+                seen.append(connection_id)
+            if len(seen) <= 4:
+                gate.wait()  # the first four meet inside process(): they really run at the same time
+            with lock:
+                in_flight -= 1
+
+        settings = SchedulerSettings(**{**SETTINGS.__dict__, "max_connections_per_tick": 50})
+        report = Worker(store, process, settings, FakeClock(T0), owner="w1", concurrency=4).tick()
+        assert sorted(seen) == sorted(ids) and sorted(report.succeeded) == sorted(ids)
+        assert peak == 4  # never more than the limit at once, and the limit was reached
+        with store.unit_of_work() as uow:
+            assert all(uow.connections.by_id(cid).lease_owner == "" for cid in ids)  # type: ignore[union-attr]
+    finally:
+        store.dispose()
