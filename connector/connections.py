@@ -94,6 +94,8 @@ def complete_connect(
             if connection is None:
                 connection = uow.connections.add(org_id, spec.key, info.tenant_id, info.name, next_run_at=now)
             connection.name = info.name or connection.name
+            if info.extra.get("home_currency"):
+                connection.home_currency = info.extra["home_currency"]
             connection.status = ConnectionStatus.ACTIVE.value
             connection.last_error = ""
             connection.failures = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from connector.bootstrap import Services
@@ -30,6 +30,8 @@ def adapter_for(services: Services, connection: Connection) -> AccountingAdapter
     """The provider adapter of a stored connection, with database-backed single-flight tokens."""
     spec = services.registry.spec(connection.provider)
     settings = services.registry.settings(connection.provider)
+    if connection.home_currency:  # per file: an accountant's clients keep their books in different currencies
+        settings = replace(settings, options={**settings.options, "home_currency": connection.home_currency})
     tokens = StoredTokenSource(services.store, services.vault, spec, settings, connection.id, services.clock.now)
     return spec.adapter(connection.tenant_id, tokens, settings)
 

@@ -121,7 +121,7 @@ class Connection(Base):
     refresh_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     cadence: Mapped[str] = mapped_column(String(100), default="")
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
-    home_currency: Mapped[str] = mapped_column(String(3), default="USD")
+    home_currency: Mapped[str] = mapped_column(String(3), default="")  # "" = not known yet
     approval_mode: Mapped[bool] = mapped_column(Boolean, default=False)
     next_run_at: Mapped[datetime | None] = mapped_column(default=None)
     lease_owner: Mapped[str] = mapped_column(String(100), default="")

@@ -343,6 +343,14 @@ class QboClient:
             result = self.qb.get_single_object("CompanyInfo", pk=self.realm)
             return _dict(result["CompanyInfo"], "CompanyInfo")
 
+    def home_currency(self) -> str:
+        """The company's home currency (Preferences.CurrencyPrefs.HomeCurrency): invoices in it carry no
+        CurrencyRef in the samples (payloads/qbo_invoice_*.json), so it must be known per company."""
+        with self.translate():
+            result = self.qb.get(f"{self.qb.api_url}/company/{self.realm}/preferences")
+            prefs = _dict(result.get("Preferences"), "Preferences")
+            return str(((prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}).get("value") or "").upper()
+
     def create(self, entity: str, body: str, rid: str) -> dict[str, Any]:
         with self.translate():
             return _dict(self.qb.create_object(entity, body, request_id=rid)[entity], entity)

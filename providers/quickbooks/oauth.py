@@ -252,5 +252,5 @@ def connect(settings: ProviderSettings, callback_params: Mapping[str, str], toke
     client = QboClient(realm, StaticTokens(tokens), settings)
     info = client.company_info()
     name = str(info.get("CompanyName") or info.get("LegalName") or f"QuickBooks company {realm}")
-    extra = {"country": str(info.get("Country") or "")}
+    extra = {"country": str(info.get("Country") or ""), "home_currency": client.home_currency()}
     return [ConnectionInfo(provider=PROVIDER_KEY, tenant_id=realm, name=name, extra=extra)]

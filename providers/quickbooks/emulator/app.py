@@ -287,6 +287,12 @@ def _api_blueprint(emu: Emulator) -> Blueprint:
                 out.append({"bId": bid, "Fault": parse_fault.body("")["Fault"]})
         return emu.json({"BatchItemResponse": out, "time": _time(realm)})
 
+    @api.get("/preferences")
+    def preferences(realm: str) -> Response:
+        company = store.company(realm)
+        currency = {"MultiCurrencyEnabled": company.multicurrency, "HomeCurrency": {"value": company.currency}}
+        return emu.json({"Preferences": {"CurrencyPrefs": currency, "Id": "1", "SyncToken": "0"}, "time": _time(realm)})
+
     @api.get("/companyinfo/<ident>")
     def company_info(realm: str, ident: str) -> Response:
         company = store.company(realm)

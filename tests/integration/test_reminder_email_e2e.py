@@ -1,0 +1,223 @@
+"""A reminder end to end: QuickBooks emulator → sync → plan → executor → real SMTP server (aiosmtpd).
+
+What arrives must have the customer as recipient, the amount formatted for the customer's locale,
+the emulator's payment link and invoice PDF, and the second reminder of the invoice must thread
+under the first.
+"""
+
+from __future__ import annotations
+
+import email
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from connector.bootstrap import Services
+from connector.config import settings_for_tests
+from connector.connections import begin_connect, complete_connect
+from connector.domain.policy import policy_from_dict
+from connector.pipeline import run_connection
+from connector.ports import ProviderSettings
+from connector.registry import Registry
+from connector.storage.tables import Action, Customer
+from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
+from tests.conftest import Database
+
+T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # a Monday, 10:00 in London: inside the send window
+RULES = policy_from_dict(
+    {
+        "cadences": {
+            "standard": {
+                "time_zone": "Europe/London",
+                "send_time": "09:30",
+                "steps": [
+                    {"id": "late-3", "offset": 3, "remind": "firm"},
+                    {"id": "late-10", "offset": 10, "remind": "final_notice"},
+                ],
+            }
+        }
+    }
+)
+
+
+@dataclass
+class Inbox:
+    received: list[tuple[list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+    def messages(self) -> list[EmailMessage]:
+        parsed = [email.message_from_bytes(raw, policy=policy.default) for _, raw in self.received]
+        return [m for m in parsed if isinstance(m, EmailMessage)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.moment = T0
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def qbo() -> Iterator[EmulatorHandle]:
+    handle = start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
+    database: Database, smtp: tuple[Inbox, int], qbo: EmulatorHandle, tmp_path: Path
+) -> None:
+    inbox, port = smtp
+    clock = Clock()
+    qbo.core.clock.set(T0, frozen=True)
+    realm = qbo.store.add_company("Thames Lettings Ltd", currency="GBP").realm
+    customer = qbo.store.create(
+        realm,
+        "Customer",
+        {
+            "DisplayName": "Bright Bakery",
+            "PrimaryEmailAddr": {"Address": "accounts@bright-bakery.example"},
+        },
+        notify=False,
+    )
+    invoice = qbo.store.create(
+        realm,
+        "Invoice",
+        {
+            "DocNumber": "TL-1042",
+            "CustomerRef": {"value": customer["Id"]},
+            "TxnDate": (T0 - timedelta(days=33)).date().isoformat(),
+            "DueDate": (T0 - timedelta(days=3)).date().isoformat(),
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": "1234.50",
+                    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": "1234.50"},
+                }
+            ],
+        },
+        notify=False,
+    )
+    provider = ProviderSettings(
+        key="quickbooks",
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_CLIENT_SECRET,
+        redirect_uri="http://127.0.0.1/cb",
+        environment=qbo.discovery_url,
+        api_base=qbo.api_base,
+    )
+    base = settings_for_tests(database.url)
+    settings = replace(
+        base,
+        providers={"quickbooks": provider},
+        rules=RULES,
+        mail=replace(
+            base.mail,
+            backend="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security="none",
+            from_name="Thames Lettings accounts",
+            from_address="accounts@thames-lettings.example",
+            reply_to="ar@thames-lettings.example",
+        ),
+    )
+    store = database.store()
+    try:
+        store.upgrade()
+        services = Services(settings=settings, store=store, registry=Registry.discover(settings.providers), clock=clock)
+        with store.unit_of_work() as uow:
+            org_id = uow.organizations.add("Practice").id
+            uow.commit()
+        spec = services.registry.spec("quickbooks")
+        request = begin_connect(spec, provider)  # the real OAuth flow, the emulator's consent page approving
+        params = approve(qbo, request.url, realm)
+        [connected] = complete_connect(
+            store, services.vault, spec, provider, org_id, params, request.state, request.code_verifier, T0
+        )
+        connection_id = connected.connection_id
+        with store.unit_of_work() as uow:
+            connection = uow.connections.by_id(connection_id)
+            assert connection is not None and connection.home_currency == "GBP"  # from the company's preferences
+            connection.cadence, connection.time_zone = "standard", "Europe/London"
+            uow.commit()
+        reminders = services.reminder_sender()
+
+        first = run_connection(services, connection_id, "test-worker", reminders=reminders)
+        assert first.sync.changed == 1 and len(first.execution.done) == 1
+        with store.unit_of_work() as uow:  # what a user sets in Nudge: the customer reads British English
+            row = uow.session.scalars(select(Customer).where(Customer.external_id == customer["Id"])).one()
+            row.locale = "en_GB"
+            uow.commit()
+        clock.moment = T0 + timedelta(days=7)
+        qbo.core.clock.set(clock.moment, frozen=True)
+        second = run_connection(services, connection_id, "test-worker", reminders=reminders)
+        assert len(second.execution.done) == 1
+
+        assert [rcpt for rcpt, _ in inbox.received] == [["accounts@bright-bakery.example"]] * 2
+        one, two = inbox.messages()
+        assert one["To"] == "accounts@bright-bakery.example"
+        assert "Thames Lettings accounts" in one["From"] and one["Reply-To"] == "ar@thames-lettings.example"
+        assert "TL-1042" in one["Subject"] and "TL-1042" in _text(one)
+        link = qbo.store.invoice_link(realm, invoice["Id"], qbo.url)
+        assert link in _text(one)
+        [pdf] = [part for part in one.iter_attachments() if part.get_content_type() == "application/pdf"]
+        assert pdf.get_filename() == "Invoice TL-1042.pdf" and pdf.get_content().startswith(b"%PDF")
+        assert "£1,234.50" in _text(two)  # the second one went out after the customer's locale was set
+        assert two["In-Reply-To"] == one["Message-ID"]
+        assert one["Message-ID"] in two["References"]
+        with store.unit_of_work() as uow:
+            sent = uow.session.scalars(select(Action).where(Action.kind == "remind").order_by(Action.id)).all()
+            assert [a.state for a in sent] == ["done", "done"]
+            assert [a.external_ref for a in sent] == [one["Message-ID"], two["Message-ID"]]
+    finally:
+        store.dispose()
+
+
+def approve(qbo: EmulatorHandle, authorize_url: str, realm: str) -> dict[str, str]:
+    """What the browser does on the emulator's consent page: pick the company, approve."""
+    args = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+    answer = requests.post(
+        f"{qbo.url}/connect/oauth2/decide",
+        data={**args, "realm": realm, "decision": "approve"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
