@@ -1,7 +1,8 @@
 """Token safety across processes: 2 processes x 4 threads on one connection, strict rotation, one refresh.
 
-The QuickBooks emulator runs in strict mode (a refresh token dies at first use), so any second
-refresh would fail with invalid_grant and park the connection: the test proves it never happens.
+Each provider's emulator runs in strict mode (a refresh token dies at first use), so any second
+refresh would fail with invalid_grant and park the connection: the test proves it never happens,
+for QuickBooks and for Xero, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,15 +12,22 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 
+import providers.quickbooks.emulator as qbo
+import providers.xero.emulator as xero
+import providers.xero.emulator.state as xero_state
 from connector.ports import TokenSet
 from connector.tokens import seal_tokens
 from connector.vault import Vault, generate_key
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, start
+from providers._emulator import EmulatorCore
 from tests.conftest import Database
 
 WORKER = textwrap.dedent(
@@ -30,13 +38,15 @@ WORKER = textwrap.dedent(
     from connector.storage import Store
     from connector.token_source import StoredTokenSource
     from connector.vault import Vault
-    from providers.quickbooks import PROVIDER
+    import importlib
 
     cfg = json.loads(os.environ["CASE"])
+    PROVIDER = importlib.import_module("providers." + cfg["provider"]).PROVIDER
     store = Store.from_url(cfg["url"], schema=cfg["schema"])
     vault = Vault.from_keys({"k1": cfg["key"]}, "k1")
-    settings = ProviderSettings(key="quickbooks", client_id=cfg["client_id"], client_secret=cfg["client_secret"],
-                                redirect_uri="http://127.0.0.1/cb", environment=cfg["discovery"], api_base=cfg["api"])
+    settings = ProviderSettings(key=cfg["provider"], client_id=cfg["client_id"], client_secret=cfg["client_secret"],
+                                redirect_uri="http://127.0.0.1/cb", environment=cfg["discovery"], api_base=cfg["api"],
+                                identity_base=cfg["identity"])
     barrier = threading.Barrier(4)
     seen, errors = [], []
 
@@ -58,34 +68,80 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_processes_and_eight_threads_refresh_exactly_once(database: Database, tmp_path: Path) -> None:
-    emulator = start()
+@dataclass
+class StrictLedger:
+    """One provider's emulator in strict rotation mode, with one tenant granted."""
+
+    provider: str
+    tenant: str
+    grant: dict[str, Any]
+    lifetime: timedelta
+    token_path: str
+    core: EmulatorCore
+    case: dict[str, str]
+    stop: Callable[[], None]
+
+
+def _quickbooks() -> StrictLedger:
+    emulator = qbo.start()
+    realm = emulator.store.add_company("Strict Co").realm
+    requests.post(f"{emulator.url}/__admin/oauth", json={"strict": True}, timeout=5).raise_for_status()
+    grant = requests.post(f"{emulator.url}/__admin/companies/{realm}/tokens", json={}, timeout=5).json()
+    case = {
+        "client_id": qbo.DEFAULT_CLIENT_ID,
+        "client_secret": qbo.DEFAULT_CLIENT_SECRET,
+        "discovery": emulator.discovery_url,
+        "api": emulator.api_base,
+        "identity": "",
+    }
+    return StrictLedger(
+        "quickbooks", realm, grant, timedelta(hours=1), "/oauth2/v1/tokens/bearer", emulator.core, case, emulator.stop
+    )
+
+
+def _xero() -> StrictLedger:
+    emulator = xero.start()
+    tenant = emulator.add_tenant("Strict Org")
+    requests.post(f"{emulator.url}/__admin/oauth", json={"strict_refresh": True}, timeout=5).raise_for_status()
+    grant = emulator.grant([tenant])
+    case = {
+        "client_id": xero_state.DEFAULT_CLIENT_ID,
+        "client_secret": xero_state.DEFAULT_CLIENT_SECRET,
+        "discovery": "",
+        "api": emulator.api_base,
+        "identity": emulator.url,
+    }
+    return StrictLedger(
+        "xero", tenant, grant, timedelta(minutes=30), "/connect/token", emulator.core, case, emulator.stop
+    )
+
+
+@pytest.mark.parametrize("ledger_factory", [_quickbooks, _xero], ids=["quickbooks", "xero"])
+def test_two_processes_and_eight_threads_refresh_exactly_once(
+    database: Database, tmp_path: Path, ledger_factory: Callable[[], StrictLedger]
+) -> None:
+    ledger = ledger_factory()
     store = database.store()
     try:
         store.upgrade()
-        realm = emulator.store.add_company("Strict Co").realm
-        requests.post(f"{emulator.url}/__admin/oauth", json={"strict": True}, timeout=5).raise_for_status()
-        grant = requests.post(f"{emulator.url}/__admin/companies/{realm}/tokens", json={}, timeout=5).json()
         key = generate_key()
         vault = Vault.from_keys({"k1": key}, "k1")
         # The access token is about to expire, so every caller wants a refresh at once.
-        tokens = TokenSet.from_response(grant, datetime.now(UTC) - timedelta(seconds=3590))
+        tokens = TokenSet.from_response(ledger.grant, datetime.now(UTC) - ledger.lifetime + timedelta(seconds=10))
         with store.unit_of_work() as uow:
             org = uow.organizations.add("A")
-            connection = uow.connections.add(org.id, "quickbooks", realm, "Strict Co")
+            connection = uow.connections.add(org.id, ledger.provider, ledger.tenant, "Strict Co")
             seal_tokens(vault, connection, tokens)
             uow.commit()
             connection_id = connection.id
-        emulator.core.clear_calls()
+        ledger.core.clear_calls()
         case = {
             "url": database.url,
             "schema": database.schema,
             "key": key,
             "connection_id": connection_id,
-            "client_id": DEFAULT_CLIENT_ID,
-            "client_secret": DEFAULT_CLIENT_SECRET,
-            "discovery": emulator.discovery_url,
-            "api": emulator.api_base,
+            "provider": ledger.provider,
+            **ledger.case,
         }
         script = tmp_path / "worker.py"
         script.write_text(WORKER)
@@ -112,16 +168,15 @@ def test_two_processes_and_eight_threads_refresh_exactly_once(database: Database
             out, err = worker.communicate(timeout=120)
             assert worker.returncode == 0, err
             results.append(json.loads(out.strip().splitlines()[-1]))
-        token_calls = [c for c in emulator.core.calls() if c.path.endswith("/oauth2/v1/tokens/bearer")]
+        token_calls = [c for c in ledger.core.calls() if c.path.endswith(ledger.token_path)]
         assert len(token_calls) == 1
         assert all(r["errors"] == [] and r["count"] == 4 for r in results)
         assert results[0]["seen"] == results[1]["seen"] and len(results[0]["seen"]) == 1
         with store.unit_of_work() as uow:
             row = uow.connections.by_id(connection_id)
-            assert row is not None and row.status == "active"
-            assert row.access_expires_at is not None and row.access_expires_at > datetime.now(UTC) + timedelta(
-                minutes=50
-            )
+            assert row is not None and row.status == "active"  # no invalid_grant: the connection stays usable
+            fresh_until = datetime.now(UTC) + ledger.lifetime - timedelta(minutes=5)
+            assert row.access_expires_at is not None and row.access_expires_at > fresh_until
     finally:
         store.dispose()
-        emulator.stop()
+        ledger.stop()
