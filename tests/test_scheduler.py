@@ -180,3 +180,45 @@ def test_concurrent_tick_processes_each_connection_once_within_the_limit(postgre
             assert all(uow.connections.by_id(cid).lease_owner == "" for cid in ids)  # type: ignore[union-attr]
     finally:
         store.dispose()
+
+
+def test_a_database_restart_mid_run_is_survived(postgres_database: Database) -> None:
+    """Every server connection of the worker is killed (as a PostgreSQL restart does): the tick that hits
+    it fails without taking the worker down, and the next tick carries on with nothing lost."""
+    from sqlalchemy import create_engine, text
+
+    store = postgres_database.store(pool_size=4, application_name="nudge-restart-test")
+    admin = create_engine(postgres_database.url)
+    try:
+        store.upgrade()
+        ids = _connections(store, 3)
+        processed: list[int] = []
+
+        def restart_database() -> None:
+            with admin.begin() as connection:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = 'nudge-restart-test'"
+                    )
+                )
+
+        def process(connection_id: int, lease: Lease) -> None:
+            if not processed:
+                processed.append(-connection_id)
+                restart_database()  # the database goes away in the middle of the first connection's turn
+                lease.renew()  # raises: the connection's work fails, the tick goes on
+            processed.append(connection_id)
+
+        clock = FakeClock(T0)
+        worker = Worker(store, process, SETTINGS, clock, owner="w1")
+        first = worker.tick()  # survives: one connection fails, the others are processed
+        assert len(first.claimed) == 3
+        clock.moment = T0 + timedelta(hours=2)
+        second = worker.tick()
+        done = {cid for cid in processed if cid > 0}
+        assert done == set(ids)  # nothing lost: the one that failed ran again at the next tick
+        assert set(second.succeeded) | set(first.succeeded) == set(ids)
+    finally:
+        store.dispose()
+        admin.dispose()

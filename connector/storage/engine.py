@@ -21,7 +21,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, schema: str = "") -> Engine:
+def make_engine(
+    url: str, *, echo: bool = False, pool_size: int = 5, schema: str = "", application_name: str = "nudge"
+) -> Engine:
     """Engine for `url`. SQLite files get their folder created; `schema` pins PostgreSQL's search_path."""
     try:
         parsed = make_url(url)
@@ -42,7 +44,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, schema: str
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        connect_args: dict[str, Any] = {"connect_timeout": 10, "application_name": application_name}
         if schema:
             connect_args["options"] = f"-c search_path={schema}"
         return create_engine(

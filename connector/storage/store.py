@@ -53,8 +53,11 @@ class Store:
         self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False, pool_size: int = 5, schema: str = "") -> Store:
-        return cls(make_engine(url, echo=echo, pool_size=pool_size, schema=schema))
+    def from_url(
+        cls, url: str, *, echo: bool = False, pool_size: int = 5, schema: str = "", application_name: str = "nudge"
+    ) -> Store:
+        """A store on `url` (PostgreSQL sessions show `application_name` in pg_stat_activity)."""
+        return cls(make_engine(url, echo=echo, pool_size=pool_size, schema=schema, application_name=application_name))
 
     @property
     def dialect(self) -> str:
