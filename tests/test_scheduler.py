@@ -13,6 +13,7 @@ from connector.storage import Store
 from tests.conftest import Database
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+LEASE_PROBE = timedelta(seconds=1)
 SETTINGS = SchedulerSettings(
     tick_seconds=1,
     sync_interval_minutes=60,
@@ -204,16 +205,19 @@ def test_a_database_restart_mid_run_is_survived(postgres_database: Database) -> 
                 )
 
         def process(connection_id: int, lease: Lease) -> None:
+            lease.renew()  # idle pooled connections killed by an earlier restart are replaced (pre-ping)
             if not processed:
                 processed.append(-connection_id)
-                restart_database()  # the database goes away in the middle of the first connection's turn
-                lease.renew()  # raises: the connection's work fails, the tick goes on
+                with store.unit_of_work() as uow:
+                    uow.connections.by_id(connection_id)
+                    restart_database()  # the database goes away in the middle of this turn's transaction
+                    uow.connections.claim_due("w9", T0, LEASE_PROBE, 1)  # a real query: StorageError, the turn fails
             processed.append(connection_id)
 
         clock = FakeClock(T0)
         worker = Worker(store, process, SETTINGS, clock, owner="w1")
         first = worker.tick()  # survives: one connection fails, the others are processed
-        assert len(first.claimed) == 3
+        assert len(first.claimed) == 3 and len(first.failed) == 1  # the turn the outage hit failed, alone
         clock.moment = T0 + timedelta(hours=2)
         second = worker.tick()
         done = {cid for cid in processed if cid > 0}
