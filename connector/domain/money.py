@@ -209,6 +209,9 @@ def quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_units(currency))
 
 
+_QUANTA: dict[str, Decimal] = {}  # filled below, once every function it needs exists
+
+
 def to_decimal(value: Decimal | int | str) -> Decimal:
     """Exact Decimal from a Decimal, int or numeric string; floats are refused (they are not exact)."""
     if isinstance(value, (bool, float)):
@@ -233,10 +236,16 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        code = normalize_currency(self.currency)
-        amount = to_decimal(self.amount).quantize(quantum(code), rounding=ROUND_HALF_UP)
-        object.__setattr__(self, "currency", code)
-        object.__setattr__(self, "amount", amount)
+        # Hot path (the planner builds hundreds of thousands): a known code and a finite Decimal.
+        step = _QUANTA.get(self.currency)
+        if step is None:
+            code = normalize_currency(self.currency)
+            step = _QUANTA[code]
+            object.__setattr__(self, "currency", code)
+        amount = self.amount
+        if type(amount) is not Decimal or not amount.is_finite():
+            amount = to_decimal(amount)
+        object.__setattr__(self, "amount", amount.quantize(step, rounding=ROUND_HALF_UP))
 
     @classmethod
     def of(cls, amount: Decimal | int | str, currency: str) -> Money:
@@ -313,3 +322,6 @@ def total(amounts: list[Money] | tuple[Money, ...], currency: str) -> Money:
     for amount in amounts:
         result = result + amount
     return result
+
+
+_QUANTA.update({code: quantum(code) for code in KNOWN_CURRENCIES})
