@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connector.domain.model import ConnectionStatus
+from connector.domain.model import ConnectionInfo, ConnectionStatus
 from connector.errors import AuthError, NudgeError, ProviderError
 from connector.ports import ProviderSettings, ProviderSpec, TokenSet
-from connector.storage import Store
+from connector.storage import Store, UnitOfWork
 from connector.tokens import open_tokens, seal_tokens
 from connector.vault import Vault
 
@@ -86,31 +86,50 @@ def complete_connect(
         raise ConnectError(f"connecting to {spec.display_name} failed: {exc.user_message}") from exc
     if not files:
         raise ConnectError(f"{spec.display_name} named no company or organisation to connect")
-    results: list[ConnectedFile] = []
     with store.unit_of_work() as uow:
-        for info in files:
-            connection = uow.connections.by_tenant(org_id, spec.key, info.tenant_id)
-            created = connection is None
-            if connection is None:
-                connection = uow.connections.add(org_id, spec.key, info.tenant_id, info.name, next_run_at=now)
-            connection.name = info.name or connection.name
-            if info.extra.get("home_currency"):
-                connection.home_currency = info.extra["home_currency"]
-            connection.status = ConnectionStatus.ACTIVE.value
-            connection.last_error = ""
-            connection.failures = 0
-            connection.next_run_at = now
-            seal_tokens(vault, connection, tokens)
-            uow.activities.record(
-                org_id,
-                "connection.connected" if created else "connection.reconnected",
-                connection.name,
-                connection_id=connection.id,
-                actor=actor,
-                at=now,
-            )
-            results.append(ConnectedFile(connection.id, connection.name, created))
+        results = store_connections(uow, vault, spec.key, org_id, files, tokens, now, actor=actor)
         uow.commit()
+    return results
+
+
+def store_connections(
+    uow: UnitOfWork,
+    vault: Vault,
+    provider: str,
+    org_id: int,
+    files: list[ConnectionInfo],
+    tokens: TokenSet,
+    now: datetime,
+    *,
+    actor: str = "",
+) -> list[ConnectedFile]:
+    """One active connection per consented file, tokens sealed, due for a first sync now (in `uow`).
+
+    A file already connected to this organization is updated (new tokens, active again), never duplicated.
+    """
+    results: list[ConnectedFile] = []
+    for info in files:
+        connection = uow.connections.by_tenant(org_id, provider, info.tenant_id)
+        created = connection is None
+        if connection is None:
+            connection = uow.connections.add(org_id, provider, info.tenant_id, info.name, next_run_at=now)
+        connection.name = info.name or connection.name
+        if info.extra.get("home_currency"):
+            connection.home_currency = info.extra["home_currency"]
+        connection.status = ConnectionStatus.ACTIVE.value
+        connection.last_error = ""
+        connection.failures = 0
+        connection.next_run_at = now
+        seal_tokens(vault, connection, tokens)
+        uow.activities.record(
+            org_id,
+            "connection.connected" if created else "connection.reconnected",
+            connection.name,
+            connection_id=connection.id,
+            actor=actor,
+            at=now,
+        )
+        results.append(ConnectedFile(connection.id, connection.name, created))
     return results
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from connector.bootstrap import Services
 from connector.domain.fees import ReferenceRates
+from connector.errors import StorageError
 from connector.executor import ExecutionReport, Executor, ReminderSender
 from connector.planning import PlanReport, plan_connection
 from connector.ports import AccountingAdapter
@@ -15,6 +17,8 @@ from connector.scheduler import Lease, ProcessConnection
 from connector.storage.tables import Connection
 from connector.sync import SyncReport, sync_connection
 from connector.token_source import StoredTokenSource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,13 +48,57 @@ def run_connection(
     reminders: ReminderSender | None,
     renew: Callable[[], object] = lambda: None,
 ) -> ConnectionTurn:
-    """Sync the connection, plan what is due, carry it out. Provider errors propagate to the scheduler."""
-    settings = services.settings
+    """Sync the connection, plan what is due, carry it out. Provider errors propagate to the scheduler.
+
+    The turn is bracketed by `connection.turn_started` / `connection.turn_finished` activities whose
+    actor is `owner` (the lease holder), so the activity log shows who processed which connection when.
+    """
     with services.store.unit_of_work() as uow:
         connection = uow.connections.by_id(connection_id)
         if connection is None:
             raise LookupError(f"connection {connection_id} does not exist")
         adapter = adapter_for(services, connection)
+        org_id, name = connection.organization_id, connection.name
+        uow.activities.record(
+            org_id,
+            "connection.turn_started",
+            name,
+            connection_id=connection_id,
+            actor=owner,
+            at=services.clock.now(),
+        )
+        uow.commit()
+    outcome = "error"
+    try:
+        turn = _turn(services, adapter, connection_id, owner, reminders, renew)
+        outcome = "ok"
+        return turn
+    finally:
+        try:
+            with services.store.unit_of_work() as uow:
+                uow.activities.record(
+                    org_id,
+                    "connection.turn_finished",
+                    name,
+                    connection_id=connection_id,
+                    actor=owner,
+                    at=services.clock.now(),
+                    detail={"outcome": outcome},
+                )
+                uow.commit()
+        except StorageError:  # the database is away: the turn's own error (if any) is what matters
+            log.warning("could not record the end of connection %s's turn", connection_id)
+
+
+def _turn(
+    services: Services,
+    adapter: AccountingAdapter,
+    connection_id: int,
+    owner: str,
+    reminders: ReminderSender | None,
+    renew: Callable[[], object],
+) -> ConnectionTurn:
+    settings = services.settings
     now = services.clock.now
     synced = sync_connection(
         services.store,

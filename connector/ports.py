@@ -56,6 +56,15 @@ class TokenSet:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who signed in at a provider, from a verified OpenID Connect ID token."""
+
+    subject: str  # the provider's stable user id (`sub`)
+    email: str = ""
+    name: str = ""
+
+
 class TokenSource(Protocol):
     """Gives an adapter a valid access token for its connection; owns refresh and its single-flight."""
 
@@ -182,6 +191,8 @@ class ProviderSpec:
     adapter: Callable[[str, TokenSource, ProviderSettings], AccountingAdapter]  # (tenant id, tokens, settings)
     webhook_signature_header: str = ""
     supports_pkce: bool = False
+    # (settings, tokens, nonce, now) -> the verified identity in the tokens' ID token (OpenID Connect)
+    identify: Callable[..., Identity] | None = None
 
 
 class Clock(Protocol):

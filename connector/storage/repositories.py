@@ -56,6 +56,34 @@ class Users:
     def set_password(self, user: User, password: str) -> None:
         user.password_hash = hash_password(password)
 
+    def by_identity(self, provider: str, subject: str) -> User | None:
+        """The user who signs in through `provider` as `subject` (OpenID Connect `sub`), if any."""
+        if not provider or not subject:
+            return None
+        return self.session.scalars(
+            select(User).where(User.auth_provider == provider, User.auth_subject == subject)
+        ).first()
+
+    def add_external(self, email: str, display_name: str, provider: str, subject: str) -> User:
+        """A user without a password who signs in through `provider`; ValueError if the email or identity is taken."""
+        address = normalize_email(email)
+        if not provider or not subject:
+            raise ValueError("an external identity needs a provider and a subject")
+        if self.by_email(address) is not None:
+            raise ValueError(f"a user with email {address} already exists")
+        if self.by_identity(provider, subject) is not None:
+            raise ValueError(f"this {provider} identity already has a user")
+        user = User(
+            email=address,
+            display_name=display_name[:200],
+            password_hash="",  # never accepted by `authenticate` (verify_password refuses an empty hash)
+            auth_provider=provider,
+            auth_subject=subject,
+        )
+        self.session.add(user)
+        self.session.flush()
+        return user
+
 
 class Organizations:
     """Organizations and who belongs to them."""

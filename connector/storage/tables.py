@@ -80,12 +80,17 @@ class User(Base):
     """A person who signs in (local account, or via Intuit/Xero OpenID Connect)."""
 
     __tablename__ = "users"
+    # NULLs never collide in a unique constraint (SQLite and PostgreSQL): local accounts leave both empty.
+    __table_args__ = (UniqueConstraint("auth_provider", "auth_subject"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
-    password_hash: Mapped[str] = mapped_column(String(300), default="")
+    password_hash: Mapped[str] = mapped_column(String(300), default="")  # "" for an external identity
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An external identity (OpenID Connect): the provider key and its `sub`; None for a local account.
+    auth_provider: Mapped[str | None] = mapped_column(String(40), default=None)
+    auth_subject: Mapped[str | None] = mapped_column(String(255), default=None)
 
     def __repr__(self) -> str:
         return f"User(id={self.id}, email={self.email!r})"

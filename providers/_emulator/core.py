@@ -54,9 +54,13 @@ class EmulatorClock:
 class Fault:
     """One injected fault: matches calls by method and path substring, fires `times` times.
 
-    kind: "status" (answer `status` with `body`), "delay" (sleep `seconds` then serve normally),
+    kind: "status" (answer `status` with `body`, plus any `headers`, e.g. {"Retry-After": "1"} on a
+    429), "delay" (sleep `seconds` then serve normally), "delay_after" (serve the request — any write
+    is carried out and remembered for idempotent replay — then sleep `seconds` before the answer
+    leaves: the window in which a client dies after the provider acted but before it heard back),
     "malformed" (truncated JSON), "html" (an HTML error page with `status`), "revoke" (the provider
     treats the tenant's grant as revoked), "disconnect" (close the socket without answering).
+    A fault fires on every `every`-th matching call, `times` times (then it is removed).
     """
 
     kind: str
@@ -67,6 +71,7 @@ class Fault:
     seconds: float = 0.0
     times: int = 1
     every: int = 1  # fire on every Nth matching call (probabilistic-free "10% of calls" = every=10)
+    headers: dict[str, str] = field(default_factory=dict)  # added to "status" answers
     seen: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -74,13 +79,24 @@ class Fault:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
-        allowed = {"kind", "path", "method", "status", "body", "seconds", "times", "every"}
+        allowed = {"kind", "path", "method", "status", "body", "seconds", "times", "every", "headers"}
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
-        if data.get("kind") not in {"status", "delay", "malformed", "html", "revoke", "disconnect"}:
+        if data.get("kind") not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {data.get('kind')!r}")
+        headers = data.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ValueError("fault headers must map names to strings")
         return cls(**data)
+
+    def hold_answer(self) -> None:
+        """`delay_after`: called once the request has been carried out, before its answer is sent."""
+        if self.kind == "delay_after" and self.seconds > 0:
+            time.sleep(self.seconds)
+
+
+FAULT_KINDS = frozenset({"status", "delay", "delay_after", "malformed", "html", "revoke", "disconnect"})
 
 
 @dataclass(frozen=True)

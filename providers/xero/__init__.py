@@ -20,6 +20,7 @@ PROVIDER = ProviderSpec(
     adapter=make_adapter,
     webhook_signature_header=webhooks.SIGNATURE_HEADER,
     supports_pkce=True,
+    identify=oauth.identify,
 )
 
 __all__ = ["PROVIDER"]

@@ -173,7 +173,12 @@ def qbo_settings(qbo_emulator: Any) -> ProviderSettings:
 
 
 def _consent(
-    authorize_url: str, choice: str | list[str], *, field: str = "realm", approve: bool = True
+    authorize_url: str,
+    choice: str | list[str],
+    *,
+    field: str = "realm",
+    approve: bool = True,
+    extra: list[tuple[str, str]] | None = None,
 ) -> dict[str, str]:
     """Do what a browser does on an emulator's authorize page: load it, pick `choice`, press Connect or
     Cancel; returns the query of the redirect back to the app (code, state, realmId... or error).
@@ -187,6 +192,7 @@ def _consent(
         for name, value in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', page.text)
     ]
     form += [(field, value) for value in ([choice] if isinstance(choice, str) else choice)]
+    form += list(extra or [])  # e.g. [("user", id)]: who is signed in at the Xero emulator
     form.append(("decision", "approve" if approve else "deny"))
     answer = requests.post(
         urljoin(authorize_url, html.unescape(action.group(1))), data=form, allow_redirects=False, timeout=10

@@ -166,6 +166,7 @@ def _api_blueprint(emu: Emulator) -> Blueprint:
                     fault.body or json.dumps(_default_fault_body(emu, fault.status)),
                     status=fault.status,
                     mimetype="application/json",
+                    headers=fault.headers,
                 )
             elif fault.kind == "html":
                 return _html_page(fault.status)
@@ -204,7 +205,8 @@ def _api_blueprint(emu: Emulator) -> Blueprint:
             data = response.get_data()
             response.set_data(data[: max(1, len(data) // 2)])
         rid = request.args.get("requestid", "")
-        if request.method == "POST" and rid and response.status_code == 200 and fault is None:
+        carried_out = fault is None or fault.kind == "delay_after"  # delay_after: done, answer held back
+        if request.method == "POST" and rid and response.status_code == 200 and carried_out:
             company = store.companies.get(realm)
             if company is not None:
                 with company.lock:
@@ -221,6 +223,8 @@ def _api_blueprint(emu: Emulator) -> Blueprint:
                 request_id=rid,
             )
         )
+        if fault is not None:
+            fault.hold_answer()  # delay_after: the write is done and logged; the answer waits
         return response
 
     @api.errorhandler(QboFault)

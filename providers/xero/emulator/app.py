@@ -311,9 +311,11 @@ def create_app(
     @app.before_request
     def faults() -> Response | None:
         g.started = time.monotonic()
+        g.fault = None
         if request.path.startswith("/__admin"):
             return None
         fault = core.take_fault(request.method, request.path)
+        g.fault = fault
         if fault is None:
             return None
         if fault.kind == "delay":
@@ -326,10 +328,12 @@ def create_app(
         if fault.kind == "status":
             body = fault.body or ""
             if not body:
-                return json_response(
+                answer = json_response(
                     problem(fault.status, "Error", "An error occurred in Xero (injected)"), fault.status
                 )
-            return Response(body, status=fault.status, mimetype="application/json")
+                answer.headers.update(fault.headers)
+                return answer
+            return Response(body, status=fault.status, mimetype="application/json", headers=fault.headers)
         if fault.kind == "malformed":
             return Response('{"Invoices": [{"InvoiceID": "', status=200, mimetype="application/json")
         if fault.kind == "html":
@@ -358,6 +362,9 @@ def create_app(
                     request_id=request.headers.get("Idempotency-Key", ""),
                 )
             )
+        fault = g.get("fault")
+        if fault is not None:
+            fault.hold_answer()  # delay_after: the write is done, remembered and logged; the answer waits
         return response
 
     @app.get("/online/<tenant_id>/<token>")

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, redirect, render_template_string, request
 
-from providers.xero.emulator.state import CODE_TTL, REFRESH_GRACE, REFRESH_TTL, Grant, XeroState
+from providers.xero.emulator.state import CODE_TTL, ISSUER, REFRESH_GRACE, REFRESH_TTL, Grant, XeroState
 from providers.xero.emulator.wire import json_response, problem
 
 _PAGE = """<!doctype html>
@@ -25,12 +25,16 @@ _PAGE = """<!doctype html>
 <p>Scopes: {{ scope }}</p>
 <form method="post" action="{{ action }}">
   {% for name, value in hidden %}<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
-  <fieldset><legend>Choose organisations</legend>
+  <label>Signed in to Xero as <select name="user">
+  {% for user in users %}<option value="{{ user.user_id }}"{% if user.user_id == default_user %} selected{% endif %}>
+    {{ user.given_name }} {{ user.family_name }} &lt;{{ user.email }}&gt;</option>{% endfor %}
+  </select></label>
+  {% if needs_tenant %}<fieldset><legend>Choose organisations</legend>
   {% for ledger in ledgers %}
     <label><input type="checkbox" name="tenant" value="{{ ledger.tenant_id }}"{% if loop.first %} checked{% endif %}>
     {{ ledger.name }} ({{ ledger.tenant_type }})</label><br>
   {% endfor %}
-  </fieldset>
+  </fieldset>{% endif %}
   <button type="submit" name="decision" value="approve">Allow access</button>
   <button type="submit" name="decision" value="deny">Cancel</button>
 </form>
@@ -46,6 +50,10 @@ _AUTH_PARAMS = (
     "code_challenge_method",
     "nonce",
 )
+
+
+# Scopes that identify the user only: consent for them alone picks no organisation ("Sign in with Xero").
+IDENTITY_SCOPES = frozenset({"openid", "profile", "email"})
 
 
 def _oauth_error(error: str, status: int = 400, description: str = "") -> Response:
@@ -101,9 +109,11 @@ def identity_blueprint(state: XeroState) -> Blueprint:
             return back(error="invalid_scope")
         if p["code_challenge"] and p["code_challenge_method"] not in ("S256", "plain", ""):
             return back(error="invalid_request", error_description="unsupported code_challenge_method")
+        needs_tenant = not set(scope) <= IDENTITY_SCOPES
         if request.method == "GET":
             with state.lock:
                 ledgers = list(state.ledgers.values())
+                users = list(state.users.values())
             return render_template_string(
                 _PAGE,
                 app=p["client_id"],
@@ -111,14 +121,20 @@ def identity_blueprint(state: XeroState) -> Blueprint:
                 action=request.path,
                 hidden=[(k, v) for k, v in p.items() if v],
                 ledgers=ledgers,
+                users=users,
+                default_user=state.default_user.user_id,
+                needs_tenant=needs_tenant,
             )
         if request.form.get("decision") != "approve":
             return back(error="access_denied")
-        tenants = request.form.getlist("tenant")
+        tenants = request.form.getlist("tenant") if needs_tenant else []
         with state.lock:
             unknown = [t for t in tenants if t not in state.ledgers]
-            if not tenants or unknown:
+            if (needs_tenant and not tenants) or unknown:
                 return Response("choose at least one organisation", 400, mimetype="text/plain")
+            user_id = request.form.get("user") or state.default_user.user_id
+            if user_id not in state.users:
+                return Response("unknown user", 400, mimetype="text/plain")
             code = secrets.token_urlsafe(24)
             state.codes[code] = {
                 "client_id": p["client_id"],
@@ -128,9 +144,35 @@ def identity_blueprint(state: XeroState) -> Blueprint:
                 "challenge": p["code_challenge"],
                 "method": p["code_challenge_method"] or "plain",
                 "nonce": p["nonce"],
+                "user_id": user_id,
                 "expires": state.now() + CODE_TTL,
             }
         return back(code=code, scope=p["scope"], session_state=secrets.token_urlsafe(8))
+
+    @bp.get("/.well-known/openid-configuration")
+    def discovery() -> Response:
+        """The OpenID Provider metadata; endpoints on this host, `issuer` as real Xero names itself."""
+        base = request.host_url.rstrip("/")
+        return json_response(
+            {
+                "issuer": ISSUER,
+                "authorization_endpoint": f"{base}/identity/connect/authorize",
+                "token_endpoint": f"{base}/connect/token",
+                "revocation_endpoint": f"{base}/connect/revocation",
+                "jwks_uri": f"{base}/.well-known/openid-configuration/jwks",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "code_challenge_methods_supported": ["plain", "S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            }
+        )
+
+    @bp.get("/.well-known/openid-configuration/jwks")
+    def jwks() -> Response:
+        with state.lock:
+            return json_response(state.jwks())
 
     @bp.post("/connect/token")
     def token() -> Response:
@@ -155,7 +197,7 @@ def identity_blueprint(state: XeroState) -> Blueprint:
                     expected = _s256(verifier) if entry["method"] == "S256" else verifier
                     if not verifier or not hmac.compare_digest(expected, entry["challenge"]):
                         return _oauth_error("invalid_grant")
-                grant = state.approve(client_id, entry["tenants"], entry["scope"])
+                grant = state.approve(client_id, entry["tenants"], entry["scope"], entry.get("user_id", ""))
                 return json_response(state.issue_tokens(grant, nonce=entry["nonce"]))
             if grant_type == "refresh_token":
                 presented = form.get("refresh_token", "")

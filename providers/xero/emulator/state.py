@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 from providers._emulator import EmulatorCore
 from providers.xero.emulator.ledger import Ledger
 from providers.xero.emulator.wire import new_id
@@ -23,6 +26,7 @@ REFRESH_TTL = timedelta(days=60)  # facts doc §2.1: an unused refresh token die
 REFRESH_GRACE = timedelta(minutes=30)  # facts doc §2.1: a superseded token may be retried for 30 minutes
 CODE_TTL = timedelta(minutes=5)
 
+ISSUER = "https://identity.xero.com"  # what real Xero puts in `iss` [unverified]; the emulator mimics it
 DEFAULT_CLIENT_ID = "nudge-emulator-client"
 DEFAULT_CLIENT_SECRET = "nudge-emulator-secret"  # a fixture value for the local emulator, not a credential
 
@@ -78,6 +82,9 @@ class XeroState:
         self.clients: dict[str, Client] = {client_id: Client(client_secret, list(redirect_uris))}
         self.users: dict[str, User] = {}
         self.default_user = self.add_user("owner@demo.example", "Olivia", "Owner")
+        # ID tokens are signed RS256 with a key made at start-up, published at the JWKS URI.
+        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key_id = secrets.token_hex(8)
         self.codes: dict[str, dict[str, Any]] = {}
         self.grants: dict[str, Grant] = {}
         self.access_tokens: dict[str, tuple[str, datetime]] = {}
@@ -136,31 +143,42 @@ class XeroState:
         return body
 
     def id_token(self, grant: Grant, nonce: str, now: datetime) -> str:
-        """An HS256 JWT signed with the client secret ([unverified] simplification: real Xero signs RS256)."""
+        """An RS256 JWT signed with the emulator's key (`kid` in the header; public key at the JWKS URI)."""
         user = self.users[grant.user_id]
-        header = {"alg": "HS256", "typ": "JWT"}
         claims: dict[str, Any] = {
-            "iss": "https://identity.xero.com",
+            "iss": ISSUER,
             "aud": grant.client_id,
             "sub": user.user_id,
             "xero_userid": user.user_id,
             "email": user.email,
             "given_name": user.given_name,
             "family_name": user.family_name,
+            "preferred_username": user.email,
             "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
             "exp": int((now + timedelta(minutes=5)).timestamp()),
+            "auth_time": int(now.timestamp()),
             "global_session_id": grant.auth_event_id,
         }
         if nonce:
             claims["nonce"] = nonce
+        return sign_jwt(self.signing_key, self.key_id, claims)
 
-        def part(data: dict[str, Any]) -> str:
-            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-        signing_input = f"{part(header)}.{part(claims)}"
-        secret = self.clients[grant.client_id].secret.encode()
-        signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-        return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set with the public half of the signing key."""
+        numbers = self.signing_key.public_key().public_numbers()
+        return {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "kid": self.key_id,
+                    "e": _b64int(numbers.e),
+                    "n": _b64int(numbers.n),
+                }
+            ]
+        }
 
     def approve(self, client_id: str, tenants: list[str], scope: list[str], user_id: str = "") -> Grant:
         """A user consented for `tenants`: one grant, and a connection per tenant (facts doc §2.1)."""
@@ -339,6 +357,22 @@ class XeroState:
         if self._deliverer is not None and self._deliverer.is_alive():
             self._outbox.put(None)
             self._deliverer.join(timeout=5)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64int(value: int) -> str:
+    return _b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def sign_jwt(key: rsa.RSAPrivateKey, kid: str, claims: dict[str, Any], *, alg: str = "RS256") -> str:
+    """A compact JWS over `claims` signed RS256 with `key` (tests also use it to forge tokens)."""
+    header = {"alg": alg, "kid": kid, "typ": "JWT"}
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
 
 
 def utc_now() -> datetime:

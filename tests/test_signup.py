@@ -1,0 +1,174 @@
+"""connector.signup: sign-up creates user + organization + owner + connections in one go, or nothing at all."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from connector.domain.model import ConnectionInfo, Role
+from connector.errors import AuthError
+from connector.ports import Identity, ProviderSettings, ProviderSpec, TokenSet
+from connector.signup import AccountExists, SignupError, begin_signup, complete_signin, complete_signup
+from connector.storage import Store
+from connector.storage.tables import Connection, Organization, User
+from connector.tokens import open_tokens
+from connector.vault import Vault, generate_key
+from providers.xero import PROVIDER
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+STATE, VERIFIER, NONCE = "st4te", "verifier", "n0nce"
+PARAMS = {"code": "the-code", "state": STATE}
+SETTINGS = ProviderSettings(key="xero", client_id="cid", client_secret="secret", redirect_uri="http://x/cb")
+TOKENS = TokenSet("access", "refresh", NOW + timedelta(minutes=30), id_token="header.claims.sig")
+FILES = [
+    ConnectionInfo(provider="xero", tenant_id="t-1", name="First Org Ltd"),
+    ConnectionInfo(provider="xero", tenant_id="t-2", name="Second Org Ltd"),
+]
+
+
+def spec(identity: Identity | Exception, files: list[ConnectionInfo] = FILES) -> ProviderSpec:
+    seen: dict[str, str] = {}
+
+    def exchange(settings: ProviderSettings, params: Mapping[str, str], verifier: str, now: datetime) -> TokenSet:
+        seen["verifier"] = verifier
+        return TOKENS
+
+    def identify(settings: ProviderSettings, tokens: TokenSet, nonce: str, now: datetime) -> Identity:
+        assert tokens is TOKENS and nonce == NONCE
+        if isinstance(identity, Exception):
+            raise identity
+        return identity
+
+    def connect(settings: ProviderSettings, params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
+        return files
+
+    return replace(PROVIDER, exchange_code=exchange, identify=identify, connect=connect)
+
+
+@pytest.fixture
+def vault() -> Vault:
+    return Vault.from_keys({"k1": generate_key()}, "k1")
+
+
+def counts(store: Store) -> tuple[int, int, int]:
+    with store.unit_of_work() as uow:
+        return tuple(  # type: ignore[return-value]
+            uow.session.scalar(select(func.count()).select_from(table)) for table in (User, Organization, Connection)
+        )
+
+
+def signup(store: Store, vault: Vault, provider: ProviderSpec, params: Mapping[str, str] = PARAMS) -> object:
+    return complete_signup(store, vault, provider, SETTINGS, params, STATE, VERIFIER, NONCE, NOW)
+
+
+def test_begin_signup_adds_a_nonce_and_pkce() -> None:
+    request = begin_signup(PROVIDER, SETTINGS)
+    query = parse_qs(urlsplit(request.url).query)
+    assert query["nonce"] == [request.nonce] and query["state"] == [request.state]
+    assert query["code_challenge_method"] == ["S256"] and request.code_verifier
+    assert {"openid", "profile", "email", "offline_access"} <= set(query["scope"][0].split())
+    sign_in = parse_qs(urlsplit(begin_signup(PROVIDER, SETTINGS, sign_in_only=True).url).query)
+    assert sign_in["scope"] == ["openid profile email"]
+
+
+def test_signup_creates_user_organization_owner_and_connections(store: Store, vault: Vault) -> None:
+    result = complete_signup(
+        store,
+        vault,
+        spec(Identity("sub-1", "New@Example.com", "Nia New")),
+        SETTINGS,
+        PARAMS,
+        STATE,
+        VERIFIER,
+        NONCE,
+        NOW,
+    )
+    assert result.created and result.org_name == "First Org Ltd"
+    assert [c.name for c in result.connections] == ["First Org Ltd", "Second Org Ltd"]
+    with store.unit_of_work() as uow:
+        user = uow.users.by_identity("xero", "sub-1")
+        assert user is not None and user.id == result.user_id
+        assert user.email == "new@example.com" and user.display_name == "Nia New" and user.password_hash == ""
+        assert uow.users.authenticate("new@example.com", "") is None
+        assert uow.memberships.role(user.id, result.org_id or 0) is Role.OWNER
+        connections = uow.connections.for_organization(result.org_id or 0)
+        assert {c.tenant_id for c in connections} == {"t-1", "t-2"}
+        assert all(open_tokens(vault, c).refresh_token == "refresh" for c in connections)
+    assert counts(store) == (1, 1, 2)
+
+
+def test_a_second_signup_of_the_same_identity_creates_nothing(store: Store, vault: Vault) -> None:
+    provider = spec(Identity("sub-1", "new@example.com", "Nia"))
+    first = signup(store, vault, provider)
+    again = signup(store, vault, provider)
+    assert not again.created and again.user_id == first.user_id  # type: ignore[attr-defined]
+    assert counts(store) == (1, 1, 2)
+
+
+def test_an_email_with_a_local_account_is_refused_and_nothing_is_created(store: Store, vault: Vault) -> None:
+    with store.unit_of_work() as uow:
+        uow.users.add("taken@example.com", "a long enough password")
+        uow.commit()
+    with pytest.raises(AccountExists, match=r"already exists.*Sign in.*connect Xero from your dashboard"):
+        signup(store, vault, spec(Identity("sub-2", "TAKEN@example.com", "T")))
+    assert counts(store) == (1, 0, 0)
+    with store.unit_of_work() as uow:
+        user = uow.users.by_email("taken@example.com")
+        assert user is not None and user.auth_provider is None and user.auth_subject is None
+
+
+@pytest.mark.parametrize(
+    ("params", "expected", "match"),
+    [
+        ({"code": "c", "state": "other"}, STATE, "state mismatch"),
+        ({"code": "c", "state": STATE}, "", "state mismatch"),
+        ({"error": "access_denied", "state": STATE}, STATE, "did not grant access"),
+        ({"state": STATE}, STATE, "no authorization code"),
+    ],
+)
+def test_callback_problems_create_nothing(
+    store: Store, vault: Vault, params: dict[str, str], expected: str, match: str
+) -> None:
+    with pytest.raises(SignupError, match=match):
+        complete_signup(store, vault, spec(Identity("s", "a@example.com")), SETTINGS, params, expected, "v", NONCE, NOW)
+    assert counts(store) == (0, 0, 0)
+
+
+def test_an_unverifiable_id_token_creates_nothing(store: Store, vault: Vault) -> None:
+    refused = AuthError("Xero's sign-in could not be verified (the ID token has expired); start again.")
+    with pytest.raises(SignupError, match="could not be verified"):
+        signup(store, vault, spec(refused))
+    assert counts(store) == (0, 0, 0)
+
+
+def test_no_email_or_no_organisation_creates_nothing(store: Store, vault: Vault) -> None:
+    with pytest.raises(SignupError, match="email"):
+        signup(store, vault, spec(Identity("s", "")))
+    with pytest.raises(SignupError, match="no organisation"):
+        signup(store, vault, spec(Identity("s", "a@example.com"), files=[]))
+    assert counts(store) == (0, 0, 0)
+
+
+def test_signin_finds_the_user_by_identity_only(store: Store, vault: Vault) -> None:
+    created = signup(store, vault, spec(Identity("sub-1", "new@example.com")))
+    user_id = complete_signin(store, spec(Identity("sub-1", "x@example.com")), SETTINGS, PARAMS, STATE, "v", NONCE, NOW)
+    assert user_id == created.user_id  # type: ignore[attr-defined]
+    with pytest.raises(SignupError, match="Sign up with Xero first"):
+        complete_signin(store, spec(Identity("sub-9", "new@example.com")), SETTINGS, PARAMS, STATE, "v", NONCE, NOW)
+    assert counts(store) == (1, 1, 2)
+
+
+def test_identities_are_unique_per_provider(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        uow.users.add_external("a@example.com", "A", "xero", "sub")
+        with pytest.raises(ValueError):
+            uow.users.add_external("b@example.com", "B", "xero", "sub")
+        uow.users.add_external("c@example.com", "C", "quickbooks", "sub")
+        uow.users.add("local1@example.com", "a long enough password")
+        uow.users.add("local2@example.com", "a long enough password")  # NULL identities never collide
+        uow.commit()

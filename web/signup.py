@@ -1,0 +1,179 @@
+""" "Sign up with Xero" and "Sign in with Xero" (OpenID Connect), generic over providers with `identify`.
+
+`GET /signup/<provider>` shows a page with one button (a CSRF-protected POST starts the round trip);
+the login page links "Sign in with <provider>" to `/signin/<provider>`. Both keep one
+pending entry per provider in the signed session (state, PKCE verifier, nonce, mode) and come back to
+`/signup/<provider>/callback`, which takes the entry out whatever happens and hands the rest to
+`connector.signup`. The redirect URI is the configured one's host with that path, or the provider
+option `signup_redirect_uri` (it must be registered with the provider, beside the connect callback).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urljoin
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user  # type: ignore[import-untyped, unused-ignore]
+
+from connector.errors import NudgeError
+from connector.ports import ProviderSettings, ProviderSpec
+from connector.signup import SignupError, begin_signup, complete_signin, complete_signup, supports_signup
+from web.extensions import services
+from web.users import WebUser
+
+bp = Blueprint("signup", __name__)
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "nudge.signup_pending"
+SIGNUP, SIGNIN = "signup", "signin"
+
+
+def _provider(key: str) -> tuple[ProviderSpec, ProviderSettings]:
+    """The configured provider `key` that can identify users, with the sign-up redirect URI; else 404."""
+    registry = services().registry
+    if key not in registry or not supports_signup(registry.spec(key)):
+        abort(404)
+    settings = registry.settings(key)
+    redirect_uri = str(settings.options.get("signup_redirect_uri") or "") or urljoin(
+        settings.redirect_uri, f"/signup/{key}/callback"
+    )
+    return registry.spec(key), replace(settings, redirect_uri=redirect_uri)
+
+
+def signin_providers() -> list[tuple[str, str]]:
+    """(key, display name) of the configured providers offering "Sign in/up with ..." (for templates)."""
+    registry = services().registry
+    specs = [registry.spec(key) for key in registry.keys()]  # noqa: SIM118 - Registry is not iterable
+    return [(spec.key, spec.display_name) for spec in specs if supports_signup(spec)]
+
+
+@bp.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    return {"signin_providers": signin_providers}
+
+
+def _failure(title: str, message: str, status: int = 400) -> ResponseReturnValue:
+    return render_template("signup_error.html", title=title, message=message), status
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]) if text else "Something went wrong."
+
+
+def _start(key: str, mode: str) -> ResponseReturnValue:
+    spec, settings = _provider(key)
+    try:
+        authorization = begin_signup(spec, settings, sign_in_only=mode == SIGNIN)
+    except NudgeError as exc:
+        log.warning("could not start %s with %s: %s", mode, key, exc.user_message)
+        return _failure(f"Could not start signing in with {spec.display_name}", _sentence(exc.user_message), 502)
+    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
+    pending[key] = {
+        "state": authorization.state,
+        "verifier": authorization.code_verifier,
+        "nonce": authorization.nonce,
+        "mode": mode,
+    }
+    session[PENDING_KEY] = pending
+    # A page, not a 303: the CSP's form-action 'self' also applies to a form's redirects (see web.connections).
+    return render_template("connect_redirect.html", url=authorization.url, provider_name=spec.display_name)
+
+
+def _take_pending(key: str) -> dict[str, Any] | None:
+    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
+    entry = pending.pop(key, None)
+    if pending:
+        session[PENDING_KEY] = pending
+    else:
+        session.pop(PENDING_KEY, None)
+    return entry if isinstance(entry, dict) else None
+
+
+@bp.get("/signup/<provider>")
+def signup_page(provider: str) -> ResponseReturnValue:
+    """The "Sign up with <provider>" page; a signed-in user is sent to connect it from the dashboard instead."""
+    spec, _settings = _provider(provider)
+    if current_user.is_authenticated:
+        return redirect(url_for("connections.launch", provider=spec.key))
+    return render_template("signup.html", provider_key=spec.key, provider_name=spec.display_name)
+
+
+@bp.post("/signup/<provider>")
+def signup(provider: str) -> ResponseReturnValue:
+    spec, _settings = _provider(provider)
+    if current_user.is_authenticated:
+        return redirect(url_for("connections.launch", provider=spec.key), 303)
+    return _start(provider, SIGNUP)
+
+
+@bp.route("/signin/<provider>", methods=["GET", "POST"])
+def signin(provider: str) -> ResponseReturnValue:
+    """The login page's "Sign in with <provider>" link: identity scopes only.
+
+    A GET may start it: it only puts a fresh pending entry in this browser's session; the callback is
+    bound to that entry by state, PKCE and nonce, so a cross-site start cannot sign anyone in.
+    """
+    _provider(provider)
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"), 303)
+    return _start(provider, SIGNIN)
+
+
+@bp.get("/signup/<provider>/callback")
+def callback(provider: str) -> ResponseReturnValue:
+    spec, settings = _provider(provider)
+    name = spec.display_name
+    pending = _take_pending(provider)
+    if pending is None:
+        return _failure(
+            f"Signing in with {name} not started here",
+            f"This browser has no {name} sign-in in progress (it may have expired, or was started in another "
+            "browser). Nothing was created; start again.",
+        )
+    if current_user.is_authenticated:
+        return _failure(
+            f"Signing in with {name} not completed",
+            f"You are already signed in. Nothing was created; connect {name} from your dashboard instead.",
+        )
+    mode = pending.get("mode")
+    args = (
+        request.args.to_dict(),
+        str(pending.get("state") or ""),
+        str(pending.get("verifier") or ""),
+        str(pending.get("nonce") or ""),
+        services().clock.now(),
+    )
+    store = services().store
+    try:
+        if mode == SIGNIN:
+            user_id = complete_signin(store, spec, settings, *args)
+            message = ""
+        else:
+            result = complete_signup(store, services().vault, spec, settings, *args)
+            user_id = result.user_id
+            if result.created:
+                names = ", ".join(file.name for file in result.connections)
+                message = f"Welcome to Nudge. Created {result.org_name} and connected {names}."
+            else:
+                message = f"You already have a Nudge account with this {name} user: you are signed in."
+    except SignupError as exc:
+        log.info("%s with %s not completed: %s", mode, provider, exc.user_message)
+        return _failure(f"Could not sign in with {name}", _sentence(exc.user_message))
+    except NudgeError as exc:
+        log.warning("%s with %s failed: %s", mode, provider, exc.user_message)
+        return _failure(f"Could not sign in with {name}", _sentence(exc.user_message), 502)
+    with store.unit_of_work() as uow:
+        user = uow.users.get(user_id)
+        web_user = WebUser.from_model(user) if user is not None else None
+    if web_user is None or not web_user.is_active:
+        return _failure(f"Could not sign in with {name}", "This account cannot sign in.")
+    session.clear()  # nothing from before sign-in survives it
+    login_user(web_user)
+    if message:
+        flash(message, "info")
+    return redirect(url_for("home.index"), 303)
