@@ -288,3 +288,70 @@ def test_an_email_the_server_may_have_taken_is_uncertain_at_once(store: Store) -
     outbox.fail_with = None
     Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW + timedelta(days=1), "w1").run_due(cid)
     assert outbox.sent == []  # never re-sent automatically
+
+
+def _insert_action(store: Store, cid: int, action: Action, *, state: str = "planned", ref: str = "") -> None:
+    from connector.action_codec import action_to_json
+
+    with store.unit_of_work() as uow:
+        uow.session.add(
+            ActionRow(
+                key=action.key,
+                connection_id=cid,
+                kind=action.kind.value,
+                step=action.step_id,
+                invoice_external_id=action.invoice_external_ids[0],
+                customer_external_id=action.customer_external_id,
+                state=state,
+                scheduled_at=action.scheduled_at,
+                payload=action_to_json(action),
+                external_ref=ref,
+            )
+        )
+        uow.commit()
+
+
+def _action(kind: str, key: str, amount: str, **extra: object) -> Action:
+    from connector.domain.actions import ActionKind
+
+    return Action(
+        key=key,
+        kind=ActionKind(kind),
+        connection_id="1",
+        customer_external_id="c1",
+        invoice_external_ids=("1",),
+        scheduled_at=NOW - timedelta(minutes=1),
+        local_date=NOW.date(),
+        step_id="late",
+        rule="test",
+        amount=Money.of(amount, "GBP"),
+        due_date=DUE,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_fee_reversal_voids_a_whole_fee_and_credits_a_partial_one(store: Store) -> None:
+    cid = _setup(store, [snapshot(1)])
+    _insert_action(store, cid, _action("late_fee", "fee-a", "25.00"), state="done", ref="fee-invoice-9")
+    _insert_action(store, cid, _action("late_fee", "fee-b", "30.00"), state="done", ref="fee-invoice-10")
+    _insert_action(store, cid, _action("fee_reversal", "rev-a", "25.00", reverses="fee-a"))
+    _insert_action(store, cid, _action("fee_reversal", "rev-b", "12.00", reverses="fee-b"))
+    paid = snapshot(1, balance=Money.of("0", "GBP"), status=InvoiceStatus.PAID)  # reversals apply to paid ones too
+    ledger = Ledger([paid])
+    report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
+    assert sorted(report.done) == ["rev-a", "rev-b"]
+    assert ledger.writes["rev-a"] == ("void-1", "fee-invoice-9")  # the whole fee: its invoice is voided
+    assert ledger.writes["rev-b"][0].startswith("credit-")  # part of it: a credit, with the reason
+    assert "Late fee reversed on invoice INV-1" in ledger.writes["rev-b"][1]
+
+
+def test_discount_credit_only_when_the_balance_is_the_earned_discount(store: Store) -> None:
+    cid = _setup(store, [snapshot(1), snapshot(2)])
+    _insert_action(store, cid, _action("discount_credit", "disc-1", "10.00"))
+    second = _action("discount_credit", "disc-2", "10.00")
+    _insert_action(store, cid, replace(second, invoice_external_ids=("2",)))
+    ledger = Ledger([snapshot(1, balance=Money.of("10.00", "GBP")), snapshot(2, balance=Money.of("60.00", "GBP"))])
+    report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
+    assert report.done == ["disc-1"] and report.cancelled == ["disc-2"]
+    assert ledger.writes["disc-1"][1] == "Early-payment discount on invoice INV-1"
+    assert "disc-2" not in ledger.writes  # the customer paid less than total - discount: no credit
