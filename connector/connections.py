@@ -11,12 +11,13 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from connector.domain.model import ConnectionInfo, ConnectionStatus
 from connector.errors import AuthError, NudgeError, ProviderError
 from connector.ports import ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store, UnitOfWork
+from connector.storage.tables import Connection
 from connector.tokens import open_tokens, seal_tokens
 from connector.vault import Vault
 
@@ -146,31 +147,24 @@ def disconnect(
 ) -> bool:
     """Revoke the grant (best effort when it is already dead), forget the tokens, mark disconnected.
 
-    The grant is revoked only when no other connection of any organization shares the same tokens
-    (one Xero authorization can cover several organisations).
+    The grant is revoked only when no other connection of this organization still uses it (one Xero
+    consent connects several organisations, all into the organization that gave it).
     """
     with store.unit_of_work() as uow:
         connection = uow.connections.get(org_id, connection_id)
         if connection is None:
             return False
-        tokens: TokenSet | None = None
-        if connection.tokens_sealed:
-            try:
-                tokens = open_tokens(vault, connection)
-            except NudgeError:
-                tokens = None
+        tokens = _try_open(vault, connection)
         connection.status = ConnectionStatus.DISCONNECTED.value
         connection.tokens_sealed = ""
         connection.next_run_at = None
-        shared = [
-            other
+        others = [
+            _try_open(vault, other)
             for other in uow.connections.for_organization(org_id)
-            if other.id != connection.id and other.provider == connection.provider and other.tokens_sealed
+            if other.id != connection.id and other.provider == connection.provider
         ]
-        still_used = any(
-            _same_grant(vault, other_tokens, tokens)
-            for other_tokens in (_try_open(vault, other) for other in shared)
-            if tokens is not None
+        still_used = tokens is not None and any(
+            other is not None and hmac.compare_digest(other.refresh_token, tokens.refresh_token) for other in others
         )
         note = ""
         if tokens is not None and not still_used:
@@ -191,17 +185,11 @@ def disconnect(
         return True
 
 
-def _try_open(vault: Vault, connection: object) -> TokenSet | None:
+def _try_open(vault: Vault, connection: Connection) -> TokenSet | None:
+    """The connection's tokens, or None when it holds none (or they no longer open)."""
+    if not connection.tokens_sealed:
+        return None
     try:
-        return open_tokens(vault, connection)  # type: ignore[arg-type]
+        return open_tokens(vault, connection)
     except NudgeError:
         return None
-
-
-def _same_grant(vault: Vault, a: TokenSet | None, b: TokenSet | None) -> bool:
-    return a is not None and b is not None and hmac.compare_digest(a.refresh_token, b.refresh_token)
-
-
-def reconnect_due(now: datetime, refresh_expires_at: datetime | None, warn_before: timedelta) -> bool:
-    """True when the refresh token dies within `warn_before` (the UI offers a reconnect link)."""
-    return refresh_expires_at is not None and refresh_expires_at - now <= warn_before
