@@ -25,28 +25,48 @@ INVOICES = 100_000
 CUSTOMERS = 1_000
 NOW = datetime(2024, 3, 12, 9, 30, tzinfo=UTC)
 
-POLICIES = policy_from_dict({
-    "late_fees": {
-        "interest": {"kind": "interest", "rate_per_month": "1.5", "repeat": "month", "max_count": 6,
-                     "total_cap_percent": 10},
-        "uk": {"kind": "uk_statutory"},
-    },
-    "discounts": {"early": {"percent": 2, "days": 10}},
-    "cadences": {"default": {
-        "time_zone": "Europe/London",
-        "holidays": {"country": "GB", "subdiv": "ENG"},
-        "minimum_amount": 5,
-        "steps": [
-            {"id": "soon", "offset": -3, "remind": "friendly", "discount": "early"},
-            {"id": "due", "offset": 0, "remind": "due_today"},
-            {"id": "late3", "offset": 3, "days": "business", "remind": "overdue"},
-            {"id": "late14", "offset": 14, "remind": "overdue", "note": "Second reminder", "late_fee": "interest"},
-            {"id": "late30", "offset": 30, "remind": "firm", "call_task": "Phone accounts payable",
-             "late_fee": "uk"},
-            {"id": "late60", "offset": 60, "remind": "final", "escalate": True},
-        ],
-    }},
-})
+POLICIES = policy_from_dict(
+    {
+        "late_fees": {
+            "interest": {
+                "kind": "interest",
+                "rate_per_month": "1.5",
+                "repeat": "month",
+                "max_count": 6,
+                "total_cap_percent": 10,
+            },
+            "uk": {"kind": "uk_statutory"},
+        },
+        "discounts": {"early": {"percent": 2, "days": 10}},
+        "cadences": {
+            "default": {
+                "time_zone": "Europe/London",
+                "holidays": {"country": "GB", "subdiv": "ENG"},
+                "minimum_amount": 5,
+                "steps": [
+                    {"id": "soon", "offset": -3, "remind": "friendly", "discount": "early"},
+                    {"id": "due", "offset": 0, "remind": "due_today"},
+                    {"id": "late3", "offset": 3, "days": "business", "remind": "overdue"},
+                    {
+                        "id": "late14",
+                        "offset": 14,
+                        "remind": "overdue",
+                        "note": "Second reminder",
+                        "late_fee": "interest",
+                    },
+                    {
+                        "id": "late30",
+                        "offset": 30,
+                        "remind": "firm",
+                        "call_task": "Phone accounts payable",
+                        "late_fee": "uk",
+                    },
+                    {"id": "late60", "offset": 60, "remind": "final", "escalate": True},
+                ],
+            }
+        },
+    }
+)
 
 
 def build() -> tuple[list[InvoiceSnapshot], dict[str, CustomerOverrides], History]:
@@ -70,15 +90,24 @@ def build() -> tuple[list[InvoiceSnapshot], dict[str, CustomerOverrides], Histor
         issue = date(2023, 10, 1) + timedelta(days=rng.randint(0, 180))
         due = issue + timedelta(days=rng.choice([14, 30, 30, 30, 60]))
         external_id = f"I{i}"
-        invoices.append(InvoiceSnapshot(
-            external_id=external_id, number=f"INV-{i:06d}", customer_external_id=f"C{rng.randrange(CUSTOMERS)}",
-            customer_name="Customer", currency="GBP", total=Money(total, "GBP"), balance=Money(balance, "GBP"),
-            issue_date=issue, due_date=due, status=InvoiceStatus.OPEN, updated_at=updated,
-            emails=("ap@example.com",),
-        ))
+        invoices.append(
+            InvoiceSnapshot(
+                external_id=external_id,
+                number=f"INV-{i:06d}",
+                customer_external_id=f"C{rng.randrange(CUSTOMERS)}",
+                customer_name="Customer",
+                currency="GBP",
+                total=Money(total, "GBP"),
+                balance=Money(balance, "GBP"),
+                issue_date=issue,
+                due_date=due,
+                status=InvoiceStatus.OPEN,
+                updated_at=updated,
+                emails=("ap@example.com",),
+            )
+        )
         if balance != total:
-            facts[external_id] = InvoiceFacts(first_seen=issue,
-                                              payments=(Payment(Money(total - balance, "GBP"), due),))
+            facts[external_id] = InvoiceFacts(first_seen=issue, payments=(Payment(Money(total - balance, "GBP"), due),))
     return invoices, overrides, History(invoices=facts)
 
 
@@ -96,14 +125,24 @@ def run() -> dict[str, float]:
     """Steady state: yesterday's plan is on record (as the executor feeds it back) and today's is timed.
     Cold: the very first plan of a connection (empty history, every invoice's latest step fires)."""
     invoices, overrides, history = build()
-    connection = ConnectionSettings("bench", time_zone="Europe/London",
-                                    rates=ReferenceRates(uk_base_rate=Decimal("5.25")))
+    connection = ConnectionSettings(
+        "bench", time_zone="Europe/London", rates=ReferenceRates(uk_base_rate=Decimal("5.25"))
+    )
     calendars = Calendars()
     cadence = POLICIES.cadences["default"]
 
     def day(at: datetime, known: History) -> list[Action]:
-        return plan(invoices, overrides, cadence, POLICIES, known, at, connection=connection,
-                    horizon=timedelta(days=1), calendars=calendars)
+        return plan(
+            invoices,
+            overrides,
+            cadence,
+            POLICIES,
+            known,
+            at,
+            connection=connection,
+            horizon=timedelta(days=1),
+            calendars=calendars,
+        )
 
     cold_seconds, cold_actions = _best(lambda: day(NOW - timedelta(days=1), history), 1)
     yesterday = history.record(day(NOW - timedelta(days=1), history))

@@ -37,8 +37,7 @@ class ActionKind(StrEnum):
     PLAN_BROKEN = "plan_broken"  # a payment plan missed an installment past its grace
 
 
-LEDGER_KINDS = frozenset({ActionKind.NOTE, ActionKind.LATE_FEE, ActionKind.FEE_REVERSAL,
-                          ActionKind.DISCOUNT_CREDIT})
+LEDGER_KINDS = frozenset({ActionKind.NOTE, ActionKind.LATE_FEE, ActionKind.FEE_REVERSAL, ActionKind.DISCOUNT_CREDIT})
 CUSTOMER_FACING_KINDS = frozenset({ActionKind.REMIND})
 
 
@@ -200,10 +199,16 @@ class History:
                 known = facts.get(invoice_id, NO_FACTS)
                 assert action.due_date is not None
                 record = FeeRecord(
-                    key=action.key, policy=action.fee.policy, step_id=action.step_id,
-                    due_date=action.due_date, occurrence=action.occurrence,
-                    assessed_on=action.fee.assessed_on, amount=action.amount, balance=action.fee.balance,
-                    period_start=action.fee.period_start, compensation=action.fee.compensation,
+                    key=action.key,
+                    policy=action.fee.policy,
+                    step_id=action.step_id,
+                    due_date=action.due_date,
+                    occurrence=action.occurrence,
+                    assessed_on=action.fee.assessed_on,
+                    amount=action.amount,
+                    balance=action.fee.balance,
+                    period_start=action.fee.period_start,
+                    compensation=action.fee.compensation,
                     on_invoice=action.fee.on_invoice,
                 )
                 facts[invoice_id] = replace(known, fees=(*known.fees, record))

@@ -178,10 +178,12 @@ class _Planner:
     def _info(self, cadence: Cadence) -> _CadenceInfo:
         found = self._infos.get(cadence.name)
         if found is None or found.cadence is not cadence:
-            contact = [s for s in cadence.steps
-                       if s.remind or s.note or s.discount or s.call_task or s.escalate]
-            fee_steps = [(s, self.policies.late_fees[s.late_fee]) for s in cadence.steps
-                         if s.late_fee is not None and s.late_fee in self.policies.late_fees]
+            contact = [s for s in cadence.steps if s.remind or s.note or s.discount or s.call_task or s.escalate]
+            fee_steps = [
+                (s, self.policies.late_fees[s.late_fee])
+                for s in cadence.steps
+                if s.late_fee is not None and s.late_fee in self.policies.late_fees
+            ]
             by_discount: dict[str, list[Step]] = {}
             for s in cadence.steps:
                 if s.discount is not None and s.discount in self.policies.discounts:
@@ -203,8 +205,13 @@ class _Planner:
         if over.cadence is not None and over.cadence != self.cadence.name:
             cadence = self.policies.cadences.get(over.cadence)
             if cadence is None:
-                holds.append((HoldReason.UNKNOWN_CADENCE, over.cadence,
-                              f"the customer's cadence {over.cadence!r} does not exist"))
+                holds.append(
+                    (
+                        HoldReason.UNKNOWN_CADENCE,
+                        over.cadence,
+                        f"the customer's cadence {over.cadence!r} does not exist",
+                    )
+                )
         tz_name = over.time_zone or (cadence.time_zone if cadence else None) or self.connection.time_zone
         tz = self._zones.get(tz_name)
         if tz is None:
@@ -224,9 +231,13 @@ class _Planner:
             key = (cadence.name, id(cadence), tz_name, country, subdiv)
             schedule = self._schedules.get(key)
             if schedule is None:
-                schedule = Schedule(tz=tz, window=cadence.window, send_time=cadence.send_time,
-                                    holidays=self.calendars.get(country, subdiv),
-                                    business_weekdays=cadence.business_weekdays)
+                schedule = Schedule(
+                    tz=tz,
+                    window=cadence.window,
+                    send_time=cadence.send_time,
+                    holidays=self.calendars.get(country, subdiv),
+                    business_weekdays=cadence.business_weekdays,
+                )
                 self._schedules[key] = schedule
                 self._slots[key] = schedule.next_allowed(self.now)
             slot = self._slots[key]
@@ -235,13 +246,33 @@ class _Planner:
         if over.dispute:
             holds.append((HoldReason.DISPUTE, "", "the customer is in dispute"))
         if over.paused_until is not None and today < over.paused_until:
-            holds.append((HoldReason.PAUSED, over.paused_until.isoformat(),
-                          f"chasing is paused until {over.paused_until.isoformat()}"))
+            holds.append(
+                (
+                    HoldReason.PAUSED,
+                    over.paused_until.isoformat(),
+                    f"chasing is paused until {over.paused_until.isoformat()}",
+                )
+            )
         if over.promise_to_pay is not None and today <= over.promise_to_pay:
-            holds.append((HoldReason.PROMISE_TO_PAY, over.promise_to_pay.isoformat(),
-                          f"the customer promised to pay by {over.promise_to_pay.isoformat()}"))
-        found = _Customer(customer_id, over, info, schedule, key, self._tracks.setdefault(key, {}), today, slot, holds,
-                          self.unapplied_credit.get(customer_id))
+            holds.append(
+                (
+                    HoldReason.PROMISE_TO_PAY,
+                    over.promise_to_pay.isoformat(),
+                    f"the customer promised to pay by {over.promise_to_pay.isoformat()}",
+                )
+            )
+        found = _Customer(
+            customer_id,
+            over,
+            info,
+            schedule,
+            key,
+            self._tracks.setdefault(key, {}),
+            today,
+            slot,
+            holds,
+            self.unapplied_credit.get(customer_id),
+        )
         self._customers[customer_id] = found
         return found
 
@@ -272,13 +303,15 @@ class _Planner:
                 fees.append((fire, index * 1000 + occurrence, _Event(fire, step, occurrence, due)))
         contact.sort(key=lambda t: (t[0], t[1]))
         fees.sort(key=lambda t: (t[0], t[1]))
-        found = _Tracks([e for _, _, e in contact], [f for f, _, _ in contact],
-                        [e for _, _, e in fees], [f for f, _, _ in fees])
+        found = _Tracks(
+            [e for _, _, e in contact], [f for f, _, _ in contact], [e for _, _, e in fees], [f for f, _, _ in fees]
+        )
         cust.tracks[due] = found
         return found
 
-    def _latest(self, cust: _Customer, events: list[_Event], fires: list[datetime],
-                facts: InvoiceFacts) -> tuple[_Event, datetime] | None:
+    def _latest(
+        self, cust: _Customer, events: list[_Event], fires: list[datetime], facts: InvoiceFacts
+    ) -> tuple[_Event, datetime] | None:
         index = bisect_right(fires, self.limit) - 1
         if index < 0:
             return None
@@ -290,9 +323,13 @@ class _Planner:
             scheduled = cust.now_slot
             if scheduled > self.limit:
                 return None
-        if (cust.info is not None and cust.info.cadence.catch_up is CatchUp.SKIP
-                and facts.first_seen is not None and cust.schedule is not None
-                and cust.schedule.local_date(event.fire_at) < facts.first_seen):
+        if (
+            cust.info is not None
+            and cust.info.cadence.catch_up is CatchUp.SKIP
+            and facts.first_seen is not None
+            and cust.schedule is not None
+            and cust.schedule.local_date(event.fire_at) < facts.first_seen
+        ):
             return None
         return event, scheduled
 
@@ -325,8 +362,9 @@ class _Planner:
                 continue
             self._emit(cust, inv, facts, contact, fee, accrual_floor)
         self._group_reminders()
-        self.actions.sort(key=lambda a: (a.scheduled_at, a.customer_external_id, a.kind.value,
-                                         a.invoice_external_ids, a.key))
+        self.actions.sort(
+            key=lambda a: (a.scheduled_at, a.customer_external_id, a.kind.value, a.invoice_external_ids, a.key)
+        )
         return self.actions
 
     def _approval(self, kind: ActionKind, cadence: Cadence | None) -> bool:
@@ -338,26 +376,63 @@ class _Planner:
             return False
         return cadence.approval is Approval.ALL or (cadence.approval is Approval.LEDGER and kind in LEDGER_KINDS)
 
-    def _action(self, cust: _Customer, inv: InvoiceSnapshot, kind: ActionKind, key: str, step_id: str,
-                due: date | None, scheduled: datetime, rule: str, **extra: object) -> None:
+    def _action(
+        self,
+        cust: _Customer,
+        inv: InvoiceSnapshot,
+        kind: ActionKind,
+        key: str,
+        step_id: str,
+        due: date | None,
+        scheduled: datetime,
+        rule: str,
+        **extra: object,
+    ) -> None:
         local = self._local(cust, scheduled)
-        self.actions.append(Action(
-            key=key, kind=kind, connection_id=self.conn_id, customer_external_id=inv.customer_external_id,
-            invoice_external_ids=(inv.external_id,), scheduled_at=scheduled, local_date=local,
-            step_id=step_id, rule=rule, due_date=due, customer_name=inv.customer_name,
-            recipients=inv.emails,
-            requires_approval=self._approval(kind, cust.info.cadence if cust.info else None),
-            **extra,  # type: ignore[arg-type]
-        ))
+        self.actions.append(
+            Action(
+                key=key,
+                kind=kind,
+                connection_id=self.conn_id,
+                customer_external_id=inv.customer_external_id,
+                invoice_external_ids=(inv.external_id,),
+                scheduled_at=scheduled,
+                local_date=local,
+                step_id=step_id,
+                rule=rule,
+                due_date=due,
+                customer_name=inv.customer_name,
+                recipients=inv.emails,
+                requires_approval=self._approval(kind, cust.info.cadence if cust.info else None),
+                **extra,  # type: ignore[arg-type]
+            )
+        )
 
-    def _hold(self, cust: _Customer, inv: InvoiceSnapshot, step_id: str, due: date, scheduled: datetime,
-              hold: tuple[HoldReason, str, str]) -> None:
+    def _hold(
+        self,
+        cust: _Customer,
+        inv: InvoiceSnapshot,
+        step_id: str,
+        due: date,
+        scheduled: datetime,
+        hold: tuple[HoldReason, str, str],
+    ) -> None:
         reason, param, text = hold
         key = action_key(self.conn_id, inv.external_id, step_id, due, ActionKind.HOLD, f"{reason}:{param}")
         if key in self.keys:
             return
-        self._action(cust, inv, ActionKind.HOLD, key, step_id, due, scheduled,
-                     f"held: {text}; step {step_id!r} would be due", hold_reason=reason, text=text)
+        self._action(
+            cust,
+            inv,
+            ActionKind.HOLD,
+            key,
+            step_id,
+            due,
+            scheduled,
+            f"held: {text}; step {step_id!r} would be due",
+            hold_reason=reason,
+            text=text,
+        )
 
     def _invoice_holds(self, cust: _Customer, inv: InvoiceSnapshot) -> tuple[HoldReason, str, str] | None:
         if cust.holds:
@@ -365,51 +440,77 @@ class _Planner:
         cadence = cust.info.cadence if cust.info else self.cadence
         minimum = cadence.minimum_for(inv.currency)
         if minimum and inv.balance.amount < minimum:
-            return (HoldReason.BELOW_MINIMUM, str(minimum),
-                    f"the balance {inv.balance} is below the minimum {minimum} {inv.currency}")
+            return (
+                HoldReason.BELOW_MINIMUM,
+                str(minimum),
+                f"the balance {inv.balance} is below the minimum {minimum} {inv.currency}",
+            )
         credit = cust.credit
         if credit is not None and credit.currency == inv.currency and credit.amount >= inv.balance.amount:
-            return (HoldReason.UNAPPLIED_CREDIT, str(credit.amount),
-                    f"the customer's unapplied credit {credit} covers the balance {inv.balance}: "
-                    "apply it in the ledger")
+            return (
+                HoldReason.UNAPPLIED_CREDIT,
+                str(credit.amount),
+                f"the customer's unapplied credit {credit} covers the balance {inv.balance}: apply it in the ledger",
+            )
         return None
 
     # -- contact and fee steps ------------------------------------------------------------------------
 
-    def _emit(self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts,
-              contact: tuple[_Event, datetime] | None, fee: tuple[_Event, datetime] | None,
-              accrual_floor: date | None) -> None:
+    def _emit(
+        self,
+        cust: _Customer,
+        inv: InvoiceSnapshot,
+        facts: InvoiceFacts,
+        contact: tuple[_Event, datetime] | None,
+        fee: tuple[_Event, datetime] | None,
+        accrual_floor: date | None,
+    ) -> None:
         assert cust.info is not None and inv.due_date is not None
         info = cust.info
         keys = self.keys
         conn = self.conn_id
-        if contact is not None and info.escalate_steps and (facts.escalated or any(
-            action_key(conn, inv.external_id, s.id, inv.due_date, ActionKind.ESCALATE, 0) in keys
-            for s in info.escalate_steps if info.order[s.id] < info.order.get(contact[0].step.id, -1)
-        )):
+        if (
+            contact is not None
+            and info.escalate_steps
+            and (
+                facts.escalated
+                or any(
+                    action_key(conn, inv.external_id, s.id, inv.due_date, ActionKind.ESCALATE, 0) in keys
+                    for s in info.escalate_steps
+                    if info.order[s.id] < info.order.get(contact[0].step.id, -1)
+                )
+            )
+        ):
             contact = None
         pending: list[tuple[ActionKind, str, _Event, datetime]] = []
         if contact is not None and contact[0].step.remind:
             # The other parts of a step go out with its reminder or before it (a reminder may wait for
             # the customer's next free day), so a reminder on record means the whole step is done.
             event = contact[0]
-            if action_key(conn, inv.external_id, event.step.id, event.due_date, ActionKind.REMIND,
-                          event.occurrence) in keys:
+            if (
+                action_key(conn, inv.external_id, event.step.id, event.due_date, ActionKind.REMIND, event.occurrence)
+                in keys
+            ):
                 contact = None
         if contact is not None:
             event, scheduled = contact
             step = event.step
-            for kind, wanted in ((ActionKind.REMIND, step.remind), (ActionKind.NOTE, step.note),
-                                 (ActionKind.DISCOUNT_OFFER, step.discount),
-                                 (ActionKind.CALL_TASK, step.call_task), (ActionKind.ESCALATE, step.escalate)):
+            for kind, wanted in (
+                (ActionKind.REMIND, step.remind),
+                (ActionKind.NOTE, step.note),
+                (ActionKind.DISCOUNT_OFFER, step.discount),
+                (ActionKind.CALL_TASK, step.call_task),
+                (ActionKind.ESCALATE, step.escalate),
+            ):
                 if wanted:
                     key = action_key(conn, inv.external_id, step.id, event.due_date, kind, event.occurrence)
                     if key not in keys:
                         pending.append((kind, key, event, scheduled))
         if fee is not None:
             event, scheduled = fee
-            key = action_key(conn, inv.external_id, event.step.id, event.due_date, ActionKind.LATE_FEE,
-                             event.occurrence)
+            key = action_key(
+                conn, inv.external_id, event.step.id, event.due_date, ActionKind.LATE_FEE, event.occurrence
+            )
             if key not in keys:
                 pending.append((ActionKind.LATE_FEE, key, event, scheduled))
         if not pending:
@@ -429,21 +530,56 @@ class _Planner:
             if kind is ActionKind.REMIND:
                 continue
             if kind is ActionKind.NOTE:
-                self._action(cust, inv, kind, key, step.id, event.due_date, scheduled,
-                             f"cadence {info.cadence.name!r} step {step.id!r} ({when}): note", text=step.note)
+                self._action(
+                    cust,
+                    inv,
+                    kind,
+                    key,
+                    step.id,
+                    event.due_date,
+                    scheduled,
+                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): note",
+                    text=step.note,
+                )
             elif kind is ActionKind.CALL_TASK:
-                self._action(cust, inv, kind, key, step.id, event.due_date, scheduled,
-                             f"cadence {info.cadence.name!r} step {step.id!r} ({when}): call task",
-                             text=step.call_task, amount=inv.balance)
+                self._action(
+                    cust,
+                    inv,
+                    kind,
+                    key,
+                    step.id,
+                    event.due_date,
+                    scheduled,
+                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): call task",
+                    text=step.call_task,
+                    amount=inv.balance,
+                )
             elif kind is ActionKind.ESCALATE:
-                self._action(cust, inv, kind, key, step.id, event.due_date, scheduled,
-                             f"cadence {info.cadence.name!r} step {step.id!r} ({when}): escalate; "
-                             "no further reminders", amount=inv.balance)
+                self._action(
+                    cust,
+                    inv,
+                    kind,
+                    key,
+                    step.id,
+                    event.due_date,
+                    scheduled,
+                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): escalate; no further reminders",
+                    amount=inv.balance,
+                )
             elif kind is ActionKind.DISCOUNT_OFFER and offer is not None:
-                self._action(cust, inv, kind, key, step.id, event.due_date, scheduled,
-                             f"cadence {info.cadence.name!r} step {step.id!r} ({when}): {offer.percent} % off "
-                             f"if paid by {offer.deadline.isoformat()} (policy {offer.policy!r})",
-                             amount=offer.discount, offer=offer)
+                self._action(
+                    cust,
+                    inv,
+                    kind,
+                    key,
+                    step.id,
+                    event.due_date,
+                    scheduled,
+                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): {offer.percent} % off "
+                    f"if paid by {offer.deadline.isoformat()} (policy {offer.policy!r})",
+                    amount=offer.discount,
+                    offer=offer,
+                )
             elif kind is ActionKind.LATE_FEE:
                 self._fee(cust, inv, facts, key, event, scheduled, local, when, accrual_floor)
         for kind, key, event, scheduled in pending:
@@ -452,15 +588,28 @@ class _Planner:
                 local = self._local(cust, scheduled)
                 assert step.remind is not None
                 item = ReminderItem(
-                    invoice_external_id=inv.external_id, number=inv.number, due_date=event.due_date,
-                    balance=event.amount or inv.balance, total=inv.total,
-                    days_overdue=(local - event.due_date).days, step_id=step.id, template=step.remind,
-                    member_key=key, offer=offer, installment=event.installment,
+                    invoice_external_id=inv.external_id,
+                    number=inv.number,
+                    due_date=event.due_date,
+                    balance=event.amount or inv.balance,
+                    total=inv.total,
+                    days_overdue=(local - event.due_date).days,
+                    step_id=step.id,
+                    template=step.remind,
+                    member_key=key,
+                    offer=offer,
+                    installment=event.installment,
                 )
-                self.reminders.setdefault((inv.customer_external_id, local), []).append(_Reminder(
-                    scheduled, local, item, (step.offset if event.installment is None else -1000, 0),
-                    inv.emails, inv.customer_name,
-                ))
+                self.reminders.setdefault((inv.customer_external_id, local), []).append(
+                    _Reminder(
+                        scheduled,
+                        local,
+                        item,
+                        (step.offset if event.installment is None else -1000, 0),
+                        inv.emails,
+                        inv.customer_name,
+                    )
+                )
 
     def _offer_for(self, inv: InvoiceSnapshot, event: _Event, local: date) -> DiscountOffer | None:
         """The early-payment offer of the event's step on local date `local`, if still open."""
@@ -479,34 +628,66 @@ class _Planner:
     def _local(self, cust: _Customer, instant: datetime) -> date:
         return instant.astimezone(cust.schedule.tz).date() if cust.schedule else cust.today
 
-    def _fee(self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts, key: str, event: _Event,
-             scheduled: datetime, local: date, when: str, accrual_floor: date | None) -> None:
+    def _fee(
+        self,
+        cust: _Customer,
+        inv: InvoiceSnapshot,
+        facts: InvoiceFacts,
+        key: str,
+        event: _Event,
+        scheduled: datetime,
+        local: date,
+        when: str,
+        accrual_floor: date | None,
+    ) -> None:
         step = event.step
         assert step.late_fee is not None and inv.due_date is not None
         policy = self.policies.late_fees[step.late_fee]
         try:
             quote = assess_fee(
-                policy, invoice_total=inv.total, balance=inv.balance, due_date=inv.due_date,
-                assessed_on=local, payments=facts.payments, prior_fees=facts.fees,
-                rates=self.connection.rates, accrual_floor=accrual_floor,
+                policy,
+                invoice_total=inv.total,
+                balance=inv.balance,
+                due_date=inv.due_date,
+                assessed_on=local,
+                payments=facts.payments,
+                prior_fees=facts.fees,
+                rates=self.connection.rates,
+                accrual_floor=accrual_floor,
             )
         except ValueError as exc:
-            self._hold(cust, inv, step.id, inv.due_date, scheduled,
-                       (HoldReason.CONFIGURATION, policy.name, str(exc)))
+            self._hold(cust, inv, step.id, inv.due_date, scheduled, (HoldReason.CONFIGURATION, policy.name, str(exc)))
             return
         if quote is None:
             return
         detail = FeeDetail(
-            policy=policy.name, assessed_on=local, balance=quote.balance, lines=quote.lines,
-            period_start=quote.period_start, period_end=quote.period_end, annual_rate=quote.annual_rate,
-            compensation=quote.compensation, on_invoice=policy.write_back is WriteBack.FEE_LINE,
+            policy=policy.name,
+            assessed_on=local,
+            balance=quote.balance,
+            lines=quote.lines,
+            period_start=quote.period_start,
+            period_end=quote.period_end,
+            annual_rate=quote.annual_rate,
+            compensation=quote.compensation,
+            on_invoice=policy.write_back is WriteBack.FEE_LINE,
             capped=quote.capped,
         )
         nth = f", occurrence {event.occurrence + 1} of {policy.max_count}" if policy.max_count > 1 else ""
-        self._action(cust, inv, ActionKind.LATE_FEE, key, step.id, event.due_date, scheduled,
-                     f"cadence {cust.info.cadence.name if cust.info else ''!r} step {step.id!r} ({when}): "
-                     f"late fee {policy.name!r} ({policy.kind.value}{nth})",
-                     amount=quote.amount, fee=detail, occurrence=event.occurrence, text=policy.description)
+        self._action(
+            cust,
+            inv,
+            ActionKind.LATE_FEE,
+            key,
+            step.id,
+            event.due_date,
+            scheduled,
+            f"cadence {cust.info.cadence.name if cust.info else ''!r} step {step.id!r} ({when}): "
+            f"late fee {policy.name!r} ({policy.kind.value}{nth})",
+            amount=quote.amount,
+            fee=detail,
+            occurrence=event.occurrence,
+            text=policy.description,
+        )
 
     # -- corrections: reversals, discount credits, payment plans -------------------------------------
 
@@ -519,36 +700,60 @@ class _Planner:
         for fee in live:
             if earliest > fee.assessed_on:
                 continue
-            key = action_key(self.conn_id, inv.external_id, fee.step_id, fee.due_date, ActionKind.FEE_REVERSAL,
-                             fee.occurrence)
+            key = action_key(
+                self.conn_id, inv.external_id, fee.step_id, fee.due_date, ActionKind.FEE_REVERSAL, fee.occurrence
+            )
             if key in self.keys:
                 continue
             policy = self.policies.late_fees.get(fee.policy)
             if policy is None:
                 continue
             try:
-                refund = fee_reversal(policy, fee, invoice_total=inv.total, balance_now=inv.balance,
-                                      payments=facts.payments, prior_fees=live, rates=self.connection.rates)
+                refund = fee_reversal(
+                    policy,
+                    fee,
+                    invoice_total=inv.total,
+                    balance_now=inv.balance,
+                    payments=facts.payments,
+                    prior_fees=live,
+                    rates=self.connection.rates,
+                )
             except ValueError:
                 continue
             if refund is None:
                 continue
-            self._action(cust, inv, ActionKind.FEE_REVERSAL, key, fee.step_id, fee.due_date, self.now,
-                         f"a payment dated on or before {fee.assessed_on.isoformat()} reduces late fee "
-                         f"{fee.policy!r} assessed that day: reverse {refund}",
-                         amount=refund, reverses=fee.key, occurrence=fee.occurrence,
-                         text=f"Reversal of late fee {fee.policy!r} assessed {fee.assessed_on.isoformat()}")
+            self._action(
+                cust,
+                inv,
+                ActionKind.FEE_REVERSAL,
+                key,
+                fee.step_id,
+                fee.due_date,
+                self.now,
+                f"a payment dated on or before {fee.assessed_on.isoformat()} reduces late fee "
+                f"{fee.policy!r} assessed that day: reverse {refund}",
+                amount=refund,
+                reverses=fee.key,
+                occurrence=fee.occurrence,
+                text=f"Reversal of late fee {fee.policy!r} assessed {fee.assessed_on.isoformat()}",
+            )
 
     def _discount_credit(self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts) -> bool:
         assert cust.info is not None and inv.due_date is not None
         for policy, steps in cust.info.discounts:
-            credit = discount_credit(policy, invoice_total=inv.total, balance=inv.balance,
-                                     payments=facts.payments, issue_date=inv.issue_date, due_date=inv.due_date)
+            credit = discount_credit(
+                policy,
+                invoice_total=inv.total,
+                balance=inv.balance,
+                payments=facts.payments,
+                issue_date=inv.issue_date,
+                due_date=inv.due_date,
+            )
             if credit is None:
                 continue
             if policy.offer_required and not any(
-                action_key(self.conn_id, inv.external_id, s.id, inv.due_date, ActionKind.DISCOUNT_OFFER, 0)
-                in self.keys for s in steps
+                action_key(self.conn_id, inv.external_id, s.id, inv.due_date, ActionKind.DISCOUNT_OFFER, 0) in self.keys
+                for s in steps
             ):
                 continue
             step_id = f"discount:{policy.name}"
@@ -556,35 +761,65 @@ class _Planner:
             if key not in self.keys:
                 deadline = discount_deadline(policy, inv.issue_date, inv.due_date)
                 assert deadline is not None
-                self._action(cust, inv, ActionKind.DISCOUNT_CREDIT, key, step_id, inv.due_date, self.now,
-                             f"early-payment discount {policy.name!r}: total less {policy.percent} % paid by "
-                             f"{deadline.isoformat()}; credit the remaining {credit}",
-                             amount=credit, text=f"Early-payment discount ({policy.percent} %)")
+                self._action(
+                    cust,
+                    inv,
+                    ActionKind.DISCOUNT_CREDIT,
+                    key,
+                    step_id,
+                    inv.due_date,
+                    self.now,
+                    f"early-payment discount {policy.name!r}: total less {policy.percent} % paid by "
+                    f"{deadline.isoformat()}; credit the remaining {credit}",
+                    amount=credit,
+                    text=f"Early-payment discount ({policy.percent} %)",
+                )
             return True
         return False
 
-    def _payment_plan(self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts,
-                      plan_obj: PaymentPlan) -> tuple[bool, date | None]:
+    def _payment_plan(
+        self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts, plan_obj: PaymentPlan
+    ) -> tuple[bool, date | None]:
         """Handle an invoice under a payment plan: (True, None) when installments replaced the cadence,
         (False, broken_on) when the plan is broken and the cadence resumes."""
         policy = self.policies.payment_plans.get(plan_obj.policy)
         step_id = f"plan:{plan_obj.plan_id or plan_obj.created_on.isoformat()}"
         if policy is None:
-            self._hold(cust, inv, step_id, inv.due_date or plan_obj.created_on, self.now,
-                       (HoldReason.CONFIGURATION, plan_obj.policy,
-                        f"unknown payment-plan policy {plan_obj.policy!r}"))
+            self._hold(
+                cust,
+                inv,
+                step_id,
+                inv.due_date or plan_obj.created_on,
+                self.now,
+                (HoldReason.CONFIGURATION, plan_obj.policy, f"unknown payment-plan policy {plan_obj.policy!r}"),
+            )
             return True, None
         status = plan_status(plan_obj, policy, facts.payments, cust.today)
         if not status.kept:
             assert status.missed is not None and status.broken_on is not None
-            key = action_key(self.conn_id, inv.external_id, step_id, status.missed.due_date,
-                             ActionKind.PLAN_BROKEN, status.missed.index)
+            key = action_key(
+                self.conn_id,
+                inv.external_id,
+                step_id,
+                status.missed.due_date,
+                ActionKind.PLAN_BROKEN,
+                status.missed.index,
+            )
             if key not in self.keys:
-                self._action(cust, inv, ActionKind.PLAN_BROKEN, key, step_id, status.missed.due_date, self.now,
-                             f"payment plan {policy.name!r}: installment {status.missed.index + 1} due "
-                             f"{status.missed.due_date.isoformat()} missed past {policy.grace_days} days' "
-                             "grace; the cadence resumes on the remaining balance",
-                             amount=status.missed.remaining, occurrence=status.missed.index)
+                self._action(
+                    cust,
+                    inv,
+                    ActionKind.PLAN_BROKEN,
+                    key,
+                    step_id,
+                    status.missed.due_date,
+                    self.now,
+                    f"payment plan {policy.name!r}: installment {status.missed.index + 1} due "
+                    f"{status.missed.due_date.isoformat()} missed past {policy.grace_days} days' "
+                    "grace; the cadence resumes on the remaining balance",
+                    amount=status.missed.remaining,
+                    occurrence=status.missed.index,
+                )
             return False, status.broken_on
         if cust.schedule is None or not status.open:
             return True, None
@@ -592,8 +827,9 @@ class _Planner:
         for item in status.open:
             for offset in policy.remind_offsets:
                 fire = cust.schedule.fire_at(item.due_date + timedelta(days=offset))
-                step = Step(id=f"{step_id}:installment-{item.index + 1}:{offset:+d}", offset=offset,
-                            remind=policy.template)
+                step = Step(
+                    id=f"{step_id}:installment-{item.index + 1}:{offset:+d}", offset=offset, remind=policy.template
+                )
                 events.append(_Event(fire, step, 0, item.due_date, item.remaining, item.index + 1))
         events.sort(key=lambda e: (e.fire_at, e.due_date, e.step.offset))
         latest = self._latest(cust, events, [e.fire_at for e in events], facts)
@@ -601,8 +837,9 @@ class _Planner:
             self._emit_installment(cust, inv, facts, latest)
         return True, None
 
-    def _emit_installment(self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts,
-                          latest: tuple[_Event, datetime]) -> None:
+    def _emit_installment(
+        self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts, latest: tuple[_Event, datetime]
+    ) -> None:
         event, scheduled = latest
         key = action_key(self.conn_id, inv.external_id, event.step.id, event.due_date, ActionKind.REMIND, 0)
         if key in self.keys or facts.escalated:
@@ -614,12 +851,20 @@ class _Planner:
         local = self._local(cust, scheduled)
         assert event.step.remind is not None
         item = ReminderItem(
-            invoice_external_id=inv.external_id, number=inv.number, due_date=event.due_date,
-            balance=event.amount or inv.balance, total=inv.total, days_overdue=(local - event.due_date).days,
-            step_id=event.step.id, template=event.step.remind, member_key=key, installment=event.installment,
+            invoice_external_id=inv.external_id,
+            number=inv.number,
+            due_date=event.due_date,
+            balance=event.amount or inv.balance,
+            total=inv.total,
+            days_overdue=(local - event.due_date).days,
+            step_id=event.step.id,
+            template=event.step.remind,
+            member_key=key,
+            installment=event.installment,
         )
         self.reminders.setdefault((inv.customer_external_id, local), []).append(
-            _Reminder(scheduled, local, item, (-1000, 0), inv.emails, inv.customer_name))
+            _Reminder(scheduled, local, item, (-1000, 0), inv.emails, inv.customer_name)
+        )
 
     # -- grouping ----------------------------------------------------------------------------------------
 
@@ -642,19 +887,32 @@ class _Planner:
                 amount = Money(sum((i.balance.amount for i in items), Decimal(0)), items[0].balance.currency)
             steps = sorted({i.step_id for i in items})
             cadence_name = cust.info.cadence.name if cust.info else ""
-            rule = (f"cadence {cadence_name!r} step {', '.join(repr(s) for s in steps)}: reminder listing "
-                    f"{len(items)} invoice{'s' if len(items) > 1 else ''} (one reminder per customer per day)")
-            self.actions.append(Action(
-                key=group_key(member_keys), kind=ActionKind.REMIND, connection_id=self.conn_id,
-                customer_external_id=customer_id,
-                invoice_external_ids=tuple(i.invoice_external_id for i in items),
-                scheduled_at=max(r.scheduled_at for r in members), local_date=local,
-                step_id=lead.item.step_id, rule=rule, amount=amount, template=lead.item.template,
-                requires_approval=self._approval(ActionKind.REMIND, cust.info.cadence if cust.info else None),
-                due_date=min(i.due_date for i in items), customer_name=lead.customer_name,
-                recipients=tuple(emails), items=items, member_keys=member_keys,
-                offer=next((i.offer for i in items if i.offer is not None), None),
-            ))
+            rule = (
+                f"cadence {cadence_name!r} step {', '.join(repr(s) for s in steps)}: reminder listing "
+                f"{len(items)} invoice{'s' if len(items) > 1 else ''} (one reminder per customer per day)"
+            )
+            self.actions.append(
+                Action(
+                    key=group_key(member_keys),
+                    kind=ActionKind.REMIND,
+                    connection_id=self.conn_id,
+                    customer_external_id=customer_id,
+                    invoice_external_ids=tuple(i.invoice_external_id for i in items),
+                    scheduled_at=max(r.scheduled_at for r in members),
+                    local_date=local,
+                    step_id=lead.item.step_id,
+                    rule=rule,
+                    amount=amount,
+                    template=lead.item.template,
+                    requires_approval=self._approval(ActionKind.REMIND, cust.info.cadence if cust.info else None),
+                    due_date=min(i.due_date for i in items),
+                    customer_name=lead.customer_name,
+                    recipients=tuple(emails),
+                    items=items,
+                    member_keys=member_keys,
+                    offer=next((i.offer for i in items if i.offer is not None), None),
+                )
+            )
 
 
 def _nominal(schedule: Schedule, due: date, step: Step) -> date:
@@ -696,7 +954,15 @@ def plan(
     kind, invoices, key).
     """
     planner = _Planner(
-        cadence, policies, history, now, connection, customer_overrides, payment_plans or {},
-        unapplied_credit or {}, horizon, calendars or Calendars(),
+        cadence,
+        policies,
+        history,
+        now,
+        connection,
+        customer_overrides,
+        payment_plans or {},
+        unapplied_credit or {},
+        horizon,
+        calendars or Calendars(),
     )
     return planner.run(invoices)

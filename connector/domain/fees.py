@@ -102,7 +102,11 @@ def balance_on(balance_now: Money, payments: Sequence[Payment], day: date) -> Mo
 
 
 def accrued_interest(
-    balance_now: Money, payments: Sequence[Payment], start: date, end: date, annual_rate: Decimal,
+    balance_now: Money,
+    payments: Sequence[Payment],
+    start: date,
+    end: date,
+    annual_rate: Decimal,
     extra: Decimal = Decimal(0),
 ) -> Money:
     """Simple interest for each day d with start <= d < end on the balance at the end of day d (actual/365).
@@ -115,8 +119,8 @@ def accrued_interest(
     cuts = sorted({p.paid_on for p in payments if start < p.paid_on < end})
     weighted = Decimal(0)
     for left, right in pairwise([start, *cuts, end]):
-        day_balance = balance_now.amount + extra + sum(
-            (p.amount.amount for p in payments if p.paid_on > left), Decimal(0)
+        day_balance = (
+            balance_now.amount + extra + sum((p.amount.amount for p in payments if p.paid_on > left), Decimal(0))
         )
         if day_balance > 0:
             weighted += day_balance * (right - left).days
@@ -197,8 +201,13 @@ def assess_fee(
         period_start = start
         charge = accrued_interest(balance, payments, start, assessed_on, rate, extra)
         days = (assessed_on - start).days
-        lines.append((f"{policy.description}: interest at {_pct(rate)} % a year for {days} days "
-                      f"({start.isoformat()} to {assessed_on.isoformat()})", charge))
+        lines.append(
+            (
+                f"{policy.description}: interest at {_pct(rate)} % a year for {days} days "
+                f"({start.isoformat()} to {assessed_on.isoformat()})",
+                charge,
+            )
+        )
 
     if charge.is_positive():
         if policy.min_fee is not None and charge.amount < policy.min_fee:
@@ -211,11 +220,14 @@ def assess_fee(
         charge = Money.zero(currency)
 
     compensation: Money | None = None
-    if (policy.kind is FeeKind.UK_STATUTORY and policy.compensation and currency == "GBP"
-            and not any(f.compensation is not None for f in live)):
+    if (
+        policy.kind is FeeKind.UK_STATUTORY
+        and policy.compensation
+        and currency == "GBP"
+        and not any(f.compensation is not None for f in live)
+    ):
         compensation = uk_compensation(principal)
-        lines.append(("Fixed compensation (Late Payment of Commercial Debts (Interest) Act 1998)",
-                      compensation))
+        lines.append(("Fixed compensation (Late Payment of Commercial Debts (Interest) Act 1998)", compensation))
 
     total = sum((amount.amount for _, amount in lines), Decimal(0))
     capped = False
@@ -252,8 +264,7 @@ def _headroom(policy: LateFeePolicy, invoice_total: Money, live: Sequence[FeeRec
     if policy.total_cap is not None:
         caps.append(policy.total_cap)
     if policy.total_cap_percent is not None:
-        caps.append(Money(invoice_total.amount * policy.total_cap_percent / _HUNDRED,
-                          invoice_total.currency).amount)
+        caps.append(Money(invoice_total.amount * policy.total_cap_percent / _HUNDRED, invoice_total.currency).amount)
     if not caps:
         return None
     so_far = sum((f.amount.amount for f in live), Decimal(0))
@@ -303,18 +314,22 @@ def fee_reversal(
     if true_balance.amount >= fee.balance.amount:
         return None
     earlier = [p for p in payments if p.paid_on <= fee.assessed_on]
-    quote = assess_fee(
-        policy,
-        invoice_total=invoice_total,
-        balance=true_balance,
-        due_date=fee.due_date,
-        assessed_on=fee.assessed_on,
-        payments=earlier,
-        prior_fees=[f for f in prior_fees if f.assessed_on < fee.assessed_on and f.key != fee.key],
-        rates=rates,
-        accrual_floor=fee.period_start,
-        apply_caps=False,
-    ) if true_balance.is_positive() else None
+    quote = (
+        assess_fee(
+            policy,
+            invoice_total=invoice_total,
+            balance=true_balance,
+            due_date=fee.due_date,
+            assessed_on=fee.assessed_on,
+            payments=earlier,
+            prior_fees=[f for f in prior_fees if f.assessed_on < fee.assessed_on and f.key != fee.key],
+            rates=rates,
+            accrual_floor=fee.period_start,
+            apply_caps=False,
+        )
+        if true_balance.is_positive()
+        else None
+    )
     kept = Money.zero(fee.amount.currency) if quote is None else quote.amount.min(fee.amount)
     refund = fee.amount - kept
     return refund if refund.is_positive() else None

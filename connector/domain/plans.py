@@ -54,8 +54,7 @@ def split_installments(
         raise PlanError(f"{balance} cannot be split into {count} positive installments")
     leftover = int((balance.amount - base * count) / unit)
     return tuple(
-        Installment(d, Money(base + (unit if i < leftover else 0), balance.currency))
-        for i, d in enumerate(dates)
+        Installment(d, Money(base + (unit if i < leftover else 0), balance.currency)) for i, d in enumerate(dates)
     )
 
 
@@ -98,8 +97,7 @@ def plan_status(plan: PaymentPlan, policy: PaymentPlanPolicy, payments: Sequence
         if today > deadline:
             paid_by = sum((p.amount.amount for p in counted if p.paid_on <= deadline), Decimal(0))
             if paid_by < cumulative:
-                missed = OpenInstallment(index, inst.due_date,
-                                         Money(cumulative - max(paid_by, before), currency))
+                missed = OpenInstallment(index, inst.due_date, Money(cumulative - max(paid_by, before), currency))
                 return PlanStatus(kept=False, open=(), broken_on=deadline + timedelta(days=1), missed=missed)
         if paid_total < cumulative:
             remaining = cumulative - max(paid_total, before)

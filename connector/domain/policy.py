@@ -263,9 +263,7 @@ def _bool(data: Mapping[str, Any], key: str, where: _Where, default: bool) -> bo
     return value
 
 
-def _decimal(
-    data: Mapping[str, Any], key: str, where: _Where, *, positive: bool = False
-) -> Decimal | None:
+def _decimal(data: Mapping[str, Any], key: str, where: _Where, *, positive: bool = False) -> Decimal | None:
     value = data.get(key)
     if value is None:
         return None
@@ -295,7 +293,7 @@ def _time(data: Mapping[str, Any], key: str, where: _Where, default: time) -> ti
             return time.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise where.error(key, f"expected a local time such as \"09:00\", got {value!r}")
+    raise where.error(key, f'expected a local time such as "09:00", got {value!r}')
 
 
 def _weekdays(value: object, where: _Where, key: str) -> frozenset[int]:
@@ -321,10 +319,20 @@ def _name(value: object, where: _Where, key: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 # cadences
 
-_STEP_FIELDS = {"id", "offset", "days", "remind", "template", "note", "late_fee", "discount", "call_task",
-                "escalate"}
-_CADENCE_FIELDS = {"name", "steps", "send_time", "window", "time_zone", "holidays", "business_days",
-                   "minimum_amount", "catch_up", "approval", "description"}
+_STEP_FIELDS = {"id", "offset", "days", "remind", "template", "note", "late_fee", "discount", "call_task", "escalate"}
+_CADENCE_FIELDS = {
+    "name",
+    "steps",
+    "send_time",
+    "window",
+    "time_zone",
+    "holidays",
+    "business_days",
+    "minimum_amount",
+    "catch_up",
+    "approval",
+    "description",
+}
 
 
 def _step_from_dict(data: object, index: int, where: _Where) -> Step:
@@ -364,8 +372,9 @@ def _step_from_dict(data: object, index: int, where: _Where) -> Step:
         escalate=_bool(data, "escalate", here, False),
     )
     if not (step.remind or step.note or step.late_fee or step.discount or step.call_task or step.escalate):
-        raise here.error("remind", "the step does nothing (give remind, note, late_fee, discount, "
-                                   "call_task or escalate)")
+        raise here.error(
+            "remind", "the step does nothing (give remind, note, late_fee, discount, call_task or escalate)"
+        )
     return step
 
 
@@ -391,7 +400,8 @@ def cadence_from_dict(data: Mapping[str, Any], name: str | None = None) -> Caden
     _check_keys(window_data, {"weekdays", "start", "end"}, window_where)
     weekdays = (
         _weekdays(window_data["weekdays"], window_where, "weekdays")
-        if "weekdays" in window_data else frozenset(range(5))
+        if "weekdays" in window_data
+        else frozenset(range(5))
     )
     start = _time(window_data, "start", window_where, time(8, 0))
     end = _time(window_data, "end", window_where, time(18, 0))
@@ -400,8 +410,7 @@ def cadence_from_dict(data: Mapping[str, Any], name: str | None = None) -> Caden
     window = SendWindow(weekdays=weekdays, start=start, end=end)
     send_time = _time(data, "send_time", where, time(9, 0))
     if not start <= send_time < end:
-        raise where.error("send_time", f"{send_time:%H:%M} is outside the send window "
-                                       f"{start:%H:%M}-{end:%H:%M}")
+        raise where.error("send_time", f"{send_time:%H:%M} is outside the send window {start:%H:%M}-{end:%H:%M}")
 
     tz_name = _text(data, "time_zone", where)
     if tz_name is not None:
@@ -425,13 +434,11 @@ def cadence_from_dict(data: Mapping[str, Any], name: str | None = None) -> Caden
         try:
             HolidayCalendar(country, subdiv)
         except ValueError as exc:
-            raise hol_where.error("subdiv" if subdiv and "subdivision" in str(exc) else "country",
-                                  str(exc)) from exc
+            raise hol_where.error("subdiv" if subdiv and "subdivision" in str(exc) else "country", str(exc)) from exc
         holiday_spec = HolidaySpec(country.upper(), subdiv.upper() if subdiv else None)
 
     business = (
-        _weekdays(data["business_days"], where, "business_days") if "business_days" in data
-        else frozenset(range(5))
+        _weekdays(data["business_days"], where, "business_days") if "business_days" in data else frozenset(range(5))
     )
 
     minimum = Decimal(0)
@@ -494,36 +501,61 @@ def validate_cadence(cadence: Cadence, policies: PolicySet | None = None) -> Non
         seen[step.id] = step
         limit = MAX_OFFSET_DAYS if step.days is DayKind.CALENDAR else MAX_BUSINESS_OFFSET
         if abs(step.offset) > limit:
-            raise here.error("offset", f"{step.offset} {step.days.value} days is beyond a year "
-                                       f"(at most {limit})")
+            raise here.error("offset", f"{step.offset} {step.days.value} days is beyond a year (at most {limit})")
         if previous is not None and step.nominal_offset <= previous.nominal_offset:
-            raise here.error("offset", f"{step.offset} {step.days.value} days overlaps step {previous.id!r} "
-                                       f"({previous.offset} {previous.days.value} days); steps must be "
-                                       "listed in strictly increasing order of offset")
+            raise here.error(
+                "offset",
+                f"{step.offset} {step.days.value} days overlaps step {previous.id!r} "
+                f"({previous.offset} {previous.days.value} days); steps must be "
+                "listed in strictly increasing order of offset",
+            )
         if step.late_fee is not None and step.offset < 1:
-            raise here.error("late_fee", f"a late fee cannot be applied before the due date "
-                                         f"(offset {step.offset}; it must be 1 or more)")
+            raise here.error(
+                "late_fee",
+                f"a late fee cannot be applied before the due date (offset {step.offset}; it must be 1 or more)",
+            )
         previous = step
         if policies is None:
             continue
         if step.late_fee is not None and step.late_fee not in policies.late_fees:
-            raise here.error("late_fee", f"unknown late-fee policy {step.late_fee!r} "
-                                         f"(known: {', '.join(sorted(policies.late_fees)) or 'none'})")
+            raise here.error(
+                "late_fee",
+                f"unknown late-fee policy {step.late_fee!r} (known: {', '.join(sorted(policies.late_fees)) or 'none'})",
+            )
         if step.discount is not None and step.discount not in policies.discounts:
-            raise here.error("discount", f"unknown discount policy {step.discount!r} "
-                                         f"(known: {', '.join(sorted(policies.discounts)) or 'none'})")
-        if step.remind is not None and policies.templates is not None \
-                and step.remind not in policies.templates:
-            raise here.error("remind", f"unknown template {step.remind!r} "
-                                       f"(known: {', '.join(sorted(policies.templates)) or 'none'})")
+            raise here.error(
+                "discount",
+                f"unknown discount policy {step.discount!r} (known: {', '.join(sorted(policies.discounts)) or 'none'})",
+            )
+        if step.remind is not None and policies.templates is not None and step.remind not in policies.templates:
+            raise here.error(
+                "remind", f"unknown template {step.remind!r} (known: {', '.join(sorted(policies.templates)) or 'none'})"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------
 # policies
 
-_FEE_FIELDS = {"kind", "amount", "percent", "annual_rate", "rate_per_month", "margin", "grace_days",
-               "repeat", "max_count", "min_fee", "max_fee", "total_cap", "total_cap_percent",
-               "minimum_invoice_amount", "compound", "compensation", "description", "write_back"}
+_FEE_FIELDS = {
+    "kind",
+    "amount",
+    "percent",
+    "annual_rate",
+    "rate_per_month",
+    "margin",
+    "grace_days",
+    "repeat",
+    "max_count",
+    "min_fee",
+    "max_fee",
+    "total_cap",
+    "total_cap_percent",
+    "minimum_invoice_amount",
+    "compound",
+    "compensation",
+    "description",
+    "write_back",
+}
 
 
 def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
@@ -535,8 +567,7 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
     try:
         kind = FeeKind(kind_text)
     except ValueError as exc:
-        raise where.error("kind", f"expected one of {', '.join(k.value for k in FeeKind)}, "
-                                  f"got {kind_text!r}") from exc
+        raise where.error("kind", f"expected one of {', '.join(k.value for k in FeeKind)}, got {kind_text!r}") from exc
     amount = _decimal(data, "amount", where, positive=True)
     percent = _decimal(data, "percent", where, positive=True)
     annual = _decimal(data, "annual_rate", where, positive=True)
@@ -551,8 +582,11 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
         raise where.error("percent", "a percent fee needs a percent of the outstanding balance")
     if kind is FeeKind.INTEREST and annual is None:
         raise where.error("annual_rate", "an interest fee needs annual_rate (or rate_per_month)")
-    for key, value, kinds in (("amount", amount, {FeeKind.FLAT}), ("percent", percent, {FeeKind.PERCENT}),
-                              ("annual_rate", annual, {FeeKind.INTEREST})):
+    for key, value, kinds in (
+        ("amount", amount, {FeeKind.FLAT}),
+        ("percent", percent, {FeeKind.PERCENT}),
+        ("annual_rate", annual, {FeeKind.INTEREST}),
+    ):
         if value is not None and kind not in kinds:
             raise where.error(key, f"does not apply to a {kind.value} fee")
     if percent is not None and percent > 100:
@@ -629,8 +663,9 @@ def discount_from_dict(name: str, data: Mapping[str, Any]) -> DiscountPolicy:
         basis = DiscountBasis(basis_text)
     except ValueError as exc:
         raise where.error("basis", f"expected issue or due, got {basis_text!r}") from exc
-    return DiscountPolicy(name=name, percent=percent, days=days, basis=basis,
-                          offer_required=_bool(data, "offer_required", where, True))
+    return DiscountPolicy(
+        name=name, percent=percent, days=days, basis=basis, offer_required=_bool(data, "offer_required", where, True)
+    )
 
 
 def payment_plan_policy_from_dict(name: str, data: Mapping[str, Any]) -> PaymentPlanPolicy:
@@ -679,11 +714,12 @@ def policy_from_dict(data: Mapping[str, Any]) -> PolicySet:
         for plan_policy in plans.values():
             if plan_policy.template not in templates:
                 raise _Where(f"payment plan {plan_policy.name!r}").error(
-                    "template", f"unknown template {plan_policy.template!r}")
-    cadences = {n: cadence_from_dict(_mapping(v, where.child("cadences"), n), n)
-                for n, v in named("cadences").items()}
-    policies = PolicySet(cadences=cadences, late_fees=late_fees, discounts=discounts,
-                         payment_plans=plans, templates=templates)
+                    "template", f"unknown template {plan_policy.template!r}"
+                )
+    cadences = {n: cadence_from_dict(_mapping(v, where.child("cadences"), n), n) for n, v in named("cadences").items()}
+    policies = PolicySet(
+        cadences=cadences, late_fees=late_fees, discounts=discounts, payment_plans=plans, templates=templates
+    )
     for cadence in cadences.values():
         validate_cadence(cadence, policies)
     return policies

@@ -41,9 +41,17 @@ def plan_state(
 ) -> list[Action]:
     """`plan` applied to a PlanningState (same rules; `now` aware, results in UTC)."""
     return plan(
-        state.invoices, state.customers, state.cadence, state.policies, state.history, now,
-        connection=state.connection, payment_plans=state.payment_plans,
-        unapplied_credit=state.unapplied_credit, horizon=horizon, calendars=calendars,
+        state.invoices,
+        state.customers,
+        state.cadence,
+        state.policies,
+        state.history,
+        now,
+        connection=state.connection,
+        payment_plans=state.payment_plans,
+        unapplied_credit=state.unapplied_credit,
+        horizon=horizon,
+        calendars=calendars,
     )
 
 
@@ -79,8 +87,18 @@ class Timeline:
     def rows(self) -> list[TimelineRow]:
         """The timeline as plain rows for display."""
         return [
-            TimelineRow(a.scheduled_at, a.local_date, a.kind.value, a.customer_name or a.customer_external_id,
-                        a.invoice_external_ids, a.recipients, a.amount, a.template, a.rule, a.requires_approval)
+            TimelineRow(
+                a.scheduled_at,
+                a.local_date,
+                a.kind.value,
+                a.customer_name or a.customer_external_id,
+                a.invoice_external_ids,
+                a.recipients,
+                a.amount,
+                a.template,
+                a.rule,
+                a.requires_approval,
+            )
             for a in self.actions
         ]
 
@@ -96,9 +114,17 @@ def preview(state: PlanningState, now: datetime, days: int) -> Timeline:
     for index in range(days):
         at = now + index * ONE_DAY
         actions = plan(
-            state.invoices, state.customers, state.cadence, state.policies, history, at,
-            connection=state.connection, payment_plans=state.payment_plans,
-            unapplied_credit=state.unapplied_credit, horizon=ONE_DAY, calendars=calendars,
+            state.invoices,
+            state.customers,
+            state.cadence,
+            state.policies,
+            history,
+            at,
+            connection=state.connection,
+            payment_plans=state.payment_plans,
+            unapplied_credit=state.unapplied_credit,
+            horizon=ONE_DAY,
+            calendars=calendars,
         )
         history = history.record(actions)
         out.append((at, tuple(actions)))

@@ -66,12 +66,14 @@ def policies(
         {"id": "late7", "offset": 7, "remind": "overdue"},
         {"id": "late30", "offset": 30, "remind": "final", "escalate": True},
     ]
-    return policy_from_dict({
-        "late_fees": late_fees or {},
-        "discounts": discounts or {},
-        "payment_plans": payment_plans or {},
-        "cadences": {"default": body},
-    })
+    return policy_from_dict(
+        {
+            "late_fees": late_fees or {},
+            "discounts": discounts or {},
+            "payment_plans": payment_plans or {},
+            "cadences": {"default": body},
+        }
+    )
 
 
 def run(
@@ -86,8 +88,15 @@ def run(
     credit: dict[str, Money] | None = None,
 ) -> list[Action]:
     return plan(
-        invoices, overrides or {}, pol.cadences["default"], pol, history or History(), now,
-        connection=connection, payment_plans=plans, unapplied_credit=credit,
+        invoices,
+        overrides or {},
+        pol.cadences["default"],
+        pol,
+        history or History(),
+        now,
+        connection=connection,
+        payment_plans=plans,
+        unapplied_credit=credit,
     )
 
 

@@ -57,8 +57,9 @@ def test_payment_plan_dataclass_validates() -> None:
     with pytest.raises(ValueError):
         PaymentPlan("1", "p", date(2024, 3, 1), ())
     with pytest.raises(ValueError):
-        PaymentPlan("1", "p", date(2024, 3, 1), (Installment(date(2024, 4, 1), gbp(1)),
-                                                 Installment(date(2024, 4, 1), gbp(1))))
+        PaymentPlan(
+            "1", "p", date(2024, 3, 1), (Installment(date(2024, 4, 1), gbp(1)), Installment(date(2024, 4, 1), gbp(1)))
+        )
     plan = PaymentPlan("1", "p", date(2024, 3, 1), split_installments(gbp(300), DATES))
     assert plan.total == gbp(300)
 
@@ -78,13 +79,23 @@ PLAN = PaymentPlan("1", "monthly", date(2024, 3, 5), split_installments(gbp(300)
         ([("60", date(2024, 4, 1))], date(2024, 4, 5), False, None, date(2024, 4, 5)),
         ([("150", date(2024, 3, 30))], date(2024, 4, 20), True, (1, "50.00"), None),
         ([("100", date(2024, 3, 1))], date(2024, 4, 5), False, None, date(2024, 4, 5)),  # before the plan
-        ([("100", date(2024, 4, 1)), ("100", date(2024, 5, 10))], date(2024, 5, 10), False, None,
-         date(2024, 5, 5)),  # paid late: still broken
+        (
+            [("100", date(2024, 4, 1)), ("100", date(2024, 5, 10))],
+            date(2024, 5, 10),
+            False,
+            None,
+            date(2024, 5, 5),
+        ),  # paid late: still broken
         ([("300", date(2024, 3, 6))], date(2024, 7, 1), True, None, None),
     ],
 )
-def test_plan_status(payments: list[tuple[str, date]], today: date, kept: bool,
-                     open_first: tuple[int, str] | None, broken_on: date | None) -> None:
+def test_plan_status(
+    payments: list[tuple[str, date]],
+    today: date,
+    kept: bool,
+    open_first: tuple[int, str] | None,
+    broken_on: date | None,
+) -> None:
     status = plan_status(PLAN, POLICY, [Payment(gbp(a), d) for a, d in payments], today)
     assert status.kept is kept
     assert status.broken_on == broken_on

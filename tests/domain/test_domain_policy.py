@@ -37,11 +37,17 @@ def cadence(**extra: Any) -> dict[str, Any]:
 
 
 def test_full_cadence_parses() -> None:
-    parsed = cadence_from_dict(cadence(
-        send_time="10:30", window={"weekdays": "mon tue wed thu fri sat", "start": "07:00", "end": "19:00"},
-        time_zone="America/New_York", holidays={"country": "US", "subdiv": "NY"},
-        minimum_amount={"USD": 5, "GBP": "2.50"}, catch_up="skip", approval="ledger",
-    ))
+    parsed = cadence_from_dict(
+        cadence(
+            send_time="10:30",
+            window={"weekdays": "mon tue wed thu fri sat", "start": "07:00", "end": "19:00"},
+            time_zone="America/New_York",
+            holidays={"country": "US", "subdiv": "NY"},
+            minimum_amount={"USD": 5, "GBP": "2.50"},
+            catch_up="skip",
+            approval="ledger",
+        )
+    )
     assert parsed.name == "default"
     assert [s.id for s in parsed.steps] == ["soon", "late"]
     assert parsed.steps[1].days is DayKind.BUSINESS
@@ -63,22 +69,40 @@ def test_yaml_sexagesimal_time_is_understood() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"steps": [{"id": "a", "offset": 3, "remind": "x"}, {"id": "b", "offset": 3, "remind": "y"}]},
-         "cadence 'default', step 'b', field 'offset': 3 calendar days overlaps step 'a'"),
-        ({"steps": [{"id": "a", "offset": 10, "remind": "x"}, {"id": "b", "offset": 2, "remind": "y"}]},
-         "step 'b', field 'offset'"),
-        ({"steps": [{"id": "a", "offset": 5, "days": "business", "remind": "x"},
-                    {"id": "b", "offset": 7, "remind": "y"}]},
-         "step 'b', field 'offset': 7 calendar days overlaps step 'a' (5 business days)"),
-        ({"steps": [{"id": "a", "offset": -2, "late_fee": "std"}]},
-         "step 'a', field 'late_fee': a late fee cannot be applied before the due date"),
+        (
+            {"steps": [{"id": "a", "offset": 3, "remind": "x"}, {"id": "b", "offset": 3, "remind": "y"}]},
+            "cadence 'default', step 'b', field 'offset': 3 calendar days overlaps step 'a'",
+        ),
+        (
+            {"steps": [{"id": "a", "offset": 10, "remind": "x"}, {"id": "b", "offset": 2, "remind": "y"}]},
+            "step 'b', field 'offset'",
+        ),
+        (
+            {
+                "steps": [
+                    {"id": "a", "offset": 5, "days": "business", "remind": "x"},
+                    {"id": "b", "offset": 7, "remind": "y"},
+                ]
+            },
+            "step 'b', field 'offset': 7 calendar days overlaps step 'a' (5 business days)",
+        ),
+        (
+            {"steps": [{"id": "a", "offset": -2, "late_fee": "std"}]},
+            "step 'a', field 'late_fee': a late fee cannot be applied before the due date",
+        ),
         ({"steps": [{"id": "a", "offset": 0, "late_fee": "std"}]}, "step 'a', field 'late_fee'"),
-        ({"steps": [{"id": "a", "offset": 400, "remind": "x"}]},
-         "step 'a', field 'offset': 400 calendar days is beyond a year"),
-        ({"steps": [{"id": "a", "offset": -300, "days": "business", "remind": "x"}]},
-         "step 'a', field 'offset': -300 business days is beyond a year"),
-        ({"steps": [{"id": "a", "offset": 1, "remind": "x"}, {"id": "a", "offset": 2, "remind": "x"}]},
-         "step 'a', field 'id': duplicate step id"),
+        (
+            {"steps": [{"id": "a", "offset": 400, "remind": "x"}]},
+            "step 'a', field 'offset': 400 calendar days is beyond a year",
+        ),
+        (
+            {"steps": [{"id": "a", "offset": -300, "days": "business", "remind": "x"}]},
+            "step 'a', field 'offset': -300 business days is beyond a year",
+        ),
+        (
+            {"steps": [{"id": "a", "offset": 1, "remind": "x"}, {"id": "a", "offset": 2, "remind": "x"}]},
+            "step 'a', field 'id': duplicate step id",
+        ),
         ({"steps": [{"id": "a", "remind": "x"}]}, "step 'a', field 'offset': missing"),
         ({"steps": [{"id": "a", "offset": 1}]}, "step 'a', field 'remind': the step does nothing"),
         ({"steps": [{"offset": 1, "remind": "x"}]}, "field 'steps[0].id'"),
@@ -117,10 +141,14 @@ def everything(**extra: Any) -> dict[str, Any]:
         "late_fees": {"std": {"kind": "flat", "amount": 25}},
         "discounts": {"early": {"percent": 2, "days": 10}},
         "payment_plans": {"monthly": {"grace_days": 5, "remind_offsets": [-3, 0, 2]}},
-        "cadences": {"default": {"steps": [
-            {"id": "soon", "offset": -3, "remind": "friendly", "discount": "early"},
-            {"id": "late", "offset": 7, "remind": "overdue", "late_fee": "std"},
-        ]}},
+        "cadences": {
+            "default": {
+                "steps": [
+                    {"id": "soon", "offset": -3, "remind": "friendly", "discount": "early"},
+                    {"id": "late", "offset": 7, "remind": "overdue", "late_fee": "std"},
+                ]
+            }
+        },
     }
     data.update(extra)
     return data
@@ -139,8 +167,10 @@ def test_policy_set_parses_and_cross_checks() -> None:
 @pytest.mark.parametrize(
     ("step", "message"),
     [
-        ({"id": "x", "offset": 9, "late_fee": "nope"},
-         "cadence 'default', step 'x', field 'late_fee': unknown late-fee policy 'nope' (known: std)"),
+        (
+            {"id": "x", "offset": 9, "late_fee": "nope"},
+            "cadence 'default', step 'x', field 'late_fee': unknown late-fee policy 'nope' (known: std)",
+        ),
         ({"id": "x", "offset": 9, "discount": "nope"}, "step 'x', field 'discount': unknown discount policy"),
         ({"id": "x", "offset": 9, "remind": "shouty"}, "step 'x', field 'remind': unknown template 'shouty'"),
     ],

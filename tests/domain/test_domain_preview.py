@@ -13,11 +13,14 @@ from connector.domain.preview import PlanningState, plan_state, preview
 
 
 def test_preview_rows_describe_the_timeline() -> None:
-    steps = [{"id": "due", "offset": 0, "remind": "due_today"},
-             {"id": "fee", "offset": 14, "remind": "overdue", "late_fee": "flat", "note": "Late fee added"}]
+    steps = [
+        {"id": "due", "offset": 0, "remind": "due_today"},
+        {"id": "fee", "offset": 14, "remind": "overdue", "late_fee": "flat", "note": "Late fee added"},
+    ]
     pol = policies(steps, late_fees={"flat": {"kind": "flat", "amount": 25}}, approval="ledger")
-    state = PlanningState(CONN, (invoice("1", due=date(2024, 3, 1)), invoice("2", due=date(2024, 3, 1))),
-                          pol.cadences["default"], pol)
+    state = PlanningState(
+        CONN, (invoice("1", due=date(2024, 3, 1)), invoice("2", due=date(2024, 3, 1))), pol.cadences["default"], pol
+    )
     timeline = preview(state, utc(2024, 2, 25), 30)
     rows = timeline.rows()
     assert [(r.local_date, r.kind, r.invoices, r.amount) for r in rows] == [

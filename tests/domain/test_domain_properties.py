@@ -34,8 +34,7 @@ POLICIES = policies(
     ],
     late_fees={
         "pct": {"kind": "percent", "percent": 5, "repeat": 7, "max_count": 10, "total_cap": 40, "min_fee": "1.50"},
-        "interest": {"kind": "interest", "annual_rate": 24, "repeat": "month", "max_count": 6,
-                     "total_cap_percent": 12},
+        "interest": {"kind": "interest", "annual_rate": 24, "repeat": "month", "max_count": 6, "total_cap_percent": 12},
         "uk": {"kind": "uk_statutory", "total_cap_percent": 15},
     },
     discounts={"early": {"percent": "2.5", "days": 10}},
@@ -56,24 +55,45 @@ def invoices(draw: Any, open_only: bool = False) -> list[InvoiceSnapshot]:
         total = Decimal(draw(st.integers(1, 2_000_000))).scaleb(-places)
         paid_part = draw(st.sampled_from([0, 0, 0, 1, 2])) if not open_only else 0
         balance = total if paid_part == 0 else (total / paid_part).quantize(Decimal(1).scaleb(-places))
-        status = InvoiceStatus.OPEN if open_only else draw(st.sampled_from(
-            [InvoiceStatus.OPEN] * 4 + [InvoiceStatus.PAID, InvoiceStatus.VOIDED, InvoiceStatus.DELETED]))
+        status = (
+            InvoiceStatus.OPEN
+            if open_only
+            else draw(
+                st.sampled_from(
+                    [InvoiceStatus.OPEN] * 4 + [InvoiceStatus.PAID, InvoiceStatus.VOIDED, InvoiceStatus.DELETED]
+                )
+            )
+        )
         if status is InvoiceStatus.PAID:
             balance = Decimal(0)
         issue = BASE + timedelta(days=draw(st.integers(0, 60)))
         due = issue + timedelta(days=draw(st.sampled_from([0, 14, 29, 30, 60])))
-        result.append(InvoiceSnapshot(
-            external_id=f"inv-{index}", number=str(1000 + index), customer_external_id=f"c{draw(st.integers(0, 2))}",
-            customer_name="C", currency=currency, total=Money(total, currency), balance=Money(balance, currency),
-            issue_date=issue, due_date=due, status=status, updated_at=datetime(2024, 1, 1, tzinfo=UTC),
-        ))
+        result.append(
+            InvoiceSnapshot(
+                external_id=f"inv-{index}",
+                number=str(1000 + index),
+                customer_external_id=f"c{draw(st.integers(0, 2))}",
+                customer_name="C",
+                currency=currency,
+                total=Money(total, currency),
+                balance=Money(balance, currency),
+                issue_date=issue,
+                due_date=due,
+                status=status,
+                updated_at=datetime(2024, 1, 1, tzinfo=UTC),
+            )
+        )
     return result
 
 
 overrides = st.dictionaries(
     st.sampled_from(["c0", "c1", "c2"]),
-    st.builds(CustomerOverrides, time_zone=st.sampled_from(ZONES), dispute=st.booleans(),
-              paused_until=st.none() | st.dates(date(2024, 1, 1), date(2024, 4, 1))),
+    st.builds(
+        CustomerOverrides,
+        time_zone=st.sampled_from(ZONES),
+        dispute=st.booleans(),
+        paused_until=st.none() | st.dates(date(2024, 1, 1), date(2024, 4, 1)),
+    ),
     max_size=3,
 )
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -119,8 +139,11 @@ def test_at_most_one_reminder_per_customer_per_local_day(invs: list[InvoiceSnaps
     cadence = POLICIES.cadences["default"]
     calendar = HolidayCalendar("GB", "ENG")
     for action in actions:
-        tz = zone(over[action.customer_external_id].time_zone or "" if action.customer_external_id in over
-                  else "Europe/London")
+        tz = zone(
+            over[action.customer_external_id].time_zone or ""
+            if action.customer_external_id in over
+            else "Europe/London"
+        )
         local = action.scheduled_at.astimezone(tz)
         assert local.date() == action.local_date
         if action.kind is ActionKind.REMIND:
@@ -171,8 +194,16 @@ def test_preview_equals_daily_plans_fed_their_own_output(
     history = History()
     expected = []
     for index in range(days):
-        actions = plan(invs, over, POLICIES.cadences["default"], POLICIES, history, now + index * ONE_DAY,
-                       connection=CONNECTION, horizon=ONE_DAY)
+        actions = plan(
+            invs,
+            over,
+            POLICIES.cadences["default"],
+            POLICIES,
+            history,
+            now + index * ONE_DAY,
+            connection=CONNECTION,
+            horizon=ONE_DAY,
+        )
         history = history.record(actions)
         expected.extend(actions)
     assert list(timeline.actions) == expected
