@@ -6,15 +6,17 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from connector import redaction
-from connector.config import Settings
+from connector.config import MailSettings, Settings
 from connector.errors import ConfigError
-from connector.mail import mailer_for
+from connector.mail.maildir import MaildirMailer
+from connector.mail.message import Mailer
+from connector.mail.reminders import MailReminderSender
+from connector.mail.smtp import SmtpMailer
 from connector.ports import Clock, SystemClock
 from connector.registry import Registry
-from connector.reminders import MailReminderSender
 from connector.storage import Store
-from connector.vault import Vault
+from connector.vault import redaction
+from connector.vault.keyring import Vault
 
 
 @dataclass
@@ -52,3 +54,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         registry=Registry.discover(settings.providers),
         clock=clock or SystemClock(),
     )
+
+
+def mailer_for(settings: MailSettings) -> Mailer:
+    """The mailer `settings.backend` names: SmtpMailer for "smtp", MaildirMailer for "maildir"."""
+    if settings.backend == "smtp":
+        return SmtpMailer(settings)
+    if settings.backend == "maildir":
+        if not settings.outbox_path:
+            raise ConfigError("mail.backend is maildir but mail.outbox_path is empty")
+        return MaildirMailer(settings.outbox_path, settings)
+    raise ConfigError(f"unknown mail backend {settings.backend!r} (expected maildir or smtp)")

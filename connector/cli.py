@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from connector.accounts.users import create_user
 from connector.config import Settings, load_settings
 from connector.domain.model import Role
 from connector.errors import NudgeError
@@ -117,7 +118,7 @@ def keys() -> None:
 @keys.command("generate")
 def keys_generate() -> None:
     """Print a new random key (put it in the environment, e.g. NUDGE_VAULT_KEY)."""
-    from connector.vault import generate_key
+    from connector.vault.keyring import generate_key
 
     click.echo(generate_key())
 
@@ -126,7 +127,7 @@ def keys_generate() -> None:
 @pass_context
 def keys_rotate(context: _Context) -> None:
     """Re-seal every stored secret with vault.active_key (safe while Nudge runs)."""
-    from connector.key_rotation import rotate
+    from connector.vault.rotation import rotate
 
     services = context.services()
     report = rotate(services.store, services.vault)
@@ -157,7 +158,7 @@ def users_create(context: _Context, email: str, organization: str, role: str, di
     services = context.services()
     with services.store.unit_of_work() as uow:
         try:
-            user = uow.users.add(email, password, display_name)
+            user = create_user(uow, email, password, display_name)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         org = uow.organizations.by_name(organization) or uow.organizations.add(organization)
@@ -165,20 +166,6 @@ def users_create(context: _Context, email: str, organization: str, role: str, di
         uow.activities.record(org.id, "user.created", user.email, actor="cli")
         uow.commit()
         click.echo(f"created {user.email} ({role} of {org.name}, organization id {org.id})")
-
-
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("provider")
-@click.pass_context
-def emulator(ctx: click.Context, provider: str) -> None:
-    """Run a provider's local emulator (e.g. `nudge emulator quickbooks --port 8101`)."""
-    from connector.registry import load_emulator
-
-    try:
-        module = load_emulator(provider)
-    except ModuleNotFoundError:
-        raise click.ClickException(f"no emulator for provider {provider!r}") from None
-    sys.exit(module.main(list(ctx.args)))
 
 
 def _load_plugins() -> None:
@@ -208,7 +195,7 @@ def preview(context: _Context, connection_id: int, days: int) -> None:
     from sqlalchemy import select
 
     from connector.domain.fees import ReferenceRates
-    from connector.planning import preview_connection
+    from connector.outbox.planning import preview_connection
     from connector.storage.tables import Invoice
 
     services = context.services()
@@ -240,8 +227,8 @@ def preview(context: _Context, connection_id: int, days: int) -> None:
 
 
 def _worker(services: Any, *, echo: bool) -> Any:
-    from connector.pipeline import run_connection
-    from connector.scheduler import Lease, Worker
+    from connector.worker.scheduler import Lease, Worker
+    from connector.worker.turn import run_connection
 
     reminders = services.reminder_sender()
 
@@ -285,7 +272,7 @@ def worker(context: _Context) -> None:
     """Run in the background: every scheduler.tick_seconds, process due connections until SIGTERM."""
     import logging
 
-    from connector.scheduler import run_forever
+    from connector.worker.scheduler import run_forever
 
     logging.basicConfig(level=context.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = context.services()
@@ -293,18 +280,3 @@ def worker(context: _Context) -> None:
     click.echo(f"worker started (tick every {context.settings.scheduler.tick_seconds} s); stop with Ctrl-C or SIGTERM")
     run_forever(_worker(services, echo=True), context.settings.scheduler)
     click.echo("worker stopped")
-
-
-@main.command()
-@click.option("--days", type=click.IntRange(1, 365), default=60, show_default=True, help="Days to simulate.")
-@click.option("--out", "out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
-@click.option("--seed", type=int, default=2026, show_default=True, help="Random seed (same seed, same story).")
-def demo(days: int, out: str, seed: int) -> None:
-    """Run the whole job against the bundled QuickBooks and Xero emulators and print what happened."""
-    from pathlib import Path
-
-    from connector.demo import run_demo
-
-    summary = run_demo(days=days, out=Path(out), seed=seed, echo=click.echo)
-    if summary.reminded_paid_invoices or summary.duplicate_keys:
-        raise click.ClickException("the demo saw a reminder about a paid invoice or a duplicate effect")

@@ -548,7 +548,7 @@ def load_settings(path: str | None = None, *, environ: Mapping[str, str] | None 
 
 def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
     """Settings for tests: the given database, a fresh vault key, a web secret, no providers."""
-    from connector.vault import generate_key
+    from connector.vault.keyring import generate_key
 
     base = parse_settings(
         "{}",

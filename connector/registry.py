@@ -10,7 +10,6 @@ import importlib
 import importlib.util
 import pkgutil
 from collections.abc import Mapping
-from typing import Any
 
 from connector.errors import ConfigError
 from connector.ports import ProviderSettings, ProviderSpec
@@ -70,17 +69,3 @@ class Registry:
 
     def __contains__(self, key: object) -> bool:
         return key in self._specs
-
-
-def load_emulator(name: str, package: str = PROVIDERS_PACKAGE) -> Any:
-    """The `emulator` package of provider `name` (it exposes `main(argv) -> int`)."""
-    if name not in available_provider_names(package):
-        raise ModuleNotFoundError(name)
-    return importlib.import_module(f"{package}.{name}.emulator")
-
-
-def load_demo_kit(name: str, package: str = PROVIDERS_PACKAGE) -> Any:
-    """A fresh demo kit from provider `name`'s emulator (`providers.<name>.emulator.demo.kit()`)."""
-    if name not in available_provider_names(package):
-        raise ModuleNotFoundError(name)
-    return importlib.import_module(f"{package}.{name}.emulator.demo").kit()

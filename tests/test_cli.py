@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from connector.vault import generate_key
+from connector.vault.keyring import generate_key
 
 NUDGE = str(Path(sys.executable).parent / "nudge")
 

@@ -14,8 +14,8 @@ from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceSta
 from connector.domain.money import Money
 from connector.domain.policy import policy_from_dict
 from connector.errors import AuthError, MailTransient, Rejected, Transient
-from connector.executor import ExecutionReport, Executor, approve
-from connector.planning import plan_connection
+from connector.outbox.executor import ExecutionReport, Executor, approve
+from connector.outbox.planning import plan_connection
 from connector.ports import AccountingAdapter, Page, WriteResult
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
@@ -291,7 +291,7 @@ def test_an_email_the_server_may_have_taken_is_uncertain_at_once(store: Store) -
 
 
 def _insert_action(store: Store, cid: int, action: Action, *, state: str = "planned", ref: str = "") -> None:
-    from connector.action_codec import action_to_json
+    from connector.outbox.codec import action_to_json
 
     with store.unit_of_work() as uow:
         uow.session.add(

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from connector.bootstrap import mailer_for
 from connector.config import MailSettings
 from connector.errors import ConfigError, HeaderInjection, InvalidMessage, NoValidRecipient
-from connector.mail import (
+from connector.mail.maildir import MaildirMailer
+from connector.mail.message import (
     Attachment,
-    MaildirMailer,
     Mailer,
     OutgoingMessage,
-    SmtpMailer,
-    mailer_for,
     message_id,
     normalize_address,
     prepare,
     thread_root_id,
 )
+from connector.mail.smtp import SmtpMailer
 
 SETTINGS = MailSettings(
     backend="maildir",

@@ -32,8 +32,9 @@ from cryptography.x509.oid import NameOID
 from connector.config import MailSettings
 from connector.domain.money import Money
 from connector.errors import MailRejected, MailTransient, NoValidRecipient
-from connector.mail import Attachment, OutgoingMessage, SentReceipt, SmtpMailer, message_id, thread_root_id
-from connector.mail_templates import InvoiceLine, ReminderContext, render_reminder
+from connector.mail.message import Attachment, OutgoingMessage, SentReceipt, message_id, thread_root_id
+from connector.mail.rendering import InvoiceLine, ReminderContext, render_reminder
+from connector.mail.smtp import SmtpMailer
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 LINK = "https://pay.example.com/invoice/1001?token=abc"

@@ -11,7 +11,7 @@ import pytest
 
 from connector.domain.money import Money
 from connector.errors import NudgeError, TemplateError
-from connector.mail_templates import (
+from connector.mail.rendering import (
     PARTS,
     TEMPLATE_NAMES,
     DiscountOffer,

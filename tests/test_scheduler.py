@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from connector.config import SchedulerSettings
 from connector.errors import AuthError, RateLimited, Transient
-from connector.scheduler import Lease, Worker, mark_due, run_forever
 from connector.storage import Store
+from connector.worker.scheduler import Lease, Worker, run_forever
 from tests.conftest import Database
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -119,9 +119,11 @@ def test_webhook_marks_due_now_without_delaying(store: Store) -> None:
         uow.connections.by_id(ids[0]).next_run_at = T0 + timedelta(hours=1)  # type: ignore[union-attr]
         uow.connections.by_id(ids[1]).next_run_at = T0 - timedelta(hours=1)  # type: ignore[union-attr]
         uow.commit()
-    assert mark_due(store, "xero", "t0", T0, timedelta(seconds=10)) == 1
-    assert mark_due(store, "xero", "t1", T0, timedelta(seconds=10)) == 1
-    assert mark_due(store, "xero", "unknown", T0, timedelta(seconds=10)) == 0
+    with store.unit_of_work() as uow:
+        assert uow.connections.mark_due("xero", "t0", T0 + timedelta(seconds=10)) == 1
+        assert uow.connections.mark_due("xero", "t1", T0 + timedelta(seconds=10)) == 1
+        assert uow.connections.mark_due("xero", "unknown", T0 + timedelta(seconds=10)) == 0
+        uow.commit()
     with store.unit_of_work() as uow:
         assert uow.connections.by_id(ids[0]).next_run_at == T0 + timedelta(seconds=10)  # type: ignore[union-attr]
         assert uow.connections.by_id(ids[1]).next_run_at == T0 - timedelta(hours=1)  # type: ignore[union-attr]

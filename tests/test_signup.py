@@ -1,4 +1,4 @@
-"""connector.signup: sign-up creates user + organization + owner + connections in one go, or nothing at all."""
+"""connector.accounts.signup: sign-up creates user + organization + owner + connections in one go, or nothing at all."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from connector.accounts.signup import AccountExists, SignupError, begin_signup, complete_signin, complete_signup
+from connector.accounts.users import authenticate, create_user
 from connector.domain.model import ConnectionInfo, Role
 from connector.errors import AuthError
 from connector.ports import Identity, ProviderSettings, ProviderSpec, TokenSet
-from connector.signup import AccountExists, SignupError, begin_signup, complete_signin, complete_signup
 from connector.storage import Store
 from connector.storage.tables import Connection, Organization, User
-from connector.tokens import open_tokens
-from connector.vault import Vault, generate_key
+from connector.vault.keyring import Vault, generate_key
+from connector.vault.tokens import open_tokens
 from providers.xero import PROVIDER
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -94,7 +95,7 @@ def test_signup_creates_user_organization_owner_and_connections(store: Store, va
         user = uow.users.by_identity("xero", "sub-1")
         assert user is not None and user.id == result.user_id
         assert user.email == "new@example.com" and user.display_name == "Nia New" and user.password_hash == ""
-        assert uow.users.authenticate("new@example.com", "") is None
+        assert authenticate(uow, "new@example.com", "") is None
         assert uow.memberships.role(user.id, result.org_id or 0) is Role.OWNER
         connections = uow.connections.for_organization(result.org_id or 0)
         assert {c.tenant_id for c in connections} == {"t-1", "t-2"}
@@ -112,7 +113,7 @@ def test_a_second_signup_of_the_same_identity_creates_nothing(store: Store, vaul
 
 def test_an_email_with_a_local_account_is_refused_and_nothing_is_created(store: Store, vault: Vault) -> None:
     with store.unit_of_work() as uow:
-        uow.users.add("taken@example.com", "a long enough password")
+        create_user(uow, "taken@example.com", "a long enough password")
         uow.commit()
     with pytest.raises(AccountExists, match=r"already exists.*Sign in.*connect Xero from your dashboard"):
         signup(store, vault, spec(Identity("sub-2", "TAKEN@example.com", "T")))
@@ -169,6 +170,6 @@ def test_identities_are_unique_per_provider(store: Store) -> None:
         with pytest.raises(ValueError):
             uow.users.add_external("b@example.com", "B", "xero", "sub")
         uow.users.add_external("c@example.com", "C", "quickbooks", "sub")
-        uow.users.add("local1@example.com", "a long enough password")
-        uow.users.add("local2@example.com", "a long enough password")  # NULL identities never collide
+        create_user(uow, "local1@example.com", "a long enough password")
+        create_user(uow, "local2@example.com", "a long enough password")  # NULL identities never collide
         uow.commit()

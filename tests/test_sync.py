@@ -15,7 +15,7 @@ from connector.errors import Transient
 from connector.ports import Page, Quarantined
 from connector.storage import Store
 from connector.storage.tables import Action, Activity, Invoice, SyncCursor, SyncRun
-from connector.sync import sync_connection
+from connector.sync.invoices import sync_connection
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

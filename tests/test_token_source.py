@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connector.connections.token_source import StoredTokenSource
 from connector.domain.model import ChangeNotice, ConnectionInfo
 from connector.errors import AuthError
 from connector.ports import AccountingAdapter, ProviderSettings, ProviderSpec, TokenSet, TokenSource
 from connector.storage import Store
-from connector.token_source import StoredTokenSource
-from connector.tokens import open_tokens, seal_tokens
-from connector.vault import Vault, generate_key
+from connector.vault.keyring import Vault, generate_key
+from connector.vault.tokens import open_tokens, seal_tokens
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector import redaction
 from connector.errors import VaultError
-from connector.key_rotation import rotate
 from connector.ports import TokenSet
 from connector.storage import Store
-from connector.tokens import open_tokens, seal_tokens
-from connector.vault import Binding, Vault, generate_key
+from connector.vault import redaction
+from connector.vault.keyring import Binding, Vault, generate_key
+from connector.vault.rotation import rotate
+from connector.vault.tokens import open_tokens, seal_tokens
 
 ACCESS = "eyJhbGciOiJIUzI1NiJ9.access-token-value-0123456789"
 REFRESH = "AB11700000000refresh-token-value-abcdefghijkl"

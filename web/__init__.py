@@ -13,10 +13,10 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from connector import redaction
 from connector.bootstrap import Services, build
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConfigIssue
+from connector.vault import redaction
 from web import access, security
 from web.extensions import SERVICES_KEY, csrf, login_manager
 

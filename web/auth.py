@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField  # type: ignore[import-untyped, unused-ignore]
 from wtforms.validators import DataRequired, Length  # type: ignore[import-untyped, unused-ignore]
 
+from connector.accounts.users import authenticate
 from web.extensions import login_manager, services
 from web.users import WebUser
 
@@ -56,7 +57,7 @@ def safe_next(target: str | None) -> str | None:
 
 def _authenticate(email: str, password: str) -> WebUser | None:
     with services().store.unit_of_work() as uow:
-        user = uow.users.authenticate(email, password)
+        user = authenticate(uow, email, password)
         return WebUser.from_model(user) if user is not None else None
 
 

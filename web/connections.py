@@ -5,7 +5,7 @@ The OAuth round trip keeps one pending entry per provider in the signed session:
 verifier, the organization and the user who started it. The callback (one path per provider, against
 OAuth mix-up) takes that entry out of the session whatever happens, re-checks that the signed-in user
 is still that user and still may connect files to that organization, and hands the rest to
-`connector.connections`. Error pages name what went wrong; they never show the code or a token.
+`connector.connections.connect`. Error pages name what went wrong; they never show the code or a token.
 
 "Connect" answers with a page that moves the browser on to the provider (meta refresh plus a link)
 rather than a 303: under the strict CSP (`form-action 'self'`) browsers refuse a form whose redirect
@@ -21,7 +21,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
-from connector.connections import ConnectError, begin_connect, complete_connect, disconnect
+from connector.connections.connect import ConnectError, begin_connect, complete_connect, disconnect
 from connector.domain.model import ConnectionStatus, Role
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec

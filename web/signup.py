@@ -4,7 +4,7 @@
 the login page links "Sign in with <provider>" to `/signin/<provider>`. Both keep one
 pending entry per provider in the signed session (state, PKCE verifier, nonce, mode) and come back to
 `/signup/<provider>/callback`, which takes the entry out whatever happens and hands the rest to
-`connector.signup`. The redirect URI is the configured one's host with that path, or the provider
+`connector.accounts.signup`. The redirect URI is the configured one's host with that path, or the provider
 option `signup_redirect_uri` (it must be registered with the provider, beside the connect callback).
 """
 
@@ -19,9 +19,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user  # type: ignore[import-untyped, unused-ignore]
 
+from connector.accounts.signup import SignupError, begin_signup, complete_signin, complete_signup, supports_signup
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
-from connector.signup import SignupError, begin_signup, complete_signin, complete_signup, supports_signup
 from web.extensions import services
 from web.users import WebUser
 

@@ -2,7 +2,7 @@
 
 Signed by the provider, not by a browser: no CSRF token, no sign-in, no session (so no cookie is ever
 set on these answers). The raw body (at most 1 MB) and the provider's signature header go to
-`connector.webhook_intake.receive_webhook`, which verifies, deduplicates and makes the connections
+`connector.sync.intake.receive_webhook`, which verifies, deduplicates and makes the connections
 due; nothing here calls the provider, so the answer comes well within the providers' 3-5 s. Every
 answer has an empty body: 200 accepted (also Xero's correctly signed "intent to receive"), 401 bad
 signature, 400 unreadable payload, 413 too large, 404 unknown provider.
@@ -15,7 +15,7 @@ import logging
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from connector.webhook_intake import MAX_BODY_BYTES, WebhookRejected, receive_webhook
+from connector.sync.intake import MAX_BODY_BYTES, WebhookRejected, receive_webhook
 from web.extensions import csrf, services
 
 bp = Blueprint("webhooks", __name__)

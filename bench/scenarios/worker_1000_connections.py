@@ -69,14 +69,14 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 def run() -> dict[str, float]:
     from connector.bootstrap import Services
     from connector.config import settings_for_tests
-    from connector.pipeline import run_connection
     from connector.ports import ProviderSettings, SystemClock, TokenSet
     from connector.registry import Registry
-    from connector.scheduler import Lease, Worker
     from connector.storage import Store
     from connector.storage.tables import Connection
-    from connector.tokens import seal_tokens
-    from connector.vault import Vault, generate_key
+    from connector.vault.keyring import Vault, generate_key
+    from connector.vault.tokens import seal_tokens
+    from connector.worker.scheduler import Lease, Worker
+    from connector.worker.turn import run_connection
 
     qbo, qbo_url = _emulator("providers.quickbooks.emulator", "QuickBooks emulator on")
     xero, xero_url = _emulator("providers.xero.emulator", "Xero emulator on")

@@ -53,7 +53,7 @@ from connector.domain.fees import (
 )
 from connector.domain.model import NO_OVERRIDES, CustomerOverrides, InvoiceSnapshot, InvoiceStatus, PaymentPlan
 from connector.domain.money import Money
-from connector.domain.plans import plan_status
+from connector.domain.payment_plans import plan_status
 from connector.domain.policy import (
     Approval,
     Cadence,

@@ -173,7 +173,7 @@ class Installment:
 
 @dataclass(frozen=True, slots=True)
 class PaymentPlan:
-    """An agreed schedule replacing one invoice's due date (see `connector.domain.plans`).
+    """An agreed schedule replacing one invoice's due date (see `connector.domain.payment_plans`).
 
     `policy` names a payment-plan policy (grace, reminders); `created_on` is the local date the plan
     was agreed; payments dated on or after it count towards the installments in order.

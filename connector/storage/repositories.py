@@ -9,7 +9,6 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.model import ConnectionStatus, Role
-from connector.passwords import hash_password, verify_password
 from connector.storage.tables import Activity, Connection, Membership, Organization, User
 
 
@@ -27,12 +26,15 @@ class Users:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, email: str, password: str, display_name: str = "") -> User:
-        """New user with an Argon2id password hash; raises ValueError for a taken or invalid email."""
+    def add(self, email: str, password_hash: str, display_name: str = "") -> User:
+        """New user with an already computed password hash; ValueError for a taken or invalid email.
+
+        `connector.accounts.users.create_user` is the entry point that hashes the password.
+        """
         address = normalize_email(email)
         if self.by_email(address) is not None:
             raise ValueError(f"a user with email {address} already exists")
-        user = User(email=address, display_name=display_name, password_hash=hash_password(password))
+        user = User(email=address, display_name=display_name, password_hash=password_hash)
         self.session.add(user)
         self.session.flush()
         return user
@@ -46,15 +48,6 @@ class Users:
         except ValueError:
             return None
         return self.session.scalars(select(User).where(User.email == address)).first()
-
-    def authenticate(self, email: str, password: str) -> User | None:
-        """The active user with these credentials, else None (same cost whether or not the user exists)."""
-        user = self.by_email(email)
-        ok = verify_password(user.password_hash if user else None, password)
-        return user if ok and user is not None and user.is_active else None
-
-    def set_password(self, user: User, password: str) -> None:
-        user.password_hash = hash_password(password)
 
     def by_identity(self, provider: str, subject: str) -> User | None:
         """The user who signs in through `provider` as `subject` (OpenID Connect `sub`), if any."""
@@ -180,6 +173,15 @@ class Connections:
                 select(Connection).where(Connection.provider == provider, Connection.tenant_id == tenant_id)
             )
         )
+
+    def mark_due(self, provider: str, tenant_id: str, by: datetime) -> int:
+        """Make every connection to this tenant due no later than `by` (never later than already planned)."""
+        count = 0
+        for connection in self.with_tenant(provider, tenant_id):
+            if connection.next_run_at is None or connection.next_run_at > by:
+                connection.next_run_at = by
+            count += 1
+        return count
 
     def add(self, org_id: int, provider: str, tenant_id: str, name: str, **fields: object) -> Connection:
         connection = Connection(organization_id=org_id, provider=provider, tenant_id=tenant_id, name=name, **fields)

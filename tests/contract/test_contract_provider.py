@@ -44,7 +44,7 @@ def tenant(provider_harness: Any, provider: ProviderSpec) -> Iterator[Tenant]:
 def test_connect(provider_harness: Any, provider: ProviderSpec) -> None:
     settings = provider_harness.settings()
     tenant_id = provider_harness.new_tenant("Connect Co")
-    # PKCE (RFC 7636, S256): the challenge is derived from the verifier, as connector.connections does.
+    # PKCE (RFC 7636, S256): the challenge is derived from the verifier, as connector.connections.connect does.
     verifier = "contract-verifier-" + "v" * 40
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     url = provider.authorization_url(settings, "state-xyz", challenge)

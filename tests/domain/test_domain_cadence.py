@@ -15,7 +15,7 @@ from connector.domain.actions import KEY_LENGTH, ActionKind, History, HoldReason
 from connector.domain.cadence import ConnectionSettings, plan
 from connector.domain.fees import FeeRecord, ReferenceRates
 from connector.domain.model import CustomerOverrides, InvoiceStatus, Payment, PaymentPlan
-from connector.domain.plans import split_installments
+from connector.domain.payment_plans import split_installments
 from connector.domain.preview import PlanningState, preview
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from connector.domain.model import Installment, Payment, PaymentPlan
 from connector.domain.money import Money
-from connector.domain.plans import PlanError, plan_status, split_installments
+from connector.domain.payment_plans import PlanError, plan_status, split_installments
 from connector.domain.policy import PaymentPlanPolicy
 
 DATES = [date(2024, 4, 1), date(2024, 5, 1), date(2024, 6, 3)]

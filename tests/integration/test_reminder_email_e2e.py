@@ -25,12 +25,12 @@ from sqlalchemy import select
 
 from connector.bootstrap import Services
 from connector.config import settings_for_tests
-from connector.connections import begin_connect, complete_connect
+from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.policy import policy_from_dict
-from connector.pipeline import run_connection
 from connector.ports import ProviderSettings
 from connector.registry import Registry
 from connector.storage.tables import Action, Customer
+from connector.worker.turn import run_connection
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
 from tests.conftest import Database
 

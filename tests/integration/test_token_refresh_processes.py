@@ -25,8 +25,8 @@ import providers.quickbooks.emulator as qbo
 import providers.xero.emulator as xero
 import providers.xero.emulator.state as xero_state
 from connector.ports import TokenSet
-from connector.tokens import seal_tokens
-from connector.vault import Vault, generate_key
+from connector.vault.keyring import Vault, generate_key
+from connector.vault.tokens import seal_tokens
 from providers._emulator import EmulatorCore
 from tests.conftest import Database
 
@@ -36,8 +36,8 @@ WORKER = textwrap.dedent(
     from datetime import UTC, datetime
     from connector.ports import ProviderSettings
     from connector.storage import Store
-    from connector.token_source import StoredTokenSource
-    from connector.vault import Vault
+    from connector.connections.token_source import StoredTokenSource
+    from connector.vault.keyring import Vault
     import importlib
 
     cfg = json.loads(os.environ["CASE"])

@@ -36,9 +36,9 @@ from sqlalchemy import create_engine, select, text
 
 from connector.bootstrap import Services, build
 from connector.config import load_settings
-from connector.connections import begin_connect, complete_connect
+from connector.connections.connect import begin_connect, complete_connect
 from connector.storage.tables import Action
-from connector.vault import generate_key
+from connector.vault.keyring import generate_key
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle
 from tests.conftest import _postgres_or_skip
 

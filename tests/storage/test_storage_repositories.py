@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from connector.accounts.users import authenticate, create_user
 from connector.domain.model import Role
 from connector.storage import Store
 from connector.storage.tables import Invoice
@@ -37,32 +38,32 @@ def test_unit_of_work_rolls_back_on_error(store: Store) -> None:
 
 def test_users_authenticate_with_argon2(store: Store) -> None:
     with store.unit_of_work() as uow:
-        user = uow.users.add("  Ada@Example.COM ", "correct horse battery", "Ada")
+        user = create_user(uow, "  Ada@Example.COM ", "correct horse battery", "Ada")
         uow.commit()
         assert user.email == "ada@example.com"
         assert user.password_hash.startswith("$argon2id$")
         assert "correct horse" not in user.password_hash
     with store.unit_of_work() as uow:
-        found = uow.users.authenticate("ADA@example.com", "correct horse battery")
+        found = authenticate(uow, "ADA@example.com", "correct horse battery")
         assert found is not None and found.id == user.id
-        assert uow.users.authenticate("ada@example.com", "wrong password!") is None
-        assert uow.users.authenticate("nobody@example.com", "correct horse battery") is None
+        assert authenticate(uow, "ada@example.com", "wrong password!") is None
+        assert authenticate(uow, "nobody@example.com", "correct horse battery") is None
 
 
 def test_user_email_is_unique_and_validated(store: Store) -> None:
     with store.unit_of_work() as uow:
-        uow.users.add("ada@example.com", "correct horse battery")
+        create_user(uow, "ada@example.com", "correct horse battery")
         with pytest.raises(ValueError, match="already exists"):
-            uow.users.add("ADA@example.com", "another password!")
+            create_user(uow, "ADA@example.com", "another password!")
         with pytest.raises(ValueError, match="not an email"):
-            uow.users.add("not-an-email", "another password!")
+            create_user(uow, "not-an-email", "another password!")
         with pytest.raises(ValueError, match="at least"):
-            uow.users.add("bob@example.com", "short")
+            create_user(uow, "bob@example.com", "short")
 
 
 def test_memberships_and_organizations_for_user(store: Store) -> None:
     with store.unit_of_work() as uow:
-        user = uow.users.add("ada@example.com", "correct horse battery")
+        user = create_user(uow, "ada@example.com", "correct horse battery")
         beta = uow.organizations.add("Beta Books")
         alpha = uow.organizations.add("Alpha Accounting")
         other = uow.organizations.add("Other Org")

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from connector.accounts.users import create_user
 from connector.config import Settings, settings_for_tests
 from connector.domain.model import Role
 from connector.ports import ProviderSettings
@@ -99,7 +100,7 @@ def make_user(store: Store) -> Callable[..., Account]:
             if org_name not in organizations:
                 organizations[org_name] = uow.organizations.add(org_name).id
             org_id = organizations[org_name]
-            user = uow.users.add(address, password, display_name=display_name)
+            user = create_user(uow, address, password, display_name=display_name)
             uow.memberships.add(user.id, org_id, Role(role))
             user_id = user.id
             uow.commit()

@@ -9,6 +9,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from connector.accounts.users import create_user
 from connector.domain.model import Role
 from connector.storage import Store
 from web.auth import INVALID_CREDENTIALS, SIGNED_OUT
@@ -165,7 +166,7 @@ def test_user_without_organization_sees_the_no_organization_page(
     login: Callable[..., TestResponse],
 ) -> None:
     with store.unit_of_work() as uow:
-        uow.users.add("loner@example.com", "a long enough password")
+        create_user(uow, "loner@example.com", "a long enough password")
         uow.commit()
     assert login(client, "loner@example.com", "a long enough password").status_code == 302
     page = client.get("/")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from flask import Flask
 
 from connector.cli import main
-from connector.vault import generate_key
+from connector.vault.keyring import generate_key
 from web.commands import serve
 
 

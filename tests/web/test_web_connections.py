@@ -30,7 +30,7 @@ from connector.domain.model import Role
 from connector.ports import ProviderSettings, TokenSet
 from connector.storage import Store
 from connector.storage.tables import Membership
-from connector.tokens import open_tokens
+from connector.vault.tokens import open_tokens
 from web import create_app
 from web.connections import PENDING_KEY
 from web.extensions import SERVICES_KEY

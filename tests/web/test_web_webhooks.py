@@ -23,7 +23,7 @@ from connector.config import Settings, settings_for_tests
 from connector.ports import ProviderSettings
 from connector.storage import Store
 from connector.storage.tables import WebhookDelivery
-from connector.webhook_intake import MAX_BODY_BYTES
+from connector.sync.intake import MAX_BODY_BYTES
 from providers.quickbooks.webhooks import sign
 
 FIXTURES = Path(__file__).resolve().parents[2] / "providers" / "quickbooks" / "fixtures"

@@ -1,5 +1,5 @@
 """The QuickBooks emulator's side of `nudge demo`: seed a realistic company, approve OAuth as a
-browser would, record customers' payments and move the emulator's clock (connector.demo.DemoLedger)."""
+browser would, record customers' payments and move the emulator's clock (providers._emulator.demo.DemoLedger)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import requests
 from connector.ports import ProviderSettings
 from providers._emulator import RateLimits
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
+from providers.quickbooks.emulator import main as emulator_main
 
 
 class QuickBooksDemo:
@@ -29,6 +30,11 @@ class QuickBooksDemo:
         if self._handle is None:
             raise RuntimeError("the QuickBooks emulator is not started")
         return self._handle
+
+    @staticmethod
+    def main(argv: list[str]) -> int:
+        """Serve this emulator from a shell until Ctrl-C (`nudge emulator <provider> --help`)."""
+        return emulator_main(argv)
 
     def start(self) -> None:
         # Limits off: the demo compresses days into seconds, so the real per-minute budget would only add waits.

@@ -1,5 +1,5 @@
 """The Xero emulator's side of `nudge demo`: seed a realistic organisation, consent as a browser would,
-record customers' payments and move the emulator's clock (connector.demo.DemoLedger)."""
+record customers' payments and move the emulator's clock (providers._emulator.demo.DemoLedger)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import requests
 
 from connector.ports import ProviderSettings
 from providers.xero.emulator import XeroEmulator, start
+from providers.xero.emulator import main as emulator_main
 from providers.xero.emulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 
@@ -29,6 +30,11 @@ class XeroDemo:
         if self._handle is None:
             raise RuntimeError("the Xero emulator is not started")
         return self._handle
+
+    @staticmethod
+    def main(argv: list[str]) -> int:
+        """Serve this emulator from a shell until Ctrl-C (`nudge emulator <provider> --help`)."""
+        return emulator_main(argv)
 
     def start(self) -> None:
         self._handle = start(limits={})

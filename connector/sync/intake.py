@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
-from connector.scheduler import mark_due
 from connector.storage import Store
 from connector.storage.tables import WebhookDelivery
 
@@ -74,6 +73,7 @@ def receive_webhook(
             uow.session.add(WebhookDelivery(provider=spec.key, event_id=event_id, received_at=now))
             tenants.add(notice.tenant_id)
         uow.commit()
-    for tenant in sorted(tenants):
-        marked += mark_due(store, spec.key, tenant, now, DEBOUNCE)
+    with store.unit_of_work() as uow:
+        marked = sum(uow.connections.mark_due(spec.key, tenant, now + DEBOUNCE) for tenant in sorted(tenants))
+        uow.commit()
     return WebhookOutcome(len(notices), duplicates, marked)

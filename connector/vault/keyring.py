@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from connector.errors import VaultError
-from connector.redaction import register_secret
+from connector.vault.redaction import register_secret
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _FORMAT = "v1"

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from connector.domain.actions import Action, ReminderItem
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import MailRejected, NudgeError
-from connector.mail import Attachment, Mailer, OutgoingMessage
-from connector.mail_templates import DiscountOffer, InvoiceLine, ReminderContext, render_reminder
+from connector.mail.message import Attachment, Mailer, OutgoingMessage
+from connector.mail.rendering import DiscountOffer, InvoiceLine, ReminderContext, render_reminder
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow

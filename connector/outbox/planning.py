@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connector.action_codec import action_from_json, action_to_json
 from connector.domain.actions import Action, ActionKind, History, InvoiceFacts
 from connector.domain.cadence import ConnectionSettings
 from connector.domain.calendar import Calendars
@@ -25,6 +24,7 @@ from connector.domain.model import ActionState, CustomerOverrides, InvoiceSnapsh
 from connector.domain.money import Money
 from connector.domain.policy import PolicySet
 from connector.domain.preview import PlanningState, TimelineRow, plan_state, preview
+from connector.outbox.codec import action_from_json, action_to_json
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Customer, Invoice

@@ -4,7 +4,7 @@ Two realistic companies (one per provider) are seeded, connected through the rea
 then the clocks of Nudge and the emulators advance six hours at a time (so every customer's send
 window, from Sydney to New York, gets a worker tick). Emulated customers pay some invoices after
 reminders. Each day prints what was sent, noted, charged and collected; the end prints a summary.
-Provider specifics come from each emulator's demo kit (`providers.<name>.emulator.demo.kit()`).
+Provider specifics come from each emulator's demo kit (found through the `nudge.emulators` entry points).
 """
 
 from __future__ import annotations
@@ -23,16 +23,17 @@ from typing import Any, Protocol
 import yaml
 from sqlalchemy import select
 
+from connector.accounts.users import create_user
 from connector.bootstrap import Services, build
 from connector.config import load_settings
-from connector.connections import begin_connect, complete_connect
+from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.model import Role
-from connector.pipeline import run_connection
 from connector.ports import ProviderSettings
-from connector.registry import available_provider_names, load_demo_kit
-from connector.scheduler import Lease, Worker
 from connector.storage.tables import Action, Customer
-from connector.vault import generate_key
+from connector.vault.keyring import generate_key
+from connector.worker.scheduler import Lease, Worker
+from connector.worker.turn import run_connection
+from providers._emulator.kit import emulator_kit, emulator_names
 
 TICK = timedelta(hours=6)
 DEMO_PASSWORD = "nudge-demo-password"
@@ -340,8 +341,8 @@ def run_demo(
 
     began = time.monotonic()
     rng = random.Random(seed)
-    names = providers or [name for name in ("quickbooks", "xero") if name in available_provider_names()]
-    kits: list[DemoLedger] = [load_demo_kit(name) for name in names]
+    names = providers or [name for name in ("quickbooks", "xero") if name in emulator_names()]
+    kits: list[DemoLedger] = [emulator_kit(name) for name in names]
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("nudge.sqlite3", "nudge.sqlite3-wal", "nudge.sqlite3-shm"):
@@ -435,7 +436,7 @@ def run_demo(
 def _organization(services: Services) -> int:
     with services.store.unit_of_work() as uow:
         org = uow.organizations.add("Demo Bookkeeping Practice")
-        user = uow.users.add(DEMO_EMAIL, DEMO_PASSWORD, "Demo Accountant")
+        user = create_user(uow, DEMO_EMAIL, DEMO_PASSWORD, "Demo Accountant")
         uow.memberships.add(user.id, org.id, Role.OWNER)
         uow.commit()
         return org.id

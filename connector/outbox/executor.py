@@ -25,7 +25,6 @@ from typing import Protocol
 
 from sqlalchemy import or_, select, update
 
-from connector.action_codec import action_from_json
 from connector.domain.actions import Action, ActionKind
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import (
@@ -38,6 +37,7 @@ from connector.errors import (
     TemplateError,
     Transient,
 )
+from connector.outbox.codec import action_from_json
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow

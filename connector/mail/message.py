@@ -1,6 +1,6 @@
 """Sending reminders: the message, its MIME form, and the mailers (SMTP and a local outbox).
 
-`OutgoingMessage` is what the executor builds (usually from `connector.mail_templates.render_reminder`);
+`OutgoingMessage` is what the executor builds (usually from `connector.mail.rendering.render_reminder`);
 a `Mailer` sends it and returns a `SentReceipt`. Before anything is sent, `prepare` checks every header
 field for line breaks (`HeaderInjection`), drops recipient addresses that cannot be delivered (each
 with a reason; `NoValidRecipient` when no To address is left), and builds the MIME bytes: text and
@@ -19,33 +19,23 @@ and neither is the SMTP password.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import re
-import smtplib
-import ssl
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from connector.config import MailSettings
 from connector.errors import (
-    ConfigError,
     HeaderInjection,
     InvalidMessage,
-    MailRejected,
-    MailTransient,
     NoValidRecipient,
 )
-from connector.redaction import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -340,265 +330,7 @@ def prepare(message: OutgoingMessage, settings: MailSettings, *, now: datetime |
     )
 
 
-def _log_dropped(prepared: PreparedMessage) -> None:
+def log_dropped(prepared: PreparedMessage) -> None:
+    """Log (without bodies) every recipient `prepare` dropped, with its reason."""
     for item in prepared.dropped:
         log.warning("mail %s: dropped %s recipient %r: %s", prepared.message_id, item.field, item.address, item.reason)
-
-
-# -- SMTP -----------------------------------------------------------------------------------------
-def _reply_text(reply: bytes | str, secret: str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    text = " ".join(text.split())[:300]
-    return text.replace(secret, "<redacted>") if secret else text
-
-
-class SmtpMailer:
-    """Sends over SMTP with the organization's settings: STARTTLS or implicit TLS, optional login.
-
-    One connection per message. A password is only ever sent over TLS. `ssl_context` defaults to
-    the system's trusted CAs with host name checking.
-    """
-
-    def __init__(
-        self,
-        settings: MailSettings,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        local_hostname: str | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        if settings.smtp_security not in ("starttls", "ssl", "none"):
-            raise ConfigError(f"unknown smtp_security {settings.smtp_security!r} (expected starttls, ssl or none)")
-        self.settings = settings
-        self._context = ssl_context
-        self._local_hostname = local_hostname
-        self._clock = clock or (lambda: datetime.now(UTC))
-        register_secret(settings.smtp_password)
-
-    def __repr__(self) -> str:
-        s = self.settings
-        return f"SmtpMailer(host={s.smtp_host!r}, port={s.smtp_port}, security={s.smtp_security!r})"
-
-    def send(self, message: OutgoingMessage) -> SentReceipt:
-        """Deliver `message` to the SMTP server; MailTransient (retryable) or MailRejected on failure."""
-        prepared = prepare(message, self.settings, now=self._clock())
-        _log_dropped(prepared)
-        secret = self.settings.smtp_password
-        where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
-        stage = "connect"
-        smtp: smtplib.SMTP | None = None
-        try:
-            smtp = self._connect()
-            stage = "login"
-            self._secure_and_login(smtp)
-            stage = "send"
-            accepted, refused = self._transfer(smtp, prepared)
-        except smtplib.SMTPResponseException as exc:
-            raise _classify(exc.smtp_code, _reply_text(exc.smtp_error, secret), stage, where) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise MailRejected(f"the TLS certificate of {where} could not be verified: {exc.verify_message}") from None
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            if isinstance(exc, _DataLost):
-                raise MailTransient(
-                    f"the connection to the mail server {where} broke while the message was being sent; "
-                    "it may have been delivered",
-                    maybe_sent=True,
-                ) from None
-            detail = _reply_text(str(exc), secret)
-            raise MailTransient(
-                f"could not reach the mail server {where} ({stage}): {type(exc).__name__}: {detail}"
-            ) from None
-        except smtplib.SMTPException as exc:  # e.g. no usable AUTH mechanism
-            raise MailRejected(f"the mail server {where} cannot be used: {_reply_text(str(exc), secret)}") from None
-        finally:
-            if smtp is not None:
-                _close(smtp)
-        return self._receipt(prepared, accepted, refused)
-
-    def _receipt(
-        self, prepared: PreparedMessage, accepted: tuple[str, ...], refused: list[DroppedRecipient]
-    ) -> SentReceipt:
-        for item in refused:
-            log.warning(
-                "mail %s: server refused %s recipient %r: %s",
-                prepared.message_id,
-                item.field,
-                item.address,
-                item.reason,
-            )
-        log.info("mail %s sent via smtp to %d recipient(s)", prepared.message_id, len(accepted))
-        return SentReceipt(prepared.message_id, accepted, prepared.dropped + tuple(refused))
-
-    def _connect(self) -> smtplib.SMTP:
-        s = self.settings
-        timeout = float(s.timeout_seconds)
-        if s.smtp_security == "ssl":
-            return smtplib.SMTP_SSL(
-                s.smtp_host, s.smtp_port, local_hostname=self._local_hostname, timeout=timeout, context=self._tls()
-            )
-        return smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=self._local_hostname, timeout=timeout)
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._context is None:
-            self._context = ssl.create_default_context()
-        return self._context
-
-    def _secure_and_login(self, smtp: smtplib.SMTP) -> None:
-        s = self.settings
-        smtp.ehlo()
-        if s.smtp_security == "starttls":
-            if not smtp.has_extn("starttls"):
-                raise MailRejected(
-                    f"the mail server {s.smtp_host}:{s.smtp_port} does not offer STARTTLS; "
-                    "refusing to send mail unencrypted (set smtp_security to none to allow it)"
-                )
-            smtp.starttls(context=self._tls())
-            smtp.ehlo()
-        if not s.smtp_username:
-            return
-        if s.smtp_security == "none":
-            raise MailRejected("refusing to send the SMTP password without TLS; set smtp_security to starttls or ssl")
-        if not smtp.has_extn("auth"):
-            raise MailRejected(f"the mail server {s.smtp_host}:{s.smtp_port} does not offer AUTH (login)")
-        smtp.login(s.smtp_username, s.smtp_password)
-
-    def _transfer(
-        self, smtp: smtplib.SMTP, prepared: PreparedMessage
-    ) -> tuple[tuple[str, ...], list[DroppedRecipient]]:
-        secret = self.settings.smtp_password
-        code, reply = smtp.mail(prepared.envelope_from)
-        if code != 250:
-            smtp.rset()
-            raise smtplib.SMTPResponseException(code, reply)
-        accepted: list[str] = []
-        refused: list[DroppedRecipient] = []
-        codes: list[int] = []
-        for kind, addresses in (("to", prepared.to), ("cc", prepared.cc), ("bcc", prepared.bcc)):
-            for address in addresses:
-                code, reply = smtp.rcpt(address)
-                if code in (250, 251):
-                    accepted.append(address)
-                else:
-                    refused.append(
-                        DroppedRecipient(address, f"refused by the server: {code} {_reply_text(reply, secret)}", kind)
-                    )
-                    if kind == "to":
-                        codes.append(code)
-        if not any(address in accepted for address in prepared.to):
-            smtp.rset()
-            worst = min(codes) if codes else 550  # a 4xx among the refusals means it may work later
-            reasons = "; ".join(f"{item.address}: {item.reason}" for item in refused if item.field == "to")
-            raise smtplib.SMTPResponseException(worst, f"no To recipient was accepted ({reasons})".encode())
-        try:
-            code, reply = smtp.data(prepared.as_bytes())
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _DataLost(str(exc)) from exc
-        if code != 250:
-            raise smtplib.SMTPResponseException(code, reply)
-        return tuple(accepted), refused
-
-
-class _DataLost(OSError):
-    """The connection broke after DATA began: the server may or may not have the message."""
-
-
-def _close(smtp: smtplib.SMTP) -> None:
-    try:
-        smtp.quit()
-    except (smtplib.SMTPException, OSError):
-        smtp.close()
-
-
-def _classify(code: int, reply: str, stage: str, where: str) -> MailTransient | MailRejected:
-    action = {"connect": "connecting to", "login": "logging in to", "send": "sending to"}.get(stage, "talking to")
-    text = f"the mail server {where} answered {code} while {action} it: {reply}"
-    if 400 <= code < 500 or code == -1:
-        return MailTransient(text, smtp_code=code)
-    return MailRejected(text, smtp_code=code)
-
-
-# -- the development outbox -------------------------------------------------------------------------
-class MaildirMailer:
-    """Writes each message as `<path>/<id>.eml` (plus `<id>.envelope.json` naming the envelope).
-
-    For development and the demo: nothing leaves the machine. A retry of the same message rewrites
-    the same file. The .eml is exactly what SMTP would carry, so it has no Bcc header.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        settings: MailSettings | None = None,
-        *,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self.path = Path(path)
-        self.settings = settings or MailSettings(backend="maildir", outbox_path=str(path))
-        self._clock = clock or (lambda: datetime.now(UTC))
-
-    def __repr__(self) -> str:
-        return f"MaildirMailer(path={str(self.path)!r})"
-
-    def send(self, message: OutgoingMessage) -> SentReceipt:
-        """Write `message` to the outbox folder; MailTransient if the folder cannot be written."""
-        prepared = prepare(message, self.settings, now=self._clock())
-        _log_dropped(prepared)
-        stem = hashlib.sha256(prepared.message_id.encode()).hexdigest()[:32]
-        envelope = {
-            "message_id": prepared.message_id,
-            "from": prepared.envelope_from,
-            "to": list(prepared.to),
-            "cc": list(prepared.cc),
-            "bcc": list(prepared.bcc),
-            "dropped": [{"address": d.address, "reason": d.reason, "field": d.field} for d in prepared.dropped],
-        }
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            target = self.path / f"{stem}.eml"
-            _write_atomically(self.path / f"{stem}.envelope.json", json.dumps(envelope, indent=2).encode())
-            _write_atomically(target, prepared.as_bytes())
-        except OSError as exc:
-            raise MailTransient(f"could not write to the outbox {self.path}: {exc.strerror or exc}") from None
-        log.info("mail %s written to %s", prepared.message_id, target)
-        return SentReceipt(prepared.message_id, prepared.envelope_to, prepared.dropped, str(target))
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def mailer_for(settings: MailSettings) -> Mailer:
-    """The mailer `settings.backend` names: SmtpMailer for "smtp", MaildirMailer for "maildir"."""
-    if settings.backend == "smtp":
-        return SmtpMailer(settings)
-    if settings.backend == "maildir":
-        if not settings.outbox_path:
-            raise ConfigError("mail.backend is maildir but mail.outbox_path is empty")
-        return MaildirMailer(settings.outbox_path, settings)
-    raise ConfigError(f"unknown mail backend {settings.backend!r} (expected maildir or smtp)")
-
-
-__all__ = [
-    "Attachment",
-    "DroppedRecipient",
-    "MaildirMailer",
-    "Mailer",
-    "OutgoingMessage",
-    "PreparedMessage",
-    "SentReceipt",
-    "SmtpMailer",
-    "check_header",
-    "mailer_for",
-    "message_id",
-    "normalize_address",
-    "prepare",
-    "thread_headers",
-    "thread_root_id",
-]

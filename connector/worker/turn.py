@@ -8,15 +8,15 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from connector.bootstrap import Services
+from connector.connections.token_source import StoredTokenSource
 from connector.domain.fees import ReferenceRates
 from connector.errors import StorageError
-from connector.executor import ExecutionReport, Executor, ReminderSender
-from connector.planning import PlanReport, plan_connection
+from connector.outbox.executor import ExecutionReport, Executor, ReminderSender
+from connector.outbox.planning import PlanReport, plan_connection
 from connector.ports import AccountingAdapter
-from connector.scheduler import Lease, ProcessConnection
 from connector.storage.tables import Connection
-from connector.sync import SyncReport, sync_connection
-from connector.token_source import StoredTokenSource
+from connector.sync.invoices import SyncReport, sync_connection
+from connector.worker.scheduler import Lease, ProcessConnection
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from connector.errors import AuthError
 from connector.ports import ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store
 from connector.storage.tables import Connection
-from connector.tokens import open_tokens, seal_tokens
-from connector.vault import Vault
+from connector.vault.keyring import Vault
+from connector.vault.tokens import open_tokens, seal_tokens
 
 REFRESH_MARGIN_S = 300.0
 

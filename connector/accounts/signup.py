@@ -19,12 +19,12 @@ from urllib.parse import urlencode
 
 from sqlalchemy.exc import IntegrityError
 
-from connector.connections import ConnectedFile, ConnectError, begin_connect, store_connections
+from connector.connections.connect import ConnectedFile, ConnectError, begin_connect, store_connections
 from connector.domain.model import Role
 from connector.errors import ProviderError
 from connector.ports import Identity, ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store
-from connector.vault import Vault
+from connector.vault.keyring import Vault
 
 SIGN_IN_SCOPES = ("openid", "profile", "email")  # identity only: no organisation is picked or connected
 

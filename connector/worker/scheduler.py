@@ -227,19 +227,6 @@ class Worker:
             log.warning("could not release connection %s; its lease will expire", connection_id)
 
 
-def mark_due(store: Store, provider: str, tenant_id: str, now: datetime, debounce: timedelta) -> int:
-    """Webhook effect: make every connection to this tenant due within `debounce` (never later than planned)."""
-    target = now + debounce
-    with store.unit_of_work() as uow:
-        count = 0
-        for connection in uow.connections.with_tenant(provider, tenant_id):
-            if connection.next_run_at is None or connection.next_run_at > target:
-                connection.next_run_at = target
-            count += 1
-        uow.commit()
-        return count
-
-
 def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals: bool = True) -> None:
     """`nudge worker`: tick every `tick_seconds` with APScheduler 3 until SIGTERM/SIGINT, then finish cleanly."""
     from apscheduler.schedulers.background import BackgroundScheduler

@@ -18,8 +18,8 @@ from connector.errors import AuthError, NudgeError, ProviderError
 from connector.ports import ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Connection
-from connector.tokens import open_tokens, seal_tokens
-from connector.vault import Vault
+from connector.vault.keyring import Vault
+from connector.vault.tokens import open_tokens, seal_tokens
 
 
 class ConnectError(NudgeError):

@@ -6,10 +6,16 @@ import json
 from datetime import datetime
 
 from connector.errors import VaultError
-from connector.key_rotation import token_binding
 from connector.ports import TokenSet
 from connector.storage.tables import Connection
-from connector.vault import Vault
+from connector.vault.keyring import Binding, Vault
+
+TOKENS_FIELD = "tokens"
+
+
+def token_binding(connection: Connection) -> Binding:
+    """The binding of a connection's sealed token set."""
+    return Binding(connection.provider, connection.id, connection.tenant_id, TOKENS_FIELD)
 
 
 def seal_tokens(vault: Vault, connection: Connection, tokens: TokenSet) -> None:

@@ -1,7 +1,7 @@
 """Reminder emails from Jinja2 templates, rendered in a sandbox, with amounts and dates in the customer's locale.
 
 A template is three parts under one name: `<name>/subject.txt`, `<name>/body.txt` and (optional)
-`<name>/body.html`. The defaults live in `connector/templates/email/`; an organization's edited
+`<name>/body.html`. The defaults live in `connector/mail/templates/`; an organization's edited
 versions come in as `overrides` keyed the same way (`{"firm/subject.txt": "..."}`), and may also
 replace the shared HTML frame `_layout.html` or add new template names. If an override replaces
 `body.txt` but not `body.html`, the message goes out as plain text only (so the two never disagree);
@@ -48,7 +48,7 @@ from connector.errors import TemplateError
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).parent / "templates" / "email"
+TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAMES = ("gentle_nudge", "due_today", "firm", "final_notice", "installment", "discount_offer")
 PARTS = ("subject.txt", "body.txt", "body.html")
 DEFAULT_LOCALE = "en_US"

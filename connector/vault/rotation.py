@@ -8,14 +8,8 @@ from sqlalchemy import update
 
 from connector.storage import Store
 from connector.storage.tables import Connection
-from connector.vault import Binding, Vault
-
-TOKENS_FIELD = "tokens"
-
-
-def token_binding(connection: Connection) -> Binding:
-    """The binding of a connection's sealed token set."""
-    return Binding(connection.provider, connection.id, connection.tenant_id, TOKENS_FIELD)
+from connector.vault.keyring import Vault
+from connector.vault.tokens import token_binding
 
 
 @dataclass(frozen=True)

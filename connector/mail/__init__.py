@@ -1,0 +1,1 @@
+"""Reminder email: the message and its headers, SMTP and maildir delivery, sandboxed rendering, templates."""

@@ -1,0 +1,1 @@
+"""The outbox: planning actions from the domain, the codec that stores them, the exactly-once executor."""

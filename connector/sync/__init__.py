@@ -1,0 +1,1 @@
+"""Sync: invoices and customers from a ledger into the store, and webhook intake."""

@@ -1,0 +1,1 @@
+"""The worker: the lease-claiming scheduler and one connection's turn (sync, plan, execute)."""
