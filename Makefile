@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv lint test bench demo clean browser
+.PHONY: venv lint test test-unit bench demo clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,17 @@ browser:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check connector providers web tests bench
+	$(VENV)/bin/ruff format --check connector providers web tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# Both cores: pytest-xdist spreads the tests over two workers (tests of one module stay together).
 test: $(STAMP) browser lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The fast loop: the pure domain and unit layer, no servers.
+test-unit: $(STAMP)
+	$(PY) -m pytest -m unit -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(SCENARIO)

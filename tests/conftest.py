@@ -1,44 +1,30 @@
-"""Shared fixtures: every storage test runs on SQLite and on PostgreSQL.
+"""Shared fixtures (every storage test runs on SQLite and on PostgreSQL) and the layer markers.
 
-PostgreSQL tests use the server named by NUDGE_TEST_POSTGRES_URL (`.ci/run` sets it), each test in a
-fresh schema. Without that variable they are skipped with a visible reason, unless
-NUDGE_REQUIRE_POSTGRES=1, in which case a missing server is a failure.
+Each test is marked with its layer, the first folder under tests/ (unit, service, storage, providers,
+contract, web, integration), so `pytest -m unit` or `make test-unit` picks a layer. Databases are
+built by tests/support/databases.py.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from connector.storage import Store
+from tests.support.databases import Database, fresh_postgres_schema
 
-POSTGRES_URL = os.environ.get("NUDGE_TEST_POSTGRES_URL", "")
-REQUIRE_POSTGRES = os.environ.get("NUDGE_REQUIRE_POSTGRES") == "1"
-
-
-def _postgres_or_skip() -> str:
-    if not POSTGRES_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("NUDGE_REQUIRE_POSTGRES=1 but NUDGE_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL not configured: set NUDGE_TEST_POSTGRES_URL (.ci/run does) to run these on PostgreSQL")
-    return POSTGRES_URL
+LAYERS = ("unit", "service", "storage", "providers", "contract", "web", "integration")
+TESTS = Path(__file__).resolve().parent
 
 
-class Database:
-    """A throw-away database: `url` plus `schema` (PostgreSQL) to build stores on."""
-
-    def __init__(self, kind: str, url: str, schema: str = "") -> None:
-        self.kind = kind
-        self.url = url
-        self.schema = schema
-
-    def store(self, **kwargs: object) -> Store:
-        return Store.from_url(self.url, schema=self.schema, **kwargs)  # type: ignore[arg-type]
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its layer (its first folder under tests/)."""
+    for item in items:
+        layer = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,31 +33,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     if request.param == "sqlite":
         yield Database("sqlite", f"sqlite:///{tmp_path / 'nudge.sqlite3'}")
         return
-    yield from _fresh_postgres_schema()
+    yield from fresh_postgres_schema()
 
 
 @pytest.fixture
 def postgres_database() -> Iterator[Database]:
     """An empty PostgreSQL schema, for properties only PostgreSQL has (row locks, SKIP LOCKED)."""
-    yield from _fresh_postgres_schema()
-
-
-def _fresh_postgres_schema() -> Iterator[Database]:
-    url = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1) if "+" not in url else url)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # the server is configured but not answering
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at NUDGE_TEST_POSTGRES_URL is not usable: {exc}")
-    try:
-        yield Database("postgresql", url, schema)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    yield from fresh_postgres_schema()
 
 
 @pytest.fixture

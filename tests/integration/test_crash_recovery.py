@@ -37,7 +37,7 @@ from connector.bootstrap import Services
 from connector.storage.tables import Activity
 from providers._emulator import Fault
 from providers.quickbooks.adapter import _short
-from tests.integration.worker_harness import (
+from tests.support.workers import (
     SmtpSink,
     actions,
     add_customer,

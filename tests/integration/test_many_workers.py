@@ -27,7 +27,7 @@ import providers.quickbooks.emulator as qbo
 from connector.storage.tables import Action, Activity
 from providers._emulator import Fault, RateLimits
 from providers.quickbooks.adapter import _short
-from tests.integration.worker_harness import (
+from tests.support.workers import (
     add_customer,
     add_invoice,
     connect_quickbooks,

@@ -32,7 +32,7 @@ from connector.registry import Registry
 from connector.storage.tables import Action, Customer
 from connector.worker.turn import run_connection
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
-from tests.conftest import Database
+from tests.support.databases import Database
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # a Monday, 10:00 in London: inside the send window
 RULES = policy_from_dict(

@@ -28,7 +28,7 @@ from connector.ports import TokenSet
 from connector.vault.keyring import Vault, generate_key
 from connector.vault.tokens import seal_tokens
 from providers._emulator import EmulatorCore
-from tests.conftest import Database
+from tests.support.databases import Database
 
 WORKER = textwrap.dedent(
     """

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from qbo_support import VERIFIER, Company
 
 from connector.ports import ProviderSettings
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
+from tests.support.quickbooks import VERIFIER, Company
 
 
 @pytest.fixture(scope="module")

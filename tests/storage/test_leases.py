@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from connector.storage import Store
-from tests.conftest import Database
+from tests.support.databases import Database
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)

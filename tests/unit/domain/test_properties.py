@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain_factories import CONN, policies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from connector.domain.fees import ReferenceRates, fee_cap_total
 from connector.domain.model import CustomerOverrides, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money, minor_units
 from connector.domain.preview import ONE_DAY, PlanningState, preview
+from tests.support.domain import CONN, policies
 
 BASE = date(2024, 1, 1)
 FAST = settings(max_examples=40, deadline=None)

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from connector.storage.tables import Base
-from tests.conftest import Database
+from tests.support.databases import Database
 
 
 def test_upgrade_creates_the_schema_the_models_describe(database: Database) -> None:

@@ -11,7 +11,7 @@ from connector.cli import main
 from connector.config import load_settings, parse_settings
 from connector.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.yaml"
 CLEAN_ENV = {"PATH": "/usr/bin"}
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import requests
 from flask import Flask, request
-from qbo_support import FIXTURES, VERIFIER, Company, fixture_json
 
 from providers._emulator import serve
 from providers.quickbooks import PROVIDER
 from providers.quickbooks.emulator import EmulatorHandle
 from providers.quickbooks.webhooks import parse, sign, verify
+from tests.support.quickbooks import FIXTURES, VERIFIER, Company, fixture_json
 
 VECTOR_KEY = "b5771f19b12ddb4bcdb9f08bdc50bc63878a"
 VECTOR_SIGNATURE = "JC2GUwciPmRBwEO7WvrRmKqu9tGOKL8FFallocTFi8Q="

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from qbo_support import Company
 
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import StorageError
 from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import Company
 
 USD = "USD"
 

@@ -10,12 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from contract_support import MemoryTokenSource
 
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import AuthError, StorageError
 from connector.ports import AccountingAdapter, ProviderSpec
+from tests.support.tokens import MemoryTokenSource
 
 
 class Tenant:

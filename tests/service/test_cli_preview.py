@@ -13,7 +13,7 @@ from connector.config import load_settings
 from connector.storage import Store
 from connector.storage.tables import Invoice
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_preview_prints_what_would_go_out(tmp_path: Path) -> None:

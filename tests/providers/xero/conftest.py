@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from xero_support import WEBHOOK_KEY, Connected, connect, seed_basic
 
 from connector.ports import ProviderSettings
 from providers.xero.adapter import XeroAdapter
 from providers.xero.client import RateLimiter
 from providers.xero.emulator import XeroEmulator, start
 from providers.xero.emulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from tests.support.xero import WEBHOOK_KEY, Connected, connect, seed_basic
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from qbo_support import Company, fixture_json
 from quickbooks.exceptions import QuickbooksException
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.invoice import Invoice
@@ -19,6 +18,7 @@ from connector.errors import AuthError
 from connector.ports import ProviderSettings
 from providers.quickbooks import PROVIDER, oauth
 from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import Company, fixture_json
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}$")

@@ -13,7 +13,7 @@ from connector.domain.model import InvoiceStatus
 from providers.xero import mapping
 
 PAYLOADS = Path("/work/shared/docs/payloads")
-FIXTURES = Path(__file__).resolve().parents[2] / "providers" / "xero" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "providers" / "xero" / "fixtures"
 
 
 def _payload(name: str) -> dict:

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from xero_support import admin, seed_basic
 
 from connector.errors import AuthError
 from connector.ports import ProviderSettings
@@ -19,6 +18,7 @@ from providers.xero import PROVIDER
 from providers.xero.adapter import XeroAdapter
 from providers.xero.emulator import XeroEmulator
 from providers.xero.oauth import LocalTokenSource, sdk_token, tokens_from_response
+from tests.support.xero import admin, seed_basic
 
 VERIFIER = "v" * 64
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from domain_factories import CONN, invoice, kinds, money, only, policies, run, utc
 
 from connector.domain.actions import KEY_LENGTH, ActionKind, History, HoldReason, InvoiceFacts, action_key
 from connector.domain.cadence import ConnectionSettings, plan
@@ -17,6 +16,7 @@ from connector.domain.fees import FeeRecord, ReferenceRates
 from connector.domain.model import CustomerOverrides, InvoiceStatus, Payment, PaymentPlan
 from connector.domain.payment_plans import split_installments
 from connector.domain.preview import PlanningState, preview
+from tests.support.domain import CONN, invoice, kinds, money, only, policies, run, utc
 
 
 def timeline(pol: Any, invoices: list[Any], start: datetime, days: int, **state: Any) -> list[Any]:

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask, request
-from xero_support import WEBHOOK_KEY, admin, seed_basic
 
 from providers._emulator import serve
 from providers.xero import webhooks
 from providers.xero.emulator import XeroEmulator, main
+from tests.support.xero import WEBHOOK_KEY, admin, seed_basic
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from xero_support import Connected, admin, connect, data_calls
 
 from connector.domain.model import InvoiceStatus
 from connector.errors import RateLimited, Transient
@@ -14,6 +13,7 @@ from connector.ports import ProviderSettings
 from providers.xero.adapter import XeroAdapter
 from providers.xero.client import RateLimiter
 from providers.xero.emulator import XeroEmulator
+from tests.support.xero import Connected, admin, connect, data_calls
 
 
 def _drain(adapter: XeroAdapter, cursor: str | None) -> tuple[list, str | None, int]:

@@ -40,7 +40,7 @@ from connector.connections.connect import begin_connect, complete_connect
 from connector.storage.tables import Action
 from connector.vault.keyring import generate_key
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle
-from tests.conftest import _postgres_or_skip
+from tests.support.databases import postgres_url_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 NUDGE = str(Path(sys.executable).with_name("nudge"))
@@ -68,7 +68,7 @@ def nudge_database(kind: str, folder: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'nudge.sqlite3'}"
         return
-    url = _postgres_or_skip()
+    url = postgres_url_or_skip()
     url = url.replace("postgresql://", "postgresql+psycopg://", 1) if "+" not in url else url
     schema = f"w_{uuid.uuid4().hex[:12]}"
     admin = create_engine(url)

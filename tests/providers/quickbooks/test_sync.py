@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from qbo_support import Company
 
 from connector.domain.model import InvoiceStatus
 from connector.errors import AuthError, RateLimited, Rejected, Transient
 from providers.quickbooks.client import digits, quote, request_id
 from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import Company
 
 
 def fault(qbo: EmulatorHandle, **spec: object) -> None:

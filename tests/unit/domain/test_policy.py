@@ -274,7 +274,7 @@ def test_the_documented_example_parses() -> None:
 
     import yaml
 
-    text = (Path(__file__).resolve().parents[2] / "connector" / "domain" / "CADENCES.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "connector" / "domain" / "CADENCES.md").read_text()
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     parsed = policy_from_dict(yaml.safe_load(block))
     standard = parsed.cadences["standard"]

@@ -1,4 +1,4 @@
-"""Builders shared by the connector.domain tests (a plain module: tests/domain has no package)."""
+"""Builders shared by the connector.domain tests: invoices, money, policies and a planning run."""
 
 from __future__ import annotations
 

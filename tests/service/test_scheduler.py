@@ -10,7 +10,7 @@ from connector.config import SchedulerSettings
 from connector.errors import AuthError, RateLimited, Transient
 from connector.storage import Store
 from connector.worker.scheduler import Lease, Worker, run_forever
-from tests.conftest import Database
+from tests.support.databases import Database
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LEASE_PROBE = timedelta(seconds=1)

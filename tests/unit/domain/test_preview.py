@@ -6,10 +6,10 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from domain_factories import CONN, invoice, money, policies, utc
 
 from connector.domain.actions import ActionKind, History
 from connector.domain.preview import PlanningState, plan_state, preview
+from tests.support.domain import CONN, invoice, money, policies, utc
 
 
 def test_preview_rows_describe_the_timeline() -> None:

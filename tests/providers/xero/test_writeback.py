@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from xero_support import Connected, admin, data_calls
 
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import Rejected
 from providers.xero.adapter import XeroAdapter, split_note
+from tests.support.xero import Connected, admin, data_calls
 
 
 def _invoice(connected: Connected, index: int) -> InvoiceSnapshot:

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from qbo_support import fixture_json
 
 from connector.domain.model import InvoiceStatus
 from providers.quickbooks.mapping import MappingError, parse_instant, to_customer, to_invoice
+from tests.support.quickbooks import fixture_json
 
 
 def query_sample() -> dict:
