@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from connector.domain.policy import PolicyError, PolicySet, policy_from_dict
+from connector.domain.policy import PolicyError, PolicySet
+from connector.domain.policy_parsing import policy_from_dict
 from connector.errors import ConfigError, ConfigIssue
 from connector.ports import ProviderSettings
 

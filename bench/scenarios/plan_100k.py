@@ -18,7 +18,7 @@ from connector.domain.calendar import Calendars
 from connector.domain.fees import ReferenceRates
 from connector.domain.model import CustomerOverrides, InvoiceSnapshot, InvoiceStatus, Payment
 from connector.domain.money import Money
-from connector.domain.policy import policy_from_dict
+from connector.domain.policy_parsing import policy_from_dict
 
 NAME = "plan_100k"
 INVOICES = 100_000

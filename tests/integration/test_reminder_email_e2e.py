@@ -26,7 +26,7 @@ from sqlalchemy import select
 from connector.bootstrap import Services
 from connector.config import settings_for_tests
 from connector.connections.connect import begin_connect, complete_connect
-from connector.domain.policy import policy_from_dict
+from connector.domain.policy_parsing import policy_from_dict
 from connector.ports import ProviderSettings
 from connector.registry import Registry
 from connector.storage.tables import Action, Customer

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from connector.domain.actions import Action
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
-from connector.domain.policy import policy_from_dict
+from connector.domain.policy_parsing import policy_from_dict
 from connector.errors import AuthError, MailTransient, Rejected, Transient
 from connector.outbox.executor import ExecutionReport, Executor, approve
 from connector.outbox.planning import plan_connection

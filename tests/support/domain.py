@@ -9,7 +9,8 @@ from connector.domain.actions import Action, ActionKind, History
 from connector.domain.cadence import ConnectionSettings, plan
 from connector.domain.model import CustomerOverrides, InvoiceSnapshot, InvoiceStatus, PaymentPlan
 from connector.domain.money import Money
-from connector.domain.policy import PolicySet, policy_from_dict
+from connector.domain.policy import PolicySet
+from connector.domain.policy_parsing import policy_from_dict
 
 CONN = ConnectionSettings("conn-1", time_zone="Europe/London")
 

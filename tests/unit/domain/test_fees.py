@@ -24,7 +24,7 @@ from connector.domain.fees import (
 )
 from connector.domain.model import Payment
 from connector.domain.money import Money
-from connector.domain.policy import discount_from_dict, late_fee_from_dict
+from connector.domain.policy_parsing import discount_from_dict, late_fee_from_dict
 
 DUE = date(2024, 3, 1)
 

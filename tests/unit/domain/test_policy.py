@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from connector.domain.policy import (
-    Approval,
-    CatchUp,
-    DayKind,
-    DiscountBasis,
-    FeeKind,
-    PolicyError,
+from connector.domain.policy import Approval, CatchUp, DayKind, DiscountBasis, FeeKind, PolicyError
+from connector.domain.policy_parsing import (
     cadence_from_dict,
     discount_from_dict,
     late_fee_from_dict,
