@@ -1,4 +1,4 @@
-"""The ports: what the core needs from providers, storage, mail and the clock (DESIGN.md "The provider port").
+"""The ports: what the core needs from providers, storage, mail and the clock (docs/design.md "The provider port").
 
 Adapters implement these Protocols; services take them as parameters. Nothing here does IO.
 """

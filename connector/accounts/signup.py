@@ -1,4 +1,4 @@
-"""Sign up / sign in with a provider through OpenID Connect ("Sign up with Xero"; DESIGN.md "Web (Flask)").
+"""Sign up / sign in with a provider through OpenID Connect ("Sign up with Xero"; docs/design.md "Web (Flask)").
 
 `begin_signup` is `begin_connect` plus an OIDC `nonce`. The callback is finished by `complete_signup`
 (a new user without a password, an organization named after the first organisation consented, the

@@ -4,7 +4,7 @@ Time zones: a step's moment is computed in the customer's zone (their override, 
 else the connection's) from the invoice's due date (a local date); `now` and every `scheduled_at` are
 aware UTC instants; `local_date` and fee assessment dates are dates in the customer's zone.
 
-Rules (DESIGN.md "Cadences"):
+Rules (docs/design.md "Cadences"):
 - each step fires at the cadence's send time on its nominal day, moved to the next send day (window
   weekday, not a public holiday); an overdue moment moves to the next moment inside the window;
 - per invoice, two tracks - contact (remind, note, discount offer, call task, escalate) and fees -

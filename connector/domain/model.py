@@ -1,4 +1,4 @@
-"""Glossary objects shared by every part of Nudge (DESIGN.md "Glossary"), as immutable dataclasses.
+"""Glossary objects shared by every part of Nudge (docs/design.md "Glossary"), as immutable dataclasses.
 
 Dates from the ledger (`issue_date`, `due_date`) are calendar dates in the organisation's zone;
 instants (`updated_at`, `occurred_at`) are aware datetimes, normally UTC.
@@ -46,7 +46,7 @@ class Role(StrEnum):
 
 
 class ActionState(StrEnum):
-    """Life cycle of one outbox action (DESIGN.md "Exactly-once effects")."""
+    """Life cycle of one outbox action (docs/design.md "Exactly-once effects")."""
 
     PLANNED = "planned"
     AWAITING_APPROVAL = "awaiting_approval"

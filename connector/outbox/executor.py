@@ -1,6 +1,6 @@
 """The executor: carry out planned actions exactly once (ledger writes) or at most once (email).
 
-Protocol (DESIGN.md "Exactly-once effects"):
+Protocol (docs/design.md "Exactly-once effects"):
 1. claim: planned → running under a lease (attempts + 1), committed before anything else;
 2. just-in-time check: re-read the invoice(s) from the provider; cancel when the action no longer
    applies (paid, voided, deleted, due date changed);

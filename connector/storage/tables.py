@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 tables for everything DESIGN.md "Data" names. Times are stored as aware UTC instants."""
+"""SQLAlchemy 2 tables for everything docs/design.md "Data" names. Times are stored as aware UTC instants."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""QuickBooks Online behind Nudge's AccountingAdapter port (DESIGN.md "The provider port").
+"""QuickBooks Online behind Nudge's AccountingAdapter port (docs/design.md "The provider port").
 
 Sync: a full reconcile is one batch call (open-invoice COUNT + customers) then pages of 1000 open
-invoices (MAXRESULTS maximum, facts doc §1.3); incremental sync is one CDC call for Invoice and
+invoices (MAXRESULTS maximum, docs/provider-api-facts.md §1.3); incremental sync is one CDC call for Invoice and
 Customer with the server's `time` as the next cursor (§1.4), falling back to a full reconcile when the
 cursor is older than CDC's 30-day window. Writes pass the action key as `requestid` (§1.2) and look
 for their deterministic reference before re-creating anything.
@@ -34,7 +34,7 @@ from providers.quickbooks.client import (
 from providers.quickbooks.mapping import MappingError, is_voided, parse_instant, to_customer, to_invoice
 from providers.quickbooks.oauth import PROVIDER_KEY
 
-PAGE_SIZE = 1000  # MAXRESULTS maximum (facts doc §1.3)
+PAGE_SIZE = 1000  # MAXRESULTS maximum (docs/provider-api-facts.md §1.3)
 CDC_WINDOW = timedelta(days=30)  # CDC looks back at most 30 days (§1.4)
 CDC_MAX_OBJECTS = 1000  # per entity per CDC response (§1.4)
 PRIVATE_NOTE_MAX = 4000  # PrivateNote length limit [unverified, §1.7]
@@ -306,7 +306,7 @@ class QuickBooksAdapter:
                 self.client.update("Invoice", json.dumps(body), request_id(key, f":{attempt}" if attempt else ""))
             except StaleObject:
                 if attempt == 0:
-                    continue  # re-read, re-apply, retry once (facts doc §1.5)
+                    continue  # re-read, re-apply, retry once (docs/provider-api-facts.md §1.5)
                 raise
             return WriteResult(ident)
         raise Rejected("The QuickBooks invoice kept changing; the note will be retried.", provider=PROVIDER_KEY)
@@ -504,7 +504,7 @@ class QuickBooksAdapter:
         return None
 
     def send_via_provider(self, invoice: InvoiceSnapshot, to: str, key: str) -> WriteResult:
-        """QuickBooks emails the invoice itself (`/send?sendTo=`, octet-stream body: facts doc §1.8)."""
+        """QuickBooks emails the invoice itself (`/send?sendTo=`, octet body: docs/provider-api-facts.md §1.8)."""
         ident = digits(invoice.external_id)
         address = to.strip()
         if "\r" in address or "\n" in address or "@" not in address or len(address) > 320:

@@ -1,6 +1,6 @@
 """The HTTP side of the QuickBooks adapter: python-quickbooks with limits, retries, refresh and errors.
 
-python-quickbooks (facts doc §3.2) keeps a fixed bearer token, hides HTTP status and headers, and
+python-quickbooks (docs/provider-api-facts.md §3.2) keeps a fixed bearer token, hides HTTP status and headers, and
 maps Fault codes to its own exceptions. `QboClient` therefore subclasses `QuickBooks` and overrides
 `process_request` (the SDK's single HTTP choke point) to add: the per-connection rate limiter
 (500/min, 10 concurrent, §1.6), `Retry-After` on 429, jittered backoff on 5xx and network faults,
@@ -30,8 +30,8 @@ from connector.errors import AuthError, ProviderError, RateLimited, Rejected, Tr
 from connector.ports import ProviderSettings, TokenSet, TokenSource
 from providers.quickbooks.oauth import PROVIDER_KEY, auth_client
 
-MINOR_VERSION = 75  # anything lower is served as 75 since 2025-08-01 (facts doc §1.2)
-REQUEST_ID_MAX = 50  # requestid ≤ 50 characters (facts doc §1.2)
+MINOR_VERSION = 75  # anything lower is served as 75 since 2025-08-01 (docs/provider-api-facts.md §1.2)
+REQUEST_ID_MAX = 50  # requestid ≤ 50 characters (docs/provider-api-facts.md §1.2)
 
 
 class NotFound(Rejected):
@@ -60,7 +60,7 @@ class StaticTokens:
 
 
 def quote(value: str) -> str:
-    """A query-language string literal: quotes and backslashes escaped (DESIGN.md "Secrets")."""
+    """A query-language string literal: quotes and backslashes escaped (docs/design.md "Secrets")."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -130,7 +130,7 @@ def _fault_code(exc: qbex.QuickbooksException) -> int:
 
 
 def translate_exception(exc: qbex.QuickbooksException) -> ProviderError:
-    """A connector error for an SDK exception (by Fault code, facts doc §1.5 and §3.2)."""
+    """A connector error for an SDK exception (by Fault code, docs/provider-api-facts.md §1.5 and §3.2)."""
     code = _fault_code(exc)
     message = str(getattr(exc, "message", "") or "")[:160]
     if isinstance(exc, qbex.AuthorizationException) or 0 < code < 500:
@@ -202,7 +202,7 @@ class QboClient:
         with self._lock:
             if self._qb is None:
                 if _is_loopback(self.api_base):
-                    # requests-oauthlib refuses http:// URLs unless this is set (facts doc §3.2); only the
+                    # requests-oauthlib refuses plain http unless set (docs/provider-api-facts.md §3.2); only the
                     # local emulator on loopback is ever served over plain http.
                     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
                 tokens = self.token_source.current()
@@ -315,13 +315,13 @@ class QboClient:
         return f"{self.api_base}/company/{self.realm}/{path}"
 
     def query(self, select: str) -> dict[str, Any]:
-        """QueryResponse of one query (POST, Content-Type application/text: facts doc §3.2)."""
+        """QueryResponse of one query (POST, Content-Type application/text: docs/provider-api-facts.md §3.2)."""
         with self.translate():
             result = self.qb.query(select)
             return _dict(result.get("QueryResponse"), "QueryResponse") | {"_time": result.get("time")}
 
     def batch(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-        """(BatchItemResponse list, server time) for ≤ 30 items (facts doc §1.6); one API call."""
+        """(BatchItemResponse list, server time) for ≤ 30 items (docs/provider-api-facts.md §1.6); one API call."""
         with self.translate():
             result = self.qb.batch_operation(json.dumps({"BatchItemRequest": items}))
             responses = result["BatchItemResponse"]

@@ -116,7 +116,7 @@ def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
     if not ident.isdigit():
         raise MappingError(ident[:20], "Id", "missing or not digits")
     if str(raw.get("status", "")).lower() == "deleted":
-        # CDC tombstone: only Id, status and MetaData are present (facts doc §1.4).
+        # CDC tombstone: only Id, status and MetaData are present (docs/provider-api-facts.md §1.4).
         currency = _currency(raw, home_currency, ident)
         meta = raw.get("MetaData")
         updated = _updated(raw, ident) if isinstance(meta, dict) and meta.get("LastUpdatedTime") else _EPOCH

@@ -83,7 +83,7 @@ class CachedAuthClient(AuthClient):  # untyped SDK base
     """intuit-oauth 1.2.x AuthClient built from an already fetched discovery document.
 
     Mirrors `AuthClient.__init__` of intuit-oauth 1.2.6 (pinned <1.3 in pyproject), minus its
-    constructor-time discovery fetch (facts doc §3.2).
+    constructor-time discovery fetch (docs/provider-api-facts.md §3.2).
     """
 
     def __init__(
@@ -209,7 +209,7 @@ def authorization_url(settings: ProviderSettings, state: str, code_challenge: st
 def exchange_code(
     settings: ProviderSettings, callback_params: Mapping[str, str], code_verifier: str, now: datetime
 ) -> TokenSet:
-    """Trade the callback's `code` for tokens (form POST with Basic auth, facts doc §1.1)."""
+    """Trade the callback's `code` for tokens (form POST with Basic auth, docs/provider-api-facts.md §1.1)."""
     if callback_params.get("error"):
         raise AuthError("The QuickBooks connection was not approved.", provider=PROVIDER_KEY)
     code = callback_params.get("code", "")

@@ -1,6 +1,6 @@
 """XeroAdapter: one Xero organisation (tenant) behind Nudge's AccountingAdapter port.
 
-Sync (DESIGN.md "Sync", facts doc §2.2):
+Sync (docs/design.md "Sync", docs/provider-api-facts.md §2.2):
 - full reconcile (cursor None): customer contacts (`where=IsCustomer==true`, pageSize 1000), then
   open receivables `where=Type=="ACCREC"`, `Statuses=AUTHORISED,SUBMITTED`, `order=UpdatedDateUTC ASC`,
   `summaryOnly`, pageSize 1000 — 10,000 open invoices take 10 invoice calls.
@@ -45,12 +45,12 @@ from connector.ports import Page, ProviderSettings, Quarantined, TokenSource, Wr
 from providers.xero import mapping
 from providers.xero.client import PROVIDER_KEY, Answer, NotFound, RateLimiter, XeroClient
 
-PAGE_SIZE = 1000  # facts doc §2.2: pageSize maximum 1000 [3p]
+PAGE_SIZE = 1000  # docs/provider-api-facts.md §2.2: pageSize maximum 1000 [3p]
 OPEN_STATUSES = ["AUTHORISED", "SUBMITTED"]
 ALL_STATUSES = ["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"]
 CONTACT_IDS_PER_CALL = 100  # keeps the query string short (Xero's URL limit is not documented)
 HISTORY_DETAILS_MAX = 250  # [unverified] Xero "History and Notes": Details is at most 250 characters
-IDEMPOTENCY_KEY_MAX = 128  # facts doc §2.4
+IDEMPOTENCY_KEY_MAX = 128  # docs/provider-api-facts.md §2.4
 DEFAULT_OPTIONS: dict[str, str] = {
     "late_fee_account_code": "260",
     "late_fee_tax_type": "NONE",
@@ -317,7 +317,7 @@ class XeroAdapter:
         return Money.of(totals[home], home) if home in totals else None
 
     def provider_reminders_enabled(self) -> bool:
-        """Whether Xero's own invoice reminders are on (double-chasing warning; facts doc §2.7)."""
+        """Whether Xero's own invoice reminders are on (double-chasing warning; docs/provider-api-facts.md §2.7)."""
         body = self.client.call("get_invoice_reminders").json()
         rows = body.get("InvoiceReminders") or []
         return bool(rows and rows[0].get("Enabled"))
@@ -442,7 +442,7 @@ class XeroAdapter:
         return WriteResult(external_ref=credit_id, replayed=replayed)
 
     def void_fee_invoice(self, external_ref: str, key: str) -> WriteResult:
-        """VOIDED (AUTHORISED/SUBMITTED without payments) or DELETED (DRAFT) — Xero's rules, facts doc §2.2."""
+        """VOIDED (AUTHORISED/SUBMITTED without payments) or DELETED (DRAFT) — docs/provider-api-facts.md §2.2."""
         invoice_id = _guid(external_ref)
         try:
             current = (self.client.call("get_invoice", invoice_id).json().get("Invoices") or [{}])[0]
@@ -480,7 +480,7 @@ class XeroAdapter:
         return url or None
 
     def send_via_provider(self, invoice: InvoiceSnapshot, to: str, key: str) -> WriteResult:
-        """POST /Invoices/{id}/Email: Xero mails the contact's own addresses (facts doc §2.3), never `to`
+        """POST /Invoices/{id}/Email: Xero mails the contact's addresses (docs/provider-api-facts.md §2.3), never `to`
         unless it is one of them — so a `to` outside them is refused rather than silently ignored."""
         contact = self.customer_contacts(invoice.customer_external_id)
         if to and to.lower() not in (e.lower() for e in contact.emails):
@@ -526,7 +526,7 @@ def _already_seen(raw: dict[str, Any], since: datetime | None, boundary: frozens
 
 
 def _replayed(answer: Answer) -> bool:
-    # Only the emulator says so; real Xero gives no sign of a replay (facts doc §2.4 [unverified]).
+    # Only the emulator says so; real Xero gives no sign of a replay (docs/provider-api-facts.md §2.4 [unverified]).
     return answer.headers.get("idempotency-replayed", "") == "true"
 
 

@@ -4,7 +4,7 @@ Facts doc §3.3: `AccountingApi(api_client, base_url=...)` / `IdentityApi(..., b
 at the emulator; the SDK speaks urllib3 directly (so tests use a real loopback server, not `responses`).
 Reads use `_preload_content=False` so the raw JSON (PascalCase, the shape `mapping` reads) is parsed
 once with exact decimals, instead of through the SDK's model objects.
-Limits (facts doc §2.4): 5 concurrent, 60/min, 5000/day per tenant; the limiter waits when
+Limits (docs/provider-api-facts.md §2.4): 5 concurrent, 60/min, 5000/day per tenant; the limiter waits when
 `X-MinLimit-Remaining` reaches 0 instead of provoking a 429, honours `Retry-After` /
 `X-Rate-Limit-Problem` when one happens, and gives up with RateLimited(limit="day") on the daily one.
 """

@@ -1,6 +1,6 @@
 """Xero JSON (PascalCase, as the Accounting API returns it) → Nudge's provider-neutral snapshots.
 
-Quirks (facts doc §2.2): dates are `/Date(<ms>+0000)/` with ISO `...String` twins; `AmountDue` is the
+Quirks (docs/provider-api-facts.md §2.2): dates are `/Date(<ms>+0000)/` with ISO `...String` twins; `AmountDue` is the
 authority for what is still owed; `Status` is one of DRAFT, SUBMITTED, AUTHORISED, PAID, VOIDED, DELETED.
 """
 
@@ -19,7 +19,7 @@ _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
 
 STATUS = {
     "DRAFT": InvoiceStatus.DRAFT,
-    # SUBMITTED = awaiting approval; Xero still lets it be emailed (facts doc §2.3), so Nudge treats it as open.
+    # SUBMITTED = awaiting approval; still emailable (docs/provider-api-facts.md §2.3), so Nudge treats it as open.
     "SUBMITTED": InvoiceStatus.OPEN,
     "AUTHORISED": InvoiceStatus.OPEN,
     "PAID": InvoiceStatus.PAID,
@@ -80,7 +80,7 @@ def amount(value: Any) -> Decimal:
 
 
 def contact_emails(contact: Mapping[str, Any]) -> tuple[str, ...]:
-    """The primary email, then every contact person flagged "include in emails" (facts doc §2.3)."""
+    """The primary email, then every contact person flagged "include in emails" (docs/provider-api-facts.md §2.3)."""
     emails: list[str] = []
     primary = str(contact.get("EmailAddress") or "").strip()
     if primary:

@@ -49,13 +49,13 @@ DEFAULT_SCOPES = (
     "accounting.contacts",
     "accounting.settings.read",
 )
-# OpenID Connect. Issuer and JWKS location of real Xero [unverified: not in the facts doc; the
+# OpenID Connect. Issuer and JWKS location of real Xero [unverified: not in docs/provider-api-facts.md; the
 # discovery document at https://identity.xero.com/.well-known/openid-configuration names them].
 ISSUER = "https://identity.xero.com"
 JWKS_PATH = "/.well-known/openid-configuration/jwks"
 JWKS_URL = f"{ISSUER}{JWKS_PATH}"
 ID_TOKEN_LEEWAY = 120  # seconds of clock skew tolerated on exp / iat / nbf
-REFRESH_TOKEN_LIFETIME = timedelta(days=60)  # facts doc §2.1: an unused refresh token dies after 60 days
+REFRESH_TOKEN_LIFETIME = timedelta(days=60)  # docs/provider-api-facts.md §2.1: unused, it dies after 60 days
 SDK_TOKEN_KEYS = ("access_token", "scope", "expires_in", "token_type", "expires_at", "refresh_token", "id_token")
 TIMEOUT = (5, 30)
 
@@ -150,7 +150,7 @@ def _token_result(response: requests.Response, now: datetime, what: str) -> Toke
 def exchange_code(
     settings: ProviderSettings, callback_params: Mapping[str, str], code_verifier: str, now: datetime
 ) -> TokenSet:
-    """Trade the callback's `code` for tokens (xero-python has no code exchange: facts doc §3.3)."""
+    """Trade the callback's `code` for tokens (xero-python has no code exchange: docs/provider-api-facts.md §3.3)."""
     if callback_params.get("error"):
         raise AuthError(f"Xero access was not granted ({callback_params['error'][:40]}).", provider=PROVIDER_KEY)
     code = callback_params.get("code", "")
@@ -171,7 +171,7 @@ def refresh(settings: ProviderSettings, tokens: TokenSet, now: datetime) -> Toke
 
 
 def revoke(settings: ProviderSettings, tokens: TokenSet) -> None:
-    """Revoke the refresh token (which removes all of that user's connections: facts doc §2.1)."""
+    """Revoke the refresh token (which removes all of that user's connections: docs/provider-api-facts.md §2.1)."""
     token = tokens.refresh_token or tokens.access_token
     if not token:
         return
@@ -192,7 +192,7 @@ def revoke(settings: ProviderSettings, tokens: TokenSet) -> None:
 
 # -- the SDK side ------------------------------------------------------------------------------------
 def sdk_token(tokens: TokenSet, now: float | None = None) -> dict[str, Any]:
-    """The exact dict xero-python's `update_token` accepts (facts doc §3.3): no other key, scope a list."""
+    """The dict xero-python's `update_token` accepts (docs/provider-api-facts.md §3.3): no other key, scope a list."""
     expires_at = tokens.expires_at.timestamp()
     moment = time.time() if now is None else now
     return {
@@ -258,7 +258,7 @@ def api_client(source: TokenSource, settings: ProviderSettings) -> ApiClient:
     # connection. Set the attributes on the copy instead.
     configuration = Configuration()
     configuration.oauth2_token = NudgeOAuth2Token(source, settings)
-    configuration.debug = False  # never on: the SDK's debug output prints bearer tokens (facts doc §3.3)
+    configuration.debug = False  # never on: SDK debug output prints bearer tokens (docs/provider-api-facts.md §3.3)
 
     def getter() -> dict[str, Any]:
         return sdk_token(source.current())

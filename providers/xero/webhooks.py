@@ -1,7 +1,7 @@
-"""Xero webhooks: signature check and event parsing (facts doc §2.6).
+"""Xero webhooks: signature check and event parsing (docs/provider-api-facts.md §2.6).
 
 `x-xero-signature` is base64(HMAC-SHA256(raw body, webhook key)). Events carry ids only; the entity is
-fetched afterwards from the configured API host — `resourceUrl` is never used (DESIGN.md "Secrets").
+fetched afterwards from the configured API host — `resourceUrl` is never used (docs/design.md "Secrets").
 An intent-to-receive delivery has no events and parses to an empty list.
 """
 

@@ -1,4 +1,4 @@
-"""The provider contract (DESIGN.md "The provider port"), run for every harness in tests/contract."""
+"""The provider contract (docs/design.md "The provider port"), run for every harness in tests/contract."""
 
 from __future__ import annotations
 

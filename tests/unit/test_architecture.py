@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md are enforced: the contracts pass, and would fail if broken."""
+"""The import rules of docs/design.md are enforced: the contracts pass, and would fail if broken."""
 
 from __future__ import annotations
 

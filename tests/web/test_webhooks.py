@@ -37,7 +37,7 @@ XERO_KEY = "xero-webhook-signing-key"
 
 
 def xero_sign(body: bytes, key: str = XERO_KEY) -> str:
-    """x-xero-signature: base64(HMAC-SHA256(raw body, signing key)) — facts doc §2.6, computed independently."""
+    """x-xero-signature: base64(HMAC-SHA256(raw body, signing key)) (docs/provider-api-facts.md §2.6), computed here."""
     return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
 
 

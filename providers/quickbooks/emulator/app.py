@@ -45,7 +45,7 @@ class Emulator:
         oauth: OAuthSettings | None = None,
         webhook: WebhookConfig | None = None,
     ) -> None:
-        # QBO limits: 500 requests/min per realm, 10 concurrent (facts doc §1.6).
+        # QBO limits: 500 requests/min per realm, 10 concurrent (docs/provider-api-facts.md §1.6).
         self.core = EmulatorCore(limits or RateLimits(per_minute=500, concurrent=10))
         self.store = Store(self.core.clock)
         self.oauth = OAuthState(self.core.clock, oauth or OAuthSettings())
@@ -85,7 +85,7 @@ def _html_page(status: int) -> Response:
 
 
 def _unauthorized(emu: Emulator, why: str) -> Response:
-    # Shape of the real 401 body (lower-case "fault"; code 3200, facts doc §1.5 [3p]).
+    # Shape of the real 401 body (lower-case "fault"; code 3200, docs/provider-api-facts.md §1.5 [3p]).
     body = {
         "warnings": None,
         "intuitObject": None,
@@ -262,7 +262,7 @@ def _api_blueprint(emu: Emulator) -> Blueprint:
     def batch(realm: str) -> Response:
         body = request.get_json(silent=True) or {}
         items = body.get("BatchItemRequest") or []
-        if not isinstance(items, list) or not items or len(items) > 30:  # max 30 items (facts doc §1.6)
+        if not isinstance(items, list) or not items or len(items) > 30:  # max 30 (docs/provider-api-facts.md §1.6)
             raise QboFault(400, "4000", "Error processing the request", "BatchItemRequest must hold 1 to 30 items")
         out = []
         for item in items:
@@ -445,7 +445,7 @@ def _oauth_blueprint(emu: Emulator) -> Blueprint:
             return "<h1>Pick a company</h1>", 400
         scopes = tuple(form.get("scope", ACCOUNTING_SCOPE).split())
         code = emu.oauth.issue_code(realm, form["client_id"], scopes, redirect_uri)
-        # The callback carries code, state and realmId (facts doc §1.1).
+        # The callback carries code, state and realmId (docs/provider-api-facts.md §1.1).
         return redirect(f"{redirect_uri}?{urlencode({'code': code, 'state': state, 'realmId': realm})}", 302)
 
     @oauth.post("/oauth2/v1/tokens/bearer")

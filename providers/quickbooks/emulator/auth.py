@@ -1,6 +1,6 @@
 """OAuth 2.0 state of the QuickBooks emulator: apps, grants, codes, access and refresh tokens.
 
-Behaviour (facts doc §1.1): access tokens live 3600 s; every refresh issues a new refresh token and the
+Behaviour (docs/provider-api-facts.md §1.1): access tokens live 3600 s; every refresh issues a new refresh token and the
 previous one keeps working for 24 h (`grace_s`), or dies at first use of its successor in strict mode;
 a dead, expired or revoked refresh token answers 400 `{"error_description":"Token invalid","error":"invalid_grant"}`.
 """

@@ -1,4 +1,4 @@
-"""Signed webhook deliveries of the QuickBooks emulator (facts doc §1.9).
+"""Signed webhook deliveries of the QuickBooks emulator (docs/provider-api-facts.md §1.9).
 
 Changes are queued and posted from one background thread (started at the first change) to the
 configured URL, in the legacy `eventNotifications` shape or as a CloudEvents array, with header
@@ -74,7 +74,7 @@ class WebhookConfig:
     url: str = ""
     verifier_token: str = ""
     format: str = "legacy"  # legacy | cloudevents
-    max_events: int = 100  # up to 100 events per delivery (facts doc §1.9)
+    max_events: int = 100  # up to 100 events per delivery (docs/provider-api-facts.md §1.9)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The subset of the QuickBooks query language the emulator understands (facts doc §1.3).
+"""The subset of the QuickBooks query language the emulator understands (docs/provider-api-facts.md §1.3).
 
     SELECT * | COUNT(*) | <fields> FROM <Entity>
       [WHERE <cond> [AND <cond>]...]   cond: field (= < > <= >= LIKE) value | field IN (v, ...)

@@ -1,6 +1,6 @@
 """The emulated QuickBooks companies: entities, SyncTokens, balances, CDC history, requestid replay.
 
-Payload shapes follow the real samples in shared/docs/payloads (qbo_invoice_query.json,
+Payload shapes follow the real samples in docs/payloads (qbo_invoice_query.json,
 qbo_invoice_read.json): amounts are JSON numbers, dates `YYYY-MM-DD`, instants ISO 8601 with the
 company's UTC offset (`2015-07-24T10:35:08-07:00`), ids and SyncTokens strings.
 Amounts are computed in Decimal and stored as floats rounded to cents, so responses serialise fast.
@@ -34,7 +34,7 @@ CURRENCY_NAMES = {
 
 
 class QboFault(Exception):
-    """A QuickBooks Fault answer: HTTP status plus the Fault body fields (facts doc §1.5)."""
+    """A QuickBooks Fault answer: HTTP status plus the Fault body fields (docs/provider-api-facts.md §1.5)."""
 
     def __init__(
         self, status: int, code: str, message: str, detail: str = "", kind: str = "ValidationFault", element: str = ""
@@ -223,7 +223,7 @@ class Store:
         if obj is None:
             raise not_found(entity, ident)
         if str(body.get("SyncToken")) != obj["SyncToken"]:
-            # The real message (facts doc §1.5; code 5010 as reported by integrators).
+            # The real message (docs/provider-api-facts.md §1.5; code 5010 as reported by integrators).
             raise QboFault(
                 400,
                 "5010",

@@ -1,4 +1,4 @@
-"""A faithful local Xero: identity, /connections and the Accounting API on 127.0.0.1 (DESIGN.md "Emulators").
+"""A faithful local Xero: identity, /connections and the Accounting API on 127.0.0.1 (docs/design.md "Emulators").
 
     handle = start()                      # or: python -m providers.xero.emulator --port 8402
     handle.url                            # http://127.0.0.1:PORT  (identity_base)

@@ -3,7 +3,7 @@
 Every call is checked in this order: bearer token (401), `xero-tenant-id` connected to the token's
 grant (403), limits (429 with `X-Rate-Limit-Problem` / `Retry-After`), `Idempotency-Key` replay.
 Responses carry `X-MinLimit-Remaining`, `X-DayLimit-Remaining`, `X-AppMinLimit-Remaining`
-(facts doc §2.4).
+(docs/provider-api-facts.md §2.4).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from providers.xero.emulator.wire import (
 )
 
 PREFIX = "/api.xro/2.0"
-IDEMPOTENCY_KEY_MAX = 128  # facts doc §2.4
+IDEMPOTENCY_KEY_MAX = 128  # docs/provider-api-facts.md §2.4
 NO_DOCUMENT = "The document with the supplied id was not found for this endpoint."  # xero_validation_error.json
 
 
@@ -82,7 +82,7 @@ def accounting_blueprint(state: XeroState) -> Blueprint:
         with state.lock:
             ok = tenant in state.ledgers and state.connected(grant, tenant)
         if not ok:
-            # [unverified] body; facts doc §2.5: 403 when the tenant is not connected.
+            # [unverified] body; docs/provider-api-facts.md §2.5: 403 when the tenant is not connected.
             return json_response(problem(403, "Forbidden", "AuthorizationUnsuccessful"), 403)
         decision = core.admit(tenant)
         if not decision.allowed:
@@ -153,7 +153,7 @@ def accounting_blueprint(state: XeroState) -> Blueprint:
         return state.ledgers[g.admitted]
 
     def flag(name: str) -> bool:
-        return request.args.get(name, "").lower() == "true"  # xero-python sends True/False (facts doc §3.3)
+        return request.args.get(name, "").lower() == "true"  # SDK sends True/False (docs/provider-api-facts.md §3.3)
 
     def body_items(collection: str) -> list[dict[str, Any]]:
         body = request.get_json(silent=True)

@@ -1,6 +1,6 @@
 """One emulated Xero organisation: contacts, invoices, credit notes, payments and their rules.
 
-Rules follow the facts doc §2.2-§2.5. Where the doc marks a behaviour [unverified], the emulator
+Rules follow docs/provider-api-facts.md §2.2-§2.5. Where the doc marks a behaviour [unverified], the emulator
 picks the stricter reading and says so in a comment. Callers hold `XeroState.lock`.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from providers.xero.emulator.wire import money, new_id, parse_amount, parse_date
 
-# Tax rates (percent) by TaxType; a NZ-style organisation (facts doc payloads are NZD).
+# Tax rates (percent) by TaxType; a NZ-style organisation (docs/payloads samples are NZD).
 DEFAULT_TAX_RATES: dict[str, Decimal] = {
     "NONE": Decimal(0),
     "OUTPUT": Decimal(15),
@@ -295,7 +295,7 @@ class Ledger:
         return record
 
     def update_invoice(self, record: dict[str, Any], data: dict[str, Any], now: datetime) -> dict[str, Any]:
-        """POST /Invoices/{id}: the real modification rules (facts doc §2.2)."""
+        """POST /Invoices/{id}: the real modification rules (docs/provider-api-facts.md §2.2)."""
         element = dict(data)
         element.setdefault("InvoiceID", record["InvoiceID"])
         current = record["Status"]

@@ -1,4 +1,4 @@
-"""The `where` / `order` / paging subset of Xero's list endpoints (facts doc §2.2).
+"""The `where` / `order` / paging subset of Xero's list endpoints (docs/provider-api-facts.md §2.2).
 
 Supported: `Field==value`, `!=`, `<`, `<=`, `>`, `>=`, joined by `AND`/`&&` or `OR`/`||` (AND binds
 tighter); values are "strings", numbers, true/false, `guid("...")`, `DateTime(y,m,d)`; fields may be
@@ -19,7 +19,7 @@ _CLAUSE = re.compile(
 )
 _SPLIT_OR = re.compile(r"\s+OR\s+|\s*\|\|\s*", re.IGNORECASE)
 _SPLIT_AND = re.compile(r"\s+AND\s+|\s*&&\s*", re.IGNORECASE)
-MAX_PAGE_SIZE = 1000  # facts doc §2.2 [3p]
+MAX_PAGE_SIZE = 1000  # docs/provider-api-facts.md §2.2 [3p]
 DEFAULT_PAGE_SIZE = 100
 
 

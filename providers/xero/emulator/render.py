@@ -8,7 +8,7 @@ from typing import Any
 from providers.xero.emulator.ledger import Ledger
 from providers.xero.emulator.wire import date_string, ms_date
 
-# summaryOnly drops the computation-heavy collections (facts doc §2.2; exact field list [unverified]).
+# summaryOnly drops the computation-heavy collections (docs/provider-api-facts.md §2.2; exact field list [unverified]).
 _SUMMARY_DROPS = ("LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments")
 
 

@@ -21,9 +21,9 @@ from providers._emulator import EmulatorCore
 from providers.xero.emulator.ledger import Ledger
 from providers.xero.emulator.wire import new_id
 
-ACCESS_TTL = timedelta(minutes=30)  # facts doc §2.1: expires_in 1800
-REFRESH_TTL = timedelta(days=60)  # facts doc §2.1: an unused refresh token dies after 60 days
-REFRESH_GRACE = timedelta(minutes=30)  # facts doc §2.1: a superseded token may be retried for 30 minutes
+ACCESS_TTL = timedelta(minutes=30)  # docs/provider-api-facts.md §2.1: expires_in 1800
+REFRESH_TTL = timedelta(days=60)  # docs/provider-api-facts.md §2.1: an unused refresh token dies after 60 days
+REFRESH_GRACE = timedelta(minutes=30)  # docs/provider-api-facts.md §2.1: a superseded token is retryable 30 min
 CODE_TTL = timedelta(minutes=5)
 
 ISSUER = "https://identity.xero.com"  # what real Xero puts in `iss` [unverified]; the emulator mimics it
@@ -181,7 +181,7 @@ class XeroState:
         }
 
     def approve(self, client_id: str, tenants: list[str], scope: list[str], user_id: str = "") -> Grant:
-        """A user consented for `tenants`: one grant, and a connection per tenant (facts doc §2.1)."""
+        """A user consented for `tenants`: one grant, and a connection per tenant (docs/provider-api-facts.md §2.1)."""
         now = self.now()
         user_id = user_id or self.default_user.user_id
         grant = Grant(new_id(), client_id, user_id, scope, list(tenants), new_id())
@@ -260,7 +260,7 @@ class XeroState:
                 plural = {"INVOICE": "Invoices", "CONTACT": "Contacts", "CREDITNOTE": "CreditNotes"}[category]
                 events.append(
                     {
-                        # Never to be fetched by Nudge (DESIGN.md "Secrets"); kept in the real host's shape.
+                        # Never to be fetched by Nudge (docs/design.md "Secrets"); kept in the real host's shape.
                         "resourceUrl": f"https://api.xero.com/api.xro/2.0/{plural}/{resource_id}",
                         "resourceId": resource_id,
                         "eventDateUtc": stamp,
@@ -284,7 +284,7 @@ class XeroState:
         self._send(json.dumps(body).encode())
 
     def sign(self, body: bytes, key: str | None = None) -> str:
-        """x-xero-signature: base64(HMAC-SHA256(raw body, webhook key)) (facts doc §2.6)."""
+        """x-xero-signature: base64(HMAC-SHA256(raw body, webhook key)) (docs/provider-api-facts.md §2.6)."""
         digest = hmac.new((key if key is not None else self.webhook_key).encode(), body, hashlib.sha256).digest()
         return base64.b64encode(digest).decode()
 
@@ -323,7 +323,7 @@ class XeroState:
         self._outbox.join()
 
     def intent_to_receive(self, url: str = "") -> dict[str, Any]:
-        """Xero's validation run: correctly and incorrectly signed empty deliveries (facts doc §2.6)."""
+        """Xero's validation run: well and badly signed empty deliveries (docs/provider-api-facts.md §2.6)."""
         import requests
 
         target = url or self.webhook_url

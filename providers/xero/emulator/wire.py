@@ -1,4 +1,4 @@
-"""Xero's JSON wire conventions, shared by the emulator's routes (facts doc §2.2, §2.5).
+"""Xero's JSON wire conventions, shared by the emulator's routes (docs/provider-api-facts.md §2.2, §2.5).
 
 Dates travel as `/Date(<ms since epoch>+0000)/` beside an ISO `...String` twin; amounts are JSON
 numbers; errors are `ValidationException` bodies with the offending element and its ValidationErrors.
@@ -130,7 +130,7 @@ def envelope(now: datetime, **collections: Any) -> dict[str, Any]:
 
 
 def validation_error(elements: list[dict[str, Any]]) -> dict[str, Any]:
-    """A 400 body shaped like payloads xero_validation_error*.json (facts doc §2.5)."""
+    """A 400 body shaped like payloads xero_validation_error*.json (docs/provider-api-facts.md §2.5)."""
     return {
         "ErrorNumber": 10,
         "Type": "ValidationException",

@@ -250,7 +250,7 @@ def test_oauth_connect_flow_and_rotation(qbo: EmulatorHandle, settings: Provider
     assert (info.provider, info.tenant_id, info.name) == ("quickbooks", realm, "Flow Company")
     newer = PROVIDER.refresh(settings, tokens, now)
     assert newer.refresh_token != tokens.refresh_token
-    # the previous refresh token stays valid for 24 h (facts doc §1.1)
+    # the previous refresh token stays valid for 24 h (docs/provider-api-facts.md §1.1)
     assert PROVIDER.refresh(settings, tokens, now).access_token
     PROVIDER.revoke(settings, newer)
     with pytest.raises(AuthError):

@@ -1,4 +1,4 @@
-"""Xero JSON → snapshots, against the published sample payload (shared/docs/payloads)."""
+"""Xero JSON → snapshots, against the published sample payload (docs/payloads)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from connector.domain.model import InvoiceStatus
 from providers.xero import mapping
 
-PAYLOADS = Path("/work/shared/docs/payloads")
+PAYLOADS = Path(__file__).resolve().parents[3] / "docs" / "payloads"
 FIXTURES = Path(__file__).resolve().parents[3] / "providers" / "xero" / "fixtures"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from providers.xero import PROVIDER, webhooks
 
-PAYLOADS = Path("/work/shared/docs/payloads")
+PAYLOADS = Path(__file__).resolve().parents[3] / "docs" / "payloads"
 KEY = "webhook-signing-key"
 
 
