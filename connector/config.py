@@ -30,6 +30,8 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # -- settings objects ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DatabaseSettings:
+    """The `database:` section: SQLAlchemy URL, SQL echo and connection pool size."""
+
     url: str
     echo: bool = False
     pool_size: int = 5
@@ -37,12 +39,16 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class VaultSettings:
+    """The `vault:` section: the token-sealing keys by id and the one new tokens are sealed with."""
+
     active_key: str
     keys: Mapping[str, str] = field(repr=False)
 
 
 @dataclass(frozen=True)
 class WebSettings:
+    """The `web:` section: session secret, public base URL, bind address and cookie security."""
+
     secret_key: str = field(repr=False)
     base_url: str = "http://127.0.0.1:5000"
     host: str = "127.0.0.1"
@@ -52,6 +58,8 @@ class WebSettings:
 
 @dataclass(frozen=True)
 class SchedulerSettings:
+    """The `scheduler:` section: tick, sync interval, leases and backoff of the worker."""
+
     tick_seconds: int = 30
     sync_interval_minutes: int = 60
     jitter_seconds: int = 120
@@ -64,6 +72,8 @@ class SchedulerSettings:
 
 @dataclass(frozen=True)
 class MailSettings:
+    """The `mail:` section: maildir or SMTP delivery and the sender's identity."""
+
     backend: str = "maildir"
     outbox_path: str = ""
     smtp_host: str = "127.0.0.1"
@@ -223,33 +233,51 @@ class _Checker:
 _INVALID = object()
 
 
+def _coerce_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
+        return value.lower() in {"true", "yes", "1", "on"}
+    return _INVALID
+
+
+def _coerce_int(value: Any) -> Any:
+    if isinstance(value, bool):
+        return _INVALID
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return _INVALID
+
+
+def _coerce_decimal(value: Any) -> Any:
+    if isinstance(value, bool):
+        return _INVALID
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        return _INVALID
+
+
+def _coerce_str(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return _INVALID
+    return "" if value is None else str(value)
+
+
+_COERCERS: dict[type, Callable[[Any], Any]] = {
+    bool: _coerce_bool,
+    int: _coerce_int,
+    Decimal: _coerce_decimal,
+    str: _coerce_str,
+}
+
+
 def _coerce(value: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
-            return value.lower() in {"true", "yes", "1", "on"}
-        return _INVALID
-    if kind is int:
-        if isinstance(value, bool):
-            return _INVALID
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return int(value)
-        return _INVALID
-    if kind is Decimal:
-        if isinstance(value, bool):
-            return _INVALID
-        try:
-            return Decimal(str(value).strip())
-        except InvalidOperation:
-            return _INVALID
-    if kind is str:
-        if isinstance(value, dict | list):
-            return _INVALID
-        return "" if value is None else str(value)
-    return value
+    """`value` as `kind`, or `_INVALID`; kinds without a coercer pass through unchanged."""
+    coercer = _COERCERS.get(kind)
+    return value if coercer is None else coercer(value)
 
 
 def _kind(value: Any) -> str:
@@ -322,146 +350,16 @@ def parse_settings(
     check = _Checker(source, os.environ if environ is None else environ)
     root = _compose(text, source)
     top = check.mapping(root, "", TOP_KEYS)
-    base = base_dir or Path.cwd()
-
-    instance = check.scalar(top, "", "instance_path", str, "instance")
-    instance_path = str((base / instance).resolve()) if not os.path.isabs(instance) else instance
-
-    db = check.mapping(top.get("database"), "database", ["url", "echo", "pool_size"])
-    database = DatabaseSettings(
-        url=check.scalar(
-            db,
-            "database",
-            "url",
-            str,
-            f"sqlite:///{instance_path}/nudge.sqlite3",
-            check=lambda v: (
-                None
-                if re.match(r"^(sqlite|postgresql)(\+\w+)?://", v)
-                else f"expected a sqlite:/// or postgresql:// URL, got {v!r}"
-            ),
-        ),
-        echo=check.scalar(db, "database", "echo", bool, False),
-        pool_size=check.scalar(db, "database", "pool_size", int, 5, check=_positive),
-    )
-
-    vault_node = check.mapping(top.get("vault"), "vault", ["active_key", "keys"])
-    keys_node = vault_node.get("keys")
-    keys: dict[str, str] = {}
-    if keys_node is not None:
-        if isinstance(keys_node.value, dict):
-            for key_id, key_node in keys_node.value.items():
-                keys[key_id] = check.scalar({key_id: key_node}, "vault.keys", key_id, str, "")
-        else:
-            check.issue(keys_node.line, "vault.keys", "expected a mapping of key id to base64url key")
-    else:
-        keys = {"k1": check.resolve("${NUDGE_VAULT_KEY:-}", 0, "vault.keys")}
-    active = check.scalar(vault_node, "vault", "active_key", str, next(iter(keys), "k1"))
-    if keys and active not in keys:
-        check.issue(
-            vault_node["active_key"].line if "active_key" in vault_node else None,
-            "vault.active_key",
-            f"expected one of the key ids under vault.keys ({', '.join(keys)}), got {active!r}",
-        )
-    if not any(value.strip() for value in keys.values()):
-        check.warnings.append("vault: no encryption key is set; `nudge serve` and `nudge worker` will refuse to start")
-    vault = VaultSettings(active_key=active, keys=keys)
-
-    web_node = check.mapping(top.get("web"), "web", ["secret_key", "base_url", "host", "port", "session_cookie_secure"])
-    web = WebSettings(
-        secret_key=check.scalar(web_node, "web", "secret_key", str, check.resolve("${NUDGE_SECRET_KEY:-}", 0, "")),
-        base_url=check.scalar(web_node, "web", "base_url", str, "http://127.0.0.1:5000", check=_url),
-        host=check.scalar(web_node, "web", "host", str, "127.0.0.1"),
-        port=check.scalar(
-            web_node,
-            "web",
-            "port",
-            int,
-            5000,
-            check=lambda v: None if 0 < v < 65536 else "expected a port number 1-65535",
-        ),
-        session_cookie_secure=check.scalar(web_node, "web", "session_cookie_secure", bool, True),
-    )
-    if not web.secret_key:
-        check.warnings.append("web.secret_key is empty; `nudge serve` will refuse to start")
-
-    sched_fields = [f.name for f in SchedulerSettings.__dataclass_fields__.values()]
-    sched_node = check.mapping(top.get("scheduler"), "scheduler", sched_fields)
-    scheduler = SchedulerSettings(
-        **{
-            name: check.scalar(sched_node, "scheduler", name, int, getattr(SchedulerSettings, name), check=_positive)
-            for name in sched_fields
-        }
-    )
-
-    mail_fields = list(MailSettings.__dataclass_fields__)
-    mail_node = check.mapping(top.get("mail"), "mail", mail_fields)
-    mail_values: dict[str, Any] = {}
-    for name in mail_fields:
-        default = getattr(MailSettings, name)
-        kind = int if isinstance(default, int) else str
-        choices = {"backend": ("maildir", "smtp"), "smtp_security": ("starttls", "ssl", "none")}.get(name, ())
-        mail_values[name] = check.scalar(mail_node, "mail", name, kind, default, choices=choices)
-    if not mail_values["outbox_path"]:
-        mail_values["outbox_path"] = os.path.join(instance_path, "outbox")
-    mail = MailSettings(**mail_values)
-
-    stat_node = check.mapping(top.get("statutory"), "statutory", ["uk_base_rate", "eu_reference_rate"])
-    statutory = StatutorySettings(
-        uk_base_rate=check.scalar(stat_node, "statutory", "uk_base_rate", Decimal, StatutorySettings.uk_base_rate),
-        eu_reference_rate=check.scalar(
-            stat_node, "statutory", "eu_reference_rate", Decimal, StatutorySettings.eu_reference_rate
-        ),
-    )
-
-    providers: dict[str, ProviderSettings] = {}
-    providers_node = top.get("providers")
+    # The sections are read in file-documentation order, so issues are listed in that order too.
+    instance_path = _instance_path(check, top, base_dir or Path.cwd())
+    database = _database_section(check, top, instance_path)
+    vault = _vault_section(check, top)
+    web = _web_section(check, top)
+    scheduler = _scheduler_section(check, top)
+    mail = _mail_section(check, top, instance_path)
+    statutory = _statutory_section(check, top)
     known_providers = provider_names if provider_names is not None else _provider_names()
-    for key, node in check.mapping(providers_node, "providers", known_providers).items():
-        if key not in known_providers:
-            continue
-        path = f"providers.{key}"
-        block = check.mapping(node, path, PROVIDER_KEYS)
-        enabled = check.scalar(block, path, "enabled", bool, True)
-        strict = bool(enabled)
-        options_node = block.get("options")
-        options = _plain(options_node) if options_node is not None else {}
-        if not isinstance(options, dict):
-            check.issue(options_node.line if options_node else None, f"{path}.options", "expected a mapping")
-            options = {}
-        scopes_node = block.get("scopes")
-        scopes = _plain(scopes_node) if scopes_node is not None else []
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-            check.issue(scopes_node.line if scopes_node else None, f"{path}.scopes", "expected a list of scope names")
-            scopes = []
-        settings = ProviderSettings(
-            key=key,
-            client_id=check.scalar(block, path, "client_id", str, "", required_env=strict),
-            client_secret=check.scalar(block, path, "client_secret", str, "", required_env=strict),
-            redirect_uri=check.scalar(
-                block,
-                path,
-                "redirect_uri",
-                str,
-                f"{web.base_url}/oauth/{key}/callback",
-                check=_url,
-                required_env=strict,
-            ),
-            webhook_key=check.scalar(block, path, "webhook_key", str, "", required_env=strict),
-            environment=check.scalar(block, path, "environment", str, "production", required_env=strict),
-            api_base=check.scalar(block, path, "api_base", str, "", required_env=strict),
-            identity_base=check.scalar(block, path, "identity_base", str, "", required_env=strict),
-            scopes=tuple(scopes),
-            options=options,
-        )
-        if enabled:
-            for name in ("client_id", "client_secret"):
-                if not getattr(settings, name) and name in block:
-                    pass  # the missing environment variable is already reported
-                elif not getattr(settings, name):
-                    check.issue(node.line, f"{path}.{name}", f"required when the provider is enabled (set {name})")
-            providers[key] = settings
-
+    providers = _providers_section(check, top, known_providers, web.base_url)
     default_zone = check.scalar(top, "", "default_time_zone", str, "UTC", check=_zone)
     log_level = check.scalar(
         top, "", "log_level", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -489,6 +387,182 @@ def parse_settings(
         rules=rules,
         warnings=tuple(check.warnings),
     )
+
+
+def _instance_path(check: _Checker, top: dict[str, _Node], base: Path) -> str:
+    """`instance_path`, made absolute against the config file's folder."""
+    instance = check.scalar(top, "", "instance_path", str, "instance")
+    return str((base / instance).resolve()) if not os.path.isabs(instance) else instance
+
+
+def _database_url(url: str) -> str | None:
+    if re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
+        return None
+    return f"expected a sqlite:/// or postgresql:// URL, got {url!r}"
+
+
+def _database_section(check: _Checker, top: dict[str, _Node], instance_path: str) -> DatabaseSettings:
+    """The `database:` section; SQLite under the instance folder by default."""
+    db = check.mapping(top.get("database"), "database", ["url", "echo", "pool_size"])
+    return DatabaseSettings(
+        url=check.scalar(db, "database", "url", str, f"sqlite:///{instance_path}/nudge.sqlite3", check=_database_url),
+        echo=check.scalar(db, "database", "echo", bool, False),
+        pool_size=check.scalar(db, "database", "pool_size", int, 5, check=_positive),
+    )
+
+
+def _vault_keys(check: _Checker, vault_node: dict[str, _Node]) -> dict[str, str]:
+    """`vault.keys` (key id -> base64url key); without it, the one key in $NUDGE_VAULT_KEY."""
+    keys_node = vault_node.get("keys")
+    if keys_node is None:
+        return {"k1": check.resolve("${NUDGE_VAULT_KEY:-}", 0, "vault.keys")}
+    if not isinstance(keys_node.value, dict):
+        check.issue(keys_node.line, "vault.keys", "expected a mapping of key id to base64url key")
+        return {}
+    return {
+        key_id: check.scalar({key_id: key_node}, "vault.keys", key_id, str, "")
+        for key_id, key_node in keys_node.value.items()
+    }
+
+
+def _vault_section(check: _Checker, top: dict[str, _Node]) -> VaultSettings:
+    """The `vault:` section: the keys and which one seals new tokens."""
+    vault_node = check.mapping(top.get("vault"), "vault", ["active_key", "keys"])
+    keys = _vault_keys(check, vault_node)
+    active = check.scalar(vault_node, "vault", "active_key", str, next(iter(keys), "k1"))
+    if keys and active not in keys:
+        check.issue(
+            vault_node["active_key"].line if "active_key" in vault_node else None,
+            "vault.active_key",
+            f"expected one of the key ids under vault.keys ({', '.join(keys)}), got {active!r}",
+        )
+    if not any(value.strip() for value in keys.values()):
+        check.warnings.append("vault: no encryption key is set; `nudge serve` and `nudge worker` will refuse to start")
+    return VaultSettings(active_key=active, keys=keys)
+
+
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "expected a port number 1-65535"
+
+
+def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
+    """The `web:` section; the secret key defaults to $NUDGE_SECRET_KEY."""
+    web_node = check.mapping(top.get("web"), "web", ["secret_key", "base_url", "host", "port", "session_cookie_secure"])
+    web = WebSettings(
+        secret_key=check.scalar(web_node, "web", "secret_key", str, check.resolve("${NUDGE_SECRET_KEY:-}", 0, "")),
+        base_url=check.scalar(web_node, "web", "base_url", str, "http://127.0.0.1:5000", check=_url),
+        host=check.scalar(web_node, "web", "host", str, "127.0.0.1"),
+        port=check.scalar(web_node, "web", "port", int, 5000, check=_port),
+        session_cookie_secure=check.scalar(web_node, "web", "session_cookie_secure", bool, True),
+    )
+    if not web.secret_key:
+        check.warnings.append("web.secret_key is empty; `nudge serve` will refuse to start")
+    return web
+
+
+def _scheduler_section(check: _Checker, top: dict[str, _Node]) -> SchedulerSettings:
+    """The `scheduler:` section: every field a positive whole number."""
+    sched_fields = [f.name for f in SchedulerSettings.__dataclass_fields__.values()]
+    sched_node = check.mapping(top.get("scheduler"), "scheduler", sched_fields)
+    return SchedulerSettings(
+        **{
+            name: check.scalar(sched_node, "scheduler", name, int, getattr(SchedulerSettings, name), check=_positive)
+            for name in sched_fields
+        }
+    )
+
+
+_MAIL_CHOICES = {"backend": ("maildir", "smtp"), "smtp_security": ("starttls", "ssl", "none")}
+
+
+def _mail_section(check: _Checker, top: dict[str, _Node], instance_path: str) -> MailSettings:
+    """The `mail:` section; the maildir outbox defaults to `<instance>/outbox`."""
+    mail_fields = list(MailSettings.__dataclass_fields__)
+    mail_node = check.mapping(top.get("mail"), "mail", mail_fields)
+    mail_values: dict[str, Any] = {}
+    for name in mail_fields:
+        default = getattr(MailSettings, name)
+        kind = int if isinstance(default, int) else str
+        mail_values[name] = check.scalar(mail_node, "mail", name, kind, default, choices=_MAIL_CHOICES.get(name, ()))
+    if not mail_values["outbox_path"]:
+        mail_values["outbox_path"] = os.path.join(instance_path, "outbox")
+    return MailSettings(**mail_values)
+
+
+def _statutory_section(check: _Checker, top: dict[str, _Node]) -> StatutorySettings:
+    """The `statutory:` section: reference rates for the statutory late-fee presets."""
+    stat_node = check.mapping(top.get("statutory"), "statutory", ["uk_base_rate", "eu_reference_rate"])
+    return StatutorySettings(
+        uk_base_rate=check.scalar(stat_node, "statutory", "uk_base_rate", Decimal, StatutorySettings.uk_base_rate),
+        eu_reference_rate=check.scalar(
+            stat_node, "statutory", "eu_reference_rate", Decimal, StatutorySettings.eu_reference_rate
+        ),
+    )
+
+
+def _providers_section(
+    check: _Checker, top: dict[str, _Node], known_providers: list[str], base_url: str
+) -> dict[str, ProviderSettings]:
+    """The `providers:` section: the enabled providers by key (disabled ones are checked, then dropped)."""
+    providers: dict[str, ProviderSettings] = {}
+    for key, node in check.mapping(top.get("providers"), "providers", known_providers).items():
+        if key not in known_providers:
+            continue
+        settings = _provider_block(check, key, node, base_url)
+        if settings is not None:
+            providers[key] = settings
+    return providers
+
+
+def _provider_block(check: _Checker, key: str, node: _Node, base_url: str) -> ProviderSettings | None:
+    """One provider's block; None when it is disabled (its `${...}` references are then not required)."""
+    path = f"providers.{key}"
+    block = check.mapping(node, path, PROVIDER_KEYS)
+    enabled = check.scalar(block, path, "enabled", bool, True)
+    strict = bool(enabled)
+    options = _provider_options(check, block, path)
+    scopes = _provider_scopes(check, block, path)
+    settings = ProviderSettings(
+        key=key,
+        client_id=check.scalar(block, path, "client_id", str, "", required_env=strict),
+        client_secret=check.scalar(block, path, "client_secret", str, "", required_env=strict),
+        redirect_uri=check.scalar(
+            block, path, "redirect_uri", str, f"{base_url}/oauth/{key}/callback", check=_url, required_env=strict
+        ),
+        webhook_key=check.scalar(block, path, "webhook_key", str, "", required_env=strict),
+        environment=check.scalar(block, path, "environment", str, "production", required_env=strict),
+        api_base=check.scalar(block, path, "api_base", str, "", required_env=strict),
+        identity_base=check.scalar(block, path, "identity_base", str, "", required_env=strict),
+        scopes=tuple(scopes),
+        options=options,
+    )
+    if not enabled:
+        return None
+    for name in ("client_id", "client_secret"):
+        # A key that is present but empty had its missing environment variable reported already.
+        if not getattr(settings, name) and name not in block:
+            check.issue(node.line, f"{path}.{name}", f"required when the provider is enabled (set {name})")
+    return settings
+
+
+def _provider_options(check: _Checker, block: dict[str, _Node], path: str) -> dict[str, Any]:
+    """A provider's free-form `options:` mapping."""
+    options_node = block.get("options")
+    options = _plain(options_node) if options_node is not None else {}
+    if not isinstance(options, dict):
+        check.issue(options_node.line if options_node else None, f"{path}.options", "expected a mapping")
+        return {}
+    return options
+
+
+def _provider_scopes(check: _Checker, block: dict[str, _Node], path: str) -> list[str]:
+    """A provider's `scopes:` list of OAuth scope names."""
+    scopes_node = block.get("scopes")
+    scopes = _plain(scopes_node) if scopes_node is not None else []
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        check.issue(scopes_node.line if scopes_node else None, f"{path}.scopes", "expected a list of scope names")
+        return []
+    return scopes
 
 
 def _section_dict(check: _Checker, top: dict[str, _Node], key: str) -> dict[str, Any]:
