@@ -7,7 +7,7 @@ currency's minor unit by `Money`. Fees never compound on earlier fees unless the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -142,6 +142,32 @@ def annual_rate_for(policy: LateFeePolicy, rates: ReferenceRates) -> Decimal | N
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _FeeBasis:
+    """What every fee kind computes from: the invoice's state on the assessment date, fees set apart."""
+
+    currency: str
+    balance: Money  # the invoice balance as the ledger shows it (fees added on the invoice included)
+    principal: Money  # the balance without fees added on the invoice
+    basis: Money  # what a percent fee is a percentage of: the principal, plus earlier fees when compound
+    extra: Decimal  # added to each day's balance for interest: earlier fees when compound, else minus fee lines
+    grace_end: date
+    assessed_on: date
+    payments: Sequence[Payment]
+    live: Sequence[FeeRecord]
+    rate: Decimal | None
+    accrual_floor: date | None
+
+
+@dataclass(slots=True)
+class _Charge:
+    """One fee kind's lines (description, amount) after min/max, with its accrual period and compensation."""
+
+    lines: list[tuple[str, Money]]
+    period_start: date | None = None
+    compensation: Money | None = None
+
+
 def assess_fee(
     policy: LateFeePolicy,
     *,
@@ -174,61 +200,23 @@ def assess_fee(
     on_invoice = sum((f.amount.amount for f in live if f.on_invoice), Decimal(0))
     separate = sum((f.amount.amount for f in live if not f.on_invoice), Decimal(0))
     principal = Money(max(balance.amount - on_invoice, Decimal(0)), currency)
-    extra = separate if policy.compound else -on_invoice
-    basis = Money(balance.amount + separate, currency) if policy.compound else principal
     if not principal.is_positive():
         return None
-
-    lines: list[tuple[str, Money]] = []
-    period_start: date | None = None
-    rate = annual_rate_for(policy, rates)
-    if policy.kind is FeeKind.FLAT:
-        assert policy.amount is not None
-        charge = Money(policy.amount, currency)
-        lines.append((policy.description, charge))
-    elif policy.kind is FeeKind.PERCENT:
-        assert policy.percent is not None
-        charge = Money(basis.amount * policy.percent / _HUNDRED, currency)
-        lines.append((f"{policy.description} ({_pct(policy.percent)} % of {basis.amount})", charge))
-    else:
-        assert rate is not None
-        start = grace_end
-        for fee in live:
-            if fee.policy == policy.name and fee.assessed_on > start and fee.assessed_on <= assessed_on:
-                start = fee.assessed_on
-        if accrual_floor is not None and accrual_floor > start:
-            start = accrual_floor
-        period_start = start
-        charge = accrued_interest(balance, payments, start, assessed_on, rate, extra)
-        days = (assessed_on - start).days
-        lines.append(
-            (
-                f"{policy.description}: interest at {_pct(rate)} % a year for {days} days "
-                f"({start.isoformat()} to {assessed_on.isoformat()})",
-                charge,
-            )
-        )
-
-    if charge.is_positive():
-        if policy.min_fee is not None and charge.amount < policy.min_fee:
-            charge = Money(policy.min_fee, currency)
-        if policy.max_fee is not None and charge.amount > policy.max_fee:
-            charge = Money(policy.max_fee, currency)
-        lines[0] = (lines[0][0], charge)
-    else:
-        lines.clear()
-        charge = Money.zero(currency)
-
-    compensation: Money | None = None
-    if (
-        policy.kind is FeeKind.UK_STATUTORY
-        and policy.compensation
-        and currency == "GBP"
-        and not any(f.compensation is not None for f in live)
-    ):
-        compensation = uk_compensation(principal)
-        lines.append(("Fixed compensation (Late Payment of Commercial Debts (Interest) Act 1998)", compensation))
-
+    fee_basis = _FeeBasis(
+        currency=currency,
+        balance=balance,
+        principal=principal,
+        basis=Money(balance.amount + separate, currency) if policy.compound else principal,
+        extra=separate if policy.compound else -on_invoice,
+        grace_end=grace_end,
+        assessed_on=assessed_on,
+        payments=payments,
+        live=live,
+        rate=annual_rate_for(policy, rates),
+        accrual_floor=accrual_floor,
+    )
+    charge = _CHARGE_BY_KIND[policy.kind](policy, fee_basis)
+    lines, compensation = charge.lines, charge.compensation
     total = sum((amount.amount for _, amount in lines), Decimal(0))
     capped = False
     if apply_caps:
@@ -246,12 +234,84 @@ def assess_fee(
         amount=Money(total, currency),
         lines=tuple(lines),
         balance=principal,
-        period_start=period_start,
-        period_end=assessed_on if period_start is not None else None,
-        annual_rate=rate,
+        period_start=charge.period_start,
+        period_end=assessed_on if charge.period_start is not None else None,
+        annual_rate=fee_basis.rate,
         compensation=compensation,
         capped=capped,
     )
+
+
+def _within_fee_limits(policy: LateFeePolicy, text: str, charge: Money) -> list[tuple[str, Money]]:
+    """The fee line with the policy's per-assessment min_fee/max_fee applied; no line when nothing is owed."""
+    if not charge.is_positive():
+        return []
+    if policy.min_fee is not None and charge.amount < policy.min_fee:
+        charge = Money(policy.min_fee, charge.currency)
+    if policy.max_fee is not None and charge.amount > policy.max_fee:
+        charge = Money(policy.max_fee, charge.currency)
+    return [(text, charge)]
+
+
+def _flat_charge(policy: LateFeePolicy, fee_basis: _FeeBasis) -> _Charge:
+    """`flat`: the policy's fixed amount."""
+    assert policy.amount is not None
+    return _Charge(_within_fee_limits(policy, policy.description, Money(policy.amount, fee_basis.currency)))
+
+
+def _percent_charge(policy: LateFeePolicy, fee_basis: _FeeBasis) -> _Charge:
+    """`percent`: a percentage of the balance (with earlier fees when compound)."""
+    assert policy.percent is not None
+    basis = fee_basis.basis
+    charge = Money(basis.amount * policy.percent / _HUNDRED, fee_basis.currency)
+    return _Charge(
+        _within_fee_limits(policy, f"{policy.description} ({_pct(policy.percent)} % of {basis.amount})", charge)
+    )
+
+
+def _interest_charge(policy: LateFeePolicy, fee_basis: _FeeBasis) -> _Charge:
+    """`interest` and the EU statutory rate: simple daily interest since the accrual start."""
+    rate = fee_basis.rate
+    assert rate is not None
+    start = _accrual_start(policy, fee_basis)
+    assessed_on = fee_basis.assessed_on
+    charge = accrued_interest(fee_basis.balance, fee_basis.payments, start, assessed_on, rate, fee_basis.extra)
+    text = (
+        f"{policy.description}: interest at {_pct(rate)} % a year for {(assessed_on - start).days} days "
+        f"({start.isoformat()} to {assessed_on.isoformat()})"
+    )
+    return _Charge(_within_fee_limits(policy, text, charge), period_start=start)
+
+
+def _uk_statutory_charge(policy: LateFeePolicy, fee_basis: _FeeBasis) -> _Charge:
+    """`uk_statutory`: statutory interest plus, once per invoice in GBP, the fixed compensation."""
+    charge = _interest_charge(policy, fee_basis)
+    already_compensated = any(f.compensation is not None for f in fee_basis.live)
+    if policy.compensation and fee_basis.currency == "GBP" and not already_compensated:
+        charge.compensation = uk_compensation(fee_basis.principal)
+        charge.lines.append((_COMPENSATION_LINE, charge.compensation))
+    return charge
+
+
+def _accrual_start(policy: LateFeePolicy, fee_basis: _FeeBasis) -> date:
+    """Due date + grace, or this policy's latest earlier assessment, or the accrual floor: the latest."""
+    start = fee_basis.grace_end
+    for fee in fee_basis.live:
+        if fee.policy == policy.name and start < fee.assessed_on <= fee_basis.assessed_on:
+            start = fee.assessed_on
+    if fee_basis.accrual_floor is not None and fee_basis.accrual_floor > start:
+        start = fee_basis.accrual_floor
+    return start
+
+
+_COMPENSATION_LINE = "Fixed compensation (Late Payment of Commercial Debts (Interest) Act 1998)"
+_CHARGE_BY_KIND: dict[FeeKind, Callable[[LateFeePolicy, _FeeBasis], _Charge]] = {
+    FeeKind.FLAT: _flat_charge,
+    FeeKind.PERCENT: _percent_charge,
+    FeeKind.INTEREST: _interest_charge,
+    FeeKind.UK_STATUTORY: _uk_statutory_charge,
+    FeeKind.EU_STATUTORY: _interest_charge,
+}
 
 
 def _pct(value: Decimal) -> str:
