@@ -38,11 +38,6 @@ def is_time_zone(name: str) -> bool:
     return True
 
 
-def supported_holiday_calendars() -> dict[str, list[str]]:
-    """Countries (ISO 3166-1 alpha-2) the `holidays` package knows, with their subdivision codes."""
-    return {code: list(subdivs) for code, subdivs in holidays.list_supported_countries().items()}
-
-
 def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
     """The UTC instant of wall-clock `at` on local `day` in `tz`, DST-safe.
 

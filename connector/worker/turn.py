@@ -16,7 +16,6 @@ from connector.outbox.planning import PlanReport, plan_connection
 from connector.ports import AccountingAdapter
 from connector.storage.tables import Connection
 from connector.sync.invoices import SyncReport, sync_connection
-from connector.worker.scheduler import Lease, ProcessConnection
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +115,3 @@ def _turn(
     )
     executed = executor.run_due(connection_id, renew=renew)
     return ConnectionTurn(synced, planned, executed)
-
-
-def make_processor(services: Services, reminders: ReminderSender | None) -> ProcessConnection:
-    """The worker's per-connection callable."""
-
-    def process(connection_id: int, lease: Lease) -> None:
-        run_connection(services, connection_id, lease.owner, reminders=reminders, renew=lease.renew)
-
-    return process
