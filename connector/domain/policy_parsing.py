@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from connector.domain.calendar import WEEKDAY_NAMES, HolidayCalendar, SendWindow, zone
 from connector.domain.money import CurrencyError, normalize_currency, to_decimal
@@ -37,6 +38,8 @@ from connector.domain.policy import (
 
 # ---------------------------------------------------------------------------------------------------
 # parsing helpers
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
 
 
 class _Where:
@@ -76,6 +79,17 @@ def _text(data: Mapping[str, Any], key: str, where: _Where, default: str | None 
 def _word(data: Mapping[str, Any], key: str, where: _Where, default: str) -> str:
     value = _text(data, key, where, default)
     return default if value is None else value
+
+
+def _choice(
+    data: Mapping[str, Any], key: str, where: _Where, enum: type[_Choice], default: str, expected: str
+) -> _Choice:
+    """The member of `enum` named by `data[key]` (else `default`); the error lists the `expected` names."""
+    text = _word(data, key, where, default)
+    try:
+        return enum(text)
+    except ValueError as exc:
+        raise where.error(key, f"expected {expected}, got {text!r}") from exc
 
 
 def _int(data: Mapping[str, Any], key: str, where: _Where, default: int | None = None) -> int | None:
@@ -176,11 +190,7 @@ def _step_from_dict(data: object, index: int, where: _Where) -> Step:
     offset = _int(data, "offset", here)
     if offset is None:
         raise here.error("offset", "missing (days from the due date; negative = before)")
-    kind_text = _word(data, "days", here, "calendar")
-    try:
-        kind = DayKind(kind_text)
-    except ValueError as exc:
-        raise here.error("days", f"expected calendar or business, got {kind_text!r}") from exc
+    kind = _choice(data, "days", here, DayKind, "calendar", "calendar or business")
     remind: str | None = None
     raw_remind = data.get("remind")
     if isinstance(raw_remind, Mapping):
@@ -225,7 +235,37 @@ def cadence_from_dict(data: Mapping[str, Any], name: str | None = None) -> Caden
     if not isinstance(raw_steps, list) or not raw_steps:
         raise where.error("steps", "expected a non-empty list of steps")
     steps = tuple(_step_from_dict(raw, i, where) for i, raw in enumerate(raw_steps))
+    window = _send_window(data, where)
+    send_time = _time(data, "send_time", where, time(9, 0))
+    if not window.start <= send_time < window.end:
+        raise where.error(
+            "send_time", f"{send_time:%H:%M} is outside the send window {window.start:%H:%M}-{window.end:%H:%M}"
+        )
+    tz_name = _time_zone(data, where)
+    holiday_spec = _holiday_spec(data, where)
+    business = (
+        _weekdays(data["business_days"], where, "business_days") if "business_days" in data else frozenset(range(5))
+    )
+    minimum, by_currency = _minimum_amounts(data, where)
+    cadence = Cadence(
+        name=cadence_name.strip(),
+        steps=steps,
+        send_time=send_time,
+        window=window,
+        time_zone=tz_name,
+        holidays=holiday_spec,
+        business_weekdays=business,
+        minimum_amount=minimum,
+        minimum_by_currency=by_currency,
+        catch_up=_choice(data, "catch_up", where, CatchUp, "latest", "latest or skip"),
+        approval=_choice(data, "approval", where, Approval, "none", "none, ledger or all"),
+    )
+    validate_cadence(cadence)
+    return cadence
 
+
+def _send_window(data: Mapping[str, Any], where: _Where) -> SendWindow:
+    """A cadence's `window`: weekdays and local start/end times (default Monday-Friday, 08:00-18:00)."""
     window_data = _mapping(data.get("window", {}), where, "window")
     window_where = where.child("window")
     _check_keys(window_data, {"weekdays", "start", "end"}, window_where)
@@ -238,80 +278,56 @@ def cadence_from_dict(data: Mapping[str, Any], name: str | None = None) -> Caden
     end = _time(window_data, "end", window_where, time(18, 0))
     if not start < end:
         raise window_where.error("end", f"must be after start ({start:%H:%M}), got {end:%H:%M}")
-    window = SendWindow(weekdays=weekdays, start=start, end=end)
-    send_time = _time(data, "send_time", where, time(9, 0))
-    if not start <= send_time < end:
-        raise where.error("send_time", f"{send_time:%H:%M} is outside the send window {start:%H:%M}-{end:%H:%M}")
+    return SendWindow(weekdays=weekdays, start=start, end=end)
 
+
+def _time_zone(data: Mapping[str, Any], where: _Where) -> str | None:
+    """A cadence's optional `time_zone`, checked to be a known IANA zone."""
     tz_name = _text(data, "time_zone", where)
     if tz_name is not None:
         try:
             zone(tz_name)
         except ValueError as exc:
             raise where.error("time_zone", str(exc)) from exc
+    return tz_name
 
-    holiday_spec: HolidaySpec | None = None
+
+def _holiday_spec(data: Mapping[str, Any], where: _Where) -> HolidaySpec | None:
+    """A cadence's optional `holidays`: a country code, or a mapping of country and subdivision."""
     raw_holidays = data.get("holidays")
-    if raw_holidays is not None:
-        if isinstance(raw_holidays, str):
-            raw_holidays = {"country": raw_holidays}
-        hol = _mapping(raw_holidays, where, "holidays")
-        hol_where = where.child("holidays")
-        _check_keys(hol, {"country", "subdiv"}, hol_where)
-        country = _text(hol, "country", hol_where)
-        if country is None:
-            raise hol_where.error("country", "missing (ISO 3166-1 code such as GB)")
-        subdiv = _text(hol, "subdiv", hol_where)
-        try:
-            HolidayCalendar(country, subdiv)
-        except ValueError as exc:
-            raise hol_where.error("subdiv" if subdiv and "subdivision" in str(exc) else "country", str(exc)) from exc
-        holiday_spec = HolidaySpec(country.upper(), subdiv.upper() if subdiv else None)
+    if raw_holidays is None:
+        return None
+    if isinstance(raw_holidays, str):
+        raw_holidays = {"country": raw_holidays}
+    hol = _mapping(raw_holidays, where, "holidays")
+    hol_where = where.child("holidays")
+    _check_keys(hol, {"country", "subdiv"}, hol_where)
+    country = _text(hol, "country", hol_where)
+    if country is None:
+        raise hol_where.error("country", "missing (ISO 3166-1 code such as GB)")
+    subdiv = _text(hol, "subdiv", hol_where)
+    try:
+        HolidayCalendar(country, subdiv)
+    except ValueError as exc:
+        raise hol_where.error("subdiv" if subdiv and "subdivision" in str(exc) else "country", str(exc)) from exc
+    return HolidaySpec(country.upper(), subdiv.upper() if subdiv else None)
 
-    business = (
-        _weekdays(data["business_days"], where, "business_days") if "business_days" in data else frozenset(range(5))
-    )
 
-    minimum = Decimal(0)
-    by_currency: dict[str, Decimal] = {}
+def _minimum_amounts(data: Mapping[str, Any], where: _Where) -> tuple[Decimal, dict[str, Decimal]]:
+    """A cadence's `minimum_amount`: one amount for every currency, or a mapping currency -> amount."""
     raw_min = data.get("minimum_amount")
-    if isinstance(raw_min, Mapping):
-        min_where = where.child("minimum_amount")
-        for code, amount in raw_min.items():
-            try:
-                currency = normalize_currency(str(code))
-            except CurrencyError as exc:
-                raise min_where.error(str(code), str(exc)) from exc
-            by_currency[currency] = _decimal({"v": amount}, "v", min_where) or Decimal(0)
-    elif raw_min is not None:
-        minimum = _decimal(data, "minimum_amount", where) or Decimal(0)
-
-    catch_text = _word(data, "catch_up", where, "latest")
-    try:
-        catch_up = CatchUp(catch_text)
-    except ValueError as exc:
-        raise where.error("catch_up", f"expected latest or skip, got {catch_text!r}") from exc
-    approval_text = _word(data, "approval", where, "none")
-    try:
-        approval = Approval(approval_text)
-    except ValueError as exc:
-        raise where.error("approval", f"expected none, ledger or all, got {approval_text!r}") from exc
-
-    cadence = Cadence(
-        name=cadence_name.strip(),
-        steps=steps,
-        send_time=send_time,
-        window=window,
-        time_zone=tz_name,
-        holidays=holiday_spec,
-        business_weekdays=business,
-        minimum_amount=minimum,
-        minimum_by_currency=by_currency,
-        catch_up=catch_up,
-        approval=approval,
-    )
-    validate_cadence(cadence)
-    return cadence
+    if not isinstance(raw_min, Mapping):
+        minimum = _decimal(data, "minimum_amount", where) if raw_min is not None else None
+        return minimum or Decimal(0), {}
+    min_where = where.child("minimum_amount")
+    by_currency: dict[str, Decimal] = {}
+    for code, amount in raw_min.items():
+        try:
+            currency = normalize_currency(str(code))
+        except CurrencyError as exc:
+            raise min_where.error(str(code), str(exc)) from exc
+        by_currency[currency] = _decimal({"v": amount}, "v", min_where) or Decimal(0)
+    return Decimal(0), by_currency
 
 
 def validate_cadence(cadence: Cadence, policies: PolicySet | None = None) -> None:
@@ -394,65 +410,19 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
     where = _Where(f"late fee {name!r}")
     data = _mapping(data, where, "late_fee")
     _check_keys(data, _FEE_FIELDS, where)
-    kind_text = _word(data, "kind", where, "")
-    try:
-        kind = FeeKind(kind_text)
-    except ValueError as exc:
-        raise where.error("kind", f"expected one of {', '.join(k.value for k in FeeKind)}, got {kind_text!r}") from exc
-    amount = _decimal(data, "amount", where, positive=True)
-    percent = _decimal(data, "percent", where, positive=True)
-    annual = _decimal(data, "annual_rate", where, positive=True)
-    monthly = _decimal(data, "rate_per_month", where, positive=True)
-    if annual is not None and monthly is not None:
-        raise where.error("rate_per_month", "give annual_rate or rate_per_month, not both")
-    if monthly is not None:
-        annual = monthly * 12
-    if kind is FeeKind.FLAT and amount is None:
-        raise where.error("amount", "a flat fee needs an amount")
-    if kind is FeeKind.PERCENT and percent is None:
-        raise where.error("percent", "a percent fee needs a percent of the outstanding balance")
-    if kind is FeeKind.INTEREST and annual is None:
-        raise where.error("annual_rate", "an interest fee needs annual_rate (or rate_per_month)")
-    for key, value, kinds in (
-        ("amount", amount, {FeeKind.FLAT}),
-        ("percent", percent, {FeeKind.PERCENT}),
-        ("annual_rate", annual, {FeeKind.INTEREST}),
-    ):
-        if value is not None and kind not in kinds:
-            raise where.error(key, f"does not apply to a {kind.value} fee")
-    if percent is not None and percent > 100:
-        raise where.error("percent", f"must be at most 100, got {percent}")
+    kind = _choice(data, "kind", where, FeeKind, "", f"one of {', '.join(k.value for k in FeeKind)}")
+    amount, percent, annual = _fee_rates(data, where, kind)
     grace = _int(data, "grace_days", where, 0) or 0
     if not 0 <= grace <= MAX_OFFSET_DAYS:
         raise where.error("grace_days", f"must be between 0 and {MAX_OFFSET_DAYS}, got {grace}")
-    recurrence: Recurrence | None = None
-    raw_repeat = data.get("repeat")
-    if raw_repeat is not None:
-        if raw_repeat in ("month", "monthly"):
-            recurrence = Recurrence(monthly=True)
-        elif raw_repeat in ("week", "weekly"):
-            recurrence = Recurrence(every_days=7)
-        elif isinstance(raw_repeat, int) and not isinstance(raw_repeat, bool) and 1 <= raw_repeat <= 366:
-            recurrence = Recurrence(every_days=raw_repeat)
-        else:
-            raise where.error("repeat", f"expected month, week or a number of days (1-366), got {raw_repeat!r}")
-    max_count = _int(data, "max_count", where, 1 if recurrence is None else None)
-    if max_count is None:
-        raise where.error("max_count", "a recurring fee needs max_count (how many times at most)")
-    if not 1 <= max_count <= MAX_RECURRENCES:
-        raise where.error("max_count", f"must be between 1 and {MAX_RECURRENCES}, got {max_count}")
-    if max_count > 1 and recurrence is None:
-        raise where.error("max_count", "max_count above 1 needs repeat (month, week or days)")
+    recurrence = _recurrence(data, where)
+    max_count = _max_count(data, where, recurrence)
     min_fee = _decimal(data, "min_fee", where)
     max_fee = _decimal(data, "max_fee", where, positive=True)
     if min_fee is not None and max_fee is not None and min_fee > max_fee:
         raise where.error("min_fee", f"{min_fee} is above max_fee {max_fee}")
     cap_percent = _decimal(data, "total_cap_percent", where, positive=True)
-    write_text = _word(data, "write_back", where, "fee_invoice")
-    try:
-        write_back = WriteBack(write_text)
-    except ValueError as exc:
-        raise where.error("write_back", f"expected fee_invoice or fee_line, got {write_text!r}") from exc
+    write_back = _choice(data, "write_back", where, WriteBack, "fee_invoice", "fee_invoice or fee_line")
     margin = _decimal(data, "margin", where)
     return LateFeePolicy(
         name=name,
@@ -476,6 +446,61 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
     )
 
 
+_RATE_FIELD_KINDS = (("amount", FeeKind.FLAT), ("percent", FeeKind.PERCENT), ("annual_rate", FeeKind.INTEREST))
+
+
+def _fee_rates(
+    data: Mapping[str, Any], where: _Where, kind: FeeKind
+) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """A late fee's amount, percent and annual rate: the one its kind needs, and none that it does not."""
+    amount = _decimal(data, "amount", where, positive=True)
+    percent = _decimal(data, "percent", where, positive=True)
+    annual = _decimal(data, "annual_rate", where, positive=True)
+    monthly = _decimal(data, "rate_per_month", where, positive=True)
+    if annual is not None and monthly is not None:
+        raise where.error("rate_per_month", "give annual_rate or rate_per_month, not both")
+    if monthly is not None:
+        annual = monthly * 12
+    if kind is FeeKind.FLAT and amount is None:
+        raise where.error("amount", "a flat fee needs an amount")
+    if kind is FeeKind.PERCENT and percent is None:
+        raise where.error("percent", "a percent fee needs a percent of the outstanding balance")
+    if kind is FeeKind.INTEREST and annual is None:
+        raise where.error("annual_rate", "an interest fee needs annual_rate (or rate_per_month)")
+    for (key, applies_to), value in zip(_RATE_FIELD_KINDS, (amount, percent, annual), strict=True):
+        if value is not None and kind is not applies_to:
+            raise where.error(key, f"does not apply to a {kind.value} fee")
+    if percent is not None and percent > 100:
+        raise where.error("percent", f"must be at most 100, got {percent}")
+    return amount, percent, annual
+
+
+def _recurrence(data: Mapping[str, Any], where: _Where) -> Recurrence | None:
+    """A late fee's `repeat`: month, week or a number of days (None: charged once)."""
+    raw_repeat = data.get("repeat")
+    if raw_repeat is None:
+        return None
+    if raw_repeat in ("month", "monthly"):
+        return Recurrence(monthly=True)
+    if raw_repeat in ("week", "weekly"):
+        return Recurrence(every_days=7)
+    if isinstance(raw_repeat, int) and not isinstance(raw_repeat, bool) and 1 <= raw_repeat <= 366:
+        return Recurrence(every_days=raw_repeat)
+    raise where.error("repeat", f"expected month, week or a number of days (1-366), got {raw_repeat!r}")
+
+
+def _max_count(data: Mapping[str, Any], where: _Where, recurrence: Recurrence | None) -> int:
+    """How many times a late fee is charged at most: 1 unless it repeats, and then it must be given."""
+    max_count = _int(data, "max_count", where, 1 if recurrence is None else None)
+    if max_count is None:
+        raise where.error("max_count", "a recurring fee needs max_count (how many times at most)")
+    if not 1 <= max_count <= MAX_RECURRENCES:
+        raise where.error("max_count", f"must be between 1 and {MAX_RECURRENCES}, got {max_count}")
+    if max_count > 1 and recurrence is None:
+        raise where.error("max_count", "max_count above 1 needs repeat (month, week or days)")
+    return max_count
+
+
 def discount_from_dict(name: str, data: Mapping[str, Any]) -> DiscountPolicy:
     """Parse one early-payment discount policy; raises PolicyError naming the policy and field."""
     where = _Where(f"discount {name!r}")
@@ -489,11 +514,7 @@ def discount_from_dict(name: str, data: Mapping[str, Any]) -> DiscountPolicy:
     days = _int(data, "days", where)
     if days is None or not 0 <= days <= MAX_OFFSET_DAYS:
         raise where.error("days", f"expected a number of days between 0 and {MAX_OFFSET_DAYS}, got {days!r}")
-    basis_text = _word(data, "basis", where, "issue")
-    try:
-        basis = DiscountBasis(basis_text)
-    except ValueError as exc:
-        raise where.error("basis", f"expected issue or due, got {basis_text!r}") from exc
+    basis = _choice(data, "basis", where, DiscountBasis, "issue", "issue or due")
     return DiscountPolicy(
         name=name, percent=percent, days=days, basis=basis, offer_required=_bool(data, "offer_required", where, True)
     )
