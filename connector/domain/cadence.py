@@ -200,67 +200,17 @@ class _Planner:
         if found is not None:
             return found
         over = self.overrides.get(customer_id, NO_OVERRIDES)
-        holds: list[tuple[HoldReason, str, str]] = []
-        cadence: Cadence | None = self.cadence
-        if over.cadence is not None and over.cadence != self.cadence.name:
-            cadence = self.policies.cadences.get(over.cadence)
-            if cadence is None:
-                holds.append(
-                    (
-                        HoldReason.UNKNOWN_CADENCE,
-                        over.cadence,
-                        f"the customer's cadence {over.cadence!r} does not exist",
-                    )
-                )
+        cadence, holds = self._customer_cadence(over)
         tz_name = over.time_zone or (cadence.time_zone if cadence else None) or self.connection.time_zone
-        tz = self._zones.get(tz_name)
-        if tz is None:
-            tz = zone(tz_name)
-            self._zones[tz_name] = tz
+        tz = self._zone(tz_name)
         today = self.now.astimezone(tz).date()
         info = schedule = slot = None
         key: tuple[object, ...] = ()
         if cadence is not None:
             info = self._info(cadence)
-            if over.holiday_country:
-                country, subdiv = over.holiday_country, over.holiday_subdiv
-            elif cadence.holidays is not None:
-                country, subdiv = cadence.holidays.country, cadence.holidays.subdiv
-            else:
-                country, subdiv = None, None
-            key = (cadence.name, id(cadence), tz_name, country, subdiv)
-            schedule = self._schedules.get(key)
-            if schedule is None:
-                schedule = Schedule(
-                    tz=tz,
-                    window=cadence.window,
-                    send_time=cadence.send_time,
-                    holidays=self.calendars.get(country, subdiv),
-                    business_weekdays=cadence.business_weekdays,
-                )
-                self._schedules[key] = schedule
-                self._slots[key] = schedule.next_allowed(self.now)
+            key, schedule = self._schedule(cadence, over, tz_name, tz)
             slot = self._slots[key]
-        if over.excluded:
-            holds.append((HoldReason.EXCLUDED, "", "the customer is excluded from chasing"))
-        if over.dispute:
-            holds.append((HoldReason.DISPUTE, "", "the customer is in dispute"))
-        if over.paused_until is not None and today < over.paused_until:
-            holds.append(
-                (
-                    HoldReason.PAUSED,
-                    over.paused_until.isoformat(),
-                    f"chasing is paused until {over.paused_until.isoformat()}",
-                )
-            )
-        if over.promise_to_pay is not None and today <= over.promise_to_pay:
-            holds.append(
-                (
-                    HoldReason.PROMISE_TO_PAY,
-                    over.promise_to_pay.isoformat(),
-                    f"the customer promised to pay by {over.promise_to_pay.isoformat()}",
-                )
-            )
+        holds.extend(_override_holds(over, today))
         found = _Customer(
             customer_id,
             over,
@@ -276,13 +226,61 @@ class _Planner:
         self._customers[customer_id] = found
         return found
 
+    def _customer_cadence(self, over: CustomerOverrides) -> tuple[Cadence | None, list[tuple[HoldReason, str, str]]]:
+        """The customer's cadence (their override, else the connection's), and a hold when it does not exist."""
+        if over.cadence is None or over.cadence == self.cadence.name:
+            return self.cadence, []
+        cadence = self.policies.cadences.get(over.cadence)
+        if cadence is not None:
+            return cadence, []
+        return None, [
+            (HoldReason.UNKNOWN_CADENCE, over.cadence, f"the customer's cadence {over.cadence!r} does not exist")
+        ]
+
+    def _zone(self, tz_name: str) -> ZoneInfo:
+        """The zone named `tz_name`, loaded once per plan."""
+        tz = self._zones.get(tz_name)
+        if tz is None:
+            tz = zone(tz_name)
+            self._zones[tz_name] = tz
+        return tz
+
+    def _schedule(
+        self, cadence: Cadence, over: CustomerOverrides, tz_name: str, tz: ZoneInfo
+    ) -> tuple[tuple[object, ...], Schedule]:
+        """The schedule (and its cache key) of `cadence` in the customer's zone and holiday calendar.
+
+        Customers that share cadence, zone and calendar share one schedule, one next send slot and one
+        set of per-due-date tracks.
+        """
+        if over.holiday_country:
+            country, subdiv = over.holiday_country, over.holiday_subdiv
+        elif cadence.holidays is not None:
+            country, subdiv = cadence.holidays.country, cadence.holidays.subdiv
+        else:
+            country, subdiv = None, None
+        key = (cadence.name, id(cadence), tz_name, country, subdiv)
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            schedule = Schedule(
+                tz=tz,
+                window=cadence.window,
+                send_time=cadence.send_time,
+                holidays=self.calendars.get(country, subdiv),
+                business_weekdays=cadence.business_weekdays,
+            )
+            self._schedules[key] = schedule
+            self._slots[key] = schedule.next_allowed(self.now)
+        return key, schedule
+
     def _tracks_for(self, cust: _Customer, due: date) -> _Tracks:
         found = cust.tracks.get(due)
         if found is not None:
             return found
         schedule = cust.schedule
         info = cust.info
-        assert schedule is not None and info is not None
+        assert schedule is not None
+        assert info is not None
         contact: list[tuple[datetime, int, _Event]] = []
         for index, step in enumerate(info.cadence.steps):
             if step in info.contact_steps:
@@ -465,33 +463,69 @@ class _Planner:
         fee: tuple[_Event, datetime] | None,
         accrual_floor: date | None,
     ) -> None:
-        assert cust.info is not None and inv.due_date is not None
-        info = cust.info
+        assert cust.info is not None
+        assert inv.due_date is not None
+        contact = self._open_contact(cust.info, inv, facts, contact)
+        pending = self._pending_parts(inv, contact, fee)
+        if not pending:
+            return
+        hold = self._invoice_holds(cust, inv)
+        if hold is not None:
+            _, _, event, scheduled = pending[0]
+            self._hold(cust, inv, event.step.id, event.due_date, scheduled, hold)
+            return
+        offer: DiscountOffer | None = None
+        if contact is not None and contact[0].step.discount is not None:
+            offer = self._offer_for(inv, contact[0], self._local(cust, contact[1]))
+        for kind, key, event, scheduled in pending:
+            if kind is ActionKind.LATE_FEE:
+                local = self._local(cust, scheduled)
+                self._fee(cust, inv, facts, key, event, scheduled, local, _describe_offset(event.step), accrual_floor)
+            elif kind is not ActionKind.REMIND:
+                self._step_action(cust, inv, kind, key, event, scheduled, offer)
+        # Reminders are queued after the step's other parts, so a digest sees them all.
+        for kind, key, event, scheduled in pending:
+            if kind is ActionKind.REMIND:
+                self._queue_reminder(cust, inv, key, event, scheduled, offer)
+
+    def _open_contact(
+        self, info: _CadenceInfo, inv: InvoiceSnapshot, facts: InvoiceFacts, contact: tuple[_Event, datetime] | None
+    ) -> tuple[_Event, datetime] | None:
+        """`contact`, unless an escalation already stopped reminders or the step's reminder is on record."""
+        assert inv.due_date is not None
+        if contact is None:
+            return None
         keys = self.keys
         conn = self.conn_id
-        if (
-            contact is not None
-            and info.escalate_steps
-            and (
-                facts.escalated
-                or any(
-                    action_key(conn, inv.external_id, s.id, inv.due_date, ActionKind.ESCALATE, 0) in keys
-                    for s in info.escalate_steps
-                    if info.order[s.id] < info.order.get(contact[0].step.id, -1)
-                )
+        if info.escalate_steps and (
+            facts.escalated
+            or any(
+                action_key(conn, inv.external_id, s.id, inv.due_date, ActionKind.ESCALATE, 0) in keys
+                for s in info.escalate_steps
+                if info.order[s.id] < info.order.get(contact[0].step.id, -1)
             )
         ):
-            contact = None
+            return None
+        event = contact[0]
+        # The other parts of a step go out with its reminder or before it (a reminder may wait for
+        # the customer's next free day), so a reminder on record means the whole step is done.
+        if event.step.remind and (
+            action_key(conn, inv.external_id, event.step.id, event.due_date, ActionKind.REMIND, event.occurrence)
+            in keys
+        ):
+            return None
+        return contact
+
+    def _pending_parts(
+        self,
+        inv: InvoiceSnapshot,
+        contact: tuple[_Event, datetime] | None,
+        fee: tuple[_Event, datetime] | None,
+    ) -> list[tuple[ActionKind, str, _Event, datetime]]:
+        """The parts of the contact step and the fee event whose idempotency keys are not on record yet."""
+        keys = self.keys
+        conn = self.conn_id
         pending: list[tuple[ActionKind, str, _Event, datetime]] = []
-        if contact is not None and contact[0].step.remind:
-            # The other parts of a step go out with its reminder or before it (a reminder may wait for
-            # the customer's next free day), so a reminder on record means the whole step is done.
-            event = contact[0]
-            if (
-                action_key(conn, inv.external_id, event.step.id, event.due_date, ActionKind.REMIND, event.occurrence)
-                in keys
-            ):
-                contact = None
         if contact is not None:
             event, scheduled = contact
             step = event.step
@@ -513,103 +547,99 @@ class _Planner:
             )
             if key not in keys:
                 pending.append((ActionKind.LATE_FEE, key, event, scheduled))
-        if not pending:
-            return
-        hold = self._invoice_holds(cust, inv)
-        if hold is not None:
-            _, _, event, scheduled = pending[0]
-            self._hold(cust, inv, event.step.id, event.due_date, scheduled, hold)
-            return
-        offer: DiscountOffer | None = None
-        if contact is not None and contact[0].step.discount is not None:
-            offer = self._offer_for(inv, contact[0], self._local(cust, contact[1]))
-        for kind, key, event, scheduled in pending:
-            step = event.step
-            local = self._local(cust, scheduled)
-            when = _describe_offset(step)
-            if kind is ActionKind.REMIND:
-                continue
-            if kind is ActionKind.NOTE:
-                self._action(
-                    cust,
-                    inv,
-                    kind,
-                    key,
-                    step.id,
-                    event.due_date,
-                    scheduled,
-                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): note",
-                    text=step.note,
-                )
-            elif kind is ActionKind.CALL_TASK:
-                self._action(
-                    cust,
-                    inv,
-                    kind,
-                    key,
-                    step.id,
-                    event.due_date,
-                    scheduled,
-                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): call task",
-                    text=step.call_task,
-                    amount=inv.balance,
-                )
-            elif kind is ActionKind.ESCALATE:
-                self._action(
-                    cust,
-                    inv,
-                    kind,
-                    key,
-                    step.id,
-                    event.due_date,
-                    scheduled,
-                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): escalate; no further reminders",
-                    amount=inv.balance,
-                )
-            elif kind is ActionKind.DISCOUNT_OFFER and offer is not None:
-                self._action(
-                    cust,
-                    inv,
-                    kind,
-                    key,
-                    step.id,
-                    event.due_date,
-                    scheduled,
-                    f"cadence {info.cadence.name!r} step {step.id!r} ({when}): {offer.percent} % off "
-                    f"if paid by {offer.deadline.isoformat()} (policy {offer.policy!r})",
-                    amount=offer.discount,
-                    offer=offer,
-                )
-            elif kind is ActionKind.LATE_FEE:
-                self._fee(cust, inv, facts, key, event, scheduled, local, when, accrual_floor)
-        for kind, key, event, scheduled in pending:
-            if kind is ActionKind.REMIND:
-                step = event.step
-                local = self._local(cust, scheduled)
-                assert step.remind is not None
-                item = ReminderItem(
-                    invoice_external_id=inv.external_id,
-                    number=inv.number,
-                    due_date=event.due_date,
-                    balance=event.amount or inv.balance,
-                    total=inv.total,
-                    days_overdue=(local - event.due_date).days,
-                    step_id=step.id,
-                    template=step.remind,
-                    member_key=key,
-                    offer=offer,
-                    installment=event.installment,
-                )
-                self.reminders.setdefault((inv.customer_external_id, local), []).append(
-                    _Reminder(
-                        scheduled,
-                        local,
-                        item,
-                        (step.offset if event.installment is None else -1000, 0),
-                        inv.emails,
-                        inv.customer_name,
-                    )
-                )
+        return pending
+
+    def _step_action(
+        self,
+        cust: _Customer,
+        inv: InvoiceSnapshot,
+        kind: ActionKind,
+        key: str,
+        event: _Event,
+        scheduled: datetime,
+        offer: DiscountOffer | None,
+    ) -> None:
+        """Plan one note, call task, escalation or discount offer of a contact step."""
+        assert cust.info is not None
+        step = event.step
+        where = f"cadence {cust.info.cadence.name!r} step {step.id!r} ({_describe_offset(step)})"
+        if kind is ActionKind.NOTE:
+            self._action(cust, inv, kind, key, step.id, event.due_date, scheduled, f"{where}: note", text=step.note)
+        elif kind is ActionKind.CALL_TASK:
+            self._action(
+                cust,
+                inv,
+                kind,
+                key,
+                step.id,
+                event.due_date,
+                scheduled,
+                f"{where}: call task",
+                text=step.call_task,
+                amount=inv.balance,
+            )
+        elif kind is ActionKind.ESCALATE:
+            self._action(
+                cust,
+                inv,
+                kind,
+                key,
+                step.id,
+                event.due_date,
+                scheduled,
+                f"{where}: escalate; no further reminders",
+                amount=inv.balance,
+            )
+        elif kind is ActionKind.DISCOUNT_OFFER and offer is not None:
+            self._action(
+                cust,
+                inv,
+                kind,
+                key,
+                step.id,
+                event.due_date,
+                scheduled,
+                f"{where}: {offer.percent} % off if paid by {offer.deadline.isoformat()} (policy {offer.policy!r})",
+                amount=offer.discount,
+                offer=offer,
+            )
+
+    def _queue_reminder(
+        self,
+        cust: _Customer,
+        inv: InvoiceSnapshot,
+        key: str,
+        event: _Event,
+        scheduled: datetime,
+        offer: DiscountOffer | None,
+    ) -> None:
+        """Queue the step's reminder for the customer's digest of its local send date."""
+        step = event.step
+        local = self._local(cust, scheduled)
+        assert step.remind is not None
+        item = ReminderItem(
+            invoice_external_id=inv.external_id,
+            number=inv.number,
+            due_date=event.due_date,
+            balance=event.amount or inv.balance,
+            total=inv.total,
+            days_overdue=(local - event.due_date).days,
+            step_id=step.id,
+            template=step.remind,
+            member_key=key,
+            offer=offer,
+            installment=event.installment,
+        )
+        self.reminders.setdefault((inv.customer_external_id, local), []).append(
+            _Reminder(
+                scheduled,
+                local,
+                item,
+                (step.offset if event.installment is None else -1000, 0),
+                inv.emails,
+                inv.customer_name,
+            )
+        )
 
     def _offer_for(self, inv: InvoiceSnapshot, event: _Event, local: date) -> DiscountOffer | None:
         """The early-payment offer of the event's step on local date `local`, if still open."""
@@ -641,7 +671,8 @@ class _Planner:
         accrual_floor: date | None,
     ) -> None:
         step = event.step
-        assert step.late_fee is not None and inv.due_date is not None
+        assert step.late_fee is not None
+        assert inv.due_date is not None
         policy = self.policies.late_fees[step.late_fee]
         try:
             quote = assess_fee(
@@ -739,7 +770,8 @@ class _Planner:
             )
 
     def _discount_credit(self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts) -> bool:
-        assert cust.info is not None and inv.due_date is not None
+        assert cust.info is not None
+        assert inv.due_date is not None
         for policy, steps in cust.info.discounts:
             credit = discount_credit(
                 policy,
@@ -796,7 +828,8 @@ class _Planner:
             return True, None
         status = plan_status(plan_obj, policy, facts.payments, cust.today)
         if not status.kept:
-            assert status.missed is not None and status.broken_on is not None
+            assert status.missed is not None
+            assert status.broken_on is not None
             key = action_key(
                 self.conn_id,
                 inv.external_id,
@@ -913,6 +946,22 @@ class _Planner:
                     offer=next((i.offer for i in items if i.offer is not None), None),
                 )
             )
+
+
+def _override_holds(over: CustomerOverrides, today: date) -> list[tuple[HoldReason, str, str]]:
+    """Holds a customer's own overrides put on chasing on local `today`: excluded, dispute, pause, promise."""
+    holds: list[tuple[HoldReason, str, str]] = []
+    if over.excluded:
+        holds.append((HoldReason.EXCLUDED, "", "the customer is excluded from chasing"))
+    if over.dispute:
+        holds.append((HoldReason.DISPUTE, "", "the customer is in dispute"))
+    if over.paused_until is not None and today < over.paused_until:
+        paused_until = over.paused_until.isoformat()
+        holds.append((HoldReason.PAUSED, paused_until, f"chasing is paused until {paused_until}"))
+    if over.promise_to_pay is not None and today <= over.promise_to_pay:
+        promised_by = over.promise_to_pay.isoformat()
+        holds.append((HoldReason.PROMISE_TO_PAY, promised_by, f"the customer promised to pay by {promised_by}"))
+    return holds
 
 
 def _nominal(schedule: Schedule, due: date, step: Step) -> date:
