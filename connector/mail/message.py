@@ -262,32 +262,9 @@ def prepare(message: OutgoingMessage, settings: MailSettings, *, now: datetime |
     from_raw = check_header("sender address", message.from_address or settings.from_address)
     reply_raw = check_header("Reply-To address", message.reply_to or settings.reply_to)
     subject = check_header("subject", message.subject)
-    for name, value in message.headers.items():
-        check_header("header name", name)
-        check_header(f"{name} header", value)
-        if not _HEADER_NAME.fullmatch(name) or name.lower() in _MANAGED_HEADERS:
-            raise InvalidMessage(f"the custom header {name!r} is not allowed (invalid name, or set by the mailer)")
-    for key in (message.thread_key, message.message_key, *message.earlier_keys):
-        if not key:
-            raise InvalidMessage("a message needs a thread key and a message key")
-    try:
-        _, sender = normalize_address(from_raw)
-    except ValueError as exc:
-        raise InvalidMessage(f"the sender address {from_raw!r} is not valid: {exc}") from None
-    reply_to: Address | None = None
-    if reply_raw:
-        try:
-            reply_to = _address(*normalize_address(reply_raw))
-        except ValueError as exc:
-            raise InvalidMessage(f"the Reply-To address {reply_raw!r} is not valid: {exc}") from None
-
-    kept, dropped = _sort_recipients(message)
-    if not kept["to"]:
-        reasons = "; ".join(f"{item.address!r}: {item.reason}" for item in dropped) or "no To address was given"
-        raise NoValidRecipient(
-            f"no valid To address, so the message was not sent ({reasons})",
-            dropped=tuple((item.address, item.reason) for item in dropped),
-        )
+    _check_custom_headers(message)
+    sender, reply_to = _sender_and_reply_to(from_raw, reply_raw)
+    kept, dropped = _deliverable_recipients(message)
 
     mime = EmailMessage(policy=policy.SMTP)
     mime["From"] = _address(from_name, sender)
@@ -309,15 +286,7 @@ def prepare(message: OutgoingMessage, settings: MailSettings, *, now: datetime |
     mime.set_content(message.text, subtype="plain", charset="utf-8")
     if message.html is not None:
         mime.add_alternative(message.html, subtype="html", charset="utf-8")
-    for item in message.attachments:
-        filename, content, mime_type = Attachment(*item)
-        check_header("attachment file name", filename)
-        if len(content) > MAX_ATTACHMENT_BYTES:
-            raise InvalidMessage(f"the attachment {filename!r} is larger than {MAX_ATTACHMENT_BYTES // 2**20} MiB")
-        maintype, _, subtype = mime_type.partition("/")
-        if not maintype or not subtype:
-            raise InvalidMessage(f"the attachment {filename!r} has no valid MIME type ({mime_type!r})")
-        mime.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+    _attach(mime, message)
 
     return PreparedMessage(
         message_id=ids["Message-ID"],
@@ -328,6 +297,59 @@ def prepare(message: OutgoingMessage, settings: MailSettings, *, now: datetime |
         dropped=tuple(dropped),
         mime=mime,
     )
+
+
+def _check_custom_headers(message: OutgoingMessage) -> None:
+    """Custom headers must be well formed and not ones the mailer sets; thread and message keys must be set."""
+    for name, value in message.headers.items():
+        check_header("header name", name)
+        check_header(f"{name} header", value)
+        if not _HEADER_NAME.fullmatch(name) or name.lower() in _MANAGED_HEADERS:
+            raise InvalidMessage(f"the custom header {name!r} is not allowed (invalid name, or set by the mailer)")
+    for key in (message.thread_key, message.message_key, *message.earlier_keys):
+        if not key:
+            raise InvalidMessage("a message needs a thread key and a message key")
+
+
+def _sender_and_reply_to(from_raw: str, reply_raw: str) -> tuple[str, Address | None]:
+    """The normalized sender address and the optional Reply-To address; InvalidMessage when not valid."""
+    try:
+        _, sender = normalize_address(from_raw)
+    except ValueError as exc:
+        raise InvalidMessage(f"the sender address {from_raw!r} is not valid: {exc}") from None
+    if not reply_raw:
+        return sender, None
+    try:
+        return sender, _address(*normalize_address(reply_raw))
+    except ValueError as exc:
+        raise InvalidMessage(f"the Reply-To address {reply_raw!r} is not valid: {exc}") from None
+
+
+def _deliverable_recipients(
+    message: OutgoingMessage,
+) -> tuple[dict[str, list[tuple[str, str]]], list[DroppedRecipient]]:
+    """The recipients kept by field and those dropped; NoValidRecipient when no To address is left."""
+    kept, dropped = _sort_recipients(message)
+    if not kept["to"]:
+        reasons = "; ".join(f"{item.address!r}: {item.reason}" for item in dropped) or "no To address was given"
+        raise NoValidRecipient(
+            f"no valid To address, so the message was not sent ({reasons})",
+            dropped=tuple((item.address, item.reason) for item in dropped),
+        )
+    return kept, dropped
+
+
+def _attach(mime: EmailMessage, message: OutgoingMessage) -> None:
+    """Add the message's attachments, each with a safe file name, a size limit and a valid MIME type."""
+    for item in message.attachments:
+        filename, content, mime_type = Attachment(*item)
+        check_header("attachment file name", filename)
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            raise InvalidMessage(f"the attachment {filename!r} is larger than {MAX_ATTACHMENT_BYTES // 2**20} MiB")
+        maintype, _, subtype = mime_type.partition("/")
+        if not maintype or not subtype:
+            raise InvalidMessage(f"the attachment {filename!r} has no valid MIME type ({mime_type!r})")
+        mime.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
 
 
 def log_dropped(prepared: PreparedMessage) -> None:

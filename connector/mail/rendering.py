@@ -408,29 +408,8 @@ def render_reminder(
         name = names[part]
         return _guard(name, lambda: env.get_template(name).render(variables))
 
-    if not _exists(env, names["body.txt"]):
-        if not _exists(env, names["subject.txt"]):
-            known = ", ".join(sorted({*TEMPLATE_NAMES, *(key.split("/")[0] for key in overrides if "/" in key)}))
-            raise TemplateError(f"unknown template {template_name!r} (known: {known})", template=template_name)
-        raise TemplateError(
-            f"template {names['body.txt']!r} is missing: every reminder needs a plain-text body",
-            template=names["body.txt"],
-        )
-    subject = render("subject.txt").strip()
-    if any(char in _LINE_BREAKS for char in subject):
-        raise TemplateError(
-            f"template {names['subject.txt']!r} produced a subject with a line break; a subject must be one line",
-            template=names["subject.txt"],
-        )
-    if not subject:
-        raise TemplateError(
-            f"template {names['subject.txt']!r} produced an empty subject", template=names["subject.txt"]
-        )
-    if len(subject) > MAX_SUBJECT_CHARS:
-        raise TemplateError(
-            f"template {names['subject.txt']!r} produced a subject longer than {MAX_SUBJECT_CHARS} characters",
-            template=names["subject.txt"],
-        )
+    _require_plain_text_body(env, template_name, names, overrides)
+    subject = _checked_subject(render("subject.txt").strip(), names["subject.txt"])
     text = render("body.txt").strip() + "\n"
     text_overridden = names["body.txt"] in overrides
     html_overridden = names["body.html"] in overrides
@@ -444,6 +423,36 @@ def render_reminder(
     if (html_overridden or not text_overridden) and _exists(env, names["body.html"]):
         html = render("body.html").strip() + "\n"
     return RenderedReminder(subject, text, html)
+
+
+def _require_plain_text_body(
+    env: jinja2.Environment, template_name: str, names: Mapping[str, str], overrides: Mapping[str, str]
+) -> None:
+    """TemplateError unless the template exists and has its plain-text body (every reminder needs one)."""
+    if _exists(env, names["body.txt"]):
+        return
+    if not _exists(env, names["subject.txt"]):
+        known = ", ".join(sorted({*TEMPLATE_NAMES, *(key.split("/")[0] for key in overrides if "/" in key)}))
+        raise TemplateError(f"unknown template {template_name!r} (known: {known})", template=template_name)
+    raise TemplateError(
+        f"template {names['body.txt']!r} is missing: every reminder needs a plain-text body",
+        template=names["body.txt"],
+    )
+
+
+def _checked_subject(subject: str, name: str) -> str:
+    """`subject` as rendered by template part `name`, which must give one non-empty line of bounded length."""
+    if any(char in _LINE_BREAKS for char in subject):
+        raise TemplateError(
+            f"template {name!r} produced a subject with a line break; a subject must be one line", template=name
+        )
+    if not subject:
+        raise TemplateError(f"template {name!r} produced an empty subject", template=name)
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise TemplateError(
+            f"template {name!r} produced a subject longer than {MAX_SUBJECT_CHARS} characters", template=name
+        )
+    return subject
 
 
 def default_template_source(template_name: str, part: str) -> str:
