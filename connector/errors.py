@@ -6,7 +6,10 @@
     │   ├── AuthError        the grant is dead or revoked: reconnect needed (connection → needs_reauth)
     │   ├── RateLimited      over a provider limit; retry after `retry_after` seconds
     │   ├── Transient        network fault or 5xx; safe to retry with backoff
-    │   └── Rejected         the provider refused the request (validation); retrying will not help
+    │   ├── Rejected         the provider refused the request (validation); retrying will not help
+    │   │   └── NotFound     the record asked for does not exist (deleted, voided away, never there)
+    │   └── PayloadError     the provider sent data Nudge cannot read (a webhook body, a record)
+    │       └── MappingError one record cannot be mapped: `external_id`, `field`, `reason` (quarantined)
     ├── VaultError           a secret could not be encrypted or decrypted (wrong key, tampered row)
     ├── TemplateError        an email template could not be rendered (syntax, unsafe access, missing value)
     ├── MailError            an email was not sent
@@ -87,6 +90,29 @@ class Transient(ProviderError):
 
 class Rejected(ProviderError):
     """The provider refused the request as invalid; retrying unchanged will fail again."""
+
+
+class NotFound(Rejected):
+    """The provider has no such record (deleted or never there); adapters decide what that means."""
+
+
+class PayloadError(ProviderError):
+    """The provider sent something Nudge cannot read: a signed webhook body or a record of the wrong shape."""
+
+
+class MappingError(PayloadError):
+    """One provider record could not be mapped; `field` names the offending field, the record is quarantined."""
+
+    def __init__(self, external_id: str, field: str, reason: str, *, provider: str = "") -> None:
+        record = f"record {external_id}" if external_id else "a record without an id"
+        super().__init__(
+            f"The ledger's {record} was set aside ({field}: {reason}); correct it in the ledger and the next "
+            "sync picks it up.",
+            provider=provider,
+        )
+        self.external_id = external_id
+        self.field = field
+        self.reason = reason
 
 
 class VaultError(NudgeError):
