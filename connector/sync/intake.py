@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from connector.errors import NudgeError
+from connector.errors import NudgeError, PayloadError
 from connector.ports import ProviderSettings, ProviderSpec
 from connector.storage import Store
 from connector.storage.tables import WebhookDelivery
@@ -50,7 +50,7 @@ def receive_webhook(
         # it) is refused here, whatever the provider's parser would make of it.
         json.loads(body)
         notices = spec.parse_webhook(body)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (PayloadError, ValueError, KeyError, TypeError) as exc:
         raise WebhookRejected(f"webhook body is not a {spec.display_name} event payload: {exc}", 400) from exc
     duplicates = marked = 0
     tenants: set[str] = set()

@@ -11,34 +11,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from quickbooks import QuickBooks
 
-from connector.domain.model import CustomerSnapshot, InvoiceSnapshot
+from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnapshot
 from connector.domain.money import Money
-from connector.errors import ProviderError, Rejected, Transient
-from connector.ports import Page, ProviderSettings, Quarantined, TokenSource, WriteResult
-from providers.quickbooks.client import (
-    Duplicate,
-    NotFound,
-    QboClient,
-    StaleObject,
-    digits,
-    quote,
-    request_id,
+from connector.errors import MappingError, NotFound, ProviderError, Rejected, Transient
+from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
+from providers.quickbooks.client import Duplicate, QboClient, StaleObject, digits, quote, request_id
+from providers.quickbooks.constants import (
+    CDC_MAX_OBJECTS,
+    CDC_WINDOW,
+    DOC_NUMBER_MAX,
+    PAGE_SIZE,
+    PRIVATE_NOTE_MAX,
+    PROVIDER_KEY,
 )
-from providers.quickbooks.mapping import MappingError, is_voided, parse_instant, to_customer, to_invoice
-from providers.quickbooks.oauth import PROVIDER_KEY
+from providers.quickbooks.mapping import is_voided, parse_instant, to_customer, to_invoice
+from providers.quickbooks.oauth import FixedTokens
 
-PAGE_SIZE = 1000  # MAXRESULTS maximum (docs/provider-api-facts.md §1.3)
-CDC_WINDOW = timedelta(days=30)  # CDC looks back at most 30 days (§1.4)
-CDC_MAX_OBJECTS = 1000  # per entity per CDC response (§1.4)
-PRIVATE_NOTE_MAX = 4000  # PrivateNote length limit [unverified, §1.7]
-DOC_NUMBER_MAX = 21
 OPEN_INVOICES = "FROM Invoice WHERE Balance > '0'"
 
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -524,4 +519,16 @@ def build_adapter(tenant_id: str, token_source: TokenSource, settings: ProviderS
     return QuickBooksAdapter(tenant_id, token_source, settings)
 
 
-__all__ = ["ProviderError", "QuickBooksAdapter", "build_adapter"]
+def connect(settings: ProviderSettings, callback_params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
+    """ProviderSpec.connect: the company behind a callback (realmId), its name from CompanyInfo."""
+    realm = callback_params.get("realmId", "")
+    if not realm.isdigit():
+        raise Rejected("The QuickBooks callback carried no valid company id (realmId).", provider=PROVIDER_KEY)
+    client = QboClient(realm, FixedTokens(tokens), settings)
+    info = client.company_info()
+    name = str(info.get("CompanyName") or info.get("LegalName") or f"QuickBooks company {realm}")
+    extra = {"country": str(info.get("Country") or ""), "home_currency": client.home_currency()}
+    return [ConnectionInfo(provider=PROVIDER_KEY, tenant_id=realm, name=name, extra=extra)]
+
+
+__all__ = ["ProviderError", "QuickBooksAdapter", "build_adapter", "connect"]

@@ -15,7 +15,6 @@ import os
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,16 +25,25 @@ from quickbooks import QuickBooks
 from quickbooks import exceptions as qbex
 from requests_oauthlib import OAuth2Session  # type: ignore[import-untyped]
 
-from connector.errors import AuthError, ProviderError, RateLimited, Rejected, Transient
+from connector.errors import AuthError, NotFound, ProviderError, RateLimited, Rejected, Transient
 from connector.ports import ProviderSettings, TokenSet, TokenSource
-from providers.quickbooks.oauth import PROVIDER_KEY, auth_client
+from connector.ratelimit.tenant import TenantLimiters, TenantRateLimiter
+from providers.quickbooks.constants import (
+    API_BASE,
+    MAX_CONCURRENT,
+    MAX_RETRIES,
+    MAX_RETRY_AFTER_S,
+    MINOR_VERSION,
+    PROVIDER_KEY,
+    QBO_ID_MAX_DIGITS,
+    RATE_PER_MINUTE,
+    REQUEST_ID_MAX,
+    RETRY_BASE_S,
+    TIMEOUT_S,
+)
+from providers.quickbooks.oauth import auth_client
 
-MINOR_VERSION = 75  # anything lower is served as 75 since 2025-08-01 (docs/provider-api-facts.md §1.2)
-REQUEST_ID_MAX = 50  # requestid ≤ 50 characters (docs/provider-api-facts.md §1.2)
-
-
-class NotFound(Rejected):
-    """QBO Fault 610 Object Not Found (deleted or inactive)."""
+RETRIED_STATUSES = (500, 502, 503, 504)
 
 
 class StaleObject(Rejected):
@@ -46,19 +54,6 @@ class Duplicate(Rejected):
     """QBO Fault 6240 Duplicate Name / 6140 Duplicate Document Number."""
 
 
-class StaticTokens:
-    """A TokenSource over one fixed TokenSet (the OAuth callback, before the connection is stored)."""
-
-    def __init__(self, tokens: TokenSet) -> None:
-        self._tokens = tokens
-
-    def current(self) -> TokenSet:
-        return self._tokens
-
-    def refreshed(self, rejected_access_token: str) -> TokenSet:
-        raise AuthError("QuickBooks rejected the new access token; reconnect.", provider=PROVIDER_KEY, status=401)
-
-
 def quote(value: str) -> str:
     """A query-language string literal: quotes and backslashes escaped (docs/design.md "Secrets")."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -67,7 +62,7 @@ def quote(value: str) -> str:
 def digits(value: str, what: str = "id") -> str:
     """`value` if it is a QBO id (digits only); anything else is refused before reaching a query or URL."""
     text = str(value)
-    if not text.isdigit() or len(text) > 20:
+    if not text.isdigit() or len(text) > QBO_ID_MAX_DIGITS:
         raise Rejected(f"Not a QuickBooks {what}: expected digits.", provider=PROVIDER_KEY)
     return text
 
@@ -80,42 +75,12 @@ def request_id(key: str, suffix: str = "") -> str:
     return hashlib.sha256(key.encode()).hexdigest()[: REQUEST_ID_MAX - len(suffix)] + suffix
 
 
-class RateLimiter:
-    """Sliding-window requests/minute plus a concurrency cap, shared by every client of one realm."""
-
-    def __init__(self, per_minute: int = 500, concurrent: int = 10) -> None:
-        self.per_minute = per_minute
-        self._window: deque[float] = deque()
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max(1, concurrent))
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                while self._window and now - self._window[0] >= 60.0:
-                    self._window.popleft()
-                if not self.per_minute or len(self._window) < self.per_minute:
-                    self._window.append(now)
-                    break
-                wait = 60.0 - (now - self._window[0])
-            time.sleep(min(max(wait, 0.01), 1.0))
-        with self._slots:
-            yield
+_LIMITERS: TenantLimiters[TenantRateLimiter] = TenantLimiters()
 
 
-_limiters: dict[tuple[str, str], RateLimiter] = {}
-_limiters_lock = threading.Lock()
-
-
-def limiter_for(api_base: str, realm: str, per_minute: int, concurrent: int) -> RateLimiter:
+def limiter_for(api_base: str, realm: str, per_minute: int, concurrent: int) -> TenantRateLimiter:
     """The process-wide limiter of one connection (realm on one API host)."""
-    with _limiters_lock:
-        key = (api_base, realm)
-        if key not in _limiters:
-            _limiters[key] = RateLimiter(per_minute, concurrent)
-        return _limiters[key]
+    return _LIMITERS.get((api_base, realm), lambda: TenantRateLimiter(per_minute=per_minute, concurrent=concurrent))
 
 
 def _is_loopback(url: str) -> bool:
@@ -179,13 +144,16 @@ class QboClient:
         self.token_source = token_source
         self.settings = settings
         options = dict(settings.options or {})
-        self.max_retries = int(options.get("max_retries", 3))
-        self.retry_base_s = float(options.get("retry_base_s", 0.5))
-        self.max_retry_after_s = float(options.get("max_retry_after_s", 60))
-        self.timeout_s = float(options.get("timeout_s", 60))
-        self.api_base = (settings.api_base or QuickBooks.api_url_v3).rstrip("/")
+        self.max_retries = int(options.get("max_retries", MAX_RETRIES))
+        self.retry_base_s = float(options.get("retry_base_s", RETRY_BASE_S))
+        self.max_retry_after_s = float(options.get("max_retry_after_s", MAX_RETRY_AFTER_S))
+        self.timeout_s = float(options.get("timeout_s", TIMEOUT_S))
+        self.api_base = (settings.api_base or API_BASE).rstrip("/")
         self.limiter = limiter_for(
-            self.api_base, self.realm, int(options.get("rate_per_minute", 500)), int(options.get("max_concurrent", 10))
+            self.api_base,
+            self.realm,
+            int(options.get("rate_per_minute", RATE_PER_MINUTE)),
+            int(options.get("max_concurrent", MAX_CONCURRENT)),
         )
         self.calls = 0
         self._sleep = sleep
@@ -246,55 +214,65 @@ class QboClient:
         self, method: str, url: str, headers: dict[str, str], params: dict[str, Any], data: Any
     ) -> requests.Response:
         """One SDK request with limits, retries and the 401 → refresh → retry-once rule."""
-        qb = self.qb
         refreshed = False
         attempt = 0
         while True:
-            if qb.session is None or self._access_token != self.token_source.current().access_token:
-                self._new_session(self.token_source.current())
-            headers["Authorization"] = "Bearer " + self._access_token
-            try:
-                with self.limiter.slot():
-                    self.calls += 1
-                    response = qb.session.request(
-                        method, url, headers=headers, params=params, data=data, timeout=self.timeout_s
-                    )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt < self.max_retries:
-                    self._sleep(self._backoff(attempt))
-                    attempt += 1
-                    continue
-                raise Transient("QuickBooks could not be reached; it will be retried.", provider=PROVIDER_KEY) from exc
-            status = response.status_code
-            if status == 401 and not refreshed:
+            response = self._attempt(method, url, headers, params, data, attempt)
+            if response is not None and response.status_code == 401 and not refreshed:
                 refreshed = True
                 self._new_session(self.token_source.refreshed(self._access_token))
                 continue
-            if status == 401:
-                raise AuthError(
-                    "QuickBooks rejected the refreshed access token; reconnect.", provider=PROVIDER_KEY, status=401
+            if response is not None:
+                wait = self._retry_wait(response, attempt)
+                if wait is None:
+                    return response
+                self._sleep(wait)
+            attempt += 1
+
+    def _attempt(
+        self, method: str, url: str, headers: dict[str, str], params: dict[str, Any], data: Any, attempt: int
+    ) -> requests.Response | None:
+        """One HTTP exchange within the realm's limits; None after a network fault that will be retried."""
+        qb = self.qb
+        if qb.session is None or self._access_token != self.token_source.current().access_token:
+            self._new_session(self.token_source.current())
+        headers["Authorization"] = "Bearer " + self._access_token
+        try:
+            with self.limiter.call():
+                self.calls += 1
+                return qb.session.request(
+                    method, url, headers=headers, params=params, data=data, timeout=self.timeout_s
                 )
-            if status == 429:
-                header = response.headers.get("Retry-After", "")
-                wait = float(header) if header.replace(".", "", 1).isdigit() else self._backoff(attempt)
-                if attempt < self.max_retries and wait <= self.max_retry_after_s:
-                    self._sleep(wait)
-                    attempt += 1
-                    continue
-                raise RateLimited(
-                    "QuickBooks' rate limit was reached; the sync continues later.",
-                    provider=PROVIDER_KEY,
-                    retry_after=max(wait, 1.0),
-                )
-            if status in (500, 502, 503, 504):
-                if attempt < self.max_retries:
-                    self._sleep(self._backoff(attempt))
-                    attempt += 1
-                    continue
-                raise Transient(
-                    f"QuickBooks failed with HTTP {status}; it will be retried.", provider=PROVIDER_KEY, status=status
-                )
-            return response
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if attempt < self.max_retries:
+                self._sleep(self._backoff(attempt))
+                return None
+            raise Transient("QuickBooks could not be reached; it will be retried.", provider=PROVIDER_KEY) from exc
+
+    def _retry_wait(self, response: requests.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying `response`, None to hand it to the SDK, or the error to raise."""
+        status = response.status_code
+        if status == 401:
+            raise AuthError(
+                "QuickBooks rejected the refreshed access token; reconnect.", provider=PROVIDER_KEY, status=401
+            )
+        if status == 429:
+            header = response.headers.get("Retry-After", "")
+            wait = float(header) if header.replace(".", "", 1).isdigit() else self._backoff(attempt)
+            if attempt < self.max_retries and wait <= self.max_retry_after_s:
+                return wait
+            raise RateLimited(
+                "QuickBooks' rate limit was reached; the sync continues later.",
+                provider=PROVIDER_KEY,
+                retry_after=max(wait, 1.0),
+            )
+        if status in RETRIED_STATUSES:
+            if attempt < self.max_retries:
+                return self._backoff(attempt)
+            raise Transient(
+                f"QuickBooks failed with HTTP {status}; it will be retried.", provider=PROVIDER_KEY, status=status
+            )
+        return None
 
     @contextmanager
     def translate(self) -> Iterator[None]:

@@ -15,19 +15,11 @@ from typing import Any
 
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import CurrencyError, Money, normalize_currency
+from connector.errors import MappingError
+from providers.quickbooks.constants import PROVIDER_KEY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-class MappingError(ValueError):
-    """One QuickBooks record could not be mapped; `field` names the offending field."""
-
-    def __init__(self, external_id: str, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.external_id = external_id
-        self.field = field
-        self.reason = reason
 
 
 def parse_instant(text: str) -> datetime:
@@ -46,13 +38,13 @@ def _amount(raw: dict[str, Any], key: str, ident: str) -> Decimal:
     if isinstance(value, Decimal) and value.is_finite():
         return value  # parsed with parse_float=Decimal already
     if value is None or isinstance(value, bool) or value == "":
-        raise MappingError(ident, key, "missing")
+        raise MappingError(ident, key, "missing", provider=PROVIDER_KEY)
     try:
         amount = Decimal(str(value))  # str(float) is the shortest repr: 362.07 → Decimal("362.07")
     except InvalidOperation:
-        raise MappingError(ident, key, "not a number") from None
+        raise MappingError(ident, key, "not a number", provider=PROVIDER_KEY) from None
     if not amount.is_finite():
-        raise MappingError(ident, key, "not a finite number")
+        raise MappingError(ident, key, "not a finite number", provider=PROVIDER_KEY)
     return amount
 
 
@@ -63,7 +55,7 @@ def _date(raw: dict[str, Any], key: str, ident: str) -> date | None:
     try:
         return date.fromisoformat(str(value))
     except ValueError:
-        raise MappingError(ident, key, "not a YYYY-MM-DD date") from None
+        raise MappingError(ident, key, "not a YYYY-MM-DD date", provider=PROVIDER_KEY) from None
 
 
 def _ref(raw: dict[str, Any], key: str) -> dict[str, Any]:
@@ -84,18 +76,20 @@ def _currency(raw: dict[str, Any], home_currency: str, ident: str) -> str:
     try:
         return normalize_currency(str(code))
     except CurrencyError:
-        raise MappingError(ident, "CurrencyRef", f"unknown currency {str(code)[:8]!r}") from None
+        raise MappingError(ident, "CurrencyRef", f"unknown currency {str(code)[:8]!r}", provider=PROVIDER_KEY) from None
 
 
 def _updated(raw: dict[str, Any], ident: str) -> datetime:
     meta = raw.get("MetaData")
     text = meta.get("LastUpdatedTime") if isinstance(meta, dict) else None
     if not text:
-        raise MappingError(ident, "MetaData.LastUpdatedTime", "missing")
+        raise MappingError(ident, "MetaData.LastUpdatedTime", "missing", provider=PROVIDER_KEY)
     try:
         return parse_instant(str(text))
     except ValueError:
-        raise MappingError(ident, "MetaData.LastUpdatedTime", "not an ISO 8601 instant") from None
+        raise MappingError(
+            ident, "MetaData.LastUpdatedTime", "not an ISO 8601 instant", provider=PROVIDER_KEY
+        ) from None
 
 
 def is_voided(raw: dict[str, Any]) -> bool:
@@ -111,10 +105,10 @@ def is_voided(raw: dict[str, Any]) -> bool:
 def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
     """One QBO Invoice object (as the JSON API returns it) → InvoiceSnapshot; raises MappingError."""
     if not isinstance(raw, dict):
-        raise MappingError("", "Invoice", "not a JSON object")
+        raise MappingError("", "Invoice", "not a JSON object", provider=PROVIDER_KEY)
     ident = str(raw.get("Id") or "")
     if not ident.isdigit():
-        raise MappingError(ident[:20], "Id", "missing or not digits")
+        raise MappingError(ident[:20], "Id", "missing or not digits", provider=PROVIDER_KEY)
     if str(raw.get("status", "")).lower() == "deleted":
         # CDC tombstone: only Id, status and MetaData are present (docs/provider-api-facts.md §1.4).
         currency = _currency(raw, home_currency, ident)
@@ -136,12 +130,12 @@ def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
     customer = _ref(raw, "CustomerRef")
     customer_id = str(customer.get("value") or "")
     if not customer_id:
-        raise MappingError(ident, "CustomerRef", "missing")
+        raise MappingError(ident, "CustomerRef", "missing", provider=PROVIDER_KEY)
     currency = _currency(raw, home_currency, ident)
     total = _amount(raw, "TotalAmt", ident)
     balance = _amount(raw, "Balance", ident)
     if balance < 0 or (total >= 0 and balance > total):
-        raise MappingError(ident, "Balance", "outside 0..TotalAmt")
+        raise MappingError(ident, "Balance", "outside 0..TotalAmt", provider=PROVIDER_KEY)
     if is_voided(raw):
         status = InvoiceStatus.VOIDED
     elif balance == 0:
@@ -169,15 +163,15 @@ def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
 def to_customer(raw: dict[str, Any]) -> CustomerSnapshot:
     """One QBO Customer object → CustomerSnapshot (PrimaryEmailAddr may list several addresses)."""
     if not isinstance(raw, dict):
-        raise MappingError("", "Customer", "not a JSON object")
+        raise MappingError("", "Customer", "not a JSON object", provider=PROVIDER_KEY)
     ident = str(raw.get("Id") or "")
     if not ident.isdigit():
-        raise MappingError(ident[:20], "Id", "missing or not digits")
+        raise MappingError(ident[:20], "Id", "missing or not digits", provider=PROVIDER_KEY)
     if str(raw.get("status", "")).lower() == "deleted":
         return CustomerSnapshot(external_id=ident, name="", active=False)
     name = str(raw.get("DisplayName") or raw.get("CompanyName") or raw.get("FullyQualifiedName") or "")
     if not name:
-        raise MappingError(ident, "DisplayName", "missing")
+        raise MappingError(ident, "DisplayName", "missing", provider=PROVIDER_KEY)
     return CustomerSnapshot(
         external_id=ident,
         name=name,

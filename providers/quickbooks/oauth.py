@@ -20,11 +20,10 @@ from intuitlib.config import DISCOVERY_URL
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 
-from connector.domain.model import ConnectionInfo
 from connector.errors import AuthError, ConfigError, ProviderError, RateLimited, Rejected, Transient
 from connector.ports import ProviderSettings, TokenSet
+from providers.quickbooks.constants import PROVIDER_KEY
 
-PROVIDER_KEY = "quickbooks"
 ACCOUNTING_SCOPE = Scopes.ACCOUNTING.value
 _DISCOVERY_KEYS = (
     "authorization_endpoint",
@@ -242,15 +241,19 @@ def revoke(settings: ProviderSettings, tokens: TokenSet) -> None:
         raise token_error(exc) from None
 
 
-def connect(settings: ProviderSettings, callback_params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
-    """The company behind a callback: realmId from the callback, its name from CompanyInfo."""
-    from providers.quickbooks.client import QboClient, StaticTokens
+class FixedTokens:
+    """A TokenSource over tokens just issued (the OAuth callback, before the connection is stored)."""
 
-    realm = callback_params.get("realmId", "")
-    if not realm.isdigit():
-        raise Rejected("The QuickBooks callback carried no valid company id (realmId).", provider=PROVIDER_KEY)
-    client = QboClient(realm, StaticTokens(tokens), settings)
-    info = client.company_info()
-    name = str(info.get("CompanyName") or info.get("LegalName") or f"QuickBooks company {realm}")
-    extra = {"country": str(info.get("Country") or ""), "home_currency": client.home_currency()}
-    return [ConnectionInfo(provider=PROVIDER_KEY, tenant_id=realm, name=name, extra=extra)]
+    def __init__(self, tokens: TokenSet) -> None:
+        self._tokens = tokens
+
+    def __repr__(self) -> str:
+        return "FixedTokens(<redacted>)"
+
+    def current(self) -> TokenSet:
+        """The tokens as issued: they are fresh, so nothing is refreshed."""
+        return self._tokens
+
+    def refreshed(self, rejected_access_token: str) -> TokenSet:
+        """Never refreshes: a token refused seconds after issue means the grant itself is bad."""
+        raise AuthError("QuickBooks rejected the new access token; reconnect.", provider=PROVIDER_KEY, status=401)

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from connector.domain.model import ChangeNotice
+from providers.quickbooks.constants import SIGNATURE_HEADER
 from providers.quickbooks.mapping import parse_instant
 
-SIGNATURE_HEADER = "intuit-signature"
+__all__ = ["SIGNATURE_HEADER", "parse", "sign", "verify"]
 
 # CloudEvents verbs → the lower-case operations of ChangeNotice.
 _CLOUD_OPERATIONS = {
@@ -57,14 +58,19 @@ def _instant(value: Any) -> datetime | None:
         return None
 
 
+def _items(container: Any, key: str) -> list[Any]:
+    """`container[key]` when the container is an object and that value a list; else nothing."""
+    value = container.get(key) if isinstance(container, dict) else None
+    return value if isinstance(value, list) else []
+
+
 def _legacy(payload: dict[str, Any]) -> list[ChangeNotice]:
     notices: list[ChangeNotice] = []
-    for note in payload.get("eventNotifications") or []:
+    for note in _items(payload, "eventNotifications"):
         if not isinstance(note, dict):
             continue
         realm = str(note.get("realmId") or "")
-        change = note.get("dataChangeEvent") or {}
-        for entity in change.get("entities") or [] if isinstance(change, dict) else []:
+        for entity in _items(note.get("dataChangeEvent"), "entities"):
             if not isinstance(entity, dict) or not entity.get("id") or not entity.get("name"):
                 continue
             notices.append(

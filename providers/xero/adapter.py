@@ -16,7 +16,7 @@ invoice may shift across a page boundary and be missed by that run; the next ful
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -37,20 +37,27 @@ from xero_python.accounting import (
     LineItem,
     RequestEmpty,
 )
+from xero_python.exceptions import HTTPStatusException
+from xero_python.identity import IdentityApi
 
-from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
-from connector.errors import Rejected
-from connector.ports import Page, ProviderSettings, Quarantined, TokenSource, WriteResult
+from connector.errors import AuthError, MappingError, NotFound, Rejected, Transient
+from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
 from providers.xero import mapping
-from providers.xero.client import PROVIDER_KEY, Answer, NotFound, RateLimiter, XeroClient
+from providers.xero.client import Answer, RateLimiter, XeroClient
+from providers.xero.constants import (
+    CONTACT_IDS_PER_CALL,
+    HISTORY_DETAILS_MAX,
+    IDEMPOTENCY_KEY_MAX,
+    IDENTITY_TIMEOUT,
+    PAGE_SIZE,
+    PROVIDER_KEY,
+)
+from providers.xero.oauth import FixedTokens, api_client, connections_base
 
-PAGE_SIZE = 1000  # docs/provider-api-facts.md §2.2: pageSize maximum 1000 [3p]
 OPEN_STATUSES = ["AUTHORISED", "SUBMITTED"]
 ALL_STATUSES = ["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"]
-CONTACT_IDS_PER_CALL = 100  # keeps the query string short (Xero's URL limit is not documented)
-HISTORY_DETAILS_MAX = 250  # [unverified] Xero "History and Notes": Details is at most 250 characters
-IDEMPOTENCY_KEY_MAX = 128  # docs/provider-api-facts.md §2.4
 DEFAULT_OPTIONS: dict[str, str] = {
     "late_fee_account_code": "260",
     "late_fee_tax_type": "NONE",
@@ -151,8 +158,8 @@ class XeroAdapter:
                 continue
             try:
                 snapshot = self._map(raw)
-            except mapping.MappingError as exc:
-                quarantined.append(Quarantined(str(raw.get("InvoiceID") or ""), exc.field, exc.reason))
+            except MappingError as exc:
+                quarantined.append(Quarantined(exc.external_id, exc.field, exc.reason))
                 continue
             invoices.append(snapshot)
             if newest is None or snapshot.updated_at > newest:
@@ -170,7 +177,7 @@ class XeroAdapter:
             for raw in body.get("Contacts") or []:
                 try:
                     customer = mapping.to_customer(raw)
-                except mapping.MappingError:
+                except MappingError:
                     continue
                 self._contacts[customer.external_id] = customer
         return calls
@@ -187,7 +194,7 @@ class XeroAdapter:
             for raw in body.get("Contacts") or []:
                 try:
                     customer = mapping.to_customer(raw)
-                except mapping.MappingError:
+                except MappingError:
                     continue
                 self._contacts[customer.external_id] = customer
             pagination = body.get("pagination") or {}
@@ -274,7 +281,7 @@ class XeroAdapter:
             return None
         try:
             snapshot = self._map(rows[0])
-        except mapping.MappingError as exc:
+        except MappingError as exc:
             raise Rejected(
                 f"Xero invoice {external_id} could not be read ({exc.field}).", provider=PROVIDER_KEY
             ) from None
@@ -530,6 +537,37 @@ def _replayed(answer: Answer) -> bool:
     return answer.headers.get("idempotency-replayed", "") == "true"
 
 
-def make_adapter(tenant_id: str, token_source: TokenSource, settings: ProviderSettings) -> XeroAdapter:
-    """ProviderSpec.adapter: the adapter for one connected organisation."""
+def build_adapter(tenant_id: str, token_source: TokenSource, settings: ProviderSettings) -> XeroAdapter:
+    """ProviderSpec.adapter: the adapter for one connected organisation (no network until the first call)."""
     return XeroAdapter(tenant_id, token_source, settings)
+
+
+def connect(settings: ProviderSettings, callback_params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
+    """ProviderSpec.connect: one ConnectionInfo per organisation the user authorised (GET /connections)."""
+    identity = IdentityApi(api_client(FixedTokens(tokens), settings), base_url=connections_base(settings))
+    try:
+        rows = identity.get_connections(_request_timeout=IDENTITY_TIMEOUT)
+    except HTTPStatusException as exc:
+        raise _connections_refused(int(exc.status or 0)) from None
+    except (OSError, ValueError) as exc:
+        raise Transient(f"Xero could not be reached ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
+    return [_connection_info(row) for row in rows or []]
+
+
+def _connections_refused(status: int) -> AuthError | Transient | Rejected:
+    if status in (401, 403):
+        return AuthError("Xero refused to list the connected organisations.", provider=PROVIDER_KEY)
+    if status >= 500 or status == 429:
+        return Transient(f"Xero failed to list connections (HTTP {status}).", provider=PROVIDER_KEY)
+    return Rejected(f"Xero rejected the connections request (HTTP {status}).", provider=PROVIDER_KEY)
+
+
+def _connection_info(row: Any) -> ConnectionInfo:
+    tenant_type = getattr(row.tenant_type, "value", row.tenant_type)
+    return ConnectionInfo(
+        provider=PROVIDER_KEY,
+        tenant_id=str(row.tenant_id),
+        name=str(row.tenant_name or ""),
+        tenant_type=str(tenant_type or "ORGANISATION"),
+        extra={"connection_id": str(row.id or ""), "auth_event_id": str(row.auth_event_id or "")},
+    )

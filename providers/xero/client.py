@@ -15,9 +15,8 @@ import json
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,19 +27,26 @@ from xero_python.accounting import AccountingApi
 from xero_python.exceptions import HTTPStatusException, OAuth2Error
 from xero_python.identity import IdentityApi
 
-from connector.errors import AuthError, ProviderError, RateLimited, Rejected, Transient
+from connector.errors import AuthError, NotFound, RateLimited, Rejected, Transient
 from connector.ports import ProviderSettings, TokenSource
+from connector.ratelimit.tenant import TenantLimiters, TenantRateLimiter
+from providers.xero.constants import (
+    API_BASE,
+    API_TIMEOUT,
+    MAX_CONCURRENT,
+    MAX_LIMIT_RETRIES,
+    MAX_LIMIT_WAIT_S,
+    MAX_TRANSIENT_RETRIES,
+    PROVIDER_KEY,
+    RATE_PER_MINUTE,
+)
 from providers.xero.oauth import NudgeOAuth2Token, api_client, connections_base
 
-PROVIDER_KEY = "xero"
-API_BASE = "https://api.xero.com/api.xro/2.0"
-TIMEOUT = (5, 60)  # (connect, read) seconds, as the SDK's `_request_timeout` accepts them
-MAX_LIMIT_RETRIES = 4
-MAX_TRANSIENT_RETRIES = 3
-
-
-class NotFound(ProviderError):
-    """Xero answered 404 for the requested record (adapters decide what that means)."""
+_REMAINING_HEADERS = (
+    ("x-minlimit-remaining", "minute_remaining"),
+    ("x-daylimit-remaining", "day_remaining"),
+    ("x-appminlimit-remaining", "app_remaining"),
+)
 
 
 def seconds_to_next_utc_day(now: datetime) -> float:
@@ -49,81 +55,71 @@ def seconds_to_next_utc_day(now: datetime) -> float:
     return max((tomorrow - now).total_seconds(), 1.0)
 
 
-class RateLimiter:
-    """Per-tenant limiter shared by every client of that tenant in this process."""
+def _day_limit_reached(retry_after: float) -> RateLimited:
+    return RateLimited(
+        "Xero's daily call limit for this organisation is used up; syncing resumes tomorrow.",
+        provider=PROVIDER_KEY,
+        retry_after=retry_after,
+        limit="day",
+    )
+
+
+class RateLimiter(TenantRateLimiter):
+    """The core per-tenant limiter, plus what Xero's answers say about the calls left.
+
+    Waits when `X-MinLimit-Remaining` (or the app-wide minute count) reaches 0 instead of provoking a
+    429, refuses without calling once `X-DayLimit-Remaining` is 0, and turns a 429's `Retry-After` /
+    `X-Rate-Limit-Problem` into a wait or a RateLimited for the scheduler.
+    """
 
     def __init__(
         self,
         *,
-        per_minute: int = 60,
-        concurrent: int = 5,
-        max_wait: float = 90.0,
+        per_minute: int = RATE_PER_MINUTE,
+        concurrent: int = MAX_CONCURRENT,
+        max_wait: float = MAX_LIMIT_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.per_minute = per_minute
+        super().__init__(per_minute=per_minute, concurrent=concurrent, sleep=sleep, monotonic=monotonic)
         self.max_wait = max_wait
-        self._sleep = sleep
-        self._monotonic = monotonic
         self._wall = wall
-        self._slots = threading.BoundedSemaphore(concurrent)
-        self._lock = threading.Lock()
-        self._recent: deque[float] = deque()
+        self._headers_lock = threading.Lock()
         self.minute_remaining: int | None = None
         self.day_remaining: int | None = None
         self.app_remaining: int | None = None
-        self.waited = 0.0
 
-    def before_call(self) -> None:
-        """Wait (or refuse) so the next call fits the limits the last answer reported."""
-        with self._lock:
-            now = self._monotonic()
-            while self._recent and now - self._recent[0] >= 60:
-                self._recent.popleft()
-            if self.day_remaining is not None and self.day_remaining <= 0:
-                raise RateLimited(
-                    "Xero's daily call limit for this organisation is used up; syncing resumes tomorrow.",
-                    provider=PROVIDER_KEY,
-                    retry_after=seconds_to_next_utc_day(self._wall()),
-                    limit="day",
-                )
-            wait = 0.0
-            exhausted = (self.minute_remaining is not None and self.minute_remaining <= 0) or (
-                self.app_remaining is not None and self.app_remaining <= 0
+    def extra_wait(self, now: float) -> float:
+        """Refuse once the day is used up; wait out the minute when the headers say none is left."""
+        with self._headers_lock:
+            day_left, minute_left, app_left = self.day_remaining, self.minute_remaining, self.app_remaining
+        if day_left is not None and day_left <= 0:
+            raise _day_limit_reached(seconds_to_next_utc_day(self._wall()))
+        wait = 0.0
+        if (minute_left is not None and minute_left <= 0) or (app_left is not None and app_left <= 0):
+            age = self.oldest_call_age(now)
+            wait = 60.0 - age if age is not None else 60.0
+        wait = max(wait, self.window_wait(now))
+        if wait > self.max_wait:
+            raise RateLimited(
+                "Xero's per-minute limit is reached.", provider=PROVIDER_KEY, retry_after=wait, limit="minute"
             )
-            if exhausted or (self.per_minute and len(self._recent) >= self.per_minute):
-                wait = (self._recent[0] + 60 - now) if self._recent else 60.0
-            if wait > self.max_wait:
-                raise RateLimited(
-                    "Xero's per-minute limit is reached.", provider=PROVIDER_KEY, retry_after=wait, limit="minute"
-                )
-        if wait > 0:
-            self.waited += wait
-            self._sleep(wait)
-            with self._lock:
-                self.minute_remaining = None
-                self.app_remaining = None
-        with self._lock:
-            self._recent.append(self._monotonic())
+        return wait
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """One of the tenant's concurrent-call slots."""
-        with self._slots:
-            yield
+    def after_wait(self) -> None:
+        """The minute has passed: the remaining-calls counts of the last answer are stale."""
+        with self._headers_lock:
+            self.minute_remaining = None
+            self.app_remaining = None
 
     def observe(self, headers: Mapping[str, str] | None) -> None:
         """Remember the remaining-calls headers of an answer."""
         if not headers:
             return
         lowered = {k.lower(): v for k, v in headers.items()}
-        with self._lock:
-            for header, attr in (
-                ("x-minlimit-remaining", "minute_remaining"),
-                ("x-daylimit-remaining", "day_remaining"),
-                ("x-appminlimit-remaining", "app_remaining"),
-            ):
+        with self._headers_lock:
+            for header, attr in _REMAINING_HEADERS:
                 if header in lowered:
                     with suppress(ValueError):
                         setattr(self, attr, int(lowered[header]))
@@ -138,14 +134,9 @@ class RateLimiter:
             retry_after = 0.0
         self.observe(headers)
         if problem == "day":
-            with self._lock:
+            with self._headers_lock:
                 self.day_remaining = 0
-            raise RateLimited(
-                "Xero's daily call limit for this organisation is used up; syncing resumes tomorrow.",
-                provider=PROVIDER_KEY,
-                retry_after=retry_after or seconds_to_next_utc_day(self._wall()),
-                limit="day",
-            )
+            raise _day_limit_reached(retry_after or seconds_to_next_utc_day(self._wall()))
         if problem == "concurrent":
             return retry_after or 1.0
         wait = retry_after or 60.0
@@ -160,25 +151,17 @@ class RateLimiter:
 
     def sleep(self, seconds: float, *, window_passed: bool = False) -> None:
         """Wait `seconds`; `window_passed`: the wait was Xero's Retry-After, so old counts are stale."""
-        self.waited += seconds
-        self._sleep(seconds)
+        self.pause(seconds)
         if window_passed:
-            with self._lock:
-                self.minute_remaining = None
-                self.app_remaining = None
+            self.after_wait()
 
 
-_limiters: dict[str, RateLimiter] = {}
-_limiters_lock = threading.Lock()
+_LIMITERS: TenantLimiters[RateLimiter] = TenantLimiters()
 
 
-def limiter_for(tenant_id: str, per_minute: int = 60) -> RateLimiter:
+def limiter_for(tenant_id: str, per_minute: int = RATE_PER_MINUTE) -> RateLimiter:
     """The process-wide limiter of one tenant (created on first use; `per_minute` from the settings)."""
-    with _limiters_lock:
-        limiter = _limiters.get(tenant_id)
-        if limiter is None:
-            limiter = _limiters[tenant_id] = RateLimiter(per_minute=per_minute)
-        return limiter
+    return _LIMITERS.get(tenant_id, lambda: RateLimiter(per_minute=per_minute))
 
 
 @dataclass(frozen=True)
@@ -236,7 +219,7 @@ class XeroClient:
         self._token: NudgeOAuth2Token = self._sdk.configuration.oauth2_token
         self.accounting = AccountingApi(self._sdk, base_url=settings.api_base.rstrip("/") or API_BASE)
         self.identity = IdentityApi(self._sdk, base_url=connections_base(settings))
-        self.limiter = limiter or limiter_for(tenant_id, int(settings.options.get("rate_per_minute", 60)))
+        self.limiter = limiter or limiter_for(tenant_id, int(settings.options.get("rate_per_minute", RATE_PER_MINUTE)))
         self._jitter = jitter
         self._calls = 0
         self._calls_lock = threading.Lock()
@@ -256,84 +239,101 @@ class XeroClient:
         network faults with jittered backoff; every call is retried once after a 401 with a refreshed token.
         """
         function = getattr(self.accounting, method)
-        limit_retries = transient_retries = 0
-        auth_retried = False
+        attempts = _Attempts(retryable=method.startswith("get") or retry_writes)
         while True:
-            self.limiter.before_call()
-            with self._calls_lock:
-                self._calls += 1
             try:
-                with self.limiter.slot():
-                    response = function(
-                        self.tenant_id, *args, _preload_content=False, _request_timeout=TIMEOUT, **kwargs
-                    )
+                answer = self._exchange(function, args, kwargs)
             except HTTPStatusException as exc:
-                status = int(exc.status or 0)
-                headers = dict(exc.headers or {})
-                self.limiter.observe(headers)
-                if status == 401 and not auth_retried:
-                    auth_retried = True
-                    self._source.refreshed(self._token.last_used())
-                    continue
-                if status == 401:
-                    raise AuthError(
-                        "Xero no longer accepts this connection's token; reconnect the organisation.",
-                        provider=PROVIDER_KEY,
-                        status=401,
-                    ) from None
-                if status == 403:
-                    raise AuthError(
-                        "Xero refused access to this organisation (disconnected or missing permission); reconnect it.",
-                        provider=PROVIDER_KEY,
-                        status=403,
-                    ) from None
-                if status == 429:
-                    wait = self.limiter.on_429(headers)
-                    limit_retries += 1
-                    if limit_retries > MAX_LIMIT_RETRIES:
-                        raise RateLimited(
-                            "Xero kept rate-limiting this organisation.", provider=PROVIDER_KEY, retry_after=wait
-                        ) from None
-                    self.limiter.sleep(wait, window_passed=True)
-                    continue
-                if status == 404:
-                    raise NotFound("Xero has no such record.", provider=PROVIDER_KEY, status=404) from None
-                if status >= 500 or status == 0:
-                    transient_retries += 1
-                    if (method.startswith("get") or retry_writes) and transient_retries < MAX_TRANSIENT_RETRIES:
-                        self.limiter.sleep(self._backoff(transient_retries))
-                        continue
-                    raise Transient(f"Xero failed (HTTP {status}).", provider=PROVIDER_KEY, status=status) from None
-                detail = _validation_messages(exc.body)
-                raise Rejected(
-                    f"Xero rejected the request (HTTP {status}){': ' + detail if detail else ''}.",
-                    provider=PROVIDER_KEY,
-                    status=status,
-                ) from None
+                self._after_refusal(exc, attempts)
+                continue
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                transient_retries += 1
-                if (method.startswith("get") or retry_writes) and transient_retries < MAX_TRANSIENT_RETRIES:
-                    self.limiter.sleep(self._backoff(transient_retries))
-                    continue
-                raise Transient(f"Xero could not be reached ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
+                self._retry_or_raise(
+                    attempts, Transient(f"Xero could not be reached ({type(exc).__name__}).", provider=PROVIDER_KEY)
+                )
+                continue
             except OAuth2Error:
                 raise AuthError(
                     "The Xero token could not be used; reconnect the organisation.", provider=PROVIDER_KEY
                 ) from None
-            headers = {k.lower(): v for k, v in response.headers.items()}
-            self.limiter.observe(headers)
-            data = bytes(response.data or b"")
-            payload = None
-            if "json" in headers.get("content-type", "") and data:
-                try:
-                    payload = json.loads(data, parse_float=Decimal)
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    transient_retries += 1
-                    if (method.startswith("get") or retry_writes) and transient_retries < MAX_TRANSIENT_RETRIES:
-                        self.limiter.sleep(self._backoff(transient_retries))
-                        continue
-                    raise Transient("Xero answered with a malformed body.", provider=PROVIDER_KEY) from None
-            return Answer(int(response.status), headers, data, payload)
+            if answer is not None:
+                return answer
+            self._retry_or_raise(attempts, Transient("Xero answered with a malformed body.", provider=PROVIDER_KEY))
+
+    def _exchange(self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Answer | None:
+        """One SDK call within the tenant's limits; None when a JSON answer does not parse."""
+        self.limiter.admit()
+        with self._calls_lock:
+            self._calls += 1
+        with self.limiter.slot():
+            response = function(self.tenant_id, *args, _preload_content=False, _request_timeout=API_TIMEOUT, **kwargs)
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        self.limiter.observe(headers)
+        data = bytes(response.data or b"")
+        payload = None
+        if "json" in headers.get("content-type", "") and data:
+            try:
+                payload = json.loads(data, parse_float=Decimal)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return None
+        return Answer(int(response.status), headers, data, payload)
+
+    def _after_refusal(self, exc: HTTPStatusException, attempts: _Attempts) -> None:
+        """Return to retry the call (after any wait), or raise the connector error for the refusal."""
+        status = int(exc.status or 0)
+        headers = dict(exc.headers or {})
+        self.limiter.observe(headers)
+        if status == 401 and not attempts.auth_retried:
+            attempts.auth_retried = True
+            self._source.refreshed(self._token.last_used())
+            return
+        if status in _AUTH_REFUSALS:
+            raise AuthError(_AUTH_REFUSALS[status], provider=PROVIDER_KEY, status=status) from None
+        if status == 429:
+            wait = self.limiter.on_429(headers)
+            attempts.limit += 1
+            if attempts.limit > MAX_LIMIT_RETRIES:
+                raise RateLimited(
+                    "Xero kept rate-limiting this organisation.", provider=PROVIDER_KEY, retry_after=wait
+                ) from None
+            self.limiter.sleep(wait, window_passed=True)
+            return
+        if status == 404:
+            raise NotFound("Xero has no such record.", provider=PROVIDER_KEY, status=404) from None
+        if status >= 500 or status == 0:
+            self._retry_or_raise(
+                attempts, Transient(f"Xero failed (HTTP {status}).", provider=PROVIDER_KEY, status=status)
+            )
+            return
+        detail = _validation_messages(exc.body)
+        raise Rejected(
+            f"Xero rejected the request (HTTP {status}){': ' + detail if detail else ''}.",
+            provider=PROVIDER_KEY,
+            status=status,
+        ) from None
+
+    def _retry_or_raise(self, attempts: _Attempts, error: Transient) -> None:
+        """Back off before another try of a retryable call, or raise `error` once the tries are spent."""
+        attempts.transient += 1
+        if attempts.retryable and attempts.transient < MAX_TRANSIENT_RETRIES:
+            self.limiter.sleep(self._backoff(attempts.transient))
+            return
+        raise error from None
 
     def _backoff(self, attempt: int) -> float:
         return min(0.25 * (2 ** (attempt - 1)), 4.0) * (0.5 + self._jitter())
+
+
+_AUTH_REFUSALS = {
+    401: "Xero no longer accepts this connection's token; reconnect the organisation.",
+    403: "Xero refused access to this organisation (disconnected or missing permission); reconnect it.",
+}
+
+
+@dataclass
+class _Attempts:
+    """What one `XeroClient.call` has spent so far of its retry budgets."""
+
+    retryable: bool
+    limit: int = 0
+    transient: int = 0
+    auth_retried: bool = False

@@ -14,6 +14,8 @@ from typing import Any
 
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
+from connector.errors import MappingError
+from providers.xero.constants import PROVIDER_KEY
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
 
@@ -26,15 +28,6 @@ STATUS = {
     "VOIDED": InvoiceStatus.VOIDED,
     "DELETED": InvoiceStatus.DELETED,
 }
-
-
-class MappingError(ValueError):
-    """A Xero record that cannot be mapped; `field` names the offending key (for quarantine)."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 def parse_instant(value: Any) -> datetime:
@@ -96,26 +89,26 @@ def to_invoice(raw: Mapping[str, Any], *, home_currency: str) -> InvoiceSnapshot
     """One Xero invoice object → InvoiceSnapshot; raises MappingError naming the bad field."""
     invoice_id = str(raw.get("InvoiceID") or "")
     if not invoice_id:
-        raise MappingError("InvoiceID", "missing")
+        raise MappingError("", "InvoiceID", "missing", provider=PROVIDER_KEY)
     status_text = str(raw.get("Status") or "").upper()
     if status_text not in STATUS:
-        raise MappingError("Status", f"unknown status {status_text!r}")
+        raise MappingError(invoice_id, "Status", f"unknown status {status_text[:20]!r}", provider=PROVIDER_KEY)
     currency = str(raw.get("CurrencyCode") or home_currency)
     contact = raw.get("Contact") or {}
     try:
         total = Money.of(amount(raw.get("Total")), currency)
         balance = Money.of(amount(raw.get("AmountDue")), currency)
     except (ValueError, ArithmeticError) as exc:
-        raise MappingError("Total/AmountDue/CurrencyCode", str(exc)) from exc
+        raise MappingError(invoice_id, "Total/AmountDue/CurrencyCode", str(exc), provider=PROVIDER_KEY) from exc
     try:
         issue = parse_day(raw.get("Date") or raw.get("DateString"))
         due = parse_day(raw.get("DueDate") or raw.get("DueDateString"))
     except ValueError as exc:
-        raise MappingError("Date/DueDate", str(exc)) from exc
+        raise MappingError(invoice_id, "Date/DueDate", str(exc), provider=PROVIDER_KEY) from exc
     try:
         updated = parse_instant(raw.get("UpdatedDateUTC"))
     except ValueError as exc:
-        raise MappingError("UpdatedDateUTC", str(exc)) from exc
+        raise MappingError(invoice_id, "UpdatedDateUTC", str(exc), provider=PROVIDER_KEY) from exc
     return InvoiceSnapshot(
         external_id=invoice_id,
         number=str(raw.get("InvoiceNumber") or ""),
@@ -136,7 +129,7 @@ def to_customer(raw: Mapping[str, Any]) -> CustomerSnapshot:
     """One Xero contact → CustomerSnapshot (archived contacts are inactive)."""
     contact_id = str(raw.get("ContactID") or "")
     if not contact_id:
-        raise MappingError("ContactID", "missing")
+        raise MappingError("", "ContactID", "missing", provider=PROVIDER_KEY)
     return CustomerSnapshot(
         external_id=contact_id,
         name=str(raw.get("Name") or ""),

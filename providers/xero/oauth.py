@@ -12,52 +12,32 @@ Facts doc §2.1 and §3.3:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 import urllib3
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 
-from connector.domain.model import ConnectionInfo
 from connector.errors import AuthError, ProviderError, RateLimited, Rejected, Transient
-from connector.ports import Identity, ProviderSettings, TokenSet, TokenSource
-
-PROVIDER_KEY = "xero"
-AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
-TOKEN_URL = "https://identity.xero.com/connect/token"
-REVOKE_URL = "https://identity.xero.com/connect/revocation"
-CONNECTIONS_BASE = "https://api.xero.com"
-DEFAULT_SCOPES = (
-    "openid",
-    "profile",
-    "email",
-    "offline_access",
-    "accounting.transactions",
-    "accounting.contacts",
-    "accounting.settings.read",
+from connector.ports import ProviderSettings, TokenSet, TokenSource
+from providers.xero.constants import (
+    AUTHORIZE_URL,
+    CONNECTIONS_BASE,
+    DEFAULT_SCOPES,
+    IDENTITY_TIMEOUT,
+    PROVIDER_KEY,
+    REFRESH_TOKEN_LIFETIME,
+    REVOKE_URL,
+    TOKEN_URL,
 )
-# OpenID Connect. Issuer and JWKS location of real Xero [unverified: not in docs/provider-api-facts.md; the
-# discovery document at https://identity.xero.com/.well-known/openid-configuration names them].
-ISSUER = "https://identity.xero.com"
-JWKS_PATH = "/.well-known/openid-configuration/jwks"
-JWKS_URL = f"{ISSUER}{JWKS_PATH}"
-ID_TOKEN_LEEWAY = 120  # seconds of clock skew tolerated on exp / iat / nbf
-REFRESH_TOKEN_LIFETIME = timedelta(days=60)  # docs/provider-api-facts.md §2.1: unused, it dies after 60 days
+
 SDK_TOKEN_KEYS = ("access_token", "scope", "expires_in", "token_type", "expires_at", "refresh_token", "id_token")
-TIMEOUT = (5, 30)
 
 
 def token_url(settings: ProviderSettings) -> str:
@@ -70,10 +50,6 @@ def revoke_url(settings: ProviderSettings) -> str:
 
 def connections_base(settings: ProviderSettings) -> str:
     return settings.identity_base.rstrip("/") if settings.identity_base else CONNECTIONS_BASE
-
-
-def jwks_url(settings: ProviderSettings) -> str:
-    return f"{settings.identity_base.rstrip('/')}{JWKS_PATH}" if settings.identity_base else JWKS_URL
 
 
 def scopes(settings: ProviderSettings) -> tuple[str, ...]:
@@ -102,7 +78,7 @@ def _token_call(settings: ProviderSettings, form: dict[str, str], now: datetime,
             data=form,
             auth=(settings.client_id, settings.client_secret),
             headers={"Accept": "application/json"},
-            timeout=TIMEOUT,
+            timeout=IDENTITY_TIMEOUT,
         )
     except requests.RequestException as exc:
         raise Transient(f"Xero could not be reached to {what} ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
@@ -180,7 +156,7 @@ def revoke(settings: ProviderSettings, tokens: TokenSet) -> None:
             revoke_url(settings),
             data={"token": token},
             auth=(settings.client_id, settings.client_secret),
-            timeout=TIMEOUT,
+            timeout=IDENTITY_TIMEOUT,
         )
     except requests.RequestException as exc:
         raise Transient(f"Xero could not be reached to revoke ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
@@ -335,172 +311,19 @@ def tokens_from_response(body: Mapping[str, Any], now: datetime) -> TokenSet:
     )
 
 
-class _FixedTokens:
-    """A TokenSource over tokens just issued (the OAuth callback): never refreshes."""
+class FixedTokens:
+    """A TokenSource over tokens just issued (the OAuth callback, before the connection is stored)."""
 
     def __init__(self, tokens: TokenSet) -> None:
         self._tokens = tokens
 
+    def __repr__(self) -> str:
+        return "FixedTokens(<redacted>)"
+
     def current(self) -> TokenSet:
+        """The tokens as issued: they are fresh, so nothing is refreshed."""
         return self._tokens
 
     def refreshed(self, rejected_access_token: str) -> TokenSet:
+        """Never refreshes: a token refused seconds after issue means the grant itself is bad."""
         raise AuthError("Xero refused the token just issued; connect again.", provider=PROVIDER_KEY)
-
-
-def connect(settings: ProviderSettings, callback_params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
-    """One ConnectionInfo per organisation the user authorised, from GET /connections (IdentityApi)."""
-    from xero_python.exceptions import HTTPStatusException
-    from xero_python.identity import IdentityApi
-
-    identity = IdentityApi(api_client(_FixedTokens(tokens), settings), base_url=connections_base(settings))
-    try:
-        rows = identity.get_connections(_request_timeout=TIMEOUT)
-    except HTTPStatusException as exc:
-        status = int(exc.status or 0)
-        if status in (401, 403):
-            raise AuthError("Xero refused to list the connected organisations.", provider=PROVIDER_KEY) from None
-        if status >= 500 or status == 429:
-            raise Transient(f"Xero failed to list connections (HTTP {status}).", provider=PROVIDER_KEY) from None
-        raise Rejected(f"Xero rejected the connections request (HTTP {status}).", provider=PROVIDER_KEY) from None
-    except (OSError, ValueError) as exc:
-        raise Transient(f"Xero could not be reached ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
-    result = []
-    for row in rows or []:
-        tenant_type = getattr(row.tenant_type, "value", row.tenant_type)
-        result.append(
-            ConnectionInfo(
-                provider=PROVIDER_KEY,
-                tenant_id=str(row.tenant_id),
-                name=str(row.tenant_name or ""),
-                tenant_type=str(tenant_type or "ORGANISATION"),
-                extra={"connection_id": str(row.id or ""), "auth_event_id": str(row.auth_event_id or "")},
-            )
-        )
-    return result
-
-
-# -- OpenID Connect: who consented ----------------------------------------------------------------
-def _refuse(reason: str) -> AuthError:
-    return AuthError(f"Xero's sign-in could not be verified ({reason}); start again.", provider=PROVIDER_KEY)
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _fetch_jwks(settings: ProviderSettings) -> list[dict[str, Any]]:
-    try:
-        response = requests.get(jwks_url(settings), headers={"Accept": "application/json"}, timeout=TIMEOUT)
-    except requests.RequestException as exc:
-        raise Transient(
-            f"Xero could not be reached to check the sign-in ({type(exc).__name__}).", provider=PROVIDER_KEY
-        ) from None
-    if response.status_code != 200:
-        raise Transient(f"Xero's signing keys could not be read (HTTP {response.status_code}).", provider=PROVIDER_KEY)
-    try:
-        keys = response.json().get("keys")
-    except (ValueError, AttributeError):
-        keys = None
-    if not isinstance(keys, list):
-        raise Transient("Xero's signing keys were unreadable.", provider=PROVIDER_KEY)
-    return [key for key in keys if isinstance(key, dict)]
-
-
-def _rsa_key(jwk: Mapping[str, Any]) -> rsa.RSAPublicKey | None:
-    try:
-        e = int.from_bytes(_unb64(str(jwk["e"])), "big")
-        n = int.from_bytes(_unb64(str(jwk["n"])), "big")
-        return rsa.RSAPublicNumbers(e, n).public_key()
-    except (KeyError, ValueError, binascii.Error):
-        return None
-
-
-def _signature_ok(settings: ProviderSettings, kid: str, signing_input: bytes, signature: bytes) -> bool:
-    candidates = [
-        jwk
-        for jwk in _fetch_jwks(settings)
-        if jwk.get("kty") == "RSA"
-        and jwk.get("use", "sig") == "sig"
-        and jwk.get("alg", "RS256") == "RS256"
-        and (not kid or jwk.get("kid") == kid)
-    ]
-    for jwk in candidates:
-        key = _rsa_key(jwk)
-        if key is None:
-            continue
-        try:
-            key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            continue
-        return True
-    return False
-
-
-def _int_claim(claims: Mapping[str, Any], name: str) -> int | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _refuse(f"malformed {name}")
-    return int(value)
-
-
-def identify(settings: ProviderSettings, tokens: TokenSet, nonce: str, now: datetime) -> Identity:
-    """The Xero user behind `tokens`, from its ID token, verified as OpenID Connect requires.
-
-    RS256 only (`alg: none`, HS256 and anything else are refused), signature against the key named by
-    `kid` in the JWKS of `identity_base`, `iss`, `aud` == client id, `exp` / `iat` / `nbf` within
-    ID_TOKEN_LEEWAY of `now`, and `nonce`. Failures raise AuthError; no message quotes the token.
-    """
-    token = tokens.id_token
-    if not token:
-        raise _refuse("Xero sent no ID token; the openid scope is needed")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        raise _refuse("the ID token is malformed")
-    try:
-        header = json.loads(_unb64(parts[0]))
-        claims = json.loads(_unb64(parts[1]))
-        signature = _unb64(parts[2])
-    except (ValueError, binascii.Error):
-        raise _refuse("the ID token is malformed") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise _refuse("the ID token is malformed")
-    if header.get("alg") != "RS256":
-        raise _refuse("the ID token is not signed with RS256")
-    kid = header.get("kid") or ""
-    if not isinstance(kid, str):
-        raise _refuse("the ID token names no valid key")
-    if not signature or not _signature_ok(settings, kid, f"{parts[0]}.{parts[1]}".encode(), signature):
-        raise _refuse("the ID token's signature does not match Xero's keys")
-    issuer = str(settings.options.get("oidc_issuer") or ISSUER)
-    if claims.get("iss") != issuer:
-        raise _refuse("the ID token comes from another issuer")
-    audience = claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    if settings.client_id not in audiences:
-        raise _refuse("the ID token was issued to another application")
-    if len(audiences) > 1 and claims.get("azp") != settings.client_id:
-        raise _refuse("the ID token was issued to another application")
-    moment = now.timestamp()
-    expires, issued, not_before = _int_claim(claims, "exp"), _int_claim(claims, "iat"), _int_claim(claims, "nbf")
-    if expires is None or issued is None:
-        raise _refuse("the ID token has no lifetime")
-    if expires + ID_TOKEN_LEEWAY < moment:
-        raise _refuse("the ID token has expired")
-    if issued - ID_TOKEN_LEEWAY > moment or (not_before is not None and not_before - ID_TOKEN_LEEWAY > moment):
-        raise _refuse("the ID token is not valid yet")
-    claimed_nonce = claims.get("nonce")
-    if (nonce or claimed_nonce is not None) and (
-        not isinstance(claimed_nonce, str) or not hmac.compare_digest(claimed_nonce.encode(), nonce.encode())
-    ):
-        raise _refuse("the sign-in does not belong to this browser session (nonce mismatch)")
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise _refuse("the ID token names no user")
-    email = claims.get("email")
-    name = claims.get("name") or " ".join(
-        str(part) for part in (claims.get("given_name"), claims.get("family_name")) if isinstance(part, str) and part
-    )
-    return Identity(subject=subject, email=email if isinstance(email, str) else "", name=str(name or ""))

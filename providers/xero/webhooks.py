@@ -15,9 +15,11 @@ import json
 from datetime import datetime
 
 from connector.domain.model import ChangeNotice
+from connector.errors import PayloadError
+from providers.xero.constants import PROVIDER_KEY, SIGNATURE_HEADER
 from providers.xero.mapping import parse_instant
 
-SIGNATURE_HEADER = "x-xero-signature"
+__all__ = ["SIGNATURE_HEADER", "parse", "verify"]
 
 
 def verify(body: bytes, signature: str, key: str) -> bool:
@@ -33,13 +35,13 @@ def verify(body: bytes, signature: str, key: str) -> bool:
 
 
 def parse(body: bytes) -> list[ChangeNotice]:
-    """Events of one delivery as ChangeNotices; raises ValueError for a body that is not a Xero delivery."""
+    """Events of one delivery as ChangeNotices; raises PayloadError for a body that is not a Xero delivery."""
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError("webhook body is not JSON") from exc
+        raise PayloadError("The Xero webhook body is not JSON.", provider=PROVIDER_KEY) from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
-        raise ValueError("webhook body has no events list")
+        raise PayloadError("The Xero webhook body has no events list.", provider=PROVIDER_KEY)
     notices: list[ChangeNotice] = []
     for event in payload["events"]:
         if not isinstance(event, dict):

@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from connector.domain.model import InvoiceStatus
-from providers.quickbooks.mapping import MappingError, parse_instant, to_customer, to_invoice
+from connector.errors import MappingError
+from providers.quickbooks.mapping import parse_instant, to_customer, to_invoice
 from tests.support.quickbooks import fixture_json
 
 
@@ -29,7 +30,8 @@ def test_query_sample_maps_exactly() -> None:
     assert inv.customer_external_id == "1"
     assert inv.customer_name == "Amy's Bird Sanctuary"
     assert inv.currency == "USD"
-    assert inv.total.amount == Decimal("150.00") and inv.total.currency == "USD"
+    assert inv.total.amount == Decimal("150.00")
+    assert inv.total.currency == "USD"
     assert inv.balance.amount == Decimal("150.00")
     assert inv.issue_date == date(2015, 7, 24)
     assert inv.due_date == date(2015, 8, 23)
@@ -46,8 +48,10 @@ def test_read_sample_with_tax_lines_maps_exactly() -> None:
     assert (inv.customer_external_id, inv.customer_name) == ("24", "Sonnenschein Family Store")
     # TotalAmt includes TxnTaxDetail.TotalTax (335.25 + 26.82); exact Decimal, no float noise.
     assert inv.total.amount == Decimal("362.07")
-    assert isinstance(inv.total.amount, Decimal) and str(inv.balance.amount) == "362.07"
-    assert inv.issue_date == date(2014, 9, 19) and inv.due_date == date(2014, 10, 19)
+    assert isinstance(inv.total.amount, Decimal)
+    assert str(inv.balance.amount) == "362.07"
+    assert inv.issue_date == date(2014, 9, 19)
+    assert inv.due_date == date(2014, 10, 19)
     assert inv.emails == ("Familiystore@intuit.com",)
     assert inv.updated_at == datetime(2014, 9, 19, 20, 16, 17, tzinfo=UTC)
 
@@ -62,7 +66,9 @@ def test_multi_currency_invoice_uses_its_currency_ref() -> None:
     raw["CurrencyRef"] = {"value": "EUR", "name": "Euro"}
     raw["ExchangeRate"] = 1.0876
     inv = to_invoice(raw, home_currency="USD")
-    assert inv.currency == "EUR" and inv.total.currency == "EUR" and inv.balance.currency == "EUR"
+    assert inv.currency == "EUR"
+    assert inv.total.currency == "EUR"
+    assert inv.balance.currency == "EUR"
 
 
 def test_home_currency_applies_without_currency_ref() -> None:
@@ -75,7 +81,10 @@ def test_missing_optional_fields() -> None:
         raw.pop(key, None)
     raw["CustomerRef"] = {"value": "1"}
     inv = to_invoice(raw, home_currency="USD")
-    assert inv.number == "" and inv.due_date is None and inv.issue_date is None and inv.customer_name == ""
+    assert inv.number == ""
+    assert inv.due_date is None
+    assert inv.issue_date is None
+    assert inv.customer_name == ""
 
 
 def test_paid_and_voided_status() -> None:
@@ -94,7 +103,9 @@ def test_cdc_tombstone_is_deleted() -> None:
         "MetaData": {"LastUpdatedTime": "2024-01-02T03:04:05-08:00"},
     }
     inv = to_invoice(tomb, home_currency="USD")
-    assert inv.status is InvoiceStatus.DELETED and inv.external_id == "42" and inv.balance.is_zero()
+    assert inv.status is InvoiceStatus.DELETED
+    assert inv.external_id == "42"
+    assert inv.balance.is_zero()
 
 
 def test_several_bill_emails() -> None:
@@ -121,7 +132,8 @@ def test_broken_invoice_names_id_and_field(mutate, field) -> None:
     mutate(raw)
     with pytest.raises(MappingError) as info:
         to_invoice(raw, home_currency="USD")
-    assert info.value.external_id == "239" and info.value.field == field
+    assert info.value.external_id == "239"
+    assert info.value.field == field
 
 
 def test_non_digit_id_is_refused() -> None:
@@ -147,5 +159,6 @@ def test_customer_mapping() -> None:
         "Active": False,
     }
     customer = to_customer(raw)
-    assert customer.name == "Acme" and customer.emails == ("ap@acme.example", "boss@acme.example")
+    assert customer.name == "Acme"
+    assert customer.emails == ("ap@acme.example", "boss@acme.example")
     assert customer.active is False

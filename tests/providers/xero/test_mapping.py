@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connector.domain.model import InvoiceStatus
+from connector.errors import MappingError
 from providers.xero import mapping
 
 PAYLOADS = Path(__file__).resolve().parents[3] / "docs" / "payloads"
@@ -31,14 +32,17 @@ def test_invoices_get_sample_maps_exactly() -> None:
     assert open_.customer_external_id == "a3675fc4-f8dd-4f03-ba5b-f1870566bcd7"
     assert open_.customer_name == "Barney Rubble-83203"
     assert open_.currency == "NZD"  # the invoice's own currency wins over home_currency
-    assert open_.balance.amount == Decimal("115.00") and isinstance(open_.balance.amount, Decimal)
+    assert open_.balance.amount == Decimal("115.00")
+    assert isinstance(open_.balance.amount, Decimal)
     assert open_.total.amount == Decimal("115.00")
     assert open_.issue_date == date(2018, 11, 2)
     assert open_.due_date == date(2018, 11, 7)
     assert open_.updated_at == datetime(2018, 11, 2, 16, 37, 28, 927000, tzinfo=UTC)
     assert open_.is_open
-    assert paid.balance.amount == Decimal("0.00") and paid.total.amount == Decimal("46.00")
-    assert voided.total.amount == Decimal("40.00") and voided.due_date == date(2018, 12, 30)
+    assert paid.balance.amount == Decimal("0.00")
+    assert paid.total.amount == Decimal("46.00")
+    assert voided.total.amount == Decimal("40.00")
+    assert voided.due_date == date(2018, 12, 30)
     assert voided.issue_date == date(2018, 10, 20)
     assert all(i.emails == () for i in invoices)
 
@@ -67,7 +71,7 @@ def test_dates(text: str, expected: date) -> None:
 
 def test_unknown_status_is_a_mapping_error_naming_the_field() -> None:
     raw = dict(_payload("xero_invoices_get.json")["Invoices"][0], Status="SOMETHING")
-    with pytest.raises(mapping.MappingError) as info:
+    with pytest.raises(MappingError) as info:
         mapping.to_invoice(raw, home_currency="NZD")
     assert info.value.field == "Status"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.errors import PayloadError
 from providers.xero import PROVIDER, webhooks
 
 PAYLOADS = Path(__file__).resolve().parents[3] / "docs" / "payloads"
@@ -71,7 +72,7 @@ def test_intent_to_receive_is_an_empty_list() -> None:
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"events": "x"}'])
 def test_parse_rejects_bodies_that_are_not_deliveries(body: bytes) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(PayloadError):
         webhooks.parse(body)
 
 
