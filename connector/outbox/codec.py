@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -46,6 +47,23 @@ def decode(kind: Any, data: Any) -> Any:
     if data is None:
         return None
     origin = typing.get_origin(kind)
+    if origin is not None:
+        return _decode_generic(origin, kind, data)
+    if not isinstance(kind, type):
+        return data
+    scalar = _SCALAR_DECODERS.get(kind)
+    if scalar is not None:
+        return scalar(data)
+    if issubclass(kind, Enum):
+        return kind(data)
+    if dataclasses.is_dataclass(kind):
+        hints = _hints(kind)
+        return kind(**{f.name: decode(hints[f.name], data[f.name]) for f in dataclasses.fields(kind) if f.name in data})
+    return data
+
+
+def _decode_generic(origin: Any, kind: Any, data: Any) -> Any:
+    """Decode a parameterized type: an optional value (first non-None option), a tuple or a frozenset."""
     if origin in (typing.Union, types.UnionType):
         options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
         return decode(options[0], data)
@@ -56,20 +74,15 @@ def decode(kind: Any, data: Any) -> Any:
         return tuple(decode(arg, item) for arg, item in zip(args, data, strict=True))
     if origin is frozenset:
         return frozenset(decode(typing.get_args(kind)[0], item) for item in data)
-    if kind is Money:
-        return Money.of(data["amount"], data["currency"])
-    if kind is datetime:
-        return datetime.fromisoformat(data)
-    if kind is date:
-        return date.fromisoformat(data)
-    if kind is Decimal:
-        return Decimal(data)
-    if isinstance(kind, type) and issubclass(kind, Enum):
-        return kind(data)
-    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        hints = _hints(kind)
-        return kind(**{f.name: decode(hints[f.name], data[f.name]) for f in dataclasses.fields(kind) if f.name in data})
     return data
+
+
+_SCALAR_DECODERS: dict[type, Callable[[Any], Any]] = {
+    Money: lambda data: Money.of(data["amount"], data["currency"]),
+    datetime: datetime.fromisoformat,
+    date: date.fromisoformat,
+    Decimal: Decimal,
+}
 
 
 def action_to_json(action: Action) -> dict[str, Any]:

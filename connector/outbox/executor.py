@@ -18,7 +18,7 @@ RateLimited → back to planned for later (raised); Transient → retried with b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -222,17 +222,7 @@ class Executor:
             return ActionState.DONE, "", ""
         current = {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids}
         if action.kind is ActionKind.REMIND:
-            still_open = [
-                invoice
-                for invoice in current.values()
-                if invoice is not None and invoice.is_open and self._same_cycle(action, invoice)
-            ]
-            if not still_open:
-                return ActionState.CANCELLED, "", "every invoice in this reminder is paid, voided, deleted or changed"
-            if self.reminders is None:
-                raise MailError("no mailer is configured for reminders")
-            self._mark_sending(action_id)
-            return ActionState.DONE, self.reminders.send(action, still_open, self.adapter), ""
+            return self._send_reminder(action_id, action, current)
         invoice = current[action.invoice_external_ids[0]]
         if invoice is None:
             return ActionState.CANCELLED, "", "the invoice was deleted in the ledger"
@@ -244,6 +234,26 @@ class Executor:
                 "",
                 f"invoice {invoice.number} is {invoice.status.value} or its due date changed",
             )
+        return self._write_to_ledger(action, invoice)
+
+    def _send_reminder(
+        self, action_id: int, action: Action, current: Mapping[str, InvoiceSnapshot | None]
+    ) -> tuple[ActionState, str, str]:
+        """Mail the reminder for its invoices still open in the same cycle; cancelled when none is."""
+        still_open = [
+            invoice
+            for invoice in current.values()
+            if invoice is not None and invoice.is_open and self._same_cycle(action, invoice)
+        ]
+        if not still_open:
+            return ActionState.CANCELLED, "", "every invoice in this reminder is paid, voided, deleted or changed"
+        if self.reminders is None:
+            raise MailError("no mailer is configured for reminders")
+        self._mark_sending(action_id)
+        return ActionState.DONE, self.reminders.send(action, still_open, self.adapter), ""
+
+    def _write_to_ledger(self, action: Action, invoice: InvoiceSnapshot) -> tuple[ActionState, str, str]:
+        """Write a note, a fee invoice or a discount credit for an open invoice, keyed for idempotency."""
         key = action.key
         if action.kind is ActionKind.NOTE:
             return ActionState.DONE, self.adapter.add_note(invoice, action.text or action.rule, key).external_ref, ""
