@@ -207,4 +207,5 @@ class SystemClock:
     """The real clock."""
 
     def now(self) -> datetime:
+        """The current instant, aware, in UTC."""
         return datetime.now(UTC)

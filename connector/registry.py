@@ -53,9 +53,11 @@ class Registry:
         return cls({name: load_spec(name, package) for name in settings}, settings)
 
     def keys(self) -> list[str]:
+        """The configured provider keys, sorted."""
         return sorted(self._specs)
 
     def spec(self, key: str) -> ProviderSpec:
+        """The spec of configured provider `key` (ConfigError naming the configured ones if unknown)."""
         try:
             return self._specs[key]
         except KeyError:
@@ -64,6 +66,7 @@ class Registry:
             ) from None
 
     def settings(self, key: str) -> ProviderSettings:
+        """The settings of configured provider `key` (ConfigError if unknown)."""
         self.spec(key)
         return self._settings[key]
 

@@ -49,6 +49,8 @@ class SignupRequest:
 
 @dataclass(frozen=True)
 class SignupResult:
+    """What a sign-up or sign-in did: the user, their organization and the files connected for it."""
+
     user_id: int
     org_id: int | None
     org_name: str
@@ -57,6 +59,7 @@ class SignupResult:
 
 
 def supports_signup(spec: ProviderSpec) -> bool:
+    """True when the provider offers sign-in with its identity (an ID token) over PKCE."""
     return spec.identify is not None and spec.supports_pkce
 
 

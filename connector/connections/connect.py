@@ -47,6 +47,8 @@ def begin_connect(spec: ProviderSpec, settings: ProviderSettings) -> Authorizati
 
 @dataclass(frozen=True)
 class ConnectedFile:
+    """One accounting file a connect flow stored, and whether it was new."""
+
     connection_id: int
     name: str
     created: bool

@@ -132,6 +132,7 @@ class Amount(str):
     currency: str
 
     def __new__(cls, money: Money, locale: Locale) -> Amount:
+        """An amount formatted for `locale`, keeping the Money it came from."""
         self = super().__new__(cls, format_money(money, locale))
         self.money, self.amount, self.currency = money, money.amount, money.currency
         return self
@@ -144,6 +145,7 @@ class LocalDate(str):
     iso: str
 
     def __new__(cls, value: date, locale: Locale) -> LocalDate:
+        """A date written out in `locale`'s long form, keeping the date and its ISO form."""
         self = super().__new__(cls, babel_format_date(value, format="long", locale=locale))
         self.value, self.iso = value, value.isoformat()
         return self

@@ -53,7 +53,8 @@ INTERNAL_KINDS = frozenset(
 class ReminderSender(Protocol):
     """Sends one reminder email for an action, listing the (still open) invoices; returns the Message-ID."""
 
-    def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str: ...
+    def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str:
+        """Mail one reminder about `invoices`; returns the sent message's id."""
 
 
 @dataclass

@@ -32,6 +32,8 @@ from connector.storage.tables import Customer, Invoice
 
 @dataclass(frozen=True)
 class PlanReport:
+    """What one planning pass did: actions newly planned, already known, waiting for approval."""
+
     planned: int
     already_known: int
     awaiting_approval: int

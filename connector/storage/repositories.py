@@ -40,9 +40,11 @@ class Users:
         return user
 
     def get(self, user_id: int) -> User | None:
+        """The user with id `user_id`, or None."""
         return self.session.get(User, user_id)
 
     def by_email(self, email: str) -> User | None:
+        """The user with this email address (normalized first), or None."""
         try:
             address = normalize_email(email)
         except ValueError:
@@ -85,6 +87,7 @@ class Organizations:
         self.session = session
 
     def add(self, name: str) -> Organization:
+        """Create an organization named `name` (stripped; must not be empty)."""
         if not name.strip():
             raise ValueError("organization name must not be empty")
         organization = Organization(name=name.strip())
@@ -93,9 +96,11 @@ class Organizations:
         return organization
 
     def get(self, org_id: int) -> Organization | None:
+        """The organization with id `org_id`, or None."""
         return self.session.get(Organization, org_id)
 
     def by_name(self, name: str) -> Organization | None:
+        """The organization named `name` (stripped), or None."""
         return self.session.scalars(select(Organization).where(Organization.name == name.strip())).first()
 
     def for_user(self, user_id: int) -> list[tuple[Organization, Role]]:
@@ -116,6 +121,7 @@ class Memberships:
         self.session = session
 
     def add(self, user_id: int, org_id: int, role: Role) -> Membership:
+        """Give the user `role` in the organization (updating the role of an existing membership)."""
         existing = self.session.scalars(
             select(Membership).where(Membership.user_id == user_id, Membership.organization_id == org_id)
         ).first()
@@ -128,6 +134,7 @@ class Memberships:
         return membership
 
     def role(self, user_id: int, org_id: int) -> Role | None:
+        """The user's role in the organization, or None when not a member."""
         value = self.session.scalars(
             select(Membership.role).where(Membership.user_id == user_id, Membership.organization_id == org_id)
         ).first()
@@ -141,6 +148,7 @@ class Connections:
         self.session = session
 
     def for_organization(self, org_id: int) -> list[Connection]:
+        """The organization's connections, by name then id."""
         return list(
             self.session.scalars(
                 select(Connection).where(Connection.organization_id == org_id).order_by(Connection.name, Connection.id)
@@ -158,6 +166,7 @@ class Connections:
         return self.session.get(Connection, connection_id)
 
     def by_tenant(self, org_id: int, provider: str, tenant_id: str) -> Connection | None:
+        """The organization's connection to one tenant of a provider, or None."""
         return self.session.scalars(
             select(Connection).where(
                 Connection.organization_id == org_id,
@@ -184,6 +193,7 @@ class Connections:
         return count
 
     def add(self, org_id: int, provider: str, tenant_id: str, name: str, **fields: object) -> Connection:
+        """Create a connection of the organization to a provider's tenant."""
         connection = Connection(organization_id=org_id, provider=provider, tenant_id=tenant_id, name=name, **fields)
         self.session.add(connection)
         self.session.flush()
@@ -268,6 +278,7 @@ class Activities:
         actor: str = "",
         at: datetime | None = None,
     ) -> Activity:
+        """Append an activity to the organization's log (`at` defaults to now)."""
         activity = Activity(
             organization_id=org_id,
             connection_id=connection_id,
@@ -282,6 +293,7 @@ class Activities:
         return activity
 
     def for_organization(self, org_id: int, limit: int = 100) -> list[Activity]:
+        """The organization's latest activities, newest first."""
         return list(
             self.session.scalars(
                 select(Activity).where(Activity.organization_id == org_id).order_by(Activity.id.desc()).limit(limit)

@@ -32,6 +32,7 @@ class UnitOfWork:
         self.activities = Activities(session)
 
     def commit(self) -> None:
+        """Commit the unit of work; StorageError when the database refuses it (after a rollback)."""
         try:
             self.session.commit()
         except OperationalError as exc:
@@ -39,9 +40,11 @@ class UnitOfWork:
             raise StorageError(f"the database refused the commit: {exc.orig}") from exc
 
     def rollback(self) -> None:
+        """Undo everything since the last commit."""
         self.session.rollback()
 
     def flush(self) -> None:
+        """Send pending changes to the database without committing (to get generated ids)."""
         self.session.flush()
 
 
@@ -61,6 +64,7 @@ class Store:
 
     @property
     def dialect(self) -> str:
+        """The SQLAlchemy dialect name: sqlite or postgresql."""
         return self.engine.dialect.name
 
     @contextmanager
@@ -92,6 +96,7 @@ class Store:
         Base.metadata.create_all(self.engine)
 
     def alembic_config(self) -> AlembicConfig:
+        """An Alembic configuration over this store's engine and the shipped migrations."""
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["engine"] = self.engine
@@ -102,4 +107,5 @@ class Store:
         command.upgrade(self.alembic_config(), revision)
 
     def dispose(self) -> None:
+        """Close every pooled database connection."""
         self.engine.dispose()

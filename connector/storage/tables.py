@@ -40,6 +40,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; store aware ones as UTC."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -48,6 +49,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read instants back as aware UTC datetimes (SQLite keeps no zone)."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -62,6 +64,8 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
+    """The declarative base: constraint naming convention and the column types of Python types."""
+
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UtcDateTime(), Decimal: AMOUNT, dict[str, Any]: JSON, list[Any]: JSON}
 

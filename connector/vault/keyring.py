@@ -49,6 +49,7 @@ class Binding:
     field: str
 
     def associated_data(self) -> bytes:
+        """The AEAD associated data binding a sealed secret to its provider, connection, tenant and field."""
         return f"nudge|{self.provider}|{self.connection_id}|{self.tenant_id}|{self.field}".encode()
 
 
@@ -83,6 +84,7 @@ class Vault:
 
     @property
     def key_ids(self) -> list[str]:
+        """The ids of every key that can open a secret, sorted."""
         return sorted(self._keys)
 
     def seal(self, plaintext: str, binding: Binding) -> str:

@@ -14,6 +14,8 @@ from connector.vault.tokens import token_binding
 
 @dataclass(frozen=True)
 class RotationReport:
+    """What a key rotation did: tokens resealed, already current, skipped as concurrently changed."""
+
     resealed: int
     already_current: int
     skipped_concurrent: int

@@ -108,6 +108,7 @@ class Worker:
 
     @property
     def stopping(self) -> bool:
+        """True once `stop()` has been called."""
         return self._stopping.is_set()
 
     def tick(self, only: list[int] | None = None) -> TickReport:
