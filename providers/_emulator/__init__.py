@@ -5,7 +5,7 @@ a movable clock, a call log, per-test fault injection, added latency, and per-te
 concurrency limits. Each provider formats limit and fault responses in its own wire shapes.
 """
 
-from providers._emulator.admin import admin_blueprint
+from providers._emulator.admin import register_admin
 from providers._emulator.core import (
     CallRecord,
     EmulatorClock,
@@ -14,16 +14,20 @@ from providers._emulator.core import (
     LimitDecision,
     RateLimits,
 )
+from providers._emulator.kit import ChildEmulator, EmulatorKit, KitBase
 from providers._emulator.server import RunningServer, serve
 
 __all__ = [
     "CallRecord",
+    "ChildEmulator",
     "EmulatorClock",
     "EmulatorCore",
+    "EmulatorKit",
     "Fault",
+    "KitBase",
     "LimitDecision",
     "RateLimits",
     "RunningServer",
-    "admin_blueprint",
+    "register_admin",
     "serve",
 ]

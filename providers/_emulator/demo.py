@@ -4,7 +4,8 @@ Two realistic companies (one per provider) are seeded, connected through the rea
 then the clocks of Nudge and the emulators advance six hours at a time (so every customer's send
 window, from Sydney to New York, gets a worker tick). Emulated customers pay some invoices after
 reminders. Each day prints what was sent, noted, charged and collected; the end prints a summary.
-Provider specifics come from each emulator's demo kit (found through the `nudge.emulators` entry points).
+Provider specifics come from each emulator's kit (providers._emulator.kit, found through the
+`nudge.emulators` entry points).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 from sqlalchemy import select
@@ -28,36 +29,15 @@ from connector.bootstrap import Services, build
 from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.model import Role
-from connector.ports import ProviderSettings
 from connector.storage.tables import Action, Customer
 from connector.vault.keyring import generate_key
 from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import run_connection
-from providers._emulator.kit import emulator_kit, emulator_names
+from providers._emulator.kit import EmulatorKit, emulator_kit, emulator_names
 
 TICK = timedelta(hours=6)
 DEMO_PASSWORD = "nudge-demo-password"
 DEMO_EMAIL = "demo@example.com"
-
-
-class DemoLedger(Protocol):
-    """What the demo needs from a provider's emulator."""
-
-    provider: str
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def settings(self, redirect_uri: str) -> ProviderSettings: ...
-    def set_now(self, moment: datetime) -> None: ...
-    def create_company(self, name: str, currency: str, time_zone_offset_hours: int) -> str: ...
-    def add_customer(self, tenant: str, name: str, email: str, currency: str) -> str: ...
-    def add_invoice(
-        self, tenant: str, customer: str, number: str, amount: Decimal, currency: str, issued: date, due: date
-    ) -> str: ...
-    def approve(self, authorize_url: str, tenants: list[str]) -> dict[str, str]: ...
-    def balance(self, tenant: str, invoice: str) -> Decimal: ...
-    def pay(self, tenant: str, invoice: str, amount: Decimal, on: date) -> None: ...
-    def ledger_writes(self, tenant: str) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -220,7 +200,7 @@ class DemoClock:
 @dataclass
 class _Company:
     profile: CompanyProfile
-    kit: DemoLedger
+    kit: EmulatorKit
     tenant: str = ""
     connection_id: int = 0
     invoices: dict[str, tuple[str, Decimal, str, date]] = field(default_factory=dict)  # id -> customer, total, cur, due
@@ -241,7 +221,8 @@ def _write_config(out: Path, companies: list[_Company], base_url: str) -> Path:
         **RULES,
     }
     for company in companies:
-        settings = company.kit.settings(f"{base_url}/oauth/{company.profile.provider}/callback")
+        kit = company.kit
+        settings = kit.settings(f"{base_url}/oauth/{company.profile.provider}/callback", **kit.compressed_time_options)
         config["providers"][company.profile.provider] = {
             "client_id": settings.client_id,
             "client_secret": settings.client_secret,
@@ -267,7 +248,9 @@ def _name(rng: random.Random, used: set[str]) -> str:
 def _seed(company: _Company, rng: random.Random, start: date) -> list[tuple[str, str, str]]:
     """Customers and invoices; some paid on time before the demo starts. Returns (ext id, zone, locale)."""
     profile, kit = company.profile, company.kit
-    company.tenant = kit.create_company(profile.name, profile.currency, profile.utc_offset_hours)
+    company.tenant = kit.add_company(
+        profile.name, profile.currency, utc_offset_hours=profile.utc_offset_hours, foreign_currencies=True
+    )
     used: set[str] = set()
     customers: list[tuple[str, str, str, str]] = []  # id, currency, zone, locale
     locales = {"EUR": "de_DE", "CAD": "en_CA", "AUD": "en_AU", "USD": "en_US", "GBP": "en_GB"}
@@ -315,8 +298,8 @@ def _dso(company: _Company, today: date) -> Decimal:
 
 
 @contextmanager
-def _started(kits: list[DemoLedger]) -> Iterator[None]:
-    started: list[DemoLedger] = []
+def _started(kits: list[EmulatorKit]) -> Iterator[None]:
+    started: list[EmulatorKit] = []
     try:
         for kit in kits:
             kit.start()
@@ -342,7 +325,8 @@ def run_demo(
     began = time.monotonic()
     rng = random.Random(seed)
     names = providers or [name for name in ("quickbooks", "xero") if name in emulator_names()]
-    kits: list[DemoLedger] = [emulator_kit(name) for name in names]
+    # Limits off: the demo compresses days into seconds, so the providers' per-minute budgets would only add waits.
+    kits = [emulator_kit(name, rate_limits=False) for name in names]
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("nudge.sqlite3", "nudge.sqlite3-wal", "nudge.sqlite3-shm"):

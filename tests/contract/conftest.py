@@ -1,76 +1,107 @@
-"""Contract suite: every registered provider, the real SDK against its emulator on 127.0.0.1.
+"""Contract suite: every provider with an installed emulator kit, the real SDK against its emulator on 127.0.0.1.
 
-A provider joins by adding ONE file, `tests/contract/harness_<provider>.py`, defining `HARNESS`, a class
-with a no-argument constructor implementing the protocol below. `provider_harness` is parametrized over
-every such file (test ids are the provider keys); one harness instance (one emulator) serves a session.
-
-Harness protocol (see harness_quickbooks.py for a complete example):
-
-    key: str                                   provider key; `providers.<key>.PROVIDER` is the spec
-    currency: str                              currency of seeded invoices
-    start() -> None / stop() -> None           start/stop the emulator (in-process, loopback)
-    settings() -> ProviderSettings             settings pointing the provider at the emulator
-    new_tenant(name: str) -> str               a fresh, empty company/organisation; returns its tenant id
-    seed_invoices(tenant, count) -> list[str]  `count` open invoices (one customer with an email); ids
-    authorize(tenant, state, code_challenge) -> dict[str, str]
-                                               drive the emulator's consent page (approve, pick `tenant`);
-                                               returns the callback's query parameters
-    tokens(tenant) -> TokenSet                 connected tokens for `tenant` (consent + code exchange); the
-                                               suite wraps them in MemoryTokenSource (refresh via PROVIDER.refresh)
-    record_payment(tenant, invoice_id, amount: Decimal | None) -> None
-                                               the customer pays (None: the whole balance)
-    touch_invoice(tenant, invoice_id) -> None  a user edits the invoice in the ledger (no amount change)
-    expire_access_token(tenant) -> None        the emulator makes the current access tokens expired
-    data_calls(tenant) -> int                  API data calls the emulator answered for `tenant` so far
-    note_count(tenant, invoice_id, text) -> int   how often `text` appears in the invoice's notes
-    fee_invoices(tenant) -> int                number of fee invoices Nudge created in the ledger
-    credits(tenant) -> int                     number of credit documents (CreditMemo / CreditNote)
-    forget_idempotency(tenant) -> None         the provider forgets idempotency keys (crash + retry test)
-    webhook_body(tenant, invoice_id) -> bytes  a webhook delivery announcing an update of the invoice
-    sign_webhook(body) -> tuple[str, str]      (signature header value, key) as the provider signs it
+A provider joins by installing an `EmulatorKit` (providers/_emulator/kit.py) under the `nudge.emulators`
+entry-point group: `provider_harness` is parametrized over every installed kit (test ids are the provider
+keys); one harness (one emulator) serves a session. The harness is the kit plus what only a test does
+with it: the provider's own OAuth calls around the kit's consent page, and the options the suite runs with.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from connector.ports import ProviderSpec
+from connector.ports import ProviderSettings, ProviderSpec, TokenSet
+from providers._emulator.kit import EmulatorKit, emulator_kit, emulator_names
 
-HERE = Path(__file__).resolve().parent
-
-
-def _harness_classes() -> list[tuple[str, Any]]:
-    found = []
-    for path in sorted(HERE.glob("harness_*.py")):
-        spec = importlib.util.spec_from_file_location(f"contract_{path.stem}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        found.append((path.stem.removeprefix("harness_"), module.HARNESS))
-    return found
+REDIRECT_URI = "http://127.0.0.1:5000/oauth/{key}/callback"
+WEBHOOK_KEY = "contract-webhook-key"
+# Provider options the suite runs with (short retry waits; Xero's fee account and references spelled out).
+OPTIONS: dict[str, dict[str, Any]] = {
+    "quickbooks": {"retry_base_s": 0.01, "max_retry_after_s": 2, "timeout_s": 10},
+    "xero": {"late_fee_account_code": "260", "late_fee_tax_type": "NONE", "fee_reference_prefix": "Late fee for"},
+}
 
 
-HARNESSES = _harness_classes()
+class ContractHarness:
+    """One provider's emulator kit and spec, as the contract tests use them."""
+
+    def __init__(self, kit: EmulatorKit) -> None:
+        self.kit = kit
+        self.key = kit.provider
+        self.currency = kit.currency
+        self.spec: ProviderSpec = importlib.import_module(f"providers.{self.key}").PROVIDER
+
+    def settings(self) -> ProviderSettings:
+        """Settings pointing the provider at the emulator."""
+        redirect_uri = REDIRECT_URI.format(key=self.key)
+        return self.kit.settings(redirect_uri, webhook_key=WEBHOOK_KEY, **OPTIONS.get(self.key, {}))
+
+    def new_tenant(self, name: str) -> str:
+        """A fresh, empty company/organisation."""
+        return self.kit.add_company(name)
+
+    def seed_invoices(self, tenant: str, count: int) -> list[str]:
+        """`count` open invoices of one customer with an email."""
+        return self.kit.seed_invoices(tenant, count)
+
+    def authorize(self, tenant: str, state: str, code_challenge: str = "") -> dict[str, str]:
+        """The provider's authorize URL, approved on the emulator's consent page for `tenant`."""
+        return self.kit.approve(self.spec.authorization_url(self.settings(), state, code_challenge), [tenant])
+
+    def tokens(self, tenant: str) -> TokenSet:
+        """Connected tokens for `tenant` (consent + code exchange)."""
+        params = self.authorize(tenant, "contract-state")
+        return self.spec.exchange_code(self.settings(), params, "", datetime.now(UTC))
+
+    def record_payment(self, tenant: str, invoice_id: str, amount: Decimal | None) -> None:
+        self.kit.pay(tenant, invoice_id, amount)
+
+    def touch_invoice(self, tenant: str, invoice_id: str) -> None:
+        self.kit.touch_invoice(tenant, invoice_id)
+
+    def expire_access_token(self, tenant: str) -> None:
+        self.kit.expire_access_tokens(tenant)
+
+    def data_calls(self, tenant: str) -> int:
+        return self.kit.data_calls(tenant)
+
+    def note_count(self, tenant: str, invoice_id: str, text: str) -> int:
+        return self.kit.note_count(tenant, invoice_id, text)
+
+    def fee_invoices(self, tenant: str) -> int:
+        return self.kit.ledger_writes(tenant)["fee_invoices"]
+
+    def credits(self, tenant: str) -> int:
+        return self.kit.ledger_writes(tenant)["credits"]
+
+    def forget_idempotency(self, tenant: str) -> None:
+        self.kit.forget_idempotency(tenant)
+
+    def webhook_body(self, tenant: str, invoice_id: str) -> bytes:
+        return self.kit.webhook_body(tenant, invoice_id)
+
+    def sign_webhook(self, body: bytes) -> tuple[str, str]:
+        """(signature header value, key) as the provider signs a delivery."""
+        return self.kit.sign_webhook(body, WEBHOOK_KEY), WEBHOOK_KEY
 
 
-@pytest.fixture(scope="session", params=[cls for _, cls in HARNESSES], ids=[key for key, _ in HARNESSES])
-def provider_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
-    harness = request.param()
-    harness.start()
-    try:
-        yield harness
-    finally:
-        harness.stop()
+KITS = emulator_names()
 
 
-@pytest.fixture()
-def provider(provider_harness: Any) -> ProviderSpec:
-    spec: ProviderSpec = importlib.import_module(f"providers.{provider_harness.key}").PROVIDER
+@pytest.fixture(scope="session", params=KITS, ids=KITS)
+def provider_harness(request: pytest.FixtureRequest) -> Iterator[ContractHarness]:
+    with emulator_kit(request.param) as kit:
+        yield ContractHarness(kit)
+
+
+@pytest.fixture
+def provider(provider_harness: ContractHarness) -> ProviderSpec:
+    spec = provider_harness.spec
     assert spec.key == provider_harness.key
     return spec

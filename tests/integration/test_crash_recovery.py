@@ -5,7 +5,7 @@ call, after it, before the commit, during SMTP) and restarted leaves exactly one
 credit per planned action in the emulator and at most one email per planned reminder, with the
 uncertain ones listed. Run on SQLite and PostgreSQL."
 
-`nudge run` runs as a subprocess against the in-process QuickBooks emulator and an aiosmtpd sink.
+`nudge run` runs as a subprocess against the in-process QuickBooks emulator (its kit) and an aiosmtpd sink.
 The kill lands deterministically, with no hook in production code:
 - before the provider call: a "delay" fault holds the worker inside its just-in-time invoice read;
 - after the provider call: a "delay_after" fault lets the write happen, then holds the answer;
@@ -32,17 +32,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import providers.quickbooks.emulator as qbo
 from connector.bootstrap import Services
 from connector.storage.tables import Activity
 from providers._emulator import Fault
 from providers.quickbooks.adapter import _short
+from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.workers import (
     SmtpSink,
     actions,
-    add_customer,
-    add_invoice,
-    connect_quickbooks,
+    connect,
+    customer_email,
     kill,
     nudge,
     nudge_database,
@@ -91,7 +90,7 @@ ALL_WRITES = ("/invoice", "/creditmemo", "/payment")
 
 @dataclass
 class Scene:
-    emulator: qbo.EmulatorHandle
+    emulator: QuickBooksKit
     sink: SmtpSink
     config: Path
     services: Services
@@ -102,31 +101,28 @@ class Scene:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def scene(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scene]:
     """Two overdue invoices of two customers: a reminder, a note and a fee invoice each."""
-    emulator = qbo.start()
-    try:
-        with smtp_sink() as sink, nudge_database(request.param, tmp_path) as url:
-            today = datetime.now(UTC).date()
-            realm = emulator.store.add_company("Crash Test Co", currency="USD").realm
-            for n, (overdue_days, amount) in enumerate(((10, "1200.00"), (12, "840.00")), start=1):
-                customer = add_customer(emulator, realm, f"Late Payer {n}")
-                due = today - timedelta(days=overdue_days)
-                add_invoice(emulator, realm, customer, f"CR-{100 + n}", Decimal(amount), due - timedelta(days=30), due)
-            config = write_config(
-                tmp_path,
-                url,
-                emulator,
-                sink.port,
-                RULES,
-                scheduler={"lease_seconds": LEASE_SECONDS, "concurrency": 1, "tick_seconds": 1},
-            )
-            services = services_for(config)
-            try:
-                connect_quickbooks(services, emulator, realm, organization(services), "crash")
-                yield Scene(emulator, sink, config, services, realm, url)
-            finally:
-                services.store.dispose()
-    finally:
-        emulator.stop()
+    with QuickBooksKit() as emulator, smtp_sink() as sink, nudge_database(request.param, tmp_path) as url:
+        today = datetime.now(UTC).date()
+        realm = emulator.add_company("Crash Test Co", "USD")
+        for n, (overdue_days, amount) in enumerate(((10, "1200.00"), (12, "840.00")), start=1):
+            customer = emulator.add_customer(realm, f"Late Payer {n}", customer_email(f"Late Payer {n}"))
+            due = today - timedelta(days=overdue_days)
+            issued = due - timedelta(days=30)
+            emulator.add_invoice(realm, customer, f"CR-{100 + n}", Decimal(amount), "", issued, due)
+        config = write_config(
+            tmp_path,
+            url,
+            emulator,
+            sink.port,
+            RULES,
+            scheduler={"lease_seconds": LEASE_SECONDS, "concurrency": 1, "tick_seconds": 1},
+        )
+        services = services_for(config)
+        try:
+            connect(services, emulator, realm, organization(services), "crash")
+            yield Scene(emulator, sink, config, services, realm, url)
+        finally:
+            services.store.dispose()
 
 
 def _logged(scene: Scene, path: str) -> int:
@@ -137,6 +133,11 @@ def _restartable(process: subprocess.Popen[str]) -> None:
     """After a kill: the leases the dead worker held expire."""
     kill(process)
     time.sleep(LEASE_SECONDS + 0.3)
+
+
+def _ended(process: subprocess.Popen[str]) -> None:
+    """The run ended by itself: collect it, closing its output pipes."""
+    process.communicate(timeout=30)
 
 
 def _finish(scene: Scene) -> str:
@@ -173,6 +174,7 @@ def _kill_after_provider_call(scene: Scene) -> int:
 
         wait_for(held, 90, "a held write or the end of the run")
         if process.poll() is not None:
+            _ended(process)
             scene.emulator.core.clear_faults()
             return kills
         _restartable(process)
@@ -197,6 +199,7 @@ def _kill_before_commit(scene: Scene) -> int:
 
         wait_for(held, 90, "a held answer, a held email or the end of the run")
         if process.poll() is not None:
+            _ended(process)
             scene.emulator.core.clear_faults()
             scene.sink.release()
             return kills
@@ -218,6 +221,7 @@ def _kill_during_smtp(scene: Scene) -> int:
 
         wait_for(held, 90, "an email or the end of the run")
         if process.poll() is not None:
+            _ended(process)
             scene.sink.release()
             return kills
         _restartable(process)
@@ -267,7 +271,8 @@ def test_sigkill_and_restart_leaves_exactly_one_ledger_write_and_at_most_one_ema
     if point in ("during_smtp", "before_commit"):
         assert len(uncertain) == 2 == len(received)  # both reminders were killed in flight; each reached SMTP once
     else:
-        assert uncertain == [] and len(received) == 2
+        assert uncertain == []
+        assert len(received) == 2
     print(
         f"\n[{point}] kills={kills} actions={dict(by_kind)} emails={len(received)} uncertain={len(uncertain)} "
         f"notes={len(writes.note_markers)} fees={len(writes.fee_doc_numbers)} credits={len(writes.credit_doc_numbers)}"

@@ -23,14 +23,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import providers.quickbooks.emulator as qbo
 from connector.storage.tables import Action, Activity
-from providers._emulator import Fault, RateLimits
+from providers._emulator import Fault
 from providers.quickbooks.adapter import _short
+from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.workers import (
-    add_customer,
-    add_invoice,
-    connect_quickbooks,
+    connect,
+    customer_email,
     nudge,
     nudge_database,
     organization,
@@ -60,7 +59,8 @@ RULES = {
 
 
 def test_three_workers_share_200_connections_under_faults_exactly_once(tmp_path: Path) -> None:
-    emulator = qbo.start(limits=RateLimits())
+    emulator = QuickBooksKit(rate_limits=False)
+    emulator.start()
     workers: list[subprocess.Popen[str]] = []
     try:
         with smtp_sink() as sink, nudge_database("postgresql", tmp_path) as url:
@@ -78,7 +78,7 @@ def test_three_workers_share_200_connections_under_faults_exactly_once(tmp_path:
                 },
                 # 10 % + 9 % faulty calls: a few more in-line retries than the default 3 keep a request
                 # from failing outright (which would only postpone its connection by minutes).
-                quickbooks_options={"max_retries": 8},
+                provider_options={"max_retries": 8},
             )
             services = services_for(config)
             try:
@@ -86,14 +86,15 @@ def test_three_workers_share_200_connections_under_faults_exactly_once(tmp_path:
                 org_id = organization(services)
                 realms: dict[int, str] = {}
                 for n in range(CONNECTIONS):
-                    realm = emulator.store.add_company(f"Busy Co {n}", currency="USD").realm
-                    customer = add_customer(emulator, realm, f"Customer {n}")
+                    realm = emulator.add_company(f"Busy Co {n}", "USD")
+                    customer = emulator.add_customer(realm, f"Customer {n}", customer_email(f"Customer {n}"))
                     due = today - timedelta(days=5 + n % 20)
-                    add_invoice(emulator, realm, customer, f"B-{n}", Decimal(100 + n), due - timedelta(days=30), due)
-                    realms[connect_quickbooks(services, emulator, realm, org_id, "busy")] = realm
-                emulator.core.clear_calls()
+                    issued = due - timedelta(days=30)
+                    emulator.add_invoice(realm, customer, f"B-{n}", Decimal(100 + n), "", issued, due)
+                    realms[connect(services, emulator, realm, org_id, "busy")] = realm
+                emulator.clear_calls()
                 for status, headers in ((500, {}), (429, {"Retry-After": "1"})):
-                    emulator.core.add_fault(
+                    emulator.add_fault(
                         Fault("status", path="/v3/company/", status=status, every=10, times=10**9, headers=headers)
                     )
 

@@ -19,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-import providers.quickbooks.emulator as qbo
-import providers.xero.emulator as xero
-import providers.xero.emulator.state as xero_state
 from connector.ports import TokenSet
 from connector.vault.keyring import Vault, generate_key
 from connector.vault.tokens import seal_tokens
-from providers._emulator import EmulatorCore
+from providers._emulator.kit import EmulatorKit
+from providers.quickbooks.emulator.kit import QuickBooksKit
+from providers.xero.emulator.kit import XeroKit
 from tests.support.databases import Database
 
 WORKER = textwrap.dedent(
@@ -70,50 +68,41 @@ WORKER = textwrap.dedent(
 
 @dataclass
 class StrictLedger:
-    """One provider's emulator in strict rotation mode, with one tenant granted."""
+    """One provider's emulator (its kit) in strict rotation mode, with one tenant granted."""
 
-    provider: str
+    kit: EmulatorKit
     tenant: str
     grant: dict[str, Any]
-    lifetime: timedelta
-    token_path: str
-    core: EmulatorCore
-    case: dict[str, str]
-    stop: Callable[[], None]
+
+    @property
+    def provider(self) -> str:
+        return self.kit.provider
+
+    def case(self) -> dict[str, str]:
+        """What a worker process needs to reach the emulator."""
+        settings = self.kit.settings("http://127.0.0.1/cb")
+        return {
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+            "discovery": "" if settings.environment == "production" else settings.environment,
+            "api": settings.api_base,
+            "identity": settings.identity_base,
+        }
+
+
+def _strict(kit: EmulatorKit) -> StrictLedger:
+    kit.start()
+    tenant = kit.add_company("Strict Co")
+    kit.strict_refresh()
+    return StrictLedger(kit, tenant, kit.grant(tenant))
 
 
 def _quickbooks() -> StrictLedger:
-    emulator = qbo.start()
-    realm = emulator.store.add_company("Strict Co").realm
-    requests.post(f"{emulator.url}/__admin/oauth", json={"strict": True}, timeout=5).raise_for_status()
-    grant = requests.post(f"{emulator.url}/__admin/companies/{realm}/tokens", json={}, timeout=5).json()
-    case = {
-        "client_id": qbo.DEFAULT_CLIENT_ID,
-        "client_secret": qbo.DEFAULT_CLIENT_SECRET,
-        "discovery": emulator.discovery_url,
-        "api": emulator.api_base,
-        "identity": "",
-    }
-    return StrictLedger(
-        "quickbooks", realm, grant, timedelta(hours=1), "/oauth2/v1/tokens/bearer", emulator.core, case, emulator.stop
-    )
+    return _strict(QuickBooksKit())
 
 
 def _xero() -> StrictLedger:
-    emulator = xero.start()
-    tenant = emulator.add_tenant("Strict Org")
-    requests.post(f"{emulator.url}/__admin/oauth", json={"strict_refresh": True}, timeout=5).raise_for_status()
-    grant = emulator.grant([tenant])
-    case = {
-        "client_id": xero_state.DEFAULT_CLIENT_ID,
-        "client_secret": xero_state.DEFAULT_CLIENT_SECRET,
-        "discovery": "",
-        "api": emulator.api_base,
-        "identity": emulator.url,
-    }
-    return StrictLedger(
-        "xero", tenant, grant, timedelta(minutes=30), "/connect/token", emulator.core, case, emulator.stop
-    )
+    return _strict(XeroKit())
 
 
 @pytest.mark.parametrize("ledger_factory", [_quickbooks, _xero], ids=["quickbooks", "xero"])
@@ -127,21 +116,22 @@ def test_two_processes_and_eight_threads_refresh_exactly_once(
         key = generate_key()
         vault = Vault.from_keys({"k1": key}, "k1")
         # The access token is about to expire, so every caller wants a refresh at once.
-        tokens = TokenSet.from_response(ledger.grant, datetime.now(UTC) - ledger.lifetime + timedelta(seconds=10))
+        lifetime = ledger.kit.access_token_lifetime
+        tokens = TokenSet.from_response(ledger.grant, datetime.now(UTC) - lifetime + timedelta(seconds=10))
         with store.unit_of_work() as uow:
             org = uow.organizations.add("A")
             connection = uow.connections.add(org.id, ledger.provider, ledger.tenant, "Strict Co")
             seal_tokens(vault, connection, tokens)
             uow.commit()
             connection_id = connection.id
-        ledger.core.clear_calls()
+        ledger.kit.clear_calls()
         case = {
             "url": database.url,
             "schema": database.schema,
             "key": key,
             "connection_id": connection_id,
             "provider": ledger.provider,
-            **ledger.case,
+            **ledger.case(),
         }
         script = tmp_path / "worker.py"
         script.write_text(WORKER)
@@ -168,15 +158,14 @@ def test_two_processes_and_eight_threads_refresh_exactly_once(
             out, err = worker.communicate(timeout=120)
             assert worker.returncode == 0, err
             results.append(json.loads(out.strip().splitlines()[-1]))
-        token_calls = [c for c in ledger.core.calls() if c.path.endswith(ledger.token_path)]
-        assert len(token_calls) == 1
+        assert ledger.kit.token_calls() == 1
         assert all(r["errors"] == [] and r["count"] == 4 for r in results)
         assert results[0]["seen"] == results[1]["seen"] and len(results[0]["seen"]) == 1
         with store.unit_of_work() as uow:
             row = uow.connections.by_id(connection_id)
             assert row is not None and row.status == "active"  # no invalid_grant: the connection stays usable
-            fresh_until = datetime.now(UTC) + ledger.lifetime - timedelta(minutes=5)
+            fresh_until = datetime.now(UTC) + lifetime - timedelta(minutes=5)
             assert row.access_expires_at is not None and row.access_expires_at > fresh_until
     finally:
         store.dispose()
-        ledger.stop()
+        ledger.kit.stop()

@@ -1,7 +1,7 @@
 """Helpers for tests that run real `nudge` worker processes against the in-process emulators.
 
-A test starts the QuickBooks emulator and an SMTP sink (aiosmtpd) in its own process, writes a
-config file naming them and a database (a SQLite file, or a throw-away PostgreSQL schema selected
+A test starts a provider's emulator kit (providers._emulator.kit) and an SMTP sink (aiosmtpd) in its
+own process, writes a config file naming them and a database (a SQLite file, or a throw-away PostgreSQL schema selected
 with `?options=-csearch_path=...`), seeds and connects companies through the real OAuth flow, then
 runs `nudge run` / `nudge worker` as subprocesses it can SIGKILL or SIGTERM. Nothing in production
 code knows about these tests: the crash points are reached with emulator faults, a blocking SMTP
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import requests
 import yaml
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
@@ -39,17 +34,13 @@ from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
 from connector.storage.tables import Action
 from connector.vault.keyring import generate_key
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle
+from providers._emulator.kit import EmulatorKit
+from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.databases import postgres_url_or_skip
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NUDGE = str(Path(sys.executable).with_name("nudge"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -166,14 +157,24 @@ def smtp_sink() -> Iterator[SmtpSink]:
 def write_config(
     folder: Path,
     database_url: str,
-    quickbooks: EmulatorHandle,
+    kit: EmulatorKit,
     smtp_port: int,
     rules: dict[str, Any],
     *,
     scheduler: dict[str, int],
-    quickbooks_options: dict[str, Any] | None = None,
+    provider_options: dict[str, Any] | None = None,
 ) -> Path:
-    """A complete config file for worker processes (QuickBooks emulator, SMTP sink, `rules`)."""
+    """A complete config file for worker processes (the kit's emulator, the SMTP sink, `rules`)."""
+    settings = kit.settings(
+        f"http://127.0.0.1:5000/oauth/{kit.provider}/callback",
+        **{
+            "retry_base_s": 0.02,
+            "timeout_s": 60,
+            "rate_per_minute": 100_000,
+            "max_concurrent": 50,
+            **(provider_options or {}),
+        },
+    )
     config = {
         "instance_path": str(folder),
         "log_level": "WARNING",
@@ -190,19 +191,14 @@ def write_config(
         },
         "scheduler": {"jitter_seconds": 1, "sync_interval_minutes": 60, "full_reconcile_hours": 24, **scheduler},
         "providers": {
-            "quickbooks": {
-                "client_id": DEFAULT_CLIENT_ID,
-                "client_secret": DEFAULT_CLIENT_SECRET,
-                "redirect_uri": "http://127.0.0.1:5000/oauth/quickbooks/callback",
-                "environment": quickbooks.discovery_url,
-                "api_base": quickbooks.api_base,
-                "options": {
-                    "retry_base_s": 0.02,
-                    "timeout_s": 60,
-                    "rate_per_minute": 100_000,
-                    "max_concurrent": 50,
-                    **(quickbooks_options or {}),
-                },
+            kit.provider: {
+                "client_id": settings.client_id,
+                "client_secret": settings.client_secret,
+                "redirect_uri": settings.redirect_uri,
+                "environment": settings.environment,
+                "api_base": settings.api_base,
+                "identity_base": settings.identity_base,
+                "options": dict(settings.options),
             }
         },
         **rules,
@@ -225,53 +221,17 @@ def organization(services: Services, name: str = "Practice") -> int:
         return org.id
 
 
-# -- QuickBooks seeding -----------------------------------------------------------------------------
-def add_customer(emulator: EmulatorHandle, realm: str, name: str) -> str:
-    email = f"ap@{name.lower().replace(' ', '-')}.example"
-    body = {"DisplayName": name, "PrimaryEmailAddr": {"Address": email}}
-    return str(emulator.store.create(realm, "Customer", body, notify=False)["Id"])
+# -- connecting -------------------------------------------------------------------------------------
+def customer_email(name: str) -> str:
+    """The accounts-payable address of a seeded customer."""
+    return f"ap@{name.lower().replace(' ', '-')}.example"
 
 
-def add_invoice(
-    emulator: EmulatorHandle, realm: str, customer: str, number: str, amount: Decimal, issued: date, due: date
-) -> str:
-    body = {
-        "DocNumber": number,
-        "CustomerRef": {"value": customer},
-        "TxnDate": issued.isoformat(),
-        "DueDate": due.isoformat(),
-        "Line": [
-            {
-                "DetailType": "SalesItemLineDetail",
-                "Amount": str(amount),
-                "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": str(amount)},
-            }
-        ],
-    }
-    return str(emulator.store.create(realm, "Invoice", body, notify=False)["Id"])
-
-
-def pay(emulator: EmulatorHandle, realm: str, invoice: str, amount: Decimal, on: date) -> None:
-    requests.post(
-        f"{emulator.url}/__admin/companies/{realm}/pay",
-        json={"invoice_id": invoice, "amount": str(amount), "date": on.isoformat()},
-        timeout=10,
-    ).raise_for_status()
-
-
-def connect_quickbooks(services: Services, emulator: EmulatorHandle, realm: str, org_id: int, cadence: str) -> int:
+def connect(services: Services, kit: EmulatorKit, tenant: str, org_id: int, cadence: str) -> int:
     """The real OAuth flow (Nudge's authorize URL, the emulator's consent page, Nudge's callback)."""
-    spec, settings = services.registry.spec("quickbooks"), services.registry.settings("quickbooks")
+    spec, settings = services.registry.spec(kit.provider), services.registry.settings(kit.provider)
     request = begin_connect(spec, settings)
-    args = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
-    answer = requests.post(
-        f"{emulator.url}/connect/oauth2/decide",
-        data={**args, "realm": realm, "decision": "approve"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    answer.raise_for_status()
-    params = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+    params = kit.approve(request.url, [tenant])
     [connected] = complete_connect(
         services.store,
         services.vault,
@@ -302,10 +262,10 @@ class Writes:
     credit_applications: int  # zero-amount payments linking a credit memo to an invoice
 
 
-def quickbooks_writes(emulator: EmulatorHandle, realm: str) -> Writes:
+def quickbooks_writes(kit: QuickBooksKit, realm: str) -> Writes:
     import re
 
-    entities = emulator.store.company(realm).entities
+    entities = kit.emulator.store.company(realm).entities
     markers = [
         found
         for invoice in entities["Invoice"].values()

@@ -15,7 +15,8 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, redirect, render_template_string, request
 
-from providers.xero.emulator.state import CODE_TTL, ISSUER, REFRESH_GRACE, REFRESH_TTL, Grant, XeroState
+from providers.xero.emulator.runtime import current
+from providers.xero.emulator.state import CODE_TTL, ISSUER, REFRESH_GRACE, REFRESH_TTL, Grant
 from providers.xero.emulator.wire import json_response, problem
 
 _PAGE = """<!doctype html>
@@ -67,223 +68,239 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-def identity_blueprint(state: XeroState) -> Blueprint:
-    """Routes of identity.xero.com / login.xero.com / api.xero.com/connections, on one host."""
-    bp = Blueprint("xero_identity", __name__)
+bp = Blueprint("xero_identity", __name__)
 
-    def client_ok(client_id: str, secret: str) -> bool:
-        client = state.clients.get(client_id)
-        return client is not None and hmac.compare_digest(client.secret.encode(), secret.encode())
 
-    def redirect_ok(client_id: str, uri: str) -> bool:
-        client = state.clients.get(client_id)
-        if client is None or urlsplit(uri).scheme not in ("http", "https"):
-            return False
-        return not client.redirect_uris or uri in client.redirect_uris
+def client_ok(client_id: str, secret: str) -> bool:
+    state = current()
+    client = state.clients.get(client_id)
+    return client is not None and hmac.compare_digest(client.secret.encode(), secret.encode())
 
-    def params() -> dict[str, str]:
-        source = request.form if request.method == "POST" else request.args
-        return {name: source.get(name, "") for name in _AUTH_PARAMS}
 
-    @bp.route("/connect/authorize", methods=["GET", "POST"])
-    @bp.route("/identity/connect/authorize", methods=["GET", "POST"])
-    def authorize() -> Any:
-        p = params()
-        if p["client_id"] not in state.clients:
-            return Response("unauthorized_client: unknown client_id", 400, mimetype="text/plain")
-        if not redirect_ok(p["client_id"], p["redirect_uri"]):
-            # Never redirect to an unregistered URI: answer here instead.
-            return Response("invalid redirect_uri", 400, mimetype="text/plain")
+def redirect_ok(client_id: str, uri: str) -> bool:
+    state = current()
+    client = state.clients.get(client_id)
+    if client is None or urlsplit(uri).scheme not in ("http", "https"):
+        return False
+    return not client.redirect_uris or uri in client.redirect_uris
 
-        def back(**extra: str) -> Any:
-            query = {k: v for k, v in extra.items() if v}
-            if p["state"]:
-                query["state"] = p["state"]
-            sep = "&" if "?" in p["redirect_uri"] else "?"
-            return redirect(p["redirect_uri"] + sep + urlencode(query), code=302)
 
-        if p["response_type"] != "code":
-            return back(error="unsupported_response_type")
-        scope = p["scope"].split()
-        if not scope:
-            return back(error="invalid_scope")
-        if p["code_challenge"] and p["code_challenge_method"] not in ("S256", "plain", ""):
-            return back(error="invalid_request", error_description="unsupported code_challenge_method")
-        needs_tenant = not set(scope) <= IDENTITY_SCOPES
-        if request.method == "GET":
-            with state.lock:
-                ledgers = list(state.ledgers.values())
-                users = list(state.users.values())
-            return render_template_string(
-                _PAGE,
-                app=p["client_id"],
-                scope=p["scope"],
-                action=request.path,
-                hidden=[(k, v) for k, v in p.items() if v],
-                ledgers=ledgers,
-                users=users,
-                default_user=state.default_user.user_id,
-                needs_tenant=needs_tenant,
-            )
-        if request.form.get("decision") != "approve":
-            return back(error="access_denied")
-        tenants = request.form.getlist("tenant") if needs_tenant else []
+def params() -> dict[str, str]:
+    source = request.form if request.method == "POST" else request.args
+    return {name: source.get(name, "") for name in _AUTH_PARAMS}
+
+
+@bp.route("/connect/authorize", methods=["GET", "POST"])
+@bp.route("/identity/connect/authorize", methods=["GET", "POST"])
+def authorize() -> Any:
+    state = current()
+    p = params()
+    if p["client_id"] not in state.clients:
+        return Response("unauthorized_client: unknown client_id", 400, mimetype="text/plain")
+    if not redirect_ok(p["client_id"], p["redirect_uri"]):
+        # Never redirect to an unregistered URI: answer here instead.
+        return Response("invalid redirect_uri", 400, mimetype="text/plain")
+
+    def back(**extra: str) -> Any:
+        query = {k: v for k, v in extra.items() if v}
+        if p["state"]:
+            query["state"] = p["state"]
+        sep = "&" if "?" in p["redirect_uri"] else "?"
+        return redirect(p["redirect_uri"] + sep + urlencode(query), code=302)
+
+    if p["response_type"] != "code":
+        return back(error="unsupported_response_type")
+    scope = p["scope"].split()
+    if not scope:
+        return back(error="invalid_scope")
+    if p["code_challenge"] and p["code_challenge_method"] not in ("S256", "plain", ""):
+        return back(error="invalid_request", error_description="unsupported code_challenge_method")
+    needs_tenant = not set(scope) <= IDENTITY_SCOPES
+    if request.method == "GET":
         with state.lock:
-            unknown = [t for t in tenants if t not in state.ledgers]
-            if (needs_tenant and not tenants) or unknown:
-                return Response("choose at least one organisation", 400, mimetype="text/plain")
-            user_id = request.form.get("user") or state.default_user.user_id
-            if user_id not in state.users:
-                return Response("unknown user", 400, mimetype="text/plain")
-            code = secrets.token_urlsafe(24)
-            state.codes[code] = {
-                "client_id": p["client_id"],
-                "redirect_uri": p["redirect_uri"],
-                "scope": scope,
-                "tenants": tenants,
-                "challenge": p["code_challenge"],
-                "method": p["code_challenge_method"] or "plain",
-                "nonce": p["nonce"],
-                "user_id": user_id,
-                "expires": state.now() + CODE_TTL,
-            }
-        return back(code=code, scope=p["scope"], session_state=secrets.token_urlsafe(8))
-
-    @bp.get("/.well-known/openid-configuration")
-    def discovery() -> Response:
-        """The OpenID Provider metadata; endpoints on this host, `issuer` as real Xero names itself."""
-        base = request.host_url.rstrip("/")
-        return json_response(
-            {
-                "issuer": ISSUER,
-                "authorization_endpoint": f"{base}/identity/connect/authorize",
-                "token_endpoint": f"{base}/connect/token",
-                "revocation_endpoint": f"{base}/connect/revocation",
-                "jwks_uri": f"{base}/.well-known/openid-configuration/jwks",
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "scopes_supported": ["openid", "profile", "email", "offline_access"],
-                "code_challenge_methods_supported": ["plain", "S256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            }
+            ledgers = list(state.ledgers.values())
+            users = list(state.users.values())
+        return render_template_string(
+            _PAGE,
+            app=p["client_id"],
+            scope=p["scope"],
+            action=request.path,
+            hidden=[(k, v) for k, v in p.items() if v],
+            ledgers=ledgers,
+            users=users,
+            default_user=state.default_user.user_id,
+            needs_tenant=needs_tenant,
         )
+    if request.form.get("decision") != "approve":
+        return back(error="access_denied")
+    tenants = request.form.getlist("tenant") if needs_tenant else []
+    with state.lock:
+        unknown = [t for t in tenants if t not in state.ledgers]
+        if (needs_tenant and not tenants) or unknown:
+            return Response("choose at least one organisation", 400, mimetype="text/plain")
+        user_id = request.form.get("user") or state.default_user.user_id
+        if user_id not in state.users:
+            return Response("unknown user", 400, mimetype="text/plain")
+        code = secrets.token_urlsafe(24)
+        state.codes[code] = {
+            "client_id": p["client_id"],
+            "redirect_uri": p["redirect_uri"],
+            "scope": scope,
+            "tenants": tenants,
+            "challenge": p["code_challenge"],
+            "method": p["code_challenge_method"] or "plain",
+            "nonce": p["nonce"],
+            "user_id": user_id,
+            "expires": state.now() + CODE_TTL,
+        }
+    return back(code=code, scope=p["scope"], session_state=secrets.token_urlsafe(8))
 
-    @bp.get("/.well-known/openid-configuration/jwks")
-    def jwks() -> Response:
-        with state.lock:
-            return json_response(state.jwks())
 
-    @bp.post("/connect/token")
-    def token() -> Response:
-        form = request.form
-        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        if request.authorization and request.authorization.type == "basic":
-            client_id = request.authorization.username or ""
-            secret = request.authorization.password or ""
-        if not client_ok(client_id, secret):
-            return _oauth_error("invalid_client", 400)
-        grant_type = form.get("grant_type", "")
-        with state.lock:
-            now = state.now()
-            if grant_type == "authorization_code":
-                entry = state.codes.pop(form.get("code", ""), None)
-                if entry is None or entry["client_id"] != client_id or now >= entry["expires"]:
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    """The OpenID Provider metadata; endpoints on this host, `issuer` as real Xero names itself."""
+    base = request.host_url.rstrip("/")
+    return json_response(
+        {
+            "issuer": ISSUER,
+            "authorization_endpoint": f"{base}/identity/connect/authorize",
+            "token_endpoint": f"{base}/connect/token",
+            "revocation_endpoint": f"{base}/connect/revocation",
+            "jwks_uri": f"{base}/.well-known/openid-configuration/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        }
+    )
+
+
+@bp.get("/.well-known/openid-configuration/jwks")
+def jwks() -> Response:
+    state = current()
+    with state.lock:
+        return json_response(state.jwks())
+
+
+@bp.post("/connect/token")
+def token() -> Response:
+    state = current()
+    form = request.form
+    client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+    if request.authorization and request.authorization.type == "basic":
+        client_id = request.authorization.username or ""
+        secret = request.authorization.password or ""
+    if not client_ok(client_id, secret):
+        return _oauth_error("invalid_client", 400)
+    grant_type = form.get("grant_type", "")
+    with state.lock:
+        now = state.now()
+        if grant_type == "authorization_code":
+            entry = state.codes.pop(form.get("code", ""), None)
+            if entry is None or entry["client_id"] != client_id or now >= entry["expires"]:
+                return _oauth_error("invalid_grant")
+            if form.get("redirect_uri", "") != entry["redirect_uri"]:
+                return _oauth_error("invalid_grant")
+            if entry["challenge"]:
+                verifier = form.get("code_verifier", "")
+                expected = _s256(verifier) if entry["method"] == "S256" else verifier
+                if not verifier or not hmac.compare_digest(expected, entry["challenge"]):
                     return _oauth_error("invalid_grant")
-                if form.get("redirect_uri", "") != entry["redirect_uri"]:
-                    return _oauth_error("invalid_grant")
-                if entry["challenge"]:
-                    verifier = form.get("code_verifier", "")
-                    expected = _s256(verifier) if entry["method"] == "S256" else verifier
-                    if not verifier or not hmac.compare_digest(expected, entry["challenge"]):
-                        return _oauth_error("invalid_grant")
-                grant = state.approve(client_id, entry["tenants"], entry["scope"], entry.get("user_id", ""))
-                return json_response(state.issue_tokens(grant, nonce=entry["nonce"]))
-            if grant_type == "refresh_token":
-                presented = form.get("refresh_token", "")
-                record = state.refresh_tokens.get(presented)
-                if record is None or record.revoked:
-                    return _oauth_error("invalid_grant")
-                live = state.grants.get(record.grant_id)
-                if live is None or live.revoked or live.client_id != client_id:
-                    return _oauth_error("invalid_grant")
-                if now - record.issued_at > REFRESH_TTL:
-                    return _oauth_error("invalid_grant")
-                if record.superseded_at is not None and (
-                    state.strict_refresh or now - record.superseded_at > REFRESH_GRACE
-                ):
-                    return _oauth_error("invalid_grant")
-                wanted = (form.get("scope") or "").split()
-                if any(s not in live.scope for s in wanted):
-                    return _oauth_error("invalid_scope")
-                if record.superseded_at is None:
-                    record.superseded_at = now
-                state.refresh_count += 1
-                body = state.issue_tokens(live, with_id_token=False)
-                body["scope"] = " ".join(wanted or live.scope)
-                return json_response(body)
-            return _oauth_error("unsupported_grant_type")
+            grant = state.approve(client_id, entry["tenants"], entry["scope"], entry.get("user_id", ""))
+            return json_response(state.issue_tokens(grant, nonce=entry["nonce"]))
+        if grant_type == "refresh_token":
+            presented = form.get("refresh_token", "")
+            record = state.refresh_tokens.get(presented)
+            if record is None or record.revoked:
+                return _oauth_error("invalid_grant")
+            live = state.grants.get(record.grant_id)
+            if live is None or live.revoked or live.client_id != client_id:
+                return _oauth_error("invalid_grant")
+            if now - record.issued_at > REFRESH_TTL:
+                return _oauth_error("invalid_grant")
+            if record.superseded_at is not None and (
+                state.strict_refresh or now - record.superseded_at > REFRESH_GRACE
+            ):
+                return _oauth_error("invalid_grant")
+            wanted = (form.get("scope") or "").split()
+            if any(s not in live.scope for s in wanted):
+                return _oauth_error("invalid_scope")
+            if record.superseded_at is None:
+                record.superseded_at = now
+            state.refresh_count += 1
+            body = state.issue_tokens(live, with_id_token=False)
+            body["scope"] = " ".join(wanted or live.scope)
+            return json_response(body)
+        return _oauth_error("unsupported_grant_type")
 
-    @bp.post("/connect/revocation")
-    def revocation() -> Response:
-        form = request.form
-        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        if request.authorization and request.authorization.type == "basic":
-            client_id = request.authorization.username or ""
-            secret = request.authorization.password or ""
-        if not client_ok(client_id, secret):
-            return _oauth_error("invalid_client", 400)
-        with state.lock:
-            token_value = form.get("token", "")
-            record = state.refresh_tokens.get(token_value)
-            grant_id = record.grant_id if record else (state.access_tokens.get(token_value) or ("", None))[0]
-            grant = state.grants.get(grant_id) if grant_id else None
-            if grant is not None and grant.client_id == client_id:
-                # Facts doc §2.1: revoking a refresh token removes all of that user's connections.
-                state.revoke_grant(grant)
-        return Response(status=200)
 
-    def bearer_grant() -> tuple[Grant | None, Response | None]:
-        header = request.headers.get("Authorization", "")
-        token_value = header[7:] if header.lower().startswith("bearer ") else ""
-        with state.lock:
-            grant, reason = state.grant_for_access(token_value)
-        if grant is None:
-            return None, json_response(problem(401, "Unauthorized", reason), 401)
-        return grant, None
+@bp.post("/connect/revocation")
+def revocation() -> Response:
+    state = current()
+    form = request.form
+    client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+    if request.authorization and request.authorization.type == "basic":
+        client_id = request.authorization.username or ""
+        secret = request.authorization.password or ""
+    if not client_ok(client_id, secret):
+        return _oauth_error("invalid_client", 400)
+    with state.lock:
+        token_value = form.get("token", "")
+        record = state.refresh_tokens.get(token_value)
+        grant_id = record.grant_id if record else (state.access_tokens.get(token_value) or ("", None))[0]
+        grant = state.grants.get(grant_id) if grant_id else None
+        if grant is not None and grant.client_id == client_id:
+            # Facts doc §2.1: revoking a refresh token removes all of that user's connections.
+            state.revoke_grant(grant)
+    return Response(status=200)
 
-    @bp.get("/connections")
-    @bp.get("/Connections")
-    def connections() -> Response:
-        grant, error = bearer_grant()
-        if error or grant is None:
-            return error or Response(status=401)
-        event = request.args.get("authEventId", "")
-        with state.lock:
-            rows = [
-                {k: v for k, v in c.items() if not k.startswith("_")}
-                for c in state.connections
-                if c["_client"] == grant.client_id
-                and c["_user"] == grant.user_id
-                and (not event or c["authEventId"] == event)
-            ]
-        return json_response(rows)
 
-    @bp.delete("/connections/<connection_id>")
-    @bp.delete("/Connections/<connection_id>")
-    def disconnect(connection_id: str) -> Response:
-        grant, error = bearer_grant()
-        if error or grant is None:
-            return error or Response(status=401)
-        with state.lock:
-            before = len(state.connections)
-            state.connections = [
-                c
-                for c in state.connections
-                if not (c["id"] == connection_id and c["_client"] == grant.client_id and c["_user"] == grant.user_id)
-            ]
-            if len(state.connections) == before:
-                return json_response(problem(404, "Not Found", "Connection not found"), 404)
-        return Response(status=204)
+def bearer_grant() -> tuple[Grant | None, Response | None]:
+    state = current()
+    header = request.headers.get("Authorization", "")
+    token_value = header[7:] if header.lower().startswith("bearer ") else ""
+    with state.lock:
+        grant, reason = state.grant_for_access(token_value)
+    if grant is None:
+        return None, json_response(problem(401, "Unauthorized", reason), 401)
+    return grant, None
 
-    return bp
+
+@bp.get("/connections")
+@bp.get("/Connections")
+def connections() -> Response:
+    state = current()
+    grant, error = bearer_grant()
+    if error or grant is None:
+        return error or Response(status=401)
+    event = request.args.get("authEventId", "")
+    with state.lock:
+        rows = [
+            {k: v for k, v in c.items() if not k.startswith("_")}
+            for c in state.connections
+            if c["_client"] == grant.client_id
+            and c["_user"] == grant.user_id
+            and (not event or c["authEventId"] == event)
+        ]
+    return json_response(rows)
+
+
+@bp.delete("/connections/<connection_id>")
+@bp.delete("/Connections/<connection_id>")
+def disconnect(connection_id: str) -> Response:
+    state = current()
+    grant, error = bearer_grant()
+    if error or grant is None:
+        return error or Response(status=401)
+    with state.lock:
+        before = len(state.connections)
+        state.connections = [
+            c
+            for c in state.connections
+            if not (c["id"] == connection_id and c["_client"] == grant.client_id and c["_user"] == grant.user_id)
+        ]
+        if len(state.connections) == before:
+            return json_response(problem(404, "Not Found", "Connection not found"), 404)
+    return Response(status=204)

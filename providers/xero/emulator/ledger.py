@@ -138,9 +138,6 @@ class Ledger:
                 return contact
         return self.upsert_contact({"Name": name, "EmailAddress": ref.get("EmailAddress", "")}, now)
 
-    def is_customer(self, contact_id: str) -> bool:
-        return any(i["Contact"]["ContactID"] == contact_id and i["Type"] == "ACCREC" for i in self.invoices.values())
-
     # -- lines and totals ---------------------------------------------------------------------
     def _lines(self, raw_lines: Any, amount_types: str, element: dict[str, Any]) -> list[dict[str, Any]]:
         errors: list[str] = []

@@ -11,7 +11,7 @@ import secrets
 import string
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -284,9 +284,8 @@ class XeroState:
         self._send(json.dumps(body).encode())
 
     def sign(self, body: bytes, key: str | None = None) -> str:
-        """x-xero-signature: base64(HMAC-SHA256(raw body, webhook key)) (docs/provider-api-facts.md §2.6)."""
-        digest = hmac.new((key if key is not None else self.webhook_key).encode(), body, hashlib.sha256).digest()
-        return base64.b64encode(digest).decode()
+        """The x-xero-signature of `body` under `key` (default: the configured webhook key)."""
+        return sign_webhook(body, key if key is not None else self.webhook_key)
 
     def _send(self, body: bytes) -> None:
         if self._deliverer is None or not self._deliverer.is_alive():
@@ -375,5 +374,6 @@ def sign_jwt(key: rsa.RSAPrivateKey, kid: str, claims: dict[str, Any], *, alg: s
     return f"{signing_input}.{_b64(signature)}"
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def sign_webhook(body: bytes, key: str) -> str:
+    """x-xero-signature: base64(HMAC-SHA256(raw body, webhook key)) (docs/provider-api-facts.md §2.6)."""
+    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()

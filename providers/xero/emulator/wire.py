@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -142,9 +142,3 @@ def validation_error(elements: list[dict[str, Any]]) -> dict[str, Any]:
 def problem(status: int, title: str, detail: str) -> dict[str, Any]:
     """Body of 401/403/404 answers ([unverified] shape: RFC 7807-like, as Xero's identity layer answers)."""
     return {"Type": None, "Title": title, "Status": status, "Detail": detail, "Instance": new_id(), "Extensions": {}}
-
-
-def next_midnight_seconds(now: datetime) -> int:
-    """Seconds until the next UTC midnight."""
-    tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(0), tzinfo=UTC)
-    return int((tomorrow - now).total_seconds()) + 1

@@ -1,0 +1,56 @@
+"""The state one running QuickBooks emulator holds, and how its views reach it (`current()`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from flask import Response, current_app
+
+from providers._emulator import EmulatorCore, RateLimits
+from providers.quickbooks.emulator.auth import OAuthSettings, OAuthState
+from providers.quickbooks.emulator.notify import Notifier, WebhookConfig
+from providers.quickbooks.emulator.store import QboFault, Store
+
+DEFAULT_CLIENT_ID = "emulator-client-id"
+DEFAULT_CLIENT_SECRET = "emulator-client-secret"
+EXTENSION = "qbo_emulator"  # the app.extensions key of the app's Emulator
+
+
+class Emulator:
+    """Everything one running QuickBooks emulator holds: core (clock, faults, calls, limits), data, OAuth."""
+
+    def __init__(
+        self,
+        *,
+        clients: dict[str, str] | None = None,
+        limits: RateLimits | None = None,
+        oauth: OAuthSettings | None = None,
+        webhook: WebhookConfig | None = None,
+    ) -> None:
+        # QBO limits: 500 requests/min per realm, 10 concurrent (docs/provider-api-facts.md §1.6).
+        self.core = EmulatorCore(limits or RateLimits(per_minute=500, concurrent=10))
+        self.store = Store(self.core.clock)
+        self.oauth = OAuthState(self.core.clock, oauth or OAuthSettings())
+        self.oauth.apps.update(clients or {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET})
+        self.notifier = Notifier(webhook or WebhookConfig())
+        self.store.listeners.append(self.notifier)
+        self.base_url = ""  # set once serving; used in discovery and links
+
+    def json(self, body: Any, status: int = 200) -> Response:
+        response = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+        response.headers["intuit_tid"] = uuid.uuid4().hex[:24]
+        return response
+
+
+def current() -> Emulator:
+    """The Emulator of the app handling the current request."""
+    emulator: Emulator = current_app.extensions[EXTENSION]
+    return emulator
+
+
+def fault_response(emu: Emulator, fault: QboFault, realm: str = "") -> Response:
+    """A QuickBooks Fault body for `fault`, timed in the realm's zone."""
+    company = emu.store.companies.get(realm)
+    return emu.json(fault.body(emu.store.response_time(company)), fault.status)
