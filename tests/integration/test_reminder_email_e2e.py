@@ -12,14 +12,13 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
@@ -27,11 +26,10 @@ from connector.bootstrap import Services
 from connector.config import settings_for_tests
 from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.policy_parsing import policy_from_dict
-from connector.ports import ProviderSettings
 from connector.registry import Registry
 from connector.storage.tables import Action, Customer
 from connector.worker.turn import run_connection
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
+from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.databases import Database
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # a Monday, 10:00 in London: inside the send window
@@ -87,12 +85,9 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
+def qbo() -> Iterator[QuickBooksKit]:
+    with QuickBooksKit() as kit:
+        yield kit
 
 
 def _text(message: EmailMessage) -> str:
@@ -102,47 +97,16 @@ def _text(message: EmailMessage) -> str:
 
 
 def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
-    database: Database, smtp: tuple[Inbox, int], qbo: EmulatorHandle, tmp_path: Path
+    database: Database, smtp: tuple[Inbox, int], qbo: QuickBooksKit, tmp_path: Path
 ) -> None:
     inbox, port = smtp
     clock = Clock()
-    qbo.core.clock.set(T0, frozen=True)
-    realm = qbo.store.add_company("Thames Lettings Ltd", currency="GBP").realm
-    customer = qbo.store.create(
-        realm,
-        "Customer",
-        {
-            "DisplayName": "Bright Bakery",
-            "PrimaryEmailAddr": {"Address": "accounts@bright-bakery.example"},
-        },
-        notify=False,
-    )
-    invoice = qbo.store.create(
-        realm,
-        "Invoice",
-        {
-            "DocNumber": "TL-1042",
-            "CustomerRef": {"value": customer["Id"]},
-            "TxnDate": (T0 - timedelta(days=33)).date().isoformat(),
-            "DueDate": (T0 - timedelta(days=3)).date().isoformat(),
-            "Line": [
-                {
-                    "DetailType": "SalesItemLineDetail",
-                    "Amount": "1234.50",
-                    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": "1234.50"},
-                }
-            ],
-        },
-        notify=False,
-    )
-    provider = ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1/cb",
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-    )
+    qbo.set_now(T0)
+    realm = qbo.add_company("Thames Lettings Ltd", "GBP")
+    customer = qbo.add_customer(realm, "Bright Bakery", "accounts@bright-bakery.example")
+    due = (T0 - timedelta(days=3)).date()
+    invoice = qbo.add_invoice(realm, customer, "TL-1042", Decimal("1234.50"), "", due - timedelta(days=30), due)
+    provider = qbo.settings("http://127.0.0.1/cb")
     base = settings_for_tests(database.url)
     settings = replace(
         base,
@@ -168,7 +132,7 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
             uow.commit()
         spec = services.registry.spec("quickbooks")
         request = begin_connect(spec, provider)  # the real OAuth flow, the emulator's consent page approving
-        params = approve(qbo, request.url, realm)
+        params = qbo.approve(request.url, [realm])
         [connected] = complete_connect(
             store, services.vault, spec, provider, org_id, params, request.state, request.code_verifier, T0
         )
@@ -183,11 +147,11 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
         first = run_connection(services, connection_id, "test-worker", reminders=reminders)
         assert first.sync.changed == 1 and len(first.execution.done) == 1
         with store.unit_of_work() as uow:  # what a user sets in Nudge: the customer reads British English
-            row = uow.session.scalars(select(Customer).where(Customer.external_id == customer["Id"])).one()
+            row = uow.session.scalars(select(Customer).where(Customer.external_id == customer)).one()
             row.locale = "en_GB"
             uow.commit()
         clock.moment = T0 + timedelta(days=7)
-        qbo.core.clock.set(clock.moment, frozen=True)
+        qbo.set_now(clock.moment)
         second = run_connection(services, connection_id, "test-worker", reminders=reminders)
         assert len(second.execution.done) == 1
 
@@ -196,7 +160,7 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
         assert one["To"] == "accounts@bright-bakery.example"
         assert "Thames Lettings accounts" in one["From"] and one["Reply-To"] == "ar@thames-lettings.example"
         assert "TL-1042" in one["Subject"] and "TL-1042" in _text(one)
-        link = qbo.store.invoice_link(realm, invoice["Id"], qbo.url)
+        link = qbo.emulator.store.invoice_link(realm, invoice, qbo.url)
         assert link in _text(one)
         [pdf] = [part for part in one.iter_attachments() if part.get_content_type() == "application/pdf"]
         assert pdf.get_filename() == "Invoice TL-1042.pdf" and pdf.get_content().startswith(b"%PDF")
@@ -209,15 +173,3 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
             assert [a.external_ref for a in sent] == [one["Message-ID"], two["Message-ID"]]
     finally:
         store.dispose()
-
-
-def approve(qbo: EmulatorHandle, authorize_url: str, realm: str) -> dict[str, str]:
-    """What the browser does on the emulator's consent page: pick the company, approve."""
-    args = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
-    answer = requests.post(
-        f"{qbo.url}/connect/oauth2/decide",
-        data={**args, "realm": realm, "decision": "approve"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
