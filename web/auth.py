@@ -75,7 +75,7 @@ def login() -> ResponseReturnValue:
             login_user(user)
             return redirect(next_url or url_for("home.index"))
         error = INVALID_CREDENTIALS
-    return render_template("login.html", form=form, error=error, next_url=next_url)
+    return render_template("auth/login.html", form=form, error=error, next_url=next_url)
 
 
 @bp.post("/logout")

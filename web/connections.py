@@ -48,7 +48,7 @@ def _actor() -> str:
 
 
 def _failure(title: str, message: str, status: int = 400) -> ResponseReturnValue:
-    return render_template("connect_error.html", title=title, message=message), status
+    return render_template("connections/error.html", title=title, message=message), status
 
 
 def _start(org_id: int, key: str) -> ResponseReturnValue:
@@ -69,7 +69,7 @@ def _start(org_id: int, key: str) -> ResponseReturnValue:
     session[PENDING_KEY] = pending
     # Not a 303: browsers apply the CSP's form-action 'self' to a form's redirects too, so the page
     # answering the form sends the browser on (meta refresh, and a link), which the CSP allows.
-    return render_template("connect_redirect.html", url=authorization.url, provider_name=spec.display_name)
+    return render_template("oauth_redirect.html", url=authorization.url, provider_name=spec.display_name)
 
 
 def _take_pending(key: str) -> dict[str, Any] | None:
@@ -97,7 +97,7 @@ def _role_in(org_id: int) -> Role | None:
 def connect_page(org_id: int, provider: str) -> ResponseReturnValue:
     """A page with the "Connect <provider>" button (where the marketplace launch URL lands)."""
     spec, _settings = _provider(provider)
-    return render_template("connect.html", provider_key=spec.key, provider_name=spec.display_name)
+    return render_template("connections/connect.html", provider_key=spec.key, provider_name=spec.display_name)
 
 
 @bp.post("/orgs/<int:org_id>/connect/<provider>")
@@ -234,7 +234,7 @@ def marketplace_disconnected(provider: str) -> ResponseReturnValue:
         connectable = [org_id for org_id, role in memberships if role in CONNECT_ROLES]
         reconnect_org = connectable[0] if connectable else None
     return render_template(
-        "marketplace_disconnected.html",
+        "connections/marketplace_disconnected.html",
         provider_key=spec.key,
         provider_name=spec.display_name,
         marked=marked,

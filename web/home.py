@@ -45,7 +45,7 @@ def index() -> ResponseReturnValue:
         memberships = uow.organizations.for_user(current_user.user_id)
         first = memberships[0][0].id if memberships else None
     if first is None:
-        return render_template("no_org.html")
+        return render_template("home/no_org.html")
     return redirect(url_for("home.organization", org_id=first))
 
 
@@ -68,7 +68,7 @@ def organization(org_id: int) -> ResponseReturnValue:
         ]
         others = [(org.id, org.name) for org, _role in uow.organizations.for_user(current_user.user_id)]
     return render_template(
-        "org_home.html",
+        "home/organization.html",
         connections=connections,
         organizations=others,
         providers=[(key, registry.spec(key).display_name) for key in keys],

@@ -57,7 +57,7 @@ def _template_globals() -> dict[str, Any]:
 
 
 def _failure(title: str, message: str, status: int = 400) -> ResponseReturnValue:
-    return render_template("signup_error.html", title=title, message=message), status
+    return render_template("signup/error.html", title=title, message=message), status
 
 
 def _sentence(text: str) -> str:
@@ -81,7 +81,7 @@ def _start(key: str, mode: str) -> ResponseReturnValue:
     }
     session[PENDING_KEY] = pending
     # A page, not a 303: the CSP's form-action 'self' also applies to a form's redirects (see web.connections).
-    return render_template("connect_redirect.html", url=authorization.url, provider_name=spec.display_name)
+    return render_template("oauth_redirect.html", url=authorization.url, provider_name=spec.display_name)
 
 
 def _take_pending(key: str) -> dict[str, Any] | None:
@@ -100,7 +100,7 @@ def signup_page(provider: str) -> ResponseReturnValue:
     spec, _settings = _provider(provider)
     if current_user.is_authenticated:
         return redirect(url_for("connections.launch", provider=spec.key))
-    return render_template("signup.html", provider_key=spec.key, provider_name=spec.display_name)
+    return render_template("signup/signup.html", provider_key=spec.key, provider_name=spec.display_name)
 
 
 @bp.post("/signup/<provider>")
