@@ -1,23 +1,19 @@
 """Connecting accounting files (generic over the registry): connect, OAuth callback, reconnect, disconnect,
 and the app-marketplace "launch" and "disconnect" URLs.
 
-The OAuth round trip keeps one pending entry per provider in the signed session: `state`, the PKCE
-verifier, the organization and the user who started it. The callback (one path per provider, against
-OAuth mix-up) takes that entry out of the session whatever happens, re-checks that the signed-in user
-is still that user and still may connect files to that organization, and hands the rest to
+The OAuth round trip keeps one pending entry per provider in the signed session (`web.oauth_flow`):
+`state`, the PKCE verifier, the organization and the user who started it. The callback (one path per
+provider, against OAuth mix-up) takes that entry out of the session whatever happens, re-checks that the
+signed-in user is still that user and still may connect files to that organization, and hands the rest to
 `connector.connections.connect`. Error pages name what went wrong; they never show the code or a token.
-
-"Connect" answers with a page that moves the browser on to the provider (meta refresh plus a link)
-rather than a 303: under the strict CSP (`form-action 'self'`) browsers refuse a form whose redirect
-leaves the site.
+"Connect" answers with `web.oauth_flow.redirect_page`, not a 303 (the CSP's `form-action 'self'`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
@@ -27,11 +23,13 @@ from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
 from web.access import require_role
 from web.extensions import login_manager, services
+from web.oauth_flow import PendingFlow, PendingFlows, redirect_page
 
 bp = Blueprint("connections", __name__)
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "nudge.oauth_pending"
+PENDING = PendingFlows(PENDING_KEY)
 CONNECT_ROLES = (Role.OWNER, Role.ACCOUNTANT)
 
 
@@ -59,29 +57,9 @@ def _start(org_id: int, key: str) -> ResponseReturnValue:
     except NudgeError as exc:
         log.warning("could not start connecting %s: %s", key, exc.user_message)
         return _failure(f"Could not start connecting {spec.display_name}", exc.user_message, 502)
-    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
-    pending[key] = {
-        "state": authorization.state,
-        "verifier": authorization.code_verifier,
-        "org_id": org_id,
-        "user_id": current_user.user_id,
-    }
-    session[PENDING_KEY] = pending
-    # Not a 303: browsers apply the CSP's form-action 'self' to a form's redirects too, so the page
-    # answering the form sends the browser on (meta refresh, and a link), which the CSP allows.
-    return render_template("oauth_redirect.html", url=authorization.url, provider_name=spec.display_name)
-
-
-def _take_pending(key: str) -> dict[str, Any] | None:
-    """Remove and return the pending round trip for provider `key` (single use)."""
-    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
-    entry = pending.pop(key, None)
-    if entry is not None:
-        if pending:
-            session[PENDING_KEY] = pending
-        else:
-            session.pop(PENDING_KEY, None)
-    return entry if isinstance(entry, dict) else None
+    context = {"org_id": org_id, "user_id": current_user.user_id}
+    PENDING.remember(key, PendingFlow(authorization.state, authorization.code_verifier, context=context))
+    return redirect_page(authorization.url, spec.display_name)
 
 
 def _role_in(org_id: int) -> Role | None:
@@ -142,20 +120,20 @@ def callback(provider: str) -> ResponseReturnValue:
     """The provider sends the browser back here with `code` and `state` (or `error`)."""
     spec, settings = _provider(provider)
     name = spec.display_name
-    pending = _take_pending(provider)
+    pending = PENDING.take(provider)
     if pending is None:
         return _failure(
             f"{name} connection not started here",
             f"This browser has no {name} connection in progress (it may have expired, or was started "
             "in another browser or before signing in again). Nothing was connected; start again from your dashboard.",
         )
-    if not current_user.is_authenticated or current_user.user_id != pending.get("user_id"):
+    if not current_user.is_authenticated or current_user.user_id != pending.context.get("user_id"):
         return _failure(
             f"{name} connection not completed",
             f"You are no longer signed in as the user who started connecting {name}. "
             "Nothing was connected; sign in and start again.",
         )
-    org_id = pending.get("org_id")
+    org_id = pending.context.get("org_id")
     if not isinstance(org_id, int) or _role_in(org_id) not in CONNECT_ROLES:
         abort(404)
     try:
@@ -166,8 +144,8 @@ def callback(provider: str) -> ResponseReturnValue:
             settings,
             org_id,
             request.args.to_dict(),
-            str(pending.get("state") or ""),
-            str(pending.get("verifier") or ""),
+            pending.state,
+            pending.verifier,
             services().clock.now(),
             actor=_actor(),
         )

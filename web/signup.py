@@ -3,7 +3,7 @@
 `GET /signup/<provider>` shows a page with one button (a CSRF-protected POST starts the round trip);
 the login page links "Sign in with <provider>" to `/signin/<provider>`. Both keep one
 pending entry per provider in the signed session (state, PKCE verifier, nonce, mode) and come back to
-`/signup/<provider>/callback`, which takes the entry out whatever happens and hands the rest to
+`/signup/<provider>/callback`, which takes the entry out whatever happens (`web.oauth_flow`) and hands the rest to
 `connector.accounts.signup`. The redirect URI is the configured one's host with that path, or the provider
 option `signup_redirect_uri` (it must be registered with the provider, beside the connect callback).
 """
@@ -23,12 +23,14 @@ from connector.accounts.signup import SignupError, begin_signup, complete_signin
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
 from web.extensions import services
+from web.oauth_flow import PendingFlow, PendingFlows, redirect_page
 from web.users import WebUser
 
 bp = Blueprint("signup", __name__)
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "nudge.signup_pending"
+PENDING = PendingFlows(PENDING_KEY)
 SIGNUP, SIGNIN = "signup", "signin"
 
 
@@ -72,26 +74,9 @@ def _start(key: str, mode: str) -> ResponseReturnValue:
     except NudgeError as exc:
         log.warning("could not start %s with %s: %s", mode, key, exc.user_message)
         return _failure(f"Could not start signing in with {spec.display_name}", _sentence(exc.user_message), 502)
-    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
-    pending[key] = {
-        "state": authorization.state,
-        "verifier": authorization.code_verifier,
-        "nonce": authorization.nonce,
-        "mode": mode,
-    }
-    session[PENDING_KEY] = pending
-    # A page, not a 303: the CSP's form-action 'self' also applies to a form's redirects (see web.connections).
-    return render_template("oauth_redirect.html", url=authorization.url, provider_name=spec.display_name)
-
-
-def _take_pending(key: str) -> dict[str, Any] | None:
-    pending: dict[str, Any] = dict(session.get(PENDING_KEY) or {})
-    entry = pending.pop(key, None)
-    if pending:
-        session[PENDING_KEY] = pending
-    else:
-        session.pop(PENDING_KEY, None)
-    return entry if isinstance(entry, dict) else None
+    flow = PendingFlow(authorization.state, authorization.code_verifier, authorization.nonce, {"mode": mode})
+    PENDING.remember(key, flow)
+    return redirect_page(authorization.url, spec.display_name)
 
 
 @bp.get("/signup/<provider>")
@@ -128,7 +113,7 @@ def signin(provider: str) -> ResponseReturnValue:
 def callback(provider: str) -> ResponseReturnValue:
     spec, settings = _provider(provider)
     name = spec.display_name
-    pending = _take_pending(provider)
+    pending = PENDING.take(provider)
     if pending is None:
         return _failure(
             f"Signing in with {name} not started here",
@@ -140,12 +125,12 @@ def callback(provider: str) -> ResponseReturnValue:
             f"Signing in with {name} not completed",
             f"You are already signed in. Nothing was created; connect {name} from your dashboard instead.",
         )
-    mode = pending.get("mode")
+    mode = pending.context.get("mode")
     args = (
         request.args.to_dict(),
-        str(pending.get("state") or ""),
-        str(pending.get("verifier") or ""),
-        str(pending.get("nonce") or ""),
+        pending.state,
+        pending.verifier,
+        pending.nonce,
         services().clock.now(),
     )
     store = services().store
