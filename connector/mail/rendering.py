@@ -41,7 +41,8 @@ import jinja2
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from connector.domain.money import Money
 from connector.errors import TemplateError
