@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class EmulatorKit(Protocol):
-    """Everything a caller needs from one provider's emulator (DESIGN.md "Emulators")."""
+    """Everything a caller needs from one provider's emulator (docs/design.md "Emulators")."""
 
     provider: str  # the provider key (`providers.<provider>.PROVIDER`)
     currency: str  # home currency of a company added without one

@@ -1,7 +1,6 @@
 """QuickBooks Online facts in one place: key, hosts, limits, page sizes and field lengths.
 
-Sources: /work/shared/docs/provider-api-facts.md §1 (cited as "facts doc §n"); `[unverified]` marks a
-value the facts doc does not confirm.
+Sources: docs/provider-api-facts.md §1; `[unverified]` marks a value that page does not confirm.
 """
 
 from __future__ import annotations
@@ -13,27 +12,27 @@ DISPLAY_NAME = "QuickBooks Online"
 
 # Hosts. The API host is overridable per deployment (ProviderSettings.api_base: the emulator).
 API_BASE = "https://quickbooks.api.intuit.com/v3"
-MINOR_VERSION = 75  # anything lower is served as 75 since 2025-08-01 (facts doc §1.2)
+MINOR_VERSION = 75  # anything lower is served as 75 since 2025-08-01 (docs/provider-api-facts.md §1.2)
 
-# Limits per realm (facts doc §1.6): 500 requests a minute, 10 at once.
+# Limits per realm (docs/provider-api-facts.md §1.6): 500 requests a minute, 10 at once.
 RATE_PER_MINUTE = 500
 MAX_CONCURRENT = 10
 MAX_RETRIES = 3
 RETRY_BASE_S = 0.5
 MAX_RETRY_AFTER_S = 60.0
 TIMEOUT_S = 60.0
-BATCH_MAX_ITEMS = 30  # items per batch call (facts doc §1.6)
+BATCH_MAX_ITEMS = 30  # items per batch call (docs/provider-api-facts.md §1.6)
 
-# Paging and change data capture (facts doc §1.3, §1.4).
+# Paging and change data capture (docs/provider-api-facts.md §1.3, §1.4).
 PAGE_SIZE = 1000  # MAXRESULTS maximum
 CDC_WINDOW = timedelta(days=30)  # CDC looks back at most 30 days
 CDC_MAX_OBJECTS = 1000  # per entity per CDC response
 
 # Length limits.
-REQUEST_ID_MAX = 50  # requestid ≤ 50 characters (facts doc §1.2)
-PRIVATE_NOTE_MAX = 4000  # PrivateNote [unverified, facts doc §1.7]
+REQUEST_ID_MAX = 50  # requestid ≤ 50 characters (docs/provider-api-facts.md §1.2)
+PRIVATE_NOTE_MAX = 4000  # PrivateNote [unverified, docs/provider-api-facts.md §1.7]
 DOC_NUMBER_MAX = 21
 QBO_ID_MAX_DIGITS = 20
 
-# Webhooks (facts doc §1.9).
+# Webhooks (docs/provider-api-facts.md §1.9).
 SIGNATURE_HEADER = "intuit-signature"

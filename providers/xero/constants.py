@@ -1,7 +1,6 @@
 """Xero facts in one place: key, hosts, scopes, limits, page sizes and field lengths.
 
-Sources: /work/shared/docs/provider-api-facts.md §2 (cited as "facts doc §n"); `[unverified]` marks a
-value the facts doc does not confirm.
+Sources: docs/provider-api-facts.md §2; `[unverified]` marks a value that page does not confirm.
 """
 
 from __future__ import annotations
@@ -27,19 +26,19 @@ DEFAULT_SCOPES = (
     "accounting.settings.read",
 )
 
-# OpenID Connect. Issuer and JWKS location of real Xero [unverified: not in the facts doc; the
+# OpenID Connect. Issuer and JWKS location of real Xero [unverified: not in docs/provider-api-facts.md; the
 # discovery document at https://identity.xero.com/.well-known/openid-configuration names them].
 ISSUER = "https://identity.xero.com"
 JWKS_PATH = "/.well-known/openid-configuration/jwks"
 JWKS_URL = f"{ISSUER}{JWKS_PATH}"
 ID_TOKEN_LEEWAY = 120  # seconds of clock skew tolerated on exp / iat / nbf
-REFRESH_TOKEN_LIFETIME = timedelta(days=60)  # facts doc §2.1: an unused refresh token dies after 60 days
+REFRESH_TOKEN_LIFETIME = timedelta(days=60)  # docs/provider-api-facts.md §2.1: unused, it dies after 60 days
 
 # Timeouts as (connect, read) seconds: identity calls are small, API reads can be large pages.
 IDENTITY_TIMEOUT = (5, 30)
 API_TIMEOUT = (5, 60)
 
-# Limits per organisation (facts doc §2.4): 60 calls a minute, 5 at once, 5000 a day.
+# Limits per organisation (docs/provider-api-facts.md §2.4): 60 calls a minute, 5 at once, 5000 a day.
 RATE_PER_MINUTE = 60
 MAX_CONCURRENT = 5
 MAX_LIMIT_WAIT_S = 90.0  # longer waits are handed back to the scheduler as RateLimited
@@ -47,10 +46,10 @@ MAX_LIMIT_RETRIES = 4
 MAX_TRANSIENT_RETRIES = 3
 
 # Paging and length limits.
-PAGE_SIZE = 1000  # facts doc §2.2: pageSize maximum 1000 [3p]
+PAGE_SIZE = 1000  # docs/provider-api-facts.md §2.2: pageSize maximum 1000 [3p]
 CONTACT_IDS_PER_CALL = 100  # keeps the query string short (Xero's URL limit is not documented)
 HISTORY_DETAILS_MAX = 250  # [unverified] Xero "History and Notes": Details is at most 250 characters
-IDEMPOTENCY_KEY_MAX = 128  # facts doc §2.4
+IDEMPOTENCY_KEY_MAX = 128  # docs/provider-api-facts.md §2.4
 
-# Webhooks (facts doc §2.6).
+# Webhooks (docs/provider-api-facts.md §2.6).
 SIGNATURE_HEADER = "x-xero-signature"
