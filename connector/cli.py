@@ -169,9 +169,19 @@ def users_create(context: _Context, email: str, organization: str, role: str, di
 
 
 def _load_plugins() -> None:
+    """Add the commands of the `nudge.commands` entry points; one whose module is not installed is skipped
+    (a production wheel declares `demo` and `emulator` but ships without providers/_emulator)."""
     for entry in entry_points(group="nudge.commands"):
-        if entry.name not in main.commands:
-            main.add_command(entry.load(), entry.name)
+        if entry.name in main.commands:
+            continue
+        try:
+            command = entry.load()
+        except ModuleNotFoundError as exc:
+            missing = exc.name or ""
+            if not missing or not (entry.module == missing or entry.module.startswith(f"{missing}.")):
+                raise  # an installed module with a broken import is a bug, not an absent plugin
+            continue
+        main.add_command(command, entry.name)
 
 
 _plugins_loaded = False
