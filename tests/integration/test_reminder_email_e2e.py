@@ -8,7 +8,6 @@ under the first.
 from __future__ import annotations
 
 import email
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,9 @@ from connector.registry import Registry
 from connector.storage.tables import Action, Customer
 from connector.worker.turn import run_connection
 from providers.quickbooks.emulator.kit import QuickBooksKit
+from tests.support.clock import FakeClock
 from tests.support.databases import Database
+from tests.support.net import free_port
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # a Monday, 10:00 in London: inside the send window
 RULES = policy_from_dict(
@@ -62,19 +63,9 @@ class Inbox:
         return [m for m in parsed if isinstance(m, EmailMessage)]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.moment = T0
-
-    def now(self) -> datetime:
-        return self.moment
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5)
     controller.start()
@@ -100,7 +91,7 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
     database: Database, smtp: tuple[Inbox, int], qbo: QuickBooksKit, tmp_path: Path
 ) -> None:
     inbox, port = smtp
-    clock = Clock()
+    clock = FakeClock(T0)
     qbo.set_now(T0)
     realm = qbo.add_company("Thames Lettings Ltd", "GBP")
     customer = qbo.add_customer(realm, "Bright Bakery", "accounts@bright-bakery.example")

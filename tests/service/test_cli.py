@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,9 @@ from pathlib import Path
 import requests
 
 from connector.vault.keyring import generate_key
+from tests.support.net import free_port
 
 NUDGE = str(Path(sys.executable).parent / "nudge")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -61,7 +55,7 @@ def test_init_users_create_serve_gives_a_login_page(tmp_path: Path) -> None:
     )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [NUDGE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -86,7 +80,7 @@ def test_init_users_create_serve_gives_a_login_page(tmp_path: Path) -> None:
 def test_serve_fails_closed_without_a_vault_key(tmp_path: Path) -> None:
     env = _env(tmp_path)
     env.pop("NUDGE_VAULT_KEY")
-    result = _run(["serve", "--port", str(_free_port())], env)
+    result = _run(["serve", "--port", str(free_port())], env)
     assert result.returncode == 1
     assert "NUDGE_VAULT_KEY" in result.stderr
 

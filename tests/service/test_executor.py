@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,16 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from connector.domain.actions import Action
-from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.domain.policy_parsing import policy_from_dict
 from connector.errors import AuthError, MailTransient, Rejected, Transient
 from connector.outbox.executor import ExecutionReport, Executor, approve
 from connector.outbox.planning import plan_connection
-from connector.ports import AccountingAdapter, Page, WriteResult
+from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Invoice
+from tests.support.ledger import FakeLedger
 
 DUE = date(2026, 11, 2)  # a Monday
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # 14 days late, inside the London send window
@@ -57,57 +58,6 @@ def snapshot(n: int, **changes: object) -> InvoiceSnapshot:
         emails=("ap@cust.example",),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
-
-
-class Ledger(AccountingAdapter):
-    """Idempotent by key, like QuickBooks' requestid and Xero's Idempotency-Key."""
-
-    def __init__(self, invoices: list[InvoiceSnapshot]) -> None:
-        self.invoices = {i.external_id: i for i in invoices}
-        self.writes: dict[str, tuple[str, str]] = {}
-        self.fail_with: Exception | None = None
-
-    def _write(self, kind: str, key: str, detail: str) -> WriteResult:
-        if self.fail_with is not None:
-            raise self.fail_with
-        if key in self.writes:
-            return WriteResult(self.writes[key][0], replayed=True)
-        ref = f"{kind}-{len(self.writes) + 1}"
-        self.writes[key] = (ref, detail)
-        return WriteResult(ref)
-
-    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
-        yield Page(list(self.invoices.values()), [], "c")
-
-    def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
-        return self.invoices.get(external_id)
-
-    def customer_contacts(self, external_id: str) -> CustomerSnapshot:
-        return CustomerSnapshot(external_id, "Cust One", ("ap@cust.example",))
-
-    def unapplied_credit(self, customer_external_id: str) -> Money | None:
-        return None
-
-    def add_note(self, invoice: InvoiceSnapshot, text: str, key: str) -> WriteResult:
-        return self._write("note", key, text)
-
-    def create_fee_invoice(self, invoice: InvoiceSnapshot, amount: Money, description: str, key: str) -> WriteResult:
-        return self._write("fee", key, f"{amount} {description}")
-
-    def create_credit(self, invoice: InvoiceSnapshot, amount: Money, reason: str, key: str) -> WriteResult:
-        return self._write("credit", key, reason)
-
-    def void_fee_invoice(self, external_ref: str, key: str) -> WriteResult:
-        return self._write("void", key, external_ref)
-
-    def invoice_pdf(self, invoice: InvoiceSnapshot) -> bytes | None:
-        return None
-
-    def payment_link(self, invoice: InvoiceSnapshot) -> str | None:
-        return None
-
-    def send_via_provider(self, invoice: InvoiceSnapshot, to: str, key: str) -> WriteResult:
-        return self._write("send", key, to)
 
 
 class Outbox:
@@ -170,7 +120,7 @@ def test_planning_twice_inserts_nothing_new(store: Store) -> None:
 def test_every_action_is_carried_out_once_and_replays_write_nothing(store: Store) -> None:
     cid = _setup(store, [snapshot(1)])
     plan_connection(store, cid, RULES, NOW)
-    ledger, outbox = Ledger([snapshot(1)]), Outbox()
+    ledger, outbox = FakeLedger([snapshot(1)]), Outbox()
     executor = Executor(store, ledger, outbox, lambda: NOW, "w1")
     report = executor.run_due(cid)
     assert sorted(report.done) and not report.failed
@@ -186,7 +136,7 @@ def test_every_action_is_carried_out_once_and_replays_write_nothing(store: Store
 def test_paid_in_the_meantime_cancels_just_in_time(store: Store) -> None:
     cid = _setup(store, [snapshot(1)])
     plan_connection(store, cid, RULES, NOW)
-    ledger = Ledger([snapshot(1, balance=Money.of("0", "GBP"), status=InvoiceStatus.PAID)])
+    ledger = FakeLedger([snapshot(1, balance=Money.of("0", "GBP"), status=InvoiceStatus.PAID)])
     outbox = Outbox()
     report = Executor(store, ledger, outbox, lambda: NOW, "w1").run_due(cid)
     assert len(report.cancelled) == 3 and ledger.writes == {} and outbox.sent == []
@@ -196,7 +146,7 @@ def test_paid_in_the_meantime_cancels_just_in_time(store: Store) -> None:
 def test_a_crash_after_the_provider_call_is_retried_with_the_same_key(store: Store) -> None:
     cid = _setup(store, [snapshot(1)])
     plan_connection(store, cid, RULES, NOW)
-    ledger = Ledger([snapshot(1)])
+    ledger = FakeLedger([snapshot(1)])
     executor = Executor(store, ledger, Outbox(), lambda: NOW, "w1")
     with store.unit_of_work() as uow:
         fee_id = uow.session.scalars(select(ActionRow.id).where(ActionRow.kind == "late_fee")).one()
@@ -216,7 +166,7 @@ def test_a_crash_during_smtp_leaves_the_email_uncertain_never_resent(store: Stor
     plan_connection(store, cid, RULES, NOW)
     outbox = Outbox()
     outbox.fail_with = KeyboardInterrupt()  # stands in for the process dying inside send()
-    executor = Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW, "w1")
+    executor = Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW, "w1")
     with store.unit_of_work() as uow:
         remind_id, remind_key = uow.session.execute(
             select(ActionRow.id, ActionRow.key).where(ActionRow.kind == "remind")
@@ -225,7 +175,7 @@ def test_a_crash_during_smtp_leaves_the_email_uncertain_never_resent(store: Stor
         executor.run_one(remind_id, ExecutionReport())
     assert _states(store)["remind"] == "sending"
     outbox.fail_with = None
-    later = Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW + timedelta(minutes=11), "w2")
+    later = Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW + timedelta(minutes=11), "w2")
     report = later.run_due(cid)
     assert report.uncertain == [remind_key] and outbox.sent == []
     assert _states(store)["remind"] == "uncertain"
@@ -234,7 +184,7 @@ def test_a_crash_during_smtp_leaves_the_email_uncertain_never_resent(store: Stor
 def test_failures_are_classified(store: Store) -> None:
     cid = _setup(store, [snapshot(1)])
     plan_connection(store, cid, RULES, NOW)
-    ledger, outbox = Ledger([snapshot(1)]), Outbox()
+    ledger, outbox = FakeLedger([snapshot(1)]), Outbox()
     ledger.fail_with = Rejected("Business Validation Error: account is inactive")
     outbox.fail_with = MailTransient("mail server refused the connection")
     report = Executor(store, ledger, outbox, lambda: NOW, "w1", max_attempts=2).run_due(cid)
@@ -253,7 +203,7 @@ def test_failures_are_classified(store: Store) -> None:
 def test_transient_then_auth_failure(store: Store) -> None:
     cid = _setup(store, [snapshot(1)])
     plan_connection(store, cid, RULES, NOW)
-    ledger = Ledger([snapshot(1)])
+    ledger = FakeLedger([snapshot(1)])
     ledger.fail_with = Transient("QuickBooks answered 503")
     report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
     assert len(report.retried) == 2 and len(report.done) == 1  # the email went out; ledger writes wait
@@ -267,7 +217,7 @@ def test_approval_mode_holds_everything_until_approved(store: Store) -> None:
     cid = _setup(store, [snapshot(1)], approval=True)
     report = plan_connection(store, cid, RULES, NOW)
     assert report.awaiting_approval == 3
-    ledger, outbox = Ledger([snapshot(1)]), Outbox()
+    ledger, outbox = FakeLedger([snapshot(1)]), Outbox()
     executor = Executor(store, ledger, outbox, lambda: NOW, "w1")
     assert executor.run_due(cid).done == [] and outbox.sent == []
     with store.unit_of_work() as uow:
@@ -283,10 +233,10 @@ def test_an_email_the_server_may_have_taken_is_uncertain_at_once(store: Store) -
     plan_connection(store, cid, RULES, NOW)
     outbox = Outbox()
     outbox.fail_with = MailTransient("connection reset after DATA", maybe_sent=True)
-    report = Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW, "w1").run_due(cid)
+    report = Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW, "w1").run_due(cid)
     assert len(report.uncertain) == 1 and _states(store)["remind"] == "uncertain"
     outbox.fail_with = None
-    Executor(store, Ledger([snapshot(1)]), outbox, lambda: NOW + timedelta(days=1), "w1").run_due(cid)
+    Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW + timedelta(days=1), "w1").run_due(cid)
     assert outbox.sent == []  # never re-sent automatically
 
 
@@ -337,7 +287,7 @@ def test_fee_reversal_voids_a_whole_fee_and_credits_a_partial_one(store: Store) 
     _insert_action(store, cid, _action("fee_reversal", "rev-a", "25.00", reverses="fee-a"))
     _insert_action(store, cid, _action("fee_reversal", "rev-b", "12.00", reverses="fee-b"))
     paid = snapshot(1, balance=Money.of("0", "GBP"), status=InvoiceStatus.PAID)  # reversals apply to paid ones too
-    ledger = Ledger([paid])
+    ledger = FakeLedger([paid])
     report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
     assert sorted(report.done) == ["rev-a", "rev-b"]
     assert ledger.writes["rev-a"] == ("void-1", "fee-invoice-9")  # the whole fee: its invoice is voided
@@ -350,7 +300,7 @@ def test_discount_credit_only_when_the_balance_is_the_earned_discount(store: Sto
     _insert_action(store, cid, _action("discount_credit", "disc-1", "10.00"))
     second = _action("discount_credit", "disc-2", "10.00")
     _insert_action(store, cid, replace(second, invoice_external_ids=("2",)))
-    ledger = Ledger([snapshot(1, balance=Money.of("10.00", "GBP")), snapshot(2, balance=Money.of("60.00", "GBP"))])
+    ledger = FakeLedger([snapshot(1, balance=Money.of("10.00", "GBP")), snapshot(2, balance=Money.of("60.00", "GBP"))])
     report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
     assert report.done == ["disc-1"] and report.cancelled == ["disc-2"]
     assert ledger.writes["disc-1"][1] == "Early-payment discount on invoice INV-1"

@@ -11,7 +11,6 @@ import asyncio
 import email
 import ipaddress
 import logging
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,7 @@ from connector.errors import MailRejected, MailTransient, NoValidRecipient
 from connector.mail.message import Attachment, OutgoingMessage, SentReceipt, message_id, thread_root_id
 from connector.mail.rendering import InvoiceLine, ReminderContext, render_reminder
 from connector.mail.smtp import SmtpMailer
+from tests.support.net import free_port
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 LINK = "https://pay.example.com/invoice/1001?token=abc"
@@ -97,12 +97,6 @@ def ours(caplog: pytest.LogCaptureFixture) -> str:
         for record in caplog.records
         if record.name.startswith("connector")
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from connector.config import SchedulerSettings
 from connector.errors import AuthError, RateLimited, Transient
+from connector.ports import SystemClock
 from connector.storage import Store
 from connector.worker.scheduler import Lease, Worker, run_forever
+from tests.support.clock import FakeClock
 from tests.support.databases import Database
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -22,14 +24,6 @@ SETTINGS = SchedulerSettings(
     max_connections_per_tick=50,
     max_backoff_minutes=360,
 )
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
 
 
 def _connections(store: Store, count: int) -> list[int]:
@@ -139,11 +133,7 @@ def test_run_forever_ticks_until_stopped_and_releases(store: Store) -> None:
         if len(seen) == 1:
             worker.stop()  # as SIGTERM would: finish this one, release the rest
 
-    class RealClock:
-        def now(self) -> datetime:
-            return datetime.now(UTC)
-
-    worker = Worker(store, process, SETTINGS, RealClock(), owner="w1")
+    worker = Worker(store, process, SETTINGS, SystemClock(), owner="w1")
     thread = threading.Thread(target=run_forever, args=(worker, SETTINGS), kwargs={"install_signals": False})
     thread.start()
     thread.join(10)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
-from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import Transient
-from connector.ports import Page, Quarantined
+from connector.ports import Quarantined
 from connector.storage import Store
 from connector.storage.tables import Action, Activity, Invoice, SyncCursor, SyncRun
 from connector.sync.invoices import sync_connection
+from tests.support.ledger import FakeLedger
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -37,35 +37,6 @@ def snapshot(n: int, *, balance: str = "100.00", status: str = "open", at: datet
     )
 
 
-class Ledger:
-    """A fake adapter: full = every open invoice in pages of `page_size`; incremental = `changes`."""
-
-    def __init__(self, invoices: list[InvoiceSnapshot], page_size: int = 2) -> None:
-        self.invoices = {i.external_id: i for i in invoices}
-        self.page_size = page_size
-        self.changes: list[InvoiceSnapshot] = []
-        self.cursors: list[str | None] = []
-        self.fail_after_pages: int | None = None
-        self.quarantine: list[Quarantined] = []
-
-    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
-        self.cursors.append(cursor)
-        source = (
-            [i for i in self.invoices.values() if i.status is InvoiceStatus.OPEN] if cursor is None else self.changes
-        )
-        for index in range(0, max(len(source), 1), self.page_size):
-            if self.fail_after_pages is not None and index // self.page_size >= self.fail_after_pages:
-                raise Transient("ledger unavailable")
-            chunk = source[index : index + self.page_size]
-            customers = [CustomerSnapshot(i.customer_external_id, i.customer_name, i.emails) for i in chunk]
-            yield Page(
-                chunk, customers, f"cursor-{len(self.cursors)}-{index}", list(self.quarantine), full=cursor is None
-            )
-
-    def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
-        return self.invoices.get(external_id)
-
-
 def _connection(store: Store) -> int:
     with store.unit_of_work() as uow:
         org = uow.organizations.add("A")
@@ -81,7 +52,7 @@ def _statuses(store: Store) -> dict[str, tuple[str, Decimal]]:
 
 def test_full_then_incremental_sync(store: Store) -> None:
     cid = _connection(store)
-    ledger = Ledger([snapshot(n) for n in range(5)])
+    ledger = FakeLedger([snapshot(n) for n in range(5)])
     report = sync_connection(store, ledger, cid, lambda: T0)
     assert (report.full, report.pages, report.changed) == (True, 3, 5)
     assert set(_statuses(store)) == {"0", "1", "2", "3", "4"}
@@ -98,7 +69,7 @@ def test_full_then_incremental_sync(store: Store) -> None:
 
 def test_paid_invoice_cancels_its_pending_actions(store: Store) -> None:
     cid = _connection(store)
-    ledger = Ledger([snapshot(1), snapshot(2)])
+    ledger = FakeLedger([snapshot(1), snapshot(2)])
     sync_connection(store, ledger, cid, lambda: T0)
     with store.unit_of_work() as uow:
         for key, invoice, state in (("k1", "1", "planned"), ("k2", "1", "done"), ("k3", "2", "planned")):
@@ -118,7 +89,7 @@ def test_paid_invoice_cancels_its_pending_actions(store: Store) -> None:
 
 def test_interrupted_sync_keeps_stored_pages_and_resumes(store: Store) -> None:
     cid = _connection(store)
-    ledger = Ledger([snapshot(n) for n in range(6)])
+    ledger = FakeLedger([snapshot(n) for n in range(6)])
     ledger.fail_after_pages = 1
     with pytest.raises(Transient):
         sync_connection(store, ledger, cid, lambda: T0)
@@ -134,7 +105,7 @@ def test_interrupted_sync_keeps_stored_pages_and_resumes(store: Store) -> None:
 
 def test_older_copy_never_overwrites_newer(store: Store) -> None:
     cid = _connection(store)
-    ledger = Ledger([snapshot(1, balance="10.00", at=T0 + timedelta(hours=3))])
+    ledger = FakeLedger([snapshot(1, balance="10.00", at=T0 + timedelta(hours=3))])
     sync_connection(store, ledger, cid, lambda: T0)
     ledger.changes = [snapshot(1, balance="99.00", at=T0)]
     sync_connection(store, ledger, cid, lambda: T0 + timedelta(hours=4))
@@ -143,7 +114,7 @@ def test_older_copy_never_overwrites_newer(store: Store) -> None:
 
 def test_full_reconcile_rereads_invoices_that_vanished_from_the_open_list(store: Store) -> None:
     cid = _connection(store)
-    ledger = Ledger([snapshot(1), snapshot(2), snapshot(3)])
+    ledger = FakeLedger([snapshot(1), snapshot(2), snapshot(3)])
     sync_connection(store, ledger, cid, lambda: T0)
     ledger.invoices["2"] = snapshot(2, balance="0", status="paid", at=T0 + timedelta(hours=1))  # webhook missed
     del ledger.invoices["3"]  # deleted in the ledger
@@ -155,7 +126,7 @@ def test_full_reconcile_rereads_invoices_that_vanished_from_the_open_list(store:
 
 def test_quarantined_records_are_logged_and_the_rest_commits(store: Store) -> None:
     cid = _connection(store)
-    ledger = Ledger([snapshot(1)], page_size=5)
+    ledger = FakeLedger([snapshot(1)], page_size=5)
     ledger.quarantine = [Quarantined("666", "DueDate", "not a date: '2026-13-45'")]
     report = sync_connection(store, ledger, cid, lambda: T0)
     assert report.quarantined == 1 and set(_statuses(store)) == {"1"}

@@ -1,9 +1,8 @@
-"""Helpers of the QuickBooks tests: fixtures path, an in-memory TokenSource, a fresh-company wrapper."""
+"""Helpers of the QuickBooks tests: fixtures path and a fresh-company wrapper (tokens in tests.support.tokens)."""
 
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from connector.ports import ProviderSettings, TokenSet
 from providers.quickbooks import oauth
 from providers.quickbooks.adapter import QuickBooksAdapter
 from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.tokens import MemoryTokenSource
 
 FIXTURES = Path(__file__).resolve().parents[2] / "providers" / "quickbooks" / "fixtures"
 VERIFIER = "test-verifier-token"
@@ -21,32 +21,6 @@ VERIFIER = "test-verifier-token"
 
 def fixture_json(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
-
-
-class MemoryTokenSource:
-    """TokenSource over one TokenSet in memory; refreshes through providers.quickbooks.oauth.refresh."""
-
-    def __init__(self, settings: ProviderSettings, tokens: TokenSet) -> None:
-        self.settings = settings
-        self.tokens = tokens
-        self.refreshes = 0
-        self._lock = threading.Lock()
-
-    def current(self) -> TokenSet:
-        with self._lock:
-            if self.tokens.expires_within(60, datetime.now(UTC)):
-                self._refresh()
-            return self.tokens
-
-    def refreshed(self, rejected_access_token: str) -> TokenSet:
-        with self._lock:
-            if self.tokens.access_token == rejected_access_token:  # single flight: only the first refreshes
-                self._refresh()
-            return self.tokens
-
-    def _refresh(self) -> None:
-        self.tokens = oauth.refresh(self.settings, self.tokens, datetime.now(UTC))
-        self.refreshes += 1
 
 
 class Company:
@@ -57,7 +31,7 @@ class Company:
         self.settings = settings
         self.realm = qbo.store.add_company(name).realm
         body = requests.post(f"{qbo.url}/__admin/companies/{self.realm}/tokens", timeout=5).json()
-        self.tokens = MemoryTokenSource(settings, TokenSet.from_response(body, datetime.now(UTC)))
+        self.tokens = MemoryTokenSource(settings, TokenSet.from_response(body, datetime.now(UTC)), oauth.refresh)
 
     def adapter(self, **kwargs: Any) -> QuickBooksAdapter:
         return QuickBooksAdapter(self.realm, self.tokens, self.settings, **kwargs)

@@ -1,4 +1,4 @@
-"""Helpers of the contract suite (a uniquely named module, importable from any test directory)."""
+"""The one in-memory TokenSource of the tests (the contract suite and the QuickBooks tests use it)."""
 
 from __future__ import annotations
 

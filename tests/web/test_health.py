@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from flask.testing import FlaskClient
 
 from connector.config import settings_for_tests
 from connector.storage import Store
+from tests.support.net import free_port
 from web import create_app
 from web.extensions import SERVICES_KEY
 
@@ -44,14 +44,8 @@ def test_healthz_503_when_the_sqlite_file_cannot_be_opened(tmp_path: Path, caplo
     assert "database unreachable" in caplog.text and str(tmp_path) not in caplog.text
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_healthz_503_when_the_database_server_refuses(caplog: pytest.LogCaptureFixture) -> None:
-    url = f"postgresql+psycopg://nudge:pw-hunter2-secret@127.0.0.1:{_closed_port()}/nudge"
+    url = f"postgresql+psycopg://nudge:pw-hunter2-secret@127.0.0.1:{free_port()}/nudge"
     app = create_app(settings_for_tests(url))
     with caplog.at_level(logging.WARNING):
         response = app.test_client().get("/healthz")
