@@ -32,6 +32,8 @@ class WebhookRejected(NudgeError):
 
 @dataclass(frozen=True)
 class WebhookOutcome:
+    """What one webhook delivery did: events read, duplicates ignored, connections made due."""
+
     events: int
     duplicates: int
     connections_marked: int
