@@ -94,23 +94,40 @@ def _fault_code(exc: qbex.QuickbooksException) -> int:
         return 0
 
 
+# Fault codes that mean the grant no longer covers this company (docs/provider-api-facts.md §1.5: AuthorizationFault).
+_AUTHORIZATION_FAULTS = (3100, 3200)
+_THROTTLE_FAULT = 3001  # ThrottleExceeded, sent as HTTP 403 with an XML or JSON Fault body (§3.3, RS-20)
+
+
 def translate_exception(exc: qbex.QuickbooksException) -> ProviderError:
     """A connector error for an SDK exception (by Fault code, docs/provider-api-facts.md §1.5 and §3.2)."""
     code = _fault_code(exc)
     message = str(getattr(exc, "message", "") or "")[:160]
-    if isinstance(exc, qbex.AuthorizationException) or 0 < code < 500:
+    if isinstance(exc, qbex.AuthorizationException) or 0 < code < 500 or code in _AUTHORIZATION_FAULTS:
         return AuthError(
             "QuickBooks refused this connection's authorization; reconnect it.", provider=PROVIDER_KEY, status=401
         )
+    if code == _THROTTLE_FAULT:
+        return RateLimited("QuickBooks' rate limit was reached; the sync continues later.", provider=PROVIDER_KEY)
+    if code == 10000:
+        return _unreadable(message)
+    return _by_fault_code(code, message)
+
+
+def _unreadable(message: str) -> Transient:
+    if message.startswith("Error reading json response"):
+        # Truncated JSON or an HTML error page: the SDK puts the raw body into the message — dropped here.
+        return Transient("QuickBooks sent an unreadable response; it will be retried.", provider=PROVIDER_KEY)
+    if message.startswith("Error returned with status code"):
+        return Transient("QuickBooks answered with an unexpected status; it will be retried.", provider=PROVIDER_KEY)
+    return Transient("QuickBooks had a system fault (10000); it will be retried.", provider=PROVIDER_KEY)
+
+
+def _by_fault_code(code: int, message: str) -> ProviderError:
     if code == 610:
         return NotFound("The QuickBooks record no longer exists (610 Object Not Found).", provider=PROVIDER_KEY)
     if code == 5010:
         return StaleObject("The QuickBooks record changed meanwhile (5010 Stale Object Error).", provider=PROVIDER_KEY)
-    if code == 10000 and message.startswith("Error reading json response"):
-        # Truncated JSON or an HTML error page: the SDK puts the raw body into the message — dropped here.
-        return Transient("QuickBooks sent an unreadable response; it will be retried.", provider=PROVIDER_KEY)
-    if code == 10000 and message.startswith("Error returned with status code"):
-        return Transient("QuickBooks answered with an unexpected status; it will be retried.", provider=PROVIDER_KEY)
     if code in (6240, 6140):
         return Duplicate(f"QuickBooks already has a record with that name or number ({code}).", provider=PROVIDER_KEY)
     if code >= 10000:

@@ -30,7 +30,10 @@ def parse_instant(text: str) -> datetime:
         moment = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip().replace("Z", "+00:00")))
     if moment.tzinfo is None:
         raise ValueError(f"instant without UTC offset: {text!r}")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 lies before the first representable instant
+        raise ValueError(f"instant out of range: {text[:40]!r}") from None
 
 
 def _amount(raw: dict[str, Any], key: str, ident: str) -> Decimal:
@@ -46,6 +49,13 @@ def _amount(raw: dict[str, Any], key: str, ident: str) -> Decimal:
     if not amount.is_finite():
         raise MappingError(ident, key, "not a finite number", provider=PROVIDER_KEY)
     return amount
+
+
+def _money(amount: Decimal, currency: str, ident: str, key: str) -> Money:
+    try:
+        return Money(amount, currency)
+    except ArithmeticError:  # beyond what the currency's precision can hold (e.g. 1E+30)
+        raise MappingError(ident, key, "out of range", provider=PROVIDER_KEY) from None
 
 
 def _date(raw: dict[str, Any], key: str, ident: str) -> date | None:
@@ -149,8 +159,8 @@ def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
         customer_external_id=customer_id,
         customer_name=str(customer.get("name") or ""),
         currency=currency,
-        total=Money(total, currency),
-        balance=Money(balance, currency),
+        total=_money(total, currency, ident, "TotalAmt"),
+        balance=_money(balance, currency, ident, "Balance"),
         issue_date=_date(raw, "TxnDate", ident),
         due_date=_date(raw, "DueDate", ident),
         status=status,

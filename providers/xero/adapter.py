@@ -45,7 +45,7 @@ from connector.domain.money import Money
 from connector.errors import AuthError, MappingError, NotFound, Rejected, Transient
 from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
 from providers.xero import mapping
-from providers.xero.client import Answer, RateLimiter, XeroClient
+from providers.xero.client import Answer, RateLimiter, XeroClient, status_of
 from providers.xero.constants import (
     CONTACT_IDS_PER_CALL,
     HISTORY_DETAILS_MAX,
@@ -548,7 +548,7 @@ def connect(settings: ProviderSettings, callback_params: Mapping[str, str], toke
     try:
         rows = identity.get_connections(_request_timeout=IDENTITY_TIMEOUT)
     except HTTPStatusException as exc:
-        raise _connections_refused(int(exc.status or 0)) from None
+        raise _connections_refused(status_of(exc)) from None
     except (OSError, ValueError) as exc:
         raise Transient(f"Xero could not be reached ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
     return [_connection_info(row) for row in rows or []]

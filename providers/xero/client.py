@@ -279,7 +279,7 @@ class XeroClient:
 
     def _after_refusal(self, exc: HTTPStatusException, attempts: _Attempts) -> None:
         """Return to retry the call (after any wait), or raise the connector error for the refusal."""
-        status = int(exc.status or 0)
+        status = status_of(exc)
         headers = dict(exc.headers or {})
         self.limiter.observe(headers)
         if status == 401 and not attempts.auth_retried:
@@ -321,6 +321,19 @@ class XeroClient:
 
     def _backoff(self, attempt: int) -> float:
         return min(0.25 * (2 ** (attempt - 1)), 4.0) * (0.5 + self._jitter())
+
+
+def status_of(exc: HTTPStatusException) -> int:
+    """The HTTP status of a refusal, read from the raw answer.
+
+    The SDK's 400 exception computes `.status` by parsing the body as JSON, so an HTML (or cut-off)
+    400 body would raise JSONDecodeError from inside the error handling.
+    """
+    status = getattr(exc.http_resp, "status", None)
+    try:
+        return int(status or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 _AUTH_REFUSALS = {

@@ -30,6 +30,14 @@ STATUS = {
 }
 
 
+def _from_milliseconds(text: str) -> datetime:
+    """The instant `text` milliseconds after the epoch; ValueError when no datetime can hold it."""
+    try:
+        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    except (OverflowError, OSError):
+        raise ValueError(f"timestamp out of range: {text[:24]}") from None
+
+
 def parse_instant(value: Any) -> datetime:
     """An aware UTC datetime from `/Date(ms+zzzz)/`, an ISO string, or a datetime."""
     if isinstance(value, datetime):
@@ -37,7 +45,7 @@ def parse_instant(value: Any) -> datetime:
     text = str(value or "").strip()
     match = _MS_DATE.match(text)
     if match:
-        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        return _from_milliseconds(match.group(1))
     if not text:
         raise ValueError("empty timestamp")
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -55,10 +63,13 @@ def parse_day(value: Any) -> date | None:
     text = str(value).strip()
     match = _MS_DATE.match(text)
     if match:
-        instant = datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        instant = _from_milliseconds(match.group(1))
         if match.group(2):
             offset = timedelta(hours=int(match.group(3)), minutes=int(match.group(4)))
-            instant += offset if match.group(2) == "+" else -offset
+            try:
+                instant += offset if match.group(2) == "+" else -offset
+            except OverflowError:
+                raise ValueError(f"date out of range: {text[:40]}") from None
         return instant.date()
     return date.fromisoformat(text[:10])
 
@@ -78,7 +89,10 @@ def contact_emails(contact: Mapping[str, Any]) -> tuple[str, ...]:
     primary = str(contact.get("EmailAddress") or "").strip()
     if primary:
         emails.append(primary)
-    for person in contact.get("ContactPersons") or []:
+    persons = contact.get("ContactPersons")
+    for person in persons if isinstance(persons, list) else []:
+        if not isinstance(person, Mapping):
+            continue
         address = str(person.get("EmailAddress") or "").strip()
         if person.get("IncludeInEmails") and address and address.lower() not in (e.lower() for e in emails):
             emails.append(address)
@@ -95,6 +109,8 @@ def to_invoice(raw: Mapping[str, Any], *, home_currency: str) -> InvoiceSnapshot
         raise MappingError(invoice_id, "Status", f"unknown status {status_text[:20]!r}", provider=PROVIDER_KEY)
     currency = str(raw.get("CurrencyCode") or home_currency)
     contact = raw.get("Contact") or {}
+    if not isinstance(contact, Mapping):
+        raise MappingError(invoice_id, "Contact", "not an object", provider=PROVIDER_KEY)
     try:
         total = Money.of(amount(raw.get("Total")), currency)
         balance = Money.of(amount(raw.get("AmountDue")), currency)
