@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,9 +35,9 @@ class Tenant:
         return inv
 
 
-@pytest.fixture()
-def tenant(provider_harness: Any, provider: ProviderSpec) -> Iterator[Tenant]:
-    yield Tenant(provider_harness, provider)
+@pytest.fixture
+def tenant(provider_harness: Any, provider: ProviderSpec) -> Tenant:
+    return Tenant(provider_harness, provider)
 
 
 def test_connect(provider_harness: Any, provider: ProviderSpec) -> None:

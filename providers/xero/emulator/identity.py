@@ -10,13 +10,14 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, redirect, render_template_string, request
 
 from providers.xero.emulator.runtime import current
-from providers.xero.emulator.state import CODE_TTL, ISSUER, REFRESH_GRACE, REFRESH_TTL, Grant
+from providers.xero.emulator.state import CODE_TTL, ISSUER, REFRESH_GRACE, REFRESH_TTL, Grant, RefreshRecord, XeroState
 from providers.xero.emulator.wire import json_response, problem
 
 _PAGE = """<!doctype html>
@@ -90,49 +91,47 @@ def params() -> dict[str, str]:
     return {name: source.get(name, "") for name in _AUTH_PARAMS}
 
 
-@bp.route("/connect/authorize", methods=["GET", "POST"])
-@bp.route("/identity/connect/authorize", methods=["GET", "POST"])
-def authorize() -> Any:
-    state = current()
-    p = params()
-    if p["client_id"] not in state.clients:
-        return Response("unauthorized_client: unknown client_id", 400, mimetype="text/plain")
-    if not redirect_ok(p["client_id"], p["redirect_uri"]):
-        # Never redirect to an unregistered URI: answer here instead.
-        return Response("invalid redirect_uri", 400, mimetype="text/plain")
+def _back(p: dict[str, str], **extra: str) -> Any:
+    """Redirect to the client's redirect URI with `extra` (empty values left out) and its state."""
+    query = {k: v for k, v in extra.items() if v}
+    if p["state"]:
+        query["state"] = p["state"]
+    sep = "&" if "?" in p["redirect_uri"] else "?"
+    return redirect(p["redirect_uri"] + sep + urlencode(query), code=302)
 
-    def back(**extra: str) -> Any:
-        query = {k: v for k, v in extra.items() if v}
-        if p["state"]:
-            query["state"] = p["state"]
-        sep = "&" if "?" in p["redirect_uri"] else "?"
-        return redirect(p["redirect_uri"] + sep + urlencode(query), code=302)
 
+def _request_problem(p: dict[str, str]) -> dict[str, str] | None:
+    """The OAuth error an authorize request earns before consent, or None."""
     if p["response_type"] != "code":
-        return back(error="unsupported_response_type")
-    scope = p["scope"].split()
-    if not scope:
-        return back(error="invalid_scope")
+        return {"error": "unsupported_response_type"}
+    if not p["scope"].split():
+        return {"error": "invalid_scope"}
     if p["code_challenge"] and p["code_challenge_method"] not in ("S256", "plain", ""):
-        return back(error="invalid_request", error_description="unsupported code_challenge_method")
-    needs_tenant = not set(scope) <= IDENTITY_SCOPES
-    if request.method == "GET":
-        with state.lock:
-            ledgers = list(state.ledgers.values())
-            users = list(state.users.values())
-        return render_template_string(
-            _PAGE,
-            app=p["client_id"],
-            scope=p["scope"],
-            action=request.path,
-            hidden=[(k, v) for k, v in p.items() if v],
-            ledgers=ledgers,
-            users=users,
-            default_user=state.default_user.user_id,
-            needs_tenant=needs_tenant,
-        )
+        return {"error": "invalid_request", "error_description": "unsupported code_challenge_method"}
+    return None
+
+
+def _consent_page(state: XeroState, p: dict[str, str], needs_tenant: bool) -> str:
+    with state.lock:
+        ledgers = list(state.ledgers.values())
+        users = list(state.users.values())
+    return render_template_string(
+        _PAGE,
+        app=p["client_id"],
+        scope=p["scope"],
+        action=request.path,
+        hidden=[(k, v) for k, v in p.items() if v],
+        ledgers=ledgers,
+        users=users,
+        default_user=state.default_user.user_id,
+        needs_tenant=needs_tenant,
+    )
+
+
+def _decide(state: XeroState, p: dict[str, str], needs_tenant: bool) -> Any:
+    """The user's answer on the consent page: a code for the chosen organisations, or access_denied."""
     if request.form.get("decision") != "approve":
-        return back(error="access_denied")
+        return _back(p, error="access_denied")
     tenants = request.form.getlist("tenant") if needs_tenant else []
     with state.lock:
         unknown = [t for t in tenants if t not in state.ledgers]
@@ -145,7 +144,7 @@ def authorize() -> Any:
         state.codes[code] = {
             "client_id": p["client_id"],
             "redirect_uri": p["redirect_uri"],
-            "scope": scope,
+            "scope": p["scope"].split(),
             "tenants": tenants,
             "challenge": p["code_challenge"],
             "method": p["code_challenge_method"] or "plain",
@@ -153,7 +152,27 @@ def authorize() -> Any:
             "user_id": user_id,
             "expires": state.now() + CODE_TTL,
         }
-    return back(code=code, scope=p["scope"], session_state=secrets.token_urlsafe(8))
+    return _back(p, code=code, scope=p["scope"], session_state=secrets.token_urlsafe(8))
+
+
+@bp.route("/connect/authorize", methods=["GET", "POST"])
+@bp.route("/identity/connect/authorize", methods=["GET", "POST"])
+def authorize() -> Any:
+    """The consent page (GET) and the user's decision (POST)."""
+    state = current()
+    p = params()
+    if p["client_id"] not in state.clients:
+        return Response("unauthorized_client: unknown client_id", 400, mimetype="text/plain")
+    if not redirect_ok(p["client_id"], p["redirect_uri"]):
+        # Never redirect to an unregistered URI: answer here instead.
+        return Response("invalid redirect_uri", 400, mimetype="text/plain")
+    problem = _request_problem(p)
+    if problem is not None:
+        return _back(p, **problem)
+    needs_tenant = not set(p["scope"].split()) <= IDENTITY_SCOPES
+    if request.method == "GET":
+        return _consent_page(state, p, needs_tenant)
+    return _decide(state, p, needs_tenant)
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -184,55 +203,75 @@ def jwks() -> Response:
         return json_response(state.jwks())
 
 
+def _client_credentials() -> tuple[str, str]:
+    """The client id and secret of a token or revocation request (Basic auth, else the form)."""
+    form = request.form
+    if request.authorization and request.authorization.type == "basic":
+        return request.authorization.username or "", request.authorization.password or ""
+    return form.get("client_id", ""), form.get("client_secret", "")
+
+
+def _exchange_code(state: XeroState, client_id: str, now: datetime) -> Response:
+    """grant_type=authorization_code: one use per code, same redirect URI, PKCE verifier checked."""
+    form = request.form
+    entry = state.codes.pop(form.get("code", ""), None)
+    if entry is None or entry["client_id"] != client_id or now >= entry["expires"]:
+        return _oauth_error("invalid_grant")
+    if form.get("redirect_uri", "") != entry["redirect_uri"]:
+        return _oauth_error("invalid_grant")
+    if entry["challenge"]:
+        verifier = form.get("code_verifier", "")
+        expected = _s256(verifier) if entry["method"] == "S256" else verifier
+        if not verifier or not hmac.compare_digest(expected, entry["challenge"]):
+            return _oauth_error("invalid_grant")
+    grant = state.approve(client_id, entry["tenants"], entry["scope"], entry.get("user_id", ""))
+    return json_response(state.issue_tokens(grant, nonce=entry["nonce"]))
+
+
+def _refresh_refused(state: XeroState, record: RefreshRecord | None, client_id: str, now: datetime) -> bool:
+    """Whether Xero answers invalid_grant: unknown, revoked, expired, or superseded past the grace period."""
+    if record is None or record.revoked:
+        return True
+    live = state.grants.get(record.grant_id)
+    if live is None or live.revoked or live.client_id != client_id:
+        return True
+    if now - record.issued_at > REFRESH_TTL:
+        return True
+    return record.superseded_at is not None and (state.strict_refresh or now - record.superseded_at > REFRESH_GRACE)
+
+
+def _refresh(state: XeroState, client_id: str, now: datetime) -> Response:
+    """grant_type=refresh_token: rotation (the old token stays usable for the grace period)."""
+    form = request.form
+    record = state.refresh_tokens.get(form.get("refresh_token", ""))
+    if record is None or _refresh_refused(state, record, client_id, now):
+        return _oauth_error("invalid_grant")
+    live = state.grants[record.grant_id]
+    wanted = (form.get("scope") or "").split()
+    if any(s not in live.scope for s in wanted):
+        return _oauth_error("invalid_scope")
+    if record.superseded_at is None:
+        record.superseded_at = now
+    state.refresh_count += 1
+    body = state.issue_tokens(live, with_id_token=False)
+    body["scope"] = " ".join(wanted or live.scope)
+    return json_response(body)
+
+
 @bp.post("/connect/token")
 def token() -> Response:
+    """The token endpoint: code exchange and refresh."""
     state = current()
-    form = request.form
-    client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-    if request.authorization and request.authorization.type == "basic":
-        client_id = request.authorization.username or ""
-        secret = request.authorization.password or ""
+    client_id, secret = _client_credentials()
     if not client_ok(client_id, secret):
         return _oauth_error("invalid_client", 400)
-    grant_type = form.get("grant_type", "")
+    grant_type = request.form.get("grant_type", "")
     with state.lock:
         now = state.now()
         if grant_type == "authorization_code":
-            entry = state.codes.pop(form.get("code", ""), None)
-            if entry is None or entry["client_id"] != client_id or now >= entry["expires"]:
-                return _oauth_error("invalid_grant")
-            if form.get("redirect_uri", "") != entry["redirect_uri"]:
-                return _oauth_error("invalid_grant")
-            if entry["challenge"]:
-                verifier = form.get("code_verifier", "")
-                expected = _s256(verifier) if entry["method"] == "S256" else verifier
-                if not verifier or not hmac.compare_digest(expected, entry["challenge"]):
-                    return _oauth_error("invalid_grant")
-            grant = state.approve(client_id, entry["tenants"], entry["scope"], entry.get("user_id", ""))
-            return json_response(state.issue_tokens(grant, nonce=entry["nonce"]))
+            return _exchange_code(state, client_id, now)
         if grant_type == "refresh_token":
-            presented = form.get("refresh_token", "")
-            record = state.refresh_tokens.get(presented)
-            if record is None or record.revoked:
-                return _oauth_error("invalid_grant")
-            live = state.grants.get(record.grant_id)
-            if live is None or live.revoked or live.client_id != client_id:
-                return _oauth_error("invalid_grant")
-            if now - record.issued_at > REFRESH_TTL:
-                return _oauth_error("invalid_grant")
-            if record.superseded_at is not None and (
-                state.strict_refresh or now - record.superseded_at > REFRESH_GRACE
-            ):
-                return _oauth_error("invalid_grant")
-            wanted = (form.get("scope") or "").split()
-            if any(s not in live.scope for s in wanted):
-                return _oauth_error("invalid_scope")
-            if record.superseded_at is None:
-                record.superseded_at = now
-            state.refresh_count += 1
-            body = state.issue_tokens(live, with_id_token=False)
-            body["scope"] = " ".join(wanted or live.scope)
-            return json_response(body)
+            return _refresh(state, client_id, now)
         return _oauth_error("unsupported_grant_type")
 
 
@@ -240,10 +279,7 @@ def token() -> Response:
 def revocation() -> Response:
     state = current()
     form = request.form
-    client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-    if request.authorization and request.authorization.type == "basic":
-        client_id = request.authorization.username or ""
-        secret = request.authorization.password or ""
+    client_id, secret = _client_credentials()
     if not client_ok(client_id, secret):
         return _oauth_error("invalid_client", 400)
     with state.lock:
