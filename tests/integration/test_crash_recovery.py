@@ -24,7 +24,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -96,6 +96,23 @@ class Scene:
     services: Services
     realm: str
     database_url: str
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def run(self) -> subprocess.Popen[str]:
+        """Start `nudge run`; the scene reaps it at the end of the test, whatever happens."""
+        process = nudge(self.config, "run")
+        self.processes.append(process)
+        return process
+
+    def reap(self) -> None:
+        """Kill what still runs and close every output pipe (no process outlives its test)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+            process.wait(timeout=30)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -118,10 +135,14 @@ def scene(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scene]:
             scheduler={"lease_seconds": LEASE_SECONDS, "concurrency": 1, "tick_seconds": 1},
         )
         services = services_for(config)
+        scene: Scene | None = None
         try:
             connect(services, emulator, realm, organization(services), "crash")
-            yield Scene(emulator, sink, config, services, realm, url)
+            scene = Scene(emulator, sink, config, services, realm, url)
+            yield scene
         finally:
+            if scene is not None:
+                scene.reap()
             services.store.dispose()
 
 
@@ -142,7 +163,7 @@ def _ended(process: subprocess.Popen[str]) -> None:
 
 def _finish(scene: Scene) -> str:
     """A last, undisturbed run; returns its output."""
-    out, err = nudge(scene.config, "run").communicate(timeout=120)
+    out, err = scene.run().communicate(timeout=120)
     assert "Traceback" not in err, err
     return out
 
@@ -150,7 +171,7 @@ def _finish(scene: Scene) -> str:
 def _kill_before_provider_call(scene: Scene) -> int:
     fault = Fault("delay", method="GET", path="/invoice/", seconds=30)  # the first just-in-time read
     scene.emulator.core.add_fault(fault)
-    process = nudge(scene.config, "run")
+    process = scene.run()
     wait_for(lambda: fault.times == 0, 60, "the worker to be inside its just-in-time read")
     time.sleep(0.2)
     _restartable(process)
@@ -166,7 +187,7 @@ def _kill_after_provider_call(scene: Scene) -> int:
                 faults[path] = Fault("delay_after", method="POST", path=path, seconds=30)
                 scene.emulator.core.add_fault(faults[path])
         before = {path: _logged(scene, path) for path in ALL_WRITES}
-        process = nudge(scene.config, "run")
+        process = scene.run()
 
         def held(before: dict[str, int] = before, process: subprocess.Popen[str] = process) -> bool:
             written = any(faults[p].times == 0 and _logged(scene, p) > before[p] for p in ALL_WRITES)
@@ -191,7 +212,7 @@ def _kill_before_commit(scene: Scene) -> int:
                 scene.emulator.core.add_fault(faults[path])
         scene.sink.hold_next()
         before = {path: _logged(scene, path) for path in LAST_WRITES}
-        process = nudge(scene.config, "run")
+        process = scene.run()
 
         def held(before: dict[str, int] = before, process: subprocess.Popen[str] = process) -> bool:
             written = any(faults[p].times == 0 and _logged(scene, p) > before[p] for p in LAST_WRITES)
@@ -214,7 +235,7 @@ def _kill_before_commit(scene: Scene) -> int:
 def _kill_during_smtp(scene: Scene) -> int:
     for kills in range(6):
         scene.sink.hold_next()
-        process = nudge(scene.config, "run")
+        process = scene.run()
 
         def held(process: subprocess.Popen[str] = process) -> bool:
             return scene.sink.entered.is_set() or process.poll() is not None

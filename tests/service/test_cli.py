@@ -74,7 +74,7 @@ def test_init_users_create_serve_gives_a_login_page(tmp_path: Path) -> None:
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["database"] == "ok"
     finally:
         server.terminate()
-        server.wait(10)
+        server.communicate(timeout=10)  # reaps it and closes its output pipe
 
 
 def test_serve_fails_closed_without_a_vault_key(tmp_path: Path) -> None:

@@ -42,14 +42,18 @@ def test_security_headers_on_every_kind_of_response(client: FlaskClient, signed_
         "csrf failure": client.post("/logout"),
         "static": client.get("/static/nudge.css"),
     }
-    for kind, response in responses.items():
-        assert response.status_code in {200, 302, 400, 404, 405}, kind
-        _assert_headers(response)
-    assert responses["page"].headers["Cache-Control"] == "no-store"
-    assert set(responses["method not allowed"].headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
-    assert responses["static"].mimetype == "text/css"
-    assert "no-store" not in responses["static"].headers.get("Cache-Control", "")
-    assert EXPECTED["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    try:
+        for kind, response in responses.items():
+            assert response.status_code in {200, 302, 400, 404, 405}, kind
+            _assert_headers(response)
+        assert responses["page"].headers["Cache-Control"] == "no-store"
+        assert set(responses["method not allowed"].headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+        assert responses["static"].mimetype == "text/css"
+        assert "no-store" not in responses["static"].headers.get("Cache-Control", "")
+        assert EXPECTED["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    finally:
+        for response in responses.values():
+            response.close()  # the static file is streamed from an open file until the response is closed
 
 
 def test_hsts_only_over_https(client: FlaskClient) -> None:
@@ -70,12 +74,16 @@ def test_session_cookie_is_httponly_samesite_lax_and_secure_when_configured(
     tmp_path: Path,
 ) -> None:
     plain = _session_cookie(app.test_client().get("/login"))  # tests run over http: Secure off
-    assert "HttpOnly" in plain and "SameSite=Lax" in plain and "Secure" not in plain
+    assert "HttpOnly" in plain
+    assert "SameSite=Lax" in plain
+    assert "Secure" not in plain
 
     production = dataclasses.replace(settings, web=dataclasses.replace(settings.web, session_cookie_secure=True))
     secure_app = create_app(production, app.extensions["nudge.services"])
     cookie = _session_cookie(secure_app.test_client().get("/login", base_url="https://nudge.example"))
-    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
 
 
 def test_start_up_fails_closed_without_a_secret_key(settings: Settings) -> None:
