@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from connector.ports import ProviderSettings, TokenSet
+from connector.vault.keyring import Vault, generate_key
 
 
 class MemoryTokenSource:
@@ -39,3 +40,21 @@ class MemoryTokenSource:
     def _refresh(self) -> None:
         self.tokens = self._refresh_fn(self.settings, self.tokens, datetime.now(UTC))
         self.refreshes += 1
+
+
+# Token values that look real enough for the redaction and vault tests to hunt for.
+ACCESS = "eyJhbGciOiJIUzI1NiJ9.access-token-value-0123456789"
+REFRESH = "AB11700000000refresh-token-value-abcdefghijkl"
+
+
+def sample_tokens() -> TokenSet:
+    """A QuickBooks-like TokenSet holding ACCESS and REFRESH."""
+    return TokenSet(
+        ACCESS, REFRESH, datetime(2026, 11, 23, 10, tzinfo=UTC), scope=("com.intuit.quickbooks.accounting",)
+    )
+
+
+def vault_with(*key_ids: str, active: str | None = None, keys: dict[str, str] | None = None) -> Vault:
+    """A Vault over fresh keys named `key_ids` (or the given `keys`), the first (or `active`) one active."""
+    ring = keys or {key_id: generate_key() for key_id in key_ids}
+    return Vault.from_keys(ring, active or key_ids[0])
