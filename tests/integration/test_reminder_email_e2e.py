@@ -130,13 +130,15 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
         connection_id = connected.connection_id
         with store.unit_of_work() as uow:
             connection = uow.connections.by_id(connection_id)
-            assert connection is not None and connection.home_currency == "GBP"  # from the company's preferences
+            assert connection is not None
+            assert connection.home_currency == "GBP"  # from the company's preferences
             connection.cadence, connection.time_zone = "standard", "Europe/London"
             uow.commit()
         reminders = services.reminder_sender()
 
         first = run_connection(services, connection_id, "test-worker", reminders=reminders)
-        assert first.sync.changed == 1 and len(first.execution.done) == 1
+        assert first.sync.changed == 1
+        assert len(first.execution.done) == 1
         with store.unit_of_work() as uow:  # what a user sets in Nudge: the customer reads British English
             row = uow.session.scalars(select(Customer).where(Customer.external_id == customer)).one()
             row.locale = "en_GB"
@@ -149,12 +151,15 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
         assert [rcpt for rcpt, _ in inbox.received] == [["accounts@bright-bakery.example"]] * 2
         one, two = inbox.messages()
         assert one["To"] == "accounts@bright-bakery.example"
-        assert "Thames Lettings accounts" in one["From"] and one["Reply-To"] == "ar@thames-lettings.example"
-        assert "TL-1042" in one["Subject"] and "TL-1042" in _text(one)
+        assert "Thames Lettings accounts" in one["From"]
+        assert one["Reply-To"] == "ar@thames-lettings.example"
+        assert "TL-1042" in one["Subject"]
+        assert "TL-1042" in _text(one)
         link = qbo.emulator.store.invoice_link(realm, invoice, qbo.url)
         assert link in _text(one)
         [pdf] = [part for part in one.iter_attachments() if part.get_content_type() == "application/pdf"]
-        assert pdf.get_filename() == "Invoice TL-1042.pdf" and pdf.get_content().startswith(b"%PDF")
+        assert pdf.get_filename() == "Invoice TL-1042.pdf"
+        assert pdf.get_content().startswith(b"%PDF")
         assert "£1,234.50" in _text(two)  # the second one went out after the customer's locale was set
         assert two["In-Reply-To"] == one["Message-ID"]
         assert one["Message-ID"] in two["References"]

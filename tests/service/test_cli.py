@@ -53,7 +53,8 @@ def test_init_users_create_serve_gives_a_login_page(tmp_path: Path) -> None:
         ],
         env,
     )
-    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
 
     port = free_port()
     server = subprocess.Popen(
@@ -70,7 +71,8 @@ def test_init_users_create_serve_gives_a_login_page(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "nudge serve did not start within 60 s"
                 time.sleep(0.3)
         assert page.status_code == 200
-        assert 'type="password"' in page.text and "csrf_token" in page.text
+        assert 'type="password"' in page.text
+        assert "csrf_token" in page.text
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["database"] == "ok"
     finally:
         server.terminate()

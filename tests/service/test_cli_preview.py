@@ -65,6 +65,8 @@ def test_preview_prints_what_would_go_out(tmp_path: Path) -> None:
     assert any("Bright Bakery" in line and "1037" in line and "remind" in line for line in body)
     assert any("late_fee" in line and "GBP" in line for line in body)  # the 14-day step's interest fee
     dates = [date.fromisoformat(line[:10]) for line in body]
-    assert dates == sorted(dates) and all(today <= d <= today + timedelta(days=31) for d in dates)
+    assert dates == sorted(dates)
+    assert all(today <= d <= today + timedelta(days=31) for d in dates)
     missing = CliRunner().invoke(main, ["--config", str(config), "preview", "--connection", "999"])
-    assert missing.exit_code == 1 and "no connection with id 999" in missing.output
+    assert missing.exit_code == 1
+    assert "no connection with id 999" in missing.output

@@ -123,14 +123,18 @@ def test_every_action_is_carried_out_once_and_replays_write_nothing(store: Store
     ledger, outbox = FakeLedger([snapshot(1)]), Outbox()
     executor = Executor(store, ledger, outbox, lambda: NOW, "w1")
     report = executor.run_due(cid)
-    assert sorted(report.done) and not report.failed
+    assert sorted(report.done)
+    assert not report.failed
     assert _states(store) == {"remind": "done", "note": "done", "late_fee": "done"}
-    assert len(outbox.sent) == 1 and outbox.sent[0][1] == ["INV-1"]
+    assert len(outbox.sent) == 1
+    assert outbox.sent[0][1] == ["INV-1"]
     assert sorted(ref.split("-")[0] for ref, _ in ledger.writes.values()) == ["fee", "note"]
     assert any(detail.startswith("25.00 GBP Late fee on invoice INV-1") for _, detail in ledger.writes.values())
     assert executor.run_due(cid).done == []  # nothing left
     plan_connection(store, cid, RULES, NOW + timedelta(hours=1))
-    assert executor.run_due(cid).done == [] and len(ledger.writes) == 2 and len(outbox.sent) == 1
+    assert executor.run_due(cid).done == []
+    assert len(ledger.writes) == 2
+    assert len(outbox.sent) == 1
 
 
 def test_paid_in_the_meantime_cancels_just_in_time(store: Store) -> None:
@@ -139,7 +143,9 @@ def test_paid_in_the_meantime_cancels_just_in_time(store: Store) -> None:
     ledger = FakeLedger([snapshot(1, balance=Money.of("0", "GBP"), status=InvoiceStatus.PAID)])
     outbox = Outbox()
     report = Executor(store, ledger, outbox, lambda: NOW, "w1").run_due(cid)
-    assert len(report.cancelled) == 3 and ledger.writes == {} and outbox.sent == []
+    assert len(report.cancelled) == 3
+    assert ledger.writes == {}
+    assert outbox.sent == []
     assert set(_states(store).values()) == {"cancelled"}
 
 
@@ -158,7 +164,8 @@ def test_a_crash_after_the_provider_call_is_retried_with_the_same_key(store: Sto
     assert later.recover(cid).retried == [claimed[0]]
     later.run_due(cid)
     fees = [detail for key, (ref, detail) in ledger.writes.items() if ref.startswith("fee")]
-    assert len(fees) == 1 and _states(store)["late_fee"] == "done"
+    assert len(fees) == 1
+    assert _states(store)["late_fee"] == "done"
 
 
 def test_a_crash_during_smtp_leaves_the_email_uncertain_never_resent(store: Store) -> None:
@@ -177,7 +184,8 @@ def test_a_crash_during_smtp_leaves_the_email_uncertain_never_resent(store: Stor
     outbox.fail_with = None
     later = Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW + timedelta(minutes=11), "w2")
     report = later.run_due(cid)
-    assert report.uncertain == [remind_key] and outbox.sent == []
+    assert report.uncertain == [remind_key]
+    assert outbox.sent == []
     assert _states(store)["remind"] == "uncertain"
 
 
@@ -188,16 +196,20 @@ def test_failures_are_classified(store: Store) -> None:
     ledger.fail_with = Rejected("Business Validation Error: account is inactive")
     outbox.fail_with = MailTransient("mail server refused the connection")
     report = Executor(store, ledger, outbox, lambda: NOW, "w1", max_attempts=2).run_due(cid)
-    assert len(report.failed) == 2 and len(report.retried) == 1
+    assert len(report.failed) == 2
+    assert len(report.retried) == 1
     states = _states(store)
-    assert states["note"] == "failed" and states["late_fee"] == "failed" and states["remind"] == "planned"
+    assert states["note"] == "failed"
+    assert states["late_fee"] == "failed"
+    assert states["remind"] == "planned"
     with store.unit_of_work() as uow:
         note = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "note")).one()
         assert "account is inactive" in note.error
         remind = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "remind")).one()
         assert remind.scheduled_at > NOW  # retried later, not now
     report = Executor(store, ledger, outbox, lambda: NOW + timedelta(hours=1), "w1", max_attempts=2).run_due(cid)
-    assert len(report.failed) == 1 and _states(store)["remind"] == "failed"
+    assert len(report.failed) == 1
+    assert _states(store)["remind"] == "failed"
 
 
 def test_transient_then_auth_failure(store: Store) -> None:
@@ -206,7 +218,8 @@ def test_transient_then_auth_failure(store: Store) -> None:
     ledger = FakeLedger([snapshot(1)])
     ledger.fail_with = Transient("QuickBooks answered 503")
     report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
-    assert len(report.retried) == 2 and len(report.done) == 1  # the email went out; ledger writes wait
+    assert len(report.retried) == 2
+    assert len(report.done) == 1  # the email went out; ledger writes wait
     ledger.fail_with = AuthError("grant revoked")
     with pytest.raises(AuthError):
         Executor(store, ledger, Outbox(), lambda: NOW + timedelta(hours=1), "w1").run_due(cid)
@@ -219,13 +232,15 @@ def test_approval_mode_holds_everything_until_approved(store: Store) -> None:
     assert report.awaiting_approval == 3
     ledger, outbox = FakeLedger([snapshot(1)]), Outbox()
     executor = Executor(store, ledger, outbox, lambda: NOW, "w1")
-    assert executor.run_due(cid).done == [] and outbox.sent == []
+    assert executor.run_due(cid).done == []
+    assert outbox.sent == []
     with store.unit_of_work() as uow:
         org_id = uow.connections.by_id(cid).organization_id  # type: ignore[union-attr]
         keys = list(uow.session.scalars(select(ActionRow.key).where(ActionRow.kind == "remind")))
     assert approve(store, org_id + 1, keys, "mallory", NOW) == 0  # another organization cannot approve
     assert approve(store, org_id, keys, "owner@a", NOW) == 1
-    assert len(executor.run_due(cid).done) == 1 and len(outbox.sent) == 1
+    assert len(executor.run_due(cid).done) == 1
+    assert len(outbox.sent) == 1
 
 
 def test_an_email_the_server_may_have_taken_is_uncertain_at_once(store: Store) -> None:
@@ -234,7 +249,8 @@ def test_an_email_the_server_may_have_taken_is_uncertain_at_once(store: Store) -
     outbox = Outbox()
     outbox.fail_with = MailTransient("connection reset after DATA", maybe_sent=True)
     report = Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW, "w1").run_due(cid)
-    assert len(report.uncertain) == 1 and _states(store)["remind"] == "uncertain"
+    assert len(report.uncertain) == 1
+    assert _states(store)["remind"] == "uncertain"
     outbox.fail_with = None
     Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW + timedelta(days=1), "w1").run_due(cid)
     assert outbox.sent == []  # never re-sent automatically
@@ -302,6 +318,7 @@ def test_discount_credit_only_when_the_balance_is_the_earned_discount(store: Sto
     _insert_action(store, cid, replace(second, invoice_external_ids=("2",)))
     ledger = FakeLedger([snapshot(1, balance=Money.of("10.00", "GBP")), snapshot(2, balance=Money.of("60.00", "GBP"))])
     report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
-    assert report.done == ["disc-1"] and report.cancelled == ["disc-2"]
+    assert report.done == ["disc-1"]
+    assert report.cancelled == ["disc-2"]
     assert ledger.writes["disc-1"][1] == "Early-payment discount on invoice INV-1"
     assert "disc-2" not in ledger.writes  # the customer paid less than total - discount: no credit

@@ -250,7 +250,8 @@ def test_a_reminder_arrives_with_recipients_link_attachment_and_formatted_amount
     text, html = text_of(message), text_of(message, "html")
     assert LINK in text
     assert 'href="https://pay.example.com/invoice/1001?token=abc"' in html
-    assert "$1,234.50" in text and "$1,234.50" in html
+    assert "$1,234.50" in text
+    assert "$1,234.50" in html
     assert "March 5, 2024" in text
     [attachment] = list(message.iter_attachments())
     assert (attachment.get_filename(), attachment.get_content_type()) == ("INV-1001.pdf", "application/pdf")
@@ -271,8 +272,10 @@ def test_amounts_and_dates_arrive_formatted_for_the_customer(
     plain.mailer().send(reminder("gentle_nudge", f"action-{locale}", locale=locale, balance=balance))
 
     message = plain.handler.received[-1].message
-    assert amount in text_of(message) and day in text_of(message)
-    assert amount in text_of(message, "html") and day in text_of(message, "html")
+    assert amount in text_of(message)
+    assert day in text_of(message)
+    assert amount in text_of(message, "html")
+    assert day in text_of(message, "html")
 
 
 def test_reminders_of_one_invoice_thread_under_the_first_and_retries_keep_their_id(plain: Server) -> None:
@@ -331,8 +334,10 @@ def test_recipients_the_server_refuses_are_reported(plain: Server) -> None:
     assert plain.handler.received[0].rcpt_tos == ["jane@customer.example", "audit@acme.example"]
     assert receipt.recipients == ("jane@customer.example", "audit@acme.example")
     [refused] = receipt.dropped
-    assert refused.address == "ap@customer.example" and refused.field == "cc"
-    assert "550" in refused.reason and "No such user" in refused.reason
+    assert refused.address == "ap@customer.example"
+    assert refused.field == "cc"
+    assert "550" in refused.reason
+    assert "No such user" in refused.reason
 
 
 # -- TLS and login --------------------------------------------------------------------------------------
@@ -391,7 +396,8 @@ def test_a_wrong_password_is_rejected_and_never_logged(
 
     assert caught.value.smtp_code == 535
     assert "logging in" in caught.value.user_message
-    assert wrong not in caught.value.user_message and wrong not in ours(caplog)
+    assert wrong not in caught.value.user_message
+    assert wrong not in ours(caplog)
     assert server.handler.received == []
 
 
@@ -432,12 +438,14 @@ def test_a_4xx_reply_is_transient_and_a_5xx_reply_is_rejected(plain: Server) -> 
     plain.handler.data_reply = "451 4.3.0 Try again later"
     with pytest.raises(MailTransient) as transient:
         plain.mailer().send(reminder("firm", "action-1"))
-    assert transient.value.smtp_code == 451 and "Try again later" in transient.value.user_message
+    assert transient.value.smtp_code == 451
+    assert "Try again later" in transient.value.user_message
 
     plain.handler.data_reply = "554 5.7.1 Message refused"
     with pytest.raises(MailRejected) as rejected:
         plain.mailer().send(reminder("firm", "action-1"))
-    assert rejected.value.smtp_code == 554 and "Message refused" in rejected.value.user_message
+    assert rejected.value.smtp_code == 554
+    assert "Message refused" in rejected.value.user_message
     assert plain.handler.received == []
 
 

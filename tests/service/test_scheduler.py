@@ -52,13 +52,16 @@ def test_a_failing_connection_backs_off_and_never_stops_the_others(store: Store)
     report = worker.tick()
     assert processed == ids
     assert report.succeeded == [ids[3]]
-    assert set(report.failed) == set(ids[:3]) and report.failed[ids[1]] == "internal error: RuntimeError"
+    assert set(report.failed) == set(ids[:3])
+    assert report.failed[ids[1]] == "internal error: RuntimeError"
     with store.unit_of_work() as uow:
         rows = {cid: uow.connections.by_id(cid) for cid in ids}
         assert all(row is not None and row.lease_owner == "" for row in rows.values())
-        assert rows[ids[0]].failures == 1 and rows[ids[0]].next_run_at == T0 + timedelta(minutes=2)  # type: ignore[union-attr]
+        assert rows[ids[0]].failures == 1
+        assert rows[ids[0]].next_run_at == T0 + timedelta(minutes=2)
         assert rows[ids[0]].last_error == "ledger timed out"  # type: ignore[union-attr]
-        assert rows[ids[2]].failures == 0 and rows[ids[2]].next_run_at == T0 + timedelta(hours=5)  # type: ignore[union-attr]
+        assert rows[ids[2]].failures == 0
+        assert rows[ids[2]].next_run_at == T0 + timedelta(hours=5)
         assert rows[ids[3]].next_run_at == T0 + timedelta(hours=1)  # type: ignore[union-attr]
         kinds = [a.kind for a in uow.activities.for_organization(rows[ids[0]].organization_id)]  # type: ignore[union-attr]
         assert kinds.count("connection.error") == 3
@@ -81,7 +84,9 @@ def test_auth_failure_parks_the_connection_as_needs_reauth(store: Store) -> None
     Worker(store, process, SETTINGS, FakeClock(T0), owner="w1").tick()
     with store.unit_of_work() as uow:
         row = uow.connections.by_id(cid)
-        assert row is not None and row.status == "needs_reauth" and "reconnect" in row.last_error
+        assert row is not None
+        assert row.status == "needs_reauth"
+        assert "reconnect" in row.last_error
     calls: list[int] = []
     Worker(store, lambda c, lease: calls.append(c), SETTINGS, FakeClock(T0 + timedelta(days=1)), owner="w1").tick()
     assert calls == []
@@ -167,7 +172,8 @@ def test_concurrent_tick_processes_each_connection_once_within_the_limit(postgre
 
         settings = SchedulerSettings(**{**SETTINGS.__dict__, "max_connections_per_tick": 50})
         report = Worker(store, process, settings, FakeClock(T0), owner="w1", concurrency=4).tick()
-        assert sorted(seen) == sorted(ids) and sorted(report.succeeded) == sorted(ids)
+        assert sorted(seen) == sorted(ids)
+        assert sorted(report.succeeded) == sorted(ids)
         assert peak == 4  # never more than the limit at once, and the limit was reached
         with store.unit_of_work() as uow:
             assert all(uow.connections.by_id(cid).lease_owner == "" for cid in ids)  # type: ignore[union-attr]
@@ -209,7 +215,8 @@ def test_a_database_restart_mid_run_is_survived(postgres_database: Database) -> 
         clock = FakeClock(T0)
         worker = Worker(store, process, SETTINGS, clock, owner="w1")
         first = worker.tick()  # survives: one connection fails, the others are processed
-        assert len(first.claimed) == 3 and len(first.failed) == 1  # the turn the outage hit failed, alone
+        assert len(first.claimed) == 3
+        assert len(first.failed) == 1  # the turn the outage hit failed, alone
         clock.moment = T0 + timedelta(hours=2)
         second = worker.tick()
         done = {cid for cid in processed if cid > 0}

@@ -40,7 +40,8 @@ def spec(identity: Identity | Exception, files: list[ConnectionInfo] = FILES) ->
         return TOKENS
 
     def identify(settings: ProviderSettings, tokens: TokenSet, nonce: str, now: datetime) -> Identity:
-        assert tokens is TOKENS and nonce == NONCE
+        assert tokens is TOKENS
+        assert nonce == NONCE
         if isinstance(identity, Exception):
             raise identity
         return identity
@@ -70,8 +71,10 @@ def signup(store: Store, vault: Vault, provider: ProviderSpec, params: Mapping[s
 def test_begin_signup_adds_a_nonce_and_pkce() -> None:
     request = begin_signup(PROVIDER, SETTINGS)
     query = parse_qs(urlsplit(request.url).query)
-    assert query["nonce"] == [request.nonce] and query["state"] == [request.state]
-    assert query["code_challenge_method"] == ["S256"] and request.code_verifier
+    assert query["nonce"] == [request.nonce]
+    assert query["state"] == [request.state]
+    assert query["code_challenge_method"] == ["S256"]
+    assert request.code_verifier
     assert {"openid", "profile", "email", "offline_access"} <= set(query["scope"][0].split())
     sign_in = parse_qs(urlsplit(begin_signup(PROVIDER, SETTINGS, sign_in_only=True).url).query)
     assert sign_in["scope"] == ["openid profile email"]
@@ -89,12 +92,16 @@ def test_signup_creates_user_organization_owner_and_connections(store: Store, va
         NONCE,
         NOW,
     )
-    assert result.created and result.org_name == "First Org Ltd"
+    assert result.created
+    assert result.org_name == "First Org Ltd"
     assert [c.name for c in result.connections] == ["First Org Ltd", "Second Org Ltd"]
     with store.unit_of_work() as uow:
         user = uow.users.by_identity("xero", "sub-1")
-        assert user is not None and user.id == result.user_id
-        assert user.email == "new@example.com" and user.display_name == "Nia New" and user.password_hash == ""
+        assert user is not None
+        assert user.id == result.user_id
+        assert user.email == "new@example.com"
+        assert user.display_name == "Nia New"
+        assert user.password_hash == ""
         assert authenticate(uow, "new@example.com", "") is None
         assert uow.memberships.role(user.id, result.org_id or 0) is Role.OWNER
         connections = uow.connections.for_organization(result.org_id or 0)
@@ -107,7 +114,8 @@ def test_a_second_signup_of_the_same_identity_creates_nothing(store: Store, vaul
     provider = spec(Identity("sub-1", "new@example.com", "Nia"))
     first = signup(store, vault, provider)
     again = signup(store, vault, provider)
-    assert not again.created and again.user_id == first.user_id  # type: ignore[attr-defined]
+    assert not again.created
+    assert again.user_id == first.user_id
     assert counts(store) == (1, 1, 2)
 
 
@@ -120,7 +128,9 @@ def test_an_email_with_a_local_account_is_refused_and_nothing_is_created(store: 
     assert counts(store) == (1, 0, 0)
     with store.unit_of_work() as uow:
         user = uow.users.by_email("taken@example.com")
-        assert user is not None and user.auth_provider is None and user.auth_subject is None
+        assert user is not None
+        assert user.auth_provider is None
+        assert user.auth_subject is None
 
 
 @pytest.mark.parametrize(
@@ -167,7 +177,7 @@ def test_signin_finds_the_user_by_identity_only(store: Store, vault: Vault) -> N
 def test_identities_are_unique_per_provider(store: Store) -> None:
     with store.unit_of_work() as uow:
         uow.users.add_external("a@example.com", "A", "xero", "sub")
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="this xero identity already has a user"):
             uow.users.add_external("b@example.com", "B", "xero", "sub")
         uow.users.add_external("c@example.com", "C", "quickbooks", "sub")
         create_user(uow, "local1@example.com", "a long enough password")

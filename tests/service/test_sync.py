@@ -59,7 +59,8 @@ def test_full_then_incremental_sync(store: Store) -> None:
 
     ledger.changes = [snapshot(1, balance="40.00", at=T0 + timedelta(hours=1)), snapshot(7, at=T0 + timedelta(hours=1))]
     report = sync_connection(store, ledger, cid, lambda: T0 + timedelta(hours=2))
-    assert report.full is False and report.changed == 2
+    assert report.full is False
+    assert report.changed == 2
     assert ledger.cursors[-1] == "cursor-1-4"  # resumed from the last page's cursor
     assert _statuses(store)["1"] == ("open", Decimal("40.0000"))
     with store.unit_of_work() as uow:
@@ -119,9 +120,12 @@ def test_full_reconcile_rereads_invoices_that_vanished_from_the_open_list(store:
     ledger.invoices["2"] = snapshot(2, balance="0", status="paid", at=T0 + timedelta(hours=1))  # webhook missed
     del ledger.invoices["3"]  # deleted in the ledger
     report = sync_connection(store, ledger, cid, lambda: T0 + timedelta(days=2))
-    assert report.full is True and report.closed == 2
+    assert report.full is True
+    assert report.closed == 2
     statuses = _statuses(store)
-    assert statuses["2"][0] == "paid" and statuses["3"][0] == "deleted" and statuses["1"][0] == "open"
+    assert statuses["2"][0] == "paid"
+    assert statuses["3"][0] == "deleted"
+    assert statuses["1"][0] == "open"
 
 
 def test_quarantined_records_are_logged_and_the_rest_commits(store: Store) -> None:
@@ -129,7 +133,9 @@ def test_quarantined_records_are_logged_and_the_rest_commits(store: Store) -> No
     ledger = FakeLedger([snapshot(1)], page_size=5)
     ledger.quarantine = [Quarantined("666", "DueDate", "not a date: '2026-13-45'")]
     report = sync_connection(store, ledger, cid, lambda: T0)
-    assert report.quarantined == 1 and set(_statuses(store)) == {"1"}
+    assert report.quarantined == 1
+    assert set(_statuses(store)) == {"1"}
     with store.unit_of_work() as uow:
         activity = uow.session.scalars(select(Activity).where(Activity.kind == "sync.quarantined")).one()
-        assert activity.subject == "666" and activity.detail["field"] == "DueDate"
+        assert activity.subject == "666"
+        assert activity.detail["field"] == "DueDate"

@@ -139,7 +139,8 @@ def test_invalid_grant_marks_the_connection_needs_reauth(store: Store) -> None:
         source.current()
     with store.unit_of_work() as uow:
         connection = uow.connections.by_id(cid)
-        assert connection is not None and connection.status == "needs_reauth"
+        assert connection is not None
+        assert connection.status == "needs_reauth"
         assert [a.kind for a in uow.activities.for_organization(connection.organization_id)] == [
             "connection.needs_reauth"
         ]

@@ -24,14 +24,19 @@ def test_unit_of_work_rolls_back_unless_committed(store: Store) -> None:
         uow.commit()
     with store.unit_of_work() as uow:
         kept = uow.organizations.by_name("Kept Ltd")
-        assert kept is not None and kept.name == "Kept Ltd"
+        assert kept is not None
+        assert kept.name == "Kept Ltd"
 
 
 def test_unit_of_work_rolls_back_on_error(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.unit_of_work() as uow:
-        uow.organizations.add("Half Done")
-        uow.flush()
-        raise RuntimeError("boom")
+    def half_done() -> None:
+        with store.unit_of_work() as uow:
+            uow.organizations.add("Half Done")
+            uow.flush()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        half_done()
     with store.unit_of_work() as uow:
         assert uow.organizations.by_name("Half Done") is None
 
@@ -45,7 +50,8 @@ def test_users_authenticate_with_argon2(store: Store) -> None:
         assert "correct horse" not in user.password_hash
     with store.unit_of_work() as uow:
         found = authenticate(uow, "ADA@example.com", "correct horse battery")
-        assert found is not None and found.id == user.id
+        assert found is not None
+        assert found.id == user.id
         assert authenticate(uow, "ada@example.com", "wrong password!") is None
         assert authenticate(uow, "nobody@example.com", "correct horse battery") is None
 
@@ -124,7 +130,8 @@ def test_invoices_keep_decimals_and_aware_times(store: Store) -> None:
         assert invoice.total == Decimal("1234.567")
         assert invoice.balance == Decimal("0.001")
         assert invoice.due_date == date(2028, 2, 29)
-        assert invoice.updated_at == moment and invoice.updated_at.tzinfo is not None
+        assert invoice.updated_at == moment
+        assert invoice.updated_at.tzinfo is not None
         assert invoice.updated_at.utcoffset() == timedelta(0)
 
 
@@ -132,7 +139,7 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
     with store.unit_of_work() as uow:
         org = uow.organizations.add("A")
         conn = uow.connections.add(org.id, "quickbooks", "1", "A")
-        conn.next_run_at = datetime(2026, 1, 1, 12, 0)  # naive
+        conn.next_run_at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).replace(tzinfo=None)  # naive on purpose
         with pytest.raises(Exception, match="naive datetime"):
             uow.flush()
 

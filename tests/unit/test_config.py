@@ -118,4 +118,5 @@ cadences:
         parse_settings(text, environ={}, provider_names=[])
     message = str(error.value)
     assert message.startswith("<config>:7: cadences.broken: ")
-    assert "early-fee" in message and "late_fee" in message
+    assert "early-fee" in message
+    assert "late_fee" in message

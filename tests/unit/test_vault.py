@@ -19,7 +19,8 @@ def test_round_trip_and_random_nonces() -> None:
     vault = vault_with("k1")
     binding = Binding("xero", 7, "tenant-a", "tokens")
     first, second = vault.seal("s3cret-value", binding), vault.seal("s3cret-value", binding)
-    assert first != second and "s3cret" not in first
+    assert first != second
+    assert "s3cret" not in first
     assert vault.open(first, binding) == vault.open(second, binding) == "s3cret-value"
 
 
@@ -50,7 +51,9 @@ def test_reprs_never_show_secrets() -> None:
     vault = Vault.from_keys({"k1": key}, "k1")
     tokens = sample_tokens()
     for text in (repr(vault), str(vault), repr(tokens), str(tokens), f"{tokens}"):
-        assert key not in text and ACCESS not in text and REFRESH not in text
+        assert key not in text
+        assert ACCESS not in text
+        assert REFRESH not in text
 
 
 def test_no_token_reaches_logs_or_formatted_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
@@ -69,8 +72,11 @@ def test_no_token_reaches_logs_or_formatted_tracebacks(caplog: pytest.LogCapture
             logger.exception("refresh failed")
     handler_output = "\n".join(logging.Formatter().format(record) for record in caplog.records)
     everything = caplog.text + handler_output
-    assert ACCESS not in everything and REFRESH not in everything
-    assert "<redacted>" in everything and "refresh failed" in everything and "RuntimeError" in everything
+    assert ACCESS not in everything
+    assert REFRESH not in everything
+    assert "<redacted>" in everything
+    assert "refresh failed" in everything
+    assert "RuntimeError" in everything
 
 
 def test_oauth_codes_in_access_log_lines_are_masked(caplog: pytest.LogCaptureFixture) -> None:

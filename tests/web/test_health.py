@@ -41,7 +41,8 @@ def test_healthz_503_when_the_sqlite_file_cannot_be_opened(tmp_path: Path, caplo
     assert response.status_code == 503
     assert response.json == {"status": "error", "database": "unreachable"}
     assert str(tmp_path) not in response.text
-    assert "database unreachable" in caplog.text and str(tmp_path) not in caplog.text
+    assert "database unreachable" in caplog.text
+    assert str(tmp_path) not in caplog.text
 
 
 def test_healthz_503_when_the_database_server_refuses(caplog: pytest.LogCaptureFixture) -> None:
@@ -51,4 +52,5 @@ def test_healthz_503_when_the_database_server_refuses(caplog: pytest.LogCaptureF
         response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.json == {"status": "error", "database": "unreachable"}
-    assert "pw-hunter2-secret" not in response.text and "pw-hunter2-secret" not in caplog.text
+    assert "pw-hunter2-secret" not in response.text
+    assert "pw-hunter2-secret" not in caplog.text

@@ -259,7 +259,8 @@ def test_one_grouped_reminder_per_customer_per_day() -> None:
         ("1", "due", 0),
     ]
     assert set(lead.member_keys) == {i.member_key for i in lead.items}
-    assert len(lead.key) == KEY_LENGTH and lead.key not in lead.member_keys
+    assert len(lead.key) == KEY_LENGTH
+    assert lead.key not in lead.member_keys
     assert grouped[1].key == grouped[1].member_keys[0]
     assert "one reminder per customer per day" in lead.rule
 
@@ -302,7 +303,8 @@ def test_stop_conditions_become_holds(
         assert kinds(actions) == ["remind"]
     else:
         assert kinds(actions) == ["hold"]
-        assert actions[0].hold_reason is reason and actions[0].text
+        assert actions[0].hold_reason is reason
+        assert actions[0].text
         assert not actions[0].requires_approval
         assert (
             run(
@@ -359,7 +361,8 @@ def test_keys_are_deterministic_and_a_new_due_date_starts_a_fresh_cycle() -> Non
     first = run([invoice(due=date(2024, 3, 1))], pol, utc(2024, 3, 1, 10))
     assert [a.key for a in first] == [a.key for a in run([invoice(due=date(2024, 3, 1))], pol, utc(2024, 3, 1, 10))]
     expected = action_key("conn-1", "1", "due", date(2024, 3, 1), "remind", 0)
-    assert first[0].key == expected and len(expected) == 40
+    assert first[0].key == expected
+    assert len(expected) == 40
     int(expected, 16)
     history = History().record(first)
     moved = run([invoice(due=date(2024, 3, 4))], pol, utc(2024, 3, 4, 10), history=history)
@@ -386,11 +389,14 @@ def test_notes_call_tasks_and_rules() -> None:
     actions = run([invoice(due=date(2024, 3, 1))], policies(steps), utc(2024, 3, 6, 10))
     assert sorted(kinds(actions)) == ["call_task", "note", "remind"]
     note = only(actions, ActionKind.NOTE)[0]
-    assert note.text == "Reminder sent" and note.rule.startswith("cadence 'default' step 'late' (5 days after")
+    assert note.text == "Reminder sent"
+    assert note.rule.startswith("cadence 'default' step 'late' (5 days after")
     assert only(actions, ActionKind.CALL_TASK)[0].text == "Phone AP"
     for action in actions:
-        assert action.scheduled_at.tzinfo is UTC and action.connection_id == "conn-1"
-        assert action.customer_external_id == "cust-a" and action.due_date == date(2024, 3, 1)
+        assert action.scheduled_at.tzinfo is UTC
+        assert action.connection_id == "conn-1"
+        assert action.customer_external_id == "cust-a"
+        assert action.due_date == date(2024, 3, 1)
 
 
 def test_approval_modes() -> None:
@@ -416,7 +422,8 @@ def test_uk_statutory_fee_through_the_planner_on_29_february() -> None:
     actions = run([invoice(due=date(2024, 1, 15), total="10000.00")], pol, utc(2024, 2, 29, 9), connection=conn)
     fee = only(actions, ActionKind.LATE_FEE)[0]
     assert fee.amount == money("260.27")
-    assert fee.fee is not None and fee.fee.assessed_on == date(2024, 2, 29)
+    assert fee.fee is not None
+    assert fee.fee.assessed_on == date(2024, 2, 29)
     assert [amount for _, amount in fee.fee.lines] == [money("160.27"), money(100)]
     # without a configured base rate the fee is held, never guessed
     held = run([invoice(due=date(2024, 1, 15), total="10000.00")], pol, utc(2024, 2, 29, 9))
@@ -472,7 +479,8 @@ def test_fee_reversal_for_a_payment_dated_before_the_assessment() -> None:
     paid = invoice(due=date(2024, 3, 1), balance="0", status=InvoiceStatus.PAID)
     actions = run([paid], pol, utc(2024, 3, 8, 10), history=History(invoices={"1": facts}))
     assert kinds(actions) == ["fee_reversal"]
-    assert actions[0].amount == money(10) and actions[0].reverses == "fee-key"
+    assert actions[0].amount == money(10)
+    assert actions[0].reverses == "fee-key"
     recorded = History(invoices={"1": facts}).record(actions)
     assert recorded.facts("1").fees[0].reversed
     assert run([paid], pol, utc(2024, 3, 9, 10), history=recorded) == []
@@ -575,6 +583,7 @@ def test_broken_payment_plan_resumes_the_cadence() -> None:
     actions = run([inv], pol, utc(2024, 4, 8, 10), plans={"1": plan_obj})
     assert sorted(kinds(actions)) == ["late_fee", "plan_broken", "remind"]
     broken = only(actions, ActionKind.PLAN_BROKEN)[0]
-    assert broken.amount == money(100) and "installment 1" in broken.rule
+    assert broken.amount == money(100)
+    assert "installment 1" in broken.rule
     again = run([inv], pol, utc(2024, 4, 9, 10), plans={"1": plan_obj}, history=History().record(actions))
     assert again == []

@@ -127,9 +127,9 @@ def test_weekend_send_window() -> None:
 
 
 def test_window_must_not_be_empty() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="weekdays must be a non-empty set"):
         SendWindow(weekdays=frozenset())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be before its end"):
         SendWindow(start=time(18), end=time(8))
 
 

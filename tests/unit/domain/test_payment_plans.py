@@ -54,9 +54,9 @@ def test_invalid_splits(balance: str, dates: list[date], message: str) -> None:
 
 
 def test_payment_plan_dataclass_validates() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one installment"):
         PaymentPlan("1", "p", date(2024, 3, 1), ())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="strictly increasing"):
         PaymentPlan(
             "1", "p", date(2024, 3, 1), (Installment(date(2024, 4, 1), gbp(1)), Installment(date(2024, 4, 1), gbp(1)))
         )

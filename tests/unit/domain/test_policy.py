@@ -49,7 +49,8 @@ def test_full_cadence_parses() -> None:
     assert parsed.steps[1].remind == "overdue"
     assert parsed.send_time == time(10, 30)
     assert parsed.window.weekdays == frozenset(range(6))
-    assert parsed.holidays is not None and parsed.holidays.subdiv == "NY"
+    assert parsed.holidays is not None
+    assert parsed.holidays.subdiv == "NY"
     assert parsed.minimum_for("GBP") == Decimal("2.50")
     assert parsed.minimum_for("EUR") == 0
     assert parsed.catch_up is CatchUp.SKIP
@@ -222,11 +223,15 @@ def test_invalid_late_fees(body: dict[str, Any], message: str) -> None:
 def test_late_fee_variants() -> None:
     monthly = late_fee_from_dict("i", {"kind": "interest", "rate_per_month": 1.5, "repeat": "month", "max_count": 6})
     assert monthly.annual_rate == Decimal("18.0")
-    assert monthly.recurrence is not None and monthly.recurrence.monthly
+    assert monthly.recurrence is not None
+    assert monthly.recurrence.monthly
     uk = late_fee_from_dict("uk", {"kind": "uk_statutory"})
-    assert uk.kind is FeeKind.UK_STATUTORY and uk.margin == 8 and uk.compensation
+    assert uk.kind is FeeKind.UK_STATUTORY
+    assert uk.margin == 8
+    assert uk.compensation
     weekly = late_fee_from_dict("w", {"kind": "flat", "amount": "2.50", "repeat": "week", "max_count": 4})
-    assert weekly.recurrence is not None and weekly.recurrence.every_days == 7
+    assert weekly.recurrence is not None
+    assert weekly.recurrence.every_days == 7
 
 
 @pytest.mark.parametrize(

@@ -31,10 +31,13 @@ def test_preview_rows_describe_the_timeline() -> None:
         (date(2024, 3, 15), "note", ("2",), None),
         (date(2024, 3, 15), "remind", ("1", "2"), money(200)),
     ]
-    assert rows[0].recipients == ("cust-a@example.com",) and rows[0].customer == "Cust-A"
-    assert rows[0].template == "due_today" and "step 'due'" in rows[0].rule
+    assert rows[0].recipients == ("cust-a@example.com",)
+    assert rows[0].customer == "Cust-A"
+    assert rows[0].template == "due_today"
+    assert "step 'due'" in rows[0].rule
     assert [r.requires_approval for r in rows] == [False, True, True, True, True, False]
-    assert len(timeline.days) == 30 and timeline.start == utc(2024, 2, 25)
+    assert len(timeline.days) == 30
+    assert timeline.start == utc(2024, 2, 25)
     # the preview's history is what the executor would have recorded: nothing is left to do
     assert plan_state(replace(state, history=timeline.history), utc(2024, 3, 15, 12)) == []
 
@@ -48,7 +51,7 @@ def test_preview_does_not_change_the_state_and_is_repeatable() -> None:
     assert state.history == History()
     assert [a.kind for a in first.actions].count(ActionKind.REMIND) == 3  # the +30 step falls after the 40 days
     assert preview(state, utc(2024, 2, 20), 0).actions == ()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="days must not be negative"):
         preview(state, utc(2024, 2, 20), -1)
 
 

@@ -161,7 +161,9 @@ def test_fee_totals_never_exceed_the_caps(invs: list[InvoiceSnapshot], over: Any
     for action in timeline.actions:
         if action.kind is not ActionKind.LATE_FEE:
             continue
-        assert action.amount is not None and action.amount.is_positive() and action.fee is not None
+        assert action.amount is not None
+        assert action.amount.is_positive()
+        assert action.fee is not None
         inv = by_id[action.invoice_external_ids[0]]
         charged[inv.external_id] += action.amount.amount
         cap = fee_cap_total(POLICIES.late_fees[action.fee.policy], inv.total)

@@ -88,7 +88,8 @@ def test_a_prepared_message_has_sender_reply_to_thread_headers_and_both_bodies()
     assert head.get_content_type() == "multipart/alternative"
     assert body(head, "plain") == "Hello Jane\n"
     assert body(head, "html") == "<p>Hello Jane</p>\n"
-    assert b"\r\n" in second.as_bytes() and b"\n" not in second.as_bytes().replace(b"\r\n", b"")
+    assert b"\r\n" in second.as_bytes()
+    assert b"\n" not in second.as_bytes().replace(b"\r\n", b"")
 
 
 def test_the_first_message_of_a_thread_refers_to_the_thread_root_only() -> None:
@@ -234,7 +235,8 @@ def test_the_maildir_mailer_writes_one_eml_per_message_that_parses_back(tmp_path
 
     head = parsed(Path(receipt.location).read_bytes())
     assert head["Message-ID"] == receipt.message_id
-    assert str(head["To"]) == "jane@customer.example" and str(head["Cc"]) == "ap@customer.example"
+    assert str(head["To"]) == "jane@customer.example"
+    assert str(head["Cc"]) == "ap@customer.example"
     assert "Bcc" not in head
     assert body(head, "plain") == "Hello Jane\n"
     [attachment] = list(head.iter_attachments())
@@ -251,7 +253,8 @@ def test_mailer_for_picks_the_configured_backend(tmp_path: Path) -> None:
     maildir = mailer_for(MailSettings(backend="maildir", outbox_path=str(tmp_path)))
     smtp = mailer_for(MailSettings(backend="smtp", smtp_password="hunter2-secret"))
 
-    assert isinstance(maildir, MaildirMailer) and maildir.path == tmp_path
+    assert isinstance(maildir, MaildirMailer)
+    assert maildir.path == tmp_path
     assert isinstance(smtp, SmtpMailer)
     assert "hunter2" not in repr(smtp)
     with pytest.raises(ConfigError, match="unknown mail backend"):
@@ -264,4 +267,5 @@ def test_mailer_for_picks_the_configured_backend(tmp_path: Path) -> None:
 
 def test_message_reprs_leave_out_the_bodies() -> None:
     text = repr(outgoing(text="secret body text", html="<p>secret body html</p>"))
-    assert "secret body" not in text and "action-aaa" in text
+    assert "secret body" not in text
+    assert "action-aaa" in text

@@ -73,7 +73,9 @@ def test_amounts_and_dates_follow_the_customers_locale(
 
     assert money_text in text
     assert date_text in text
-    assert html is not None and money_text in html and date_text in html
+    assert html is not None
+    assert money_text in html
+    assert date_text in html
     assert format_money(Money.of(amount, currency), locale) == money_text
     assert format_day(date(2024, 3, 5), locale) == date_text
 
@@ -82,16 +84,21 @@ def test_amounts_and_dates_follow_the_customers_locale(
 def test_every_default_template_renders_subject_text_and_html(name: str) -> None:
     subject, text, html = render_reminder(name, full_context(name), locale="en_US")
 
-    assert subject and "\n" not in subject and len(subject) < 120
+    assert subject
+    assert "\n" not in subject
+    assert len(subject) < 120
     assert text.startswith("Hi Jane Doe,\n\n")
     assert "INV-1001" in text
     assert LINK in text
     assert "Sam Lee\nAcme Plumbing\n" in text
     assert "attached" in text
-    assert html is not None and html.lstrip().startswith("<!DOCTYPE html>")
+    assert html is not None
+    assert html.lstrip().startswith("<!DOCTYPE html>")
     assert f'href="{LINK}"' in html
     assert "Acme Plumbing" in html
-    assert "{{" not in text and "{%" not in text and "{{" not in html
+    assert "{{" not in text
+    assert "{%" not in text
+    assert "{{" not in html
     for part in PARTS:
         assert default_template_source(name, part).strip()
 
@@ -126,7 +133,8 @@ def test_several_invoices_become_one_statement_with_per_currency_totals() -> Non
     )
     assert "  - Invoice A-2: 50,50\xa0€, due 10. März 2024 (7 days ago)" in text
     assert "Total due: 150,50\xa0€ + 20,00\xa0$" in text
-    assert html is not None and 'href="https://pay.example.com/a2"' in html
+    assert html is not None
+    assert 'href="https://pay.example.com/a2"' in html
 
 
 def test_values_are_html_escaped_in_html_but_kept_as_is_in_text() -> None:
@@ -143,7 +151,9 @@ def test_a_payment_link_that_is_not_http_is_left_out() -> None:
     invoices = [InvoiceLine("INV-9", date(2024, 3, 5), Money.of("5", "USD"), 3, "javascript:alert(1)")]
     _, text, html = render_reminder("firm", context(invoices=invoices), locale="en_US")
 
-    assert "javascript" not in text and html is not None and "javascript" not in html
+    assert "javascript" not in text
+    assert html is not None
+    assert "javascript" not in html
 
 
 def test_overrides_replace_defaults_and_see_the_same_formatted_values() -> None:
@@ -175,7 +185,9 @@ def test_a_new_template_name_can_come_from_overrides_and_extend_the_layout() -> 
     subject, text, html = render_reminder("thanks", context(), locale="en_US", overrides=overrides)
 
     assert (subject, text) == ("Thank you, Jane Doe", "We got it.\n")
-    assert html is not None and "<p>We got it.</p>" in html and "Acme Plumbing" in html
+    assert html is not None
+    assert "<p>We got it.</p>" in html
+    assert "Acme Plumbing" in html
 
 
 UNSAFE = [
@@ -258,4 +270,5 @@ def test_unknown_and_incomplete_templates_are_refused() -> None:
 
 def test_an_unknown_locale_falls_back_to_en_us() -> None:
     _, text, _ = render_reminder("firm", context(), locale="xx_NOPE")
-    assert "$1,234.50" in text and "March 5, 2024" in text
+    assert "$1,234.50" in text
+    assert "March 5, 2024" in text
