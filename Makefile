@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv lint test test-unit bench demo clean browser
+.PHONY: venv lint test test-unit reliability bench demo clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: $(STAMP) browser lint
 # The fast loop: the pure domain and unit layer, no servers.
 test-unit: $(STAMP)
 	$(PY) -m pytest -m unit -q $(PYTEST_ARGS)
+
+# The reliability catalogue (docs/reliability-catalogue.md): one test family per RS id and a table of
+# id, outcome and seconds at the end. `make test` runs them too (the same table closes its output).
+reliability: $(STAMP) browser
+	$(PY) -m pytest -n 2 --dist loadfile -q tests/reliability $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(SCENARIO)

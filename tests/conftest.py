@@ -1,7 +1,7 @@
 """Shared fixtures (every storage test runs on SQLite and on PostgreSQL) and the layer markers.
 
 Each test is marked with its layer, the first folder under tests/ (unit, service, storage, providers,
-contract, web, integration), so `pytest -m unit` or `make test-unit` picks a layer. Databases are
+contract, web, integration, reliability), so `pytest -m unit` or `make test-unit` picks a layer. Databases are
 built by tests/support/databases.py.
 """
 
@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from connector.storage import Store
+from tests.support.catalogue import write_table
 from tests.support.databases import Database, fresh_postgres_schema
 
-LAYERS = ("unit", "service", "storage", "providers", "contract", "web", "integration")
+LAYERS = ("unit", "service", "storage", "providers", "contract", "web", "integration", "reliability")
 TESTS = Path(__file__).resolve().parent
 
 
@@ -51,3 +52,8 @@ def store(database: Database) -> Iterator[Store]:
         yield result
     finally:
         result.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Close the output with the reliability catalogue's table when its tests ran."""
+    write_table(terminalreporter)
