@@ -28,6 +28,7 @@ from connector.accounts.users import create_user
 from connector.bootstrap import Services, build
 from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
+from connector.domain.dso import DEFAULT_PERIOD_DAYS, days_sales_outstanding, sales_in_period
 from connector.domain.model import Role
 from connector.storage.tables import Action, Customer
 from connector.vault.keyring import generate_key
@@ -281,20 +282,20 @@ def _add_invoice(company: _Company, rng: random.Random, customer: str, currency:
 
 
 def _dso(company: _Company, today: date) -> Decimal:
-    """Days sales outstanding from the ledger, in the home currency: receivables ÷ average daily sales
-    over the last 60 days (invoices issued), counting only the customers' own invoices."""
+    """Days sales outstanding (connector.domain.dso) in the home currency: the kit's open balances ÷ average daily
+    sales over the last 60 days (invoices issued), counting only the customers' own invoices."""
     home = company.profile.currency
-    receivable = Decimal(0)
-    sales = Decimal(0)
-    for invoice_id, (_, _, currency, _) in company.invoices.items():
-        if currency != home:
-            continue
-        receivable += company.kit.balance(company.tenant, invoice_id)
-    for issued, amount, currency in company.issued:
-        if currency == home and today - timedelta(days=60) < issued <= today:
-            sales += amount
-    daily = sales / 60
-    return (receivable / daily).quantize(Decimal("0.1")) if daily else Decimal(0)
+    receivables = sum(
+        (
+            company.kit.balance(company.tenant, invoice_id)
+            for invoice_id, (_, _, currency, _) in company.invoices.items()
+            if currency == home
+        ),
+        Decimal(0),
+    )
+    home_sales = ((issued, amount) for issued, amount, currency in company.issued if currency == home)
+    sales = sales_in_period(home_sales, period_end=today, period_days=DEFAULT_PERIOD_DAYS)
+    return days_sales_outstanding(receivables, sales, DEFAULT_PERIOD_DAYS)
 
 
 @contextmanager
@@ -327,10 +328,7 @@ def run_demo(
     names = providers or [name for name in ("quickbooks", "xero") if name in emulator_names()]
     # Limits off: the demo compresses days into seconds, so the providers' per-minute budgets would only add waits.
     kits = [emulator_kit(name, rate_limits=False) for name in names]
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("nudge.sqlite3", "nudge.sqlite3-wal", "nudge.sqlite3-shm"):
-        (out / stale).unlink(missing_ok=True)
+    out = _fresh_folder(out)
     first = (start or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     clock = DemoClock(first)
     with _started(kits):
@@ -341,56 +339,16 @@ def run_demo(
         config = _write_config(out, companies, "http://127.0.0.1:5000")
         services = build(load_settings(str(config)), clock=clock)
         services.store.upgrade()
-        org_id = _organization(services)
-        for company in companies:
-            _connect(services, company, org_id, clock)
-            _customer_details(services, company, zones[company.profile.provider], rng)
-        echo(
-            f"Nudge demo: {len(companies)} companies, {days} days from {first.date().isoformat()}; "
-            f"outbox: {out / 'outbox'}"
-        )
-        for company in companies:
-            echo(
-                f"  connected {company.profile.provider}: {company.profile.name} "
-                f"({len(company.invoices)} invoices, {company.profile.customers} customers)"
-            )
-        reminders = services.reminder_sender()
-
-        def process(connection_id: int, lease: Lease) -> None:
-            run_connection(services, connection_id, lease.owner, reminders=reminders, renew=lease.renew)
-
-        worker = Worker(services.store, process, services.settings.scheduler, clock, owner="demo-worker")
-        dso_before: dict[str, Decimal] = {}
-        pending: list[tuple[date, _Company, str, Decimal]] = []
-        seen_actions: set[int] = set()
-        totals = DayTally()
-        paid_after_reminder: set[tuple[str, str]] = set()
-        reminded_paid = 0
+        _connect_companies(services, companies, zones, rng, clock)
+        _announce(echo, companies, days, first, out)
+        run = _Simulation(services, companies, _demo_worker(services, clock), clock, rng, echo)
         for day in range(days):
-            tally = DayTally()
-            today = (first + timedelta(days=day)).date()
-            for tick in range(4):
-                clock.moment = first + timedelta(days=day) + tick * TICK
-                for company in companies:
-                    company.kit.set_now(clock.moment)
-                if tick == 0:
-                    pending = _customers_pay(pending, today, tally, paid_after_reminder)
-                    _new_sales(companies, rng, today)
-                report = worker.tick()
-                for connection_id, error in report.failed.items():
-                    echo(f"    connection {connection_id} failed: {error}")
-                if day == 0 and tick == 0:
-                    dso_before = {c.profile.name: _dso(c, today) for c in companies}
-                reminded_paid += _tally(services, companies, seen_actions, tally, pending, rng, today)
-            echo(_day_line(today, tally))
-            _accumulate(totals, tally)
-        for company in companies:
-            company.kit.set_now(clock.moment + timedelta(minutes=1))
-        clock.moment += timedelta(minutes=1)
-        worker.tick()  # a last sync so the closing numbers see every payment
+            run.day(first, day)
+        run.last_sync()
         dso_after = {c.profile.name: _dso(c, clock.moment.date()) for c in companies}
         writes = {c.profile.name: c.kit.ledger_writes(c.tenant) for c in companies}
         duplicates = _duplicates(services)
+    totals = run.totals
     summary = DemoSummary(
         days=days,
         reminders=totals.reminders,
@@ -402,19 +360,117 @@ def run_demo(
         holds=totals.holds,
         collected=dict(totals.collected),
         payments=totals.payments,
-        paid_after_reminder=len(paid_after_reminder),
-        dso_before=dso_before,
+        paid_after_reminder=len(run.paid_after_reminder),
+        dso_before=run.dso_before,
         dso_after=dso_after,
         ledger_writes=writes,
         outbox=out / "outbox",
         config=config,
         seconds=round(time.monotonic() - began, 1),
-        reminded_paid_invoices=reminded_paid,
+        reminded_paid_invoices=run.reminded_paid,
         duplicate_keys=duplicates,
     )
     for line in _summary_lines(summary):
         echo(line)
     return summary
+
+
+def _fresh_folder(out: Path) -> Path:
+    """The demo folder, absolute and created, without the database of an earlier run."""
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("nudge.sqlite3", "nudge.sqlite3-wal", "nudge.sqlite3-shm"):
+        (out / stale).unlink(missing_ok=True)
+    return out
+
+
+def _connect_companies(
+    services: Services,
+    companies: list[_Company],
+    zones: dict[str, list[tuple[str, str, str]]],
+    rng: random.Random,
+    clock: DemoClock,
+) -> None:
+    """The demo practice connects every company and sets its customers' details."""
+    org_id = _organization(services)
+    for company in companies:
+        _connect(services, company, org_id, clock)
+        _customer_details(services, company, zones[company.profile.provider], rng)
+
+
+def _announce(echo: Callable[[str], None], companies: list[_Company], days: int, first: datetime, out: Path) -> None:
+    """The opening lines: what is simulated, where the emails go, and each connected company."""
+    echo(
+        f"Nudge demo: {len(companies)} companies, {days} days from {first.date().isoformat()}; outbox: {out / 'outbox'}"
+    )
+    for company in companies:
+        echo(
+            f"  connected {company.profile.provider}: {company.profile.name} "
+            f"({len(company.invoices)} invoices, {company.profile.customers} customers)"
+        )
+
+
+def _demo_worker(services: Services, clock: DemoClock) -> Worker:
+    """One in-process worker that runs each leased connection's turn on the demo clock."""
+    reminders = services.reminder_sender()
+
+    def process(connection_id: int, lease: Lease) -> None:
+        run_connection(services, connection_id, lease.owner, reminders=reminders, renew=lease.renew)
+
+    return Worker(services.store, process, services.settings.scheduler, clock, owner="demo-worker")
+
+
+@dataclass
+class _Simulation:
+    """The simulated days: the clocks, the worker and customers' payments, with the running totals."""
+
+    services: Services
+    companies: list[_Company]
+    worker: Worker
+    clock: DemoClock
+    rng: random.Random
+    echo: Callable[[str], None]
+    totals: DayTally = field(default_factory=DayTally)
+    dso_before: dict[str, Decimal] = field(default_factory=dict)
+    pending: list[tuple[date, _Company, str, Decimal]] = field(default_factory=list)
+    seen_actions: set[int] = field(default_factory=set)
+    paid_after_reminder: set[tuple[str, str]] = field(default_factory=set)
+    reminded_paid: int = 0
+
+    def day(self, first: datetime, day: int) -> None:
+        """Four ticks of simulated day number `day` after `first`, then its line and the running totals."""
+        tally = DayTally()
+        today = (first + timedelta(days=day)).date()
+        for tick in range(4):
+            self.tick(first + timedelta(days=day) + tick * TICK, today, tally, first_tick_of_day=tick == 0)
+            if day == 0 and tick == 0:
+                self.dso_before = {c.profile.name: _dso(c, today) for c in self.companies}
+            self.reminded_paid += _tally(
+                self.services, self.companies, self.seen_actions, tally, self.pending, self.rng, today
+            )
+        self.echo(_day_line(today, tally))
+        _accumulate(self.totals, tally)
+
+    def tick(self, moment: datetime, today: date, tally: DayTally, *, first_tick_of_day: bool) -> None:
+        """Move the clocks to `moment` (customers pay and new sales are issued at a day's start), then a worker tick."""
+        self.set_now(moment)
+        if first_tick_of_day:
+            self.pending = _customers_pay(self.pending, today, tally, self.paid_after_reminder)
+            _new_sales(self.companies, self.rng, today)
+        report = self.worker.tick()
+        for connection_id, error in report.failed.items():
+            self.echo(f"    connection {connection_id} failed: {error}")
+
+    def last_sync(self) -> None:
+        """A minute on, a last worker tick, so the closing numbers see every payment."""
+        self.set_now(self.clock.moment + timedelta(minutes=1))
+        self.worker.tick()
+
+    def set_now(self, moment: datetime) -> None:
+        """Nudge's clock and every emulator's."""
+        self.clock.moment = moment
+        for company in self.companies:
+            company.kit.set_now(moment)
 
 
 def _organization(services: Services) -> int:
@@ -500,31 +556,49 @@ def _tally(
     for row in rows:
         seen.add(row.id)
         company = by_connection[row.connection_id]
-        payload = row.payload
+        _count_done(tally, row.kind, row.payload)
         if row.kind == "remind":
-            tally.reminders += 1
-            chance = {"gentle_nudge": 0.2, "due_today": 0.3, "firm": 0.4, "final_notice": 0.55}.get(
-                payload.get("template") or "", 0.3
-            )
-            for invoice_id in payload["invoice_external_ids"]:
-                if invoice_id not in company.invoices:
-                    continue  # not one of the customers' own invoices
-                if company.kit.balance(company.tenant, invoice_id) == 0:
-                    reminded_paid += 1
-                elif rng.random() < chance:
-                    pending.append((today + timedelta(days=rng.randint(1, 5)), company, invoice_id, Decimal(0)))
-        elif row.kind == "note":
-            tally.notes += 1
-        elif row.kind == "late_fee":
-            tally.fee_count += 1
-            amount = payload.get("amount") or {}
-            tally.fees[amount.get("currency", "")] += Decimal(amount.get("amount", "0"))
-        elif row.kind == "call_task":
-            tally.calls += 1
-        elif row.kind == "escalate":
-            tally.escalations += 1
-        elif row.kind == "hold":
-            tally.holds += 1
+            reminded_paid += _customer_decides(company, row.payload, pending, rng, today)
+    return reminded_paid
+
+
+def _count_done(tally: DayTally, kind: str, payload: dict[str, Any]) -> None:
+    """Add one done action of `kind` (a late fee with its amount) to the day's tally."""
+    if kind == "remind":
+        tally.reminders += 1
+    elif kind == "note":
+        tally.notes += 1
+    elif kind == "late_fee":
+        tally.fee_count += 1
+        amount = payload.get("amount") or {}
+        tally.fees[amount.get("currency", "")] += Decimal(amount.get("amount", "0"))
+    elif kind == "call_task":
+        tally.calls += 1
+    elif kind == "escalate":
+        tally.escalations += 1
+    elif kind == "hold":
+        tally.holds += 1
+
+
+def _customer_decides(
+    company: _Company,
+    payload: dict[str, Any],
+    pending: list[tuple[date, _Company, str, Decimal]],
+    rng: random.Random,
+    today: date,
+) -> int:
+    """After a reminder the customer may pay each reminded invoice in 1-5 days; returns how many were already paid."""
+    chance = {"gentle_nudge": 0.2, "due_today": 0.3, "firm": 0.4, "final_notice": 0.55}.get(
+        payload.get("template") or "", 0.3
+    )
+    reminded_paid = 0
+    for invoice_id in payload["invoice_external_ids"]:
+        if invoice_id not in company.invoices:
+            continue  # not one of the customers' own invoices
+        if company.kit.balance(company.tenant, invoice_id) == 0:
+            reminded_paid += 1
+        elif rng.random() < chance:
+            pending.append((today + timedelta(days=rng.randint(1, 5)), company, invoice_id, Decimal(0)))
     return reminded_paid
 
 

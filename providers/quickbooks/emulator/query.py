@@ -112,51 +112,74 @@ class _Parser:
 
     def parse(self) -> Query:
         self.expect("SELECT")
-        count = False
+        count = self._select_list()
+        self.expect("FROM")
+        query = Query(entity=self._entity(), count=count)
+        if self.keyword("WHERE"):
+            self._where(query)
+        if self.keyword("ORDERBY") or (self.keyword("ORDER") and self._by()):
+            self._order_by(query)
+        self._window(query)
+        if self.peek() is not None:
+            raise QuerySyntaxError(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
+        return query
+
+    def _select_list(self) -> bool:
+        """Read what follows SELECT up to FROM; whether it is COUNT(*)."""
         if self.keyword("COUNT"):
             for want in ("(", "*", ")"):
                 if self.next()[1] != want:
                     raise QuerySyntaxError("expected COUNT(*)")
-            count = True
-        else:  # `*`, `*, Sku` or a field list: all fields are returned either way
-            while True:
-                tok = self.next()
-                if tok[0] == "word" and tok[1].upper() == "FROM":
-                    self.i -= 1
-                    break
-        self.expect("FROM")
+            return True
+        # `*`, `*, Sku` or a field list: all fields are returned either way
+        while True:
+            tok = self.next()
+            if tok[0] == "word" and tok[1].upper() == "FROM":
+                self.i -= 1
+                return False
+
+    def _entity(self) -> str:
+        """The entity name after FROM."""
         kind, entity = self.next()
         if kind != "word":
             raise QuerySyntaxError("expected an entity name")
-        query = Query(entity=entity, count=count)
-        if self.keyword("WHERE"):
-            while True:
-                query.conditions.append(self.condition())
-                if not self.keyword("AND"):
-                    break
-        if self.keyword("ORDERBY") or (self.keyword("ORDER") and self._by()):
-            while True:
-                kind, name = self.next()
-                if kind != "word":
-                    raise QuerySyntaxError("expected a field after ORDERBY")
-                desc = False
-                if self.keyword("DESC"):
-                    desc = True
-                else:
-                    self.keyword("ASC")
-                query.order.append((name, desc))
-                after = self.peek()
-                if after and after[1] == ",":
-                    self.i += 1
-                    continue
+        return entity
+
+    def _where(self, query: Query) -> None:
+        """The conditions after WHERE, joined by AND."""
+        while True:
+            query.conditions.append(self.condition())
+            if not self.keyword("AND"):
                 break
+
+    def _order_by(self, query: Query) -> None:
+        """The comma-separated sort fields after ORDERBY / ORDER BY."""
+        while True:
+            query.order.append(self._sort_field())
+            after = self.peek()
+            if after and after[1] == ",":
+                self.i += 1
+                continue
+            break
+
+    def _sort_field(self) -> tuple[str, bool]:
+        """One sort field with its optional ASC / DESC: (field, descending)."""
+        kind, name = self.next()
+        if kind != "word":
+            raise QuerySyntaxError("expected a field after ORDERBY")
+        desc = False
+        if self.keyword("DESC"):
+            desc = True
+        else:
+            self.keyword("ASC")
+        return name, desc
+
+    def _window(self, query: Query) -> None:
+        """STARTPOSITION (at least 1) and MAXRESULTS (capped at MAX_RESULTS), each optional."""
         if self.keyword("STARTPOSITION"):
             query.start = max(1, int(self._int()))
         if self.keyword("MAXRESULTS"):
             query.max_results = max(0, min(MAX_RESULTS, int(self._int())))
-        if self.peek() is not None:
-            raise QuerySyntaxError(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
-        return query
 
     def _by(self) -> bool:
         self.expect("BY")

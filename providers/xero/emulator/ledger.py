@@ -209,35 +209,23 @@ class Ledger:
     def create_invoice(self, data: dict[str, Any], now: datetime) -> dict[str, Any]:
         """PUT /Invoices (or POST without an existing id): validate and store a new invoice."""
         element = dict(data)
-        errors: list[str] = []
         kind = str(data.get("Type") or "")
-        if kind not in ("ACCREC", "ACCPAY"):
-            errors.append("Invoice Type must be specified" if not kind else f"'{kind}' is not a valid Invoice Type")
         status = str(data.get("Status") or "DRAFT").upper()
-        if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
-            errors.append(f"Invoices cannot be created with a status of {status}")
         amount_types = str(data.get("LineAmountTypes") or "Exclusive")
         try:
             issue = parse_date(data.get("Date")) or now.date()
             due = parse_date(data.get("DueDate"))
         except ValueError as exc:
             raise XeroValidation(element, [str(exc)]) from exc
-        if status != "DRAFT" and due is None:
-            errors.append("Due Date is mandatory for approved invoices")  # [unverified] wording
         number = str(data.get("InvoiceNumber") or "")
-        if number and number in self.numbers:
-            errors.append("Invoice # must be unique.")
         currency = str(data.get("CurrencyCode") or self.currency).upper()
+        errors = self._new_invoice_errors(kind, status, due, number)
         if errors:
             raise XeroValidation(element, errors)
         contact = self.contact_for(data.get("Contact"), now)
         lines = self._lines(data.get("LineItems"), amount_types, element)
         if status != "DRAFT":
-            if not lines:
-                raise XeroValidation(element, ["Invoices must have at least one line item to be approved"])
-            missing = [line for line in lines if not line["AccountCode"]]
-            if missing:
-                raise XeroValidation(element, ["Account code must be specified for approved invoices"])
+            self._check_approvable(lines, element)
         sub, tax, total = self._totals(lines, amount_types)
         if kind == "ACCREC" and not number:
             number = self._next_number()
@@ -272,15 +260,42 @@ class Ledger:
             "UpdatedDateUTC": now,
             "FullyPaidOnDate": None,
         }
+        self._store_new_invoice(record, contact, now)
+        return record
+
+    def _new_invoice_errors(self, kind: str, status: str, due: date | None, number: str) -> list[str]:
+        """What is wrong with a new invoice's type, status, due date and number (empty when nothing)."""
+        errors: list[str] = []
+        if kind not in ("ACCREC", "ACCPAY"):
+            errors.append("Invoice Type must be specified" if not kind else f"'{kind}' is not a valid Invoice Type")
+        if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
+            errors.append(f"Invoices cannot be created with a status of {status}")
+        if status != "DRAFT" and due is None:
+            errors.append("Due Date is mandatory for approved invoices")  # [unverified] wording
+        if number and number in self.numbers:
+            errors.append("Invoice # must be unique.")
+        return errors
+
+    @staticmethod
+    def _check_approvable(lines: list[dict[str, Any]], element: dict[str, Any]) -> None:
+        """An invoice created approved needs at least one line item, each with an account code."""
+        if not lines:
+            raise XeroValidation(element, ["Invoices must have at least one line item to be approved"])
+        missing = [line for line in lines if not line["AccountCode"]]
+        if missing:
+            raise XeroValidation(element, ["Account code must be specified for approved invoices"])
+
+    def _store_new_invoice(self, record: dict[str, Any], contact: dict[str, Any], now: datetime) -> None:
+        """Keep a new invoice and its number, write its history, mark its contact a customer, raise the event."""
+        invoice_id, number, kind = record["InvoiceID"], record["InvoiceNumber"], record["Type"]
         self.invoices[invoice_id] = record
         if number:
             self.numbers.add(number)
-        self._history(invoice_id, "Created", f"INV {number} to {contact['Name']} for {total}.", now)
-        if status == "AUTHORISED":
+        self._history(invoice_id, "Created", f"INV {number} to {contact['Name']} for {record['Total']}.", now)
+        if record["Status"] == "AUTHORISED":
             self._history(invoice_id, "Approved", f"INV {number} approved.", now)
         contact["IsCustomer"] = contact.get("IsCustomer") or kind == "ACCREC"
         self.events.append(("INVOICE", invoice_id, "CREATE"))
-        return record
 
     def find_invoice(self, ref: str) -> dict[str, Any]:
         """By InvoiceID, or by InvoiceNumber (Xero accepts either in the path)."""
@@ -297,6 +312,21 @@ class Ledger:
         element.setdefault("InvoiceID", record["InvoiceID"])
         current = record["Status"]
         wanted = str(data.get("Status") or current).upper()
+        allocated = self._check_modification(record, data, wanted, element)
+        self._edit_lines(record, data, element)
+        self._edit_fields(record, data, wanted, allocated, element, now)
+        if wanted != "DRAFT" and record["DueDate"] is None:
+            raise XeroValidation(element, ["Due Date is mandatory for approved invoices"])
+        self._change_status(record, current, wanted, now)
+        record["UpdatedDateUTC"] = now
+        self.events.append(("INVOICE", record["InvoiceID"], "UPDATE"))
+        return record
+
+    def _check_modification(
+        self, record: dict[str, Any], data: dict[str, Any], wanted: str, element: dict[str, Any]
+    ) -> bool:
+        """Refuse an unknown status, a closed invoice, forbidden edits or status change; whether money is allocated."""
+        current = record["Status"]
         if wanted not in INVOICE_STATUSES:
             raise XeroValidation(element, [f"'{wanted}' is not a valid Invoice Status"])
         if current in ("PAID", "VOIDED", "DELETED"):
@@ -314,23 +344,43 @@ class Ledger:
                 [NOT_MODIFIABLE + ". This document has a payment or credit note allocated to it."],
             )
         if wanted != current:
-            allowed = {
-                "DRAFT": {"SUBMITTED", "AUTHORISED", "DELETED"},
-                "SUBMITTED": {"DRAFT", "AUTHORISED", "DELETED"},
-                "AUTHORISED": {"VOIDED"},
-            }[current]
-            if wanted not in allowed:
-                raise XeroValidation(element, [NOT_MODIFIABLE])
-            if wanted == "VOIDED" and allocated:
-                raise XeroValidation(
-                    element, ["This document cannot be voided as it has a payment or credit note allocated"]
-                )
+            self._check_transition(current, wanted, allocated, element)
+        return allocated
+
+    @staticmethod
+    def _check_transition(current: str, wanted: str, allocated: bool, element: dict[str, Any]) -> None:
+        """Refuse a status change Xero does not allow, or voiding an invoice with an allocation."""
+        allowed = {
+            "DRAFT": {"SUBMITTED", "AUTHORISED", "DELETED"},
+            "SUBMITTED": {"DRAFT", "AUTHORISED", "DELETED"},
+            "AUTHORISED": {"VOIDED"},
+        }[current]
+        if wanted not in allowed:
+            raise XeroValidation(element, [NOT_MODIFIABLE])
+        if wanted == "VOIDED" and allocated:
+            raise XeroValidation(
+                element, ["This document cannot be voided as it has a payment or credit note allocated"]
+            )
+
+    def _edit_lines(self, record: dict[str, Any], data: dict[str, Any], element: dict[str, Any]) -> None:
+        """New line items (and totals, amount due) and line amount types, when given."""
         amount_types = str(data.get("LineAmountTypes") or record["LineAmountTypes"])
         if "LineItems" in data:
             lines = self._lines(data["LineItems"], amount_types, element)
             sub, tax, total = self._totals(lines, amount_types)
             record.update(LineItems=lines, SubTotal=sub, TotalTax=tax, Total=total, AmountDue=total)
         record["LineAmountTypes"] = amount_types
+
+    def _edit_fields(
+        self,
+        record: dict[str, Any],
+        data: dict[str, Any],
+        wanted: str,
+        allocated: bool,
+        element: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """The dates, reference, contact (unless allocated) and SentToContact (approved invoices only), when given."""
         try:
             if "DueDate" in data:
                 record["DueDate"] = parse_date(data["DueDate"])
@@ -347,8 +397,9 @@ class Ledger:
             if wanted not in ("AUTHORISED",) and data["SentToContact"]:
                 raise XeroValidation(element, ["SentToContact can only be set on approved invoices"])
             record["SentToContact"] = bool(data["SentToContact"])
-        if wanted != "DRAFT" and record["DueDate"] is None:
-            raise XeroValidation(element, ["Due Date is mandatory for approved invoices"])
+
+    def _change_status(self, record: dict[str, Any], current: str, wanted: str, now: datetime) -> None:
+        """Set the status (voided and deleted invoices owe nothing) and write the matching history entry."""
         record["Status"] = wanted
         if wanted == "VOIDED":
             record["AmountDue"] = Decimal("0.00")
@@ -360,9 +411,6 @@ class Ledger:
             self._history(record["InvoiceID"], "Approved", f"INV {record['InvoiceNumber']} approved.", now)
         else:
             self._history(record["InvoiceID"], "Edited", f"INV {record['InvoiceNumber']} edited.", now)
-        record["UpdatedDateUTC"] = now
-        self.events.append(("INVOICE", record["InvoiceID"], "UPDATE"))
-        return record
 
     def add_note(self, record_id: str, details: str, now: datetime) -> dict[str, Any]:
         """PUT .../History: one note (≤ HISTORY_DETAILS_MAX characters)."""
@@ -478,21 +526,7 @@ class Ledger:
             on = parse_date(data.get("Date")) or now.date()
         except ValueError as exc:
             raise XeroValidation(element, [str(exc)]) from exc
-        errors = []
-        if credit["Status"] != "AUTHORISED":
-            errors.append("Only credit notes with a status of AUTHORISED can be allocated")
-        if invoice["Status"] != "AUTHORISED":
-            errors.append("Credit can only be allocated to AUTHORISED invoices")
-        if invoice["Contact"]["ContactID"] != credit["Contact"]["ContactID"]:
-            errors.append("The credit note and the invoice must be for the same contact")
-        if invoice["CurrencyCode"] != credit["CurrencyCode"]:
-            errors.append("The credit note and the invoice must be in the same currency")
-        if amount <= 0:
-            errors.append("Allocation amount must be greater than zero")
-        if amount > credit["RemainingCredit"]:
-            errors.append("The amount allocated exceeds the remaining credit on the credit note")
-        if amount > invoice["AmountDue"]:
-            errors.append("The amount allocated exceeds the amount due on the invoice")
+        errors = self._allocation_errors(credit, invoice, amount)
         if errors:
             raise XeroValidation(element, errors)
         allocation = {
@@ -525,6 +559,26 @@ class Ledger:
         )
         self.events.append(("CREDITNOTE", credit["CreditNoteID"], "UPDATE"))
         return allocation
+
+    @staticmethod
+    def _allocation_errors(credit: dict[str, Any], invoice: dict[str, Any], amount: Decimal) -> list[str]:
+        """What forbids allocating `amount` of `credit` to `invoice`: statuses, contact, currency, amounts."""
+        errors = []
+        if credit["Status"] != "AUTHORISED":
+            errors.append("Only credit notes with a status of AUTHORISED can be allocated")
+        if invoice["Status"] != "AUTHORISED":
+            errors.append("Credit can only be allocated to AUTHORISED invoices")
+        if invoice["Contact"]["ContactID"] != credit["Contact"]["ContactID"]:
+            errors.append("The credit note and the invoice must be for the same contact")
+        if invoice["CurrencyCode"] != credit["CurrencyCode"]:
+            errors.append("The credit note and the invoice must be in the same currency")
+        if amount <= 0:
+            errors.append("Allocation amount must be greater than zero")
+        if amount > credit["RemainingCredit"]:
+            errors.append("The amount allocated exceeds the remaining credit on the credit note")
+        if amount > invoice["AmountDue"]:
+            errors.append("The amount allocated exceeds the amount due on the invoice")
+        return errors
 
     def add_unapplied(self, kind: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
         """Seed an overpayment or prepayment (RECEIVE-OVERPAYMENT / RECEIVE-PREPAYMENT) with remaining credit."""
