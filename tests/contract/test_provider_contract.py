@@ -47,11 +47,14 @@ def test_connect(provider_harness: Any, provider: ProviderSpec) -> None:
     verifier = "contract-verifier-" + "v" * 40
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     url = provider.authorization_url(settings, "state-xyz", challenge)
-    assert "state-xyz" in url and url.startswith("http://127.0.0.1:")
+    assert "state-xyz" in url
+    assert url.startswith("http://127.0.0.1:")
     params = provider_harness.authorize(tenant_id, "state-xyz", challenge)
     assert params["state"] == "state-xyz"
     tokens = provider.exchange_code(settings, params, verifier if provider.supports_pkce else "", datetime.now(UTC))
-    assert tokens.access_token and tokens.refresh_token and tokens.expires_at > datetime.now(UTC)
+    assert tokens.access_token
+    assert tokens.refresh_token
+    assert tokens.expires_at > datetime.now(UTC)
     assert tokens.access_token not in repr(tokens)
     infos = provider.connect(settings, params, tokens)
     assert tenant_id in [info.tenant_id for info in infos]
@@ -61,7 +64,8 @@ def test_connect(provider_harness: Any, provider: ProviderSpec) -> None:
 def test_refresh_rotates_tokens(tenant: Tenant) -> None:
     before = tenant.tokens.tokens
     after = tenant.provider.refresh(tenant.settings, before, datetime.now(UTC))
-    assert after.access_token != before.access_token and after.refresh_token
+    assert after.access_token != before.access_token
+    assert after.refresh_token
     assert tenant.adapter().get_invoice(tenant.invoice_ids[0]) is not None
 
 
@@ -113,8 +117,10 @@ def test_fee_invoice(tenant: Tenant) -> None:
     inv = tenant.invoice()
     result = tenant.adapter().create_fee_invoice(inv, Money.of("12.50", inv.currency), "Late fee", "contract-fee-1")
     fee = tenant.adapter().get_invoice(result.external_ref)
-    assert fee is not None and fee.total.amount == Decimal("12.50")
-    assert fee.customer_external_id == inv.customer_external_id and fee.status is InvoiceStatus.OPEN
+    assert fee is not None
+    assert fee.total.amount == Decimal("12.50")
+    assert fee.customer_external_id == inv.customer_external_id
+    assert fee.status is InvoiceStatus.OPEN
     assert tenant.harness.fee_invoices(tenant.id) == 1
 
 
@@ -122,7 +128,8 @@ def test_credit_applied(tenant: Tenant) -> None:
     inv = tenant.invoice()
     tenant.adapter().create_credit(inv, Money.of("10.00", inv.currency), "Early payment discount", "contract-cr-1")
     after = tenant.adapter().get_invoice(inv.external_id)
-    assert after is not None and after.balance.amount == inv.balance.amount - Decimal("10.00")
+    assert after is not None
+    assert after.balance.amount == inv.balance.amount - Decimal("10.00")
     assert tenant.harness.credits(tenant.id) == 1
 
 

@@ -32,19 +32,23 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
         return int(match.group(1))
 
     reminders, notes = number("reminders sent"), number("notes written")
-    assert reminders > 20 and notes > 5
+    assert reminders > 20
+    assert notes > 5
     assert re.search(r"collected:\s+.+ from [1-9]\d* payments", text)
     fees = int(re.search(r"late fees charged:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
     writes = [json.loads(m) for m in re.findall(r"written back to [^:]+: (\{.*\})", text)]
     assert len(writes) == 2  # every note and fee is in the ledgers, exactly once
-    assert sum(w["notes"] for w in writes) == notes and sum(w["fee_invoices"] for w in writes) == fees
+    assert sum(w["notes"] for w in writes) == notes
+    assert sum(w["fee_invoices"] for w in writes) == fees
     assert "reminders about already-paid invoices: 0; duplicate effects: 0" in text
     assert re.search(r"DSO Hudson Valley Design Co\.: [\d.]+ days before, [\d.]+ after", text)
 
     messages = sorted((out / "outbox").rglob("*.eml"))
     assert len(messages) == reminders  # one email per reminder, none twice
     first = email.message_from_bytes(messages[0].read_bytes())
-    assert first["Message-ID"] and first["To"] and first["Subject"]
+    assert first["Message-ID"]
+    assert first["To"]
+    assert first["Subject"]
     assert f"NUDGE_CONFIG={out / 'nudge.yaml'} nudge serve" in text
     check = subprocess.run(
         [NUDGE, "check-config", str(out / "nudge.yaml")], env=env, capture_output=True, text=True, timeout=120

@@ -148,7 +148,8 @@ def test_two_processes_and_eight_threads_refresh_exactly_once(
             for _ in range(2)
         ]
         for worker in workers:
-            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == "ready"
         for worker in workers:
             assert worker.stdin is not None
             worker.stdin.write("go\n")
@@ -160,12 +161,15 @@ def test_two_processes_and_eight_threads_refresh_exactly_once(
             results.append(json.loads(out.strip().splitlines()[-1]))
         assert ledger.kit.token_calls() == 1
         assert all(r["errors"] == [] and r["count"] == 4 for r in results)
-        assert results[0]["seen"] == results[1]["seen"] and len(results[0]["seen"]) == 1
+        assert results[0]["seen"] == results[1]["seen"]
+        assert len(results[0]["seen"]) == 1
         with store.unit_of_work() as uow:
             row = uow.connections.by_id(connection_id)
-            assert row is not None and row.status == "active"  # no invalid_grant: the connection stays usable
+            assert row is not None
+            assert row.status == "active"  # no invalid_grant: the connection stays usable
             fresh_until = datetime.now(UTC) + lifetime - timedelta(minutes=5)
-            assert row.access_expires_at is not None and row.access_expires_at > fresh_until
+            assert row.access_expires_at is not None
+            assert row.access_expires_at > fresh_until
     finally:
         store.dispose()
         ledger.kit.stop()

@@ -44,7 +44,8 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_the_wheel_leaves_out_emulators_and_fixtures(wheel_names: list[str]) -> None:
     emulator_paths = [name for name in wheel_names if "/emulator/" in name or name.startswith("providers/_emulator/")]
     fixture_paths = [name for name in wheel_names if "/fixtures/" in name]
-    assert emulator_paths == [] and fixture_paths == []
+    assert emulator_paths == []
+    assert fixture_paths == []
 
 
 def test_the_wheel_carries_connector_providers_and_web(wheel_names: list[str]) -> None:
@@ -72,7 +73,8 @@ def test_nudge_skips_a_command_whose_module_is_not_installed(monkeypatch: pytest
     monkeypatch.setattr(cli, "entry_points", lambda group: [absent, present])
     monkeypatch.setattr(cli.main, "commands", dict(cli.main.commands))
     cli._load_plugins()
-    assert "ghost-demo" not in cli.main.commands and "ghost-hello" in cli.main.commands
+    assert "ghost-demo" not in cli.main.commands
+    assert "ghost-hello" in cli.main.commands
 
 
 def test_nudge_still_fails_on_a_broken_import_inside_an_installed_command(

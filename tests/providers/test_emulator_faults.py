@@ -48,7 +48,8 @@ def test_quickbooks_delay_after_carries_out_the_write_then_holds_the_answer() ->
         # Status faults carry extra headers (a 429 with Retry-After).
         emulator.core.add_fault(Fault("status", path="/customer", status=429, headers={"Retry-After": "1"}))
         throttled = requests.get(f"{url}/1", headers=headers, timeout=5)
-        assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1"
+        assert throttled.status_code == 429
+        assert throttled.headers["Retry-After"] == "1"
 
 
 def test_xero_delay_after_carries_out_the_write_then_holds_the_answer() -> None:
@@ -72,7 +73,8 @@ def test_xero_delay_after_carries_out_the_write_then_holds_the_answer() -> None:
         assert [c["Name"] for c in contacts].count("Held Customer") == 1
         time.sleep(max(0.0, 1.6 - (time.monotonic() - started)))
         replay = requests.post(url, json=body, headers=headers, timeout=5)
-        assert replay.status_code == 200 and replay.headers.get("Idempotency-Replayed") == "true"
+        assert replay.status_code == 200
+        assert replay.headers.get("Idempotency-Replayed") == "true"
         with emulator.state.lock:
             contacts = list(emulator.state.ledgers[tenant].contacts.values())
         assert [c["Name"] for c in contacts].count("Held Customer") == 1

@@ -20,7 +20,7 @@ def qbo() -> Iterator[EmulatorHandle]:
         handle.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def settings(qbo: EmulatorHandle) -> ProviderSettings:
     return ProviderSettings(
         key="quickbooks",
@@ -34,7 +34,7 @@ def settings(qbo: EmulatorHandle) -> ProviderSettings:
     )
 
 
-@pytest.fixture()
+@pytest.fixture
 def company(qbo: EmulatorHandle, settings: ProviderSettings) -> Iterator[Company]:
     qbo.core.clear_faults()
     yield Company(qbo, settings)

@@ -37,7 +37,8 @@ def same_shape(ours: Any, sample: Any, path: str = "") -> None:
     elif isinstance(sample, bool):
         assert isinstance(ours, bool), path
     elif isinstance(sample, (int, float)):
-        assert isinstance(ours, (int, float)) and not isinstance(ours, bool), path
+        assert isinstance(ours, (int, float)), path
+        assert not isinstance(ours, bool), path
     else:
         assert type(ours) is type(sample), path
 
@@ -59,7 +60,8 @@ def test_invoice_responses_match_the_real_samples(qbo: EmulatorHandle, company: 
     query = api(qbo, company, "GET", "query", params={"query": f"select * from Invoice where Id = '{raw['Id']}'"})
     body = query.json()
     sample = fixture_json("qbo_invoice_query.json")
-    assert list(body) == list(sample) and list(body["QueryResponse"]) == list(sample["QueryResponse"])
+    assert list(body) == list(sample)
+    assert list(body["QueryResponse"]) == list(sample["QueryResponse"])
     assert INSTANT.match(body["time"])
     ours = body["QueryResponse"]["Invoice"][0]
     same_shape(ours, sample["QueryResponse"]["Invoice"][0])
@@ -89,10 +91,14 @@ def test_invoice_responses_match_the_real_samples(qbo: EmulatorHandle, company: 
     }
     assert required <= set(read["Invoice"])
     inv = read["Invoice"]
-    assert DATE.match(inv["TxnDate"]) and DATE.match(inv["DueDate"])
-    assert INSTANT.match(inv["MetaData"]["CreateTime"]) and INSTANT.match(inv["MetaData"]["LastUpdatedTime"])
-    assert inv["TotalAmt"] == 162.5 and inv["Line"][-1]["DetailType"] == "SubTotalLineDetail"
-    assert isinstance(inv["SyncToken"], str) and isinstance(inv["Id"], str)
+    assert DATE.match(inv["TxnDate"])
+    assert DATE.match(inv["DueDate"])
+    assert INSTANT.match(inv["MetaData"]["CreateTime"])
+    assert INSTANT.match(inv["MetaData"]["LastUpdatedTime"])
+    assert inv["TotalAmt"] == 162.5
+    assert inv["Line"][-1]["DetailType"] == "SubTotalLineDetail"
+    assert isinstance(inv["SyncToken"], str)
+    assert isinstance(inv["Id"], str)
 
 
 def test_token_responses_match_the_samples(qbo: EmulatorHandle, settings: ProviderSettings) -> None:
@@ -108,7 +114,8 @@ def test_token_responses_match_the_samples(qbo: EmulatorHandle, settings: Provid
         data={"grant_type": "refresh_token", "refresh_token": "nope"},
         timeout=5,
     )
-    assert bad.status_code == 400 and bad.json() == fixture_json("qbo_token_error_invalid_grant.json")
+    assert bad.status_code == 400
+    assert bad.json() == fixture_json("qbo_token_error_invalid_grant.json")
 
 
 def test_query_language_subset(qbo: EmulatorHandle, company: Company) -> None:
@@ -133,12 +140,15 @@ def test_query_language_subset(qbo: EmulatorHandle, company: Company) -> None:
     assert q("SELECT * FROM Customer WHERE DisplayName = 'O\\'Hara & Sons'")["Customer"][0]["Id"] == a
     assert q("SELECT * FROM Customer WHERE DisplayName = 'Back\\\\slash Ltd'")["Customer"][0]["Id"] == b
     window = q("SELECT * FROM Invoice ORDER BY Id STARTPOSITION 2 MAXRESULTS 2")
-    assert window["startPosition"] == 2 and window["maxResults"] == 2 and window["totalCount"] == 4
+    assert window["startPosition"] == 2
+    assert window["maxResults"] == 2
+    assert window["totalCount"] == 4
     assert q("SELECT * FROM Invoice WHERE DocNumber = 'nothing'") == {}
     assert q("select * from Invoice MAXRESULTS 5000")["maxResults"] == 4  # capped at 1000, 4 exist
     assert q("SELECT * FROM Invoice WHERE MetaData.LastUpdatedTime > '2000-01-01T00:00:00-07:00'")["totalCount"] == 4
     bad = api(qbo, company, "POST", "query", data="SELECT * FROM Invoice WHERE a = 1 OR b = 2")
-    assert bad.status_code == 400 and bad.json()["Fault"]["Error"][0]["code"] == "4000"
+    assert bad.status_code == 400
+    assert bad.json()["Fault"]["Error"][0]["code"] == "4000"
     assert api(qbo, company, "POST", "query", data="SELECT * FROM invoice").status_code == 400  # case-sensitive
 
 
@@ -162,10 +172,12 @@ def test_stale_synctoken_fault_shape_and_requestid_replay(qbo: EmulatorHandle, c
         params={"requestid": "r-1"},
         json={"Id": inv["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "one"},
     )
-    assert replay.status_code == 200 and replay.json() == ok.json()
+    assert replay.status_code == 200
+    assert replay.json() == ok.json()
     stale = api(qbo, company, "POST", "invoice", json={"Id": inv["Id"], "SyncToken": "0", "sparse": True})
     fault = stale.json()
-    assert stale.status_code == 400 and set(fault) == {"Fault", "time"}
+    assert stale.status_code == 400
+    assert set(fault) == {"Fault", "time"}
     assert fault["Fault"]["type"] == "ValidationFault"
     assert fault["Fault"]["Error"][0]["code"] == "5010"
     assert fault["Fault"]["Error"][0]["Message"].startswith("Stale Object Error")
@@ -173,10 +185,8 @@ def test_stale_synctoken_fault_shape_and_requestid_replay(qbo: EmulatorHandle, c
         api(qbo, company, "POST", "customer", params={"requestid": "c-1"}, json={"DisplayName": "Once Only"}).json()
         for _ in range(2)
     ]
-    assert (
-        created[0] == created[1]
-        and len([c for c in company.entities("Customer") if c["DisplayName"] == "Once Only"]) == 1
-    )
+    assert created[0] == created[1]
+    assert len([c for c in company.entities("Customer") if c["DisplayName"] == "Once Only"]) == 1
 
 
 def test_real_sdk_objects_against_the_emulator(qbo: EmulatorHandle, company: Company) -> None:
@@ -196,16 +206,19 @@ def test_real_sdk_objects_against_the_emulator(qbo: EmulatorHandle, company: Com
     assert info.value.error_code == 610
     from quickbooks.cdc import change_data_capture
 
-    since = (datetime.now() - timedelta(days=1)).replace(microsecond=0)  # naive, as the SDK formats it
+    local_now = datetime.now(UTC).astimezone().replace(tzinfo=None)  # naive local time, as the SDK formats it
+    since = (local_now - timedelta(days=1)).replace(microsecond=0)
     cdc = change_data_capture([Invoice, Customer], since, qb=qb)
-    assert len(cdc.Invoice) >= 250 and len(cdc.Customer) == 3
+    assert len(cdc.Invoice) >= 250
+    assert len(cdc.Customer) == 3
 
 
 def test_concurrency_limit_gives_429(qbo: EmulatorHandle, company: Company) -> None:
     decision_slots = [qbo.core.admit(company.realm) for _ in range(10)]
     try:
         response = api(qbo, company, "GET", "companyinfo/" + company.realm)
-        assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "1"
         assert response.json()["Fault"]["Error"][0]["code"] == "3001"
     finally:
         for _ in decision_slots:
@@ -217,13 +230,15 @@ def test_unauthenticated_call_is_401(qbo: EmulatorHandle, company: Company) -> N
     response = requests.get(
         f"{qbo.api_base}/company/{company.realm}/invoice/1", headers={"Authorization": "Bearer forged"}, timeout=5
     )
-    assert response.status_code == 401 and response.json()["fault"]["error"][0]["code"] == "3200"
+    assert response.status_code == 401
+    assert response.json()["fault"]["error"][0]["code"] == "3200"
 
 
 def authorize(qbo: EmulatorHandle, settings: ProviderSettings, realm: str, decision: str = "approve") -> dict[str, str]:
     url = PROVIDER.authorization_url(settings, "state-123", "")
     page = requests.get(url, timeout=5)
-    assert page.status_code == 200 and realm in page.text
+    assert page.status_code == 200
+    assert realm in page.text
     args = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     answer = requests.post(
         f"{qbo.url}/connect/oauth2/decide",
@@ -240,10 +255,13 @@ def authorize(qbo: EmulatorHandle, settings: ProviderSettings, realm: str, decis
 def test_oauth_connect_flow_and_rotation(qbo: EmulatorHandle, settings: ProviderSettings) -> None:
     realm = qbo.store.add_company("Flow Company").realm
     params = authorize(qbo, settings, realm)
-    assert params["state"] == "state-123" and params["realmId"] == realm
+    assert params["state"] == "state-123"
+    assert params["realmId"] == realm
     now = datetime.now(UTC)
     tokens = PROVIDER.exchange_code(settings, params, "", now)
-    assert tokens.expires_at > now and "redacted" in repr(tokens) and tokens.access_token not in repr(tokens)
+    assert tokens.expires_at > now
+    assert "redacted" in repr(tokens)
+    assert tokens.access_token not in repr(tokens)
     with pytest.raises(AuthError):  # codes are single use
         PROVIDER.exchange_code(settings, params, "", now)
     [info] = PROVIDER.connect(settings, params, tokens)
@@ -293,7 +311,8 @@ def test_discovery_document_is_fetched_once_per_url(qbo: EmulatorHandle, setting
     for _ in range(3):
         oauth.auth_client(settings)
     assert len(qbo.core.calls()) == before
-    assert "client_secret" not in repr(oauth.auth_client(settings)) and settings.client_secret not in repr(settings)
+    assert "client_secret" not in repr(oauth.auth_client(settings))
+    assert settings.client_secret not in repr(settings)
 
 
 def test_wrong_client_secret_is_auth_error(qbo: EmulatorHandle, settings: ProviderSettings) -> None:
@@ -304,7 +323,8 @@ def test_wrong_client_secret_is_auth_error(qbo: EmulatorHandle, settings: Provid
     bad = replace(settings, client_secret="wrong-secret")
     with pytest.raises(AuthError) as info:
         PROVIDER.refresh(bad, tokens, datetime.now(UTC))
-    assert "wrong-secret" not in str(info.value) and tokens.refresh_token not in str(info.value)
+    assert "wrong-secret" not in str(info.value)
+    assert tokens.refresh_token not in str(info.value)
 
 
 def test_main_accepts_cli_arguments() -> None:

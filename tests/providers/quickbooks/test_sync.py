@@ -30,9 +30,12 @@ def test_full_sync_of_10000_open_invoices_takes_11_calls(company: Company) -> No
         pages += 1
         seen += len(page.invoices)
         customers += len(page.customers)
-        assert page.full and not page.quarantined
+        assert page.full
+        assert not page.quarantined
         assert all(inv.status is InvoiceStatus.OPEN for inv in page.invoices)
-    assert seen == 10_000 and customers == 300 and pages == 10
+    assert seen == 10_000
+    assert customers == 300
+    assert pages == 10
     assert company.data_calls() - before <= 11
     assert adapter.calls == company.data_calls() - before
 
@@ -60,7 +63,8 @@ def test_incremental_sync_counts(qbo: EmulatorHandle, company: Company) -> None:
     pages = list(adapter.changed_invoices(cursor))
     assert company.data_calls() - before == 1
     assert sorted(int(i.external_id) for p in pages for i in p.invoices) == list(range(1, 51))
-    assert pages[-1].next_cursor and pages[-1].next_cursor != cursor
+    assert pages[-1].next_cursor
+    assert pages[-1].next_cursor != cursor
 
 
 def test_paid_deleted_and_voided_invoices_flow_through_cdc(qbo: EmulatorHandle, company: Company) -> None:
@@ -91,7 +95,8 @@ def test_cursor_older_than_30_days_falls_back_to_full_reconcile(company: Company
     adapter = company.adapter()
     old = (datetime.now(UTC) - timedelta(days=31)).isoformat()
     pages = list(adapter.changed_invoices(old))
-    assert pages[-1].full and sum(len(p.invoices) for p in pages) == 5
+    assert pages[-1].full
+    assert sum(len(p.invoices) for p in pages) == 5
     assert company.data_calls() == 2  # batch (counts + customers) + one page
 
 
@@ -100,7 +105,8 @@ def test_server_refusing_old_cdc_window_falls_back(qbo: EmulatorHandle, company:
     adapter = company.adapter(clock=lambda: datetime.now(UTC) - timedelta(days=5))  # our clock lags
     old = (datetime.now(UTC) - timedelta(days=31)).isoformat()
     pages = list(adapter.changed_invoices(old))
-    assert pages[-1].full and sum(len(p.invoices) for p in pages) == 3
+    assert pages[-1].full
+    assert sum(len(p.invoices) for p in pages) == 3
 
 
 def test_bad_invoice_is_quarantined_and_the_rest_commits(qbo: EmulatorHandle, company: Company) -> None:
@@ -145,7 +151,8 @@ def test_hostile_responses_become_provider_errors(qbo: EmulatorHandle, company: 
     fault(qbo, **spec)
     with pytest.raises(error) as info:
         list(company.adapter().changed_invoices(None))
-    assert "Traceback" not in info.value.user_message and "<html" not in info.value.user_message.lower()
+    assert "Traceback" not in info.value.user_message
+    assert "<html" not in info.value.user_message.lower()
 
 
 def test_5xx_is_retried_with_backoff(qbo: EmulatorHandle, company: Company) -> None:
@@ -178,9 +185,13 @@ def test_emulator_rate_limit_answers_429_with_retry_after(qbo: EmulatorHandle, c
     try:
         adapter = company.adapter()
         adapter.client.max_retry_after_s = 0  # don't sleep a minute: surface RateLimited
+
+        def read_five_customers() -> None:
+            for n in range(5):
+                adapter.customer_contacts(company.customer(f"C{n}"))
+
         with pytest.raises(RateLimited) as info:
-            for _ in range(5):
-                adapter.customer_contacts(company.customer(f"C{_}"))
+            read_five_customers()
         assert info.value.retry_after >= 1
         calls = qbo.core.calls("data", company.realm)
         assert calls[-1].status == 429
@@ -195,7 +206,8 @@ def test_401_triggers_one_refresh_and_retry(qbo: EmulatorHandle, company: Compan
     requests.post(f"{qbo.url}/__admin/companies/{company.realm}/expire-access", timeout=5)
     old_refresh = company.tokens.tokens.refresh_token
     assert adapter.get_invoice("1") is not None
-    assert company.tokens.refreshes == 1 and company.tokens.tokens.refresh_token != old_refresh
+    assert company.tokens.refreshes == 1
+    assert company.tokens.tokens.refresh_token != old_refresh
 
 
 def test_revoked_grant_is_auth_error_not_a_crash(qbo: EmulatorHandle, company: Company) -> None:
@@ -225,14 +237,17 @@ def test_unapplied_credit_for_the_hold_rule(qbo: EmulatorHandle, company: Compan
     )
     before = company.data_calls()
     credit = adapter.unapplied_credit(cust)
-    assert credit is not None and str(credit.amount) == "125.50" and credit.currency == "USD"
+    assert credit is not None
+    assert str(credit.amount) == "125.50"
+    assert credit.currency == "USD"
     assert company.data_calls() - before == 1
 
 
 def test_customer_contacts(company: Company) -> None:
     cust = company.customer("Contact Ltd", "ap@contact.example, cfo@contact.example")
     contacts = company.adapter().customer_contacts(cust)
-    assert contacts.name == "Contact Ltd" and contacts.emails == ("ap@contact.example", "cfo@contact.example")
+    assert contacts.name == "Contact Ltd"
+    assert contacts.emails == ("ap@contact.example", "cfo@contact.example")
 
 
 def test_query_values_are_escaped_and_ids_must_be_digits(qbo: EmulatorHandle, company: Company) -> None:
@@ -244,11 +259,14 @@ def test_query_values_are_escaped_and_ids_must_be_digits(qbo: EmulatorHandle, co
             company.adapter().get_invoice(bad)
     cust = company.customer("O'Brien \\ Sons")
     found = company.adapter()._find_one("Customer", "DisplayName", "O'Brien \\ Sons")
-    assert found is not None and found["Id"] == cust
+    assert found is not None
+    assert found["Id"] == cust
     assert company.adapter()._find_one("Customer", "DisplayName", "x' OR DisplayName LIKE '%") is None
 
 
 def test_request_ids_fit_qbo_limit() -> None:
     assert request_id("short-key") == "short-key"
     long_id = request_id("k" * 200, ":apply")
-    assert len(long_id) <= 50 and long_id.endswith(":apply") and long_id == request_id("k" * 200, ":apply")
+    assert len(long_id) <= 50
+    assert long_id.endswith(":apply")
+    assert long_id == request_id("k" * 200, ":apply")

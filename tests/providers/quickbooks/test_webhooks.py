@@ -55,7 +55,8 @@ def test_parse_cloudevents_sample() -> None:
     [n] = parse((FIXTURES / "qbo_webhook_cloudevents.json").read_bytes())
     assert (n.tenant_id, n.entity, n.entity_id, n.operation) == ("310687", "account", "1234", "create")
     assert n.event_id == "88cd52aa-33b6-4351-9aa4-47572edbd068"
-    assert n.occurred_at is not None and n.occurred_at.tzinfo is not None
+    assert n.occurred_at is not None
+    assert n.occurred_at.tzinfo is not None
 
 
 def test_parse_many_realms_and_operations() -> None:
@@ -131,7 +132,8 @@ def test_emulator_posts_signed_webhooks_in_both_formats(qbo: EmulatorHandle, com
                     "qbo_webhook_cloudevents.json" if fmt == "cloudevents" else "qbo_webhook_legacy.json"
                 )
                 if fmt == "cloudevents":
-                    assert isinstance(shape, list) and set(shape[0]) == set(sample[0])
+                    assert isinstance(shape, list)
+                    assert set(shape[0]) == set(sample[0])
                 else:
                     assert set(shape["eventNotifications"][0]) == set(sample["eventNotifications"][0])
                     assert set(shape["eventNotifications"][0]["dataChangeEvent"]["entities"][0]) == set(

@@ -29,21 +29,27 @@ def test_note_is_appended_once_per_key(qbo: EmulatorHandle, company: Company) ->
     first = adapter.add_note(inv, "Reminder 1 sent to ap@customer.example", "note-key-1")
     again = adapter.add_note(inv, "Reminder 1 sent to ap@customer.example", "note-key-1")
     adapter.add_note(inv, "Reminder 2 sent", "note-key-2")
-    assert not first.replayed and again.replayed
+    assert not first.replayed
+    assert again.replayed
     note = qbo.store.read(company.realm, "Invoice", inv.external_id)["PrivateNote"]
     lines = note.split("\n")
-    assert lines[0] == "Existing memo" and len(lines) == 3
-    assert lines[1].startswith("Reminder 1 sent") and lines[2].startswith("Reminder 2 sent")
+    assert lines[0] == "Existing memo"
+    assert len(lines) == 3
+    assert lines[1].startswith("Reminder 1 sent")
+    assert lines[2].startswith("Reminder 2 sent")
     # other fields untouched by the raw sparse update
     after = qbo.store.read(company.realm, "Invoice", inv.external_id)
-    assert after["TotalAmt"] == 200.0 and after["EmailStatus"] == "NotSet" and after["SyncToken"] == "2"
+    assert after["TotalAmt"] == 200.0
+    assert after["EmailStatus"] == "NotSet"
+    assert after["SyncToken"] == "2"
 
 
 def test_note_stays_within_4000_characters(qbo: EmulatorHandle, company: Company) -> None:
     inv = snapshot(company, PrivateNote="x" * 3990)
     company.adapter().add_note(inv, "y" * 500, "long-note")
     note = qbo.store.read(company.realm, "Invoice", inv.external_id)["PrivateNote"]
-    assert len(note) <= 4000 and "y" * 500 in note
+    assert len(note) <= 4000
+    assert "y" * 500 in note
 
 
 def test_note_retries_once_on_stale_synctoken(qbo: EmulatorHandle, company: Company) -> None:
@@ -67,7 +73,8 @@ def test_note_retries_once_on_stale_synctoken(qbo: EmulatorHandle, company: Comp
     result = adapter.add_note(inv, "after a race", "race-key")
     assert not result.replayed
     after = qbo.store.read(company.realm, "Invoice", inv.external_id)
-    assert "after a race" in after["PrivateNote"] and after["CustomerMemo"] == {"value": "edited"}
+    assert "after a race" in after["PrivateNote"]
+    assert after["CustomerMemo"] == {"value": "edited"}
     stale = [c for c in qbo.core.calls("data", company.realm) if c.status == 400]
     assert len(stale) == 1
 
@@ -77,14 +84,18 @@ def test_fee_invoice_created_once_with_item_and_reference(qbo: EmulatorHandle, c
     adapter = company.adapter()
     fee = adapter.create_fee_invoice(inv, Money.of("25.00", USD), "Late fee (5% of 500.00)", "fee-key-1")
     raw = qbo.store.read(company.realm, "Invoice", fee.external_ref)
-    assert raw["DocNumber"].startswith(f"LF-{inv.number}-") and len(raw["DocNumber"]) <= 21
+    assert raw["DocNumber"].startswith(f"LF-{inv.number}-")
+    assert len(raw["DocNumber"]) <= 21
     assert raw["CustomerRef"]["value"] == inv.customer_external_id
-    assert raw["TotalAmt"] == 25.0 and raw["DueDate"] == raw["TxnDate"]
+    assert raw["TotalAmt"] == 25.0
+    assert raw["DueDate"] == raw["TxnDate"]
     assert inv.number in raw["PrivateNote"]
     items = [i for i in company.entities("Item") if i["Name"] == "Late fee"]
-    assert len(items) == 1 and raw["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] == items[0]["Id"]
+    assert len(items) == 1
+    assert raw["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] == items[0]["Id"]
     account = qbo.store.read(company.realm, "Account", items[0]["IncomeAccountRef"]["value"])
-    assert account["Name"] == "Late fee income" and account["AccountType"] == "Other Income"
+    assert account["Name"] == "Late fee income"
+    assert account["AccountType"] == "Other Income"
     # a second fee on another invoice reuses the item (created once)
     other = snapshot(company)
     company.adapter().create_fee_invoice(other, Money.of("10.00", USD), "Late fee", "fee-key-2")
@@ -116,7 +127,8 @@ def test_replaying_every_write_creates_nothing_new(qbo: EmulatorHandle, company:
     assert second == first
     assert {e: len(company.entities(e)) for e in counts} == counts
     after = qbo.store.read(company.realm, "Invoice", inv.external_id)
-    assert after["PrivateNote"] == state["PrivateNote"] and after["Balance"] == state["Balance"]
+    assert after["PrivateNote"] == state["PrivateNote"]
+    assert after["Balance"] == state["Balance"]
     assert len(after["Line"]) == len(state["Line"])
 
 
@@ -148,7 +160,8 @@ def test_crash_between_provider_call_and_commit_leaves_one_fee_invoice(qbo: Emul
     qbo.store.company(company.realm).replies.clear()  # the provider forgot the requestid meanwhile
     ref = execute_action(commit_ok=True)
     fees = [i for i in company.entities("Invoice") if str(i.get("DocNumber", "")).startswith("LF-")]
-    assert len(company.entities("Invoice")) == before + 1 and [f["Id"] for f in fees] == [ref]
+    assert len(company.entities("Invoice")) == before + 1
+    assert [f["Id"] for f in fees] == [ref]
 
 
 def test_credit_memo_applied_to_invoice(qbo: EmulatorHandle, company: Company) -> None:
@@ -156,9 +169,11 @@ def test_credit_memo_applied_to_invoice(qbo: EmulatorHandle, company: Company) -
     adapter = company.adapter()
     result = adapter.create_credit(inv, Money.of("7.50", USD), "Early payment discount", "credit-key")
     memo = qbo.store.read(company.realm, "CreditMemo", result.external_ref)
-    assert memo["TotalAmt"] == 7.5 and memo["RemainingCredit"] == 0.0
+    assert memo["TotalAmt"] == 7.5
+    assert memo["RemainingCredit"] == 0.0
     after = adapter.get_invoice(inv.external_id)
-    assert after is not None and after.balance.amount == Decimal("142.50")
+    assert after is not None
+    assert after.balance.amount == Decimal("142.50")
     assert adapter.unapplied_credit(inv.customer_external_id) is None
 
 
@@ -168,7 +183,9 @@ def test_void_fee_invoice(qbo: EmulatorHandle, company: Company) -> None:
     fee = adapter.create_fee_invoice(inv, Money.of("20.00", USD), "Late fee", "void-src")
     assert not adapter.void_fee_invoice(fee.external_ref, "void-key").replayed
     voided = adapter.get_invoice(fee.external_ref)
-    assert voided is not None and voided.status is InvoiceStatus.VOIDED and voided.balance.is_zero()
+    assert voided is not None
+    assert voided.status is InvoiceStatus.VOIDED
+    assert voided.balance.is_zero()
     assert adapter.void_fee_invoice(fee.external_ref, "void-key").replayed
 
 
@@ -177,21 +194,27 @@ def test_fee_line_on_the_original_invoice(qbo: EmulatorHandle, company: Company)
     adapter = company.adapter()
     adapter.add_fee_line(inv, Money.of("4.00", USD), "Late fee", "line-key")
     after = adapter.get_invoice(inv.external_id)
-    assert after is not None and after.total.amount == Decimal("104.00") and after.balance.amount == Decimal("104.00")
+    assert after is not None
+    assert after.total.amount == Decimal("104.00")
+    assert after.balance.amount == Decimal("104.00")
 
 
 def test_pdf_link_and_send(qbo: EmulatorHandle, company: Company) -> None:
     inv = snapshot(company)
     adapter = company.adapter()
     pdf = adapter.invoice_pdf(inv)
-    assert pdf is not None and pdf.startswith(b"%PDF")
+    assert pdf is not None
+    assert pdf.startswith(b"%PDF")
     link = adapter.payment_link(inv)
-    assert link is not None and inv.external_id in link
+    assert link is not None
+    assert inv.external_id in link
     adapter.send_via_provider(inv, "billing@customer.example", "send-key")
     raw = qbo.store.read(company.realm, "Invoice", inv.external_id)
-    assert raw["EmailStatus"] == "EmailSent" and raw["BillEmail"]["Address"] == "billing@customer.example"
+    assert raw["EmailStatus"] == "EmailSent"
+    assert raw["BillEmail"]["Address"] == "billing@customer.example"
     sends = [c for c in qbo.core.calls("data", company.realm) if c.path.endswith("/send")]
-    assert sends and sends[0].request_id == "send-key"
+    assert sends
+    assert sends[0].request_id == "send-key"
 
 
 def test_send_refuses_header_injection(company: Company) -> None:

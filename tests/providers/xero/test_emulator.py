@@ -41,12 +41,14 @@ def test_headers_paging_filters(api: tuple[XeroEmulator, dict[str, Any], dict[st
         timeout=10,
     )  # fmt: skip
     assert answer.status_code == 200
-    assert answer.headers["X-MinLimit-Remaining"] == "59" and answer.headers["X-DayLimit-Remaining"] == "4999"
+    assert answer.headers["X-MinLimit-Remaining"] == "59"
+    assert answer.headers["X-DayLimit-Remaining"] == "4999"
     assert "X-AppMinLimit-Remaining" in answer.headers
     body = answer.json()
     assert body["pagination"] == {"page": 1, "pageSize": 2, "pageCount": 2, "itemCount": 3}
     assert [i["InvoiceNumber"] for i in body["Invoices"]] == ["INV-0004", "INV-0002"]
-    assert body["Invoices"][0]["Date"].startswith("/Date(") and body["Invoices"][0]["DateString"].endswith("T00:00:00")
+    assert body["Invoices"][0]["Date"].startswith("/Date(")
+    assert body["Invoices"][0]["DateString"].endswith("T00:00:00")
     assert "LineItems" in body["Invoices"][0]
     summary = requests.get(
         f"{xero.api_base}/Invoices",
@@ -54,7 +56,8 @@ def test_headers_paging_filters(api: tuple[XeroEmulator, dict[str, Any], dict[st
         headers=headers,
         timeout=10,
     ).json()
-    assert summary["pagination"]["pageSize"] == 1000 and "LineItems" not in summary["Invoices"][0]
+    assert summary["pagination"]["pageSize"] == 1000
+    assert "LineItems" not in summary["Invoices"][0]
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert (
         requests.get(f"{xero.api_base}/Invoices", headers={**headers, "If-Modified-Since": later}, timeout=10).json()[
@@ -119,7 +122,8 @@ def test_validation_exception_shape(api: tuple[XeroEmulator, dict[str, Any], dic
         timeout=10,
     )  # fmt: skip
     messages = [e["Message"] for e in bad.json()["Elements"][0]["ValidationErrors"]]
-    assert any("Account code '999'" in m for m in messages) and any("TaxType code 'BOGUS'" in m for m in messages)
+    assert any("Account code '999'" in m for m in messages)
+    assert any("TaxType code 'BOGUS'" in m for m in messages)
 
 
 def test_rate_limits_minute_concurrent_day_and_app(api: tuple[XeroEmulator, dict[str, Any], dict[str, str]]) -> None:
@@ -128,12 +132,14 @@ def test_rate_limits_minute_concurrent_day_and_app(api: tuple[XeroEmulator, dict
     url = f"{xero.api_base}/Organisation"
     assert requests.get(url, headers=headers, timeout=10).headers["X-MinLimit-Remaining"] == "0"
     refused = requests.get(url, headers=headers, timeout=10)
-    assert refused.status_code == 429 and refused.headers["X-Rate-Limit-Problem"] == "minute"
+    assert refused.status_code == 429
+    assert refused.headers["X-Rate-Limit-Problem"] == "minute"
     assert 0 < int(refused.headers["Retry-After"]) <= 61
     admin(xero, "limits", {"per_minute": 0, "per_day": 1})
     requests.get(url, headers=headers, timeout=10)
     day = requests.get(url, headers=headers, timeout=10)
-    assert day.headers["X-Rate-Limit-Problem"] == "day" and int(day.headers["Retry-After"]) > 3600
+    assert day.headers["X-Rate-Limit-Problem"] == "day"
+    assert int(day.headers["Retry-After"]) > 3600
     admin(xero, "limits", {"per_day": 0, "app_per_minute": 1})
     requests.get(url, headers=headers, timeout=10)
     assert requests.get(url, headers=headers, timeout=10).headers["X-Rate-Limit-Problem"] == "appminute"
@@ -145,7 +151,8 @@ def test_rate_limits_minute_concurrent_day_and_app(api: tuple[XeroEmulator, dict
     busy = requests.get(f"{xero.api_base}/Accounts", headers=headers, timeout=10)
     slow.join()
     admin(xero, "latency", {"seconds": 0})
-    assert busy.status_code == 429 and busy.headers["X-Rate-Limit-Problem"] == "concurrent"
+    assert busy.status_code == 429
+    assert busy.headers["X-Rate-Limit-Problem"] == "concurrent"
 
 
 @pytest.fixture
@@ -176,7 +183,8 @@ def test_signed_webhooks_and_intent_to_receive(
     url, got = receiver
     admin(xero, "webhooks", {"url": url, "key": WEBHOOK_KEY})
     result = admin(xero, "webhooks/intent")
-    assert result["passed"] and len(result["attempts"]) == 4
+    assert result["passed"]
+    assert len(result["attempts"]) == 4
     got.clear()
     admin(xero, "payments", {"tenant": seeded["tenantId"], "invoice": seeded["invoices"][0], "amount": "1.00"})
     deliveries = admin(xero, "webhooks/flush")["deliveries"]

@@ -54,8 +54,10 @@ def test_authorize_exchange_and_connect_two_organisations(xero: XeroEmulator, se
     tokens = PROVIDER.exchange_code(settings, callback, VERIFIER, now)
     assert tokens.expires_at == now + timedelta(seconds=1800)
     assert tokens.refresh_expires_at == now + timedelta(days=60)
-    assert "offline_access" in tokens.scope and tokens.id_token
-    assert "<redacted>" in repr(tokens) and tokens.access_token not in repr(tokens)
+    assert "offline_access" in tokens.scope
+    assert tokens.id_token
+    assert "<redacted>" in repr(tokens)
+    assert tokens.access_token not in repr(tokens)
 
     infos = PROVIDER.connect(settings, callback, tokens)
     assert {(i.tenant_id, i.tenant_type) for i in infos} == {(first, "ORGANISATION"), (practice, "PRACTICE")}
@@ -163,7 +165,8 @@ def test_sdk_token_dict_has_only_the_keys_the_sdk_accepts(xero: XeroEmulator) ->
         "refresh_token",
         "id_token",
     }
-    assert isinstance(shape["scope"], list) and "offline_access" in shape["scope"]
+    assert isinstance(shape["scope"], list)
+    assert "offline_access" in shape["scope"]
     assert 1700 < shape["expires_in"] <= 1800
 
 

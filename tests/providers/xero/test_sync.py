@@ -47,7 +47,8 @@ def test_full_sync_of_10000_open_invoices_takes_at_most_11_calls(
     assert all("pageSize=1000" in c.query and "summaryOnly=True" in c.query for c in invoice_calls)
     assert all("Statuses=AUTHORISED%2CSUBMITTED" in c.query for c in invoice_calls)
     customers = {c.external_id: c for p in pages for c in p.customers}
-    assert len(customers) == 400 and all(len(c.emails) == 2 for c in customers.values())
+    assert len(customers) == 400
+    assert all(len(c.emails) == 2 for c in customers.values())
 
     # Nothing changed since: the incremental sweep is one call.
     xero.core.clear_calls()
@@ -71,16 +72,19 @@ def test_incremental_brings_paid_voided_and_deleted(connected: Connected) -> Non
     changed, new_cursor, calls = _drain(adapter, cursor)
 
     by_id = {i.external_id: i for i in changed}
-    assert by_id[barney].status is InvoiceStatus.PAID and by_id[barney].balance.is_zero()
+    assert by_id[barney].status is InvoiceStatus.PAID
+    assert by_id[barney].balance.is_zero()
     assert by_id[fred].status is InvoiceStatus.VOIDED
     assert by_id[draft].status is InvoiceStatus.DELETED
-    assert new_cursor is not None and new_cursor > cursor
+    assert new_cursor is not None
+    assert new_cursor > cursor
     (call,) = [c for c in data_calls(xero) if c.path.endswith("/Invoices")]
     assert "DELETED" in call.query
     assert calls == len(data_calls(xero))
     # inclusive boundary, but invoices already delivered at that instant are not delivered again
     again, same_cursor, _ = _drain(adapter, new_cursor)
-    assert again == [] and same_cursor == new_cursor
+    assert again == []
+    assert same_cursor == new_cursor
 
 
 def test_incremental_sends_if_modified_since(connected: Connected) -> None:
@@ -88,7 +92,8 @@ def test_incremental_sends_if_modified_since(connected: Connected) -> None:
     connected.xero.core.clear_calls()
     _drain(connected.adapter, cursor)
     (call,) = data_calls(connected.xero)
-    assert "summaryOnly=True" in call.query and "pageSize=1000" in call.query
+    assert "summaryOnly=True" in call.query
+    assert "pageSize=1000" in call.query
 
 
 def test_unapplied_credit_sums_overpayments_prepayments_and_credit_notes(connected: Connected) -> None:
@@ -122,7 +127,8 @@ def test_unapplied_credit_sums_overpayments_prepayments_and_credit_notes(connect
         },
     )
     credit = connected.adapter.unapplied_credit(fred.customer_external_id)
-    assert credit is not None and str(credit) == "55.25 NZD"
+    assert credit is not None
+    assert str(credit) == "55.25 NZD"
     assert (
         connected.adapter.unapplied_credit(
             connected.adapter.get_invoice(connected.seeded["invoices"][0]).customer_external_id
@@ -154,7 +160,8 @@ def test_limiter_waits_on_remaining_headers_before_any_429(
         adapter.provider_reminders_enabled()
     statuses = [c.status for c in data_calls(xero)]
     assert statuses == [200] * 5
-    assert len(slept) == 1 and 0 < slept[0] <= 60
+    assert len(slept) == 1
+    assert 0 < slept[0] <= 60
 
 
 def test_minute_429_honours_retry_after(xero: XeroEmulator, settings: ProviderSettings, connected: Connected) -> None:
@@ -169,7 +176,8 @@ def test_minute_429_honours_retry_after(xero: XeroEmulator, settings: ProviderSe
     adapter = XeroAdapter(connected.tenant, connected.tokens, settings, limiter=RateLimiter(sleep=sleep))
     assert adapter.provider_reminders_enabled() is False
     assert [c.status for c in data_calls(xero)] == [200, 429, 200]
-    assert len(slept) == 1 and 1 <= slept[0] <= 61
+    assert len(slept) == 1
+    assert 1 <= slept[0] <= 61
 
 
 def test_daily_limit_raises_rate_limited_day_instead_of_spinning(xero: XeroEmulator, connected: Connected) -> None:

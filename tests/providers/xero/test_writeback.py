@@ -32,24 +32,29 @@ def test_note_is_split_to_the_details_limit_and_replayed_by_key(connected: Conne
     assert len(notes) == len(split_note(text)) == 3
     assert all(len(n["Details"]) <= 250 for n in notes)
     assert notes[0]["Details"].startswith("[1/3] Reminder sent.")
-    assert result.external_ref == invoice.external_id and again.replayed
+    assert result.external_ref == invoice.external_id
+    assert again.replayed
 
 
 def test_fee_invoice_is_created_once_and_found_by_reference(connected: Connected) -> None:
     invoice = _invoice(connected, 0)
     first = connected.adapter.create_fee_invoice(invoice, Money.of("12.50", "NZD"), "Late fee (2% of 100.00)", "fee-1")
     fee = connected.adapter.get_invoice(first.external_ref)
-    assert fee is not None and fee.status is InvoiceStatus.OPEN
-    assert fee.total == Money.of("12.50", "NZD") and fee.customer_external_id == invoice.customer_external_id
+    assert fee is not None
+    assert fee.status is InvoiceStatus.OPEN
+    assert fee.total == Money.of("12.50", "NZD")
+    assert fee.customer_external_id == invoice.customer_external_id
     assert fee.due_date == fee.issue_date
     shown = admin(connected.xero, f"tenants/{connected.tenant}/invoices/{first.external_ref}", method="GET")["invoice"]
     assert shown["Reference"].startswith("Late fee for INV-0001")
-    assert shown["LineItems"][0]["AccountCode"] == "260" and shown["LineItems"][0]["TaxType"] == "NONE"
+    assert shown["LineItems"][0]["AccountCode"] == "260"
+    assert shown["LineItems"][0]["TaxType"] == "NONE"
     (put,) = [c for c in data_calls(connected.xero) if c.method == "PUT"]
     assert put.request_id == "fee-1"  # Idempotency-Key
     # A retry after a lost answer finds the invoice by its reference instead of creating another.
     again = connected.adapter.create_fee_invoice(invoice, Money.of("12.50", "NZD"), "Late fee", "fee-1")
-    assert again.external_ref == first.external_ref and again.replayed
+    assert again.external_ref == first.external_ref
+    assert again.replayed
     assert len([c for c in data_calls(connected.xero) if c.method == "PUT"]) == 1
 
 
@@ -79,9 +84,11 @@ def test_credit_note_allocated_to_the_invoice(connected: Connected) -> None:
     invoice = _invoice(connected, 1)  # Fred, 250.50
     result = connected.adapter.create_credit(invoice, Money.of("10.50", "NZD"), "Early-payment discount", "disc-1")
     after = connected.adapter.get_invoice(invoice.external_id)
-    assert after is not None and after.balance == Money.of("240.00", "NZD")
+    assert after is not None
+    assert after.balance == Money.of("240.00", "NZD")
     again = connected.adapter.create_credit(invoice, Money.of("10.50", "NZD"), "Early-payment discount", "disc-1")
-    assert again.external_ref == result.external_ref and again.replayed
+    assert again.external_ref == result.external_ref
+    assert again.replayed
     assert connected.adapter.get_invoice(invoice.external_id).balance == Money.of("240.00", "NZD")  # type: ignore[union-attr]
     # A credit for the whole remaining balance closes the invoice.
     connected.adapter.create_credit(after, Money.of("240.00", "NZD"), "Discount remainder", "disc-2")
@@ -125,9 +132,12 @@ def test_void_is_refused_once_paid(connected: Connected) -> None:
 def test_pdf_link_and_email(connected: Connected) -> None:
     invoice = _invoice(connected, 0)
     pdf = connected.adapter.invoice_pdf(invoice)
-    assert pdf is not None and pdf.startswith(b"%PDF") and b"INV-0001" in pdf
+    assert pdf is not None
+    assert pdf.startswith(b"%PDF")
+    assert b"INV-0001" in pdf
     link = connected.adapter.payment_link(invoice)
-    assert link is not None and link.startswith(connected.xero.url)
+    assert link is not None
+    assert link.startswith(connected.xero.url)
     result = connected.adapter.send_via_provider(invoice, "betty@rubble.example", "mail-1")
     assert result.external_ref == invoice.external_id
     emails = admin(connected.xero, f"tenants/{connected.tenant}", method="GET")["emails"]
@@ -138,7 +148,8 @@ def test_pdf_link_and_email(connected: Connected) -> None:
 
 def test_draft_has_no_online_invoice(connected: Connected) -> None:
     draft = connected.adapter.get_invoice(connected.seeded["invoices"][3])
-    assert draft is not None and draft.status is InvoiceStatus.DRAFT
+    assert draft is not None
+    assert draft.status is InvoiceStatus.DRAFT
     assert connected.adapter.payment_link(draft) is None
 
 
@@ -161,5 +172,6 @@ def test_get_invoice_none_when_deleted_or_unknown(connected: Connected) -> None:
 def test_repr_hides_tokens(connected: Connected) -> None:
     text = repr(connected.adapter) + repr(connected.adapter.client) + repr(connected.tokens)
     token = connected.tokens.current()
-    assert token.access_token not in text and token.refresh_token not in text
+    assert token.access_token not in text
+    assert token.refresh_token not in text
     assert isinstance(connected.adapter, XeroAdapter)
