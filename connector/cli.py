@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 from typing import Any
@@ -243,7 +244,9 @@ def _worker(services: Any, *, echo: bool) -> Any:
     reminders = services.reminder_sender()
 
     def process(connection_id: int, lease: Lease) -> None:
-        turn = run_connection(services, connection_id, lease.owner, reminders=reminders, renew=lease.renew)
+        turn = run_connection(
+            services, connection_id, lease.owner, reminders=reminders, renew=lease.renew, should_stop=lease.should_stop
+        )
         if echo:
             done = turn.execution
             click.echo(
@@ -288,5 +291,10 @@ def worker(context: _Context) -> None:
     services = context.services()
     _ = services.vault
     click.echo(f"worker started (tick every {context.settings.scheduler.tick_seconds} s); stop with Ctrl-C or SIGTERM")
-    run_forever(_worker(services, echo=True), context.settings.scheduler)
-    click.echo("worker stopped")
+    if run_forever(_worker(services, echo=True), context.settings.scheduler):
+        click.echo("worker stopped")
+        return
+    click.echo("worker stopped after the shutdown grace period with work in hand; its leases will expire", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(3)  # the thread in hand would keep the interpreter alive past the grace period

@@ -68,6 +68,11 @@ class SchedulerSettings:
     full_reconcile_hours: int = 24
     max_backoff_minutes: int = 360
     concurrency: int = 8  # connections processed at once by one worker (PostgreSQL; SQLite always uses 1)
+    shutdown_grace_seconds: int = 30  # on SIGTERM: how long the action in hand may take before the worker exits
+    action_max_attempts: int = 5  # a transient failure (provider 5xx, mail refused before DATA) is retried ...
+    action_retry_base_seconds: int = 120  # ... after this wait, doubling each attempt ...
+    action_retry_max_seconds: int = 3600  # ... but never waiting longer than this
+    webhook_retention_days: int = 30  # accepted webhook deliveries (kept for deduplication) are pruned after this
 
 
 @dataclass(frozen=True)

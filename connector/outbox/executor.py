@@ -11,8 +11,13 @@ Protocol (docs/design.md "Exactly-once effects"):
 4. email: state `sending` is committed before SMTP; a crash there leaves it `sending`, and recovery
    turns it into `uncertain` (shown to the user, never re-sent automatically).
 Failures: AuthError → back to planned, connection needs_reauth (raised to stop the connection);
-RateLimited → back to planned for later (raised); Transient → retried with backoff up to
-`max_attempts`, then failed; Rejected → failed with the provider's message.
+RateLimited → back to planned until the provider's window reopens, not counted as an attempt (raised, so
+the worker reschedules the connection at that instant); Transient (and an email refused before DATA) →
+retried with exponential back-off (`retry_base` doubling, at most `retry_cap`; the row's error names the
+attempt and the next attempt's time) up to `max_attempts`, then failed; Rejected → failed with the
+provider's message.
+A stop request (`should_stop`, SIGTERM) is checked between actions: the one in hand finishes, the rest
+stay planned and unleased.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import or_, select, update
@@ -66,6 +71,7 @@ class ExecutionReport:
     failed: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
+    stopped: bool = False  # a stop request ended the pass before every due action was tried
 
 
 class Executor:
@@ -81,6 +87,8 @@ class Executor:
         *,
         lease: timedelta = timedelta(minutes=10),
         max_attempts: int = 5,
+        retry_base: timedelta = timedelta(minutes=2),
+        retry_cap: timedelta = timedelta(hours=1),
     ) -> None:
         self.store = store
         self.adapter = adapter
@@ -89,6 +97,8 @@ class Executor:
         self.owner = owner
         self.lease = lease
         self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
 
     # -- recovery --------------------------------------------------------------------------------
     def recover(self, connection_id: int) -> ExecutionReport:
@@ -130,9 +140,14 @@ class Executor:
 
     # -- the main loop -----------------------------------------------------------------------------
     def run_due(
-        self, connection_id: int, *, limit: int = 500, renew: Callable[[], object] | None = None
+        self,
+        connection_id: int,
+        *,
+        limit: int = 500,
+        renew: Callable[[], object] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> ExecutionReport:
-        """Carry out every planned action of the connection due by now (oldest first)."""
+        """Carry out every planned action of the connection due by now (oldest first), until a stop request."""
         report = self.recover(connection_id)
         report.retried.clear()
         with self.store.unit_of_work() as uow:
@@ -147,6 +162,10 @@ class Executor:
                 .limit(limit)
             ).all()
         for action_id in due:
+            if should_stop():  # shutting down: what was not started stays planned (never claimed)
+                report.stopped = True
+                log.info("stop requested: %d action(s) of connection %s left planned", len(due), connection_id)
+                break
             if renew is not None:
                 renew()
             self.run_one(action_id, report)
@@ -354,8 +373,19 @@ class Executor:
             )
             report.failed.append(key)
             return
-        self._back_to_planned(action_id, exc, later=True, delay=timedelta(minutes=2**attempts), not_sent=not_sent)
+        delay = self.backoff(attempts)
+        retry_at = self.now() + delay
+        message = (
+            f"{exc.user_message} (attempt {attempts} of {self.max_attempts}; "
+            f"next attempt at {retry_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+        )
+        self._back_to_planned(action_id, Transient(message), later=True, delay=delay, not_sent=not_sent)
         report.retried.append(key)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th failed attempt: `retry_base` doubling each time, at most `retry_cap`."""
+        factor: int = 2 ** min(max(attempts - 1, 0), 30)
+        return min(self.retry_base * factor, self.retry_cap)
 
     def _back_to_planned(
         self, action_id: int, exc: NudgeError, *, later: bool, delay: timedelta | None = None, not_sent: bool = False
@@ -369,11 +399,12 @@ class Executor:
                 row.state = ActionState.UNCERTAIN.value  # the mail server may have taken it
             else:
                 row.state = ActionState.PLANNED.value
-                if isinstance(exc, AuthError):
+                if isinstance(exc, AuthError | RateLimited):
                     row.attempts = max(row.attempts - 1, 0)  # not the action's fault
             if later:
                 wait = delay or timedelta(seconds=exc.retry_after if isinstance(exc, RateLimited) else 60)
                 row.scheduled_at = max(row.scheduled_at, now + wait)
+            row.updated_at = now
             row.error = exc.user_message
             row.lease_owner = ""
             row.lease_until = None

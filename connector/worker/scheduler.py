@@ -18,31 +18,45 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from connector.config import SchedulerSettings
 from connector.domain.model import ConnectionStatus
 from connector.errors import AuthError, NudgeError, RateLimited, StorageError
 from connector.ports import Clock
-from connector.storage import Store
-from connector.storage.tables import Connection
+from connector.storage import Store, UnitOfWork
+from connector.storage.tables import Connection, WebhookDelivery
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 class Lease:
-    """A worker's hold on one connection; `renew()` between long stages keeps it."""
+    """A worker's hold on one connection; `renew()` between long stages keeps it, `should_stop()` asks to end early."""
 
-    def __init__(self, store: Store, connection_id: int, owner: str, clock: Clock, length: timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        connection_id: int,
+        owner: str,
+        clock: Clock,
+        length: timedelta,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.store = store
         self.connection_id = connection_id
         self.owner = owner
         self.clock = clock
         self.length = length
+        self._stopping = stopping
+
+    def should_stop(self) -> bool:
+        """True once the worker was asked to shut down: finish the step in hand, start nothing new."""
+        return self._stopping()
 
     def renew(self) -> bool:
         """Extend the lease; False when it was lost (another worker took over after expiry)."""
@@ -97,6 +111,7 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self._stopping = threading.Event()
         self._report_lock = threading.Lock()
+        self._pruned_at: datetime | None = None
 
     def stop(self) -> None:
         """Ask the current tick to finish the connection in hand and release the rest."""
@@ -114,6 +129,7 @@ class Worker:
     def tick(self, only: list[int] | None = None) -> TickReport:
         """Claim due connections (or just `only`), process each, release each with its next run."""
         report = TickReport()
+        self.prune()
         with self.store.unit_of_work() as uow:
             if only is not None:
                 for connection_id in only:  # `nudge run --connection`: make it due now first
@@ -141,6 +157,22 @@ class Worker:
                 future.result()
         return report
 
+    def prune(self) -> int:
+        """Delete webhook deliveries older than `webhook_retention_days` (at most once an hour); how many."""
+        now = self.clock.now()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return 0
+        cutoff = now - timedelta(days=self.settings.webhook_retention_days)
+        try:
+            with self.store.unit_of_work() as uow:
+                pruned = uow.session.execute(delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff))
+                uow.commit()
+        except StorageError:
+            log.warning("could not prune old webhook deliveries; the next tick tries again")
+            return 0
+        self._pruned_at = now
+        return int(pruned.rowcount)  # type: ignore[attr-defined]
+
     def _run_or_release(self, connection_id: int, report: TickReport) -> None:
         if self.stopping:  # shutting down: hand the connection back untouched, due as before
             self._release(connection_id, None, keep_schedule=True)
@@ -148,12 +180,14 @@ class Worker:
         self._run_one(connection_id, report)
 
     def _run_one(self, connection_id: int, report: TickReport) -> None:
-        lease = Lease(self.store, connection_id, self.owner, self.clock, self.lease_length)
+        lease = Lease(
+            self.store, connection_id, self.owner, self.clock, self.lease_length, stopping=lambda: self.stopping
+        )
         try:
             self.process(connection_id, lease)
         except RateLimited as exc:
             self._note(report, connection_id, exc.user_message)
-            self._release(connection_id, exc, retry_after=timedelta(seconds=exc.retry_after))
+            self._release(connection_id, exc, retry_after=timedelta(seconds=max(exc.retry_after, 0)))
         except NudgeError as exc:
             self._note(report, connection_id, exc.user_message)
             self._release(connection_id, exc)
@@ -163,7 +197,8 @@ class Worker:
             self._release(connection_id, exc)
         else:
             self._note(report, connection_id, None)
-            self._release(connection_id, None)
+            # Stopped mid-turn: what was left stays due, so a restarted worker takes it up at once.
+            self._release(connection_id, None, keep_schedule=self.stopping)
 
     def _note(self, report: TickReport, connection_id: int, error: str | None) -> None:
         with self._report_lock:
@@ -174,9 +209,9 @@ class Worker:
 
     def _next_run(self, failures: int, retry_after: timedelta | None) -> datetime:
         now = self.clock.now()
+        if retry_after is not None:  # the provider named the instant its window reopens: exactly then
+            return now + retry_after
         jitter = timedelta(seconds=self.rng.uniform(0, self.settings.jitter_seconds))
-        if retry_after is not None:
-            return now + retry_after + jitter
         if failures == 0:
             return now + timedelta(minutes=self.settings.sync_interval_minutes) + jitter
         backoff = min(timedelta(minutes=2 ** min(failures, 20)), timedelta(minutes=self.settings.max_backoff_minutes))
@@ -195,50 +230,74 @@ class Worker:
                 connection = uow.connections.by_id(connection_id)
                 if connection is None or connection.lease_owner != self.owner:
                     return
-                if keep_schedule:
-                    next_run = connection.next_run_at
-                elif error is None:
-                    connection.failures = 0
-                    connection.last_error = ""
-                    next_run = self._next_run(0, None)
+                if error is None:
+                    if not keep_schedule:
+                        connection.failures = 0
+                        connection.last_error = ""
+                    next_run = connection.next_run_at if keep_schedule else self._next_run(0, None)
                 else:
-                    if not isinstance(error, RateLimited):
-                        connection.failures += 1
-                    message = (
-                        error.user_message
-                        if isinstance(error, NudgeError)
-                        else f"internal error: {type(error).__name__}"
-                    )
-                    connection.last_error = message
-                    if isinstance(error, AuthError):
-                        connection.status = ConnectionStatus.NEEDS_REAUTH.value
-                    uow.activities.record(
-                        connection.organization_id,
-                        "connection.error",
-                        connection.name,
-                        connection_id=connection.id,
-                        detail={"error": message, "failures": connection.failures},
-                        actor=self.owner,
-                    )
-                    next_run = self._next_run(connection.failures, retry_after)
+                    next_run = self._record_failure(uow, connection, error, retry_after)
                 uow.connections.release(connection_id, self.owner, next_run)
                 uow.commit()
         except StorageError:
             # The database is away: the lease simply expires and another tick takes the connection again.
             log.warning("could not release connection %s; its lease will expire", connection_id)
 
+    def _record_failure(
+        self, uow: UnitOfWork, connection: Connection, error: BaseException, retry_after: timedelta | None
+    ) -> datetime | None:
+        """Note the error on the connection (a rate limit is no failure: no backoff); returns the next run."""
+        if isinstance(error, RateLimited):
+            resume_at = self.clock.now() + (retry_after or timedelta(seconds=max(error.retry_after, 0)))
+            message = rate_limit_message(error, resume_at)
+        else:
+            connection.failures += 1
+            message = error.user_message if isinstance(error, NudgeError) else f"internal error: {type(error).__name__}"
+        connection.last_error = message
+        if isinstance(error, AuthError):
+            connection.status = ConnectionStatus.NEEDS_REAUTH.value
+        uow.activities.record(
+            connection.organization_id,
+            "connection.error",
+            connection.name,
+            connection_id=connection.id,
+            detail={"error": message, "failures": connection.failures},
+            actor=self.owner,
+        )
+        return self._next_run(connection.failures, retry_after)
 
-def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals: bool = True) -> None:
-    """`nudge worker`: tick every `tick_seconds` with APScheduler 3 until SIGTERM/SIGINT, then finish cleanly."""
+
+def rate_limit_message(error: RateLimited, resume_at: datetime) -> str:
+    """What the user sees for a provider limit: which limit, and when the connection resumes (UTC)."""
+    what = "daily API limit reached" if error.limit == "day" else "API rate limit reached"
+    provider = {"xero": "Xero", "quickbooks": "QuickBooks"}.get(error.provider, error.provider)
+    subject = f"{provider} {what}" if provider else what[0].upper() + what[1:]
+    return f"{subject}, resumes at {resume_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({error.user_message})"
+
+
+def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals: bool = True) -> bool:
+    """`nudge worker`: tick every `tick_seconds` with APScheduler 3 until SIGTERM/SIGINT, then finish cleanly.
+
+    On a stop request the action in hand finishes and the rest is released (left planned, the connection
+    still due). True when the tick in hand ended within `shutdown_grace_seconds`; False when the grace ran
+    out first (the caller exits anyway: the leases of what was in hand expire and are taken over).
+    """
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(timezone="UTC")
+    idle = threading.Event()
+    idle.set()
 
     def safe_tick() -> None:
+        if worker.stopping:
+            return
+        idle.clear()
         try:
             worker.tick()
         except Exception:  # a database restart mid-tick: log it, the next tick retries
             log.exception("worker tick failed; retrying at the next tick")
+        finally:
+            idle.set()
 
     scheduler.add_job(
         safe_tick,
@@ -252,7 +311,7 @@ def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals:
     )
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: finishing the connection in hand, releasing the rest", signum)
+        log.info("signal %s: finishing the action in hand, releasing the rest", signum)
         worker.stop()
 
     previous: dict[int, Any] = {}
@@ -263,6 +322,14 @@ def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals:
     try:
         worker.wait_stopped()
     finally:
-        scheduler.shutdown(wait=True)
+        scheduler.shutdown(wait=False)  # no new tick; the one in hand gets the grace period below
         for restored, handler in previous.items():
             signal.signal(restored, handler)
+    finished = idle.wait(settings.shutdown_grace_seconds)
+    if not finished:
+        log.warning(
+            "shutdown grace of %s s ran out with work in hand; its leases expire after %s s and are taken over",
+            settings.shutdown_grace_seconds,
+            settings.lease_seconds,
+        )
+    return finished

@@ -46,8 +46,12 @@ def run_connection(
     *,
     reminders: ReminderSender | None,
     renew: Callable[[], object] = lambda: None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> ConnectionTurn:
     """Sync the connection, plan what is due, carry it out. Provider errors propagate to the scheduler.
+
+    `should_stop` (the worker's shutdown flag) is checked between actions: the one in hand finishes,
+    the rest stays planned for the next turn.
 
     The turn is bracketed by `connection.turn_started` / `connection.turn_finished` activities whose
     actor is `owner` (the lease holder), so the activity log shows who processed which connection when.
@@ -69,7 +73,7 @@ def run_connection(
         uow.commit()
     outcome = "error"
     try:
-        turn = _turn(services, adapter, connection_id, owner, reminders, renew)
+        turn = _turn(services, adapter, connection_id, owner, reminders, renew, should_stop)
         outcome = "ok"
         return turn
     finally:
@@ -96,6 +100,7 @@ def _turn(
     owner: str,
     reminders: ReminderSender | None,
     renew: Callable[[], object],
+    should_stop: Callable[[], bool],
 ) -> ConnectionTurn:
     settings = services.settings
     now = services.clock.now
@@ -110,8 +115,17 @@ def _turn(
     rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
     planned = plan_connection(services.store, connection_id, settings.rules, now(), rates=rates)
     renew()
+    scheduler = settings.scheduler
     executor = Executor(
-        services.store, adapter, reminders, now, owner, lease=timedelta(seconds=settings.scheduler.lease_seconds)
+        services.store,
+        adapter,
+        reminders,
+        now,
+        owner,
+        lease=timedelta(seconds=scheduler.lease_seconds),
+        max_attempts=scheduler.action_max_attempts,
+        retry_base=timedelta(seconds=scheduler.action_retry_base_seconds),
+        retry_cap=timedelta(seconds=scheduler.action_retry_max_seconds),
     )
-    executed = executor.run_due(connection_id, renew=renew)
+    executed = executor.run_due(connection_id, renew=renew, should_stop=should_stop)
     return ConnectionTurn(synced, planned, executed)

@@ -322,3 +322,72 @@ def test_discount_credit_only_when_the_balance_is_the_earned_discount(store: Sto
     assert report.cancelled == ["disc-2"]
     assert ledger.writes["disc-1"][1] == "Early-payment discount on invoice INV-1"
     assert "disc-2" not in ledger.writes  # the customer paid less than total - discount: no credit
+
+
+def _row(store: Store, kind: str) -> ActionRow:
+    with store.unit_of_work() as uow:
+        return uow.session.scalars(select(ActionRow).where(ActionRow.kind == kind)).one()
+
+
+def test_a_mail_failure_before_data_backs_off_exponentially_up_to_a_cap_shown_in_the_row(store: Store) -> None:
+    """Issue 10 item 13 (RS-05): nothing accepted before DATA -> retried with real, capped back-off."""
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    outbox = Outbox()
+    outbox.fail_with = MailTransient("the mail server timed out before DATA")
+    moment = NOW
+    waits: list[timedelta] = []
+    for _ in range(5):
+        executor = Executor(
+            store,
+            FakeLedger([snapshot(1)]),
+            outbox,
+            lambda moment=moment: moment,
+            "w1",
+            max_attempts=10,
+            retry_base=timedelta(minutes=1),
+            retry_cap=timedelta(minutes=5),
+        )
+        executor.run_due(cid)
+        remind = _row(store, "remind")
+        assert remind.state == "planned"
+        waits.append(remind.scheduled_at - moment)
+        assert f"next attempt at {remind.scheduled_at:%Y-%m-%d %H:%M} UTC" in remind.error
+        assert f"attempt {remind.attempts} of 10" in remind.error
+        moment = remind.scheduled_at
+    assert waits == [timedelta(minutes=m) for m in (1, 2, 4, 5, 5)]
+    assert outbox.sent == []
+
+
+def test_a_stop_request_ends_the_batch_after_the_action_in_hand(store: Store) -> None:
+    """Issue 10 item 16 (RS-39): the executor checks the stop flag between actions; the rest stays planned."""
+    cid = _setup(store, [snapshot(1), snapshot(2, customer_external_id="c2", customer_name="Cust Two")])
+    plan_connection(store, cid, RULES, NOW)
+    ledger, outbox = FakeLedger([snapshot(1), snapshot(2, customer_external_id="c2")]), Outbox()
+    report = Executor(store, ledger, outbox, lambda: NOW, "w1").run_due(
+        cid, should_stop=lambda: bool(outbox.sent or ledger.writes)
+    )
+    assert report.stopped
+    assert len(report.done) == 1
+    with store.unit_of_work() as uow:
+        rows = list(uow.session.scalars(select(ActionRow)))
+    assert sorted(row.state for row in rows).count("planned") == len(rows) - 1
+    assert all(row.lease_owner == "" and row.lease_until is None for row in rows)
+
+
+def test_a_rate_limit_leaves_the_action_planned_for_the_resume_instant_without_an_attempt(store: Store) -> None:
+    """Issue 10 item 17 (RS-21): a provider limit is not the action's failure; it waits for the window."""
+    from connector.errors import RateLimited
+
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    ledger = FakeLedger([snapshot(1)])
+    ledger.fail_with = RateLimited("Xero daily API limit reached", retry_after=66975, limit="day")
+    with pytest.raises(RateLimited):
+        Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
+    rows = [_row(store, "note"), _row(store, "late_fee")]
+    assert {row.state for row in rows} == {"planned"}
+    assert all(row.attempts == 0 for row in rows)
+    limited = [row for row in rows if row.error]
+    assert len(limited) == 1
+    assert limited[0].scheduled_at == NOW + timedelta(seconds=66975)

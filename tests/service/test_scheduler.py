@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from connector.config import SchedulerSettings
@@ -225,3 +226,89 @@ def test_a_database_restart_mid_run_is_survived(postgres_database: Database) -> 
     finally:
         store.dispose()
         admin.dispose()
+
+
+def test_a_daily_rate_limit_reschedules_the_connection_at_the_resume_instant_without_backoff(store: Store) -> None:
+    """Issue 10 item 17 (RS-21): "daily API limit reached", resumes exactly then, not counted as a failure."""
+    [cid] = _connections(store, 1)
+    with store.unit_of_work() as uow:
+        uow.connections.by_id(cid).failures = 2  # type: ignore[union-attr]
+        uow.commit()
+    settings = SchedulerSettings(**{**SETTINGS.__dict__, "jitter_seconds": 120})
+
+    def process(connection_id: int, lease: Lease) -> None:
+        raise RateLimited("Xero said: over the day limit", provider="xero", retry_after=66975, limit="day")
+
+    Worker(store, process, settings, FakeClock(T0), owner="w1").tick()
+    with store.unit_of_work() as uow:
+        row = uow.connections.by_id(cid)
+        assert row is not None
+        assert row.next_run_at == T0 + timedelta(seconds=66975)  # the instant itself: no jitter, no backoff
+        assert row.failures == 2  # unchanged
+        assert row.lease_owner == ""
+        resume = T0 + timedelta(seconds=66975)
+        assert row.last_error.startswith(f"Xero daily API limit reached, resumes at {resume:%Y-%m-%d %H:%M} UTC")
+
+
+def test_a_stop_request_mid_turn_keeps_the_connection_due(store: Store) -> None:
+    """Issue 10 item 16 (RS-39): stopped with work left, the connection is released due as before."""
+    [cid] = _connections(store, 1)
+    worker: Worker
+    seen: list[bool] = []
+
+    def process(connection_id: int, lease: Lease) -> None:
+        seen.append(lease.should_stop())
+        worker.stop()  # SIGTERM arrives during the turn
+        seen.append(lease.should_stop())
+
+    worker = Worker(store, process, SETTINGS, FakeClock(T0), owner="w1")
+    worker.tick()
+    assert seen == [False, True]
+    with store.unit_of_work() as uow:
+        row = uow.connections.by_id(cid)
+        assert row is not None
+        assert row.lease_owner == ""
+        assert row.next_run_at == T0  # still due: a restarted worker carries on at once
+
+
+def test_run_forever_gives_up_after_the_shutdown_grace(store: Store) -> None:
+    """Issue 10 item 16 (RS-39): the worker exits within the grace even when the action in hand hangs."""
+    ids = _connections(store, 1)
+    release = threading.Event()
+    worker: Worker
+
+    def process(connection_id: int, lease: Lease) -> None:
+        worker.stop()
+        release.wait(30)  # a mail server that never answers
+
+    settings = SchedulerSettings(**{**SETTINGS.__dict__, "shutdown_grace_seconds": 1})
+    worker = Worker(store, process, settings, SystemClock(), owner="w1")
+    finished: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: finished.append(run_forever(worker, settings, install_signals=False)), daemon=True
+    )
+    thread.start()
+    thread.join(20)
+    assert finished == [False]
+    release.set()
+    for _ in range(200):  # let the abandoned tick end (release its lease) before the store goes away
+        with store.unit_of_work() as uow:
+            if uow.connections.by_id(ids[0]).lease_owner == "":  # type: ignore[union-attr]
+                break
+        time.sleep(0.05)
+
+
+def test_the_worker_prunes_webhook_deliveries_older_than_the_retention(store: Store) -> None:
+    """Issue 10 item 18: webhook_deliveries no longer grows without bound (pruned by the worker's tick)."""
+    from sqlalchemy import select
+
+    from connector.storage.tables import WebhookDelivery
+
+    with store.unit_of_work() as uow:
+        for n, age in enumerate((40, 31, 29, 1)):
+            uow.session.add(WebhookDelivery(provider="xero", event_id=f"e{n}", received_at=T0 - timedelta(days=age)))
+        uow.commit()
+    settings = SchedulerSettings(**{**SETTINGS.__dict__, "webhook_retention_days": 30})
+    Worker(store, lambda cid, lease: None, settings, FakeClock(T0), owner="w1").tick()
+    with store.unit_of_work() as uow:
+        assert sorted(uow.session.scalars(select(WebhookDelivery.event_id))) == ["e2", "e3"]
