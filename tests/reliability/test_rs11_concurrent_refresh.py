@@ -1,4 +1,5 @@
-"""Token safety across processes: 2 processes x 4 threads on one connection, strict rotation, one refresh.
+"""RS-11 (moved from tests/integration/test_token_refresh_processes.py): token safety across processes:
+2 processes x 4 threads on one connection, strict rotation, one refresh.
 
 Each provider's emulator runs in strict mode (a refresh token dies at first use), so any second
 refresh would fail with invalid_grant and park the connection: the test proves it never happens,
@@ -7,6 +8,7 @@ for QuickBooks and for Xero, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -22,7 +24,7 @@ import pytest
 
 from connector.ports import TokenSet
 from connector.vault.keyring import Vault, generate_key
-from connector.vault.tokens import seal_tokens
+from connector.vault.tokens import open_tokens, seal_tokens
 from providers._emulator.kit import EmulatorKit
 from providers.quickbooks.emulator.kit import QuickBooksKit
 from providers.xero.emulator.kit import XeroKit
@@ -106,9 +108,14 @@ def _xero() -> StrictLedger:
 
 
 @pytest.mark.parametrize("ledger_factory", [_quickbooks, _xero], ids=["quickbooks", "xero"])
-def test_two_processes_and_eight_threads_refresh_exactly_once(
+def test_rs11_two_processes_and_eight_threads_refresh_exactly_once(
     database: Database, tmp_path: Path, ledger_factory: Callable[[], StrictLedger]
 ) -> None:
+    """Expected: exactly one token-endpoint call; all callers continue; the stored refresh token is the last issued.
+
+    The connection stays connected (status "active"); the stored refresh token is proven the live one by
+    refreshing with it once more in strict mode, where any older one would be invalid_grant.
+    """
     ledger = ledger_factory()
     store = database.store()
     try:
@@ -170,6 +177,11 @@ def test_two_processes_and_eight_threads_refresh_exactly_once(
             fresh_until = datetime.now(UTC) + lifetime - timedelta(minutes=5)
             assert row.access_expires_at is not None
             assert row.access_expires_at > fresh_until
+            stored = open_tokens(vault, row)
+        assert stored.access_token == results[0]["seen"][0]  # what every caller continued with
+        spec = importlib.import_module(f"providers.{ledger.provider}").PROVIDER
+        assert spec.refresh(ledger.kit.settings("http://127.0.0.1/cb"), stored, datetime.now(UTC)).refresh_token
+        assert ledger.kit.token_calls() == 2
     finally:
         store.dispose()
         ledger.kit.stop()
