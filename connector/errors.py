@@ -7,7 +7,8 @@
     │   ├── RateLimited      over a provider limit; retry after `retry_after` seconds
     │   ├── Transient        network fault or 5xx; safe to retry with backoff
     │   ├── Rejected         the provider refused the request (validation); retrying will not help
-    │   │   └── NotFound     the record asked for does not exist (deleted, voided away, never there)
+    │   │   ├── NotFound     the record asked for does not exist (deleted, voided away, never there)
+    │   │   └── ReplayedObjectGone  a replayed (idempotent) create names a record that no longer exists
     │   └── PayloadError     the provider sent data Nudge cannot read (a webhook body, a record)
     │       └── MappingError one record cannot be mapped: `external_id`, `field`, `reason` (quarantined)
     ├── VaultError           a secret could not be encrypted or decrypted (wrong key, tampered row)
@@ -94,6 +95,14 @@ class Rejected(ProviderError):
 
 class NotFound(Rejected):
     """The provider has no such record (deleted or never there); adapters decide what that means."""
+
+
+class ReplayedObjectGone(Rejected):
+    """A retried create was answered from the provider's idempotency store with a record since deleted."""
+
+    def __init__(self, user_message: str, *, provider: str = "", external_id: str = "") -> None:
+        super().__init__(user_message, provider=provider)
+        self.external_id = external_id
 
 
 class PayloadError(ProviderError):

@@ -20,7 +20,7 @@ from quickbooks import QuickBooks
 
 from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnapshot
 from connector.domain.money import Money
-from connector.errors import MappingError, NotFound, ProviderError, Rejected, Transient
+from connector.errors import MappingError, NotFound, ProviderError, Rejected, ReplayedObjectGone, Transient
 from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
 from providers.quickbooks.client import Duplicate, QboClient, StaleObject, digits, quote, request_id
 from providers.quickbooks.constants import (
@@ -35,6 +35,7 @@ from providers.quickbooks.mapping import is_voided, parse_instant, to_customer, 
 from providers.quickbooks.oauth import FixedTokens
 
 OPEN_INVOICES = "FROM Invoice WHERE Balance > '0'"
+CDC_ENTITIES = ("Invoice", "Customer")
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "home_currency": "USD",
@@ -195,47 +196,49 @@ class QuickBooksAdapter:
                 return
 
     def _incremental(self, cursor: str) -> Iterator[Page]:
-        while True:
+        """CDC pages from `cursor`, each entity advancing on its own (RS-26).
+
+        CDC caps every entity at 1000 objects per answer, oldest first (docs/provider-api-facts.md §1.4). A
+        truncated entity continues from its own newest change (inclusive; objects already yielded at that
+        instant are not yielded again); an entity that came back whole is done up to that answer's server
+        time. A page's next_cursor is the earliest instant not yet read completely for some entity.
+        """
+        since = dict.fromkeys(CDC_ENTITIES, cursor)  # pending entity -> its changedSince
+        done: dict[str, str] = {}  # complete entity -> server time of the answer that completed it
+        seen: dict[str, dict[str, datetime]] = {entity: {} for entity in CDC_ENTITIES}  # yielded at the boundary
+        while since:
+            value = min(since.values(), key=parse_instant)
+            entities = [entity for entity in CDC_ENTITIES if since.get(entity) == value]
             try:
-                answer = self.client.cdc("Invoice,Customer", cursor)
+                answer = self.client.cdc(",".join(entities), value)
             except Rejected:
                 # The server refused the window (e.g. beyond 30 days by its clock): reconcile instead.
                 yield from self._full_reconcile()
                 return
-            try:
-                blocks = answer["CDCResponse"][0]["QueryResponse"]
-                raw_invoices: list[Any] = []
-                raw_customers: list[Any] = []
-                for block in blocks:
-                    raw_invoices += list(block.get("Invoice") or [])
-                    raw_customers += list(block.get("Customer") or [])
-                server_time = str(answer.get("time") or "")
-            except (KeyError, IndexError, TypeError, AttributeError) as exc:
-                raise Transient("QuickBooks sent a CDC answer of an unexpected shape.", provider=PROVIDER_KEY) from exc
-            invoices, quarantined = self._map_invoices(raw_invoices)
-            customers, bad = self._map_customers(raw_customers)
-            truncated = len(raw_invoices) >= CDC_MAX_OBJECTS or len(raw_customers) >= CDC_MAX_OBJECTS
-            next_cursor = server_time or cursor
-            if truncated:
-                # CDC caps each entity at 1000 objects (§1.4): continue from the newest change seen
-                # (inclusive; upserts are idempotent). Oldest-first order is what the emulator does [unverified].
-                stamps = [inv.updated_at for inv in invoices] + [
-                    parse_instant(str(c["MetaData"]["LastUpdatedTime"]))
-                    for c in raw_customers
-                    if isinstance(c, dict) and isinstance(c.get("MetaData"), dict)
-                ]
-                newest = max(stamps).isoformat() if stamps else cursor
-                if newest == cursor:
-                    yield Page(invoices, customers, None, quarantined + bad, calls=1)
-                    yield from self._full_reconcile()
-                    return
-                next_cursor = newest
-            yield Page(
-                invoices=invoices, customers=customers, next_cursor=next_cursor, quarantined=quarantined + bad, calls=1
-            )
-            if not truncated:
+            raws, server_time = _cdc_answer(answer, entities)
+            stalled = False
+            for entity in entities:
+                objects = raws[entity]
+                raws[entity] = _unseen(objects, seen[entity])
+                if len(objects) < CDC_MAX_OBJECTS:
+                    del since[entity]
+                    done[entity] = server_time or value
+                    continue
+                newest = _newest(objects)
+                if newest is None or parse_instant(newest) <= parse_instant(value):
+                    stalled = True  # 1000 changes within one instant: CDC cannot page past them
+                    continue
+                since[entity] = newest
+                at = parse_instant(newest)
+                seen[entity] = {_id_of(obj): at for obj in objects if _stamp_of(obj) == at}
+            invoices, quarantined = self._map_invoices(raws.get("Invoice", []))
+            customers, bad = self._map_customers(raws.get("Customer", []))
+            if stalled:
+                yield Page(invoices, customers, None, quarantined + bad, calls=1)
+                yield from self._full_reconcile()
                 return
-            cursor = next_cursor
+            next_cursor = min([*since.values(), *done.values()], key=parse_instant)
+            yield Page(invoices, customers, next_cursor, quarantined + bad, calls=1)
 
     def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
         try:
@@ -391,13 +394,36 @@ class QuickBooksAdapter:
         if invoice.emails:
             body["BillEmail"] = {"Address": ", ".join(invoice.emails)}
         try:
-            created = self.client.create("Invoice", json.dumps(body), request_id(key))
+            created = self._create_verified("Invoice", body, request_id(key))
         except Duplicate:
             found = self._find_one("Invoice", "DocNumber", doc)
             if found is None:
                 raise
             return WriteResult(str(found["Id"]), replayed=True)
         return WriteResult(str(created["Id"]))
+
+    def _create_verified(self, entity: str, body: dict[str, Any], rid: str) -> dict[str, Any]:
+        """Create with `rid`, then read the object back: a replayed requestid may answer with a record the user
+        has deleted since (GET → 610); its Id must not be stored as done (RS-03)."""
+        created = self.client.create(entity, json.dumps(body), rid)
+        ident = str(created.get("Id") or "")
+        try:
+            current = self.client.read(entity, ident)
+        except NotFound:
+            raise ReplayedObjectGone(
+                f"QuickBooks answered a retried request with {entity.lower()} {ident}, which has since been "
+                "deleted in QuickBooks; nothing new was created.",
+                provider=PROVIDER_KEY,
+                external_id=ident,
+            ) from None
+        if is_voided(current):
+            raise ReplayedObjectGone(
+                f"QuickBooks answered a retried request with {entity.lower()} {ident}, which has since been "
+                "voided in QuickBooks; nothing new was created.",
+                provider=PROVIDER_KEY,
+                external_id=ident,
+            )
+        return created
 
     def add_fee_line(self, invoice: InvoiceSnapshot, amount: Money, description: str, key: str) -> WriteResult:
         """A late-fee line on the invoice itself (sparse update re-sending every line, §1.5/§1.8 a)."""
@@ -439,7 +465,7 @@ class QuickBooksAdapter:
                 **self._currency_ref(amount),
             }
             try:
-                memo = self.client.create("CreditMemo", json.dumps(body), request_id(key, ":cm"))
+                memo = self._create_verified("CreditMemo", body, request_id(key, ":cm"))
             except Duplicate:
                 memo = self._find_one("CreditMemo", "DocNumber", doc)
                 if memo is None:
@@ -508,6 +534,54 @@ class QuickBooksAdapter:
             f"invoice/{ident}/send", None, request_id(key), {"sendTo": address}, content_type="application/octet-stream"
         )
         return WriteResult(ident)
+
+
+def _cdc_answer(answer: dict[str, Any], entities: list[str]) -> tuple[dict[str, list[Any]], str]:
+    """(objects by entity, server time) of one CDC answer; a shape surprise is Transient."""
+    try:
+        blocks = answer["CDCResponse"][0]["QueryResponse"]
+        raws: dict[str, list[Any]] = {entity: [] for entity in entities}
+        for block in blocks:
+            for entity in entities:
+                raws[entity] += list(block.get(entity) or [])
+        server_time = str(answer.get("time") or "")
+        if server_time:
+            parse_instant(server_time)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise Transient("QuickBooks sent a CDC answer of an unexpected shape.", provider=PROVIDER_KEY) from exc
+    return raws, server_time
+
+
+def _id_of(obj: Any) -> str:
+    return str(obj.get("Id") or "") if isinstance(obj, dict) else ""
+
+
+def _stamp_text(obj: Any) -> str | None:
+    meta = obj.get("MetaData") if isinstance(obj, dict) else None
+    text = meta.get("LastUpdatedTime") if isinstance(meta, dict) else None
+    return text if isinstance(text, str) and text else None
+
+
+def _stamp_of(obj: Any) -> datetime | None:
+    """An object's MetaData.LastUpdatedTime, None when missing or unreadable (mapping quarantines it)."""
+    text = _stamp_text(obj)
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        return None
+
+
+def _unseen(objects: list[Any], seen: dict[str, datetime]) -> list[Any]:
+    """`objects` without those already yielded unchanged at the previous answer's boundary instant."""
+    return [obj for obj in objects if (at := _stamp_of(obj)) is None or seen.get(_id_of(obj)) != at]
+
+
+def _newest(objects: list[Any]) -> str | None:
+    """The newest LastUpdatedTime among `objects`, as QuickBooks wrote it (the next changedSince)."""
+    stamped = [(at, text) for obj in objects if (at := _stamp_of(obj)) is not None and (text := _stamp_text(obj))]
+    return max(stamped)[1] if stamped else None
 
 
 def _loopback_link(link: Any) -> bool:
