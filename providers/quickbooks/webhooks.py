@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from connector.domain.model import ChangeNotice
-from providers.quickbooks.constants import SIGNATURE_HEADER
+from connector.errors import PayloadError
+from providers.quickbooks.constants import PROVIDER_KEY, SIGNATURE_HEADER
 from providers.quickbooks.mapping import parse_instant
 
 __all__ = ["SIGNATURE_HEADER", "parse", "sign", "verify"]
@@ -107,14 +108,25 @@ def _cloudevents(events: list[Any]) -> list[ChangeNotice]:
     return notices
 
 
+def _unreadable(why: str) -> PayloadError:
+    return PayloadError(
+        f"A signed QuickBooks webhook could not be read ({why}); the connection is synced instead.",
+        provider=PROVIDER_KEY,
+    )
+
+
 def parse(body: bytes) -> list[ChangeNotice]:
-    """Change notices of one delivery in either format; malformed items are skipped, bad JSON gives []."""
+    """Change notices of one delivery in either format; malformed items are skipped.
+
+    A body that is not a notification at all (not UTF-8 JSON, neither a CloudEvents array nor an
+    object with an `eventNotifications` list) raises PayloadError, as Xero's parser does.
+    """
     try:
         payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return []
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise _unreadable("not UTF-8 JSON") from None
     if isinstance(payload, list):
         return _cloudevents(payload)
-    if isinstance(payload, dict):
+    if isinstance(payload, dict) and isinstance(payload.get("eventNotifications"), list):
         return _legacy(payload)
-    return []
+    raise _unreadable("neither a CloudEvents array nor an eventNotifications object")

@@ -6,9 +6,11 @@ import json
 import threading
 from datetime import UTC, datetime
 
+import pytest
 import requests
 from flask import Flask, request
 
+from connector.errors import PayloadError
 from providers._emulator import serve
 from providers.quickbooks import PROVIDER
 from providers.quickbooks.emulator import EmulatorHandle
@@ -81,12 +83,16 @@ def test_parse_many_realms_and_operations() -> None:
     ]
 
 
-def test_parse_garbage_is_empty_or_skipped() -> None:
-    assert parse(b"not json") == []
-    assert parse(b"\xff\xfe") == []
-    assert parse(b"42") == []
+def test_parse_malformed_items_are_skipped() -> None:
     assert parse(b'{"eventNotifications":[{"realmId":"1","dataChangeEvent":{"entities":[{"id":"1"}]}}]}') == []
     assert parse(b'[{"type":"bogus"}]') == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"42", b'"text"', b"{}", b'{"eventNotifications": 1}'])
+def test_parse_a_body_that_is_no_notification_raises_payload_error(body: bytes) -> None:
+    # Before issue 10 these answered [] (a signed but unreadable body was silently dropped); Xero's parser raises.
+    with pytest.raises(PayloadError):
+        parse(body)
 
 
 def test_emulator_posts_signed_webhooks_in_both_formats(qbo: EmulatorHandle, company: Company) -> None:
