@@ -184,7 +184,7 @@ def test_require_role_refuses_routes_without_an_organization(fresh_app: Flask, s
     fresh_app.config["PROPAGATE_EXCEPTIONS"] = True
     with pytest.raises(RuntimeError, match="not an organization-scoped route"):
         fresh_app.test_client().get("/not-scoped")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one role"):
         access.require_role()
 
 

@@ -41,7 +41,8 @@ def test_sign_in_shows_the_home_page_and_sign_out_ends_the_session(
     assert (home.status_code, home.location) == (302, f"/orgs/{account.org_id}/")
     page = client.get(home.location)
     assert page.status_code == 200
-    assert "Acme Ltd" in page.text and "Ada Lovelace" in page.text
+    assert "Acme Ltd" in page.text
+    assert "Ada Lovelace" in page.text
     assert "No clients connected yet" in page.text
     assert ">Sign out</button>" in page.text
 
@@ -49,7 +50,8 @@ def test_sign_in_shows_the_home_page_and_sign_out_ends_the_session(
     assert (out.status_code, out.location) == (302, "/login")
     assert SIGNED_OUT in client.get("/login").text
     again = client.get(f"/orgs/{account.org_id}/")
-    assert again.status_code == 302 and again.location.startswith("/login")
+    assert again.status_code == 302
+    assert again.location.startswith("/login")
     assert client.get("/").location.startswith("/login")
 
 
@@ -187,4 +189,5 @@ def test_deactivated_user_is_signed_out_and_cannot_sign_in(
         uow.commit()
     assert client.get(f"/orgs/{signed_in.org_id}/").location.startswith("/login")
     response = login(client, signed_in.email, signed_in.password)
-    assert response.status_code == 200 and INVALID_CREDENTIALS in response.text
+    assert response.status_code == 200
+    assert INVALID_CREDENTIALS in response.text

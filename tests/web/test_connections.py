@@ -66,7 +66,9 @@ def authorize_url_of(response: TestResponse) -> str:
     assert response.status_code == 200, response.text
     link = re.search(r'<a class="authorize" href="([^"]+)"', response.text)
     refresh = re.search(r'<meta http-equiv="refresh" content="0; url=([^"]+)">', response.text)
-    assert link and refresh and link.group(1) == refresh.group(1)
+    assert link
+    assert refresh
+    assert link.group(1) == refresh.group(1)
     return html.unescape(link.group(1))
 
 
@@ -122,11 +124,15 @@ def test_connect_round_trip_stores_an_encrypted_connection(
     assert query["redirect_uri"] == ["http://localhost/oauth/quickbooks/callback"]
     with client.session_transaction() as session:
         pending = session[PENDING_KEY]["quickbooks"]
-    assert pending["state"] == query["state"][0] and len(pending["state"]) >= 32
-    assert pending["org_id"] == signed_in.org_id and pending["user_id"] == signed_in.user_id
+    assert pending["state"] == query["state"][0]
+    assert len(pending["state"]) >= 32
+    assert pending["org_id"] == signed_in.org_id
+    assert pending["user_id"] == signed_in.user_id
 
     params = consent(authorize_url, realm)
-    assert params["realmId"] == realm and params["state"] == pending["state"] and params["code"]
+    assert params["realmId"] == realm
+    assert params["state"] == pending["state"]
+    assert params["code"]
     response = client.get(CALLBACK, query_string=params)
     assert response.status_code == 303
     assert response.location == f"/orgs/{signed_in.org_id}/"
@@ -135,7 +141,8 @@ def test_connect_round_trip_stores_an_encrypted_connection(
 
     dashboard = client.get(response.location)
     assert "Connected Round Trip Books LLC" in dashboard.text
-    assert "<td>QuickBooks Online</td>" in dashboard.text and "<td>Round Trip Books LLC</td>" in dashboard.text
+    assert "<td>QuickBooks Online</td>" in dashboard.text
+    assert "<td>Round Trip Books LLC</td>" in dashboard.text
     assert ">active<" in dashboard.text
 
     [row] = connections(store, signed_in.org_id)
@@ -149,7 +156,9 @@ def test_connect_round_trip_stores_an_encrypted_connection(
     tokens = tokens_of(app, store, signed_in.org_id, row.id)
     assert company_info_status(qbo_emulator, realm, tokens.access_token) == 200  # the stored tokens work
     raw = database_bytes(tmp_path)
-    assert row.tokens_sealed and tokens.access_token.encode() not in raw and tokens.refresh_token.encode() not in raw
+    assert row.tokens_sealed
+    assert tokens.access_token.encode() not in raw
+    assert tokens.refresh_token.encode() not in raw
     for secret in (params["code"], tokens.access_token, tokens.refresh_token):
         assert secret not in caplog.text
         assert secret not in dashboard.text
@@ -172,7 +181,8 @@ def test_denied_consent_shows_an_error_and_stores_nothing(
     assert "did not grant access (access_denied)" in page.text
     assert connections(store, signed_in.org_id) == []
     again = client.get(CALLBACK, query_string=params)  # the pending state was used up
-    assert again.status_code == 400 and "no QuickBooks Online connection in progress" in again.text
+    assert again.status_code == 400
+    assert "no QuickBooks Online connection in progress" in again.text
 
 
 @pytest.mark.parametrize(
@@ -202,8 +212,10 @@ def test_bad_callbacks_show_what_happened_and_store_nothing(
     params = consent(start_connect(client, token_of, signed_in.org_id), realm)
     page = client.get(CALLBACK, query_string=tamper(params))
     assert page.status_code == 400
-    assert "QuickBooks Online was not connected" in page.text and expected in page.text
-    assert params["code"] not in page.text and params["code"] not in caplog.text
+    assert "QuickBooks Online was not connected" in page.text
+    assert expected in page.text
+    assert params["code"] not in page.text
+    assert params["code"] not in caplog.text
     assert params["state"] not in page.text
     assert connections(store, signed_in.org_id) == []
 
@@ -239,7 +251,8 @@ def test_reconnecting_the_same_company_updates_the_row(
     assert "needs reauth" in page.text
     assert "QuickBooks no longer accepts this connection&#39;s authorization" in page.text
     reconnect_action = f'action="/orgs/{signed_in.org_id}/connections/{row.id}/reconnect"'
-    assert reconnect_action in page.text and ">Reconnect</button>" in page.text
+    assert reconnect_action in page.text
+    assert ">Reconnect</button>" in page.text
     response = client.post(
         f"/orgs/{signed_in.org_id}/connections/{row.id}/reconnect", data={"csrf_token": token_of(page.text)}
     )
@@ -250,7 +263,9 @@ def test_reconnecting_the_same_company_updates_the_row(
     assert "Reconnected Reconnect Ltd" in client.get(done.location).text
 
     [again] = connections(store, signed_in.org_id)  # no duplicate
-    assert again.id == row.id and again.status == "active" and again.last_error == ""
+    assert again.id == row.id
+    assert again.status == "active"
+    assert again.last_error == ""
     assert again.tokens_sealed != row.tokens_sealed
 
 
@@ -274,13 +289,16 @@ def test_disconnect_revokes_the_grant_and_marks_the_connection(
     response = client.post(
         f"/orgs/{signed_in.org_id}/connections/{row.id}/disconnect", data={"csrf_token": token_of(page.text)}
     )
-    assert response.status_code == 303 and response.location == f"/orgs/{signed_in.org_id}/"
+    assert response.status_code == 303
+    assert response.location == f"/orgs/{signed_in.org_id}/"
     dashboard = client.get(response.location)
     assert "Disconnected Leaving Co" in dashboard.text
     assert f'action="/orgs/{signed_in.org_id}/connections/{row.id}/reconnect"' in dashboard.text
 
     [after] = connections(store, signed_in.org_id)
-    assert after.status == "disconnected" and after.tokens_sealed == "" and after.next_run_at is None
+    assert after.status == "disconnected"
+    assert after.tokens_sealed == ""
+    assert after.next_run_at is None
     # The emulator revoked the grant: the old access token is refused, the refresh token is dead.
     assert company_info_status(qbo_emulator, realm, tokens.access_token) == 401
     token_endpoint = f"{qbo_emulator.url}/oauth2/v1/tokens/bearer"
@@ -290,7 +308,8 @@ def test_disconnect_revokes_the_grant_and_marks_the_connection(
         auth=("emulator-client-id", "emulator-client-secret"),
         timeout=10,
     )
-    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+    assert refresh.status_code == 400
+    assert refresh.json()["error"] == "invalid_grant"
 
 
 def test_disconnect_needs_membership_and_the_owner_role(
@@ -370,8 +389,10 @@ def test_a_callback_meant_for_another_organization_cannot_be_completed(
     # A has a connection of its own in progress: B's state does not match A's session.
     start_connect(client, token_of, signed_in.org_id)
     page = client.get(CALLBACK, query_string=params_b)
-    assert page.status_code == 400 and "state mismatch" in page.text
-    assert connections(store, signed_in.org_id) == [] and connections(store, user_b.org_id) == []
+    assert page.status_code == 400
+    assert "state mismatch" in page.text
+    assert connections(store, signed_in.org_id) == []
+    assert connections(store, user_b.org_id) == []
 
 
 def test_the_pending_state_is_bound_to_the_user_and_their_membership(
@@ -392,7 +413,8 @@ def test_the_pending_state_is_bound_to_the_user_and_their_membership(
         pending["quickbooks"]["user_id"] = signed_in.user_id + 1000
         session[PENDING_KEY] = pending
     page = client.get(CALLBACK, query_string=params)
-    assert page.status_code == 400 and "no longer signed in as the user who started" in page.text
+    assert page.status_code == 400
+    assert "no longer signed in as the user who started" in page.text
 
     # Membership is checked again at the callback: removed meanwhile → 404, nothing stored.
     params = consent(start_connect(client, token_of, signed_in.org_id), realm)
@@ -427,12 +449,14 @@ def test_launch_url_signed_out_and_in(
     token_of: Callable[[str], str],
 ) -> None:
     response = client.get("/launch/quickbooks")
-    assert response.status_code == 302 and response.location == "/login?next=%2Flaunch%2Fquickbooks"
+    assert response.status_code == 302
+    assert response.location == "/login?next=%2Flaunch%2Fquickbooks"
     account = make_user("Launch Co", Role.ACCOUNTANT)
     signed = login(client, account.email, account.password, next="/launch/quickbooks")
     assert signed.location == "/launch/quickbooks"
     response = client.get("/launch/quickbooks")
-    assert response.status_code == 302 and response.location == f"/orgs/{account.org_id}/connect/quickbooks"
+    assert response.status_code == 302
+    assert response.location == f"/orgs/{account.org_id}/connect/quickbooks"
     page = client.get(response.location)
     assert page.status_code == 200
     assert f'action="/orgs/{account.org_id}/connect/quickbooks"' in page.text
@@ -458,7 +482,8 @@ def test_marketplace_disconnect_url_marks_only_the_users_connections(
 
     anonymous = client.application.test_client()
     page = anonymous.get(f"/marketplace/quickbooks/disconnected?realmId={realm}")
-    assert page.status_code == 200 and "QuickBooks Online disconnected" in page.text
+    assert page.status_code == 200
+    assert "QuickBooks Online disconnected" in page.text
     assert [row.status for row in connections(store, signed_in.org_id)] == ["active"]  # signed out: no change
 
     page = client.get(f"/marketplace/quickbooks/disconnected?realmId={realm}")
@@ -495,7 +520,8 @@ def test_xero_consent_for_several_organisations_makes_several_connections(
     assert authorize_url.startswith(f"{xero_emulator.url}/connect/authorize?")
     query = parse_qs(urlsplit(authorize_url).query)
     assert query["redirect_uri"] == ["http://localhost/oauth/xero/callback"]
-    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"][0]
     with client.session_transaction() as session:
         assert session[PENDING_KEY]["xero"]["verifier"]  # PKCE: the verifier waits in the session
 
@@ -503,7 +529,8 @@ def test_xero_consent_for_several_organisations_makes_several_connections(
     response = client.get("/oauth/xero/callback", query_string=params)
     assert response.status_code == 303, response.text
     dashboard = client.get(response.location).text
-    assert "Connected Kiwi Traders Ltd" in dashboard and "Connected Tasman Holdings" in dashboard
+    assert "Connected Kiwi Traders Ltd" in dashboard
+    assert "Connected Tasman Holdings" in dashboard
     assert dashboard.count("<td>Xero</td>") == 2
 
     rows = connections(store, signed_in.org_id)
@@ -513,7 +540,8 @@ def test_xero_consent_for_several_organisations_makes_several_connections(
     tokens = [tokens_of(app, store, signed_in.org_id, row.id) for row in rows]
     assert tokens[0].refresh_token == tokens[1].refresh_token  # one grant covers both
     raw = database_bytes(tmp_path)
-    assert tokens[0].access_token.encode() not in raw and tokens[0].refresh_token.encode() not in raw
+    assert tokens[0].access_token.encode() not in raw
+    assert tokens[0].refresh_token.encode() not in raw
 
     # Disconnecting one organisation keeps the grant the other still uses; the last one revokes it.
     page = client.get(f"/orgs/{signed_in.org_id}/")
@@ -540,7 +568,8 @@ def test_xero_callback_is_not_the_quickbooks_callback(
     tenant = xero_emulator.add_tenant("Mixed Up Ltd")
     params = consent(start_connect(client, token_of, signed_in.org_id, "xero"), [tenant], field="tenant")
     page = client.get(CALLBACK, query_string=params)
-    assert page.status_code == 400 and "no QuickBooks Online connection in progress" in page.text
+    assert page.status_code == 400
+    assert "no QuickBooks Online connection in progress" in page.text
     assert connections(store, signed_in.org_id) == []
     assert client.get("/oauth/xero/callback", query_string=params).status_code == 303  # its own path still works
 

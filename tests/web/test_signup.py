@@ -43,7 +43,8 @@ def redirect_target(response: TestResponse) -> str:
 
 def start_signup(client: FlaskClient, token_of: Callable[[str], str]) -> str:
     page = client.get("/signup/xero")
-    assert page.status_code == 200 and "Sign up with Xero" in page.text
+    assert page.status_code == 200
+    assert "Sign up with Xero" in page.text
     return redirect_target(client.post("/signup/xero", data={"csrf_token": token_of(page.text)}))
 
 
@@ -79,19 +80,26 @@ def test_signup_round_trip_then_sign_in_with_xero(
     names = {t: xero_emulator.state.ledgers[t].name for t in (first, second)}
     url = start_signup(client, token_of)
     assert "redirect_uri=http%3A%2F%2Flocalhost%2Fsignup%2Fxero%2Fcallback" in url
-    assert "nonce=" in url and "code_challenge_method=S256" in url and "openid" in url
+    assert "nonce=" in url
+    assert "code_challenge_method=S256" in url
+    assert "openid" in url
     params = consent(url, [first, second], field="tenant", extra=[("user", xero_user.user_id)])
     response = client.get("/signup/xero/callback", query_string=params)
-    assert response.status_code == 303 and response.headers["Location"] == "/"
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
     dashboard = client.get("/", follow_redirects=True)
     assert dashboard.status_code == 200
-    assert names[first] in dashboard.text and names[second] in dashboard.text
+    assert names[first] in dashboard.text
+    assert names[second] in dashboard.text
     assert "Welcome to Nudge" in dashboard.text
     with store.unit_of_work() as uow:
         user = uow.users.by_identity("xero", xero_user.user_id)
-        assert user is not None and user.email == xero_user.email and user.password_hash == ""
+        assert user is not None
+        assert user.email == xero_user.email
+        assert user.password_hash == ""
         ((org, role),) = uow.organizations.for_user(user.id)
-        assert org.name == names[first] and role is Role.OWNER
+        assert org.name == names[first]
+        assert role is Role.OWNER
         assert {c.tenant_id for c in uow.connections.for_organization(org.id)} == {first, second}
         user_id = user.id
     assert signed_in_email(client) == str(user_id)
@@ -144,7 +152,8 @@ def test_an_email_with_a_local_account_is_refused(
     response = client.get("/signup/xero/callback", query_string=params)
     assert response.status_code == 400
     text = html.unescape(response.text)
-    assert "already exists" in text and "Sign in to it with your password first" in text
+    assert "already exists" in text
+    assert "Sign in to it with your password first" in text
     assert "connect Xero from your dashboard" in text
     assert signed_in_email(client) is None
     assert counts(store) == (1, 1, 0)
@@ -158,16 +167,21 @@ def test_state_mismatch_and_denial(
     tenant = xero_emulator.add_tenant("Kowhai Ltd")
     params = consent(start_signup(client, token_of), tenant, field="tenant")
     response = client.get("/signup/xero/callback", query_string={**params, "state": "forged"})
-    assert response.status_code == 400 and "state mismatch" in response.text
+    assert response.status_code == 400
+    assert "state mismatch" in response.text
     # The pending entry was used up: replaying the genuine callback finds nothing in progress.
     again = client.get("/signup/xero/callback", query_string=params)
-    assert again.status_code == 400 and "no Xero sign-in in progress" in again.text
+    assert again.status_code == 400
+    assert "no Xero sign-in in progress" in again.text
 
     params = consent(start_signup(client, token_of), tenant, field="tenant", approve=False)
     denied = client.get("/signup/xero/callback", query_string=params)
-    assert denied.status_code == 400 and "did not grant access" in denied.text
-    assert params.get("code") is None and "code=" not in denied.text
-    assert counts(store) == (0, 0, 0) and signed_in_email(client) is None
+    assert denied.status_code == 400
+    assert "did not grant access" in denied.text
+    assert params.get("code") is None
+    assert "code=" not in denied.text
+    assert counts(store) == (0, 0, 0)
+    assert signed_in_email(client) is None
 
 
 def test_sign_in_with_xero_without_an_account_creates_nothing(
@@ -175,13 +189,16 @@ def test_sign_in_with_xero_without_an_account_creates_nothing(
 ) -> None:
     params = consent(start_signin(client, token_of), [], field="tenant", extra=[("user", xero_user.user_id)])
     response = client.get("/signup/xero/callback", query_string=params)
-    assert response.status_code == 400 and "Sign up with Xero first" in response.text
-    assert counts(store) == (0, 0, 0) and signed_in_email(client) is None
+    assert response.status_code == 400
+    assert "Sign up with Xero first" in response.text
+    assert counts(store) == (0, 0, 0)
+    assert signed_in_email(client) is None
 
 
 def test_signed_in_users_are_sent_to_the_connect_flow(client: FlaskClient, signed_in: Any) -> None:
     response = client.get("/signup/xero")
-    assert response.status_code == 302 and response.headers["Location"] == "/launch/xero"
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/launch/xero"
     launched = client.get("/launch/xero")
     assert launched.headers["Location"] == f"/orgs/{signed_in.org_id}/connect/xero"
 
@@ -190,4 +207,5 @@ def test_marketplace_launch_offers_signup_to_signed_out_visitors(client: FlaskCl
     response = client.get("/launch/xero", follow_redirects=True)
     assert response.status_code == 200
     assert ">Sign in</button>" in response.text
-    assert 'href="/signup/xero"' in response.text and "Sign in with Xero" in response.text
+    assert 'href="/signup/xero"' in response.text
+    assert "Sign in with Xero" in response.text

@@ -133,8 +133,10 @@ def test_a_webhook_makes_the_connection_of_its_realm_due(
     with store.unit_of_work() as uow:
         due = uow.connections.get(signed_in.org_id, realm_id)
         untouched = uow.connections.get(signed_in.org_id, other_id)
-        assert due is not None and untouched is not None
-        assert due.next_run_at is not None and due.next_run_at <= datetime.now(UTC) + timedelta(seconds=30)
+        assert due is not None
+        assert untouched is not None
+        assert due.next_run_at is not None
+        assert due.next_run_at <= datetime.now(UTC) + timedelta(seconds=30)
         assert untouched.next_run_at == later
 
 
@@ -206,5 +208,6 @@ def test_a_xero_invoice_event_makes_its_organisations_connection_due(
     assert_bare(response, 200)
     with store.unit_of_work() as uow:
         row = uow.connections.get(signed_in.org_id, connection_id)
-        assert row is not None and row.next_run_at is not None
+        assert row is not None
+        assert row.next_run_at is not None
         assert row.next_run_at <= datetime.now(UTC) + timedelta(seconds=30)
