@@ -1,11 +1,12 @@
 """Connecting accounting files (generic over the registry): connect, OAuth callback, reconnect, disconnect,
 and the app-marketplace "launch" and "disconnect" URLs.
 
-The OAuth round trip keeps one pending entry per provider in the signed session (`web.oauth_flow`):
-`state`, the PKCE verifier, the organization and the user who started it. The callback (one path per
-provider, against OAuth mix-up) takes that entry out of the session whatever happens, re-checks that the
-signed-in user is still that user and still may connect files to that organization, and hands the rest to
-`connector.connections.connect`. Error pages name what went wrong; they never show the code or a token.
+The OAuth round trip's pending entry (`state`, the PKCE verifier, the organization and the user who
+started it) is kept server-side, bound to this browser, single use and valid 10 minutes (`web.oauth_flow`).
+The callback (one path per provider, against OAuth mix-up) takes that entry before anything reaches the
+provider, re-checks that the signed-in user is still that user and still may connect files to that
+organization, and hands the rest to `connector.connections.connect`.
+Error pages name what went wrong; they never show the code or a token.
 "Connect" answers with `web.oauth_flow.redirect_page`, not a 303 (the CSP's `form-action 'self'`).
 """
 
@@ -17,19 +18,19 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
+from connector.connections import pending
 from connector.connections.connect import ConnectError, begin_connect, complete_connect, disconnect
 from connector.domain.model import ConnectionStatus, Role
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
+from web import oauth_flow
 from web.access import require_role
 from web.extensions import login_manager, services
-from web.oauth_flow import PendingFlow, PendingFlows, redirect_page
+from web.oauth_flow import PendingError, PendingFlow, redirect_page
 
 bp = Blueprint("connections", __name__)
 log = logging.getLogger(__name__)
 
-PENDING_KEY = "nudge.oauth_pending"
-PENDING = PendingFlows(PENDING_KEY)
 CONNECT_ROLES = (Role.OWNER, Role.ACCOUNTANT)
 
 
@@ -57,8 +58,16 @@ def _start(org_id: int, key: str) -> ResponseReturnValue:
     except NudgeError as exc:
         log.warning("could not start connecting %s: %s", key, exc.user_message)
         return _failure(f"Could not start connecting {spec.display_name}", exc.user_message, 502)
-    context = {"org_id": org_id, "user_id": current_user.user_id}
-    PENDING.remember(key, PendingFlow(authorization.state, authorization.code_verifier, context=context))
+    oauth_flow.remember(
+        PendingFlow(
+            provider=key,
+            purpose=pending.CONNECT,
+            state=authorization.state,
+            verifier=authorization.code_verifier,
+            user_id=current_user.user_id,
+            org_id=org_id,
+        )
+    )
     return redirect_page(authorization.url, spec.display_name)
 
 
@@ -120,20 +129,18 @@ def callback(provider: str) -> ResponseReturnValue:
     """The provider sends the browser back here with `code` and `state` (or `error`)."""
     spec, settings = _provider(provider)
     name = spec.display_name
-    pending = PENDING.take(provider)
-    if pending is None:
-        return _failure(
-            f"{name} connection not started here",
-            f"This browser has no {name} connection in progress (it may have expired, or was started "
-            "in another browser or before signing in again). Nothing was connected; start again from your dashboard.",
-        )
-    if not current_user.is_authenticated or current_user.user_id != pending.context.get("user_id"):
+    try:
+        flow = oauth_flow.take(spec, pending.CONNECT)
+    except PendingError as exc:
+        log.info("%s callback refused: %s", provider, exc.user_message)
+        return _failure(f"{name} was not connected", _sentence(exc.user_message))
+    if not current_user.is_authenticated or current_user.user_id != flow.user_id:
         return _failure(
             f"{name} connection not completed",
             f"You are no longer signed in as the user who started connecting {name}. "
             "Nothing was connected; sign in and start again.",
         )
-    org_id = pending.context.get("org_id")
+    org_id = flow.org_id
     if not isinstance(org_id, int) or _role_in(org_id) not in CONNECT_ROLES:
         abort(404)
     try:
@@ -144,8 +151,8 @@ def callback(provider: str) -> ResponseReturnValue:
             settings,
             org_id,
             request.args.to_dict(),
-            pending.state,
-            pending.verifier,
+            flow.state,
+            flow.verifier,
             services().clock.now(),
             actor=_actor(),
         )

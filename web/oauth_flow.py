@@ -1,10 +1,11 @@
-"""The OAuth round trip's pending state, kept in the signed session (used by web.connections and web.signup).
+"""The OAuth round trip's pending state for web.connections and web.signup (kept server-side by
+`connector.connections.pending`).
 
-Starting a round trip remembers one entry per provider under the caller's session key: the `state`, the
-PKCE verifier, the OpenID Connect nonce where there is one, and whatever the caller needs back at the
-callback (the organization and user that started connecting, or whether it is a sign-up or a sign-in).
-The callback takes the entry out of the session whatever happens, so an entry is used at most once, and
-hands state, verifier and nonce to the connector, which checks them against what the provider sent.
+The session holds only a random browser id (`BROWSER_KEY`); the state, the PKCE verifier, the nonce and
+the caller's context live in the oauth_pending table, bound to that browser id, the provider and the
+purpose, used once and valid for 10 minutes. A replayed callback (the same `code` and `state` again,
+even with a copy of the session cookie taken before the callback) finds its entry used and is refused
+before any call to the token endpoint; a callback with a wrong state leaves the good entry alone.
 
 The start answers with a page that moves the browser on to the provider (meta refresh plus a link)
 rather than a 303: under the strict CSP (`form-action 'self'`) browsers refuse a form whose redirect
@@ -13,61 +14,50 @@ leaves the site.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import secrets
 
-from flask import render_template, session
+from flask import render_template, request, session
 
-__all__ = ["PendingFlow", "PendingFlows", "redirect_page"]
+from connector.connections import pending
+from connector.connections.pending import PendingError, PendingFlow
+from connector.ports import ProviderSpec
+from web.extensions import services
 
-_SECRETS = ("state", "verifier", "nonce")
+__all__ = ["BROWSER_KEY", "PendingError", "PendingFlow", "redirect_page", "remember", "take"]
 
-
-@dataclass(frozen=True)
-class PendingFlow:
-    """One round trip in progress: what the callback checks, and the caller's own context."""
-
-    state: str
-    verifier: str
-    nonce: str = ""
-    context: Mapping[str, Any] = field(default_factory=dict)
+BROWSER_KEY = "nudge.oauth_browser"
 
 
-class PendingFlows:
-    """The round trips in progress in this browser's session under `session_key`, one per provider."""
+def _browser(create: bool) -> str:
+    """This browser's random id in the session (made on first use when `create`)."""
+    value = session.get(BROWSER_KEY)
+    if isinstance(value, str) and value:
+        return value
+    if not create:
+        return ""
+    value = secrets.token_urlsafe(32)
+    session[BROWSER_KEY] = value
+    return value
 
-    def __init__(self, session_key: str) -> None:
-        self.session_key = session_key
 
-    def remember(self, provider: str, flow: PendingFlow) -> None:
-        """Keep `flow` for `provider`, replacing any round trip to that provider started before."""
-        entry: dict[str, Any] = {"state": flow.state, "verifier": flow.verifier}
-        if flow.nonce:
-            entry["nonce"] = flow.nonce
-        entry.update({name: value for name, value in flow.context.items() if name not in _SECRETS})
-        pending: dict[str, Any] = dict(session.get(self.session_key) or {})
-        pending[provider] = entry
-        session[self.session_key] = pending
+def remember(flow: PendingFlow) -> None:
+    """Keep `flow` server-side for this browser until its callback."""
+    pending.start(services().store, services().vault, _browser(True), flow, services().clock.now())
 
-    def take(self, provider: str) -> PendingFlow | None:
-        """Remove and return the round trip in progress for `provider` (single use), or None."""
-        pending: dict[str, Any] = dict(session.get(self.session_key) or {})
-        if provider not in pending:
-            return None
-        entry = pending.pop(provider)
-        if pending:
-            session[self.session_key] = pending
-        else:
-            session.pop(self.session_key, None)
-        if not isinstance(entry, dict):
-            return None
-        return PendingFlow(
-            state=str(entry.get("state") or ""),
-            verifier=str(entry.get("verifier") or ""),
-            nonce=str(entry.get("nonce") or ""),
-            context={name: value for name, value in entry.items() if name not in _SECRETS},
-        )
+
+def take(spec: ProviderSpec, purpose: str) -> PendingFlow:
+    """The round trip the callback's `state` names, used up; PendingError before any provider call otherwise."""
+    return pending.take(
+        services().store,
+        services().vault,
+        _browser(False),
+        provider=spec.key,
+        purpose=purpose,
+        provider_name=spec.display_name,
+        state=request.args.get("state", ""),
+        now=services().clock.now(),
+        require_verifier=spec.supports_pkce,
+    )
 
 
 def redirect_page(url: str, provider_name: str) -> str:

@@ -1,10 +1,11 @@
 """ "Sign up with Xero" and "Sign in with Xero" (OpenID Connect), generic over providers with `identify`.
 
 `GET /signup/<provider>` shows a page with one button (a CSRF-protected POST starts the round trip);
-the login page links "Sign in with <provider>" to `/signin/<provider>`. Both keep one
-pending entry per provider in the signed session (state, PKCE verifier, nonce, mode) and come back to
-`/signup/<provider>/callback`, which takes the entry out whatever happens (`web.oauth_flow`) and hands the rest to
-`connector.accounts.signup`. The redirect URI is the configured one's host with that path, or the provider
+the login page links "Sign in with <provider>" to `/signin/<provider>`. Both keep a
+pending entry server-side, bound to this browser (state, PKCE verifier, nonce, mode; `web.oauth_flow`), and
+come back to `/signup/<provider>/callback`, which uses the entry up before any call to the provider and
+hands the rest to `connector.accounts.signup`.
+The redirect URI is the configured one's host with that path, or the provider
 option `signup_redirect_uri` (it must be registered with the provider, beside the connect callback).
 """
 
@@ -20,17 +21,17 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user  # type: ignore[import-untyped, unused-ignore]
 
 from connector.accounts.signup import SignupError, begin_signup, complete_signin, complete_signup, supports_signup
+from connector.connections import pending
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
+from web import oauth_flow
 from web.extensions import services
-from web.oauth_flow import PendingFlow, PendingFlows, redirect_page
+from web.oauth_flow import PendingError, PendingFlow, redirect_page
 from web.users import WebUser
 
 bp = Blueprint("signup", __name__)
 log = logging.getLogger(__name__)
 
-PENDING_KEY = "nudge.signup_pending"
-PENDING = PendingFlows(PENDING_KEY)
 SIGNUP, SIGNIN = "signup", "signin"
 
 
@@ -74,8 +75,16 @@ def _start(key: str, mode: str) -> ResponseReturnValue:
     except NudgeError as exc:
         log.warning("could not start %s with %s: %s", mode, key, exc.user_message)
         return _failure(f"Could not start signing in with {spec.display_name}", _sentence(exc.user_message), 502)
-    flow = PendingFlow(authorization.state, authorization.code_verifier, authorization.nonce, {"mode": mode})
-    PENDING.remember(key, flow)
+    oauth_flow.remember(
+        PendingFlow(
+            provider=key,
+            purpose=pending.SIGNUP,
+            state=authorization.state,
+            verifier=authorization.code_verifier,
+            nonce=authorization.nonce,
+            context={"mode": mode},
+        )
+    )
     return redirect_page(authorization.url, spec.display_name)
 
 
@@ -113,24 +122,22 @@ def signin(provider: str) -> ResponseReturnValue:
 def callback(provider: str) -> ResponseReturnValue:
     spec, settings = _provider(provider)
     name = spec.display_name
-    pending = PENDING.take(provider)
-    if pending is None:
-        return _failure(
-            f"Signing in with {name} not started here",
-            f"This browser has no {name} sign-in in progress (it may have expired, or was started in another "
-            "browser). Nothing was created; start again.",
-        )
+    try:
+        flow = oauth_flow.take(spec, pending.SIGNUP)
+    except PendingError as exc:
+        log.info("%s sign-in callback refused: %s", provider, exc.user_message)
+        return _failure(f"Signing in with {name} not completed", _sentence(exc.user_message))
     if current_user.is_authenticated:
         return _failure(
             f"Signing in with {name} not completed",
             f"You are already signed in. Nothing was created; connect {name} from your dashboard instead.",
         )
-    mode = pending.context.get("mode")
+    mode = flow.context.get("mode")
     args = (
         request.args.to_dict(),
-        pending.state,
-        pending.verifier,
-        pending.nonce,
+        flow.state,
+        flow.verifier,
+        flow.nonce,
         services().clock.now(),
     )
     store = services().store

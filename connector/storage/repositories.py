@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.model import ConnectionStatus, Role
-from connector.storage.tables import Activity, Connection, Membership, Organization, User
+from connector.storage.tables import Activity, Connection, Membership, OAuthPending, Organization, User
 
 
 def normalize_email(email: str) -> str:
@@ -299,3 +299,39 @@ class Activities:
                 select(Activity).where(Activity.organization_id == org_id).order_by(Activity.id.desc()).limit(limit)
             )
         )
+
+
+class OAuthPendings:
+    """OAuth round trips in progress (connector.connections.pending); built over a unit of work's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, entry: OAuthPending) -> OAuthPending:
+        """Store a new pending round trip."""
+        self.session.add(entry)
+        self.session.flush()
+        return entry
+
+    def by_state_hash(self, state_hash: str) -> OAuthPending | None:
+        """The round trip whose `state` hashes to `state_hash`, or None."""
+        return self.session.scalars(select(OAuthPending).where(OAuthPending.state_hash == state_hash)).first()
+
+    def mark_used(self, entry_id: int, at: datetime) -> bool:
+        """Use the entry once: True for the one caller that set `used_at`, False if it was already used."""
+        result = self.session.execute(
+            update(OAuthPending)
+            .where(OAuthPending.id == entry_id, OAuthPending.used_at.is_(None))
+            .values(used_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def purge(self, created_before: datetime) -> int:
+        """Delete entries created before `created_before` (expired, used or not); how many."""
+        result = self.session.execute(
+            delete(OAuthPending)
+            .where(OAuthPending.created_at < created_before)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -95,6 +95,8 @@ class User(Base):
     # An external identity (OpenID Connect): the provider key and its `sub`; None for a local account.
     auth_provider: Mapped[str | None] = mapped_column(String(40), default=None)
     auth_subject: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Bumped when the user signs out or changes password: every session carrying an older value ends.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:
         return f"User(id={self.id}, email={self.email!r})"
@@ -286,7 +288,8 @@ class SyncRun(Base):
 
 
 class WebhookDelivery(Base):
-    """A webhook event already accepted (deduplication by the provider's event id)."""
+    """A webhook event already accepted (deduplication by the provider's event id), or a signed delivery
+    that could not be read (outcome "failed", with the reason; event_id is then the body's SHA-256)."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (UniqueConstraint("provider", "event_id"),)
@@ -294,3 +297,30 @@ class WebhookDelivery(Base):
     provider: Mapped[str] = mapped_column(String(40))
     event_id: Mapped[str] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(20), default="accepted", server_default="accepted")
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    tenant_id: Mapped[str | None] = mapped_column(String(100), default=None)  # None: not known
+
+
+class OAuthPending(Base):
+    """One OAuth round trip in progress (connect, sign-up or sign-in), kept server-side until its callback.
+
+    Looked up by the SHA-256 of `state`; bound to one browser (the SHA-256 of a random id kept in that
+    browser's session), to the provider and the purpose; used once (`used_at`); valid for 10 minutes.
+    The PKCE verifier and the OpenID Connect nonce are sealed by the vault.
+    """
+
+    __tablename__ = "oauth_pending"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), default=None)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), default=None
+    )
+    secrets_sealed: Mapped[str] = mapped_column(Text, default="")  # {"verifier", "nonce"} sealed
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -29,11 +29,11 @@ from connector.config import Settings, settings_for_tests
 from connector.domain.model import Role
 from connector.ports import ProviderSettings, TokenSet
 from connector.storage import Store
-from connector.storage.tables import Membership
+from connector.storage.tables import Membership, OAuthPending
 from connector.vault.tokens import open_tokens
 from web import create_app
-from web.connections import PENDING_KEY
 from web.extensions import SERVICES_KEY
+from web.oauth_flow import BROWSER_KEY
 
 CALLBACK = "/oauth/quickbooks/callback"
 
@@ -100,6 +100,13 @@ def company_info_status(qbo_emulator: Any, realm: str, access_token: str) -> int
     return requests.get(url, headers={"Authorization": f"Bearer {access_token}"}, timeout=10).status_code
 
 
+def pending_rows(store: Store) -> list[OAuthPending]:
+    with store.unit_of_work() as uow:
+        rows = list(uow.session.query(OAuthPending).order_by(OAuthPending.id))
+        uow.session.expunge_all()
+        return rows
+
+
 def database_bytes(tmp_path: Path) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(tmp_path.glob("web.sqlite3*")))
 
@@ -122,22 +129,22 @@ def test_connect_round_trip_stores_an_encrypted_connection(
     assert authorize_url.startswith(f"{qbo_emulator.url}/connect/oauth2?")
     query = parse_qs(urlsplit(authorize_url).query)
     assert query["redirect_uri"] == ["http://localhost/oauth/quickbooks/callback"]
-    with client.session_transaction() as session:
-        pending = session[PENDING_KEY]["quickbooks"]
-    assert pending["state"] == query["state"][0]
-    assert len(pending["state"]) >= 32
-    assert pending["org_id"] == signed_in.org_id
-    assert pending["user_id"] == signed_in.user_id
+    [pending] = pending_rows(store)
+    assert len(query["state"][0]) >= 32
+    assert query["state"][0] not in str(vars(pending))  # only its hash is kept
+    assert pending.organization_id == signed_in.org_id
+    assert pending.user_id == signed_in.user_id
+    assert pending.used_at is None
 
     params = consent(authorize_url, realm)
     assert params["realmId"] == realm
-    assert params["state"] == pending["state"]
+    assert params["state"] == query["state"][0]
     assert params["code"]
     response = client.get(CALLBACK, query_string=params)
     assert response.status_code == 303
     assert response.location == f"/orgs/{signed_in.org_id}/"
-    with client.session_transaction() as session:
-        assert PENDING_KEY not in session  # single use
+    [used] = pending_rows(store)
+    assert used.used_at is not None  # single use
 
     dashboard = client.get(response.location)
     assert "Connected Round Trip Books LLC" in dashboard.text
@@ -182,13 +189,13 @@ def test_denied_consent_shows_an_error_and_stores_nothing(
     assert connections(store, signed_in.org_id) == []
     again = client.get(CALLBACK, query_string=params)  # the pending state was used up
     assert again.status_code == 400
-    assert "no QuickBooks Online connection in progress" in again.text
+    assert "already used" in again.text
 
 
 @pytest.mark.parametrize(
     ("tamper", "expected"),
     [
-        (lambda p: {**p, "state": p["state"][:-2] + "xx"}, "state mismatch"),
+        (lambda p: {**p, "state": p["state"][:-2] + "xx"}, "no QuickBooks Online connection in progress"),
         (lambda p: {k: v for k, v in p.items() if k != "realmId"}, "realmId"),
         (lambda p: {**p, "realmId": "12a"}, "realmId"),
         (lambda p: {**p, "code": "AB-not-a-code-the-emulator-issued"}, "no longer accepts"),  # failed exchange
@@ -408,10 +415,11 @@ def test_the_pending_state_is_bound_to_the_user_and_their_membership(
     realm = new_company(qbo_emulator, "Bound Co")
     # A pending entry naming another user (as if planted in this session) is refused.
     params = consent(start_connect(client, token_of, signed_in.org_id), realm)
-    with client.session_transaction() as session:
-        pending = session[PENDING_KEY]
-        pending["quickbooks"]["user_id"] = signed_in.user_id + 1000
-        session[PENDING_KEY] = pending
+    other = make_user("Another Org", Role.OWNER)  # as if another user of this browser had started it
+    with store.unit_of_work() as uow:
+        for row in uow.session.query(OAuthPending):
+            row.user_id = other.user_id
+        uow.commit()
     page = client.get(CALLBACK, query_string=params)
     assert page.status_code == 400
     assert "no longer signed in as the user who started" in page.text
@@ -523,7 +531,10 @@ def test_xero_consent_for_several_organisations_makes_several_connections(
     assert query["code_challenge_method"] == ["S256"]
     assert query["code_challenge"][0]
     with client.session_transaction() as session:
-        assert session[PENDING_KEY]["xero"]["verifier"]  # PKCE: the verifier waits in the session
+        assert session[BROWSER_KEY]  # the session holds only a random browser id
+    [pending] = pending_rows(store)
+    assert pending.provider == "xero"
+    assert pending.secrets_sealed  # PKCE: the verifier waits server-side, sealed
 
     params = consent(authorize_url, [first, second], field="tenant")
     response = client.get("/oauth/xero/callback", query_string=params)
@@ -569,7 +580,7 @@ def test_xero_callback_is_not_the_quickbooks_callback(
     params = consent(start_connect(client, token_of, signed_in.org_id, "xero"), [tenant], field="tenant")
     page = client.get(CALLBACK, query_string=params)
     assert page.status_code == 400
-    assert "no QuickBooks Online connection in progress" in page.text
+    assert "OAuth mix-up refused" in page.text
     assert connections(store, signed_in.org_id) == []
     assert client.get("/oauth/xero/callback", query_string=params).status_code == 303  # its own path still works
 

@@ -1,80 +1,152 @@
-"""web.oauth_flow: the OAuth round trip's pending state in the session, shared by connecting and signing up."""
+"""The OAuth round trip's pending state, server-side (connector.connections.pending, used by web.oauth_flow).
+
+On SQLite and PostgreSQL: one entry per round trip, single use, 10 minutes, bound to browser, provider
+and purpose; a refused callback leaves the good entry usable; of racing callbacks exactly one wins.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, session
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
-from web import connections, signup
-from web.oauth_flow import PendingFlow, PendingFlows, redirect_page
+import pytest
+from flask import Flask
+from sqlalchemy import select
 
-KEY = "test.pending"
+from connector.connections import pending
+from connector.connections.pending import CONNECT, SIGNUP, PendingError, PendingFlow
+from connector.storage import Store
+from connector.storage.tables import OAuthPending
+from connector.vault.keyring import Vault, generate_key
+from tests.support.databases import Database
+from web.oauth_flow import redirect_page
 
-
-def _app() -> Flask:
-    app = Flask(__name__)
-    app.secret_key = "test secret"
-    return app
-
-
-def test_a_remembered_flow_is_taken_back_once() -> None:
-    flows = PendingFlows(KEY)
-    with _app().test_request_context():
-        flows.remember("xero", PendingFlow("the-state", "the-verifier", "the-nonce", {"mode": "signup"}))
-        assert session[KEY] == {
-            "xero": {"state": "the-state", "verifier": "the-verifier", "nonce": "the-nonce", "mode": "signup"}
-        }
-        taken = flows.take("xero")
-        assert taken == PendingFlow("the-state", "the-verifier", "the-nonce", {"mode": "signup"})
-        assert KEY not in session  # the last entry gone, the key goes too
-        assert flows.take("xero") is None  # single use
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+BROWSER = "browser-one"
 
 
-def test_a_flow_without_a_nonce_stores_none() -> None:
-    flows = PendingFlows(KEY)
-    with _app().test_request_context():
-        flows.remember("quickbooks", PendingFlow("s", "v", context={"org_id": 3, "user_id": 7}))
-        assert session[KEY]["quickbooks"] == {"state": "s", "verifier": "v", "org_id": 3, "user_id": 7}
-        taken = flows.take("quickbooks")
-        assert taken is not None
-        assert taken.nonce == ""
-        assert taken.context == {"org_id": 3, "user_id": 7}
+@pytest.fixture
+def store(database: Database) -> Iterator[Store]:
+    """A migrated store on SQLite and on PostgreSQL (not the web app's)."""
+    result = database.store()
+    result.upgrade()
+    try:
+        yield result
+    finally:
+        result.dispose()
 
 
-def test_providers_are_kept_apart_and_a_new_start_replaces_the_old() -> None:
-    flows = PendingFlows(KEY)
-    with _app().test_request_context():
-        flows.remember("quickbooks", PendingFlow("qb-1", "v1"))
-        flows.remember("xero", PendingFlow("xero-1", "v2"))
-        flows.remember("quickbooks", PendingFlow("qb-2", "v3"))
-        taken = flows.take("quickbooks")
-        assert taken is not None
-        assert taken.state == "qb-2"
-        assert list(session[KEY]) == ["xero"]  # the other provider's round trip is untouched
+@pytest.fixture
+def vault() -> Vault:
+    return Vault.from_keys({"k1": generate_key()}, "k1")
 
 
-def test_context_cannot_overwrite_what_the_callback_checks() -> None:
-    flows = PendingFlows(KEY)
-    with _app().test_request_context():
-        flows.remember("xero", PendingFlow("real", "real-v", context={"state": "forged", "mode": "signin"}))
-        taken = flows.take("xero")
-        assert taken is not None
-        assert taken.state == "real"
-        assert taken.context == {"mode": "signin"}
+def _flow(
+    state: str = "the-state", provider: str = "xero", purpose: str = CONNECT, verifier: str = "v" * 43
+) -> PendingFlow:
+    return PendingFlow(provider, purpose, state, verifier, "the-nonce", None, None, {"mode": "signup"})
 
 
-def test_nothing_pending_or_a_damaged_entry_is_none() -> None:
-    flows = PendingFlows(KEY)
-    with _app().test_request_context():
-        assert flows.take("xero") is None
-        assert KEY not in session
-        session[KEY] = {"xero": "not a dict", "quickbooks": {"state": "s", "verifier": "v"}}
-        assert flows.take("xero") is None
-        assert list(session[KEY]) == ["quickbooks"]  # the damaged entry is still used up
+def _take(
+    store: Store, vault: Vault, *, state: str = "the-state", browser: str = BROWSER, **kwargs: object
+) -> PendingFlow:
+    options: dict[str, object] = {
+        "provider": "xero",
+        "purpose": CONNECT,
+        "provider_name": "Xero",
+        "state": state,
+        "now": NOW + timedelta(minutes=1),
+        "require_verifier": True,
+    }
+    options.update(kwargs)
+    return pending.take(store, vault, browser, **options)  # type: ignore[arg-type]
 
 
-def test_connecting_and_signing_up_keep_separate_session_keys() -> None:
-    assert connections.PENDING.session_key == connections.PENDING_KEY == "nudge.oauth_pending"
-    assert signup.PENDING.session_key == signup.PENDING_KEY == "nudge.signup_pending"
+def test_a_flow_is_taken_back_once(store: Store, vault: Vault) -> None:
+    pending.start(store, vault, BROWSER, _flow(), NOW)
+    taken = _take(store, vault)
+    assert (taken.state, taken.verifier, taken.nonce, dict(taken.context)) == (
+        "the-state",
+        "v" * 43,
+        "the-nonce",
+        {"mode": "signup"},
+    )
+    with pytest.raises(PendingError, match="already used"):
+        _take(store, vault)
+
+
+def test_nothing_secret_is_stored_in_clear(store: Store, vault: Vault) -> None:
+    pending.start(store, vault, BROWSER, _flow(), NOW)
+    with store.unit_of_work() as uow:
+        [row] = uow.session.scalars(select(OAuthPending)).all()
+        stored = f"{row.state_hash}|{row.browser_hash}|{row.secrets_sealed}|{row.context}"
+    for secret in ("the-state", BROWSER, "v" * 43, "the-nonce"):
+        assert secret not in stored
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"state": ""}, "no Xero connection in progress"),
+        ({"state": "another-state"}, "no Xero connection in progress"),
+        ({"browser": "browser-two"}, "state mismatch"),
+        ({"browser": ""}, "no Xero connection in progress"),
+        ({"provider": "quickbooks"}, "mix-up"),
+        ({"purpose": SIGNUP}, "mix-up"),
+    ],
+)
+def test_a_refused_callback_leaves_the_good_entry_alone(
+    store: Store, vault: Vault, change: dict[str, object], message: str
+) -> None:
+    pending.start(store, vault, BROWSER, _flow(), NOW)
+    with pytest.raises(PendingError, match=message):
+        _take(store, vault, **change)  # type: ignore[arg-type]
+    assert _take(store, vault).state == "the-state"  # still usable by its own callback
+
+
+def test_an_entry_expires_after_ten_minutes(store: Store, vault: Vault) -> None:
+    pending.start(store, vault, BROWSER, _flow(), NOW)
+    with pytest.raises(PendingError, match="expired after 10 minutes"):
+        _take(store, vault, now=NOW + timedelta(minutes=10, seconds=1))
+
+
+def test_a_missing_verifier_is_refused_where_pkce_is_required(store: Store, vault: Vault) -> None:
+    pending.start(store, vault, BROWSER, _flow(verifier=""), NOW)
+    with pytest.raises(PendingError, match="no PKCE verifier"):
+        _take(store, vault)
+    pending.start(store, vault, BROWSER, _flow("qbo-state", "quickbooks", verifier=""), NOW)
+    assert _take(store, vault, state="qbo-state", provider="quickbooks", require_verifier=False).verifier == ""
+
+
+def test_racing_callbacks_use_the_entry_once(store: Store, vault: Vault) -> None:
+    pending.start(store, vault, BROWSER, _flow(), NOW)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def callback() -> None:
+        barrier.wait()
+        try:
+            _take(store, vault)
+            outcomes.append("taken")
+        except PendingError:
+            outcomes.append("refused")
+        except Exception as exc:  # SQLite may refuse a concurrent writer outright: still not a second take
+            outcomes.append(f"error {type(exc).__name__}")
+
+    threads = [threading.Thread(target=callback) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes.count("taken") == 1, outcomes
+
+
+def test_old_entries_are_purged_when_a_new_one_starts(store: Store, vault: Vault) -> None:
+    pending.start(store, vault, BROWSER, _flow("old"), NOW - timedelta(days=2))
+    pending.start(store, vault, BROWSER, _flow("new"), NOW)
+    with store.unit_of_work() as uow:
+        assert len(uow.session.scalars(select(OAuthPending)).all()) == 1
 
 
 def test_the_redirect_page_moves_the_browser_on(app: Flask) -> None:

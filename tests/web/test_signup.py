@@ -165,23 +165,33 @@ def test_state_mismatch_and_denial(
     client: FlaskClient, store: Store, token_of: Callable[[str], str], consent: Consent, xero_emulator: Any
 ) -> None:
     tenant = xero_emulator.add_tenant("Kowhai Ltd")
-    params = consent(start_signup(client, token_of), tenant, field="tenant")
-    response = client.get("/signup/xero/callback", query_string={**params, "state": "forged"})
-    assert response.status_code == 400
-    assert "state mismatch" in response.text
-    # The pending entry was used up: replaying the genuine callback finds nothing in progress.
-    again = client.get("/signup/xero/callback", query_string=params)
-    assert again.status_code == 400
-    assert "no Xero sign-in in progress" in again.text
-
-    params = consent(start_signup(client, token_of), tenant, field="tenant", approve=False)
-    denied = client.get("/signup/xero/callback", query_string=params)
+    denied_params = consent(start_signup(client, token_of), tenant, field="tenant", approve=False)
+    denied = client.get("/signup/xero/callback", query_string=denied_params)
     assert denied.status_code == 400
     assert "did not grant access" in denied.text
-    assert params.get("code") is None
+    assert denied_params.get("code") is None
     assert "code=" not in denied.text
     assert counts(store) == (0, 0, 0)
     assert signed_in_email(client) is None
+
+    params = consent(start_signup(client, token_of), tenant, field="tenant")
+    response = client.get("/signup/xero/callback", query_string={**params, "state": "forged"})
+    assert response.status_code == 400
+    assert "no Xero sign-in in progress" in response.text
+    assert counts(store) == (0, 0, 0)
+    # A forged state does not cancel the sign-up in progress: the genuine callback still completes, once.
+    with client.session_transaction() as session:
+        browser = dict(session)  # the session as it was before the callback, replayed below
+    assert client.get("/signup/xero/callback", query_string=params).status_code == 303
+    assert signed_in_email(client) is not None
+    created = counts(store)
+    replay = client.application.test_client()
+    with replay.session_transaction() as session:
+        session.update({key: value for key, value in browser.items() if key == "nudge.oauth_browser"})
+    again = replay.get("/signup/xero/callback", query_string=params)
+    assert again.status_code == 400
+    assert "already used" in again.text
+    assert counts(store) == created
 
 
 def test_sign_in_with_xero_without_an_account_creates_nothing(
