@@ -449,10 +449,18 @@ def log_dropped(prepared: PreparedMessage) -> None:
             prepared.message_id,
             item.field,
             redact_address(item.address),
-            item.reason,
+            scrub_addresses(item.reason),
         )
 
 
 def redact_address(address: str) -> str:
     """A log-safe stand-in for an address: its domain and a short hash, never the mailbox itself."""
     return "addr:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()[:12]
+
+
+_ANY_ADDRESS = re.compile(r"[^\s<>@\"',;:]+@[^\s<>@\"',;:]+")
+
+
+def scrub_addresses(text: str) -> str:
+    """`text` (e.g. a server's reply) with every email address in it replaced by `<address>`."""
+    return _ANY_ADDRESS.sub("<address>", text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -14,7 +15,16 @@ from connector.errors import (
     MailRejected,
     MailTransient,
 )
-from connector.mail.message import DroppedRecipient, OutgoingMessage, PreparedMessage, SentReceipt, log_dropped, prepare
+from connector.mail.message import (
+    DroppedRecipient,
+    OutgoingMessage,
+    PreparedMessage,
+    SentReceipt,
+    log_dropped,
+    prepare,
+    redact_address,
+    scrub_addresses,
+)
 from connector.vault.redaction import register_secret
 
 log = logging.getLogger(__name__)
@@ -74,9 +84,14 @@ class SmtpMailer:
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             if isinstance(exc, _DataLost):
                 raise MailTransient(
-                    f"the connection to the mail server {where} broke while the message was being sent; "
-                    "it may have been delivered",
+                    f"the mail server {where} took the whole message but its reply never came "
+                    f"({_reply_text(str(exc), secret)}); it may have been delivered",
                     maybe_sent=True,
+                ) from None
+            if isinstance(exc, _NotDelivered):
+                raise MailTransient(
+                    f"the mail server {where} failed at DATA ({_reply_text(str(exc), secret)}); "
+                    "nothing was delivered, so it can be sent again"
                 ) from None
             detail = _reply_text(str(exc), secret)
             raise MailTransient(
@@ -94,11 +109,11 @@ class SmtpMailer:
     ) -> SentReceipt:
         for item in refused:
             log.warning(
-                "mail %s: server refused %s recipient %r: %s",
+                "mail %s: server refused a %s recipient (%s): %s",
                 prepared.message_id,
                 item.field,
-                item.address,
-                item.reason,
+                redact_address(item.address),
+                scrub_addresses(item.reason),
             )
         log.info("mail %s sent via smtp to %d recipient(s)", prepared.message_id, len(accepted))
         return SentReceipt(prepared.message_id, accepted, prepared.dropped + tuple(refused))
@@ -163,17 +178,48 @@ class SmtpMailer:
             worst = min(codes) if codes else 550  # a 4xx among the refusals means it may work later
             reasons = "; ".join(f"{item.address}: {item.reason}" for item in refused if item.field == "to")
             raise smtplib.SMTPResponseException(worst, f"no To recipient was accepted ({reasons})".encode())
-        try:
-            code, reply = smtp.data(prepared.as_bytes())
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _DataLost(str(exc)) from exc
-        if code != 250:
-            raise smtplib.SMTPResponseException(code, reply)
+        _send_body(smtp, prepared.as_bytes())
         return tuple(accepted), refused
 
 
+def _send_body(smtp: smtplib.SMTP, body: bytes) -> None:
+    """DATA, then the body; only a failure after the whole body was sent leaves the outcome unknown.
+
+    A failure or timeout before the server's 354 (or while the body is still being written, so the
+    final "." never went out) means the server cannot have accepted the message: `_NotDelivered`.
+    Once the body and its final "." are sent, a broken connection or a timeout waiting for the reply
+    is `_DataLost` (it may have been delivered). A definite 4xx/5xx reply is raised as such.
+    """
+    try:
+        code, reply = smtp.docmd("DATA")
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _NotDelivered(f"no answer to the DATA command: {exc}") from exc
+    if code != 354:
+        raise smtplib.SMTPResponseException(code, reply)
+    data = _DOT_AT_LINE_START.sub(b"..", body)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    try:
+        smtp.send(data + b".\r\n")
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _NotDelivered(f"the connection broke while the message was being written: {exc}") from exc
+    try:
+        code, reply = smtp.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _DataLost(str(exc)) from exc
+    if code != 250:
+        raise smtplib.SMTPResponseException(code, reply)
+
+
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+
 class _DataLost(OSError):
-    """The connection broke after DATA began: the server may or may not have the message."""
+    """The whole message was sent and the reply never came: the server may or may not have it."""
+
+
+class _NotDelivered(OSError):
+    """The transfer failed before the server could accept the message (no 354, or the body cut short)."""
 
 
 def _close(smtp: smtplib.SMTP) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -64,6 +64,8 @@ class Recorder:
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply (e.g. "550 ...")
     data_reply: str = "250 2.0.0 OK"
     drop_during_data: bool = False
+    stall_before_354: bool = False  # the DATA command is never answered (no 354)
+    stall_after_body: bool = False  # the message arrives but its final reply never comes
     logins: list[str] = field(default_factory=list)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
@@ -74,6 +76,9 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.stall_after_body:
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
+            await asyncio.sleep(30)
         if self.drop_during_data:
             server.transport.close()
             await asyncio.sleep(0.05)
@@ -97,6 +102,20 @@ def ours(caplog: pytest.LogCaptureFixture) -> str:
         for record in caplog.records
         if record.name.startswith("connector")
     )
+
+
+class StallingSMTP(SMTP):
+    """aiosmtpd's SMTP session, which can leave the DATA command unanswered (its handler says when)."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if getattr(self.event_handler, "stall_before_354", False):
+            await asyncio.sleep(30)
+        await super().smtp_DATA(arg)
+
+
+class StallingController(Controller):
+    def factory(self) -> SMTP:
+        return StallingSMTP(self.handler, **self.SMTP_kwargs)
 
 
 @dataclass
@@ -172,7 +191,7 @@ def start_server() -> Iterator[Callable[..., Server]]:
         if options.pop("auth", False):
             options["authenticator"] = handler.authenticate
         port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=5, **options)
+        controller = StallingController(handler, hostname="127.0.0.1", port=port, ready_timeout=5, **options)
         controller.start()
         started.append(controller)
         return Server(handler, port, client)
@@ -468,6 +487,55 @@ def test_a_connection_lost_during_data_may_have_been_sent(plain: Server) -> None
 
     assert caught.value.maybe_sent is True
     assert "may have been delivered" in caught.value.user_message
+
+
+def test_a_timeout_waiting_for_the_354_means_nothing_was_sent(plain: Server) -> None:
+    """RS-05 / item 13: no 354, no body sent: retryable, and certainly not delivered."""
+    plain.handler.stall_before_354 = True
+
+    with pytest.raises(MailTransient) as caught:
+        plain.mailer(timeout_seconds=1).send(reminder("firm", "action-1"))
+
+    assert caught.value.maybe_sent is False
+    assert "DATA" in caught.value.user_message
+    assert "nothing was delivered" in caught.value.user_message
+    assert plain.handler.received == []
+
+
+def test_a_timeout_after_the_body_was_sent_may_have_been_delivered(plain: Server) -> None:
+    """RS-04 / item 13: the body went out and the final reply never came: uncertain, never retried."""
+    plain.handler.stall_after_body = True
+
+    with pytest.raises(MailTransient) as caught:
+        plain.mailer(timeout_seconds=1).send(reminder("firm", "action-1"))
+
+    assert caught.value.maybe_sent is True
+    assert "may have been delivered" in caught.value.user_message
+    assert len(plain.handler.received) == 1
+
+
+def test_a_connection_closed_at_mail_from_is_transient_and_not_sent(plain: Server) -> None:
+    plain.handler.rcpt_replies["jane@customer.example"] = "421 4.3.2 Closing"
+
+    with pytest.raises(MailTransient) as caught:
+        plain.mailer().send(reminder("firm", "action-1"))
+
+    assert caught.value.maybe_sent is False
+    assert plain.handler.received == []
+
+
+def test_refused_recipients_are_logged_without_their_address(plain: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Item 18: a log line names the message and a hash, never the customer's address."""
+    plain.handler.rcpt_replies["ap@customer.example"] = "550 5.1.1 No such user"
+    caplog.set_level(logging.INFO)
+
+    plain.mailer().send(reminder("firm", "action-1", to=["Jane Doe <jane@customer.example>", "not-an-address"]))
+
+    logged = ours(caplog)
+    assert "refused" in logged
+    assert "dropped" in logged
+    assert "customer.example" not in logged
+    assert "not-an-address" not in logged
 
 
 def test_bodies_and_password_stay_out_of_the_logs(
