@@ -17,7 +17,7 @@ from connector.bootstrap import Services, build
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConfigIssue
 from connector.vault import redaction
-from web import access, security
+from web import access, security, throttle
 from web.extensions import SERVICES_KEY, csrf, login_manager
 
 __all__ = ["create_app", "serve"]
@@ -59,6 +59,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.extensions[SERVICES_KEY] = services
     security.init_app(app, settings)
+    # web.ratelimit_storage_uri / login_limit_per_account / login_limit_per_address (config.example.yaml);
+    # read with defaults so a Settings built before these keys existed still starts.
+    throttle.init_app(
+        app,
+        str(getattr(settings.web, "ratelimit_storage_uri", "") or throttle.DEFAULT_STORAGE),
+        str(getattr(settings.web, "login_limit_per_account", "") or throttle.DEFAULT_PER_ACCOUNT),
+        str(getattr(settings.web, "login_limit_per_address", "") or throttle.DEFAULT_PER_ADDRESS),
+    )
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -88,6 +96,7 @@ ERROR_TEXT = {
     403: ("Not allowed", "Your role in this organization does not allow this."),
     404: ("Not found", "There is nothing here, or you do not have access to it."),
     405: ("Not allowed", "That method is not allowed here."),
+    429: ("Too many attempts", "Too many attempts. Wait a few minutes, then try again."),
     413: ("Too large", "The request was too large."),
 }
 

@@ -10,9 +10,14 @@ from connector.storage.tables import User
 class WebUser(UserMixin):
     """A detached copy of a `User` row: safe to keep after the unit of work is closed."""
 
-    def __init__(self, user_id: int, email: str, display_name: str = "", active: bool = True) -> None:
+    def __init__(
+        self, user_id: int, email: str, display_name: str = "", active: bool = True, session_version: int = 0
+    ) -> None:
         self.user_id = user_id
-        self.id = str(user_id)  # Flask-Login stores this string in the session
+        self.session_version = session_version
+        # Flask-Login stores this string in the session: the loader refuses it once the version moved on
+        # (sign-out or a password change ends every session of the user, on every device).
+        self.id = f"{user_id}:{session_version}"
         self.email = email
         self.display_name = display_name
         self._active = active
@@ -28,7 +33,7 @@ class WebUser(UserMixin):
 
     @classmethod
     def from_model(cls, user: User) -> WebUser:
-        return cls(user.id, user.email, user.display_name or "", bool(user.is_active))
+        return cls(user.id, user.email, user.display_name or "", bool(user.is_active), user.session_version or 0)
 
     def __repr__(self) -> str:
         return f"WebUser(user_id={self.user_id})"

@@ -1,4 +1,4 @@
-"""Local accounts: creating a user with a password and checking one at sign-in."""
+"""Local accounts: creating a user with a password, checking one at sign-in, changing it, ending sessions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from connector.storage.tables import User
 
 
 def create_user(uow: UnitOfWork, email: str, password: str, display_name: str = "") -> User:
-    """A new local user with an Argon2id hash; ValueError for a short password, a bad or taken email."""
+    """A new local user with an Argon2id hash; ValueError for a weak password, a bad or taken email."""
     return uow.users.add(email, hash_password(password), display_name)
 
 
@@ -17,3 +17,22 @@ def authenticate(uow: UnitOfWork, email: str, password: str) -> User | None:
     user = uow.users.by_email(email)
     ok = verify_password(user.password_hash if user else None, password)
     return user if ok and user is not None and user.is_active else None
+
+
+def end_sessions(uow: UnitOfWork, user_id: int) -> None:
+    """Bump the user's session version: every session signed in before (on any device) ends."""
+    user = uow.users.get(user_id)
+    if user is not None:
+        user.session_version = (user.session_version or 0) + 1
+
+
+def change_password(uow: UnitOfWork, user_id: int, current: str, new: str) -> None:
+    """Set a new password (checked as at creation) after verifying the current one; ends every session.
+
+    ValueError with a message for the user: a wrong current password or a refused new one.
+    """
+    user = uow.users.get(user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        raise ValueError("the current password is not correct")
+    user.password_hash = hash_password(new)
+    end_sessions(uow, user_id)

@@ -191,3 +191,70 @@ def test_deactivated_user_is_signed_out_and_cannot_sign_in(
     response = login(client, signed_in.email, signed_in.password)
     assert response.status_code == 200
     assert INVALID_CREDENTIALS in response.text
+
+
+# --- Issue 10 item 6: throttling, sessions that really end, common passwords ---
+
+
+def test_failed_sign_ins_are_throttled_per_account_before_any_password_check(
+    client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse]
+) -> None:
+    account = make_user("Throttle Co", Role.OWNER)
+    answers = [login(client, account.email, f"wrong password {n}").status_code for n in range(5)]
+    assert answers == [200] * 5
+    refused = login(client, account.email, account.password)  # even the right password waits now
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many failed sign-in attempts" in refused.text
+    other = make_user("Throttle Co", Role.VIEWER)  # another account from the same address still signs in
+    assert login(client, other.email, other.password).status_code == 302
+
+
+def test_failed_sign_ins_are_throttled_per_address(
+    client: FlaskClient, make_user: Callable[..., Any], login: Callable[..., TestResponse]
+) -> None:
+    for n in range(20):
+        assert login(client, f"nobody{n}@example.com", "wrong password!").status_code == 200
+    account = make_user("Address Co", Role.OWNER)
+    assert login(client, account.email, account.password).status_code == 429
+
+
+def test_a_session_cookie_copied_before_sign_out_no_longer_works(
+    app: Any, client: FlaskClient, signed_in: Any, token_of: Callable[[str], str]
+) -> None:
+    home = f"/orgs/{signed_in.org_id}/"
+    page = client.get(home)
+    assert page.status_code == 200
+    copy = app.test_client()
+    with client.session_transaction() as session:
+        captured = dict(session)
+    with copy.session_transaction() as session:
+        session.update(captured)
+    assert copy.get(home).status_code == 200  # the copy works while the session lives
+    assert client.post("/logout", data={"csrf_token": token_of(page.text)}).status_code == 302
+    after = copy.get(home)
+    assert after.status_code == 302
+    assert after.location.startswith("/login")
+
+
+def test_a_password_change_ends_every_session(
+    app: Any, store: Store, client: FlaskClient, signed_in: Any, login: Callable[..., TestResponse]
+) -> None:
+    from connector.accounts.users import change_password
+
+    home = f"/orgs/{signed_in.org_id}/"
+    assert client.get(home).status_code == 200
+    with store.unit_of_work() as uow:
+        change_password(uow, signed_in.user_id, signed_in.password, "a brand new long passphrase")
+        uow.commit()
+    assert client.get(home).status_code == 302
+    assert login(client, signed_in.email, "a brand new long passphrase").status_code == 302
+
+
+def test_common_passwords_are_refused_when_set(store: Store) -> None:
+    import pytest
+
+    with store.unit_of_work() as uow, pytest.raises(ValueError, match="commonly used passwords"):
+        create_user(uow, "common@example.com", "password123")
+    with store.unit_of_work() as uow, pytest.raises(ValueError, match="at least 10 characters"):
+        create_user(uow, "short@example.com", "x7#k")
