@@ -19,7 +19,7 @@ def test_healthz_ok_without_signing_in(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "database": "ok"}
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "no-cache, no-store"
 
 
 def test_healthz_503_when_the_sqlite_file_cannot_be_opened(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -14,7 +14,7 @@ import web
 from connector.config import Settings
 from connector.errors import ConfigError
 from web import create_app
-from web.security import CONTENT_SECURITY_POLICY
+from web.security import CONTENT_SECURITY_POLICY, PERMISSIONS_POLICY
 
 EXPECTED = {
     "Content-Security-Policy": (
@@ -23,6 +23,7 @@ EXPECTED = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
+    "Permissions-Policy": PERMISSIONS_POLICY,
 }
 
 
@@ -46,7 +47,7 @@ def test_security_headers_on_every_kind_of_response(client: FlaskClient, signed_
         for kind, response in responses.items():
             assert response.status_code in {200, 302, 400, 404, 405}, kind
             _assert_headers(response)
-        assert responses["page"].headers["Cache-Control"] == "no-store"
+        assert responses["page"].headers["Cache-Control"] == "no-cache, no-store"
         assert set(responses["method not allowed"].headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
         assert responses["static"].mimetype == "text/css"
         assert "no-store" not in responses["static"].headers.get("Cache-Control", "")
@@ -107,3 +108,22 @@ def test_no_secret_reaches_a_page(client: FlaskClient, settings: Settings, signe
     assert settings.web.secret_key not in page.text
     assert all(key not in page.text for key in settings.vault.keys.values() if key)
     assert signed_in.password not in page.text
+
+
+def test_permissions_policy_denies_every_powerful_feature() -> None:
+    assert "camera=()" in PERMISSIONS_POLICY
+    assert "geolocation=()" in PERMISSIONS_POLICY
+    assert "microphone=()" in PERMISSIONS_POLICY
+    assert "payment=()" in PERMISSIONS_POLICY
+
+
+def test_production_redirects_plain_http_to_https(settings: Settings, app: Any) -> None:
+    production = dataclasses.replace(settings, web=dataclasses.replace(settings.web, base_url="https://nudge.example"))
+    client = create_app(production, app.extensions["nudge.services"]).test_client()
+    plain = client.post("/login?next=/x", base_url="http://nudge.example")
+    assert plain.status_code == 308
+    assert plain.location == "https://nudge.example/login?next=/x"
+    secure = client.get("/login", base_url="https://nudge.example")
+    assert secure.status_code == 200
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert client.open("/login", method="TRACE", base_url="https://nudge.example").status_code == 405
