@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 import requests
 from quickbooks import QuickBooks
 from quickbooks import exceptions as qbex
-from requests_oauthlib import OAuth2Session  # type: ignore[import-untyped]
 
-from connector.errors import AuthError, NotFound, ProviderError, RateLimited, Rejected, Transient
+from connector.errors import AuthError, ConfigError, NotFound, ProviderError, RateLimited, Rejected, Transient
 from connector.ports import ProviderSettings, TokenSet, TokenSource
 from connector.ratelimit.tenant import TenantLimiters, TenantRateLimiter
 from providers.quickbooks.constants import (
@@ -60,9 +59,10 @@ def quote(value: str) -> str:
 
 
 def digits(value: str, what: str = "id") -> str:
-    """`value` if it is a QBO id (digits only); anything else is refused before reaching a query or URL."""
+    """`value` if it is a QBO id (ASCII digits only); anything else is refused before reaching a query or URL."""
     text = str(value)
-    if not text.isdigit() or len(text) > QBO_ID_MAX_DIGITS:
+    # str.isdigit() accepts "²" and "١٢٣": ids are ASCII 0-9 only (RS-33).
+    if not text.isascii() or not text.isdigit() or len(text) > QBO_ID_MAX_DIGITS:
         raise Rejected(f"Not a QuickBooks {what}: expected digits.", provider=PROVIDER_KEY)
     return text
 
@@ -85,6 +85,47 @@ def limiter_for(api_base: str, realm: str, per_minute: int, concurrent: int) -> 
 
 def _is_loopback(url: str) -> bool:
     return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def _check_transport(url: str) -> None:
+    """HTTPS only; plain http is allowed for a loopback emulator, for this client alone (RS-36)."""
+    if urlsplit(url).scheme != "https" and not _is_loopback(url):
+        raise ConfigError(
+            f"quickbooks.api_base must be an https:// URL (plain http only for a local emulator), not {url[:80]!r}"
+        )
+
+
+_FAULT_MAX_BYTES = 16 * 1024  # a Fault answer is small; larger 200s are data and never inspected
+_XML_THROTTLE = re.compile(r"<(?:\w+:)?Error\b[^>]*\bcode\s*=\s*[\"']0*3001[\"']|ThrottleExceeded", re.IGNORECASE)
+
+
+def is_throttled(response: requests.Response) -> bool:
+    """True for a QBO rate-limit answer: HTTP 429, or a 200/403 whose JSON or XML Fault has code 3001 (RS-20)."""
+    if response.status_code == 429:
+        return True
+    content = response.content or b""
+    if response.status_code not in (200, 403) or len(content) > _FAULT_MAX_BYTES:
+        return False
+    text = content.decode("utf-8", "replace")
+    if "fault" not in text.lower():
+        return False
+    if text.lstrip().startswith("<"):
+        return _XML_THROTTLE.search(text) is not None
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return False
+    fault = (payload.get("Fault") or payload.get("fault")) if isinstance(payload, dict) else None
+    errors = (fault.get("Error") or fault.get("error")) if isinstance(fault, dict) else None
+    if not isinstance(errors, list):
+        return False
+    return any(isinstance(e, dict) and str(e.get("code") or "").lstrip("0") == "3001" for e in errors)
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The `Retry-After` header in seconds when it is a plain number, else None."""
+    header = response.headers.get("Retry-After", "").strip()
+    return float(header) if header and header.replace(".", "", 1).isdigit() else None
 
 
 def _fault_code(exc: qbex.QuickbooksException) -> int:
@@ -177,6 +218,7 @@ class QboClient:
         self._qb: _SdkQuickBooks | None = None
         self._access_token = ""
         self._lock = threading.Lock()
+        self._http = requests.Session()  # every request passes allow_redirects=False (RS-36)
 
     def __repr__(self) -> str:
         return f"QboClient(realm={self.realm!r}, api_base={self.api_base!r})"
@@ -186,10 +228,7 @@ class QboClient:
     def qb(self) -> _SdkQuickBooks:
         with self._lock:
             if self._qb is None:
-                if _is_loopback(self.api_base):
-                    # requests-oauthlib refuses plain http unless set (docs/provider-api-facts.md §3.2); only the
-                    # local emulator on loopback is ever served over plain http.
-                    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+                _check_transport(self.api_base)
                 tokens = self.token_source.current()
                 # AuthClient is built from the cached discovery document, once per client (§3.2).
                 client = auth_client(
@@ -205,6 +244,10 @@ class QboClient:
                     minorversion=MINOR_VERSION,
                 )
                 qb.owner = self
+                # Our own plain session, not the SDK's OAuth2Session: that one needs the process-wide
+                # OAUTHLIB_INSECURE_TRANSPORT for the loopback emulator (§3.2). The bearer header is set per
+                # request in _attempt, and https is enforced by _check_transport for this client only (RS-36).
+                qb.session = self._http
                 qb.use_decimal = True  # amounts parse as Decimal, never float
                 # No constructor argument for the API host: set the instance attributes (§3.2).
                 qb.api_url_v3 = self.api_base
@@ -217,10 +260,7 @@ class QboClient:
         qb = self.qb
         qb.auth_client.access_token = tokens.access_token
         qb.auth_client.refresh_token = tokens.refresh_token
-        qb.session = OAuth2Session(
-            self.settings.client_id,
-            token={"access_token": tokens.access_token, "refresh_token": tokens.refresh_token},
-        )
+        qb.session = self._http
         self._access_token = tokens.access_token
 
     # -- transport ------------------------------------------------------------------------------
@@ -251,14 +291,21 @@ class QboClient:
     ) -> requests.Response | None:
         """One HTTP exchange within the realm's limits; None after a network fault that will be retried."""
         qb = self.qb
-        if qb.session is None or self._access_token != self.token_source.current().access_token:
+        if qb.session is not self._http or self._access_token != self.token_source.current().access_token:
             self._new_session(self.token_source.current())
+        _check_transport(url)
         headers["Authorization"] = "Bearer " + self._access_token
         try:
             with self.limiter.call():
                 self.calls += 1
-                return qb.session.request(
-                    method, url, headers=headers, params=params, data=data, timeout=self.timeout_s
+                return self._http.request(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    data=data,
+                    timeout=self.timeout_s,
+                    allow_redirects=False,  # a redirect is never followed (RS-36)
                 )
         except (requests.ConnectionError, requests.Timeout) as exc:
             if attempt < self.max_retries:
@@ -273,9 +320,18 @@ class QboClient:
             raise AuthError(
                 "QuickBooks rejected the refreshed access token; reconnect.", provider=PROVIDER_KEY, status=401
             )
-        if status == 429:
-            header = response.headers.get("Retry-After", "")
-            wait = float(header) if header.replace(".", "", 1).isdigit() else self._backoff(attempt)
+        if 300 <= status < 400:
+            where = urlsplit(response.headers.get("Location", "")).hostname or "another address"
+            raise Rejected(
+                f"QuickBooks answered with a redirect to {where[:80]}; Nudge does not follow redirects "
+                "(check quickbooks.api_base).",
+                provider=PROVIDER_KEY,
+                status=status,
+            )
+        if is_throttled(response):
+            # 429, or ThrottleExceeded (3001) as a JSON or XML Fault on a 403 or even a 200 (RS-20).
+            given = retry_after_seconds(response)
+            wait = given if given is not None else self._backoff(attempt)
             if attempt < self.max_retries and wait <= self.max_retry_after_s:
                 return wait
             raise RateLimited(

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from intuitlib.client import AuthClient
@@ -33,6 +34,7 @@ _DISCOVERY_KEYS = (
     "jwks_uri",
     "userinfo_endpoint",
 )
+TIMEOUT_S = 30.0  # token, revoke and discovery calls (intuit-oauth sets none of its own)
 _discovery_cache: dict[str, dict[str, Any]] = {}
 _discovery_lock = threading.Lock()
 
@@ -56,11 +58,19 @@ def discovery_document(url: str) -> dict[str, Any]:
     if cached is not None:
         return cached
     try:
-        response = requests.get(url, timeout=10, headers={"Accept": "application/json"})
+        # A redirect is never followed: it would take Nudge's OAuth endpoints from another host (RS-36).
+        response = requests.get(url, timeout=10, headers={"Accept": "application/json"}, allow_redirects=False)
     except requests.RequestException:
         raise Transient(
             "QuickBooks' sign-in service could not be reached; try again shortly.", provider=PROVIDER_KEY
         ) from None
+    if response.is_redirect:
+        raise Rejected(
+            f"QuickBooks' discovery document answered with a redirect to {_location(response.headers)}; Nudge does "
+            "not follow redirects (check quickbooks.environment).",
+            provider=PROVIDER_KEY,
+            status=response.status_code,
+        )
     if response.status_code != 200:
         raise Transient(
             f"QuickBooks' sign-in service answered {response.status_code}; try again shortly.",
@@ -119,6 +129,19 @@ class CachedAuthClient(AuthClient):  # untyped SDK base
     def __repr__(self) -> str:
         return f"CachedAuthClient(client_id={self.client_id!r}, environment={self.environment!r})"
 
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        """Every token, revoke and userinfo call: redirects never followed (a 307 would re-post a code or
+        refresh token elsewhere, RS-36) and a timeout always set."""
+        kwargs["allow_redirects"] = False
+        kwargs.setdefault("timeout", TIMEOUT_S)
+        return super().request(method, url, *args, **kwargs)
+
+
+def _location(headers: Any) -> str:
+    """The host a redirect points to, for a message (never the full URL, which may carry a code)."""
+    location = str(headers.get("Location", "") if headers else "")
+    return (urlsplit(location).hostname or "another address")[:80]
+
 
 def auth_client(
     settings: ProviderSettings,
@@ -154,6 +177,13 @@ def token_error(exc: AuthClientError | requests.RequestException) -> ProviderErr
     if isinstance(exc, requests.RequestException):
         return Transient("QuickBooks' token service could not be reached; try again shortly.", provider=PROVIDER_KEY)
     status = int(exc.status_code)
+    if 300 <= status < 400:
+        return Rejected(
+            f"QuickBooks' token service answered with a redirect to {_location(exc.headers)}; Nudge does not "
+            "follow redirects (check quickbooks.environment).",
+            provider=PROVIDER_KEY,
+            status=status,
+        )
     try:
         error = str(json.loads(exc.content or b"{}").get("error") or "")
     except (ValueError, AttributeError):

@@ -3,11 +3,13 @@ data, payments, tokens, OAuth settings, apps and webhooks (the shared ones live 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, request
 
+from providers._emulator import Fault
 from providers.quickbooks.emulator.runtime import current, fault_response
 from providers.quickbooks.emulator.store import _PATHS, QboFault, _public
 
@@ -190,3 +192,73 @@ def deliveries() -> Response:
     emu = current()
     emu.notifier.wait_idle(2.0)
     return emu.json({"deliveries": [asdict(d) for d in emu.notifier.deliveries]})
+
+
+def throttle_body(fmt: str, status: int, retry_after: int) -> tuple[str, str]:
+    """(body, content type) of a ThrottleExceeded (3001) answer in QuickBooks' JSON or XML Fault format."""
+    message = f"message=ThrottleExceeded; errorCode=003001; statusCode={status}"
+    detail = f"The request limit was exceeded; retry after {retry_after} seconds."
+    if fmt == "xml":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="2026-01-01T00:00:00.000-07:00">'
+            f'<Fault type="ThrottleExceeded"><Error code="3001"><Message>{message}</Message>'
+            f"<Detail>{detail}</Detail></Error></Fault></IntuitResponse>"
+        )
+        return body, "application/xml"
+    if fmt != "json":
+        raise ValueError("format is json or xml")
+    fault = {"Error": [{"Message": message, "Detail": detail, "code": "3001"}], "type": "ThrottleExceeded"}
+    return json.dumps({"Fault": fault, "time": "2026-01-01T00:00:00.000-07:00"}), "application/json"
+
+
+@admin.post("/throttle")
+def throttle() -> Response:
+    """Arm ThrottleExceeded answers: {status: 429|403|200, format: json|xml, retry_after?, headers?, times?,
+    every?, path?, method?} (RS-20). Nothing is carried out for a throttled call."""
+    emu = current()
+    data = _body()
+    status = int(data.get("status", 429))
+    if status not in (200, 403, 429):
+        raise ValueError("status is 429, 403 or 200")
+    retry_after = int(data.get("retry_after", 1))
+    body, content_type = throttle_body(str(data.get("format") or "json"), status, retry_after)
+    headers = {str(k): str(v) for k, v in dict(data.get("headers") or {}).items()}
+    if data.get("retry_after") is not None:
+        headers.setdefault("Retry-After", str(retry_after))
+    headers["Content-Type"] = content_type
+    emu.core.add_fault(
+        Fault(
+            kind="status",
+            status=status,
+            body=body,
+            headers=headers,
+            times=int(data.get("times", 1)),
+            every=int(data.get("every", 1)),
+            path=str(data.get("path", "/v3/company/")),
+            method=str(data.get("method", "")),
+        )
+    )
+    return emu.json({"ok": True})
+
+
+@admin.get("/companies/<realm>/usage")
+def usage(realm: str) -> Response:
+    """The realm's peak concurrency and peak requests in any minute, as clients sent them."""
+    emu = current()
+    return emu.json(emu.usage.describe(realm))
+
+
+@admin.post("/companies/<realm>/<path>/<ident>/edit-after-read")
+def edit_after_read(realm: str, path: str, ident: str) -> Response:
+    """{edits: [{field: value, ...}, ...]}: after each of the next reads of the object, a user applies one
+    edit (sparse update: SyncToken bumps, as a Payment would) — a stale write follows (RS-22)."""
+    emu = current()
+    entity = _PATHS.get(path.rstrip("s"))
+    if entity is None:
+        raise ValueError(f"unknown entity collection {path}")
+    edits = _body().get("edits")
+    if not isinstance(edits, list) or not all(isinstance(e, dict) for e in edits):
+        raise ValueError("edits is a list of objects")
+    emu.store.edit_after_next_reads(realm, entity, ident, edits)
+    return emu.json({"ok": True})

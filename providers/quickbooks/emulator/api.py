@@ -125,11 +125,13 @@ def _fault_answer(emu: Emulator, fault: Fault, realm: str) -> Response | None:
     elif fault.kind == "revoke":
         emu.oauth.revoke_realm(realm)
     elif fault.kind == "status":
+        headers = {k: v for k, v in fault.headers.items() if k.lower() != "content-type"}
+        mimetype = next((v for k, v in fault.headers.items() if k.lower() == "content-type"), "application/json")
         return Response(
             fault.body or json.dumps(_default_fault_body(emu, fault.status)),
             status=fault.status,
-            mimetype="application/json",
-            headers=fault.headers,
+            mimetype=mimetype,
+            headers=headers,
         )
     elif fault.kind == "html":
         return _html_page(fault.status)
@@ -160,6 +162,8 @@ def guard() -> Response | None:
     realm = (request.view_args or {}).get("realm", "")
     g.realm = realm
     g.admitted = False
+    emu.usage.arrive(realm)  # concurrency as the client sends it, before any limit refuses (RS-20)
+    g.arrived = True
     emu.core.pause()
     fault = emu.core.take_fault(request.method, request.path)
     g.fault = fault
@@ -174,6 +178,12 @@ def guard() -> Response | None:
     if why:
         return _unauthorized(emu, why)
     return _replayed(emu.store, realm)
+
+
+@api.teardown_request
+def leave(_exc: BaseException | None) -> None:
+    if g.get("arrived"):
+        current().usage.leave(g.get("realm", ""))
 
 
 @api.after_request
@@ -317,7 +327,9 @@ def read(realm: str, path: str, ident: str) -> Response:
     obj = _public(store.read(realm, entity, ident))
     if entity == "Invoice" and "invoicelink" in request.args.get("include", "").lower():
         obj["InvoiceLink"] = store.invoice_link(realm, ident, emu.base_url)
-    return emu.json({entity: obj, "time": _time(realm)})
+    answer = emu.json({entity: obj, "time": _time(realm)})
+    store.edit_after_read(realm, entity, ident)  # the "SyncToken bump between read and write" knob (RS-22)
+    return answer
 
 
 @api.get("/invoice/<ident>/pdf")

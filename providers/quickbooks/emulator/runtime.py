@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
+from collections import deque
 from typing import Any
 
 from flask import Response, current_app
@@ -16,6 +19,50 @@ from providers.quickbooks.emulator.store import QboFault, Store
 DEFAULT_CLIENT_ID = "emulator-client-id"
 DEFAULT_CLIENT_SECRET = "emulator-client-secret"
 EXTENSION = "qbo_emulator"  # the app.extensions key of the app's Emulator
+
+
+class Usage:
+    """Per-realm load as clients send it: the most requests in flight at once and the most in any minute."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
+        self._arrivals: dict[str, deque[float]] = {}
+        self._peak_minute: dict[str, int] = {}
+
+    def arrive(self, realm: str) -> None:
+        """One request of `realm` arrived (counted before any limit answers it)."""
+        now = time.monotonic()
+        with self._lock:
+            self._in_flight[realm] = self._in_flight.get(realm, 0) + 1
+            self._peak[realm] = max(self._peak.get(realm, 0), self._in_flight[realm])
+            window = self._arrivals.setdefault(realm, deque())
+            window.append(now)
+            while window and now - window[0] >= 60.0:
+                window.popleft()
+            self._peak_minute[realm] = max(self._peak_minute.get(realm, 0), len(window))
+
+    def leave(self, realm: str) -> None:
+        """That request was answered."""
+        with self._lock:
+            self._in_flight[realm] = max(0, self._in_flight.get(realm, 0) - 1)
+
+    def describe(self, realm: str) -> dict[str, int]:
+        """{peak_concurrent, peak_per_minute, in_flight} of one realm."""
+        with self._lock:
+            return {
+                "peak_concurrent": self._peak.get(realm, 0),
+                "peak_per_minute": self._peak_minute.get(realm, 0),
+                "in_flight": self._in_flight.get(realm, 0),
+            }
+
+    def reset(self) -> None:
+        """Forget every realm's peaks."""
+        with self._lock:
+            self._peak.clear()
+            self._arrivals.clear()
+            self._peak_minute.clear()
 
 
 class Emulator:
@@ -32,6 +79,7 @@ class Emulator:
         # QBO limits: 500 requests/min per realm, 10 concurrent (docs/provider-api-facts.md §1.6).
         self.core = EmulatorCore(limits or RateLimits(per_minute=500, concurrent=10))
         self.store = Store(self.core.clock)
+        self.usage = Usage()
         self.oauth = OAuthState(self.core.clock, oauth or OAuthSettings())
         self.oauth.apps.update(clients or {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET})
         self.notifier = Notifier(webhook or WebhookConfig())

@@ -92,6 +92,8 @@ class Company:
     next_doc: int = 1001
     docs: dict[str, dict[str, str]] = field(default_factory=lambda: {n: {} for n in ENTITIES})  # DocNumber index
     replies: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # requestid -> answered response
+    # (entity, id) -> user edits to apply, one after each API read of that object (the SyncToken-bump knob)
+    edits_after_read: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -182,6 +184,28 @@ class Store:
             if obj is None:
                 raise not_found(entity, ident)
             return copy.deepcopy(obj)
+
+    def edit_after_next_reads(self, realm: str, entity: str, ident: str, edits: list[dict[str, Any]]) -> None:
+        """After each of the next len(edits) API reads of the object, a user edits it (sparse; SyncToken bumps)."""
+        company = self.company(realm)
+        with company.lock:
+            company.edits_after_read.setdefault((entity, ident), []).extend(copy.deepcopy(edits))
+
+    def edit_after_read(self, realm: str, entity: str, ident: str) -> None:
+        """Apply the next pending user edit of the object just read, if one is armed (between read and write)."""
+        company = self.companies.get(realm)
+        if company is None:
+            return
+        with company.lock:
+            pending = company.edits_after_read.get((entity, ident))
+            if not pending:
+                return
+            changes = pending.pop(0)
+            obj = company.entities[entity].get(ident)
+            if obj is None:
+                return
+            body = {**changes, "Id": ident, "SyncToken": obj["SyncToken"], "sparse": True}
+        self.update(realm, entity, body)
 
     def create(self, realm: str, entity: str, body: dict[str, Any], *, notify: bool = True) -> dict[str, Any]:
         company = self.company(realm)

@@ -16,7 +16,7 @@ import responses
 
 from connector.errors import AuthError, NotFound, ProviderError, RateLimited, Rejected, Transient
 from connector.ports import ProviderSettings, TokenSet
-from providers.quickbooks.client import QboClient
+from providers.quickbooks.client import QboClient, digits
 from providers.quickbooks.oauth import FixedTokens
 
 API = "https://qbo.invalid/v3"
@@ -111,3 +111,49 @@ def test_403_throttle_fault_is_rate_limited(client: QboClient) -> None:
 def test_a_good_answer_is_read(client: QboClient) -> None:
     _answer(200, json.dumps({"CompanyInfo": {"CompanyName": "Trudy's", "Id": "1"}, "time": "x"}).encode())
     assert client.company_info()["CompanyName"] == "Trudy's"
+
+
+_XML_THROTTLE = (
+    b'<?xml version="1.0" encoding="UTF-8"?><IntuitResponse xmlns="http://schema.intuit.com/finance/v3">'
+    b'<Fault type="ValidationFault"><Error code="3001"><Message>message=ThrottleExceeded; errorCode=003001; '
+    b"statusCode=403</Message></Error></Fault></IntuitResponse>"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        pytest.param(200, _fault("3001", "ThrottleExceeded"), "application/json", id="200-json"),
+        pytest.param(403, _fault("003001", "ThrottleExceeded"), "application/json", id="403-json"),
+        pytest.param(403, _XML_THROTTLE, "application/xml", id="403-xml"),
+        pytest.param(200, _XML_THROTTLE, "application/xml", id="200-xml"),
+    ],
+)
+def test_throttle_fault_in_any_status_or_format_is_rate_limited_with_retry_after(
+    client: QboClient, status: int, body: bytes, content_type: str
+) -> None:
+    _answer(status, body, content_type, **{"Retry-After": "9"})
+    with pytest.raises(RateLimited) as info:
+        client.company_info()
+    assert info.value.retry_after == 9.0
+
+
+def test_a_200_fault_other_than_3001_is_not_a_rate_limit(client: QboClient) -> None:
+    _answer(200, _fault("6000", "Business Validation Error"))
+    with pytest.raises(Rejected):
+        client.company_info()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed(client: QboClient, status: int) -> None:
+    _answer(status, b"", "text/plain", Location="https://evil.invalid/v3/company/1/companyinfo/1")
+    responses.add(responses.GET, re.compile(r"https://evil\.invalid/.*"), json={"CompanyInfo": {}})
+    with pytest.raises(Rejected, match="redirect to evil.invalid"):
+        client.company_info()
+    assert all("evil.invalid" not in str(call.request.url) for call in responses.calls)
+
+
+@pytest.mark.parametrize("ident", ["²", "١٢٣", "1 OR 1=1", "' AND Id='2", "", "-1", "1" * 21])
+def test_ids_are_ascii_digits_only(ident: str) -> None:
+    with pytest.raises(Rejected):
+        digits(ident)
