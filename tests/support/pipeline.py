@@ -13,18 +13,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import select
 
 from connector.bootstrap import Services, build
 from connector.config import load_settings
+from connector.connections.connect import begin_connect, complete_connect
 from connector.outbox.executor import ExecutionReport, Executor
 from connector.outbox.planning import plan_connection
 from connector.storage.tables import Action, Activity
 from connector.sync.invoices import sync_connection
+from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import ConnectionTurn, adapter_for, run_connection
 from providers._emulator.kit import EmulatorKit, emulator_kit
 from tests.support.clock import FakeClock
-from tests.support.workers import SmtpSink, connect, nudge_database, organization, smtp_sink, write_config
+from tests.support.workers import SmtpSink, nudge_database, organization, smtp_sink, write_config
 
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -58,11 +61,24 @@ class Pipeline:
 
     def connect(self, tenant: str, *, time_zone: str = "UTC", org: int | None = None) -> int:
         """Connect `tenant` through the real OAuth flow to the "rs" cadence; the connection id."""
-        org_id = organization(self.services) if org is None else org
-        connection_id = connect(self.services, self.kit, tenant, org_id, "rs")
-        with self.services.store.unit_of_work() as uow:
-            row = uow.connections.by_id(connection_id)
-            assert row is not None
+        services = self.services
+        org_id = organization(services) if org is None else org
+        spec, settings = services.registry.spec(self.kit.provider), services.registry.settings(self.kit.provider)
+        request = begin_connect(spec, settings)
+        params = self.kit.approve(request.url, [tenant])
+        now = services.clock.now()
+        # Xero lists every organisation the user ever connected to the app: keep the one just approved.
+        connected = complete_connect(
+            services.store, services.vault, spec, settings, org_id, params, request.state, request.code_verifier, now
+        )
+        with services.store.unit_of_work() as uow:
+            rows = [row for c in connected if (row := uow.connections.by_id(c.connection_id)) is not None]
+            [row] = [r for r in rows if r.tenant_id == tenant]
+            for created, other in zip([c.created for c in connected], rows, strict=True):
+                if created and other.tenant_id != tenant:
+                    uow.session.delete(other)  # the user keeps only the file just approved in this organization
+            connection_id = row.id
+            row.cadence = "rs"
             row.time_zone = time_zone
             uow.commit()
         return connection_id
@@ -90,6 +106,17 @@ class Pipeline:
             adapter = adapter_for(services, row)
         executor = Executor(services.store, adapter, services.reminder_sender(), self.clock.now, owner)
         return executor.run_due(connection_id)
+
+    def worker(self, owner: str = "rs-worker") -> Worker:
+        """The scheduler's worker over this pipeline (what `nudge run` ticks), one connection at a time."""
+        services = self.services
+
+        def process(connection_id: int, lease: Lease) -> None:
+            run_connection(
+                services, connection_id, lease.owner, reminders=services.reminder_sender(), renew=lease.renew
+            )
+
+        return Worker(services.store, process, services.settings.scheduler, self.clock, owner=owner)
 
     def actions(self, connection_id: int | None = None) -> list[Action]:
         """Every outbox row (of one connection), detached."""
@@ -119,6 +146,7 @@ def pipeline(
     start: datetime | None = None,
     provider_options: dict[str, Any] | None = None,
     scheduler: dict[str, int] | None = None,
+    webhook_key: str = "",
 ) -> Iterator[Pipeline]:
     """A started emulator of `provider`, a fresh database of kind `database` and the services over them."""
     with ExitStack() as stack:
@@ -134,6 +162,11 @@ def pipeline(
             scheduler=scheduler or {"lease_seconds": 60, "concurrency": 1, "tick_seconds": 1},
             provider_options=provider_options,
         )
+        written = yaml.safe_load(config.read_text())
+        written.setdefault("mode", "development")  # provider URLs on 127.0.0.1: the local emulator
+        if webhook_key:
+            written["providers"][provider]["webhook_key"] = webhook_key
+        config.write_text(yaml.safe_dump(written, sort_keys=False))
         clock = FakeClock(start or datetime.now(UTC))
         services = build(load_settings(str(config)), clock=clock)
         stack.callback(services.store.dispose)
