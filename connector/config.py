@@ -8,6 +8,7 @@ Secrets come from the environment: `${NAME}` (required) or `${NAME:-default}`. A
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -113,7 +114,7 @@ class Settings:
     mail: MailSettings
     statutory: StatutorySettings
     providers: Mapping[str, ProviderSettings]
-    default_time_zone: str = "UTC"
+    mode: str = "production"  # production: provider URLs only on the providers' https hosts; development: any
     log_level: str = "INFO"
     cadences: Mapping[str, Any] = field(default_factory=dict)
     policies: Mapping[str, Any] = field(default_factory=dict)
@@ -126,34 +127,52 @@ class Settings:
 class _Node:
     value: Any  # dict[str, _Node] | list[_Node] | scalar
     line: int
+    column: int | None = None  # 1-based; for a mapping's child, where its key starts
+
+
+@dataclass(frozen=True)
+class _Duplicate:
+    path: str
+    key: str
+    first_line: int
+    line: int
+    column: int
 
 
 class _Loader(yaml.SafeLoader):
     pass
 
 
-def _compose(text: str, source: str) -> _Node | None:
+def _compose(text: str, source: str, duplicates: list[_Duplicate]) -> _Node | None:
+    """The YAML as `_Node`s with line and column; keys given twice in one mapping go to `duplicates`."""
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError([ConfigIssue(source, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    return _convert(root) if root is not None else None
+        column = mark.column + 1 if mark is not None else None
+        issue = ConfigIssue(source, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}", column)
+        raise ConfigError([issue]) from None
+    return _convert(root, "", duplicates) if root is not None else None
 
 
-def _convert(node: yaml.Node) -> _Node:
-    line = node.start_mark.line + 1
+def _convert(node: yaml.Node, path: str, duplicates: list[_Duplicate]) -> _Node:
+    line, column = node.start_mark.line + 1, node.start_mark.column + 1
     if isinstance(node, yaml.MappingNode):
         mapping: dict[str, _Node] = {}
         for key_node, value_node in node.value:
-            mapping[str(key_node.value)] = _Node(_convert(value_node).value, key_node.start_mark.line + 1)
-        return _Node(mapping, line)
+            key = str(key_node.value)
+            key_line, key_column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            if key in mapping:  # YAML would keep the last one silently
+                duplicates.append(_Duplicate(path, key, mapping[key].line, key_line, key_column))
+                continue
+            mapping[key] = _Node(_convert(value_node, _join(path, key), duplicates).value, key_line, key_column)
+        return _Node(mapping, line, column)
     if isinstance(node, yaml.SequenceNode):
-        return _Node([_convert(item) for item in node.value], line)
+        return _Node([_convert(item, f"{path}[{n}]", duplicates) for n, item in enumerate(node.value)], line, column)
     if node.tag == "tag:yaml.org,2002:str":
-        return _Node(node.value, line)
-    return _Node(yaml.SafeLoader("").construct_object(node), line)
+        return _Node(node.value, line, column)
+    return _Node(yaml.SafeLoader("").construct_object(node), line, column)
 
 
 def _plain(node: _Node) -> Any:
@@ -172,10 +191,14 @@ class _Checker:
         self.issues: list[ConfigIssue] = []
         self.warnings: list[str] = []
 
-    def issue(self, line: int | None, path: str, message: str) -> None:
-        self.issues.append(ConfigIssue(self.source, line, path, message))
+    def issue(self, line: int | None, path: str, message: str, column: int | None = None) -> None:
+        self.issues.append(ConfigIssue(self.source, line, path, message, column))
 
-    def resolve(self, text: str, line: int, path: str, *, required: bool = True) -> str:
+    def issue_at(self, node: _Node | None, path: str, message: str) -> None:
+        """An issue at `node`'s line and column (the file alone when there is no node)."""
+        self.issue(node.line if node else None, path, message, node.column if node else None)
+
+    def resolve(self, text: str, line: int, path: str, *, required: bool = True, column: int | None = None) -> str:
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in self.environ:
@@ -183,7 +206,7 @@ class _Checker:
             if default is not None:
                 return default
             if required:
-                self.issue(line, path, f"environment variable {name} is not set (the value is ${{{name}}})")
+                self.issue(line, path, f"environment variable {name} is not set (the value is ${{{name}}})", column)
             return ""
 
         return _ENV_REF.sub(substitute, text)
@@ -192,13 +215,15 @@ class _Checker:
         if node is None:
             return {}
         if not isinstance(node.value, dict):
-            self.issue(node.line, path, f"expected a mapping of keys ({', '.join(known)}), got {_kind(node.value)}")
+            self.issue_at(node, path, f"expected a mapping of keys ({', '.join(known)}), got {_kind(node.value)}")
             return {}
         for key, child in node.value.items():
-            if key not in known:
+            if _join(path, key) in REMOVED_KEYS:
+                self.issue_at(child, _join(path, key), REMOVED_KEYS[_join(path, key)])
+            elif key not in known:
                 hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(known)}"
-                self.issue(child.line, _join(path, key), f"unknown key {key!r}{suggestion}")
+                self.issue_at(child, _join(path, key), f"unknown key {key!r}{suggestion}")
         return node.value
 
     def scalar(
@@ -219,18 +244,18 @@ class _Checker:
             return default
         value = node.value
         if isinstance(value, str):
-            value = self.resolve(value, node.line, where, required=required_env)
+            value = self.resolve(value, node.line, where, required=required_env, column=node.column)
         converted = _coerce(value, kind)
         if converted is _INVALID:
-            self.issue(node.line, where, f"expected {_kind_name(kind)}, got {_kind(node.value)} {node.value!r}")
+            self.issue_at(node, where, f"expected {_kind_name(kind)}, got {_kind(node.value)} {node.value!r}")
             return default
         if choices and converted not in choices:
-            self.issue(node.line, where, f"expected one of {', '.join(choices)}, got {converted!r}")
+            self.issue_at(node, where, f"expected one of {', '.join(choices)}, got {converted!r}")
             return default
         if check is not None:
             problem = check(converted)
             if problem:
-                self.issue(node.line, where, problem)
+                self.issue_at(node, where, problem)
                 return default
         return converted
 
@@ -303,19 +328,12 @@ def _positive(value: int) -> str | None:
     return None if value > 0 else "expected a number greater than 0"
 
 
-def _zone(value: str) -> str | None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"unknown time zone {value!r} (expected an IANA name such as Europe/London)"
-    return None
-
-
 def _url(value: str) -> str | None:
     return None if re.match(r"^https?://[^\s/]+", value) else f"expected an http(s) URL, got {value!r}"
 
 
 TOP_KEYS = [
+    "mode",
     "instance_path",
     "database",
     "vault",
@@ -324,11 +342,22 @@ TOP_KEYS = [
     "mail",
     "statutory",
     "providers",
-    "default_time_zone",
     "log_level",
     "cadences",
     "policies",
 ]
+# Keys Nudge once read and no longer does: refused with the reason instead of "unknown key".
+REMOVED_KEYS = {
+    "default_time_zone": (
+        "no longer a setting: it was never used (a cadence's time_zone, else the connection's ledger zone, "
+        "decides); remove it"
+    ),
+}
+MODES = ("production", "development")
+# Provider hosts accepted in production mode (docs/provider-api-facts.md §1 and §2): https, and the
+# provider's own domain. Development mode (the demo, the tests) may point a provider at a local emulator.
+PUBLISHED_DOMAINS = {"quickbooks": ("intuit.com",), "xero": ("xero.com",)}
+PROVIDER_URL_KEYS = ("api_base", "identity_base", "environment")
 PROVIDER_KEYS = [
     "enabled",
     "client_id",
@@ -353,8 +382,17 @@ def parse_settings(
 ) -> Settings:
     """Validate YAML `text` into Settings; raises ConfigError listing every issue found."""
     check = _Checker(source, os.environ if environ is None else environ)
-    root = _compose(text, source)
+    duplicates: list[_Duplicate] = []
+    root = _compose(text, source, duplicates)
+    for twice in duplicates:
+        check.issue(
+            twice.line,
+            _join(twice.path, twice.key),
+            f"duplicate key {twice.key!r} (first defined at line {twice.first_line}); keep one of them",
+            twice.column,
+        )
     top = check.mapping(root, "", TOP_KEYS)
+    mode = check.scalar(top, "", "mode", str, "production", choices=MODES)
     # The sections are read in file-documentation order, so issues are listed in that order too.
     instance_path = _instance_path(check, top, base_dir or Path.cwd())
     database = _database_section(check, top, instance_path)
@@ -365,7 +403,8 @@ def parse_settings(
     statutory = _statutory_section(check, top)
     known_providers = provider_names if provider_names is not None else _provider_names()
     providers = _providers_section(check, top, known_providers, web.base_url)
-    default_zone = check.scalar(top, "", "default_time_zone", str, "UTC", check=_zone)
+    if mode == "production":
+        _check_published_hosts(check, top, providers)
     log_level = check.scalar(
         top, "", "log_level", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     )
@@ -385,7 +424,7 @@ def parse_settings(
         mail=mail,
         statutory=statutory,
         providers=providers,
-        default_time_zone=default_zone,
+        mode=mode,
         log_level=log_level,
         cadences=cadences,
         policies=policies,
@@ -422,7 +461,7 @@ def _vault_keys(check: _Checker, vault_node: dict[str, _Node]) -> dict[str, str]
     if keys_node is None:
         return {"k1": check.resolve("${NUDGE_VAULT_KEY:-}", 0, "vault.keys")}
     if not isinstance(keys_node.value, dict):
-        check.issue(keys_node.line, "vault.keys", "expected a mapping of key id to base64url key")
+        check.issue_at(keys_node, "vault.keys", "expected a mapping of key id to base64url key")
         return {}
     return {
         key_id: check.scalar({key_id: key_node}, "vault.keys", key_id, str, "")
@@ -436,8 +475,8 @@ def _vault_section(check: _Checker, top: dict[str, _Node]) -> VaultSettings:
     keys = _vault_keys(check, vault_node)
     active = check.scalar(vault_node, "vault", "active_key", str, next(iter(keys), "k1"))
     if keys and active not in keys:
-        check.issue(
-            vault_node["active_key"].line if "active_key" in vault_node else None,
+        check.issue_at(
+            vault_node.get("active_key"),
             "vault.active_key",
             f"expected one of the key ids under vault.keys ({', '.join(keys)}), got {active!r}",
         )
@@ -546,8 +585,52 @@ def _provider_block(check: _Checker, key: str, node: _Node, base_url: str) -> Pr
     for name in ("client_id", "client_secret"):
         # A key that is present but empty had its missing environment variable reported already.
         if not getattr(settings, name) and name not in block:
-            check.issue(node.line, f"{path}.{name}", f"required when the provider is enabled (set {name})")
+            check.issue_at(node, f"{path}.{name}", f"required when the provider is enabled (set {name})")
     return settings
+
+
+def _check_published_hosts(check: _Checker, top: dict[str, _Node], providers: Mapping[str, ProviderSettings]) -> None:
+    """Production mode: every provider base URL given is https on the provider's own published domain."""
+    section = top.get("providers")
+    blocks = section.value if section is not None and isinstance(section.value, dict) else {}
+    for key, settings in providers.items():
+        block = blocks.get(key)
+        nodes = block.value if block is not None and isinstance(block.value, dict) else {}
+        for name in PROVIDER_URL_KEYS:
+            value = getattr(settings, name)
+            if name == "environment" and "://" not in value:
+                continue  # production | sandbox: the provider's own hosts
+            problem = _unpublished(key, value)
+            if problem:
+                check.issue_at(nodes.get(name), f"providers.{key}.{name}", problem)
+
+
+def _unpublished(provider: str, url: str) -> str | None:
+    """Why `url` is not one of `provider`'s published https hosts (None when it is, or is empty)."""
+    if not url:
+        return None
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    domains = PUBLISHED_DOMAINS.get(provider, ())
+    published = any(host == domain or host.endswith(f".{domain}") for domain in domains)
+    if parsed.scheme == "https" and (published or (not domains and _public_host(host))):
+        return None
+    allowed = ", ".join(f"https://*.{domain}" for domain in domains) or "https on a public host"
+    return (
+        f"in production mode a provider URL must be {allowed}, got {url!r} "
+        "(set `mode: development` to use a local emulator)"
+    )
+
+
+def _public_host(host: str) -> bool:
+    """False for localhost and private, loopback, link-local or reserved IP addresses."""
+    if not host or host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return address.is_global
 
 
 def _provider_options(check: _Checker, block: dict[str, _Node], path: str) -> dict[str, Any]:
@@ -555,7 +638,7 @@ def _provider_options(check: _Checker, block: dict[str, _Node], path: str) -> di
     options_node = block.get("options")
     options = _plain(options_node) if options_node is not None else {}
     if not isinstance(options, dict):
-        check.issue(options_node.line if options_node else None, f"{path}.options", "expected a mapping")
+        check.issue_at(options_node, f"{path}.options", "expected a mapping")
         return {}
     return options
 
@@ -565,7 +648,7 @@ def _provider_scopes(check: _Checker, block: dict[str, _Node], path: str) -> lis
     scopes_node = block.get("scopes")
     scopes = _plain(scopes_node) if scopes_node is not None else []
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        check.issue(scopes_node.line if scopes_node else None, f"{path}.scopes", "expected a list of scope names")
+        check.issue_at(scopes_node, f"{path}.scopes", "expected a list of scope names")
         return []
     return scopes
 
@@ -576,7 +659,7 @@ def _section_dict(check: _Checker, top: dict[str, _Node], key: str) -> dict[str,
         return {}
     value = _plain(node)
     if not isinstance(value, dict):
-        check.issue(node.line, key, "expected a mapping of names to definitions")
+        check.issue_at(node, key, "expected a mapping of names to definitions")
         return {}
     return value
 
@@ -590,7 +673,7 @@ def _check_rules(
     try:
         policy_from_dict(policies)
     except PolicyError as exc:
-        check.issue(policies_node.line if policies_node else None, "policies", str(exc))
+        check.issue_at(policies_node, "policies", str(exc))
         return empty
     cadences_node = top.get("cadences")
     failed = False
@@ -600,7 +683,7 @@ def _check_rules(
         except PolicyError as exc:
             failed = True
             entry = cadences_node.value.get(name) if cadences_node and isinstance(cadences_node.value, dict) else None
-            check.issue(entry.line if entry else None, f"cadences.{name}", str(exc))
+            check.issue_at(entry, f"cadences.{name}", str(exc))
     if failed:
         return empty
     return policy_from_dict({**policies, "cadences": cadences})
@@ -631,7 +714,7 @@ def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
     from connector.vault.keyring import generate_key
 
     base = parse_settings(
-        "{}",
+        "mode: development",
         source="<tests>",
         environ={"NUDGE_VAULT_KEY": generate_key()},
         provider_names=[],

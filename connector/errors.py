@@ -45,9 +45,12 @@ class ConfigIssue:
     line: int | None
     path: str
     message: str
+    column: int | None = None  # 1-based, when known
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            where = f"{where}:{self.column}"
         parts = [part for part in (where, self.path or ("(top level)" if where else "")) if part]
         return ": ".join([*parts, self.message])
 

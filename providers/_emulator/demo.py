@@ -211,6 +211,7 @@ class _Company:
 
 def _write_config(out: Path, companies: list[_Company], base_url: str) -> Path:
     config = {
+        "mode": "development",  # the providers are the local emulators (plain http on 127.0.0.1)
         "instance_path": str(out),
         "database": {"url": f"sqlite:///{out / 'nudge.sqlite3'}"},
         # A throw-away demo folder: its keys are written here so `nudge serve` can open it afterwards.

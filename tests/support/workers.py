@@ -176,6 +176,7 @@ def write_config(
         },
     )
     config = {
+        "mode": "development",  # the providers are local emulators over plain http
         "instance_path": str(folder),
         "log_level": "WARNING",
         "database": {"url": database_url, "pool_size": 10},

@@ -47,10 +47,10 @@ def test_bad_config_names_all_three_problems_with_lines(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check-config", str(path)], env={"QBO_SECRET_FOR_TEST": None})
     assert result.exit_code == 1
     lines = result.output
-    assert f"{path}:4: web.prot: unknown key 'prot'; did you mean 'port'?" in lines
-    assert f"{path}:6: scheduler.tick_seconds: expected a whole number, got text 'often'" in lines
+    assert f"{path}:4:3: web.prot: unknown key 'prot'; did you mean 'port'?" in lines
+    assert f"{path}:6:3: scheduler.tick_seconds: expected a whole number, got text 'often'" in lines
     assert (
-        f"{path}:11: providers.quickbooks.client_secret: environment variable QBO_SECRET_FOR_TEST is not set" in lines
+        f"{path}:11:5: providers.quickbooks.client_secret: environment variable QBO_SECRET_FOR_TEST is not set" in lines
     )
 
 
@@ -67,14 +67,14 @@ def test_environment_references_and_defaults() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("- a\n- b\n", "<config>:1: (top level): expected a mapping"),
+        ("- a\n- b\n", "<config>:1:1: (top level): expected a mapping"),
         ("database: [1]\n", "database: expected a mapping"),
-        ("web:\n  port: 70000\n", "<config>:2: web.port: expected a port number 1-65535"),
-        ("default_time_zone: Mars/Olympus\n", "unknown time zone 'Mars/Olympus'"),
+        ("web:\n  port: 70000\n", "<config>:2:3: web.port: expected a port number 1-65535"),
+        ("mode: staging\n", "<config>:1:1: mode: expected one of production, development, got 'staging'"),
         ("mail:\n  backend: pigeon\n", "mail.backend: expected one of maildir, smtp, got 'pigeon'"),
         ("database:\n  url: mysql://x\n", "expected a sqlite:/// or postgresql:// URL"),
         ("providers:\n  quickbok: {}\n", "unknown key 'quickbok'; did you mean 'quickbooks'?"),
-        ("web: {port: 1\n", "<config>:2: (top level): not valid YAML"),
+        ("web: {port: 1\n", "<config>:2:1: (top level): not valid YAML"),
         ("vault:\n  active_key: k2\n  keys:\n    k1: abc\n", "vault.active_key: expected one of the key ids"),
     ],
 )
@@ -117,6 +117,86 @@ cadences:
     with pytest.raises(ConfigError) as error:
         parse_settings(text, environ={}, provider_names=[])
     message = str(error.value)
-    assert message.startswith("<config>:7: cadences.broken: ")
+    assert message.startswith("<config>:7:3: cadences.broken: ")
     assert "early-fee" in message
     assert "late_fee" in message
+
+
+def _problems(text: str, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as error:
+        parse_settings(text, environ=environ or {}, provider_names=["quickbooks", "xero"])
+    return str(error.value)
+
+
+def test_a_duplicate_top_level_key_is_an_error_naming_both_lines() -> None:
+    """Issue 10 item 15 (RS-37): YAML keeps the last of two equal keys silently; Nudge refuses it."""
+    message = _problems("log_level: INFO\nweb:\n  port: 5000\nlog_level: DEBUG\n")
+    assert "<config>:4:1: log_level: duplicate key 'log_level' (first defined at line 1)" in message
+
+
+def test_a_duplicate_cadence_name_is_an_error_naming_both_lines() -> None:
+    """Issue 10 item 15 (RS-37): a second cadence of the same name no longer replaces the first."""
+    text = (
+        "cadences:\n"
+        "  standard:\n"
+        "    steps: [{id: a, offset: 3, remind: firm}]\n"
+        "  standard:\n"
+        "    steps: [{id: b, offset: 5, remind: firm}]\n"
+        "policies:\n"
+        "  templates: [firm]\n"
+    )
+    message = _problems(text)
+    assert "<config>:4:3: cadences.standard: duplicate key 'standard' (first defined at line 2)" in message
+
+
+def test_issues_name_line_and_column() -> None:
+    """RS-37: the message names file, line, column and key path."""
+    assert "<config>:3:3: web.prot: unknown key 'prot'" in _problems("log_level: INFO\nweb:\n  prot: 8080\n")
+    assert "<config>:2:1: (top level): not valid YAML" in _problems("web: {port: 1\n")
+
+
+def test_default_time_zone_was_never_used_and_is_refused_with_the_reason() -> None:
+    """Issue 10 item 15: every parsed key is used or removed; default_time_zone is removed."""
+    message = _problems("default_time_zone: UTC\n")
+    assert "<config>:1:1: default_time_zone: no longer a setting" in message
+
+
+PROVIDER = """\
+{mode}providers:
+  quickbooks:
+    client_id: id
+    client_secret: secret
+    api_base: {api_base}
+"""
+
+
+@pytest.mark.parametrize(
+    "api_base",
+    [
+        "http://10.0.0.5/v3",
+        "https://169.254.169.254/v3",
+        "http://quickbooks.api.intuit.com/v3",
+        "https://evil.example/v3",
+    ],
+)
+def test_production_mode_accepts_only_the_providers_published_https_hosts(api_base: str) -> None:
+    """Issue 10 items 11 and 15 (RS-36): a provider base URL on a private IP or another host is refused."""
+    message = _problems(PROVIDER.format(mode="", api_base=api_base))
+    assert "<config>:5:5: providers.quickbooks.api_base: in production mode" in message
+
+
+def test_production_mode_takes_the_published_host_and_development_mode_the_emulator() -> None:
+    """RS-36: `mode: development` (the demo, the tests) may point a provider at a local emulator."""
+    published = parse_settings(
+        PROVIDER.format(mode="", api_base="https://quickbooks.api.intuit.com/v3"),
+        environ={},
+        provider_names=["quickbooks"],
+    )
+    assert published.mode == "production"
+    local = parse_settings(
+        PROVIDER.format(mode="mode: development\n", api_base="http://127.0.0.1:8080/v3"),
+        environ={},
+        provider_names=["quickbooks"],
+    )
+    assert local.mode == "development"
+    assert local.providers["quickbooks"].api_base == "http://127.0.0.1:8080/v3"
