@@ -4,8 +4,9 @@ Signed by the provider, not by a browser: no CSRF token, no sign-in, no session 
 set on these answers). The raw body (at most 1 MB) and the provider's signature header go to
 `connector.sync.intake.receive_webhook`, which verifies, deduplicates and makes the connections
 due; nothing here calls the provider, so the answer comes well within the providers' 3-5 s. Every
-answer has an empty body: 200 accepted (also Xero's correctly signed "intent to receive"), 401 bad
-signature, 400 unreadable payload, 413 too large, 404 unknown provider.
+answer has an empty body: 200 accepted (also Xero's correctly signed "intent to receive", and a signed body
+that cannot be read, recorded as a failed delivery: connector.sync.intake), 401 bad
+signature, 413 too large, 404 unknown provider.
 """
 
 from __future__ import annotations

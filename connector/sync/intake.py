@@ -2,12 +2,23 @@
 
 Events carry ids only; nothing is fetched from a URL inside an event. The sync that follows reads
 the entities from the configured API host.
+
+A correctly signed body that cannot be read (not JSON, or not the provider's event shape) is not an
+attack but a delivery we failed: it is recorded as a failed webhook_deliveries row (outcome "failed",
+the reason, event id = SHA-256 of the body, so the provider's retries of it are recorded once) and
+answered 200, because both providers retry anything else (Intuit holds later events behind it; Xero
+disables the webhook after 24 h) and a retry of the same bytes cannot succeed. The tenant is then
+not known for sure: when the raw text names exactly one tenant (QuickBooks `realmId` /
+`intuitaccountid`, Xero `tenantId`), that tenant's connections are made due so the regular sync
+catches what the event was about; otherwise the failure is recorded with no tenant and nothing
+else is done (the periodic sync still runs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +30,8 @@ from connector.storage import Store
 from connector.storage.tables import WebhookDelivery
 
 MAX_BODY_BYTES = 1_000_000
+FAILED = "failed"
+_TENANT_IN_TEXT = re.compile(rb'"(?:realmId|intuitaccountid|tenantId)"\s*:\s*"([0-9A-Za-z-]{1,100})"')
 DEBOUNCE = timedelta(seconds=30)
 
 
@@ -53,7 +66,7 @@ def receive_webhook(
         json.loads(body)
         notices = spec.parse_webhook(body)
     except (PayloadError, ValueError, KeyError, TypeError) as exc:
-        raise WebhookRejected(f"webhook body is not a {spec.display_name} event payload: {exc}", 400) from exc
+        return _record_failure(store, spec, body, f"not a {spec.display_name} event payload: {exc}", now)
     duplicates = marked = 0
     tenants: set[str] = set()
     with store.unit_of_work() as uow:
@@ -79,3 +92,30 @@ def receive_webhook(
         marked = sum(uow.connections.mark_due(spec.key, tenant, now + DEBOUNCE) for tenant in sorted(tenants))
         uow.commit()
     return WebhookOutcome(len(notices), duplicates, marked)
+
+
+def _record_failure(store: Store, spec: ProviderSpec, body: bytes, reason: str, now: datetime) -> WebhookOutcome:
+    """Record a signed but unreadable delivery as failed; make its one named tenant due, if any."""
+    tenants = {found.decode() for found in _TENANT_IN_TEXT.findall(body)}
+    tenant = tenants.pop() if len(tenants) == 1 else None
+    event_id = f"failed:{hashlib.sha256(body).hexdigest()}"
+    marked = 0
+    with store.unit_of_work() as uow:
+        seen = uow.session.scalars(
+            select(WebhookDelivery.id).where(WebhookDelivery.provider == spec.key, WebhookDelivery.event_id == event_id)
+        ).first()
+        if seen is None:
+            uow.session.add(
+                WebhookDelivery(
+                    provider=spec.key,
+                    event_id=event_id,
+                    received_at=now,
+                    outcome=FAILED,
+                    reason=reason[:2000],
+                    tenant_id=tenant,
+                )
+            )
+        if tenant is not None:
+            marked = uow.connections.mark_due(spec.key, tenant, now + DEBOUNCE)
+        uow.commit()
+    return WebhookOutcome(0, 0 if seen is None else 1, marked)

@@ -103,10 +103,29 @@ def test_one_changed_byte_is_refused(client: FlaskClient, store: Store, vector: 
     assert deliveries(store) == 1
 
 
-def test_a_signed_body_that_is_not_an_event_payload_is_400(client: FlaskClient, store: Store) -> None:
+def test_a_signed_body_that_is_not_an_event_payload_is_recorded_failed(client: FlaskClient, store: Store) -> None:
+    """Intuit expects 200 (it holds later events behind a failed one): recorded as failed, answered 200."""
     for body in (b"{not json", b"\xff\xfe", b'{"eventNotifications": [}'):
-        assert_bare(deliver(client, body, sign(body, VECTOR_TOKEN)), 400)
-    assert deliveries(store) == 0
+        assert_bare(deliver(client, body, sign(body, VECTOR_TOKEN)), 200)
+        assert_bare(deliver(client, body, sign(body, VECTOR_TOKEN)), 200)  # a retry is recorded once
+    with store.unit_of_work() as uow:
+        rows = uow.session.scalars(select(WebhookDelivery)).all()
+        assert [(row.outcome, row.tenant_id) for row in rows] == [("failed", None)] * 3
+        assert all("not a QuickBooks Online event payload" in row.reason for row in rows)
+    # A truncated body that still names one realm makes that realm's connections due.
+    with store.unit_of_work() as uow:
+        org = uow.organizations.add("Webhook Org")
+        connection = uow.connections.add(org.id, "quickbooks", VECTOR_REALM, "Books", next_run_at=None)
+        connection.next_run_at = datetime(2030, 1, 1, tzinfo=UTC)
+        uow.commit()
+    cut = b'{"eventNotifications":[{"realmId":"' + VECTOR_REALM.encode() + b'","dataChangeEvent":{"entit'
+    assert_bare(deliver(client, cut, sign(cut, VECTOR_TOKEN)), 200)
+    with store.unit_of_work() as uow:
+        failed = uow.session.scalars(select(WebhookDelivery).where(WebhookDelivery.tenant_id == VECTOR_REALM)).one()
+        assert failed.outcome == "failed"
+        [due] = uow.connections.with_tenant("quickbooks", VECTOR_REALM)
+        assert due.next_run_at is not None
+        assert due.next_run_at < datetime(2030, 1, 1, tzinfo=UTC)
     # Well-formed JSON naming no events is a delivery of nothing: accepted.
     empty = b'{"eventNotifications": []}'
     assert_bare(deliver(client, empty, sign(empty, VECTOR_TOKEN)), 200)
