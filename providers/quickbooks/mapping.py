@@ -152,6 +152,11 @@ def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
         status = InvoiceStatus.PAID
     else:
         status = InvoiceStatus.OPEN
+    due_date = _date(raw, "DueDate", ident)
+    if due_date is None and status is InvoiceStatus.OPEN:
+        # QuickBooks always fills DueDate (terms, else TxnDate): an open invoice without one is a broken record,
+        # quarantined with a message rather than silently never chased (RS-24).
+        raise MappingError(ident, "DueDate", "missing on an open invoice", provider=PROVIDER_KEY)
     emails = split_emails(_ref(raw, "BillEmail").get("Address"))
     return InvoiceSnapshot(
         external_id=ident,
@@ -162,7 +167,7 @@ def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
         total=_money(total, currency, ident, "TotalAmt"),
         balance=_money(balance, currency, ident, "Balance"),
         issue_date=_date(raw, "TxnDate", ident),
-        due_date=_date(raw, "DueDate", ident),
+        due_date=due_date,
         status=status,
         updated_at=_updated(raw, ident),
         emails=emails,

@@ -80,11 +80,21 @@ def test_missing_optional_fields() -> None:
     for key in ("DocNumber", "DueDate", "TxnDate", "BillEmail", "CurrencyRef", "SyncToken"):
         raw.pop(key, None)
     raw["CustomerRef"] = {"value": "1"}
+    raw["Balance"] = 0  # a paid invoice needs no due date; an open one does (next test)
     inv = to_invoice(raw, home_currency="USD")
     assert inv.number == ""
     assert inv.due_date is None
     assert inv.issue_date is None
     assert inv.customer_name == ""
+
+
+def test_open_invoice_without_due_date_is_quarantined() -> None:
+    raw = query_sample()
+    raw.pop("DueDate")
+    with pytest.raises(MappingError) as info:
+        to_invoice(raw, home_currency="USD")
+    assert info.value.field == "DueDate"
+    assert info.value.external_id == raw["Id"]
 
 
 def test_paid_and_voided_status() -> None:
