@@ -148,7 +148,7 @@ def test_a_200_fault_other_than_3001_is_not_a_rate_limit(client: QboClient) -> N
 def test_a_redirect_is_not_followed(client: QboClient, status: int) -> None:
     _answer(status, b"", "text/plain", Location="https://evil.invalid/v3/company/1/companyinfo/1")
     responses.add(responses.GET, re.compile(r"https://evil\.invalid/.*"), json={"CompanyInfo": {}})
-    with pytest.raises(Rejected, match="redirect to evil.invalid"):
+    with pytest.raises(Rejected, match=r"redirect to evil\.invalid"):
         client.company_info()
     assert all("evil.invalid" not in str(call.request.url) for call in responses.calls)
 
