@@ -25,22 +25,35 @@ strings with `.money`/`.amount`/`.currency` or `.value` for the raw value):
     late_fee            an amount or none;  has_attachment: the invoice PDF is attached;  extra: your own values
 Filters: `money` (a Money), `date` (a date, optional format: short | medium | long | full | a pattern),
 `number`, `percent` (2.5 → "2.5%").
+
+Limits (templates become user-editable): `validate_template` is what saving a template calls, and every
+override is checked with it before rendering: at most `MAX_TEMPLATE_CHARS` characters, valid syntax, no
+`attr`/`format` filters and no attribute or key that starts with an underscore. While rendering, a
+per-render budget bounds loop iterations plus calls (`MAX_STEPS`), the characters produced anywhere
+(`MAX_RENDER_CHARS`, counted as values are output and as loop bodies repeat, so nothing is built in
+full before the check), the size of any one value built with `~`, `+`, `*`, `%` or a filter
+(`MAX_VALUE_CHARS`), numbers passed to calls and filters, and the wall time (`MAX_RENDER_SECONDS`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jinja2
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -55,9 +68,17 @@ PARTS = ("subject.txt", "body.txt", "body.html")
 DEFAULT_LOCALE = "en_US"
 MAX_OUTPUT_CHARS = 500_000
 MAX_SUBJECT_CHARS = 250
+MAX_TEMPLATE_CHARS = 64_000
+MAX_STEPS = 20_000
+MAX_RENDER_CHARS = 2_000_000
+MAX_VALUE_CHARS = MAX_OUTPUT_CHARS
+MAX_RENDER_SECONDS = 5.0
 _MAX_RANGE = 1000
 _MAX_REPEAT = 10_000
 _MAX_EXPONENT = 100
+_MAX_ARGUMENT = 100_000
+_FORBIDDEN_FILTERS = frozenset({"attr", "format", "xmlattr", "pprint"})
+_BIG_FORMAT_WIDTH = re.compile(r"%[^a-zA-Z%]*(?:\*|\d{5,})|\{[^{}]*[:!][^{}]*(?:\d{5,}|\{)")
 _LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
@@ -253,13 +274,112 @@ def _percent(value: Decimal | int | str, loc: Locale) -> str:
     return str(format_percent(Decimal(str(value)) / 100, locale=loc, decimal_quantization=False))
 
 
+# -- the per-render budget ---------------------------------------------------------------------------------
+@dataclass
+class _Budget:
+    """What one render may still spend: steps (loop iterations and calls), characters, time."""
+
+    deadline: float
+    steps: int = 0
+    chars: int = 0
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("nudge_template_budget", default=None)
+
+
+def _charge(steps: int = 1, chars: int = 0) -> None:
+    """Spend from the current render's budget; SecurityError once any limit is passed."""
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    budget.steps += steps
+    budget.chars += chars
+    if budget.steps > MAX_STEPS:
+        raise SecurityError(f"it runs more than {MAX_STEPS} loop iterations and calls")
+    if budget.chars > MAX_RENDER_CHARS:
+        raise SecurityError(f"it produces more than {MAX_RENDER_CHARS} characters")
+    if time.monotonic() > budget.deadline:
+        raise SecurityError(f"it takes longer than {MAX_RENDER_SECONDS:g} seconds to render")
+
+
+class _Counted:
+    """A loop's iterable: each item drawn charges one step and the loop body's literal text."""
+
+    def __init__(self, iterable: Any, weight: int) -> None:
+        self._iterable = iterable
+        self._weight = weight
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._iterable:
+            _charge(1, self._weight)
+            yield item
+
+    def __len__(self) -> int:
+        return len(self._iterable)
+
+
+def counted(iterable: Any, weight: int) -> _Counted:
+    """Wraps every template loop's iterable (inserted by the sandbox's parser, not called by templates)."""
+    return _Counted(iterable, weight)
+
+
+def bounded(value: Any) -> Any:
+    """`value` unchanged, or SecurityError when it is a string or sequence above `MAX_VALUE_CHARS`."""
+    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_VALUE_CHARS:
+        raise SecurityError(f"a value longer than {MAX_VALUE_CHARS} characters was built")
+    return value
+
+
+def _literal_chars(body: Sequence[nodes.Node]) -> int:
+    return sum(len(data.data) for node in body for data in node.find_all(nodes.TemplateData))
+
+
+def _bound_tree(tree: nodes.Template) -> nodes.Template:
+    """Every loop counts its iterations (and the text each repeats); every `~` operand is bounded."""
+    for loop in tree.find_all(nodes.For):
+        weight = _literal_chars(loop.body) + 1
+        loop.iter = nodes.Call(
+            nodes.ImportedName(f"{__name__}.counted"), [loop.iter, nodes.Const(weight)], [], None, None
+        )
+    for concat in tree.find_all(nodes.Concat):
+        concat.nodes = [
+            nodes.Call(nodes.ImportedName(f"{__name__}.bounded"), [part], [], None, None) for part in concat.nodes
+        ]
+    return tree
+
+
+def _check_arguments(values: Sequence[Any]) -> None:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_ARGUMENT:
+            raise SecurityError(f"the number {value} is too large for a template")
+
+
+def _format_string(obj: Any) -> str | None:
+    """The string of a `str.format`/`format_map` method (unwrapping the sandbox's wrapper), else None."""
+    target = getattr(obj, "__wrapped__", obj)
+    owner = getattr(target, "__self__", None)
+    return owner if getattr(target, "__name__", "") in ("format", "format_map") and isinstance(owner, str) else None
+
+
 # -- the sandbox ---------------------------------------------------------------------------------------
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, plus limits on `*` and `**` so a template cannot build huge values."""
+    """The sandbox, plus a per-render budget and limits on everything that can build a large value."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return _bound_tree(super()._parse(source, name, filename))
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every call a template makes (macros, methods, loop recursion) is charged and its numbers checked."""
+        _charge()
+        _check_arguments([*args, *kwargs.values()])
+        if _BIG_FORMAT_WIDTH.search(_format_string(__obj) or ""):
+            raise SecurityError("format widths that large are not allowed in a template")
+        return bounded(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        """`**`, `*`, `+` and `%` refuse to build values above the limits; the rest is the sandbox's."""
         if operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
             raise SecurityError(f"exponent {right} is too large for a template")
         if operator == "*":
@@ -270,7 +390,28 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                     and len(sequence) * count > _MAX_REPEAT
                 ):
                     raise SecurityError("repeating a value that many times is not allowed in a template")
-        return super().call_binop(context, operator, left, right)
+        if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            bounded("" if len(left) + len(right) <= MAX_VALUE_CHARS else "x" * (MAX_VALUE_CHARS + 1))
+        if operator == "%" and isinstance(left, str) and _BIG_FORMAT_WIDTH.search(left):
+            raise SecurityError("format widths that large are not allowed in a template")
+        return bounded(super().call_binop(context, operator, left, right))
+
+
+def _guarded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A built-in filter whose numbers are checked and whose result is bounded (`replace`/`join` up front)."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _charge()
+        _check_arguments([*args, *kwargs.values()])
+        strings = [value for value in args if isinstance(value, str)]
+        if function.__name__ == "do_replace" and len(strings) >= 3:
+            text, old, new = strings[:3]
+            hits = len(text) + 1 if not old else text.count(old)
+            bounded("" if len(text) + hits * len(new) <= MAX_VALUE_CHARS else "x" * (MAX_VALUE_CHARS + 1))
+        return bounded(function(*args, **kwargs))
+
+    return run
 
 
 def _limited_range(*args: int) -> range:
@@ -313,13 +454,14 @@ def _percent_filter(context: jinja2.runtime.Context, value: Any) -> str:
 
 @jinja2.pass_context
 def _finalize(context: jinja2.runtime.Context, value: Any) -> Any:
-    """Raw Money and dates (e.g. from `extra`) print formatted; none prints as nothing."""
+    """Raw Money and dates (e.g. from `extra`) print formatted; none prints as nothing; all output is counted."""
     if value is None:
         return ""
     if isinstance(value, Money):
-        return format_money(value, _locale_of(context))
-    if isinstance(value, date) and not isinstance(value, str):
-        return format_day(value, _locale_of(context))
+        value = format_money(value, _locale_of(context))
+    elif isinstance(value, date) and not isinstance(value, str):
+        value = format_day(value, _locale_of(context))
+    _charge(0, len(value) if isinstance(value, str) else 16)
     return value
 
 
@@ -336,15 +478,18 @@ def _environment(overrides: Mapping[str, str]) -> _Sandbox:
     )
     env.globals = {name: env.globals[name] for name in ("dict", "cycler", "joiner", "namespace")}
     env.globals["range"] = _limited_range
+    env.filters = {
+        name: _guarded_filter(function) for name, function in env.filters.items() if name not in _FORBIDDEN_FILTERS
+    }
     env.filters.update(money=_money_filter, date=_date_filter, number=_number_filter, percent=_percent_filter)
     return env
 
 
 # -- rendering -----------------------------------------------------------------------------------------
-_Render = Callable[[], str]
+_T = TypeVar("_T")
 
 
-def _guard(template: str, run: _Render) -> str:
+def _guard(template: str, run: Callable[[], _T]) -> _T:
     """Run one render step, turning every failure into a TemplateError that names the template."""
     try:
         output = run()
@@ -373,7 +518,7 @@ def _guard(template: str, run: _Render) -> str:
         raise TemplateError(
             f"template {template!r} could not be rendered: {type(exc).__name__}: {exc}", template=template
         ) from None
-    if len(output) > MAX_OUTPUT_CHARS:
+    if isinstance(output, str) and len(output) > MAX_OUTPUT_CHARS:
         raise TemplateError(
             f"template {template!r} produced more than {MAX_OUTPUT_CHARS} characters", template=template
         )
@@ -403,14 +548,43 @@ def render_reminder(
     ctx = context if isinstance(context, ReminderContext) else ReminderContext(**context)
     if not ctx.invoices:
         raise TemplateError("a reminder needs at least one invoice", template=template_name)
+    for name, source in overrides.items():
+        validate_template(source, name=name)
     env = _environment(overrides)
     variables = _variables(ctx, parse_locale(locale))
     names = {part: f"{template_name}/{part}" for part in PARTS}
 
     def render(part: str) -> str:
         name = names[part]
-        return _guard(name, lambda: env.get_template(name).render(variables))
+        return _guard(name, lambda: _stream(env.get_template(name), variables, name))
 
+    token = _BUDGET.set(_Budget(deadline=time.monotonic() + MAX_RENDER_SECONDS))
+    try:
+        return _render_parts(env, template_name, names, overrides, render)
+    finally:
+        _BUDGET.reset(token)
+
+
+def _stream(template: jinja2.Template, variables: Mapping[str, Any], name: str) -> str:
+    """Render `template` chunk by chunk, stopping as soon as the output passes `MAX_OUTPUT_CHARS`."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(variables):
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise TemplateError(f"template {name!r} produced more than {MAX_OUTPUT_CHARS} characters", template=name)
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+def _render_parts(
+    env: jinja2.Environment,
+    template_name: str,
+    names: Mapping[str, str],
+    overrides: Mapping[str, str],
+    render: Callable[[str], str],
+) -> RenderedReminder:
+    """The subject, the plain-text body and (when it applies) the HTML body of one reminder."""
     _require_plain_text_body(env, template_name, names, overrides)
     subject = _checked_subject(render("subject.txt").strip(), names["subject.txt"])
     text = render("body.txt").strip() + "\n"
@@ -467,7 +641,39 @@ def default_template_source(template_name: str, part: str) -> str:
 
 def check_template(source: str, *, name: str) -> None:
     """Compile `source` in the sandbox; TemplateError (with the line) if it is not a valid template."""
+    validate_template(source, name=name)
+
+
+def _forbidden_construct(tree: nodes.Template) -> tuple[str, int] | None:
+    """(what, line) of the first filter or underscore name the sandbox forbids, else None."""
+    for used in tree.find_all(nodes.Filter):
+        if used.name in _FORBIDDEN_FILTERS:
+            return f"the filter {used.name!r} is not available to templates", used.lineno
+    for access in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        key = getattr(access, "attr", None) or getattr(getattr(access, "arg", None), "value", None)
+        if isinstance(key, str) and key.startswith("_"):
+            return (
+                f"it reaches for {key!r}, and names starting with an underscore are not available to templates",
+                access.lineno,
+            )
+    return None
+
+
+def validate_template(source: str, *, name: str) -> None:
+    """What saving a template calls: TemplateError unless `source` is small enough, parses, and uses
+    nothing the sandbox forbids (the `attr`/`format` filters, attributes or keys starting with `_`)."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(
+            f"template {name!r} is {len(source):,} characters long; the limit is {MAX_TEMPLATE_CHARS:,}", template=name
+        )
     env = _environment({})
+    tree = _guard(name, lambda: env.parse(source, name=name))
+    problem = _forbidden_construct(tree)
+    if problem is not None:
+        what, line = problem
+        raise TemplateError(
+            f"template {name!r} tried something templates may not do: {what} on line {line}", template=name, line=line
+        )
     _guard(name, lambda: str(env.from_string(source)))
 
 
@@ -487,4 +693,5 @@ __all__ = [
     "format_money",
     "parse_locale",
     "render_reminder",
+    "validate_template",
 ]
