@@ -18,6 +18,8 @@ from connector.storage import Store
 from connector.vault import redaction
 from connector.vault.keyring import Vault
 
+VAULT_VARIABLE = "NUDGE_VAULT_KEY"
+
 
 @dataclass
 class Services:
@@ -31,15 +33,23 @@ class Services:
     @cached_property
     def vault(self) -> Vault:
         """The key ring; raises VaultError (naming the variable to set) when no key is configured."""
-        return Vault.from_keys(self.settings.vault.keys, self.settings.vault.active_key, variable="NUDGE_VAULT_KEY")
+        return Vault.from_keys(self.settings.vault.keys, self.settings.vault.active_key, variable=VAULT_VARIABLE)
+
+    def require_vault(self) -> Vault:
+        """The key ring, checked against the database's canary: VaultError naming the variable when wrong."""
+        from connector.vault.canary import check_canary
+
+        vault = self.vault
+        check_canary(self.store, vault, variable=VAULT_VARIABLE)
+        return vault
 
     def reminder_sender(self) -> MailReminderSender:
         """Reminder emails through the configured mailer (SMTP, or the maildir outbox in development)."""
         return MailReminderSender(self.store, mailer_for(self.settings.mail), self.clock.now)
 
     def require_ready_to_serve(self) -> None:
-        """Fail closed before serving: a vault key and a session secret must be set."""
-        _ = self.vault
+        """Fail closed before serving: a vault key that opens the database's canary and a session secret."""
+        self.require_vault()
         if not self.settings.web.secret_key:
             raise ConfigError("web.secret_key is empty: set NUDGE_SECRET_KEY (any long random text)")
 

@@ -267,7 +267,7 @@ def _worker(services: Any, *, echo: bool) -> Any:
 def run_once(context: _Context, connections: tuple[int, ...]) -> None:
     """One pass: sync, plan and carry out what is due, for every due connection (or the ones named)."""
     services = context.services()
-    _ = services.vault  # fail closed before touching any connection
+    services.require_vault()  # fail closed (no key, or not this database's key) before touching any connection
     worker = _worker(services, echo=True)
     report = worker.tick(only=list(connections) or None)
     for connection_id, error in sorted(report.failed.items()):
@@ -289,7 +289,7 @@ def worker(context: _Context) -> None:
 
     logging.basicConfig(level=context.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = context.services()
-    _ = services.vault
+    services.require_vault()
     click.echo(f"worker started (tick every {context.settings.scheduler.tick_seconds} s); stop with Ctrl-C or SIGTERM")
     if run_forever(_worker(services, echo=True), context.settings.scheduler):
         click.echo("worker stopped")

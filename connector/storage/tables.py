@@ -324,3 +324,12 @@ class OAuthPending(Base):
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class VaultCanary(Base):
+    """A known text sealed with the vault's key at first start; opened at every start to catch a wrong key."""
+
+    __tablename__ = "vault_canary"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,6 +8,7 @@ from sqlalchemy import update
 
 from connector.storage import Store
 from connector.storage.tables import Connection
+from connector.vault.canary import reseal_canary
 from connector.vault.keyring import Vault
 from connector.vault.tokens import token_binding
 
@@ -51,4 +52,5 @@ def rotate(store: Store, vault: Vault, batch_size: int = 100) -> RotationReport:
                 else:
                     skipped += 1
             uow.commit()
+    reseal_canary(store, vault)  # the start-up check must pass with only the new key
     return RotationReport(resealed, current, skipped)
