@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import deque
@@ -59,7 +61,9 @@ class Fault:
     is carried out and remembered for idempotent replay — then sleep `seconds` before the answer
     leaves: the window in which a client dies after the provider acted but before it heard back),
     "malformed" (truncated JSON), "html" (an HTML error page with `status`), "revoke" (the provider
-    treats the tenant's grant as revoked), "disconnect" (close the socket without answering).
+    treats the tenant's grant as revoked), "disconnect" (close the socket without answering),
+    "drop_after" (serve the request — any write is carried out and remembered for idempotent replay —
+    then close the socket without answering: the provider committed, the client saw the connection drop).
     A fault fires on every `every`-th matching call, `times` times (then it is removed).
     """
 
@@ -91,12 +95,25 @@ class Fault:
         return cls(**data)
 
     def hold_answer(self) -> None:
-        """`delay_after`: called once the request has been carried out, before its answer is sent."""
+        """Called once the request has been carried out, before its answer is sent: `delay_after` waits,
+        `drop_after` closes the connection so the answer never leaves."""
         if self.kind == "delay_after" and self.seconds > 0:
             time.sleep(self.seconds)
+        elif self.kind == "drop_after":
+            _drop_connection()
 
 
-FAULT_KINDS = frozenset({"status", "delay", "delay_after", "malformed", "html", "revoke", "disconnect"})
+FAULT_KINDS = frozenset({"status", "delay", "delay_after", "drop_after", "malformed", "html", "revoke", "disconnect"})
+
+
+def _drop_connection() -> None:
+    """Shut the socket of the request being served (werkzeug's dev server) down in both directions."""
+    from flask import has_request_context, request
+
+    sock = request.environ.get("werkzeug.socket") if has_request_context() else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True)
