@@ -4,6 +4,7 @@
     ├── ConfigError          bad or missing configuration (lists every ConfigIssue found)
     ├── ProviderError        a provider call failed
     │   ├── AuthError        the grant is dead or revoked: reconnect needed (connection → needs_reauth)
+    │   │   └── ProviderDisconnected  the provider confirms the file was disconnected there (→ disconnected)
     │   ├── RateLimited      over a provider limit; retry after `retry_after` seconds
     │   ├── Transient        network fault or 5xx; safe to retry with backoff
     │   ├── Rejected         the provider refused the request (validation); retrying will not help
@@ -77,6 +78,10 @@ class ProviderError(NudgeError):
 
 class AuthError(ProviderError):
     """The provider no longer accepts this connection's grant; the user must reconnect."""
+
+
+class ProviderDisconnected(AuthError):
+    """The file was disconnected at the provider (checked with the provider, not assumed): connection → disconnected."""
 
 
 class RateLimited(ProviderError):

@@ -5,7 +5,7 @@ Adapters implement these Protocols; services take them as parameters. Nothing he
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -193,6 +193,9 @@ class ProviderSpec:
     supports_pkce: bool = False
     # (settings, tokens, nonce, now) -> the verified identity in the tokens' ID token (OpenID Connect)
     identify: Callable[..., Identity] | None = None
+    # (settings, tokens, tenant ids) -> the tenants whose access ended: ends the grant's access to just those
+    # files (Xero: DELETE /connections/{id}), where revoking would end every file of the user (None: revoke)
+    disconnect_tenants: Callable[[ProviderSettings, TokenSet, Collection[str]], list[str]] | None = None
 
 
 class Clock(Protocol):

@@ -9,15 +9,19 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 
+from sqlalchemy import select
+
+from connector.connections.token_source import StoredTokenSource
 from connector.domain.model import ConnectionInfo, ConnectionStatus
 from connector.errors import AuthError, NudgeError, ProviderError
-from connector.ports import ProviderSettings, ProviderSpec, TokenSet
+from connector.ports import AccountingAdapter, ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store, UnitOfWork
-from connector.storage.tables import Connection
+from connector.storage.tables import Connection, Invoice
 from connector.vault.keyring import Vault
 from connector.vault.tokens import open_tokens, seal_tokens
 
@@ -52,6 +56,7 @@ class ConnectedFile:
     connection_id: int
     name: str
     created: bool
+    kept_disconnected: bool = False  # disconnected earlier and not chosen again: left disconnected, no tokens
 
 
 def complete_connect(
@@ -66,11 +71,13 @@ def complete_connect(
     now: datetime,
     *,
     actor: str = "",
+    reactivate: Collection[str] = frozenset(),
 ) -> list[ConnectedFile]:
     """Finish the OAuth callback: check state, exchange the code, store one connection per file.
 
     Reconnecting a file already connected to this organization updates that connection (new tokens,
-    status active) instead of creating a duplicate.
+    status active) instead of creating a duplicate. A file the user disconnected stays disconnected
+    unless its tenant id is in `reactivate` (see `store_connections`).
     """
     if params.get("error"):
         reason = params.get("error_description") or params["error"]
@@ -90,7 +97,9 @@ def complete_connect(
     if not files:
         raise ConnectError(f"{spec.display_name} named no company or organisation to connect")
     with store.unit_of_work() as uow:
-        results = store_connections(uow, vault, spec.key, org_id, files, tokens, now, actor=actor)
+        results = store_connections(
+            uow, vault, spec.key, org_id, files, tokens, now, actor=actor, reactivate=reactivate
+        )
         uow.commit()
     return results
 
@@ -105,15 +114,32 @@ def store_connections(
     now: datetime,
     *,
     actor: str = "",
+    reactivate: Collection[str] = frozenset(),
 ) -> list[ConnectedFile]:
     """One active connection per consented file, tokens sealed, due for a first sync now (in `uow`).
 
     A file already connected to this organization is updated (new tokens, active again), never duplicated.
+    A file the user DISCONNECTED stays disconnected — no tokens stored, not chased — unless its tenant id
+    is in `reactivate`: a consent screen may list (or pre-tick) it, so coming back in a connect is not
+    the user's choice; the caller passes the tenants the user explicitly picked to reconnect (the web's
+    "Reconnect" of that connection, or a picker). It is reported with `kept_disconnected=True`.
     """
     results: list[ConnectedFile] = []
     for info in files:
         connection = uow.connections.by_tenant(org_id, provider, info.tenant_id)
         created = connection is None
+        if connection is not None and not _may_reactivate(connection, info, reactivate):
+            uow.activities.record(
+                org_id,
+                "connection.kept_disconnected",
+                connection.name,
+                connection_id=connection.id,
+                actor=actor,
+                detail={"reason": "disconnected earlier and not chosen to reconnect"},
+                at=now,
+            )
+            results.append(ConnectedFile(connection.id, connection.name, False, kept_disconnected=True))
+            continue
         if connection is None:
             connection = uow.connections.add(org_id, provider, info.tenant_id, info.name, next_run_at=now)
         connection.name = info.name or connection.name
@@ -136,6 +162,11 @@ def store_connections(
     return results
 
 
+def _may_reactivate(connection: Connection, info: ConnectionInfo, reactivate: Collection[str]) -> bool:
+    """Whether a connect may (re)activate an existing connection: not one the user disconnected, unless chosen."""
+    return connection.status != ConnectionStatus.DISCONNECTED.value or info.tenant_id in reactivate
+
+
 def disconnect(
     store: Store,
     vault: Vault,
@@ -147,33 +178,32 @@ def disconnect(
     *,
     actor: str = "",
 ) -> bool:
-    """Revoke the grant (best effort when it is already dead), forget the tokens, mark disconnected.
+    """End Nudge's access at the provider (best effort when the grant is already dead), forget the tokens,
+    mark the connection disconnected so no job runs for it.
 
-    The grant is revoked only when no other connection of this organization still uses it (one Xero
-    consent connects several organisations, all into the organization that gave it).
+    Providers with `disconnect_tenants` (Xero) end the access to this one file only (DELETE
+    /connections/{id}) — revoking would cut every file of the provider user, other Nudge organizations'
+    included — and skip even that while another live Nudge connection (any organization) uses the same
+    file. Others (QuickBooks) revoke the grant unless another connection of this organization still uses it.
     """
     with store.unit_of_work() as uow:
         connection = uow.connections.get(org_id, connection_id)
         if connection is None:
             return False
         tokens = _try_open(vault, connection)
+        active = connection.status == ConnectionStatus.ACTIVE.value
+        kept = _still_used(uow, vault, spec, connection, tokens)
+        tenant_id = connection.tenant_id
+    if tokens is not None and active and not kept:
+        tokens = _fresh_tokens(store, vault, spec, settings, connection_id, now, tokens)
+    note = "" if tokens is None else _end_access(spec, settings, tenant_id, tokens, kept)
+    with store.unit_of_work() as uow:
+        connection = uow.connections.get(org_id, connection_id)
+        if connection is None:
+            return False
         connection.status = ConnectionStatus.DISCONNECTED.value
         connection.tokens_sealed = ""
         connection.next_run_at = None
-        others = [
-            _try_open(vault, other)
-            for other in uow.connections.for_organization(org_id)
-            if other.id != connection.id and other.provider == connection.provider
-        ]
-        still_used = tokens is not None and any(
-            other is not None and hmac.compare_digest(other.refresh_token, tokens.refresh_token) for other in others
-        )
-        note = ""
-        if tokens is not None and not still_used:
-            try:
-                spec.revoke(settings, tokens)
-            except (AuthError, ProviderError) as exc:
-                note = f"revocation failed ({exc.user_message}); the grant may already be gone"
         uow.activities.record(
             org_id,
             "connection.disconnected",
@@ -181,6 +211,82 @@ def disconnect(
             connection_id=connection.id,
             actor=actor,
             detail={"note": note} if note else {},
+            at=now,
+        )
+        uow.commit()
+        return True
+
+
+def _still_used(
+    uow: UnitOfWork, vault: Vault, spec: ProviderSpec, connection: Connection, tokens: TokenSet | None
+) -> bool:
+    """Whether ending the access at the provider would cut another live Nudge connection."""
+    if tokens is None:
+        return False
+    if spec.disconnect_tenants is not None:
+        return any(
+            other.id != connection.id and other.status != ConnectionStatus.DISCONNECTED.value
+            for other in uow.connections.with_tenant(connection.provider, connection.tenant_id)
+        )
+    others = [
+        _try_open(vault, other)
+        for other in uow.connections.for_organization(connection.organization_id)
+        if other.id != connection.id and other.provider == connection.provider
+    ]
+    return any(other is not None and hmac.compare_digest(other.refresh_token, tokens.refresh_token) for other in others)
+
+
+def _fresh_tokens(
+    store: Store,
+    vault: Vault,
+    spec: ProviderSpec,
+    settings: ProviderSettings,
+    connection_id: int,
+    now: datetime,
+    stored: TokenSet,
+) -> TokenSet:
+    """The connection's tokens with a live access token (refreshed and stored when expired), else `stored`."""
+    try:
+        return StoredTokenSource(store, vault, spec, settings, connection_id, lambda: now).current()
+    except NudgeError:
+        return stored  # the grant is dead: the provider call below is best effort
+
+
+def _end_access(spec: ProviderSpec, settings: ProviderSettings, tenant_id: str, tokens: TokenSet, kept: bool) -> str:
+    """End Nudge's access to the file at the provider; a note for the activity log ("" when all went well)."""
+    if kept:
+        return f"access kept at {spec.display_name}: another Nudge connection still uses this file"
+    try:
+        if spec.disconnect_tenants is not None:
+            spec.disconnect_tenants(settings, tokens, [tenant_id])
+        else:
+            spec.revoke(settings, tokens)
+    except ProviderError as exc:
+        return f"ending the access at {spec.display_name} failed ({exc.user_message}); it may already be gone"
+    return ""
+
+
+def disconnected_at_provider(store: Store, connection_id: int, now: datetime, reason: str) -> bool:
+    """Mark a connection disconnected because the provider confirmed the file was disconnected there.
+
+    Call it only after an API call proved it (ProviderDisconnected), never on a hint such as a
+    marketplace redirect. The tokens are forgotten and no job runs for the connection afterwards;
+    reconnecting it is the user's explicit choice (`reactivate`). False when it does not exist.
+    """
+    with store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None:
+            return False
+        connection.status = ConnectionStatus.DISCONNECTED.value
+        connection.tokens_sealed = ""
+        connection.next_run_at = None
+        connection.last_error = reason
+        uow.activities.record(
+            connection.organization_id,
+            "connection.disconnected_at_provider",
+            connection.name,
+            connection_id=connection.id,
+            detail={"reason": reason},
             at=now,
         )
         uow.commit()
@@ -195,3 +301,70 @@ def _try_open(vault: Vault, connection: Connection) -> TokenSet | None:
         return open_tokens(vault, connection)
     except NudgeError:
         return None
+
+
+class ProviderCheck(StrEnum):
+    """What asking the provider about a connection proved."""
+
+    DISCONNECTED = "disconnected"  # an API call failed with an auth error: marked disconnected
+    CONNECTED = "connected"  # the call succeeded: the connection stays active
+    UNKNOWN = "unknown"  # the call failed otherwise (network, limit...): nothing changed
+    NOT_ACTIVE = "not_active"  # not an active connection: nothing to check, nothing changed
+
+
+@dataclass(frozen=True)
+class DisconnectCheck:
+    """The outcome of `check_disconnected_at_provider`, with a sentence for the user where there is one."""
+
+    outcome: ProviderCheck
+    message: str = ""
+
+
+def check_disconnected_at_provider(
+    store: Store,
+    vault: Vault,
+    spec: ProviderSpec,
+    settings: ProviderSettings,
+    connection_id: int,
+    now: datetime,
+) -> DisconnectCheck:
+    """Ask the provider (one read call) whether the file was disconnected there; mark it only when proven.
+
+    For a hint such as the marketplace's Disconnect URL. An auth error on the call (the grant refused,
+    or the provider's ProviderDisconnected) proves it and the connection is marked disconnected; nothing
+    is revoked. A call that succeeds leaves the connection active; any other failure changes nothing.
+    """
+    with store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None or connection.status != ConnectionStatus.ACTIVE.value:
+            return DisconnectCheck(ProviderCheck.NOT_ACTIVE)
+        tenant_id, home_currency = connection.tenant_id, connection.home_currency
+        probe = uow.session.scalars(
+            select(Invoice.external_id).where(Invoice.connection_id == connection_id).limit(1)
+        ).first()
+    if home_currency:
+        settings = replace(settings, options={**settings.options, "home_currency": home_currency})
+    tokens = StoredTokenSource(store, vault, spec, settings, connection_id, lambda: now)
+    try:
+        _probe(spec.adapter(tenant_id, tokens, settings), probe)
+    except AuthError as exc:
+        reason = f"disconnected at {spec.display_name} ({exc.user_message})"
+        disconnected_at_provider(store, connection_id, now, reason)
+        return DisconnectCheck(ProviderCheck.DISCONNECTED, reason)
+    except NudgeError as exc:
+        return DisconnectCheck(ProviderCheck.UNKNOWN, exc.user_message)
+    return DisconnectCheck(ProviderCheck.CONNECTED)
+
+
+def _probe(adapter: AccountingAdapter, invoice_id: str | None) -> None:
+    """One cheap read: a synced invoice by id, else the first page of open invoices (stored nowhere)."""
+    if invoice_id is not None:
+        adapter.get_invoice(invoice_id)
+        return
+    pages = adapter.changed_invoices(None)
+    try:
+        next(iter(pages), None)
+    finally:
+        close = getattr(pages, "close", None)
+        if callable(close):
+            close()

@@ -26,7 +26,7 @@ from sqlalchemy import delete, update
 
 from connector.config import SchedulerSettings
 from connector.domain.model import ConnectionStatus
-from connector.errors import AuthError, NudgeError, RateLimited, StorageError
+from connector.errors import AuthError, NudgeError, ProviderDisconnected, RateLimited, StorageError
 from connector.ports import Clock
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Connection, WebhookDelivery
@@ -254,7 +254,10 @@ class Worker:
             connection.failures += 1
             message = error.user_message if isinstance(error, NudgeError) else f"internal error: {type(error).__name__}"
         connection.last_error = message
-        if isinstance(error, AuthError):
+        if isinstance(error, ProviderDisconnected):  # confirmed by the provider: no job runs for it again
+            connection.status = ConnectionStatus.DISCONNECTED.value
+            connection.tokens_sealed = ""
+        elif isinstance(error, AuthError):
             connection.status = ConnectionStatus.NEEDS_REAUTH.value
         uow.activities.record(
             connection.organization_id,

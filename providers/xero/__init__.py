@@ -9,7 +9,7 @@ Importing this package does no network and starts nothing; `PROVIDER` is read by
 
 from connector.ports import ProviderSpec
 from providers.xero import oauth, openid, webhooks
-from providers.xero.adapter import build_adapter, connect
+from providers.xero.adapter import build_adapter, connect, disconnect_tenants
 from providers.xero.constants import DISPLAY_NAME, PROVIDER_KEY
 
 PROVIDER = ProviderSpec(
@@ -26,6 +26,7 @@ PROVIDER = ProviderSpec(
     webhook_signature_header=webhooks.SIGNATURE_HEADER,
     supports_pkce=True,
     identify=openid.identify,
+    disconnect_tenants=disconnect_tenants,
 )
 
 __all__ = ["PROVIDER"]

@@ -15,13 +15,17 @@ invoice may shift across a page boundary and be missed by that run; the next ful
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+import json
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import urllib3
 from xero_python.accounting import (
     Allocation,
     Allocations,
@@ -54,7 +58,7 @@ from providers.xero.constants import (
     PAGE_SIZE,
     PROVIDER_KEY,
 )
-from providers.xero.oauth import FixedTokens, api_client, connections_base
+from providers.xero.oauth import FixedTokens, api_client, connections_base, revoke
 
 OPEN_STATUSES = ["AUTHORISED", "SUBMITTED"]
 ALL_STATUSES = ["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"]
@@ -543,15 +547,84 @@ def build_adapter(tenant_id: str, token_source: TokenSource, settings: ProviderS
 
 
 def connect(settings: ProviderSettings, callback_params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
-    """ProviderSpec.connect: one ConnectionInfo per organisation the user authorised (GET /connections)."""
+    """ProviderSpec.connect: one ConnectionInfo per organisation authorised in THIS consent.
+
+    `GET /connections` alone lists every organisation the Xero user ever connected to the app (other
+    Nudge organizations' included); `authEventId` — the access token's `authentication_event_id`
+    claim — narrows it to the ones this consent connected (docs/provider-api-facts.md §2.1).
+    """
+    rows = _list_connections(settings, tokens, auth_event_id(tokens.access_token))
+    return [_connection_info(row) for row in rows]
+
+
+def auth_event_id(access_token: str) -> str:
+    """The `authentication_event_id` claim of a Xero access token (a JWT), naming the consent that issued it.
+
+    Read without verifying the signature: the token came straight from Xero's token endpoint over TLS,
+    and the claim only narrows what Xero itself then lists. A token without the claim is refused.
+    """
+    parts = access_token.split(".")
+    claim: Any = None
+    if len(parts) == 3:
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except (ValueError, binascii.Error):
+            claims = None
+        claim = claims.get("authentication_event_id") if isinstance(claims, dict) else None
+    if not isinstance(claim, str) or not claim.strip():
+        raise AuthError(
+            "Xero's access token does not say which consent it belongs to; connect again.", provider=PROVIDER_KEY
+        )
+    return claim.strip()
+
+
+def _list_connections(settings: ProviderSettings, tokens: TokenSet, event: str = "") -> list[Any]:
+    """GET /connections (only those of consent `event` when given) with `tokens`."""
     identity = IdentityApi(api_client(FixedTokens(tokens), settings), base_url=connections_base(settings))
     try:
-        rows = identity.get_connections(_request_timeout=IDENTITY_TIMEOUT)
+        if event:
+            rows = identity.get_connections(auth_event_id=event, _request_timeout=IDENTITY_TIMEOUT)
+        else:
+            rows = identity.get_connections(_request_timeout=IDENTITY_TIMEOUT)
     except HTTPStatusException as exc:
         raise _connections_refused(status_of(exc)) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
         raise Transient(f"Xero could not be reached ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
-    return [_connection_info(row) for row in rows or []]
+    return list(rows or [])
+
+
+def disconnect_tenants(settings: ProviderSettings, tokens: TokenSet, tenant_ids: Collection[str]) -> list[str]:
+    """End this Xero user's connection to each of `tenant_ids` (DELETE /connections/{id}); the tenants removed.
+
+    Only those organisations lose Nudge's access: the grant, and the user's other connections (which
+    other Nudge organizations may use), live on. Revoking the refresh token instead would remove every
+    connection of the user (docs/provider-api-facts.md §2.1) — so it is revoked only once none is left.
+    """
+    wanted = set(tenant_ids)
+    if not wanted:
+        return []
+    identity = IdentityApi(api_client(FixedTokens(tokens), settings), base_url=connections_base(settings))
+    removed: list[str] = []
+    for row in _list_connections(settings, tokens):
+        tenant = str(row.tenant_id)
+        if tenant not in wanted:
+            continue
+        try:
+            identity.delete_connection(str(row.id), _request_timeout=IDENTITY_TIMEOUT)
+        except HTTPStatusException as exc:
+            if status_of(exc) != 404:  # 404: already gone, which is what was wanted
+                raise _connections_refused(status_of(exc)) from None
+        except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
+            raise Transient(f"Xero could not be reached ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
+        removed.append(tenant)
+    if removed and not _list_connections(settings, tokens):
+        revoke(settings, tokens)  # the user has no connection left: the refresh token can die too
+    return removed
+
+
+def tenant_connected(settings: ProviderSettings, tokens: TokenSet, tenant_id: str) -> bool:
+    """Whether this Xero user still has a connection to `tenant_id` (GET /connections)."""
+    return any(str(row.tenant_id) == tenant_id for row in _list_connections(settings, tokens))
 
 
 def _connections_refused(status: int) -> AuthError | Transient | Rejected:

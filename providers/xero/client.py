@@ -5,8 +5,11 @@ at the emulator; the SDK speaks urllib3 directly (so tests use a real loopback s
 Reads use `_preload_content=False` so the raw JSON (PascalCase, the shape `mapping` reads) is parsed
 once with exact decimals, instead of through the SDK's model objects.
 Limits (docs/provider-api-facts.md §2.4): 5 concurrent, 60/min, 5000/day per tenant; the limiter waits when
-`X-MinLimit-Remaining` reaches 0 instead of provoking a 429, honours `Retry-After` /
-`X-Rate-Limit-Problem` when one happens, and gives up with RateLimited(limit="day") on the daily one.
+`X-MinLimit-Remaining` reaches 0 instead of provoking a 429 and honours `Retry-After` /
+`X-Rate-Limit-Problem` when one happens — but a worker thread never sleeps more than `max_wait_s`
+(option, default 5 s): a longer wait is raised as RateLimited, whose `retry_after` (seconds) the
+scheduler turns into the connection's next run. The daily limit blocks the tenant until its reset
+instant (`Retry-After`, else the next UTC midnight) and lifts by itself once that has passed.
 """
 
 from __future__ import annotations
@@ -27,12 +30,21 @@ from xero_python.accounting import AccountingApi
 from xero_python.exceptions import HTTPStatusException, OAuth2Error
 from xero_python.identity import IdentityApi
 
-from connector.errors import AuthError, NotFound, RateLimited, Rejected, Transient
+from connector.errors import (
+    AuthError,
+    ConfigError,
+    NotFound,
+    ProviderDisconnected,
+    RateLimited,
+    Rejected,
+    Transient,
+)
 from connector.ports import ProviderSettings, TokenSource
 from connector.ratelimit.tenant import TenantLimiters, TenantRateLimiter
 from providers.xero.constants import (
     API_BASE,
     API_TIMEOUT,
+    IDENTITY_TIMEOUT,
     MAX_CONCURRENT,
     MAX_LIMIT_RETRIES,
     MAX_LIMIT_WAIT_S,
@@ -55,21 +67,32 @@ def seconds_to_next_utc_day(now: datetime) -> float:
     return max((tomorrow - now).total_seconds(), 1.0)
 
 
-def _day_limit_reached(retry_after: float) -> RateLimited:
+def _day_limit_reached(resumes_at: datetime, now: datetime) -> RateLimited:
     return RateLimited(
-        "Xero's daily call limit for this organisation is used up; syncing resumes tomorrow.",
+        "Xero's daily API limit for this organisation is used up; Nudge resumes it when Xero's day resets.",
         provider=PROVIDER_KEY,
-        retry_after=retry_after,
+        retry_after=max((resumes_at - now).total_seconds(), 1.0),
         limit="day",
     )
+
+
+def _seconds(text: str | None) -> float:
+    """A `Retry-After` value in seconds (0 when absent, negative or not a number)."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return 0.0
+    return value if value > 0 and value != float("inf") else 0.0
 
 
 class RateLimiter(TenantRateLimiter):
     """The core per-tenant limiter, plus what Xero's answers say about the calls left.
 
     Waits when `X-MinLimit-Remaining` (or the app-wide minute count) reaches 0 instead of provoking a
-    429, refuses without calling once `X-DayLimit-Remaining` is 0, and turns a 429's `Retry-After` /
-    `X-Rate-Limit-Problem` into a wait or a RateLimited for the scheduler.
+    429, but never longer than `max_wait` seconds: a longer wait is handed to the scheduler as
+    RateLimited (the worker thread is not held). Once the day is used up (a `day` 429, or
+    `X-DayLimit-Remaining: 0`) it refuses without calling Xero until the reset instant — `Retry-After`,
+    else the next UTC midnight — and then lifts the block by itself.
     """
 
     def __init__(
@@ -89,13 +112,13 @@ class RateLimiter(TenantRateLimiter):
         self.minute_remaining: int | None = None
         self.day_remaining: int | None = None
         self.app_remaining: int | None = None
+        self.day_resumes_at: datetime | None = None  # while set and in the future, Xero is not called
 
     def extra_wait(self, now: float) -> float:
-        """Refuse once the day is used up; wait out the minute when the headers say none is left."""
+        """Refuse while the day is used up; wait out the minute when the headers say none is left."""
+        self.check_day()
         with self._headers_lock:
-            day_left, minute_left, app_left = self.day_remaining, self.minute_remaining, self.app_remaining
-        if day_left is not None and day_left <= 0:
-            raise _day_limit_reached(seconds_to_next_utc_day(self._wall()))
+            minute_left, app_left = self.minute_remaining, self.app_remaining
         wait = 0.0
         if (minute_left is not None and minute_left <= 0) or (app_left is not None and app_left <= 0):
             age = self.oldest_call_age(now)
@@ -106,6 +129,19 @@ class RateLimiter(TenantRateLimiter):
                 "Xero's per-minute limit is reached.", provider=PROVIDER_KEY, retry_after=wait, limit="minute"
             )
         return wait
+
+    def check_day(self) -> None:
+        """Raise RateLimited(limit="day") while the daily limit is used up; lift the block once it passed."""
+        wall = self._wall()
+        with self._headers_lock:
+            if self.day_remaining is not None and self.day_remaining <= 0 and self.day_resumes_at is None:
+                self.day_resumes_at = wall + timedelta(seconds=seconds_to_next_utc_day(wall))
+            resumes_at = self.day_resumes_at
+            if resumes_at is not None and wall >= resumes_at:
+                self.day_resumes_at = resumes_at = None
+                self.day_remaining = None
+        if resumes_at is not None:
+            raise _day_limit_reached(resumes_at, wall)
 
     def after_wait(self) -> None:
         """The minute has passed: the remaining-calls counts of the last answer are stale."""
@@ -128,17 +164,17 @@ class RateLimiter(TenantRateLimiter):
         """Seconds to wait before retrying a 429, or RateLimited when waiting here is pointless."""
         lowered = {k.lower(): v for k, v in (headers or {}).items()}
         problem = lowered.get("x-rate-limit-problem", "").strip().lower()
-        try:
-            retry_after = float(lowered.get("retry-after", ""))
-        except ValueError:
-            retry_after = 0.0
+        retry_after = _seconds(lowered.get("retry-after"))
         self.observe(headers)
         if problem == "day":
+            wall = self._wall()
+            resumes_at = wall + timedelta(seconds=retry_after or seconds_to_next_utc_day(wall))
             with self._headers_lock:
                 self.day_remaining = 0
-            raise _day_limit_reached(retry_after or seconds_to_next_utc_day(self._wall()))
+                self.day_resumes_at = resumes_at
+            raise _day_limit_reached(resumes_at, wall)
         if problem == "concurrent":
-            return retry_after or 1.0
+            return min(retry_after or 1.0, self.max_wait)
         wait = retry_after or 60.0
         if wait > self.max_wait:
             raise RateLimited(
@@ -159,9 +195,31 @@ class RateLimiter(TenantRateLimiter):
 _LIMITERS: TenantLimiters[RateLimiter] = TenantLimiters()
 
 
-def limiter_for(tenant_id: str, per_minute: int = RATE_PER_MINUTE) -> RateLimiter:
-    """The process-wide limiter of one tenant (created on first use; `per_minute` from the settings)."""
-    return _LIMITERS.get(tenant_id, lambda: RateLimiter(per_minute=per_minute))
+def limiter_for(
+    tenant_id: str,
+    per_minute: int = RATE_PER_MINUTE,
+    max_wait: float = MAX_LIMIT_WAIT_S,
+    *,
+    wall: Callable[[], datetime] | None = None,
+) -> RateLimiter:
+    """The process-wide limiter of one tenant (made on first use with `per_minute`, `max_wait` and `wall`,
+    the clock the daily block is timed on; later calls get that same limiter whatever they pass)."""
+    return _LIMITERS.get(
+        tenant_id,
+        lambda: RateLimiter(per_minute=per_minute, max_wait=max_wait, wall=wall or (lambda: datetime.now(UTC))),
+    )
+
+
+def _option_number(options: Mapping[str, Any], name: str, default: float) -> float:
+    """A non-negative number from the provider options (`default` when absent)."""
+    value = options.get(name, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"providers.xero.options.{name}: expected a number of seconds, got {value!r}") from None
+    if not number >= 0:
+        raise ConfigError(f"providers.xero.options.{name}: must not be negative")
+    return number
 
 
 @dataclass(frozen=True)
@@ -219,7 +277,11 @@ class XeroClient:
         self._token: NudgeOAuth2Token = self._sdk.configuration.oauth2_token
         self.accounting = AccountingApi(self._sdk, base_url=settings.api_base.rstrip("/") or API_BASE)
         self.identity = IdentityApi(self._sdk, base_url=connections_base(settings))
-        self.limiter = limiter or limiter_for(tenant_id, int(settings.options.get("rate_per_minute", RATE_PER_MINUTE)))
+        self.limiter = limiter or limiter_for(
+            tenant_id,
+            int(_option_number(settings.options, "rate_per_minute", RATE_PER_MINUTE)),
+            _option_number(settings.options, "max_wait_s", MAX_LIMIT_WAIT_S),
+        )
         self._jitter = jitter
         self._calls = 0
         self._calls_lock = threading.Lock()
@@ -287,11 +349,13 @@ class XeroClient:
             self._source.refreshed(self._token.last_used())
             return
         if status in _AUTH_REFUSALS:
-            raise AuthError(_AUTH_REFUSALS[status], provider=PROVIDER_KEY, status=status) from None
+            raise self._auth_refusal(status) from None
         if status == 429:
             wait = self.limiter.on_429(headers)
             attempts.limit += 1
-            if attempts.limit > MAX_LIMIT_RETRIES:
+            attempts.waited += wait
+            if attempts.limit > MAX_LIMIT_RETRIES or attempts.waited > self.limiter.max_wait:
+                # Waiting on would hold this worker thread past `max_wait`: the scheduler resumes later.
                 raise RateLimited(
                     "Xero kept rate-limiting this organisation.", provider=PROVIDER_KEY, retry_after=wait
                 ) from None
@@ -310,6 +374,27 @@ class XeroClient:
             provider=PROVIDER_KEY,
             status=status,
         ) from None
+
+    def _auth_refusal(self, status: int) -> AuthError:
+        """The error for a 401 (after the refresh) or 403, checked with Xero rather than assumed.
+
+        A 403 may mean the organisation disconnected Nudge in Xero, or only a missing permission; GET
+        /connections tells them apart: the tenant missing from this user's connections is a provider-side
+        disconnect (ProviderDisconnected: the connection is marked disconnected), anything else needs a
+        reconnect (AuthError: needs_reauth).
+        """
+        try:
+            rows = self.identity.get_connections(_request_timeout=IDENTITY_TIMEOUT)
+        except (HTTPStatusException, OAuth2Error, urllib3.exceptions.HTTPError, OSError, ValueError):
+            return AuthError(_AUTH_REFUSALS[status], provider=PROVIDER_KEY, status=status)
+        if any(str(getattr(row, "tenant_id", "")) == self.tenant_id for row in rows or []):
+            return AuthError(_AUTH_REFUSALS[status], provider=PROVIDER_KEY, status=status)
+        return ProviderDisconnected(
+            "This organisation was disconnected from Nudge in Xero (Xero confirms it is no longer connected); "
+            "connect it again to resume.",
+            provider=PROVIDER_KEY,
+            status=status,
+        )
 
     def _retry_or_raise(self, attempts: _Attempts, error: Transient) -> None:
         """Back off before another try of a retryable call, or raise `error` once the tries are spent."""
@@ -348,5 +433,6 @@ class _Attempts:
 
     retryable: bool
     limit: int = 0
+    waited: float = 0.0  # seconds slept on 429s by this call
     transient: int = 0
     auth_retried: bool = False

@@ -41,7 +41,7 @@ API_TIMEOUT = (5, 60)
 # Limits per organisation (docs/provider-api-facts.md §2.4): 60 calls a minute, 5 at once, 5000 a day.
 RATE_PER_MINUTE = 60
 MAX_CONCURRENT = 5
-MAX_LIMIT_WAIT_S = 90.0  # longer waits are handed back to the scheduler as RateLimited
+MAX_LIMIT_WAIT_S = 5.0  # longer waits are handed back to the scheduler as RateLimited (option `max_wait_s`)
 MAX_LIMIT_RETRIES = 4
 MAX_TRANSIENT_RETRIES = 3
 

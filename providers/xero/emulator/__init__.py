@@ -9,7 +9,7 @@
 
 Admin API (JSON, under /__admin): clock, faults, calls, latency, limits (shared kit) and seed,
 generate, payments, invoices/update, tenants/<id>, reminders, oauth, grant, tokens/expire, revoke,
-webhooks, webhooks/intent, webhooks/flush, reset.
+throttle, connections/remove, webhooks, webhooks/intent, webhooks/flush, reset.
 """
 
 from __future__ import annotations

@@ -125,6 +125,11 @@ def gate() -> Response | None:
     if not ok:
         # [unverified] body; docs/provider-api-facts.md §2.5: 403 when the tenant is not connected.
         return json_response(problem(403, "Forbidden", "AuthorizationUnsuccessful"), 403)
+    with state.lock:
+        throttled = state.throttled(tenant)
+    if throttled is not None:
+        problem_name, retry_after = throttled
+        return _throttled(LimitDecision(allowed=False, problem=problem_name, retry_after=retry_after))
     decision = state.core.admit(tenant)
     if not decision.allowed:
         return _throttled(decision)

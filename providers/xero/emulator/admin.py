@@ -1,9 +1,10 @@
 """Xero-specific admin routes of the emulator under /__admin: seed, generate, payments, invoices, tenants,
-reminders, OAuth, grants, tokens, revocation, webhooks and reset (the shared ones live in
-providers._emulator.admin). Module-level views reading the app's XeroState (runtime.current)."""
+reminders, OAuth, grants, tokens, revocation, throttles, removed connections, webhooks and reset (the
+shared ones live in providers._emulator.admin). Module-level views reading the app's XeroState (runtime.current)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -11,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from providers.xero.emulator import render
 from providers.xero.emulator.ledger import NotFound, XeroValidation
 from providers.xero.emulator.runtime import current
-from providers.xero.emulator.state import Client
+from providers.xero.emulator.state import Client, Throttle
 from providers.xero.emulator.wire import parse_amount, parse_date, parse_instant
 
 
@@ -260,6 +261,40 @@ def revoke() -> Response:
     return jsonify({"ok": True})
 
 
+@admin.post("/throttle")
+def throttle() -> Response:
+    """{"tenant", "problem": "minute"|"day", "retry_after": seconds, "times"?}: the tenant is over that
+    limit — its Accounting calls get 429 with `X-Rate-Limit-Problem` and a `Retry-After` counting down
+    on the emulator clock (`times` > 0: only that many refusals)."""
+    state = current()
+    body = _body()
+    problem_name = str(body.get("problem") or "")
+    if problem_name not in ("minute", "day"):
+        raise ValueError("problem must be minute or day")
+    seconds = float(body.get("retry_after") or 0)
+    if seconds <= 0:
+        raise ValueError("retry_after must be a positive number of seconds")
+    with state.lock:
+        tenant = book(str(body.get("tenant") or "")).tenant_id
+        until = state.now() + timedelta(seconds=seconds)
+        state.throttles[tenant] = Throttle(problem_name, until, int(body.get("times") or 0))
+    return jsonify({"tenant": tenant, "until": until.isoformat()})
+
+
+@admin.post("/connections/remove")
+def connections_remove() -> Response:
+    """{"tenant"}: the organisation's admin disconnected the app in Xero (Settings > Connected apps):
+    every user's connection to that tenant is gone (calls answer 403); the grants themselves live on."""
+    state = current()
+    body = _body()
+    with state.lock:
+        tenant = book(str(body.get("tenant") or "")).tenant_id
+        before = len(state.connections)
+        state.connections = [c for c in state.connections if c["tenantId"] != tenant]
+        removed = before - len(state.connections)
+    return jsonify({"removed": removed})
+
+
 @admin.post("/webhooks")
 def webhooks_set() -> Response:
     """{"url", "key"}: where signed webhooks go."""
@@ -299,6 +334,7 @@ def reset() -> Response:
         state.refresh_tokens.clear()
         state.connections.clear()
         state.idempotency.clear()
+        state.throttles.clear()
         state.refresh_count = 0
         state.webhook_log.clear()
     state.core.clear_calls()

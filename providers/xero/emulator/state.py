@@ -57,6 +57,15 @@ class RefreshRecord:
 
 
 @dataclass
+class Throttle:
+    """A limit one tenant has hit on purpose (admin `throttle`): 429s naming `problem` until `until`."""
+
+    problem: str  # "minute" or "day" (X-Rate-Limit-Problem)
+    until: datetime  # emulator time at which the limit resets (Retry-After counts down to it)
+    times: int = 0  # > 0: only that many refusals, then the throttle is gone; 0: until `until`
+
+
+@dataclass
 class StoredResponse:
     status: int
     body: bytes
@@ -93,6 +102,7 @@ class XeroState:
         self.strict_refresh = False  # True: no 30-minute grace for a superseded refresh token
         self.refresh_count = 0
         self.idempotency: dict[tuple[str, str], StoredResponse] = {}
+        self.throttles: dict[str, Throttle] = {}  # tenant id -> a limit it has hit (docs: §2.4)
         self.webhook_url = ""
         self.webhook_key = ""
         self.webhook_log: list[dict[str, Any]] = []
@@ -118,6 +128,21 @@ class XeroState:
             self.ledgers[ledger.tenant_id] = ledger
             return ledger
 
+    def throttled(self, tenant_id: str) -> tuple[str, int] | None:
+        """(X-Rate-Limit-Problem, Retry-After seconds) while `tenant_id` is over a limit set by `throttle`."""
+        throttle = self.throttles.get(tenant_id)
+        if throttle is None:
+            return None
+        left = (throttle.until - self.now()).total_seconds()
+        if left <= 0:
+            del self.throttles[tenant_id]
+            return None
+        if throttle.times > 0:
+            throttle.times -= 1
+            if throttle.times == 0:
+                del self.throttles[tenant_id]
+        return throttle.problem, max(int(left + 0.999), 1)
+
     def add_user(self, email: str, given: str, family: str) -> User:
         user = User(new_id(), email, given, family)
         self.users[user.user_id] = user
@@ -127,7 +152,7 @@ class XeroState:
     def issue_tokens(self, grant: Grant, *, nonce: str = "", with_id_token: bool = True) -> dict[str, Any]:
         """A token response (payload xero_token_response.json shape): 30-minute access, rotating refresh."""
         now = self.now()
-        access = "xat_" + secrets.token_urlsafe(32)
+        access = self.access_token(grant, now)
         refresh = "xrt_" + secrets.token_urlsafe(32)
         self.access_tokens[access] = (grant.grant_id, now + ACCESS_TTL)
         self.refresh_tokens[refresh] = RefreshRecord(grant.grant_id, now)
@@ -141,6 +166,26 @@ class XeroState:
         if with_id_token and "openid" in grant.scope:
             body["id_token"] = self.id_token(grant, nonce, now)
         return body
+
+    def access_token(self, grant: Grant, now: datetime) -> str:
+        """An access token as Xero issues them: an RS256 JWT whose `authentication_event_id` names the consent
+        (the `authEventId` of the connections it made; GET /connections?authEventId=… lists just those)."""
+        user = self.users[grant.user_id]
+        claims: dict[str, Any] = {
+            "nbf": int(now.timestamp()),
+            "exp": int((now + ACCESS_TTL).timestamp()),
+            "iss": ISSUER,
+            "aud": f"{ISSUER}/resources",
+            "client_id": grant.client_id,
+            "sub": user.user_id,
+            "auth_time": int(now.timestamp()),
+            "xero_userid": user.user_id,
+            "global_session_id": grant.auth_event_id,
+            "jti": secrets.token_hex(16),
+            "authentication_event_id": grant.auth_event_id,
+            "scope": list(grant.scope),
+        }
+        return sign_jwt(self.signing_key, self.key_id, claims)
 
     def id_token(self, grant: Grant, nonce: str, now: datetime) -> str:
         """An RS256 JWT signed with the emulator's key (`kid` in the header; public key at the JWKS URI)."""

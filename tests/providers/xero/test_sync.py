@@ -155,7 +155,9 @@ def test_limiter_waits_on_remaining_headers_before_any_429(
         slept.append(seconds)
         xero.core.reset_usage()  # the minute window passes
 
-    adapter = XeroAdapter(connected.tenant, connected.tokens, settings, limiter=RateLimiter(sleep=sleep))
+    adapter = XeroAdapter(
+        connected.tenant, connected.tokens, settings, limiter=RateLimiter(sleep=sleep, max_wait=90)
+    )  # may wait out a minute in-thread
     for _ in range(5):
         adapter.provider_reminders_enabled()
     statuses = [c.status for c in data_calls(xero)]
@@ -173,7 +175,9 @@ def test_minute_429_honours_retry_after(xero: XeroEmulator, settings: ProviderSe
 
     admin(xero, "limits", {"per_minute": 1})
     connected.adapter.provider_reminders_enabled()  # uses the only call; a second client doesn't know
-    adapter = XeroAdapter(connected.tenant, connected.tokens, settings, limiter=RateLimiter(sleep=sleep))
+    adapter = XeroAdapter(
+        connected.tenant, connected.tokens, settings, limiter=RateLimiter(sleep=sleep, max_wait=90)
+    )  # may wait out a minute in-thread
     assert adapter.provider_reminders_enabled() is False
     assert [c.status for c in data_calls(xero)] == [200, 429, 200]
     assert len(slept) == 1
