@@ -12,7 +12,7 @@ import click
 
 from connector.accounts.users import create_user
 from connector.config import Settings, load_settings
-from connector.domain.model import Role
+from connector.domain.model import ActionState, Role
 from connector.errors import NudgeError
 
 
@@ -235,6 +235,43 @@ def preview(context: _Context, connection_id: int, days: int) -> None:
             f"{row.local_date.isoformat():<10}  {row.customer[:24]:<24}  {invoices[:16]:<16}  {action:<15}  "
             f"{amount:>14}  {row.rule}"
         )
+
+
+@main.command("actions")
+@click.option(
+    "--state",
+    type=click.Choice([state.value for state in ActionState]),
+    help="Only actions in this state (uncertain: emails whose delivery is unknown, to review).",
+)
+@click.option("--connection", "connection_id", type=int, help="Only this connection's actions.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
+@pass_context
+def actions_list(context: _Context, state: str | None, connection_id: int | None, limit: int) -> None:
+    """List outbox actions (newest change first): id, connection, kind, invoice/customer, state, attempts, error."""
+    from sqlalchemy import select
+
+    from connector.storage.tables import Action
+
+    query = select(Action).order_by(Action.updated_at.desc(), Action.id.desc()).limit(limit)
+    if state:
+        query = query.where(Action.state == state)
+    if connection_id is not None:
+        query = query.where(Action.connection_id == connection_id)
+    with context.services().store.unit_of_work() as uow:
+        rows = list(uow.session.scalars(query))
+    header = (
+        f"{'id':>6}  {'conn':>5}  {'kind':<15}  {'invoice/customer':<24}  {'state':<17}  {'tries':>5}  "
+        f"{'updated':<16}  error"
+    )
+    click.echo(header)
+    click.echo("-" * len(header))
+    for row in rows:
+        subject = f"{row.invoice_external_id}/{row.customer_external_id}"
+        click.echo(
+            f"{row.id:>6}  {row.connection_id:>5}  {row.kind:<15}  {subject[:24]:<24}  {row.state:<17}  "
+            f"{row.attempts:>5}  {row.updated_at:%Y-%m-%d %H:%M}  {row.error}"
+        )
+    click.echo(f"{len(rows)} action(s)")
 
 
 def _worker(services: Any, *, echo: bool) -> Any:

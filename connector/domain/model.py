@@ -57,6 +57,7 @@ class ActionState(StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     UNCERTAIN = "uncertain"
+    SUPERSEDED = "superseded"  # a replayed write named a record deleted since: not done, not retried under this key
 
 
 def _aware(moment: datetime, name: str) -> None:

@@ -15,7 +15,8 @@ RateLimited → back to planned until the provider's window reopens, not counted
 the worker reschedules the connection at that instant); Transient (and an email refused before DATA) →
 retried with exponential back-off (`retry_base` doubling, at most `retry_cap`; the row's error names the
 attempt and the next attempt's time) up to `max_attempts`, then failed; Rejected → failed with the
-provider's message.
+provider's message; ReplayedObjectGone (a replayed create names a record deleted since) →
+`superseded` with the reason (no dead id stored; re-creating needs a new key, i.e. a new plan generation).
 A stop request (`should_stop`, SIGTERM) is checked between actions: the one in hand finishes, the rest
 stay planned and unleased.
 """
@@ -39,6 +40,7 @@ from connector.errors import (
     NudgeError,
     RateLimited,
     Rejected,
+    ReplayedObjectGone,
     TemplateError,
     Transient,
 )
@@ -71,6 +73,7 @@ class ExecutionReport:
     failed: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
     stopped: bool = False  # a stop request ended the pass before every due action was tried
 
 
@@ -182,6 +185,10 @@ class Executor:
         except (AuthError, RateLimited) as exc:
             self._back_to_planned(action_id, exc, later=isinstance(exc, RateLimited))
             raise
+        except ReplayedObjectGone as exc:  # never store a dead id; a new write needs a new key (a new generation)
+            self._finish(action_id, ActionState.SUPERSEDED, error=exc.user_message, activity="action.superseded")
+            report.superseded.append(row_key)
+            return
         except Transient as exc:
             self._transient(action_id, exc, report, row_key)
             return

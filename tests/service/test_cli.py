@@ -110,3 +110,65 @@ def test_keys_generate_and_rotate(tmp_path: Path) -> None:
     result = _run(["keys", "rotate"], env)
     assert result.returncode == 0, result.stderr
     assert "re-sealed 0 secret(s)" in result.stdout
+
+
+def test_actions_lists_the_outbox_filtered_by_state_and_connection(tmp_path: Path) -> None:
+    """Issue 10 item 13 (RS-04): `nudge actions --state uncertain` lists the emails whose delivery is unknown."""
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+
+    from connector.cli import main
+    from connector.config import load_settings
+    from connector.storage import Store
+    from connector.storage.tables import Action
+
+    config = tmp_path / "nudge.yaml"
+    config.write_text(f"mode: development\ndatabase:\n  url: sqlite:///{tmp_path / 'n.sqlite3'}\n")
+    store = Store.from_url(load_settings(str(config), environ={}).database.url)
+    try:
+        store.upgrade()
+        at = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+        with store.unit_of_work() as uow:
+            org = uow.organizations.add("A")
+            first = uow.connections.add(org.id, "xero", "t1", "Books One")
+            second = uow.connections.add(org.id, "xero", "t2", "Books Two")
+            rows = [
+                (first.id, "remind", "uncertain", "INV-1", "c1", "the connection broke after the message was sent"),
+                (first.id, "note", "planned", "INV-2", "c2", ""),
+                (second.id, "remind", "uncertain", "INV-3", "c3", "timeout after DATA"),
+            ]
+            for n, (cid, kind, state, invoice, customer, error) in enumerate(rows):
+                uow.session.add(
+                    Action(
+                        key=f"k{n}",
+                        connection_id=cid,
+                        kind=kind,
+                        state=state,
+                        invoice_external_id=invoice,
+                        customer_external_id=customer,
+                        scheduled_at=at,
+                        attempts=1,
+                        error=error,
+                        updated_at=at,
+                    )
+                )
+            uow.commit()
+            first_id, second_id = first.id, second.id
+    finally:
+        store.dispose()
+    runner = CliRunner()
+    uncertain = runner.invoke(main, ["--config", str(config), "actions", "--state", "uncertain"])
+    assert uncertain.exit_code == 0, uncertain.output
+    assert "INV-1" in uncertain.output
+    assert "INV-3" in uncertain.output
+    assert "INV-2" not in uncertain.output
+    assert "the connection broke after the message was sent" in uncertain.output
+    assert "2026-11-20 09:30" in uncertain.output
+    one = runner.invoke(main, ["--config", str(config), "actions", "--connection", str(second_id)])
+    assert "INV-3" in one.output
+    assert "INV-1" not in one.output
+    every = runner.invoke(main, ["--config", str(config), "actions", "--connection", str(first_id)])
+    assert "INV-2" in every.output
+    bad = runner.invoke(main, ["--config", str(config), "actions", "--state", "lost"])
+    assert bad.exit_code != 0

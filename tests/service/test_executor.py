@@ -391,3 +391,25 @@ def test_a_rate_limit_leaves_the_action_planned_for_the_resume_instant_without_a
     limited = [row for row in rows if row.error]
     assert len(limited) == 1
     assert limited[0].scheduled_at == NOW + timedelta(seconds=66975)
+
+
+def test_a_replayed_write_whose_object_is_gone_is_superseded_not_stored(store: Store) -> None:
+    """Issue 10 item 7 (RS-03): a replayed fee invoice deleted since is `superseded` with the reason; no dead Id."""
+    from connector.errors import ReplayedObjectGone
+    from connector.storage.tables import Activity
+
+    cid = _setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    ledger = FakeLedger([snapshot(1)])
+    ledger.fail_with = ReplayedObjectGone(
+        "QuickBooks answered the retried fee invoice with invoice 77, which was deleted since", external_id="77"
+    )
+    Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
+    fee = _row(store, "late_fee")
+    assert fee.state == "superseded"
+    assert fee.external_ref == ""
+    assert "deleted since" in fee.error
+    with store.unit_of_work() as uow:
+        kinds = list(uow.session.scalars(select(Activity.kind).where(Activity.subject == fee.key)))
+    assert "action.superseded" in kinds
+    assert Executor(store, ledger, Outbox(), lambda: NOW + timedelta(days=1), "w1").run_due(cid).done == []
