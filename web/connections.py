@@ -16,10 +16,18 @@ import logging
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
+from flask_login import current_user, login_required  # type: ignore[import-untyped, unused-ignore]
 
 from connector.connections import pending
-from connector.connections.connect import ConnectError, begin_connect, complete_connect, disconnect
+from connector.connections.connect import (
+    ConnectError,
+    DisconnectCheck,
+    ProviderCheck,
+    begin_connect,
+    check_disconnected_at_provider,
+    complete_connect,
+    disconnect,
+)
 from connector.domain.model import ConnectionStatus, Role
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
@@ -104,6 +112,25 @@ def reconnect(org_id: int, connection_id: int) -> ResponseReturnValue:
     if key is None:
         abort(404)
     return _start(org_id, key)
+
+
+@bp.get("/orgs/<int:org_id>/connections/<int:connection_id>/disconnect")
+@require_role(Role.OWNER)
+def disconnect_confirm(org_id: int, connection_id: int) -> ResponseReturnValue:
+    """Ask before disconnecting: what it does, and a POST form (a GET never disconnects)."""
+    with services().store.unit_of_work() as uow:
+        connection = uow.connections.get(org_id, connection_id)
+        found = (connection.provider, connection.name or connection.tenant_id) if connection is not None else None
+    if found is None or found[0] not in services().registry:
+        abort(404)
+    key, name = found
+    return render_template(
+        "connections/disconnect_confirm.html",
+        org_id=org_id,
+        connection_id=connection_id,
+        name=name,
+        provider_name=services().registry.spec(key).display_name,
+    )
 
 
 @bp.post("/orgs/<int:org_id>/connections/<int:connection_id>/disconnect")
@@ -191,37 +218,75 @@ def launch(provider: str) -> ResponseReturnValue:
 
 @bp.get("/marketplace/<provider>/disconnected")
 def marketplace_disconnected(provider: str) -> ResponseReturnValue:
-    """The marketplace's disconnect URL: confirm, and mark the named file disconnected where the user owns it.
+    """The marketplace's disconnect URL: a page that changes nothing, with a POST form to check with the provider.
 
-    QuickBooks passes `realmId`. Only organizations the signed-in user owns are touched; other members
-    see the page and a reconnect link, and a signed-out visitor changes nothing.
+    QuickBooks passes `realmId` (Xero-style `tenantId` is accepted too). The link alone proves nothing
+    (anyone can send it, and SameSite=Lax sends the cookie along): only the POST acts, and only after an
+    API call shows that the provider no longer accepts Nudge's access.
+    """
+    spec, _settings = _provider(provider)
+    tenant_id = request.args.get("realmId") or request.args.get("tenantId") or ""
+    return _marketplace_page(spec, tenant_id, _marketplace_targets(spec, tenant_id), checked=None)
+
+
+@bp.post("/marketplace/<provider>/disconnected")
+@login_required
+def marketplace_disconnected_check(provider: str) -> ResponseReturnValue:
+    """Check each of the user's (owned) connections to that file with the provider; mark only proven disconnects.
+
+    Never revokes: the provider-side disconnect already ended the grant, and when the check shows the
+    grant still works the connection stays active and the page says so.
     """
     spec, settings = _provider(provider)
-    tenant_id = request.args.get("realmId") or request.args.get("tenantId") or ""
-    marked: list[str] = []
+    tenant_id = request.form.get("tenant_id", "")
+    store, vault, now = services().store, services().vault, services().clock.now()
+    checked: list[tuple[str, DisconnectCheck]] = []
+    for _org_id, connection_id, name in _marketplace_targets(spec, tenant_id):
+        result = check_disconnected_at_provider(store, vault, spec, settings, connection_id, now)
+        log.info("%s marketplace disconnect of connection %s checked: %s", provider, connection_id, result.outcome)
+        checked.append((name, result))
+    return _marketplace_page(spec, tenant_id, [], checked=checked)
+
+
+def _marketplace_targets(spec: ProviderSpec, tenant_id: str) -> list[tuple[int, int, str]]:
+    """(org id, connection id, name) of the signed-in user's active connections to that file, where they own the org."""
+    if not tenant_id or not current_user.is_authenticated:
+        return []
+    with services().store.unit_of_work() as uow:
+        return [
+            (org.id, connection.id, connection.name or connection.tenant_id)
+            for org, role in uow.organizations.for_user(current_user.user_id)
+            if Role(role) is Role.OWNER
+            for connection in uow.connections.for_organization(org.id)
+            if connection.provider == spec.key
+            and connection.tenant_id == tenant_id
+            and connection.status == ConnectionStatus.ACTIVE.value
+        ]
+
+
+def _marketplace_page(
+    spec: ProviderSpec,
+    tenant_id: str,
+    targets: list[tuple[int, int, str]],
+    checked: list[tuple[str, DisconnectCheck]] | None,
+) -> ResponseReturnValue:
     reconnect_org: int | None = None
     if current_user.is_authenticated:
         with services().store.unit_of_work() as uow:
-            memberships = [(org.id, Role(role)) for org, role in uow.organizations.for_user(current_user.user_id)]
-            targets = [
-                (org_id, connection.id, connection.name or connection.tenant_id)
-                for org_id, role in memberships
-                if role is Role.OWNER and tenant_id
-                for connection in uow.connections.for_organization(org_id)
-                if connection.provider == spec.key
-                and connection.tenant_id == tenant_id
-                and connection.status != ConnectionStatus.DISCONNECTED.value
+            connectable = [
+                org.id for org, role in uow.organizations.for_user(current_user.user_id) if Role(role) in CONNECT_ROLES
             ]
-        store, vault, now = services().store, services().vault, services().clock.now()
-        for org_id, connection_id, name in targets:
-            if disconnect(store, vault, spec, settings, org_id, connection_id, now, actor=_actor()):
-                marked.append(name)
-        connectable = [org_id for org_id, role in memberships if role in CONNECT_ROLES]
         reconnect_org = connectable[0] if connectable else None
+    results = checked or []
     return render_template(
         "connections/marketplace_disconnected.html",
         provider_key=spec.key,
         provider_name=spec.display_name,
-        marked=marked,
+        tenant_id=tenant_id,
+        targets=[name for _org, _id, name in targets],
+        checked=checked is not None,
+        marked=[name for name, result in results if result.outcome is ProviderCheck.DISCONNECTED],
+        still_connected=[name for name, result in results if result.outcome is ProviderCheck.CONNECTED],
+        unknown=[(name, result.message) for name, result in results if result.outcome is ProviderCheck.UNKNOWN],
         reconnect_org=reconnect_org,
     )

@@ -291,7 +291,12 @@ def test_disconnect_revokes_the_grant_and_marks_the_connection(
     tokens = tokens_of(app, store, signed_in.org_id, row.id)
     assert company_info_status(qbo_emulator, realm, tokens.access_token) == 200
 
-    page = client.get(f"/orgs/{signed_in.org_id}/")
+    dashboard = client.get(f"/orgs/{signed_in.org_id}/")
+    assert f'href="/orgs/{signed_in.org_id}/connections/{row.id}/disconnect"' in dashboard.text  # asks first
+    page = client.get(f"/orgs/{signed_in.org_id}/connections/{row.id}/disconnect")
+    assert page.status_code == 200
+    assert "Disconnect Leaving Co?" in page.text
+    assert [r.status for r in connections(store, signed_in.org_id)] == ["active"]  # the GET changed nothing
     assert f'action="/orgs/{signed_in.org_id}/connections/{row.id}/disconnect"' in page.text
     response = client.post(
         f"/orgs/{signed_in.org_id}/connections/{row.id}/disconnect", data={"csrf_token": token_of(page.text)}
@@ -352,7 +357,9 @@ def test_disconnect_needs_membership_and_the_owner_role(
     assert login(helper, accountant.email, accountant.password).status_code == 302
     page = helper.get(f"/orgs/{signed_in.org_id}/")
     assert "/disconnect" not in page.text  # only owners see the button
+    assert helper.get(path).status_code == 403
     assert helper.post(path, data={"csrf_token": token_of(page.text)}).status_code == 403
+    assert other.get(path).status_code == 404
     assert client.post(path).status_code == 400  # the owner, but without a CSRF token
     [row] = connections(store, signed_in.org_id)
     assert row.status == "active"
@@ -472,7 +479,8 @@ def test_launch_url_signed_out_and_in(
     assert authorize_url_of(started).startswith("http://127.0.0.1:")
 
 
-def test_marketplace_disconnect_url_marks_only_the_users_connections(
+def test_marketplace_disconnect_url_changes_nothing_until_the_provider_confirms(
+    app: Flask,
     client: FlaskClient,
     store: Store,
     signed_in: Any,
@@ -481,25 +489,54 @@ def test_marketplace_disconnect_url_marks_only_the_users_connections(
     consent: Callable[..., dict[str, str]],
     qbo_emulator: Any,
 ) -> None:
+    """Issue 10 item 5: the GET is a confirmation page; the POST checks with QuickBooks and never revokes."""
     realm = new_company(qbo_emulator, "Marketplace Co")
     assert connect(client, token_of, consent, signed_in.org_id, realm).status_code == 303
+    [row] = connections(store, signed_in.org_id)
+    tokens = tokens_of(app, store, signed_in.org_id, row.id)
     stranger = make_user("Stranger Org", Role.OWNER)
     with store.unit_of_work() as uow:
         uow.connections.add(stranger.org_id, "quickbooks", realm, "Same company, other org")
         uow.commit()
+    url = f"/marketplace/quickbooks/disconnected?realmId={realm}"
 
     anonymous = client.application.test_client()
-    page = anonymous.get(f"/marketplace/quickbooks/disconnected?realmId={realm}")
+    page = anonymous.get(url)
     assert page.status_code == 200
-    assert "QuickBooks Online disconnected" in page.text
-    assert [row.status for row in connections(store, signed_in.org_id)] == ["active"]  # signed out: no change
+    assert "QuickBooks Online disconnected?" in page.text
+    assert "Sign in to check your connections" in page.text
+    assert anonymous.post("/marketplace/quickbooks/disconnected", data={"tenant_id": realm}).status_code == 400
 
-    page = client.get(f"/marketplace/quickbooks/disconnected?realmId={realm}")
+    page = client.get(url)  # a link is not enough: nothing changes on a GET
     assert page.status_code == 200
-    assert "Marked as disconnected: <strong>Marketplace Co</strong>" in page.text
-    assert f'href="/orgs/{signed_in.org_id}/connect/quickbooks"' in page.text  # the way back
-    assert [row.status for row in connections(store, signed_in.org_id)] == ["disconnected"]
-    assert [row.status for row in connections(store, stranger.org_id)] == ["active"]
+    assert 'action="/marketplace/quickbooks/disconnected"' in page.text
+    assert "<strong>Marketplace Co</strong>" in page.text
+    assert [r.status for r in connections(store, signed_in.org_id)] == ["active"]
+    assert client.post("/marketplace/quickbooks/disconnected", data={"tenant_id": realm}).status_code == 400  # CSRF
+
+    # QuickBooks still accepts the grant: the connection stays active, the page says so, nothing is revoked.
+    checked = client.post(
+        "/marketplace/quickbooks/disconnected", data={"csrf_token": token_of(page.text), "tenant_id": realm}
+    )
+    assert checked.status_code == 200
+    assert "still accepts Nudge's access to <strong>Marketplace Co</strong>" in checked.text
+    assert [r.status for r in connections(store, signed_in.org_id)] == ["active"]
+    assert company_info_status(qbo_emulator, realm, tokens.access_token) == 200
+
+    # Disconnected at Intuit (the grant revoked there): the check proves it and only the user's row is marked.
+    services = app.extensions[SERVICES_KEY]
+    services.registry.spec("quickbooks").revoke(services.registry.settings("quickbooks"), tokens)
+    checked = client.post(
+        "/marketplace/quickbooks/disconnected", data={"csrf_token": token_of(page.text), "tenant_id": realm}
+    )
+    assert checked.status_code == 200
+    assert "Marked as disconnected: <strong>Marketplace Co</strong>" in checked.text
+    assert f'href="/orgs/{signed_in.org_id}/connect/quickbooks"' in checked.text  # the way back
+    [after] = connections(store, signed_in.org_id)
+    assert after.status == "disconnected"
+    assert after.tokens_sealed == ""
+    assert after.next_run_at is None
+    assert [r.status for r in connections(store, stranger.org_id)] == ["active"]
 
 
 # --- Xero: one consent can cover several organisations (PKCE on) ---
@@ -645,7 +682,11 @@ def test_connect_quickbooks_in_a_real_browser(
                 row = page.locator("tbody tr", has_text="Browser Books Inc")
                 expect(row.locator("td").first).to_have_text("QuickBooks Online")
                 expect(row.locator(".status")).to_have_text("active")
-                expect(row.get_by_role("button", name="Disconnect")).to_be_visible()
+                expect(row.get_by_role("link", name="Disconnect…")).to_be_visible()
+                row.get_by_role("link", name="Disconnect…").click()  # asks for confirmation first
+                expect(page.get_by_role("heading", name="Disconnect Browser Books Inc?")).to_be_visible()
+                page.get_by_role("link", name="Cancel").click()
+                expect(page).to_have_url(f"{live_url}/orgs/{account.org_id}/")
             finally:
                 browser.close()
     finally:
