@@ -55,6 +55,9 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 5000
     session_cookie_secure: bool = True
+    ratelimit_storage_uri: str = "memory://"  # sign-in throttle counts; redis://… to share them across processes
+    login_limit_per_account: str = "5 per minute; 20 per hour"  # failed sign-ins per account
+    login_limit_per_address: str = "20 per minute; 100 per hour"  # failed sign-ins per client address
 
 
 @dataclass(frozen=True)
@@ -489,15 +492,42 @@ def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "expected a port number 1-65535"
 
 
+_LIMIT_STORAGE = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+_RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*$", re.IGNORECASE)
+
+
+def _limit_storage(uri: str) -> str | None:
+    scheme = uri.partition("://")[0] if "://" in uri else ""
+    if scheme in _LIMIT_STORAGE:
+        return None
+    return f"expected memory:// or a redis:// URL, got {uri!r}"
+
+
+def _rate_limits(text: str) -> str | None:
+    parts = [part for part in re.split(r"[;,]", text) if part.strip()]
+    if parts and all(_RATE_LIMIT.match(part) for part in parts):
+        return None
+    return f"expected limits such as '5 per minute; 20 per hour', got {text!r}"
+
+
 def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
     """The `web:` section; the secret key defaults to $NUDGE_SECRET_KEY."""
-    web_node = check.mapping(top.get("web"), "web", ["secret_key", "base_url", "host", "port", "session_cookie_secure"])
+    web_node = check.mapping(top.get("web"), "web", list(WebSettings.__dataclass_fields__))
     web = WebSettings(
         secret_key=check.scalar(web_node, "web", "secret_key", str, check.resolve("${NUDGE_SECRET_KEY:-}", 0, "")),
         base_url=check.scalar(web_node, "web", "base_url", str, "http://127.0.0.1:5000", check=_url),
         host=check.scalar(web_node, "web", "host", str, "127.0.0.1"),
         port=check.scalar(web_node, "web", "port", int, 5000, check=_port),
         session_cookie_secure=check.scalar(web_node, "web", "session_cookie_secure", bool, True),
+        ratelimit_storage_uri=check.scalar(
+            web_node, "web", "ratelimit_storage_uri", str, WebSettings.ratelimit_storage_uri, check=_limit_storage
+        ),
+        login_limit_per_account=check.scalar(
+            web_node, "web", "login_limit_per_account", str, WebSettings.login_limit_per_account, check=_rate_limits
+        ),
+        login_limit_per_address=check.scalar(
+            web_node, "web", "login_limit_per_address", str, WebSettings.login_limit_per_address, check=_rate_limits
+        ),
     )
     if not web.secret_key:
         check.warnings.append("web.secret_key is empty; `nudge serve` will refuse to start")

@@ -59,13 +59,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.extensions[SERVICES_KEY] = services
     security.init_app(app, settings)
-    # web.ratelimit_storage_uri / login_limit_per_account / login_limit_per_address (config.example.yaml);
-    # read with defaults so a Settings built before these keys existed still starts.
     throttle.init_app(
         app,
-        str(getattr(settings.web, "ratelimit_storage_uri", "") or throttle.DEFAULT_STORAGE),
-        str(getattr(settings.web, "login_limit_per_account", "") or throttle.DEFAULT_PER_ACCOUNT),
-        str(getattr(settings.web, "login_limit_per_address", "") or throttle.DEFAULT_PER_ADDRESS),
+        settings.web.ratelimit_storage_uri,
+        settings.web.login_limit_per_account,
+        settings.web.login_limit_per_address,
     )
 
     login_manager.init_app(app)

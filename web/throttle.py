@@ -22,9 +22,6 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 THROTTLE_KEY = "nudge.login_throttle"
-DEFAULT_PER_ACCOUNT = "5 per minute; 20 per hour"
-DEFAULT_PER_ADDRESS = "20 per minute; 100 per hour"
-DEFAULT_STORAGE = "memory://"
 
 
 @dataclass(frozen=True)

@@ -200,3 +200,33 @@ def test_production_mode_takes_the_published_host_and_development_mode_the_emula
     )
     assert local.mode == "development"
     assert local.providers["quickbooks"].api_base == "http://127.0.0.1:8080/v3"
+
+
+def test_sign_in_throttle_settings_have_documented_defaults_and_are_checked() -> None:
+    """Issue 10 item 6: web.ratelimit_storage_uri and the two login limits parse, default, and refuse nonsense."""
+    from limits import parse_many
+
+    defaults = parse_settings("", environ={}, provider_names=[]).web
+    example = load_settings(str(EXAMPLE), environ=CLEAN_ENV).web
+    for web in (defaults, example):
+        assert web.ratelimit_storage_uri == "memory://"
+        assert web.login_limit_per_account == "5 per minute; 20 per hour"
+        assert web.login_limit_per_address == "20 per minute; 100 per hour"
+    text = (
+        "web:\n  ratelimit_storage_uri: redis://127.0.0.1:6379/0\n"
+        "  login_limit_per_account: 3/minute\n  login_limit_per_address: 10 per 5 minutes; 50 per day\n"
+    )
+    web = parse_settings(text, environ={}, provider_names=[]).web
+    assert web.ratelimit_storage_uri == "redis://127.0.0.1:6379/0"
+    assert [str(item) for item in parse_many(web.login_limit_per_account)] == ["3 per 1 minute"]
+    assert len(parse_many(web.login_limit_per_address)) == 2
+    message = _problems(
+        "web:\n  ratelimit_storage_uri: memcached://x\n  login_limit_per_account: lots\n"
+        "  login_limit_per_address: 5 per fortnight\n"
+    )
+    assert "<config>:2:3: web.ratelimit_storage_uri: expected memory:// or a redis:// URL" in message
+    assert "<config>:3:3: web.login_limit_per_account: expected limits such as" in message
+    assert (
+        "web.login_limit_per_address: expected limits such as '5 per minute; 20 per hour', got '5 per fortnight'"
+        in message
+    )
