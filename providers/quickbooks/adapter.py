@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -78,6 +78,7 @@ class QuickBooksAdapter:
         self.client = client or QboClient(self.realm, token_source, settings)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._items: dict[str, str] = {}
+        self._company_time = ""  # `time` of the last query answer: QuickBooks' now in the company's offset
 
     def __repr__(self) -> str:
         return f"QuickBooksAdapter(realm={self.realm!r})"
@@ -312,6 +313,7 @@ class QuickBooksAdapter:
     def _find_one(self, entity: str, field: str, value: str) -> dict[str, Any] | None:
         # entity and field are constants of this module; the value is escaped by quote().
         answer = self.client.query(f"SELECT * FROM {entity} WHERE {field} = {quote(value)}")  # noqa: S608
+        self._company_time = str(answer.get("_time") or "")  # the company's clock, in its own offset (RS-27)
         found = answer.get(entity) or []
         return found[0] if found and isinstance(found[0], dict) else None
 
@@ -380,7 +382,7 @@ class QuickBooksAdapter:
         if existing is not None:
             return WriteResult(str(existing["Id"]), replayed=True)
         item = self._ensure_item(str(self.options["late_fee_item_name"]), str(self.options["late_fee_income_account"]))
-        today = self._clock().date().isoformat()
+        today = _company_date(self._company_time, self._clock()).isoformat()  # the company's date, not UTC's
         body: dict[str, Any] = {
             "CustomerRef": {"value": digits(invoice.customer_external_id, "customer id")},
             "DocNumber": doc,
@@ -534,6 +536,16 @@ class QuickBooksAdapter:
             f"invoice/{ident}/send", None, request_id(key), {"sendTo": address}, content_type="application/octet-stream"
         )
         return WriteResult(ident)
+
+
+def _company_date(company_time: str, fallback: datetime) -> date:
+    """The company's calendar date: a QuickBooks `time` (`2026-02-05T09:30:00.000-08:00`) read in its own
+    offset — never the UTC date, a day off every evening in California; `fallback`'s date without one."""
+    try:
+        moment = datetime.fromisoformat(company_time.replace("Z", "+00:00"))
+    except ValueError:
+        return fallback.date()
+    return moment.date() if moment.tzinfo is not None else fallback.date()
 
 
 def _cdc_answer(answer: dict[str, Any], entities: list[str]) -> tuple[dict[str, list[Any]], str]:

@@ -20,10 +20,12 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import urllib3
 from xero_python.accounting import (
@@ -72,6 +74,29 @@ DEFAULT_OPTIONS: dict[str, str] = {
     "credit_reference_prefix": "Credit for",
     "home_currency": "",  # "" = read /Organisation once when an invoice names no currency
 }
+
+
+def xero_time_zone(name: str) -> ZoneInfo:
+    """The zone a Xero `Timezone` names: an IANA name, or Xero's Windows-style id (`NEWZEALANDSTANDARDTIME`)."""
+    text = name.strip()
+    if text:
+        with suppress(ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(text)
+        wanted = "".join(ch for ch in text.upper() if ch.isalnum())
+        for windows, iana in _windows_zones().items():
+            if "".join(ch for ch in windows.upper() if ch.isalnum()) == wanted:
+                with suppress(ZoneInfoNotFoundError, ValueError):
+                    return ZoneInfo(iana)
+    return ZoneInfo("UTC")
+
+
+def _windows_zones() -> dict[str, str]:
+    """Windows time zone ids → IANA names (CLDR's table as tzlocal ships it; empty without tzlocal)."""
+    try:
+        from tzlocal.windows_tz import win_tz
+    except ImportError:  # pragma: no cover - tzlocal comes with APScheduler
+        return {}
+    return dict(win_tz)
 
 
 def idempotency_key(key: str, suffix: str = "") -> str:
@@ -130,20 +155,51 @@ class XeroAdapter:
         self.settings = settings
         self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **dict(settings.options)}
         self.client = XeroClient(tenant_id, token_source, settings, limiter=limiter)
-        self._today = today or (lambda: datetime.now(UTC).date())
+        self._today = today  # None: the organisation's date at Xero's own time (see `ledger_date`)
         self._contacts: dict[str, CustomerSnapshot] = {}
         self._home_currency = str(self.options.get("home_currency") or "")
+        self._organisation: dict[str, Any] | None = None
+        self._zone: ZoneInfo | None = None
 
     def __repr__(self) -> str:
         return f"XeroAdapter(tenant={self.tenant_id!r})"
 
     # -- helpers ------------------------------------------------------------------------------------
+    def organisation(self) -> dict[str, Any]:
+        """GET /Organisation, once per adapter (base currency, time zone)."""
+        if self._organisation is None:
+            rows = self.client.call("get_organisations").json().get("Organisations") or [{}]
+            self._organisation = dict(rows[0]) if isinstance(rows[0], dict) else {}
+        return self._organisation
+
     def home_currency(self) -> str:
         """The organisation's base currency (options, else one /Organisation call, cached)."""
         if not self._home_currency:
-            body = self.client.call("get_organisations").json()
-            self._home_currency = str(body["Organisations"][0]["BaseCurrency"])
+            self._home_currency = str(self.organisation().get("BaseCurrency") or "")
+            if not self._home_currency:
+                raise Rejected("Xero's organisation names no base currency.", provider=PROVIDER_KEY)
         return self._home_currency
+
+    def ledger_zone(self) -> ZoneInfo:
+        """The organisation's time zone: option `time_zone` (IANA), else /Organisation's `Timezone`, else UTC."""
+        if self._zone is None:
+            name = str(self.options.get("time_zone") or "") or str(self.organisation().get("Timezone") or "")
+            self._zone = xero_time_zone(name)
+        return self._zone
+
+    def ledger_date(self, answer: Mapping[str, Any] | None = None) -> date:
+        """Today's calendar date in the organisation's time zone — what fee invoices and credits are dated.
+
+        "Now" is Xero's own `DateTimeUTC` of `answer` (the call just made) when there is one, else this
+        machine's clock; never the UTC date, which in New Zealand is still yesterday each morning.
+        """
+        if self._today is not None:
+            return self._today()
+        try:
+            now = mapping.parse_instant((answer or {}).get("DateTimeUTC"))
+        except ValueError:
+            now = datetime.now(UTC)
+        return now.astimezone(self.ledger_zone()).date()
 
     def _map(self, raw: dict[str, Any]) -> InvoiceSnapshot:
         currency = str(raw.get("CurrencyCode") or "") or self.home_currency()
@@ -354,24 +410,25 @@ class XeroAdapter:
         tag = hashlib.sha256(key.encode()).hexdigest()[:10]
         return _where_text(f"{prefix} {invoice.number or invoice.external_id} ({tag})").strip()[:255]
 
-    def _find_invoice_by_reference(self, reference: str) -> dict[str, Any] | None:
+    def _find_invoice_by_reference(self, reference: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The invoice with `reference` (None when there is none) and the whole answer."""
         body = self.client.call(
             "get_invoices",
             where=f'Type=="ACCREC" AND Reference=="{reference}"',
             statuses=["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED"],
         ).json()
         rows = body.get("Invoices") or []
-        return rows[0] if rows else None
+        return (rows[0] if rows else None), body
 
     def create_fee_invoice(self, invoice: InvoiceSnapshot, amount: Money, description: str, key: str) -> WriteResult:
         """A new AUTHORISED ACCREC invoice for the fee, due today, `Reference` naming the original."""
         if amount.currency != invoice.currency or not amount.is_positive():
             raise Rejected("A late fee must be a positive amount in the invoice's currency.", provider=PROVIDER_KEY)
         reference = self._reference("fee_reference_prefix", invoice, key)
-        found = self._find_invoice_by_reference(reference)
+        found, answer = self._find_invoice_by_reference(reference)
         if found is not None:
             return WriteResult(external_ref=str(found["InvoiceID"]), replayed=True)
-        today = self._today()
+        today = self.ledger_date(answer)
         line = LineItem(
             description=description[:4000] or "Late fee",
             quantity=Decimal(1),
@@ -410,7 +467,7 @@ class XeroAdapter:
             credit = CreditNote(
                 type="ACCRECCREDIT",
                 contact=Contact(contact_id=_guid(invoice.customer_external_id)),
-                date=self._today(),
+                date=self.ledger_date(body),
                 status="AUTHORISED",
                 reference=reference,
                 currency_code=CurrencyCode(invoice.currency),
@@ -441,7 +498,9 @@ class XeroAdapter:
         )
         if not allocated and mapping.amount(existing.get("RemainingCredit", amount.amount)) > 0:
             allocation = Allocation(
-                invoice=Invoice(invoice_id=_guid(invoice.external_id)), amount=amount.amount, date=self._today()
+                invoice=Invoice(invoice_id=_guid(invoice.external_id)),
+                amount=amount.amount,
+                date=self.ledger_date(body),
             )
             self.client.call(
                 "create_credit_note_allocation",

@@ -74,6 +74,19 @@ def parse_day(value: Any) -> date | None:
     return date.fromisoformat(text[:10])
 
 
+def _calendar_date(raw: Mapping[str, Any], invoice_id: str, field: str) -> date | None:
+    """The organisation's calendar date of `field`, read from its `...String` twin first.
+
+    `DueDateString` (`2026-02-04T00:00:00`) is the date as the organisation sees it; `DueDate` is
+    `/Date(ms+0000)/` of the organisation's local midnight, so read in UTC a New Zealand date comes out
+    a day early. The `/Date(..)/` form is only the fallback when no twin is sent.
+    """
+    try:
+        return parse_day(raw.get(f"{field}String") or raw.get(field))
+    except ValueError as exc:
+        raise MappingError(invoice_id, field, str(exc), provider=PROVIDER_KEY) from exc
+
+
 def amount(value: Any) -> Decimal:
     """Exact Decimal from a JSON number (Decimal with parse_float=Decimal, int, float) or string."""
     if isinstance(value, bool) or value is None:
@@ -116,11 +129,10 @@ def to_invoice(raw: Mapping[str, Any], *, home_currency: str) -> InvoiceSnapshot
         balance = Money.of(amount(raw.get("AmountDue")), currency)
     except (ValueError, ArithmeticError) as exc:
         raise MappingError(invoice_id, "Total/AmountDue/CurrencyCode", str(exc), provider=PROVIDER_KEY) from exc
-    try:
-        issue = parse_day(raw.get("Date") or raw.get("DateString"))
-        due = parse_day(raw.get("DueDate") or raw.get("DueDateString"))
-    except ValueError as exc:
-        raise MappingError(invoice_id, "Date/DueDate", str(exc), provider=PROVIDER_KEY) from exc
+    issue = _calendar_date(raw, invoice_id, "Date")
+    due = _calendar_date(raw, invoice_id, "DueDate")
+    if due is None and STATUS[status_text] is InvoiceStatus.OPEN:
+        raise MappingError(invoice_id, "DueDate", "missing on an open invoice", provider=PROVIDER_KEY)
     try:
         updated = parse_instant(raw.get("UpdatedDateUTC"))
     except ValueError as exc:

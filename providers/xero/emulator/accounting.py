@@ -563,6 +563,13 @@ def accounts_get() -> Response:
     return json_response(envelope(state.now(), Accounts=rows))
 
 
+def xero_timezone_name(iana: str) -> str:
+    """Xero's `Timezone` for an IANA zone: the Windows id upper-cased without spaces (`NEWZEALANDSTANDARDTIME`)."""
+    from tzlocal.windows_tz import tz_win
+
+    return "".join(ch for ch in tz_win.get(iana, "UTC").upper() if ch.isalnum())
+
+
 @bp.get("/Organisation")
 def organisation_get() -> Response:
     state = current()
@@ -575,7 +582,7 @@ def organisation_get() -> Response:
             "CountryCode": "NZ",
             "ShortCode": book.short_code,
             "OrganisationType": "COMPANY",
-            "Timezone": "NEWZEALANDSTANDARDTIME",
+            "Timezone": xero_timezone_name(book.time_zone),
         }
     return json_response(envelope(state.now(), Organisations=[row]))
 

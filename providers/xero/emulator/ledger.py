@@ -57,6 +57,7 @@ class Ledger:
     tenant_type: str = "ORGANISATION"
     currency: str = "NZD"
     short_code: str = "!emu1"
+    time_zone: str = "Pacific/Auckland"  # the organisation's zone (IANA); dates travel as its local midnight
     reminders_enabled: bool = False
     tax_rates: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_TAX_RATES))
     accounts: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNTS))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from providers.xero.emulator.ledger import Ledger
 from providers.xero.emulator.wire import date_string, ms_date
@@ -12,11 +13,17 @@ from providers.xero.emulator.wire import date_string, ms_date
 _SUMMARY_DROPS = ("LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments")
 
 
-def _dates(record: dict[str, Any], out: dict[str, Any]) -> None:
+def local_midnight(ledger: Ledger, day: date) -> datetime:
+    """The instant a calendar date of the organisation starts: Xero's `/Date(ms+0000)/` of a date field is the
+    organisation's local midnight in UTC milliseconds, so in New Zealand it reads as the previous UTC day."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(ledger.time_zone))
+
+
+def _dates(ledger: Ledger, record: dict[str, Any], out: dict[str, Any]) -> None:
     for key in ("Date", "DueDate", "FullyPaidOnDate", "ExpectedPaymentDate"):
         value = record.get(key)
         if isinstance(value, date):
-            out[key] = ms_date(value)
+            out[key] = ms_date(local_midnight(ledger, value))
             if key in ("Date", "DueDate"):
                 out[f"{key}String"] = date_string(value)
         elif key in out:
@@ -48,7 +55,7 @@ def invoice(ledger: Ledger, record: dict[str, Any], *, summary: bool = False) ->
     else:
         out["Payments"] = [_nested_dates(p) for p in record["Payments"]]
         out["CreditNotes"] = [_nested_dates(c) for c in record["CreditNotes"]]
-    _dates(record, out)
+    _dates(ledger, record, out)
     if record["Type"] == "ACCPAY" or not record.get("SentToContact"):
         out.pop("SentToContact", None)
     return out
@@ -92,7 +99,7 @@ def credit_note(ledger: Ledger, record: dict[str, Any]) -> dict[str, Any]:
     out = dict(record)
     out["Contact"] = _contact_stub(ledger, record["Contact"]["ContactID"], record["Contact"]["Name"])
     out["Allocations"] = [_nested_dates(a) for a in record["Allocations"]]
-    _dates(record, out)
+    _dates(ledger, record, out)
     return out
 
 
@@ -100,7 +107,7 @@ def unapplied(ledger: Ledger, record: dict[str, Any]) -> dict[str, Any]:
     """One overpayment or prepayment."""
     out = dict(record)
     out["Contact"] = _contact_stub(ledger, record["Contact"]["ContactID"], record["Contact"]["Name"])
-    _dates(record, out)
+    _dates(ledger, record, out)
     return out
 
 
