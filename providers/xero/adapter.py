@@ -425,10 +425,10 @@ class XeroAdapter:
         if amount.currency != invoice.currency or not amount.is_positive():
             raise Rejected("A late fee must be a positive amount in the invoice's currency.", provider=PROVIDER_KEY)
         reference = self._reference("fee_reference_prefix", invoice, key)
-        found, answer = self._find_invoice_by_reference(reference)
+        found, lookup = self._find_invoice_by_reference(reference)
         if found is not None:
             return WriteResult(external_ref=str(found["InvoiceID"]), replayed=True)
-        today = self.ledger_date(answer)
+        today = self.ledger_date(lookup)
         line = LineItem(
             description=description[:4000] or "Late fee",
             quantity=Decimal(1),
