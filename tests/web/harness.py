@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.routing import FloatConverter, IntegerConverter, Rule, UUIDConverter
 from werkzeug.test import TestResponse
 
 from connector.accounts.users import create_user
@@ -35,6 +37,38 @@ PASSWORD = "correct horse battery staple"
 WEBHOOK_KEYS = {"quickbooks": "harness-quickbooks-verifier", "xero": "harness-xero-signing-key"}
 _TOKEN = re.compile(r'name="csrf_token"[^>]*\bvalue="([^"]+)"')
 _AUTHORIZE = re.compile(r'<a class="authorize" href="([^"]+)"')
+SAFE = {"HEAD", "OPTIONS"}  # methods no route of Nudge implements itself
+
+
+def org_rules(app: Flask) -> list[Rule]:
+    """Every URL rule naming `org_id` (the organization-scoped routes), read from the URL map."""
+    rules = [rule for rule in app.url_map.iter_rules() if "org_id" in rule.arguments]
+    assert rules, "no organization-scoped routes found: the enumeration itself is broken"
+    return rules
+
+
+def rule_url(app: Flask, rule: Rule, org_id: int, *, other_id: int = 1, text: str = "x") -> str:
+    """A URL of `rule` for organization `org_id`, every other int argument `other_id`, strings `text`."""
+    values: dict[str, Any] = {}
+    for name in rule.arguments:
+        converter = rule._converters.get(name)
+        if name == "org_id":
+            values[name] = org_id
+        elif isinstance(converter, IntegerConverter):
+            values[name] = other_id
+        elif isinstance(converter, FloatConverter):
+            values[name] = float(other_id)
+        elif isinstance(converter, UUIDConverter):
+            values[name] = uuid.uuid4()
+        else:
+            values[name] = text
+    return app.url_map.bind("localhost").build(rule.endpoint, values, force_external=False)
+
+
+def send(client: FlaskClient, method: str, url: str, token: str) -> TestResponse:
+    """`method` on `url`, with `token` as the form's CSRF token for unsafe methods."""
+    data = {"csrf_token": token} if method not in {"GET", "HEAD", "OPTIONS"} else None
+    return client.open(url, method=method, data=data)
 
 
 def csrf_token(page: str) -> str:

@@ -5,54 +5,24 @@ The routes are read from `app.url_map`, so a route added later is covered withou
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask, g
 from flask.testing import FlaskClient
-from werkzeug.routing import FloatConverter, IntegerConverter, Rule, UUIDConverter
+from werkzeug.routing import IntegerConverter
 from werkzeug.test import TestResponse
 
 from connector.config import Settings
 from connector.domain.model import Role
+from tests.web.harness import SAFE, org_rules, rule_url, send
 from web import access, create_app
 from web.extensions import SERVICES_KEY, csrf
 
-SAFE = {"HEAD", "OPTIONS"}
-
-
-def _org_rules(app: Flask) -> list[Rule]:
-    rules = [rule for rule in app.url_map.iter_rules() if "org_id" in rule.arguments]
-    assert rules, "no organization-scoped routes found: the enumeration itself is broken"
-    return rules
-
-
-def _url(app: Flask, rule: Rule, org_id: int) -> str:
-    values: dict[str, Any] = {}
-    for name in rule.arguments:
-        converter = rule._converters.get(name)
-        if name == "org_id":
-            values[name] = org_id
-        elif isinstance(converter, IntegerConverter):
-            values[name] = 1
-        elif isinstance(converter, FloatConverter):
-            values[name] = 1.0
-        elif isinstance(converter, UUIDConverter):
-            values[name] = uuid.uuid4()
-        else:
-            values[name] = "x"
-    return app.url_map.bind("localhost").build(rule.endpoint, values, force_external=False)
-
-
-def _send(client: FlaskClient, method: str, url: str, token: str) -> TestResponse:
-    data = {"csrf_token": token} if method not in {"GET", "HEAD", "OPTIONS"} else None
-    return client.open(url, method=method, data=data)
-
 
 def test_every_org_route_uses_the_int_converter(app: Flask) -> None:
-    for rule in _org_rules(app):
+    for rule in org_rules(app):
         assert isinstance(rule._converters["org_id"], IntegerConverter), rule.rule
 
 
@@ -72,10 +42,10 @@ def test_every_org_route_is_404_for_members_of_another_organization(
     not_found = client.get("/orgs/999999/")
     assert not_found.status_code == 404
     failures = []
-    for rule in _org_rules(app):
+    for rule in org_rules(app):
         for method in sorted((rule.methods or set()) - SAFE):
             for org_id in (bob.org_id, 999999):
-                response = _send(client, method, _url(app, rule, org_id), token)
+                response = send(client, method, rule_url(app, rule, org_id), token)
                 if response.status_code != 404:
                     failures.append(f"{method} {rule.rule} org {org_id}: {response.status_code}")
                 elif response.text != not_found.text:
@@ -85,9 +55,9 @@ def test_every_org_route_is_404_for_members_of_another_organization(
 
 def test_every_org_route_sends_anonymous_visitors_to_sign_in(app: Flask, client: FlaskClient) -> None:
     failures = []
-    for rule in _org_rules(app):
+    for rule in org_rules(app):
         for method in sorted((rule.methods or set()) - SAFE):
-            response = _send(client, method, _url(app, rule, 1), "")
+            response = send(client, method, rule_url(app, rule, 1), "")
             if response.status_code != 302 or not response.location.startswith("/login"):
                 failures.append(f"{method} {rule.rule}: {response.status_code} {response.location}")
     assert failures == []
@@ -98,10 +68,10 @@ def test_members_get_through_on_every_org_page_without_other_arguments(
     client: FlaskClient,
     signed_in: Any,
 ) -> None:
-    pages = [rule for rule in _org_rules(app) if set(rule.arguments) == {"org_id"} and "GET" in (rule.methods or ())]
+    pages = [rule for rule in org_rules(app) if set(rule.arguments) == {"org_id"} and "GET" in (rule.methods or ())]
     assert pages
     for rule in pages:
-        response = client.get(_url(app, rule, signed_in.org_id))
+        response = client.get(rule_url(app, rule, signed_in.org_id))
         assert response.status_code == 200, rule.rule
 
 
