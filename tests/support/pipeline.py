@@ -147,6 +147,8 @@ def pipeline(
     provider_options: dict[str, Any] | None = None,
     scheduler: dict[str, int] | None = None,
     webhook_key: str = "",
+    mail_options: dict[str, Any] | None = None,
+    log_level: str | None = None,
 ) -> Iterator[Pipeline]:
     """A started emulator of `provider`, a fresh database of kind `database` and the services over them."""
     with ExitStack() as stack:
@@ -166,6 +168,9 @@ def pipeline(
         written.setdefault("mode", "development")  # provider URLs on 127.0.0.1: the local emulator
         if webhook_key:
             written["providers"][provider]["webhook_key"] = webhook_key
+        written["mail"].update(mail_options or {})  # e.g. smtp_username / smtp_password (RS-18)
+        if log_level:
+            written["log_level"] = log_level
         config.write_text(yaml.safe_dump(written, sort_keys=False))
         clock = FakeClock(start or datetime.now(UTC))
         services = build(load_settings(str(config)), clock=clock)
