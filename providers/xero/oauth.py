@@ -79,13 +79,26 @@ def _token_call(settings: ProviderSettings, form: dict[str, str], now: datetime,
             auth=(settings.client_id, settings.client_secret),
             headers={"Accept": "application/json"},
             timeout=IDENTITY_TIMEOUT,
+            allow_redirects=False,  # a 307 would re-post the code or refresh token to wherever it points
         )
     except requests.RequestException as exc:
         raise Transient(f"Xero could not be reached to {what} ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
     return _token_result(response, now, what)
 
 
+def refuse_redirect(response: requests.Response, what: str) -> None:
+    """Raise Rejected for a redirect answer: Nudge never follows one from Xero's identity host (RS-36)."""
+    if response.is_redirect or 300 <= response.status_code < 400:
+        raise Rejected(
+            f"Xero answered the {what} with a redirect (HTTP {response.status_code}), which Nudge does not follow; "
+            "check the Xero identity host in the configuration.",
+            provider=PROVIDER_KEY,
+            status=response.status_code,
+        )
+
+
 def _token_result(response: requests.Response, now: datetime, what: str) -> TokenSet:
+    refuse_redirect(response, what)
     status = response.status_code
     if status == 200:
         try:
@@ -157,9 +170,11 @@ def revoke(settings: ProviderSettings, tokens: TokenSet) -> None:
             data={"token": token},
             auth=(settings.client_id, settings.client_secret),
             timeout=IDENTITY_TIMEOUT,
+            allow_redirects=False,
         )
     except requests.RequestException as exc:
         raise Transient(f"Xero could not be reached to revoke ({type(exc).__name__}).", provider=PROVIDER_KEY) from None
+    refuse_redirect(response, "revocation")
     if response.status_code >= 500:
         raise Transient(f"Xero failed the revocation (HTTP {response.status_code}).", provider=PROVIDER_KEY)
     if response.status_code not in (200, 204, 400):  # 400: already invalid, which is what we wanted

@@ -40,7 +40,9 @@ def _unb64(text: str) -> bytes:
 
 def _fetch_jwks(settings: ProviderSettings) -> list[dict[str, Any]]:
     try:
-        response = requests.get(jwks_url(settings), headers={"Accept": "application/json"}, timeout=IDENTITY_TIMEOUT)
+        response = requests.get(
+            jwks_url(settings), headers={"Accept": "application/json"}, timeout=IDENTITY_TIMEOUT, allow_redirects=False
+        )
     except requests.RequestException as exc:
         raise Transient(
             f"Xero could not be reached to check the sign-in ({type(exc).__name__}).", provider=PROVIDER_KEY
