@@ -105,12 +105,12 @@ def signup(provider: str) -> ResponseReturnValue:
     return _start(provider, SIGNUP)
 
 
-@bp.route("/signin/<provider>", methods=["GET", "POST"])
+@bp.post("/signin/<provider>")
 def signin(provider: str) -> ResponseReturnValue:
-    """The login page's "Sign in with <provider>" link: identity scopes only.
+    """The login page's "Sign in with <provider>" button (a CSRF-protected POST): identity scopes only.
 
-    A GET may start it: it only puts a fresh pending entry in this browser's session; the callback is
-    bound to that entry by state, PKCE and nonce, so a cross-site start cannot sign anyone in.
+    Starting a round trip stores a pending entry, so a GET never starts one (no GET changes anything,
+    and a link on another site cannot fill the table).
     """
     _provider(provider)
     if current_user.is_authenticated:

@@ -117,6 +117,8 @@ class WebWorld:
     def client(self, account: Account | None = None) -> FlaskClient:
         """A browser; signed in as `account` when given."""
         client = self.app.test_client()
+        if self.settings.web.base_url.startswith("https://"):  # production mode: a browser on https
+            client.environ_base.update({"wsgi.url_scheme": "https", "HTTP_REFERER": "https://localhost/"})
         if account is not None:
             page = client.get("/login")
             answer = client.post(

@@ -50,8 +50,10 @@ def start_signup(client: FlaskClient, token_of: Callable[[str], str]) -> str:
 
 def start_signin(client: FlaskClient, token_of: Callable[[str], str]) -> str:
     page = client.get("/login")
-    assert '<a href="/signin/xero">Sign in with Xero</a>' in page.text
-    return redirect_target(client.get("/signin/xero"))
+    assert 'action="/signin/xero"' in page.text
+    assert "Sign in with Xero</button>" in page.text
+    assert client.get("/signin/xero").status_code == 405  # a GET never starts a round trip
+    return redirect_target(client.post("/signin/xero", data={"csrf_token": token_of(page.text)}))
 
 
 def counts(store: Store) -> tuple[int, int, int]:
