@@ -11,6 +11,7 @@ identity is never attached silently to an existing account.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -20,11 +21,13 @@ from urllib.parse import urlencode
 from sqlalchemy.exc import IntegrityError
 
 from connector.connections.connect import ConnectedFile, ConnectError, begin_connect, store_connections
-from connector.domain.model import Role
+from connector.domain.model import ConnectionStatus, Role
 from connector.errors import ProviderError
 from connector.ports import Identity, ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store
 from connector.vault.keyring import Vault
+
+log = logging.getLogger(__name__)
 
 SIGN_IN_SCOPES = ("openid", "profile", "email")  # identity only: no organisation is picked or connected
 
@@ -121,19 +124,14 @@ def complete_signup(
     """Finish "Sign up with <provider>": verify, then create user, organization, owner membership and connections."""
     name = spec.display_name
     identity, tokens = _verified(spec, settings, params, expected_state, code_verifier, nonce, now)
-    with store.unit_of_work() as uow:
-        existing = uow.users.by_identity(spec.key, identity.subject)
-        if existing is not None:
-            if not existing.is_active:
-                raise SignupError("this Nudge account is deactivated; ask an owner of your organization")
-            return SignupResult(existing.id, None, "", [], created=False)
-        if not identity.email:
-            raise SignupError(f"{name} did not share an email address (the email scope is needed); nothing was created")
-        if uow.users.by_email(identity.email) is not None:
-            raise AccountExists(
-                f"a Nudge account with the email {identity.email} already exists. Sign in to it with your "
-                f"password first, then connect {name} from your dashboard; nothing was created"
-            )
+    existing, refusal = _existing_or_refusal(store, spec, identity)
+    if existing is not None or refusal is not None:
+        # Nothing of this consent is kept: give back what it granted instead of dropping live tokens.
+        release_consent(store, spec, settings, params, tokens)
+        if refusal is not None:
+            raise refusal
+    if existing is not None:  # the identity already has a user: signed in, nothing created
+        return SignupResult(existing, None, "", [], created=False)
     try:
         files = spec.connect(settings, params, tokens)
     except ProviderError as exc:
@@ -156,6 +154,55 @@ def complete_signup(
     except IntegrityError:
         raise SignupError(f"this {name} user or email already has a Nudge account; sign in instead") from None
     return result
+
+
+def _existing_or_refusal(store: Store, spec: ProviderSpec, identity: Identity) -> tuple[int | None, SignupError | None]:
+    """The id of the user this identity already has (None: a new one), or why the sign-up is refused."""
+    name = spec.display_name
+    with store.unit_of_work() as uow:
+        existing = uow.users.by_identity(spec.key, identity.subject)
+        if existing is not None:
+            if not existing.is_active:
+                return existing.id, SignupError("this Nudge account is deactivated; ask an owner of your organization")
+            return existing.id, None
+        if not identity.email:
+            return None, SignupError(
+                f"{name} did not share an email address (the email scope is needed); nothing was created"
+            )
+        if uow.users.by_email(identity.email) is not None:
+            return None, AccountExists(
+                f"a Nudge account with the email {identity.email} already exists. Sign in to it with your "
+                f"password first, then connect {name} from your dashboard; nothing was created"
+            )
+    return None, None
+
+
+def release_consent(
+    store: Store, spec: ProviderSpec, settings: ProviderSettings, params: Mapping[str, str], tokens: TokenSet
+) -> None:
+    """End what a consent granted when Nudge keeps none of it (best effort; failures are logged, not raised).
+
+    With `disconnect_tenants` (Xero) only the organisations of THIS consent that no live Nudge connection
+    uses are disconnected — revoking the refresh token would cut every connection of the provider user,
+    the ones Nudge does use included. Other providers revoke the grant. Identity-only consents hold nothing.
+    """
+    if set(tokens.scope) <= set(SIGN_IN_SCOPES) and not tokens.refresh_token:
+        return
+    try:
+        if spec.disconnect_tenants is None:
+            spec.revoke(settings, tokens)
+            return
+        files = spec.connect(settings, params, tokens)
+        with store.unit_of_work() as uow:
+            in_use = {
+                info.tenant_id
+                for info in files
+                for connection in uow.connections.with_tenant(spec.key, info.tenant_id)
+                if connection.status != ConnectionStatus.DISCONNECTED.value
+            }
+        spec.disconnect_tenants(settings, tokens, [info.tenant_id for info in files if info.tenant_id not in in_use])
+    except ProviderError as exc:
+        log.warning("could not give back an unused %s consent: %s", spec.display_name, exc.user_message)
 
 
 def complete_signin(
