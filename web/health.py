@@ -1,4 +1,8 @@
-"""GET /healthz: is the process up and does the database answer? (no sign-in; no details leak)."""
+"""GET /healthz: is the process up and does the database answer? (no sign-in; no details leak).
+
+200 {"status": "ok"} when the database answers; 503 {"status": "degraded"} while it does not (a restart,
+an outage): the process stays up and recovers by itself once the database is back.
+"""
 
 from __future__ import annotations
 
@@ -20,5 +24,5 @@ def healthz() -> ResponseReturnValue:
     except Exception as exc:  # StorageError by contract; anything else is just as unhealthy
         # The error text may name the database URL: log only its kind, return nothing of it.
         log.warning("healthz: database unreachable (%s)", type(exc).__name__)
-        return jsonify(status="error", database="unreachable"), 503
+        return jsonify(status="degraded", database="unreachable"), 503
     return jsonify(status="ok", database="ok")

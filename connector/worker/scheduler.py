@@ -250,6 +250,9 @@ class Worker:
         if isinstance(error, RateLimited):
             resume_at = self.clock.now() + (retry_after or timedelta(seconds=max(error.retry_after, 0)))
             message = rate_limit_message(error, resume_at)
+        elif isinstance(error, StorageError):  # the database was away, not the connection's fault: retry soon
+            message = f"the database was unavailable; retrying ({error.user_message})"
+            retry_after = timedelta(seconds=self.settings.tick_seconds)
         else:
             connection.failures += 1
             message = error.user_message if isinstance(error, NudgeError) else f"internal error: {type(error).__name__}"
@@ -297,7 +300,9 @@ def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals:
         idle.clear()
         try:
             worker.tick()
-        except Exception:  # a database restart mid-tick: log it, the next tick retries
+        except StorageError as exc:  # a database restart or lock mid-tick: expected, the next tick retries
+            log.warning("database unavailable (%s); retrying at the next tick", exc.user_message)
+        except Exception:  # anything else is a bug: log it whole, the next tick still runs
             log.exception("worker tick failed; retrying at the next tick")
         finally:
             idle.set()

@@ -39,7 +39,7 @@ def test_healthz_503_when_the_sqlite_file_cannot_be_opened(tmp_path: Path, caplo
     with caplog.at_level(logging.WARNING):
         response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json == {"status": "error", "database": "unreachable"}
+    assert response.json == {"status": "degraded", "database": "unreachable"}
     assert str(tmp_path) not in response.text
     assert "database unreachable" in caplog.text
     assert str(tmp_path) not in caplog.text
@@ -51,6 +51,6 @@ def test_healthz_503_when_the_database_server_refuses(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING):
         response = app.test_client().get("/healthz")
     assert response.status_code == 503
-    assert response.json == {"status": "error", "database": "unreachable"}
+    assert response.json == {"status": "degraded", "database": "unreachable"}
     assert "pw-hunter2-secret" not in response.text
     assert "pw-hunter2-secret" not in caplog.text
