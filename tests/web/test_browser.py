@@ -74,12 +74,12 @@ def test_sign_in_home_and_sign_out_in_a_real_browser(live_url: str, make_user: C
 
             page.get_by_label("Email").fill(account.email)
             page.get_by_label("Password").fill("a wrong password")
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             expect(page.get_by_role("alert")).to_have_text("Invalid email or password.")
 
             page.get_by_label("Email").fill(account.email)
             page.get_by_label("Password").fill(account.password)
-            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Sign in", exact=True).click()
             expect(page).to_have_url(f"{live_url}/orgs/{account.org_id}/")
             expect(page.get_by_role("heading", name="Browser Books Ltd")).to_be_visible()
             expect(page.get_by_text("No clients connected yet")).to_be_visible()

@@ -667,7 +667,7 @@ def test_connect_quickbooks_in_a_real_browser(
                 page.goto(f"{live_url}/login")
                 page.get_by_label("Email").fill(account.email)
                 page.get_by_label("Password").fill(account.password)
-                page.get_by_role("button", name="Sign in").click()
+                page.get_by_role("button", name="Sign in", exact=True).click()
                 expect(page).to_have_url(f"{live_url}/orgs/{account.org_id}/")
                 expect(page.get_by_text("No clients connected yet")).to_be_visible()
 
