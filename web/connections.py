@@ -136,13 +136,17 @@ def disconnect_confirm(org_id: int, connection_id: int) -> ResponseReturnValue:
 @bp.post("/orgs/<int:org_id>/connections/<int:connection_id>/disconnect")
 @require_role(Role.OWNER)
 def disconnect_connection(org_id: int, connection_id: int) -> ResponseReturnValue:
-    """Revoke the grant, forget the tokens and mark the connection disconnected."""
+    """Revoke the grant, forget the tokens and mark the connection disconnected (a second submit does nothing)."""
     with services().store.unit_of_work() as uow:
         connection = uow.connections.get(org_id, connection_id)
         found = (connection.provider, connection.name or connection.tenant_id) if connection is not None else None
+        done = connection is not None and connection.status == ConnectionStatus.DISCONNECTED.value
     if found is None:
         abort(404)
     key, name = found
+    if done:
+        flash(f"{name} is already disconnected", "info")
+        return redirect(url_for("home.organization", org_id=org_id), 303)
     spec, settings = _provider(key)
     now = services().clock.now()
     if not disconnect(services().store, services().vault, spec, settings, org_id, connection_id, now, actor=_actor()):

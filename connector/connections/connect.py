@@ -190,6 +190,8 @@ def disconnect(
         connection = uow.connections.get(org_id, connection_id)
         if connection is None:
             return False
+        if _already_disconnected(connection):  # a second submit of the same intent: nothing more to do
+            return True
         tokens = _try_open(vault, connection)
         active = connection.status == ConnectionStatus.ACTIVE.value
         kept = _still_used(uow, vault, spec, connection, tokens)
@@ -201,6 +203,8 @@ def disconnect(
         connection = uow.connections.get(org_id, connection_id)
         if connection is None:
             return False
+        if _already_disconnected(connection):  # a concurrent submit finished first: one activity
+            return True
         connection.status = ConnectionStatus.DISCONNECTED.value
         connection.tokens_sealed = ""
         connection.next_run_at = None
@@ -215,6 +219,11 @@ def disconnect(
         )
         uow.commit()
         return True
+
+
+def _already_disconnected(connection: Connection) -> bool:
+    """Disconnected with no tokens left: disconnecting it again changes nothing (RS-09)."""
+    return connection.status == ConnectionStatus.DISCONNECTED.value and not connection.tokens_sealed
 
 
 def _still_used(
