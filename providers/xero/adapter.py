@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import urllib3
+from tzlocal.windows_tz import win_tz
 from xero_python.accounting import (
     Allocation,
     Allocations,
@@ -91,11 +92,7 @@ def xero_time_zone(name: str) -> ZoneInfo:
 
 
 def _windows_zones() -> dict[str, str]:
-    """Windows time zone ids → IANA names (CLDR's table as tzlocal ships it; empty without tzlocal)."""
-    try:
-        from tzlocal.windows_tz import win_tz
-    except ImportError:  # pragma: no cover - tzlocal comes with APScheduler
-        return {}
+    """Windows time zone ids → IANA names (CLDR's table as tzlocal ships it)."""
     return dict(win_tz)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -32,7 +32,11 @@ FILES = [
 ]
 
 
+RELEASED: list[list[str]] = []  # the tenants each refused or repeated sign-up handed back at the provider
+
+
 def spec(identity: Identity | Exception, files: list[ConnectionInfo] = FILES) -> ProviderSpec:
+    """Xero's spec with the network calls replaced: tests never leave the machine."""
     seen: dict[str, str] = {}
 
     def exchange(settings: ProviderSettings, params: Mapping[str, str], verifier: str, now: datetime) -> TokenSet:
@@ -49,7 +53,21 @@ def spec(identity: Identity | Exception, files: list[ConnectionInfo] = FILES) ->
     def connect(settings: ProviderSettings, params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
         return files
 
-    return replace(PROVIDER, exchange_code=exchange, identify=identify, connect=connect)
+    def disconnect_tenants(settings: ProviderSettings, tokens: TokenSet, tenants: Collection[str]) -> list[str]:
+        RELEASED.append(sorted(tenants))
+        return sorted(tenants)
+
+    def revoke(settings: ProviderSettings, tokens: TokenSet) -> None:
+        raise AssertionError("a sign-up never revokes the grant the user's connections share")
+
+    return replace(
+        PROVIDER,
+        exchange_code=exchange,
+        identify=identify,
+        connect=connect,
+        disconnect_tenants=disconnect_tenants,
+        revoke=revoke,
+    )
 
 
 @pytest.fixture
@@ -123,9 +141,11 @@ def test_an_email_with_a_local_account_is_refused_and_nothing_is_created(store: 
     with store.unit_of_work() as uow:
         create_user(uow, "taken@example.com", "a long enough password")
         uow.commit()
+    RELEASED.clear()
     with pytest.raises(AccountExists, match=r"already exists.*Sign in.*connect Xero from your dashboard"):
         signup(store, vault, spec(Identity("sub-2", "TAKEN@example.com", "T")))
     assert counts(store) == (1, 0, 0)
+    assert [sorted(info.tenant_id for info in FILES)] == RELEASED  # the refused consent's organisations handed back
     with store.unit_of_work() as uow:
         user = uow.users.by_email("taken@example.com")
         assert user is not None
