@@ -58,8 +58,11 @@ def _failure(title: str, message: str, status: int = 400) -> ResponseReturnValue
     return render_template("connections/error.html", title=title, message=message), status
 
 
-def _start(org_id: int, key: str) -> ResponseReturnValue:
-    """Remember a fresh state (and PKCE verifier) for this org and user, then send the browser to the provider."""
+def _start(org_id: int, key: str, reconnect_tenant: str = "") -> ResponseReturnValue:
+    """Remember a fresh state (and PKCE verifier) for this org and user, then send the browser to the provider.
+
+    `reconnect_tenant` is the ledger the user chose to reconnect: only that one may come back from disconnected.
+    """
     spec, settings = _provider(key)
     try:
         authorization = begin_connect(spec, settings)
@@ -74,9 +77,16 @@ def _start(org_id: int, key: str) -> ResponseReturnValue:
             verifier=authorization.code_verifier,
             user_id=current_user.user_id,
             org_id=org_id,
+            context={"reconnect_tenant": reconnect_tenant} if reconnect_tenant else {},
         )
     )
     return redirect_page(authorization.url, spec.display_name)
+
+
+def _chosen_to_reconnect(flow: PendingFlow) -> frozenset[str]:
+    """The ledger the user pressed Reconnect on, if this round trip began there."""
+    tenant = flow.context.get("reconnect_tenant")
+    return frozenset({tenant}) if isinstance(tenant, str) and tenant else frozenset()
 
 
 def _role_in(org_id: int) -> Role | None:
@@ -108,10 +118,11 @@ def reconnect(org_id: int, connection_id: int) -> ResponseReturnValue:
     """Start the OAuth round trip again for this connection's provider (the callback updates the row)."""
     with services().store.unit_of_work() as uow:
         connection = uow.connections.get(org_id, connection_id)
-        key = connection.provider if connection is not None else None
-    if key is None:
+        found = (connection.provider, connection.tenant_id) if connection is not None else None
+    if found is None:
         abort(404)
-    return _start(org_id, key)
+    key, tenant = found
+    return _start(org_id, key, reconnect_tenant=tenant)
 
 
 @bp.get("/orgs/<int:org_id>/connections/<int:connection_id>/disconnect")
@@ -186,6 +197,7 @@ def callback(provider: str) -> ResponseReturnValue:
             flow.verifier,
             services().clock.now(),
             actor=_actor(),
+            reactivate=_chosen_to_reconnect(flow),
         )
     except ConnectError as exc:
         log.info("%s connection for organization %s not completed: %s", provider, org_id, exc.user_message)
@@ -194,7 +206,10 @@ def callback(provider: str) -> ResponseReturnValue:
         log.warning("%s connection for organization %s failed: %s", provider, org_id, exc.user_message)
         return _failure(f"{name} was not connected", _sentence(exc.user_message), 502)
     for file in files:
-        flash(f"{'Connected' if file.created else 'Reconnected'} {file.name}", "info")
+        if file.kept_disconnected:
+            flash(f"{file.name} stays disconnected: use its Reconnect button to chase it again", "info")
+        else:
+            flash(f"{'Connected' if file.created else 'Reconnected'} {file.name}", "info")
     return redirect(url_for("home.organization", org_id=org_id), 303)
 
 

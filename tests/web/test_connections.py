@@ -276,6 +276,44 @@ def test_reconnecting_the_same_company_updates_the_row(
     assert again.tokens_sealed != row.tokens_sealed
 
 
+def test_a_disconnected_company_comes_back_only_through_its_own_reconnect_button(
+    client: FlaskClient,
+    store: Store,
+    signed_in: Any,
+    token_of: Callable[[str], str],
+    consent: Callable[..., dict[str, str]],
+    qbo_emulator: Any,
+) -> None:
+    """Issue 10 item 4: a plain Connect never revives a disconnected ledger; its Reconnect button does."""
+    realm = new_company(qbo_emulator, "Back Again Ltd")
+    assert connect(client, token_of, consent, signed_in.org_id, realm).status_code == 303
+    [row] = connections(store, signed_in.org_id)
+    page = client.get(f"/orgs/{signed_in.org_id}/connections/{row.id}/disconnect")
+    gone = client.post(
+        f"/orgs/{signed_in.org_id}/connections/{row.id}/disconnect", data={"csrf_token": token_of(page.text)}
+    )
+    assert gone.status_code == 303
+    assert [r.status for r in connections(store, signed_in.org_id)] == ["disconnected"]
+
+    done = connect(client, token_of, consent, signed_in.org_id, realm)  # the dashboard's Connect, same company
+    assert done.status_code == 303
+    assert "Back Again Ltd stays disconnected" in client.get(done.location).text
+    [kept] = connections(store, signed_in.org_id)
+    assert kept.status == "disconnected"
+    assert not kept.tokens_sealed
+
+    dashboard = client.get(f"/orgs/{signed_in.org_id}/")
+    response = client.post(
+        f"/orgs/{signed_in.org_id}/connections/{row.id}/reconnect", data={"csrf_token": token_of(dashboard.text)}
+    )
+    back = client.get(CALLBACK, query_string=consent(authorize_url_of(response), realm))
+    assert back.status_code == 303
+    assert "Reconnected Back Again Ltd" in client.get(back.location).text
+    [revived] = connections(store, signed_in.org_id)
+    assert revived.id == row.id
+    assert revived.status == "active"
+
+
 def test_disconnect_revokes_the_grant_and_marks_the_connection(
     app: Flask,
     client: FlaskClient,
