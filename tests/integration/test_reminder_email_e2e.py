@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from connector.bootstrap import Services
@@ -31,7 +30,7 @@ from connector.worker.turn import run_connection
 from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.clock import FakeClock
 from tests.support.databases import Database
-from tests.support.net import free_port
+from tests.support.smtp import smtp_server
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # a Monday, 10:00 in London: inside the send window
 RULES = policy_from_dict(
@@ -65,14 +64,9 @@ class Inbox:
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    port = free_port()
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    try:
+    with smtp_server(inbox) as port:
         yield inbox, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

@@ -17,13 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from connector.config import MailSettings
 from connector.domain.actions import Action
-from connector.domain.model import InvoiceSnapshot, InvoiceStatus
-from connector.domain.money import Money
+from connector.domain.model import InvoiceSnapshot
 from connector.domain.policy_parsing import policy_from_dict
 from connector.mail.reminders import MailReminderSender
 from connector.mail.smtp import SmtpMailer
@@ -31,11 +28,11 @@ from connector.outbox.executor import Executor
 from connector.outbox.planning import plan_connection
 from connector.ports import AccountingAdapter
 from connector.storage import Store
-from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Activity, Invoice
+from connector.storage.tables import Activity
 from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
-from tests.support.net import free_port
+from tests.support.outbox import connection_with_invoices, invoice_snapshot, reminder_row
+from tests.support.smtp import smtp_server, smtp_settings
 
 DUE = date(2026, 11, 2)
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
@@ -78,62 +75,9 @@ class DiesAfterSending:
 
 @pytest.fixture
 def sink() -> Iterator[tuple[Sink, int]]:
-    handler, port = Sink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    try:
+    handler = Sink()
+    with smtp_server(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
-
-
-def snapshot() -> InvoiceSnapshot:
-    return InvoiceSnapshot(
-        external_id="1",
-        number="INV-1",
-        customer_external_id="c1",
-        customer_name="Cust One",
-        currency="GBP",
-        total=Money.of("500.00", "GBP"),
-        balance=Money.of("500.00", "GBP"),
-        issue_date=date(2026, 10, 3),
-        due_date=DUE,
-        status=InvoiceStatus.OPEN,
-        updated_at=NOW - timedelta(days=20),
-        emails=("ap@cust.example",),
-    )
-
-
-def connection_with_invoice(store: Store, invoice: InvoiceSnapshot) -> int:
-    with store.unit_of_work() as uow:
-        org = uow.organizations.add("A")
-        connection = uow.connections.add(org.id, "fake", "t", "Books Ltd", cadence="standard", time_zone="UTC")
-        uow.session.add(
-            Invoice(
-                connection_id=connection.id,
-                external_id=invoice.external_id,
-                number=invoice.number,
-                customer_external_id=invoice.customer_external_id,
-                customer_name=invoice.customer_name,
-                currency=invoice.currency,
-                total=invoice.total.amount,
-                balance=invoice.balance.amount,
-                issue_date=invoice.issue_date,
-                due_date=invoice.due_date,
-                status=invoice.status.value,
-                updated_at=invoice.updated_at,
-                first_seen_at=NOW - timedelta(days=20),
-            )
-        )
-        uow.commit()
-        return connection.id
-
-
-def reminder_row(store: Store) -> ActionRow:
-    with store.unit_of_work() as uow:
-        row = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "remind")).one()
-        uow.session.expunge(row)
-        return row
 
 
 def test_rs04_killed_after_250_before_commit_is_uncertain_and_never_resent(
@@ -141,13 +85,13 @@ def test_rs04_killed_after_250_before_commit_is_uncertain_and_never_resent(
 ) -> None:
     """RS-04: not re-sent automatically; shown as "delivery unknown" for review; the sink holds exactly 1 message."""
     handler, port = sink
-    invoice = snapshot()
-    cid = connection_with_invoice(store, invoice)
+    invoice = invoice_snapshot(1, due=DUE, updated_at=NOW - timedelta(days=20))
+    cid = connection_with_invoices(
+        store, [invoice], first_seen_at=NOW - timedelta(days=20), name="Books Ltd", cadence="standard", time_zone="UTC"
+    )
     clock = FakeClock(NOW)
     plan_connection(store, cid, RULES, clock.now())
-    settings = MailSettings(
-        backend="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", from_address="b@books.example"
-    )
+    settings = smtp_settings(port, from_address="b@books.example")
     sender = MailReminderSender(store, SmtpMailer(settings), clock.now, attach_pdf=False)
     ledger = FakeLedger([invoice])
     lease = timedelta(seconds=30)

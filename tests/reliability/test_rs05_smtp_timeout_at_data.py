@@ -19,22 +19,17 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
-from sqlalchemy import select
 
-from connector.config import MailSettings
-from connector.domain.model import InvoiceSnapshot, InvoiceStatus
-from connector.domain.money import Money
 from connector.domain.policy_parsing import policy_from_dict
 from connector.mail.reminders import MailReminderSender
 from connector.mail.smtp import SmtpMailer
 from connector.outbox.executor import Executor
 from connector.outbox.planning import plan_connection
 from connector.storage import Store
-from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Invoice
 from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
-from tests.support.net import free_port
+from tests.support.outbox import connection_with_invoices, invoice_snapshot, reminder_row
+from tests.support.smtp import smtp_server, smtp_settings
 
 DUE = date(2026, 11, 2)
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
@@ -80,62 +75,9 @@ class _Controller(Controller):
 
 @pytest.fixture
 def sink() -> Iterator[tuple[StallingSink, int]]:
-    handler, port = StallingSink(), free_port()
-    controller = _Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    try:
+    handler = StallingSink()
+    with smtp_server(handler, _Controller) as port:
         yield handler, port
-    finally:
-        controller.stop()
-
-
-def snapshot() -> InvoiceSnapshot:
-    return InvoiceSnapshot(
-        external_id="1",
-        number="INV-1",
-        customer_external_id="c1",
-        customer_name="Cust One",
-        currency="GBP",
-        total=Money.of("500.00", "GBP"),
-        balance=Money.of("500.00", "GBP"),
-        issue_date=date(2026, 10, 3),
-        due_date=DUE,
-        status=InvoiceStatus.OPEN,
-        updated_at=NOW - timedelta(days=20),
-        emails=("ap@cust.example",),
-    )
-
-
-def connection_with_invoice(store: Store, invoice: InvoiceSnapshot) -> int:
-    with store.unit_of_work() as uow:
-        org = uow.organizations.add("A")
-        connection = uow.connections.add(org.id, "fake", "t", "Books Ltd", cadence="standard", time_zone="UTC")
-        uow.session.add(
-            Invoice(
-                connection_id=connection.id,
-                external_id=invoice.external_id,
-                number=invoice.number,
-                customer_external_id=invoice.customer_external_id,
-                customer_name=invoice.customer_name,
-                currency=invoice.currency,
-                total=invoice.total.amount,
-                balance=invoice.balance.amount,
-                issue_date=invoice.issue_date,
-                due_date=invoice.due_date,
-                status=invoice.status.value,
-                updated_at=invoice.updated_at,
-                first_seen_at=NOW - timedelta(days=20),
-            )
-        )
-        uow.commit()
-        return connection.id
-
-
-def reminder_row(store: Store) -> ActionRow:
-    with store.unit_of_work() as uow:
-        row = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "remind")).one()
-        uow.session.expunge(row)
-        return row
 
 
 def test_rs05_a_timeout_at_data_is_retried_with_back_off_and_sent_once(
@@ -143,18 +85,13 @@ def test_rs05_a_timeout_at_data_is_retried_with_back_off_and_sent_once(
 ) -> None:
     """RS-05: marked failed and retried with back-off; the sink ends with ≤ 1 message; the scheduler keeps running."""
     handler, port = sink
-    invoice = snapshot()
-    cid = connection_with_invoice(store, invoice)
+    invoice = invoice_snapshot(1, due=DUE, updated_at=NOW - timedelta(days=20))
+    cid = connection_with_invoices(
+        store, [invoice], first_seen_at=NOW - timedelta(days=20), name="Books Ltd", cadence="standard", time_zone="UTC"
+    )
     clock = FakeClock(NOW)
     plan_connection(store, cid, RULES, clock.now())
-    settings = MailSettings(
-        backend="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
-        from_address="billing@books.example",
-        timeout_seconds=1,
-    )
+    settings = smtp_settings(port, from_address="billing@books.example", timeout_seconds=1)
     sender = MailReminderSender(store, SmtpMailer(settings), clock.now, attach_pdf=False)
     executor = Executor(store, FakeLedger([invoice]), sender, clock.now, "w1")
 

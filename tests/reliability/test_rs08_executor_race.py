@@ -32,10 +32,10 @@ from connector.outbox.planning import plan_connection
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Invoice
 from providers._emulator import Fault
 from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.ledger import FakeLedger
+from tests.support.outbox import connection_with_invoices
 from tests.support.workers import (
     actions,
     connect,
@@ -90,29 +90,9 @@ def _snapshot(n: int) -> InvoiceSnapshot:
 
 
 def _seed(store: Store, invoices: list[InvoiceSnapshot]) -> int:
-    with store.unit_of_work() as uow:
-        org = uow.organizations.add("Race")
-        connection = uow.connections.add(org.id, "fake", "t", "Books", cadence="plain", time_zone="UTC")
-        for inv in invoices:
-            uow.session.add(
-                Invoice(
-                    connection_id=connection.id,
-                    external_id=inv.external_id,
-                    number=inv.number,
-                    customer_external_id=inv.customer_external_id,
-                    customer_name=inv.customer_name,
-                    currency=inv.currency,
-                    total=inv.total.amount,
-                    balance=inv.balance.amount,
-                    issue_date=inv.issue_date,
-                    due_date=inv.due_date,
-                    status=inv.status.value,
-                    updated_at=inv.updated_at,
-                    first_seen_at=NOW - timedelta(days=20),
-                )
-            )
-        uow.commit()
-        return connection.id
+    return connection_with_invoices(
+        store, invoices, first_seen_at=NOW - timedelta(days=20), organization="Race", cadence="plain", time_zone="UTC"
+    )
 
 
 def test_rs08_two_executors_racing_send_each_due_reminder_exactly_once(store: Store) -> None:

@@ -20,15 +20,13 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from connector.config import MailSettings
 from connector.domain.money import Money
 from connector.errors import InvalidMessage, TemplateError
 from connector.mail.message import Attachment, OutgoingMessage
 from connector.mail.rendering import InvoiceLine, ReminderContext, render_reminder
 from connector.mail.smtp import SmtpMailer
-from tests.support.net import free_port
+from tests.support.smtp import smtp_server, smtp_settings
 
 PDF = b"%PDF-1.4\n%%EOF\n"
 GOOD_EMAIL = "jane@customer.example"
@@ -69,21 +67,14 @@ class Sink:
 
 @pytest.fixture
 def sink() -> Iterator[tuple[Sink, int]]:
-    handler, port = Sink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    try:
+    handler = Sink()
+    with smtp_server(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def mailer(port: int) -> SmtpMailer:
-    settings = MailSettings(
-        backend="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_security="none",
+    settings = smtp_settings(
+        port,
         from_name="Nudge for Acme",
         from_address="billing@acme.example",
         reply_to="office@acme.example",

@@ -19,8 +19,8 @@ from connector.outbox.planning import plan_connection
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Invoice
 from tests.support.ledger import FakeLedger
+from tests.support.outbox import connection_with_invoices, invoice_snapshot
 
 DUE = date(2026, 11, 2)  # a Monday
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # 14 days late, inside the London send window
@@ -43,20 +43,7 @@ RULES = policy_from_dict(
 
 
 def snapshot(n: int, **changes: object) -> InvoiceSnapshot:
-    base = InvoiceSnapshot(
-        external_id=str(n),
-        number=f"INV-{n}",
-        customer_external_id="c1",
-        customer_name="Cust One",
-        currency="GBP",
-        total=Money.of("500.00", "GBP"),
-        balance=Money.of("500.00", "GBP"),
-        issue_date=date(2026, 10, 3),
-        due_date=DUE,
-        status=InvoiceStatus.OPEN,
-        updated_at=NOW - timedelta(days=20),
-        emails=("ap@cust.example",),
-    )
+    base = invoice_snapshot(n, due=DUE, updated_at=NOW - timedelta(days=20))
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -73,31 +60,14 @@ class Outbox:
 
 
 def _setup(store: Store, invoices: list[InvoiceSnapshot], *, approval: bool = False) -> int:
-    with store.unit_of_work() as uow:
-        org = uow.organizations.add("A")
-        connection = uow.connections.add(
-            org.id, "fake", "t", "Books", cadence="standard", time_zone="Europe/London", approval_mode=approval
-        )
-        for inv in invoices:
-            uow.session.add(
-                Invoice(
-                    connection_id=connection.id,
-                    external_id=inv.external_id,
-                    number=inv.number,
-                    customer_external_id=inv.customer_external_id,
-                    customer_name=inv.customer_name,
-                    currency=inv.currency,
-                    total=inv.total.amount,
-                    balance=inv.balance.amount,
-                    issue_date=inv.issue_date,
-                    due_date=inv.due_date,
-                    status=inv.status.value,
-                    updated_at=inv.updated_at,
-                    first_seen_at=NOW - timedelta(days=20),
-                )
-            )
-        uow.commit()
-        return connection.id
+    return connection_with_invoices(
+        store,
+        invoices,
+        first_seen_at=NOW - timedelta(days=20),
+        cadence="standard",
+        time_zone="Europe/London",
+        approval_mode=approval,
+    )
 
 
 def _states(store: Store) -> dict[str, str]:

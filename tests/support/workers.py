@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 
 from connector.bootstrap import Services, build
@@ -37,7 +36,7 @@ from connector.vault.keyring import generate_key
 from providers._emulator.kit import EmulatorKit
 from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.databases import postgres_url_or_skip
-from tests.support.net import free_port
+from tests.support.smtp import smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
 NUDGE = str(Path(sys.executable).with_name("nudge"))
@@ -143,14 +142,13 @@ class SmtpSink:
 
 @contextmanager
 def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, ready_timeout=5)
-    controller.start()
-    try:
-        yield sink
-    finally:
-        sink.release()
-        controller.stop()
+    sink = SmtpSink()
+    with smtp_server(sink) as port:
+        sink.port = port
+        try:
+            yield sink
+        finally:
+            sink.release()
 
 
 # -- config and services ----------------------------------------------------------------------------
