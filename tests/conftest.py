@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from connector.storage import Store
 from tests.support.catalogue import write_table
 from tests.support.databases import Database, fresh_postgres_schema
+
+if TYPE_CHECKING:
+    from providers.quickbooks.emulator import EmulatorHandle
 
 LAYERS = ("unit", "service", "storage", "providers", "contract", "web", "integration", "reliability")
 TESTS = Path(__file__).resolve().parent
@@ -52,6 +56,15 @@ def store(database: Database) -> Iterator[Store]:
         yield result
     finally:
         result.dispose()
+
+
+@pytest.fixture(scope="module")
+def qbo() -> Iterator[EmulatorHandle]:
+    """One QuickBooks emulator in this process for a test module (QuickBooks' own rate limits on)."""
+    from providers.quickbooks.emulator import start
+
+    with start() as handle:
+        yield handle
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

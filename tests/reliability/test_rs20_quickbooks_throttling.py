@@ -14,36 +14,17 @@ import pytest
 import requests
 
 from connector.domain.model import InvoiceSnapshot
-from connector.ports import ProviderSettings
 from providers.quickbooks.adapter import QuickBooksAdapter
 from providers.quickbooks.client import QboClient
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
-from tests.support.quickbooks import Company
-
-
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()  # QuickBooks' own limits on: 500 a minute and 10 at once per realm
-    try:
-        yield handle
-    finally:
-        handle.stop()
+from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import Company, emulator_company, faults_cleared
 
 
 @pytest.fixture
 def company(qbo: EmulatorHandle) -> Iterator[Company]:
-    settings = ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:5000/oauth/quickbooks/callback",
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-        options={"retry_base_s": 0.01, "max_retry_after_s": 30, "timeout_s": 10},
-    )
-    qbo.core.clear_faults()
-    yield Company(qbo, settings)
-    qbo.core.clear_faults()
+    """A fresh company; `qbo` (tests/conftest.py) keeps QuickBooks' own limits on: 500 a minute, 10 at once."""
+    with faults_cleared(qbo):
+        yield emulator_company(qbo, retry_base_s=0.01, max_retry_after_s=30, timeout_s=10)
     qbo.core.latency_s = 0.0
 
 

@@ -3,39 +3,18 @@ the invoice (another field; the SyncToken bumps, as a Payment would) right after
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
 
 from connector.errors import Rejected
-from connector.ports import ProviderSettings
 from providers.quickbooks.client import StaleObject
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
-from tests.support.quickbooks import Company
-
-
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
+from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import Company, emulator_company
 
 
 @pytest.fixture
 def company(qbo: EmulatorHandle) -> Company:
-    settings = ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:5000/oauth/quickbooks/callback",
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-        options={"retry_base_s": 0.01, "timeout_s": 10},
-    )
-    return Company(qbo, settings)
+    return emulator_company(qbo, retry_base_s=0.01, timeout_s=10)
 
 
 def _edit_after_reads(qbo: EmulatorHandle, company: Company, invoice: str, *memos: str) -> None:

@@ -12,37 +12,17 @@ import requests
 from sqlalchemy import select
 
 from connector.errors import ProviderError, Rejected, Transient
-from connector.ports import ProviderSettings
 from connector.storage import Store
 from connector.storage.tables import Activity, Invoice, SyncCursor, SyncRun
 from connector.sync.invoices import sync_connection
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
-from tests.support.quickbooks import Company
-
-
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
+from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import Company, emulator_company, faults_cleared
 
 
 @pytest.fixture
 def company(qbo: EmulatorHandle) -> Iterator[Company]:
-    settings = ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:5000/oauth/quickbooks/callback",
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-        options={"retry_base_s": 0.01, "timeout_s": 10, "max_retries": 2},
-    )
-    qbo.core.clear_faults()
-    yield Company(qbo, settings)
-    qbo.core.clear_faults()
+    with faults_cleared(qbo):
+        yield emulator_company(qbo, retry_base_s=0.01, timeout_s=10, max_retries=2)
 
 
 def _now() -> datetime:

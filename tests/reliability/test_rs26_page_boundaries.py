@@ -18,11 +18,11 @@ from connector.ports import AccountingAdapter, Page, ProviderSettings
 from connector.storage import Store
 from connector.storage.tables import Invoice
 from connector.sync.invoices import sync_connection
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
+from providers.quickbooks.emulator import EmulatorHandle
 from providers.xero.adapter import XeroAdapter
 from providers.xero.emulator.kit import XeroKit
 from providers.xero.oauth import LocalTokenSource, tokens_from_response
-from tests.support.quickbooks import Company
+from tests.support.quickbooks import Company, emulator_settings
 
 
 class Recording:
@@ -68,26 +68,9 @@ def _sync(store: Store, adapter: Any, connection_id: int) -> Recording:
     return recording
 
 
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
 @pytest.fixture
 def settings(qbo: EmulatorHandle) -> ProviderSettings:
-    return ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:5000/oauth/quickbooks/callback",
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-        options={"retry_base_s": 0.01, "max_retry_after_s": 2, "timeout_s": 20},
-    )
+    return emulator_settings(qbo, retry_base_s=0.01, max_retry_after_s=2, timeout_s=20)
 
 
 @pytest.mark.parametrize("count", [1000, 1001])

@@ -6,7 +6,7 @@ The adapter's lookups run against the emulator's query language (real HTTP, the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,10 +15,9 @@ import pytest
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import Rejected
-from connector.ports import ProviderSettings
 from providers.quickbooks.adapter import QuickBooksAdapter
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
-from tests.support.quickbooks import Company
+from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import Company, emulator_company
 
 HOSTILE = [
     "O'Brien & Sons",
@@ -33,27 +32,9 @@ HOSTILE = [
 BAD_IDS = ["1 OR 1=1", "' AND Id='2", "²", "١٢٣", "1; DROP", ""]
 
 
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
 @pytest.fixture
 def company(qbo: EmulatorHandle) -> Company:
-    settings = ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:5000/oauth/quickbooks/callback",
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-        options={"retry_base_s": 0.01, "timeout_s": 10},
-    )
-    return Company(qbo, settings)
+    return emulator_company(qbo, retry_base_s=0.01, timeout_s=10)
 
 
 def _statuses(qbo: EmulatorHandle, company: Company, since: int) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,23 +24,14 @@ from connector.ports import ProviderSettings, TokenSet
 from providers._emulator import serve
 from providers.quickbooks import oauth
 from providers.quickbooks.client import QboClient
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
+from providers.quickbooks.emulator import EmulatorHandle
 from providers.xero import webhooks as xero_webhooks
 from providers.xero.adapter import XeroAdapter
 from providers.xero.emulator.kit import XeroKit
 from providers.xero.oauth import LocalTokenSource, tokens_from_response
-from tests.support.quickbooks import Company
+from tests.support.quickbooks import Company, emulator_settings
 
 XERO_KEY = "rs36-webhook-key"
-
-
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.fixture
@@ -74,16 +66,7 @@ def redirector(qbo: EmulatorHandle) -> Iterator[tuple[str, list[str]]]:
 
 
 def _settings(qbo: EmulatorHandle, **overrides: str) -> ProviderSettings:
-    values: dict[str, Any] = {
-        "key": "quickbooks",
-        "client_id": DEFAULT_CLIENT_ID,
-        "client_secret": DEFAULT_CLIENT_SECRET,
-        "redirect_uri": "http://127.0.0.1:5000/oauth/quickbooks/callback",
-        "environment": qbo.discovery_url,
-        "api_base": qbo.api_base,
-        "options": {"retry_base_s": 0.01, "timeout_s": 10, "max_retries": 1},
-    }
-    return ProviderSettings(**(values | overrides))
+    return replace(emulator_settings(qbo, retry_base_s=0.01, timeout_s=10, max_retries=1), **overrides)
 
 
 def test_rs36_api_redirect_to_another_host_is_not_followed(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,14 +15,38 @@ from connector.ports import ProviderSettings, TokenSet
 from providers.quickbooks import oauth
 from providers.quickbooks.adapter import QuickBooksAdapter
 from providers.quickbooks.emulator import EmulatorHandle
+from providers.quickbooks.emulator.kit import nudge_settings
 from tests.support.tokens import MemoryTokenSource
 
 FIXTURES = Path(__file__).resolve().parents[2] / "providers" / "quickbooks" / "fixtures"
 VERIFIER = "test-verifier-token"
+CALLBACK = "http://127.0.0.1:5000/oauth/quickbooks/callback"
 
 
 def fixture_json(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
+
+
+def emulator_settings(
+    qbo: EmulatorHandle, redirect_uri: str = CALLBACK, *, webhook_key: str = "", **options: Any
+) -> ProviderSettings:
+    """Nudge's QuickBooks settings for an emulator started with `start()` (what its kit's `settings` builds)."""
+    return nudge_settings(qbo.url, redirect_uri, webhook_key=webhook_key, **options)
+
+
+@contextmanager
+def faults_cleared(qbo: EmulatorHandle) -> Iterator[None]:
+    """No emulator fault left over from an earlier test on entry, none left behind on exit."""
+    qbo.core.clear_faults()
+    try:
+        yield
+    finally:
+        qbo.core.clear_faults()
+
+
+def emulator_company(qbo: EmulatorHandle, **options: Any) -> Company:
+    """A fresh company in `qbo`, Nudge's settings for it carrying `options` (the callback is CALLBACK)."""
+    return Company(qbo, emulator_settings(qbo, **options))
 
 
 class Company:

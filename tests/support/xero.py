@@ -11,9 +11,17 @@ import requests
 from connector.ports import ProviderSettings
 from providers.xero.adapter import XeroAdapter
 from providers.xero.emulator import XeroEmulator
+from providers.xero.emulator.kit import nudge_settings
 from providers.xero.oauth import LocalTokenSource, tokens_from_response
 
 WEBHOOK_KEY = "test-webhook-signing-key"
+
+
+def emulator_settings(
+    xero: XeroEmulator, redirect_uri: str, *, webhook_key: str = "", **options: Any
+) -> ProviderSettings:
+    """Nudge's Xero settings for an emulator started with `start()` (what its kit's `settings` builds)."""
+    return nudge_settings(xero.url, redirect_uri, webhook_key=webhook_key, **options)
 
 
 def admin(xero: XeroEmulator, path: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:

@@ -158,18 +158,11 @@ def qbo_emulator() -> Iterator[Any]:
 @pytest.fixture
 def qbo_settings(qbo_emulator: Any) -> ProviderSettings:
     """QuickBooks configured against the emulator, with the test client's callback URL."""
-    from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+    from tests.support.quickbooks import emulator_settings
 
     qbo_emulator.core.clear_faults()
-    return ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri=QBO_CALLBACK,
-        webhook_key=QBO_VERIFIER,
-        environment=qbo_emulator.discovery_url,
-        api_base=qbo_emulator.api_base,
-        options={"retry_base_s": 0.01, "max_retry_after_s": 2, "timeout_s": 10},
+    return emulator_settings(
+        qbo_emulator, QBO_CALLBACK, webhook_key=QBO_VERIFIER, retry_base_s=0.01, max_retry_after_s=2, timeout_s=10
     )
 
 
@@ -229,17 +222,9 @@ def xero_emulator() -> Iterator[Any]:
 @pytest.fixture
 def xero_settings(xero_emulator: Any) -> ProviderSettings:
     """Xero configured against the emulator (identity, /connections and the API on one host)."""
-    from providers.xero.emulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+    from tests.support.xero import emulator_settings
 
-    return ProviderSettings(
-        key="xero",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri=XERO_CALLBACK,
-        webhook_key=XERO_WEBHOOK_KEY,
-        api_base=xero_emulator.api_base,
-        identity_base=xero_emulator.url,
-    )
+    return emulator_settings(xero_emulator, XERO_CALLBACK, webhook_key=XERO_WEBHOOK_KEY)
 
 
 CHROMIUM = "/usr/bin/chromium"

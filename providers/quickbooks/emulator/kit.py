@@ -29,6 +29,20 @@ def _query(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
+def nudge_settings(url: str, redirect_uri: str, *, webhook_key: str = "", **options: Any) -> ProviderSettings:
+    """Nudge's QuickBooks settings for the emulator at `url` (a kit's, or a handle's from `start()`)."""
+    return ProviderSettings(
+        key=QuickBooksKit.provider,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_CLIENT_SECRET,
+        redirect_uri=redirect_uri,
+        webhook_key=webhook_key,
+        environment=f"{url}/.well-known/openid_configuration",
+        api_base=f"{url}/v3",
+        options=options,
+    )
+
+
 class QuickBooksKit(KitBase):
     """One QuickBooks Online emulator (`rate_limits=False`: QBO's 500 a minute and 10 at once are off)."""
 
@@ -64,16 +78,7 @@ class QuickBooksKit(KitBase):
 
     # -- Nudge's side ----------------------------------------------------------------------------
     def settings(self, redirect_uri: str, *, webhook_key: str = "", **options: Any) -> ProviderSettings:
-        return ProviderSettings(
-            key=self.provider,
-            client_id=DEFAULT_CLIENT_ID,
-            client_secret=DEFAULT_CLIENT_SECRET,
-            redirect_uri=redirect_uri,
-            webhook_key=webhook_key,
-            environment=f"{self.url}/.well-known/openid_configuration",
-            api_base=f"{self.url}/v3",
-            options=options,
-        )
+        return nudge_settings(self.url, redirect_uri, webhook_key=webhook_key, **options)
 
     def approve(self, authorize_url: str, tenants: list[str]) -> dict[str, str]:
         """Intuit's consent page: pick the (one) company and approve."""

@@ -30,6 +30,20 @@ def _query(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
+def nudge_settings(url: str, redirect_uri: str, *, webhook_key: str = "", **options: Any) -> ProviderSettings:
+    """Nudge's Xero settings for the emulator at `url` (a kit's, or a handle's from `start()`)."""
+    return ProviderSettings(
+        key=XeroKit.provider,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_CLIENT_SECRET,
+        redirect_uri=redirect_uri,
+        webhook_key=webhook_key,
+        api_base=f"{url}/api.xro/2.0",
+        identity_base=url,
+        options=options,
+    )
+
+
 class XeroKit(KitBase):
     """One Xero emulator (`rate_limits=False`: Xero's 60 a minute, 5 at once and 5000 a day are off)."""
 
@@ -61,16 +75,7 @@ class XeroKit(KitBase):
 
     # -- Nudge's side ----------------------------------------------------------------------------
     def settings(self, redirect_uri: str, *, webhook_key: str = "", **options: Any) -> ProviderSettings:
-        return ProviderSettings(
-            key=self.provider,
-            client_id=DEFAULT_CLIENT_ID,
-            client_secret=DEFAULT_CLIENT_SECRET,
-            redirect_uri=redirect_uri,
-            webhook_key=webhook_key,
-            api_base=f"{self.url}/api.xro/2.0",
-            identity_base=self.url,
-            options=options,
-        )
+        return nudge_settings(self.url, redirect_uri, webhook_key=webhook_key, **options)
 
     def approve(self, authorize_url: str, tenants: list[str]) -> dict[str, str]:
         """Xero's consent page: tick the organisations and allow access."""

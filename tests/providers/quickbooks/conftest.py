@@ -7,35 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from connector.ports import ProviderSettings
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
-from tests.support.quickbooks import VERIFIER, Company
-
-
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
+from providers.quickbooks.emulator import EmulatorHandle
+from tests.support.quickbooks import VERIFIER, Company, emulator_settings, faults_cleared
 
 
 @pytest.fixture
 def settings(qbo: EmulatorHandle) -> ProviderSettings:
-    return ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:5000/oauth/quickbooks/callback",
-        webhook_key=VERIFIER,
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-        options={"retry_base_s": 0.01, "max_retry_after_s": 2, "timeout_s": 10},
-    )
+    return emulator_settings(qbo, webhook_key=VERIFIER, retry_base_s=0.01, max_retry_after_s=2, timeout_s=10)
 
 
 @pytest.fixture
 def company(qbo: EmulatorHandle, settings: ProviderSettings) -> Iterator[Company]:
-    qbo.core.clear_faults()
-    yield Company(qbo, settings)
-    qbo.core.clear_faults()
+    with faults_cleared(qbo):
+        yield Company(qbo, settings)

@@ -10,8 +10,7 @@ from connector.ports import ProviderSettings
 from providers.xero.adapter import XeroAdapter
 from providers.xero.client import RateLimiter
 from providers.xero.emulator import XeroEmulator, start
-from providers.xero.emulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-from tests.support.xero import WEBHOOK_KEY, Connected, connect, seed_basic
+from tests.support.xero import WEBHOOK_KEY, Connected, connect, emulator_settings, seed_basic
 
 
 @pytest.fixture
@@ -25,15 +24,13 @@ def xero() -> Iterator[XeroEmulator]:
 
 @pytest.fixture
 def settings(xero: XeroEmulator) -> ProviderSettings:
-    return ProviderSettings(
-        key="xero",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:9/xero/callback",
+    return emulator_settings(
+        xero,
+        "http://127.0.0.1:9/xero/callback",
         webhook_key=WEBHOOK_KEY,
-        api_base=xero.api_base,
-        identity_base=xero.url,
-        options={"late_fee_account_code": "260", "late_fee_tax_type": "NONE", "fee_reference_prefix": "Late fee for"},
+        late_fee_account_code="260",
+        late_fee_tax_type="NONE",
+        fee_reference_prefix="Late fee for",
     )
 
 
