@@ -21,16 +21,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from connector.config import Settings, settings_for_tests
-from connector.ports import ProviderSettings
+from connector.config import Settings
 from connector.storage import Store
 from connector.storage.tables import WebhookDelivery
 from providers.quickbooks import webhooks as qbo_webhooks
 from providers.xero import webhooks as xero_webhooks
+from tests.support.webhooks import webhook_settings
 from web import create_app
 from web.extensions import SERVICES_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
+
 QBO_KEY = "rs32-quickbooks-verifier-token"
 XERO_KEY = "rs32-xero-signing-key"
 
@@ -40,24 +41,7 @@ def _sign(body: bytes, key: str) -> str:
 
 
 def _settings(database_url: str, qbo_key: str = QBO_KEY, xero_key: str = XERO_KEY) -> Settings:
-    quickbooks = ProviderSettings(
-        key="quickbooks",
-        client_id="client",
-        client_secret="secret",
-        redirect_uri="http://localhost/oauth/quickbooks/callback",
-        webhook_key=qbo_key,
-        environment="http://127.0.0.1:9/unused-discovery",  # a webhook never calls the provider
-    )
-    xero = ProviderSettings(
-        key="xero",
-        client_id="client",
-        client_secret="secret",
-        redirect_uri="http://localhost/oauth/xero/callback",
-        webhook_key=xero_key,
-        identity_base="http://127.0.0.1:9",
-        api_base="http://127.0.0.1:9/api.xro/2.0",
-    )
-    return settings_for_tests(database_url, providers={"quickbooks": quickbooks, "xero": xero})
+    return webhook_settings(database_url, quickbooks_key=qbo_key, xero_key=xero_key)
 
 
 @pytest.fixture

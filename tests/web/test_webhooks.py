@@ -19,12 +19,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from connector.config import Settings, settings_for_tests
-from connector.ports import ProviderSettings
+from connector.config import Settings
 from connector.storage import Store
 from connector.storage.tables import WebhookDelivery
 from connector.sync.intake import MAX_BODY_BYTES
 from providers.quickbooks.webhooks import sign
+from tests.support.webhooks import webhook_settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "providers" / "quickbooks" / "fixtures"
 # docs/provider-api-facts.md §1.9: Intuit's verifier token and signature for qbo_webhook_legacy_signed.json.
@@ -43,24 +43,7 @@ def xero_sign(body: bytes, key: str = XERO_KEY) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    quickbooks = ProviderSettings(
-        key="quickbooks",
-        client_id="client",
-        client_secret="secret",
-        redirect_uri="http://localhost/oauth/quickbooks/callback",
-        webhook_key=VECTOR_TOKEN,
-        environment="http://127.0.0.1:9/unused-discovery",  # a webhook never calls the provider
-    )
-    xero = ProviderSettings(
-        key="xero",
-        client_id="client",
-        client_secret="secret",
-        redirect_uri="http://localhost/oauth/xero/callback",
-        webhook_key=XERO_KEY,
-        identity_base="http://127.0.0.1:9",  # never called
-        api_base="http://127.0.0.1:9/api.xro/2.0",
-    )
-    return settings_for_tests(database_url, providers={"quickbooks": quickbooks, "xero": xero})
+    return webhook_settings(database_url, quickbooks_key=VECTOR_TOKEN, xero_key=XERO_KEY)
 
 
 @pytest.fixture
