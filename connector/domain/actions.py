@@ -55,10 +55,23 @@ class HoldReason(StrEnum):
 
 
 def action_key(
-    connection_id: str, subject_id: str, step_id: str, due_date: date | None, kind: str, occurrence: int | str
+    connection_id: str,
+    subject_id: str,
+    step_id: str,
+    due_date: date | None,
+    kind: str,
+    occurrence: int | str,
+    *,
+    generation: int = 0,
 ) -> str:
-    """Hex sha256 (first 40 characters) of (connection, invoice or customer, step, due date, kind, occurrence)."""
+    """Hex sha256 (first 40 characters) of (connection, invoice or customer, step, due date, kind, occurrence).
+
+    `generation` > 0 (a fee re-created after its earlier keys' ledger records were deleted) is hashed
+    too; generation 0 leaves the key exactly as it always was, so existing outboxes keep their keys.
+    """
     raw = f"{connection_id}\x1f{subject_id}\x1f{step_id}\x1f{due_date or '-'}\x1f{kind}\x1f{occurrence}"
+    if generation:
+        raw += f"\x1fgeneration {generation}"
     return _sha256(raw.encode("utf-8")).hexdigest()[:KEY_LENGTH]
 
 
@@ -146,6 +159,7 @@ class Action:
     fee: FeeDetail | None = None
     offer: DiscountOffer | None = None
     reverses: str | None = None  # key of the late fee a reversal undoes
+    generation: int = 0  # late fees: earlier keys of this fee superseded because their ledger record was deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +187,14 @@ class History:
 
     `keys`: keys of every action planned or done (any state but cancelled), including grouped
     reminders' `member_keys`; `reminder_days`: (customer external id, local date) of every reminder
-    planned or sent; `invoices`: per-invoice facts by external id.
+    planned or sent; `invoices`: per-invoice facts by external id; `superseded`: keys of ledger writes
+    superseded because a retry found their ledger record deleted (also in `keys`: never planned again as such).
     """
 
     keys: frozenset[str] = frozenset()
     reminder_days: frozenset[tuple[str, date]] = frozenset()
     invoices: Mapping[str, InvoiceFacts] = field(default_factory=lambda: _EMPTY)
+    superseded: frozenset[str] = frozenset()
 
     def facts(self, invoice_external_id: str) -> InvoiceFacts:
         """The facts of one invoice (empty when none are known)."""
@@ -194,24 +210,9 @@ class History:
             keys.update(action.member_keys)
             if action.kind is ActionKind.REMIND:
                 days.add((action.customer_external_id, action.local_date))
-            elif action.kind is ActionKind.LATE_FEE and action.fee is not None and action.amount is not None:
-                invoice_id = action.invoice_external_ids[0]
-                known = facts.get(invoice_id, NO_FACTS)
-                assert action.due_date is not None
-                record = FeeRecord(
-                    key=action.key,
-                    policy=action.fee.policy,
-                    step_id=action.step_id,
-                    due_date=action.due_date,
-                    occurrence=action.occurrence,
-                    assessed_on=action.fee.assessed_on,
-                    amount=action.amount,
-                    balance=action.fee.balance,
-                    period_start=action.fee.period_start,
-                    compensation=action.fee.compensation,
-                    on_invoice=action.fee.on_invoice,
-                )
-                facts[invoice_id] = replace(known, fees=(*known.fees, record))
+            elif (record := _fee_record(action)) is not None:
+                known = facts.get(record.invoice_id, NO_FACTS)
+                facts[record.invoice_id] = replace(known, fees=(*known.fees, record.fee))
             elif action.kind is ActionKind.FEE_REVERSAL and action.reverses is not None:
                 invoice_id = action.invoice_external_ids[0]
                 known = facts.get(invoice_id, NO_FACTS)
@@ -220,10 +221,56 @@ class History:
             elif action.kind is ActionKind.ESCALATE:
                 for invoice_id in action.invoice_external_ids:
                     facts[invoice_id] = replace(facts.get(invoice_id, NO_FACTS), escalated=True)
-        return History(keys=frozenset(keys), reminder_days=frozenset(days), invoices=MappingProxyType(facts))
+        return replace(self, keys=frozenset(keys), reminder_days=frozenset(days), invoices=MappingProxyType(facts))
+
+    def supersede(self, actions: Iterable[Action]) -> History:
+        """A new history with `actions` superseded: a retried ledger write found its record deleted (RS-03).
+
+        Their keys are on record (never planned again under them) and in `superseded`; a late fee among
+        them is kept as a `superseded` fee record, which charges nothing (see `fees.assess_fee`).
+        """
+        keys = set(self.keys)
+        gone = set(self.superseded)
+        facts = dict(self.invoices)
+        for action in actions:
+            keys.add(action.key)
+            gone.add(action.key)
+            if (record := _fee_record(action, superseded=True)) is not None:
+                known = facts.get(record.invoice_id, NO_FACTS)
+                facts[record.invoice_id] = replace(known, fees=(*known.fees, record.fee))
+        return replace(self, keys=frozenset(keys), superseded=frozenset(gone), invoices=MappingProxyType(facts))
 
     def with_facts(self, invoice_external_id: str, facts: InvoiceFacts) -> History:
         """A new history with the facts of one invoice replaced."""
         merged = dict(self.invoices)
         merged[invoice_external_id] = facts
         return replace(self, invoices=MappingProxyType(merged))
+
+
+@dataclass(frozen=True, slots=True)
+class _InvoiceFee:
+    invoice_id: str
+    fee: FeeRecord
+
+
+def _fee_record(action: Action, *, superseded: bool = False) -> _InvoiceFee | None:
+    """The fee record a late-fee action leaves on its invoice (None for any other action)."""
+    if action.kind is not ActionKind.LATE_FEE or action.fee is None or action.amount is None:
+        return None
+    assert action.due_date is not None
+    record = FeeRecord(
+        key=action.key,
+        policy=action.fee.policy,
+        step_id=action.step_id,
+        due_date=action.due_date,
+        occurrence=action.occurrence,
+        assessed_on=action.fee.assessed_on,
+        amount=action.amount,
+        balance=action.fee.balance,
+        period_start=action.fee.period_start,
+        compensation=action.fee.compensation,
+        on_invoice=action.fee.on_invoice,
+        generation=action.generation,
+        superseded=superseded,
+    )
+    return _InvoiceFee(action.invoice_external_ids[0], record)

@@ -14,7 +14,8 @@ Rules (docs/design.md "Cadences"):
   reminded on that day waits for the next;
 - stop conditions (dispute, paused, excluded, promise to pay, below minimum, covered by unapplied
   credit, unknown cadence) turn what would go out into a `hold` naming the reason;
-- keys hash (connection, invoice or customer, step, due date, kind, occurrence): a changed due date
+- keys hash (connection, invoice or customer, step, due date, kind, occurrence; for a fee re-created
+  after its ledger record was deleted, its generation, see `recreate_deleted`): a changed due date
   starts a fresh cycle; an escalation stops further contact steps; a kept payment plan replaces the
   cadence by installment reminders and pauses fees; a broken one resumes the cadence.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -88,6 +89,7 @@ class _Event:
     due_date: date  # the date the key counts from (installment date for payment plans)
     amount: Money | None = None  # installment still due
     installment: int | None = None
+    generation: int = 0  # late fees: earlier keys superseded because their ledger record was deleted
 
 
 @dataclass(slots=True)
@@ -542,12 +544,46 @@ class _Planner:
                         pending.append((kind, key, event, scheduled))
         if fee is not None:
             event, scheduled = fee
-            key = action_key(
-                conn, inv.external_id, event.step.id, event.due_date, ActionKind.LATE_FEE, event.occurrence
-            )
-            if key not in keys:
+            generation = self._fee_generation(inv, event)
+            if generation is not None:
+                event = replace(event, generation=generation)
+                key = action_key(
+                    conn,
+                    inv.external_id,
+                    event.step.id,
+                    event.due_date,
+                    ActionKind.LATE_FEE,
+                    event.occurrence,
+                    generation=generation,
+                )
                 pending.append((ActionKind.LATE_FEE, key, event, scheduled))
         return pending
+
+    def _fee_generation(self, inv: InvoiceSnapshot, event: _Event) -> int | None:
+        """The generation of the fee event to plan now, or None when its live generation is on record.
+
+        Generation 0 is the fee's first key. A generation superseded because its ledger record was found
+        deleted (RS-03) is followed by the next one only when the policy re-creates deleted fees; else
+        the fee stays waived. Only a superseded (final) generation lets the next one be planned, so at
+        most one generation of a fee is ever live.
+        """
+        policy = self.policies.late_fees.get(event.step.late_fee or "")
+        generation = 0
+        while True:
+            key = action_key(
+                self.conn_id,
+                inv.external_id,
+                event.step.id,
+                event.due_date,
+                ActionKind.LATE_FEE,
+                event.occurrence,
+                generation=generation,
+            )
+            if key not in self.keys:
+                return generation
+            if key not in self.history.superseded or policy is None or not policy.recreate_deleted:
+                return None
+            generation += 1
 
     def _step_action(
         self,
@@ -704,6 +740,11 @@ class _Planner:
             capped=quote.capped,
         )
         nth = f", occurrence {event.occurrence + 1} of {policy.max_count}" if policy.max_count > 1 else ""
+        again = (
+            f"; charged again: the ledger record of its earlier key was deleted (generation {event.generation})"
+            if event.generation
+            else ""
+        )
         self._action(
             cust,
             inv,
@@ -713,10 +754,11 @@ class _Planner:
             event.due_date,
             scheduled,
             f"cadence {cust.info.cadence.name if cust.info else ''!r} step {step.id!r} ({when}): "
-            f"late fee {policy.name!r} ({policy.kind.value}{nth})",
+            f"late fee {policy.name!r} ({policy.kind.value}{nth}){again}",
             amount=quote.amount,
             fee=detail,
             occurrence=event.occurrence,
+            generation=event.generation,
             text=policy.description,
         )
 
@@ -726,13 +768,19 @@ class _Planner:
         if not facts.payments or inv.status in (InvoiceStatus.VOIDED, InvoiceStatus.DELETED, InvoiceStatus.DRAFT):
             return  # a reversal needs a payment dated on or before a fee's assessment
         cust = self._customer(inv.customer_external_id)
-        live = [f for f in facts.fees if not f.reversed]
+        live = [f for f in facts.fees if not f.reversed and not f.superseded]
         earliest = min(p.paid_on for p in facts.payments)
         for fee in live:
             if earliest > fee.assessed_on:
                 continue
             key = action_key(
-                self.conn_id, inv.external_id, fee.step_id, fee.due_date, ActionKind.FEE_REVERSAL, fee.occurrence
+                self.conn_id,
+                inv.external_id,
+                fee.step_id,
+                fee.due_date,
+                ActionKind.FEE_REVERSAL,
+                fee.occurrence,
+                generation=fee.generation,
             )
             if key in self.keys:
                 continue

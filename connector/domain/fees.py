@@ -46,7 +46,9 @@ class FeeRecord:
     `assessed_on` is the local date the fee was computed for; `balance` the invoice balance it saw;
     `period_start` where its interest started accruing (interest kinds); `compensation` the fixed
     statutory compensation it included; `on_invoice` whether it was added as a line of the invoice
-    itself (then the invoice balance includes it); `reversed` once a reversal has been carried out.
+    itself (then the invoice balance includes it); `reversed` once a reversal has been carried out;
+    `generation` counts the fee's earlier keys whose ledger record was deleted (0: its first key);
+    `superseded` when a retried write found its ledger record deleted or voided (RS-03): it charges nothing.
     """
 
     key: str
@@ -61,6 +63,8 @@ class FeeRecord:
     compensation: Money | None = None
     on_invoice: bool = False
     reversed: bool = False
+    generation: int = 0
+    superseded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,7 @@ class _FeeBasis:
     assessed_on: date
     payments: Sequence[Payment]
     live: Sequence[FeeRecord]
+    waived: Sequence[FeeRecord]  # superseded fees left deleted: not charged, but not charged again either
     rate: Decimal | None
     accrual_floor: date | None
 
@@ -188,7 +193,9 @@ def assess_fee(
     fees (with them when `compound`); interest accrues from due date + grace, or from the previous
     assessment of the same policy, or `accrual_floor` (a broken payment plan), whichever is latest.
     `prior_fees` are the invoice's fees not reversed (all cycles): caps and the once-per-invoice UK
-    compensation count them.
+    compensation count them. A superseded fee (its ledger record was deleted) is on no ledger, so caps
+    never count it; unless the policy re-creates deleted fees it stays waived: its accrual period and
+    its compensation are not charged again by a later assessment.
     """
     currency = balance.currency
     if policy.minimum_invoice_amount is not None and invoice_total.amount < policy.minimum_invoice_amount:
@@ -196,7 +203,8 @@ def assess_fee(
     grace_end = due_date + timedelta(days=policy.grace_days)
     if assessed_on <= grace_end:
         return None
-    live = [fee for fee in prior_fees if not fee.reversed]
+    live = [fee for fee in prior_fees if not fee.reversed and not fee.superseded]
+    waived = [] if policy.recreate_deleted else [fee for fee in prior_fees if fee.superseded and not fee.reversed]
     on_invoice = sum((f.amount.amount for f in live if f.on_invoice), Decimal(0))
     separate = sum((f.amount.amount for f in live if not f.on_invoice), Decimal(0))
     principal = Money(max(balance.amount - on_invoice, Decimal(0)), currency)
@@ -212,6 +220,7 @@ def assess_fee(
         assessed_on=assessed_on,
         payments=payments,
         live=live,
+        waived=waived,
         rate=annual_rate_for(policy, rates),
         accrual_floor=accrual_floor,
     )
@@ -286,7 +295,7 @@ def _interest_charge(policy: LateFeePolicy, fee_basis: _FeeBasis) -> _Charge:
 def _uk_statutory_charge(policy: LateFeePolicy, fee_basis: _FeeBasis) -> _Charge:
     """`uk_statutory`: statutory interest plus, once per invoice in GBP, the fixed compensation."""
     charge = _interest_charge(policy, fee_basis)
-    already_compensated = any(f.compensation is not None for f in fee_basis.live)
+    already_compensated = any(f.compensation is not None for f in (*fee_basis.live, *fee_basis.waived))
     if policy.compensation and fee_basis.currency == "GBP" and not already_compensated:
         charge.compensation = uk_compensation(fee_basis.principal)
         charge.lines.append((_COMPENSATION_LINE, charge.compensation))
@@ -294,9 +303,9 @@ def _uk_statutory_charge(policy: LateFeePolicy, fee_basis: _FeeBasis) -> _Charge
 
 
 def _accrual_start(policy: LateFeePolicy, fee_basis: _FeeBasis) -> date:
-    """Due date + grace, or this policy's latest earlier assessment, or the accrual floor: the latest."""
+    """Due date + grace, or this policy's latest earlier assessment (a waived one too), or the accrual floor."""
     start = fee_basis.grace_end
-    for fee in fee_basis.live:
+    for fee in (*fee_basis.live, *fee_basis.waived):
         if fee.policy == policy.name and start < fee.assessed_on <= fee_basis.assessed_on:
             start = fee.assessed_on
     if fee_basis.accrual_floor is not None and fee_basis.accrual_floor > start:
@@ -366,7 +375,7 @@ def fee_reversal(
     plus payments dated after it); the reversal is the difference, the whole fee when the invoice
     was settled by then. Dates are the organisation's local ledger dates.
     """
-    if fee.reversed:
+    if fee.reversed or fee.superseded:
         return None
     if not any(p.paid_on <= fee.assessed_on for p in payments):
         return None

@@ -166,6 +166,9 @@ class LateFeePolicy:
     compensation: bool = True  # UK statutory only: the fixed £40/£70/£100 once per invoice
     description: str = "Late fee"
     write_back: WriteBack = WriteBack.FEE_INVOICE
+    # A fee whose ledger record was found deleted or voided when Nudge retried writing it (RS-03):
+    # False (default) leaves it waived, the user's decision; True charges it once more under a new key.
+    recreate_deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -402,6 +402,7 @@ _FEE_FIELDS = {
     "compensation",
     "description",
     "write_back",
+    "recreate_deleted",
 }
 
 
@@ -443,6 +444,7 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
         compensation=_bool(data, "compensation", where, True),
         description=_text(data, "description", where, "Late fee") or "Late fee",
         write_back=write_back,
+        recreate_deleted=_bool(data, "recreate_deleted", where, False),
     )
 
 

@@ -16,7 +16,8 @@ the worker reschedules the connection at that instant); Transient (and an email 
 retried with exponential back-off (`retry_base` doubling, at most `retry_cap`; the row's error names the
 attempt and the next attempt's time) up to `max_attempts`, then failed; Rejected → failed with the
 provider's message; ReplayedObjectGone (a replayed create names a record deleted since) →
-`superseded` with the reason (no dead id stored; re-creating needs a new key, i.e. a new plan generation).
+`superseded` with the reason (no dead id stored; a late fee is planned again under a new generation key only
+when its policy says `recreate_deleted`, see `connector.domain.cadence`).
 A stop request (`should_stop`, SIGTERM) is checked between actions: the one in hand finishes, the rest
 stay planned and unleased.
 """

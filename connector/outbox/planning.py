@@ -8,7 +8,7 @@ already exists is a no-op. Ledger dates are taken in the connection's zone.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -74,17 +74,17 @@ def overrides_of(row: Customer) -> CustomerOverrides:
 
 
 def load_history(uow: UnitOfWork, connection_id: int, time_zone: str) -> History:
-    """Everything planned or done for the connection (not cancelled), plus first-seen dates."""
-    actions = [
-        action_from_json(payload)
-        for payload in uow.session.scalars(
-            select(ActionRow.payload).where(
-                ActionRow.connection_id == connection_id, ActionRow.state != ActionState.CANCELLED.value
-            )
+    """Everything planned or done for the connection (not cancelled; superseded apart), plus first-seen dates."""
+    recorded: list[Action] = []
+    superseded: list[Action] = []
+    for payload, state in uow.session.execute(
+        select(ActionRow.payload, ActionRow.state).where(
+            ActionRow.connection_id == connection_id, ActionRow.state != ActionState.CANCELLED.value
         )
-        if payload
-    ]
-    history = History().record(actions)
+    ):
+        if payload:
+            (superseded if state == ActionState.SUPERSEDED.value else recorded).append(action_from_json(payload))
+    history = History().record(recorded).supersede(superseded)
     zone = ZoneInfo(time_zone)
     facts = dict(history.invoices)
     rows = uow.session.execute(
@@ -98,7 +98,7 @@ def load_history(uow: UnitOfWork, connection_id: int, time_zone: str) -> History
             fees=known.fees,
             escalated=known.escalated,
         )
-    return History(keys=history.keys, reminder_days=history.reminder_days, invoices=facts)
+    return replace(history, invoices=facts)
 
 
 def load_states(
