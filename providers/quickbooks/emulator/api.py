@@ -198,7 +198,8 @@ def after(response: Response) -> Response:
         data = response.get_data()
         response.set_data(data[: max(1, len(data) // 2)])
     rid = request.args.get("requestid", "")
-    carried_out = fault is None or fault.kind == "delay_after"  # delay_after: done, answer held back
+    # delay_after and drop_after: the write is done and remembered; only its answer is held back or lost
+    carried_out = fault is None or fault.kind in ("delay_after", "drop_after")
     if request.method == "POST" and rid and response.status_code == 200 and carried_out:
         company = store.companies.get(realm)
         if company is not None:
@@ -217,7 +218,7 @@ def after(response: Response) -> Response:
         )
     )
     if fault is not None:
-        fault.hold_answer()  # delay_after: the write is done and logged; the answer waits
+        fault.hold_answer()  # delay_after: the answer waits; drop_after: the connection closes without it
     return response
 
 

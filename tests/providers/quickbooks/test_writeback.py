@@ -9,6 +9,7 @@ import pytest
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import StorageError
+from providers._emulator import Fault
 from providers.quickbooks.emulator import EmulatorHandle
 from tests.support.quickbooks import Company
 
@@ -142,6 +143,25 @@ def test_requestid_replay_alone_prevents_duplicates(qbo: EmulatorHandle, company
     two = adapter.create_fee_invoice(inv, Money.of("12.00", USD), "Late fee", "rid-key")
     assert one.external_ref == two.external_ref
     assert len([i for i in company.entities("Invoice") if i["CustomerRef"]["value"] == inv.customer_external_id]) == 2
+
+
+def test_an_answer_lost_on_the_wire_is_replayed_by_its_requestid(qbo: EmulatorHandle, company: Company) -> None:
+    """`drop_after`: QuickBooks created the fee and remembered the requestid, but the answer never arrived.
+
+    The client's retry carries the same requestid and gets the original answer: one fee invoice.
+    """
+    inv = snapshot(company)
+    adapter = company.adapter()
+    adapter._find_one = lambda *a: None  # type: ignore[method-assign]  # only the requestid can prevent a duplicate
+    adapter._items["Late fee"] = adapter._ensure_item("Late fee", "Late fee income")
+    qbo.core.add_fault(Fault("drop_after", method="POST", path="/invoice"))
+    result = adapter.create_fee_invoice(inv, Money.of("15.00", USD), "Late fee", "dropped-key")
+    fees = [i for i in company.entities("Invoice") if i["CustomerRef"]["value"] == inv.customer_external_id]
+    assert len(fees) == 2  # the original invoice and exactly one fee invoice
+    assert result.external_ref in [f["Id"] for f in fees]
+    posts = [c for c in qbo.core.calls("data", company.realm) if c.method == "POST" and c.path.endswith("/invoice")]
+    assert len(posts) == 2  # the dropped one and its retry, under one requestid
+    assert posts[0].request_id == posts[1].request_id
 
 
 def test_crash_between_provider_call_and_commit_leaves_one_fee_invoice(qbo: EmulatorHandle, company: Company) -> None:
