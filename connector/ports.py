@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from connector.domain.model import ChangeNotice, ConnectionInfo, CustomerSnapshot, InvoiceSnapshot
+from connector.domain.model import (
+    ChangeNotice,
+    ConnectionInfo,
+    CustomerSnapshot,
+    InvoiceSnapshot,
+    PaymentKind,
+    PaymentSnapshot,
+)
 from connector.domain.money import Money
 
 
@@ -108,7 +115,7 @@ class Quarantined:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of changed invoices (and the customers they name), with the cursor after it."""
+    """One page of changed invoices (and the customers and money objects they name), with the cursor after it."""
 
     invoices: list[InvoiceSnapshot]
     customers: list[CustomerSnapshot]
@@ -116,6 +123,9 @@ class Page:
     quarantined: list[Quarantined] = field(default_factory=list)
     calls: int = 1
     full: bool = False  # part of a full reconcile: invoices absent from it are no longer open
+    # The money objects this page saw, each with its complete current set of snapshots ([] = none left:
+    # sync deletes that object's stored rows), keyed by (kind, the object's external id).
+    payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

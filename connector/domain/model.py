@@ -164,6 +164,47 @@ class Payment:
     reference: str = ""
 
 
+class PaymentKind(StrEnum):
+    """What kind of money movement a ledger object is (docs/design.md, "The provider port")."""
+
+    PAYMENT = "payment"  # QuickBooks Payment, Xero Payment
+    CREDIT = "credit"  # QuickBooks CreditMemo, Xero CreditNote
+    OVERPAYMENT = "overpayment"  # Xero Overpayment
+    PREPAYMENT = "prepayment"  # Xero Prepayment
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSnapshot:
+    """Money one ledger object applies to one invoice, or (`invoice_external_id == ""`) leaves unapplied.
+
+    One money-bearing object (a QuickBooks Payment or CreditMemo; a Xero Payment, CreditNote,
+    Overpayment or Prepayment) maps to one snapshot per invoice it pays plus one for any unapplied
+    remainder; that list is the object's complete current set, so sync replaces every stored row of
+    (`kind`, `external_id`) with it. `amount` is positive, in the object's currency; `paid_on` is the
+    calendar date the ledger gives the money (the organisation's zone); a voided or deleted object
+    yields its snapshots with `voided=True`, or none where the provider strips its lines.
+    """
+
+    external_id: str
+    kind: PaymentKind
+    invoice_external_id: str
+    customer_external_id: str
+    amount: Money
+    paid_on: date
+    voided: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, PaymentKind):
+            object.__setattr__(self, "kind", PaymentKind(self.kind))
+        if not self.amount.is_positive():
+            raise ValueError(f"payment {self.external_id}: amount must be positive, got {self.amount}")
+
+    @property
+    def unapplied(self) -> bool:
+        """Money the customer paid that no invoice has taken yet (it counts toward unapplied credit)."""
+        return not self.invoice_external_id
+
+
 @dataclass(frozen=True, slots=True)
 class Installment:
     """One installment of a payment plan: `amount` due on local date `due_date`."""

@@ -107,8 +107,24 @@ class EmulatorKit(Protocol):
         """A company with `customers` customers and `invoices` open invoices (admin API); its tenant id."""
         ...
 
-    def pay(self, tenant: str, invoice: str, amount: Decimal | None = None, on: date | None = None) -> None:
-        """A customer pays `amount` (None: the whole balance) on `on` (None: the emulator's today)."""
+    def pay(self, tenant: str, invoice: str, amount: Decimal | None = None, on: date | None = None) -> str:
+        """A customer pays `amount` (None: the whole balance) on `on` (None: the emulator's today).
+
+        Returns the ledger's payment object id (QuickBooks Payment, Xero Payment)."""
+        ...
+
+    def credit(self, tenant: str, invoice: str, amount: Decimal, on: date | None = None) -> str:
+        """A user credits `amount` to the invoice in the ledger (QuickBooks CreditMemo, Xero CreditNote
+        allocated to it), dated `on`; the credit object's id."""
+        ...
+
+    def overpay(self, tenant: str, customer: str, amount: Decimal, on: date | None = None) -> str:
+        """The customer pays `amount` that no invoice takes (QuickBooks unapplied Payment, Xero
+        Overpayment); the payment object's id."""
+        ...
+
+    def void_payment(self, tenant: str, payment: str) -> None:
+        """A user voids or deletes a payment object in the ledger (its invoices owe that money again)."""
         ...
 
     def touch_invoice(self, tenant: str, invoice: str) -> None:
