@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import MappingError
 from providers.xero.constants import PROVIDER_KEY
@@ -174,3 +174,179 @@ def cursor_text(moment: datetime) -> str:
 def parse_cursor(cursor: str) -> datetime:
     """The instant a cursor names."""
     return parse_instant(cursor)
+
+
+# -- payments, credit notes, overpayments, prepayments ------------------------------------------------
+_MONEY_KINDS = (
+    ("PaymentID", PaymentKind.PAYMENT),
+    ("CreditNoteID", PaymentKind.CREDIT),
+    ("OverpaymentID", PaymentKind.OVERPAYMENT),
+    ("PrepaymentID", PaymentKind.PREPAYMENT),
+)
+_RECEIVABLE_TYPES = {
+    PaymentKind.CREDIT: ("ACCRECCREDIT",),
+    PaymentKind.OVERPAYMENT: ("RECEIVE-OVERPAYMENT",),
+    PaymentKind.PREPAYMENT: ("RECEIVE-PREPAYMENT",),
+}
+_GONE = frozenset({"VOIDED", "DELETED"})
+_NOT_YET_MONEY = frozenset({"DRAFT", "SUBMITTED"})
+
+
+def _money_kind(raw: Mapping[str, Any]) -> tuple[str, PaymentKind]:
+    """The object's id and kind, told apart by which id field it carries."""
+    for field, kind in _MONEY_KINDS:
+        if field in raw:
+            value = raw.get(field)
+            if not isinstance(value, str) or not value.strip():
+                raise MappingError("", field, "missing", provider=PROVIDER_KEY)
+            return value.strip(), kind
+    raise MappingError("", "PaymentID", "not a Payment, CreditNote, Overpayment or Prepayment", provider=PROVIDER_KEY)
+
+
+def _text(value: Any) -> str:
+    """A string field's text ("" for anything that is not a string)."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _object(raw: Mapping[str, Any], field: str, object_id: str) -> Mapping[str, Any]:
+    """A nested object (`{}` when absent); MappingError when it is something else."""
+    value = raw.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MappingError(object_id, field, "not an object", provider=PROVIDER_KEY)
+    return value
+
+
+def _positive(value: Any, currency: str, object_id: str, field: str) -> Money:
+    """A positive amount in `currency`; MappingError naming the field otherwise."""
+    try:
+        money = Money.of(amount(value), currency)
+    except (ValueError, ArithmeticError, TypeError) as exc:
+        raise MappingError(object_id, field, str(exc) or "not an amount", provider=PROVIDER_KEY) from exc
+    if not money.is_positive():
+        raise MappingError(object_id, field, f"must be positive, got {money.amount}", provider=PROVIDER_KEY)
+    return money
+
+
+def _day(raw: Mapping[str, Any], object_id: str, field: str) -> date:
+    """A required calendar date (`...String` twin first)."""
+    day = _calendar_date(raw, object_id, field)
+    if day is None:
+        raise MappingError(object_id, field, "missing", provider=PROVIDER_KEY)
+    return day
+
+
+def _currency(raw: Mapping[str, Any], home_currency: str) -> str:
+    return _text(raw.get("CurrencyCode")).upper() or home_currency
+
+
+def _payment(raw: Mapping[str, Any], payment_id: str, home_currency: str) -> list[PaymentSnapshot]:
+    """A Payment on one invoice (a refund out of a credit or a bill payment is not one)."""
+    payment_type = _text(raw.get("PaymentType")).upper()
+    if payment_type and payment_type != "ACCRECPAYMENT":
+        return []
+    invoice = _object(raw, "Invoice", payment_id)
+    if _text(invoice.get("Type")).upper() not in ("", "ACCREC"):
+        return []
+    invoice_id = _text(invoice.get("InvoiceID"))
+    if not invoice_id:
+        raise MappingError(payment_id, "Invoice.InvoiceID", "missing", provider=PROVIDER_KEY)
+    contact = _object(invoice, "Contact", payment_id)
+    currency = _currency(invoice, home_currency)
+    return [
+        PaymentSnapshot(
+            external_id=payment_id,
+            kind=PaymentKind.PAYMENT,
+            invoice_external_id=invoice_id,
+            customer_external_id=_text(contact.get("ContactID")),
+            amount=_positive(raw.get("Amount"), currency, payment_id, "Amount"),
+            paid_on=_day(raw, payment_id, "Date"),
+            voided=_text(raw.get("Status")).upper() in _GONE,
+        )
+    ]
+
+
+def _allocated(raw: Mapping[str, Any], object_id: str, kind: PaymentKind, home_currency: str) -> list[PaymentSnapshot]:
+    """A credit note, overpayment or prepayment: one snapshot per allocation, one for the remaining credit."""
+    object_type = _text(raw.get("Type")).upper()
+    if object_type and object_type not in _RECEIVABLE_TYPES[kind]:
+        return []  # a supplier credit or a spend overpayment/prepayment
+    status = _text(raw.get("Status")).upper()
+    if status in _NOT_YET_MONEY:
+        return []
+    voided = status in _GONE
+    currency = _currency(raw, home_currency)
+    customer = _text(_object(raw, "Contact", object_id).get("ContactID"))
+    allocations = raw.get("Allocations") or []
+    if not isinstance(allocations, list):
+        raise MappingError(object_id, "Allocations", "not a list", provider=PROVIDER_KEY)
+    out: list[PaymentSnapshot] = []
+    for index, allocation in enumerate(allocations):
+        where = f"Allocations[{index}]"
+        if not isinstance(allocation, Mapping):
+            raise MappingError(object_id, where, "not an object", provider=PROVIDER_KEY)
+        if allocation.get("IsDeleted") is True:
+            continue
+        invoice_id = _text(_object(allocation, "Invoice", object_id).get("InvoiceID"))
+        if not invoice_id:
+            raise MappingError(object_id, f"{where}.Invoice.InvoiceID", "missing", provider=PROVIDER_KEY)
+        out.append(
+            PaymentSnapshot(
+                external_id=object_id,
+                kind=kind,
+                invoice_external_id=invoice_id,
+                customer_external_id=customer,
+                amount=_positive(allocation.get("Amount"), currency, object_id, f"{where}.Amount"),
+                paid_on=_allocation_day(allocation, object_id, where),
+                voided=voided,
+            )
+        )
+    remaining = raw.get("RemainingCredit")
+    if remaining not in (None, "") and not _is_zero(remaining, object_id):
+        out.append(
+            PaymentSnapshot(
+                external_id=object_id,
+                kind=kind,
+                invoice_external_id="",
+                customer_external_id=customer,
+                amount=_positive(remaining, currency, object_id, "RemainingCredit"),
+                paid_on=_day(raw, object_id, "Date"),
+                voided=voided,
+            )
+        )
+    return out
+
+
+def _allocation_day(allocation: Mapping[str, Any], object_id: str, where: str) -> date:
+    """An allocation's date (the day the credit was applied)."""
+    try:
+        day = parse_day(allocation.get("DateString") or allocation.get("Date"))
+    except ValueError as exc:
+        raise MappingError(object_id, f"{where}.Date", str(exc), provider=PROVIDER_KEY) from exc
+    if day is None:
+        raise MappingError(object_id, f"{where}.Date", "missing", provider=PROVIDER_KEY)
+    return day
+
+
+def _is_zero(value: Any, object_id: str) -> bool:
+    try:
+        return amount(value) == 0
+    except (ValueError, ArithmeticError) as exc:
+        raise MappingError(object_id, "RemainingCredit", str(exc) or "not an amount", provider=PROVIDER_KEY) from exc
+
+
+def to_payments(raw: Mapping[str, Any], *, home_currency: str) -> list[PaymentSnapshot]:
+    """One Xero Payment, CreditNote, Overpayment or Prepayment → its complete set of PaymentSnapshots.
+
+    A Payment applies to one invoice (`Date` → paid_on; currency from `Invoice.CurrencyCode`); a credit
+    note, overpayment or prepayment yields one snapshot per allocation (its `Amount` and `Date`) and one
+    unapplied snapshot for `RemainingCredit`. VOIDED/DELETED objects come with `voided=True`; drafts and
+    payables (and refunds paid out of a credit) yield none. Hostile input raises MappingError.
+    """
+    if not isinstance(raw, Mapping):
+        raise MappingError("", "Payment", "not an object", provider=PROVIDER_KEY)
+    object_id, kind = _money_kind(raw)
+    if kind is PaymentKind.PAYMENT:
+        return _payment(raw, object_id, home_currency)
+    return _allocated(raw, object_id, kind, home_currency)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.domain.model import ChangeNotice, InvoiceSnapshot
+from connector.domain.model import ChangeNotice, InvoiceSnapshot, PaymentSnapshot
 from connector.errors import MappingError, PayloadError
 from providers.quickbooks import mapping as qbo_mapping
 from providers.quickbooks import webhooks as qbo_webhooks
@@ -177,3 +177,44 @@ def test_xero_webhook_parse_returns_notices_or_raises_payload_error(body: bytes)
 def test_found_crashes_are_mapping_errors_now(module: ModuleType, raw: dict[str, Any]) -> None:
     """Inputs that crashed the mappings before (overflowing amounts and instants, a non-object Contact)."""
     _maps_or_refuses(module, raw, "USD")
+
+
+# -- Xero money objects (issue 11): to_payments maps or raises MappingError ------------------------------
+XERO_MONEY_KEYS = ["Status", "Type", "PaymentType", "CurrencyCode", "Contact", "Amount", "Total", "RemainingCredit",
+                   "Date", "DateString", "Invoice", "Allocations"]  # fmt: skip
+_xero_money_nested = st.fixed_dictionaries(
+    {},
+    optional={
+        "InvoiceID": json_values,
+        "ContactID": json_values,
+        "CurrencyCode": json_values,
+        "Type": json_values,
+        "Contact": json_values,
+        "Amount": json_values,
+        "Date": json_values,
+        "Invoice": json_values,
+        "IsDeleted": json_values,
+    },
+)
+_xero_money_field = json_values | _xero_money_nested | st.lists(_xero_money_nested, max_size=3)
+
+
+def xero_money_objects() -> st.SearchStrategy[dict[str, Any]]:
+    """A Payment, CreditNote, Overpayment or Prepayment built from Xero's field names, or anything."""
+    id_field = st.sampled_from(["PaymentID", "CreditNoteID", "OverpaymentID", "PrepaymentID"])
+    known = st.tuples(
+        id_field, json_values, st.fixed_dictionaries({}, optional=dict.fromkeys(XERO_MONEY_KEYS, _xero_money_field))
+    )
+    return st.builds(lambda t: {t[0]: t[1], **t[2]}, known) | st.dictionaries(
+        st.text(max_size=12), json_values, max_size=6
+    )
+
+
+@PROPERTY
+@given(raw=xero_money_objects(), home_currency=st.sampled_from(["NZD", "EUR", "JPY", "", "nzd", "ZZZ"]))
+def test_xero_to_payments_maps_or_raises_mapping_error(raw: dict[str, Any], home_currency: str) -> None:
+    try:
+        snapshots = xero_mapping.to_payments(raw, home_currency=home_currency)
+    except MappingError:
+        return
+    assert all(isinstance(s, PaymentSnapshot) and s.amount.is_positive() for s in snapshots)

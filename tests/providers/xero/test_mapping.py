@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.domain.model import InvoiceStatus
+from connector.domain.model import InvoiceStatus, PaymentKind, PaymentSnapshot
+from connector.domain.money import Money
 from connector.errors import MappingError
 from providers.xero import mapping
 
@@ -97,3 +98,111 @@ def test_contact_emails_primary_then_included_persons() -> None:
 def test_cursor_round_trip() -> None:
     moment = datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     assert mapping.parse_cursor(mapping.cursor_text(moment)) == moment
+
+
+# -- payments, credit notes, overpayments, prepayments (issue 11) --------------------------------------
+def test_payments_get_sample_maps_exactly() -> None:
+    (raw,) = _payload("xero_payments_get.json")["Payments"]
+    (payment,) = mapping.to_payments(raw, home_currency="USD")
+    assert payment == PaymentSnapshot(
+        external_id="99ea7f6b-c513-4066-bc27-b7c65dcd76c2",
+        kind=PaymentKind.PAYMENT,
+        invoice_external_id="046d8a6d-1ae1-4b4d-9340-5601bdf41b87",
+        customer_external_id="a3675fc4-f8dd-4f03-ba5b-f1870566bcd7",
+        amount=Money.of("46.00", "NZD"),  # the invoice's currency, not home_currency
+        paid_on=date(2018, 11, 29),
+    )
+
+
+def test_creditnotes_get_sample_maps_exactly() -> None:
+    (raw,) = _payload("xero_creditnotes_get.json")["CreditNotes"]
+    assert mapping.to_payments(raw, home_currency="USD") == [
+        PaymentSnapshot(
+            external_id="aea95d78-ea48-456b-9b08-6bc012600072",
+            kind=PaymentKind.CREDIT,
+            invoice_external_id="87cfa39f-136c-4df9-a70d-bb80d8ddb975",
+            customer_external_id="c6c7b870-bb4d-489a-921e-2f0ee4192ff9",
+            amount=Money.of("100.00", "NZD"),
+            paid_on=date(2016, 12, 16),
+        )
+    ]  # RemainingCredit 0.00: no unapplied remainder
+
+
+def test_payments_embedded_in_invoices_sample_map_exactly() -> None:
+    """The invoice's own Payments[] summaries carry PaymentID, Date and Amount; with the invoice as context."""
+    paid = _payload("xero_invoices_get.json")["Invoices"][1]
+    (embedded,) = paid["Payments"]
+    raw = {**embedded, "Invoice": {k: paid[k] for k in ("InvoiceID", "Type", "Contact", "CurrencyCode")}}
+    (payment,) = mapping.to_payments(raw, home_currency="USD")
+    assert payment.external_id == "99ea7f6b-c513-4066-bc27-b7c65dcd76c2"
+    assert payment.invoice_external_id == paid["InvoiceID"]
+    assert payment.amount == Money.of("46.00", "NZD")
+    assert payment.paid_on == date(2018, 11, 29)
+    assert paid["CreditNotes"] == []
+
+
+def test_deleted_payment_is_voided_and_refunds_are_not_payments() -> None:
+    (raw,) = _payload("xero_payments_get.json")["Payments"]
+    (deleted,) = mapping.to_payments({**raw, "Status": "DELETED"}, home_currency="NZD")
+    assert deleted.voided
+    for refund in ("ARCREDITPAYMENT", "AROVERPAYMENTPAYMENT", "ARPREPAYMENTPAYMENT", "ACCPAYPAYMENT"):
+        assert mapping.to_payments({**raw, "PaymentType": refund}, home_currency="NZD") == []
+
+
+def test_credit_note_partly_allocated_leaves_the_rest_unapplied() -> None:
+    (raw,) = _payload("xero_creditnotes_get.json")["CreditNotes"]
+    raw = {**raw, "Status": "AUTHORISED", "Total": Decimal("150.00"), "RemainingCredit": Decimal("50.00")}
+    applied, rest = mapping.to_payments(raw, home_currency="USD")
+    assert (applied.amount, applied.unapplied) == (Money.of("100.00", "NZD"), False)
+    assert (rest.amount, rest.unapplied, rest.paid_on) == (Money.of("50.00", "NZD"), True, date(2016, 12, 16))
+    voided = mapping.to_payments({**raw, "Status": "VOIDED"}, home_currency="USD")
+    assert [s.voided for s in voided] == [True, True]
+    assert mapping.to_payments({**raw, "Type": "ACCPAYCREDIT"}, home_currency="USD") == []
+    assert mapping.to_payments({**raw, "Status": "DRAFT"}, home_currency="USD") == []
+
+
+@pytest.mark.parametrize(("field", "kind"), [("OverpaymentID", "overpayment"), ("PrepaymentID", "prepayment")])
+def test_overpayments_and_prepayments_map_allocations_and_remaining_credit(field: str, kind: str) -> None:
+    raw = {
+        field: "op-1",
+        "Type": f"RECEIVE-{kind.upper()}",
+        "Status": "AUTHORISED",
+        "Contact": {"ContactID": "c-1"},
+        "DateString": "2026-02-03T00:00:00",
+        "Date": "/Date(1770030000000+0000)/",
+        "CurrencyCode": "AUD",
+        "Total": "80.00",
+        "RemainingCredit": "30.00",
+        "Allocations": [{"Amount": "50.00", "Date": "/Date(1770076800000+0000)/", "Invoice": {"InvoiceID": "inv-1"}}],
+    }
+    applied, rest = mapping.to_payments(raw, home_currency="NZD")
+    assert applied.kind is rest.kind is PaymentKind(kind)
+    assert (applied.invoice_external_id, applied.amount, applied.paid_on) == (
+        "inv-1",
+        Money.of("50.00", "AUD"),
+        date(2026, 2, 3),
+    )
+    assert (rest.invoice_external_id, rest.amount, rest.paid_on) == ("", Money.of("30.00", "AUD"), date(2026, 2, 3))
+    assert mapping.to_payments({**raw, "Type": f"SPEND-{kind.upper()}"}, home_currency="NZD") == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"PaymentID": "p-1", "Amount": "5", "Date": "/Date(0+0000)/"}, "Invoice.InvoiceID"),
+        ({"PaymentID": "p-1", "Amount": "-5", "Date": "/Date(0+0000)/", "Invoice": {"InvoiceID": "i"}}, "Amount"),
+        ({"PaymentID": "p-1", "Amount": "x", "Date": "/Date(0+0000)/", "Invoice": {"InvoiceID": "i"}}, "Amount"),
+        ({"PaymentID": "p-1", "Amount": "5", "Invoice": {"InvoiceID": "i"}}, "Date"),
+        ({"PaymentID": "p-1", "Amount": "5", "Date": "soon", "Invoice": {"InvoiceID": "i"}}, "Date"),
+        ({"PaymentID": "p-1", "Amount": "5", "Date": "/Date(0+0000)/", "Invoice": "i"}, "Invoice"),
+        ({"PaymentID": ""}, "PaymentID"),
+        ({"CreditNoteID": "c-1", "Allocations": "all"}, "Allocations"),
+        ({"CreditNoteID": "c-1", "Allocations": [{"Amount": "1", "Date": "/Date(0+0000)/"}]}, "Allocations[0]"),
+        ({"CreditNoteID": "c-1", "RemainingCredit": "lots", "Date": "/Date(0+0000)/"}, "RemainingCredit"),
+        ({"Total": "5"}, "PaymentID"),
+    ],
+)
+def test_hostile_money_objects_raise_mapping_error_naming_the_field(raw: dict, field: str) -> None:
+    with pytest.raises(MappingError) as info:
+        mapping.to_payments(raw, home_currency="NZD")
+    assert info.value.field.startswith(field)
