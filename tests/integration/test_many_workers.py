@@ -30,6 +30,7 @@ from connector.storage.tables import Action, Activity
 from providers._emulator import Fault
 from providers.quickbooks.adapter import _short
 from providers.quickbooks.emulator.kit import QuickBooksKit
+from tests.support.pipeline import rules
 from tests.support.workers import (
     connect,
     customer_email,
@@ -47,18 +48,12 @@ pytestmark = pytest.mark.slow
 CONNECTIONS = 200
 WORKERS = 3
 DEADLINE_SECONDS = 240
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "busy": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "steps": [{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue (Nudge)", "late_fee": "flat25"}],
-        }
-    },
-    "policies": {"templates": ["firm"], "late_fees": {"flat25": {"kind": "flat", "amount": 25}}},
-}
+RULES = rules(
+    [{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue (Nudge)", "late_fee": "flat25"}],
+    cadence="busy",
+    catch_up=None,
+    late_fees={"flat25": {"kind": "flat", "amount": 25}},
+)
 
 
 Turn = tuple[str, str, datetime]  # (kind, lease owner, at) of one connection.turn_* activity

@@ -9,8 +9,6 @@ is the same rows every time and each effect happens once.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -19,10 +17,11 @@ from sqlalchemy.exc import IntegrityError
 
 from connector.storage.tables import Action
 from providers.quickbooks.emulator.kit import QuickBooksKit
+from tests.support.pipeline import rules
 from tests.support.workers import (
     actions,
+    add_overdue_customers,
     connect,
-    customer_email,
     nudge,
     nudge_database,
     organization,
@@ -33,18 +32,12 @@ from tests.support.workers import (
 )
 
 CUSTOMERS = 3
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "daily": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "steps": [{"id": "late", "offset": 3, "remind": "firm", "late_fee": "flat25"}],
-        }
-    },
-    "policies": {"templates": ["firm"], "late_fees": {"flat25": {"kind": "flat", "amount": 25}}},
-}
+RULES = rules(
+    [{"id": "late", "offset": 3, "remind": "firm", "late_fee": "flat25"}],
+    cadence="daily",
+    catch_up=None,
+    late_fees={"flat25": {"kind": "flat", "amount": 25}},
+)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -53,12 +46,8 @@ def test_rs06_rerun_twice_and_concurrent_nudge_run_make_no_second_reminder_or_fe
 ) -> None:
     """RS-06: no second reminder and no second fee; the intent key is unique in the DB."""
     with QuickBooksKit() as emulator, smtp_sink() as sink, nudge_database(database, tmp_path) as url:
-        today = datetime.now(UTC).date()
         realm = emulator.add_company("Rerun Co", "USD")
-        for n in range(CUSTOMERS):
-            customer = emulator.add_customer(realm, f"Payer {n}", customer_email(f"Payer {n}"))
-            due = today - timedelta(days=9)
-            emulator.add_invoice(realm, customer, f"R-{n}", Decimal("300.00"), "", due - timedelta(days=30), due)
+        add_overdue_customers(emulator, realm, CUSTOMERS, number="R", amount="300.00", days_late=9)
         config = write_config(
             tmp_path, url, emulator, sink.port, RULES, scheduler={"lease_seconds": 60, "concurrency": 1}
         )

@@ -13,8 +13,7 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,9 +23,10 @@ from connector.bootstrap import Services
 from connector.storage.tables import Action, Activity
 from providers.quickbooks.adapter import _short
 from providers.quickbooks.emulator.kit import QuickBooksKit
+from tests.support.pipeline import rules
 from tests.support.workers import (
+    add_overdue_customers,
     connect,
-    customer_email,
     nudge,
     nudge_database,
     organization,
@@ -38,18 +38,7 @@ from tests.support.workers import (
 )
 
 CONNECTIONS = 8
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "pair": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "steps": [{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue (Nudge)"}],
-        }
-    },
-    "policies": {"templates": ["firm"]},
-}
+RULES = rules([{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue (Nudge)"}], cadence="pair", catch_up=None)
 
 
 def _settled(services: Services) -> bool:
@@ -87,13 +76,10 @@ def test_rs07_two_worker_processes_run_each_due_job_once(tmp_path: Path, databas
         workers: list[subprocess.Popen[str]] = []
         try:
             org_id = organization(services)
-            today = datetime.now(UTC).date()
             realms: dict[int, str] = {}
             for n in range(CONNECTIONS):
                 realm = emulator.add_company(f"Pair Co {n}", "USD")
-                customer = emulator.add_customer(realm, f"Payer {n}", customer_email(f"Payer {n}"))
-                due = today - timedelta(days=5)
-                emulator.add_invoice(realm, customer, f"P-{n}", Decimal("70.00"), "", due - timedelta(days=30), due)
+                add_overdue_customers(emulator, realm, 1, number="P", amount="70.00", days_late=5, first=n)
                 realms[connect(services, emulator, realm, org_id, "pair")] = realm
             workers = [nudge(config, "worker"), nudge(config, "worker")]
             wait_for(lambda: _settled(services) or any(w.poll() is not None for w in workers), 180, "all done")

@@ -23,6 +23,7 @@ from connector.bootstrap import Services
 from connector.storage.tables import Connection, SyncRun
 from providers._emulator import Fault
 from providers.xero.emulator.kit import XeroKit
+from tests.support.pipeline import rules
 from tests.support.workers import (
     connect,
     customer_email,
@@ -30,6 +31,7 @@ from tests.support.workers import (
     nudge,
     nudge_database,
     organization,
+    reap,
     services_for,
     smtp_sink,
     wait_for,
@@ -39,19 +41,7 @@ from tests.support.workers import (
 pytestmark = pytest.mark.slow
 
 LEASE_SECONDS = 1
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "rs12": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "catch_up": "latest",
-            "steps": [{"id": "later", "offset": 300, "remind": "firm"}],  # only syncs happen
-        }
-    },
-    "policies": {"templates": ["firm"]},
-}
+RULES = rules([{"id": "later", "offset": 300, "remind": "firm"}], cadence="rs12")  # only syncs happen
 
 
 @dataclass
@@ -96,13 +86,7 @@ class Scene:
             return list(uow.session.scalars(query))
 
     def reap(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
-            process.wait(timeout=30)
+        reap(self.processes)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -25,20 +25,10 @@ from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import run_connection
 from providers._emulator.kit import EmulatorKit, emulator_kit
 from tests.support.clock import FakeClock
+from tests.support.pipeline import rules
 from tests.support.workers import connect, nudge_database, organization, smtp_sink, write_config
 
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "rs": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "steps": [{"id": "late", "offset": 1, "remind": "firm"}],
-        }
-    },
-    "policies": {"templates": ["firm"]},
-}
+RULES = rules([{"id": "late", "offset": 1, "remind": "firm"}], catch_up=None)
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 

@@ -25,20 +25,10 @@ from connector.worker.turn import run_connection
 from providers._emulator.kit import EmulatorKit, emulator_kit
 from providers.xero.client import RateLimiter, limiter_for
 from tests.support.clock import FakeClock
+from tests.support.pipeline import rules
 from tests.support.workers import connect, nudge_database, organization, smtp_sink, write_config
 
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "rs": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "steps": [{"id": "late", "offset": 1, "remind": "firm"}],
-        }
-    },
-    "policies": {"templates": ["firm"]},
-}
+RULES = rules([{"id": "late", "offset": 1, "remind": "firm"}], catch_up=None)
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RATE = 100_000  # the config's rate_per_minute (write_config): the emulator's own limits are off
 

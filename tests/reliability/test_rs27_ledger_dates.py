@@ -33,24 +33,15 @@ from providers.xero.adapter import XeroAdapter
 from providers.xero.client import RateLimiter
 from providers.xero.oauth import LocalTokenSource, tokens_from_response
 from tests.support.clock import FakeClock
+from tests.support.pipeline import rules
 from tests.support.workers import SmtpSink, connect, nudge_database, organization, smtp_sink, write_config
 
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DUE = date(2026, 2, 4)
 
 
 def _rules(zone: str) -> dict[str, Any]:
-    return {
-        "cadences": {
-            "rs": {
-                "time_zone": zone,
-                "send_time": "00:00",
-                "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-                "steps": [{"id": "late1", "offset": 1, "remind": "firm", "late_fee": "flat5"}],
-            }
-        },
-        "policies": {"templates": ["firm"], "late_fees": {"flat5": {"kind": "flat", "amount": 5}}},
-    }
+    steps = [{"id": "late1", "offset": 1, "remind": "firm", "late_fee": "flat5"}]
+    return rules(steps, time_zone=zone, catch_up=None, late_fees={"flat5": {"kind": "flat", "amount": 5}})
 
 
 @dataclass

@@ -22,22 +22,22 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from connector.config import SchedulerSettings, load_settings
-from connector.storage import Store
+from connector.config import load_settings
 from connector.worker.scheduler import Lease, Worker
 from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.clock import FakeClock
 from tests.support.databases import Database
+from tests.support.pipeline import rules
+from tests.support.scheduler import SETTINGS, due_connections
 from tests.support.workers import (
     SmtpSink,
     actions,
+    add_overdue_customers,
     connect,
-    customer_email,
     nudge,
     nudge_database,
     organization,
@@ -51,18 +51,7 @@ from web import create_app
 from web.extensions import SERVICES_KEY
 
 REMINDERS = 12
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "outage": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "steps": [{"id": "late", "offset": 3, "remind": "firm"}],
-        }
-    },
-    "policies": {"templates": ["firm"]},
-}
+RULES = rules([{"id": "late", "offset": 3, "remind": "firm"}], cadence="outage", catch_up=None)
 SCHEDULER = {"tick_seconds": 1, "lease_seconds": 3, "concurrency": 1}
 
 
@@ -136,12 +125,8 @@ def scene(
     with QuickBooksKit() as emulator, smtp_sink() as sink, nudge_database(kind, tmp_path) as url:
         proxy = Proxy(("127.0.0.1", 5432)) if via_proxy else None
         worker_url = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}") if proxy else url
-        today = datetime.now(UTC).date()
         realm = emulator.add_company("Outage Co", "USD")
-        for n in range(REMINDERS):
-            customer = emulator.add_customer(realm, f"Payer {n}", customer_email(f"Payer {n}"))
-            due = today - timedelta(days=6)
-            emulator.add_invoice(realm, customer, f"O-{n}", Decimal("90.00"), "", due - timedelta(days=30), due)
+        add_overdue_customers(emulator, realm, REMINDERS, number="O", amount="90.00", days_late=6)
         config = write_config(tmp_path, worker_url, emulator, sink.port, RULES, scheduler=SCHEDULER)
         services = services_for(config)
         try:
@@ -258,22 +243,6 @@ def test_rs38_sqlite_locked_by_another_writer_worker_survives_and_finishes_once(
 # -- the Worker against killed server connections (moved from tests/service/test_scheduler.py) ---------------------
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 LEASE_PROBE = timedelta(seconds=1)
-SETTINGS = SchedulerSettings(
-    tick_seconds=1,
-    sync_interval_minutes=60,
-    jitter_seconds=0,
-    lease_seconds=600,
-    max_connections_per_tick=50,
-    max_backoff_minutes=360,
-)
-
-
-def _connections(store: Store, count: int) -> list[int]:
-    with store.unit_of_work() as uow:
-        org = uow.organizations.add("A")
-        ids = [uow.connections.add(org.id, "xero", f"t{i}", f"c{i}", next_run_at=T0).id for i in range(count)]
-        uow.commit()
-        return ids
 
 
 def test_rs38_killed_server_connections_fail_one_turn_and_the_next_tick_retries(postgres_database: Database) -> None:
@@ -285,7 +254,7 @@ def test_rs38_killed_server_connections_fail_one_turn_and_the_next_tick_retries(
     admin = create_engine(postgres_database.url)
     try:
         store.upgrade()
-        ids = _connections(store, 3)
+        ids = due_connections(store, 3, T0)
         processed: list[int] = []
 
         def restart_database() -> None:

@@ -13,8 +13,6 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -23,10 +21,11 @@ from sqlalchemy import select
 
 from connector.storage.tables import Connection
 from providers.quickbooks.emulator.kit import QuickBooksKit
+from tests.support.pipeline import rules
 from tests.support.workers import (
     actions,
+    add_overdue_customers,
     connect,
-    customer_email,
     nudge,
     nudge_database,
     organization,
@@ -38,18 +37,7 @@ from tests.support.workers import (
 
 REMINDERS = 50
 HELD = 5  # the email in flight when SIGTERM arrives
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "batch": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "steps": [{"id": "late", "offset": 3, "remind": "firm"}],
-        }
-    },
-    "policies": {"templates": ["firm"]},
-}
+RULES = rules([{"id": "late", "offset": 3, "remind": "firm"}], cadence="batch", catch_up=None)
 
 
 def _recipients(received: list[bytes]) -> Counter[str]:
@@ -61,12 +49,8 @@ def test_rs39_sigterm_mid_batch_finishes_or_releases_and_the_rest_go_once(tmp_pa
     """RS-39: in-flight work finishes or is released (lease cleared), the process exits within the grace period;
     on restart each remaining reminder is sent exactly once."""
     with QuickBooksKit() as emulator, smtp_sink() as sink, nudge_database(database, tmp_path) as url:
-        today = datetime.now(UTC).date()
         realm = emulator.add_company("Batch Co", "USD")
-        for n in range(REMINDERS):
-            customer = emulator.add_customer(realm, f"Payer {n}", customer_email(f"Payer {n}"))
-            due = today - timedelta(days=7)
-            emulator.add_invoice(realm, customer, f"B-{n}", Decimal("80.00"), "", due - timedelta(days=30), due)
+        add_overdue_customers(emulator, realm, REMINDERS, number="B", amount="80.00", days_late=7)
         config = write_config(
             tmp_path,
             url,

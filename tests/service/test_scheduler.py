@@ -14,28 +14,13 @@ from connector.storage import Store
 from connector.worker.scheduler import Lease, Worker, run_forever
 from tests.support.clock import FakeClock
 from tests.support.databases import Database
+from tests.support.scheduler import SETTINGS, due_connections
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-SETTINGS = SchedulerSettings(
-    tick_seconds=1,
-    sync_interval_minutes=60,
-    jitter_seconds=0,
-    lease_seconds=600,
-    max_connections_per_tick=50,
-    max_backoff_minutes=360,
-)
-
-
-def _connections(store: Store, count: int) -> list[int]:
-    with store.unit_of_work() as uow:
-        org = uow.organizations.add("A")
-        ids = [uow.connections.add(org.id, "xero", f"t{i}", f"c{i}", next_run_at=T0).id for i in range(count)]
-        uow.commit()
-        return ids
 
 
 def test_a_failing_connection_backs_off_and_never_stops_the_others(store: Store) -> None:
-    ids = _connections(store, 4)
+    ids = due_connections(store, 4, T0)
     clock = FakeClock(T0)
     processed: list[int] = []
 
@@ -76,7 +61,7 @@ def test_a_failing_connection_backs_off_and_never_stops_the_others(store: Store)
 
 
 def test_auth_failure_parks_the_connection_as_needs_reauth(store: Store) -> None:
-    [cid] = _connections(store, 1)
+    [cid] = due_connections(store, 1, T0)
 
     def process(connection_id: int, lease: Lease) -> None:
         raise AuthError("QuickBooks says the grant is revoked: reconnect")
@@ -93,7 +78,7 @@ def test_auth_failure_parks_the_connection_as_needs_reauth(store: Store) -> None
 
 
 def test_lease_renewal_and_loss(store: Store) -> None:
-    [cid] = _connections(store, 1)
+    [cid] = due_connections(store, 1, T0)
     clock = FakeClock(T0)
     outcomes: list[bool] = []
 
@@ -113,7 +98,7 @@ def test_lease_renewal_and_loss(store: Store) -> None:
 
 
 def test_webhook_marks_due_now_without_delaying(store: Store) -> None:
-    ids = _connections(store, 2)
+    ids = due_connections(store, 2, T0)
     with store.unit_of_work() as uow:
         uow.connections.by_id(ids[0]).next_run_at = T0 + timedelta(hours=1)  # type: ignore[union-attr]
         uow.connections.by_id(ids[1]).next_run_at = T0 - timedelta(hours=1)  # type: ignore[union-attr]
@@ -129,7 +114,7 @@ def test_webhook_marks_due_now_without_delaying(store: Store) -> None:
 
 
 def test_run_forever_ticks_until_stopped_and_releases(store: Store) -> None:
-    ids = _connections(store, 3)
+    ids = due_connections(store, 3, T0)
     seen: list[int] = []
     worker: Worker
 
@@ -153,7 +138,7 @@ def test_concurrent_tick_processes_each_connection_once_within_the_limit(postgre
     store = postgres_database.store(pool_size=10)
     try:
         store.upgrade()
-        ids = _connections(store, 24)
+        ids = due_connections(store, 24, T0)
         lock = threading.Lock()
         in_flight = peak = 0
         seen: list[int] = []
@@ -183,7 +168,7 @@ def test_concurrent_tick_processes_each_connection_once_within_the_limit(postgre
 
 def test_a_daily_rate_limit_reschedules_the_connection_at_the_resume_instant_without_backoff(store: Store) -> None:
     """Issue 10 item 17 (RS-21): "daily API limit reached", resumes exactly then, not counted as a failure."""
-    [cid] = _connections(store, 1)
+    [cid] = due_connections(store, 1, T0)
     with store.unit_of_work() as uow:
         uow.connections.by_id(cid).failures = 2  # type: ignore[union-attr]
         uow.commit()
@@ -205,7 +190,7 @@ def test_a_daily_rate_limit_reschedules_the_connection_at_the_resume_instant_wit
 
 def test_a_stop_request_mid_turn_keeps_the_connection_due(store: Store) -> None:
     """Issue 10 item 16 (RS-39): stopped with work left, the connection is released due as before."""
-    [cid] = _connections(store, 1)
+    [cid] = due_connections(store, 1, T0)
     worker: Worker
     seen: list[bool] = []
 
@@ -226,7 +211,7 @@ def test_a_stop_request_mid_turn_keeps_the_connection_due(store: Store) -> None:
 
 def test_run_forever_gives_up_after_the_shutdown_grace(store: Store) -> None:
     """Issue 10 item 16 (RS-39): the worker exits within the grace even when the action in hand hangs."""
-    ids = _connections(store, 1)
+    ids = due_connections(store, 1, T0)
     release = threading.Event()
     worker: Worker
 
@@ -271,7 +256,7 @@ def test_a_database_outage_in_a_turn_is_retried_at_the_next_tick_without_backoff
     """RS-38: the database being away is not the connection's failure: no backoff, retried a tick later."""
     from connector.errors import StorageError
 
-    [cid] = _connections(store, 1)
+    [cid] = due_connections(store, 1, T0)
 
     def process(connection_id: int, lease: Lease) -> None:
         raise StorageError("database unavailable: database is locked")

@@ -41,6 +41,7 @@ from connector.storage.tables import Activity
 from providers._emulator import Fault
 from providers.quickbooks.adapter import _short
 from providers.quickbooks.emulator.kit import QuickBooksKit
+from tests.support.pipeline import rules
 from tests.support.workers import (
     SmtpSink,
     actions,
@@ -51,6 +52,7 @@ from tests.support.workers import (
     nudge_database,
     organization,
     quickbooks_writes,
+    reap,
     services_for,
     smtp_sink,
     wait_for,
@@ -59,30 +61,11 @@ from tests.support.workers import (
 )
 
 LEASE_SECONDS = 1
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RULES = {
-    "cadences": {
-        "crash": {
-            "time_zone": "UTC",
-            "send_time": "00:00",
-            "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-            "catch_up": "latest",
-            "steps": [
-                {
-                    "id": "late",
-                    "offset": 3,
-                    "remind": "firm",
-                    "note": "Overdue: reminder sent by Nudge",
-                    "late_fee": "flat25",
-                },
-            ],
-        }
-    },
-    "policies": {
-        "templates": ["firm"],
-        "late_fees": {"flat25": {"kind": "flat", "amount": 25}},
-    },
-}
+RULES = rules(
+    [{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue: reminder sent by Nudge", "late_fee": "flat25"}],
+    cadence="crash",
+    late_fees={"flat25": {"kind": "flat", "amount": 25}},
+)
 # The final provider write of each ledger action (a credit is a memo, then a payment applying it).
 # Credits are covered by the same loops, but the planner has no way to plan one from synced data yet
 # (see the report: ledger payments never reach InvoiceFacts.payments), so this scene has none.
@@ -108,13 +91,7 @@ class Scene:
 
     def reap(self) -> None:
         """Kill what still runs and close every output pipe (no process outlives its test)."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
-            process.wait(timeout=30)
+        reap(self.processes)
 
 
 @contextmanager

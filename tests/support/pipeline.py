@@ -32,17 +32,22 @@ from tests.support.workers import SmtpSink, nudge_database, organization, smtp_s
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-def rules(steps: list[dict[str, Any]], *, time_zone: str = "UTC", send_time: str = "00:00", **policies: Any) -> dict:
-    """A one-cadence ("rs") rule set firing every day of the week at `send_time` in `time_zone`."""
+def rules(
+    steps: list[dict[str, Any]],
+    *,
+    time_zone: str = "UTC",
+    send_time: str = "00:00",
+    cadence: str = "rs",
+    catch_up: str | None = "latest",
+    **policies: Any,
+) -> dict:
+    """A one-cadence rule set (`cadence`, "rs" unless named) firing every day of the week at `send_time` in
+    `time_zone`; `catch_up=None` leaves the cadence's catch-up to the default. `policies` join the "firm" template."""
+    window = {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"}
+    catch = {} if catch_up is None else {"catch_up": catch_up}
     return {
         "cadences": {
-            "rs": {
-                "time_zone": time_zone,
-                "send_time": send_time,
-                "window": {"weekdays": EVERY_DAY, "start": "00:00", "end": "23:59"},
-                "catch_up": "latest",
-                "steps": steps,
-            }
+            cadence: {"time_zone": time_zone, "send_time": send_time, "window": window, **catch, "steps": steps}
         },
         "policies": {"templates": ["firm"], **policies},
     }

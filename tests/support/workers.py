@@ -18,9 +18,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -220,6 +222,17 @@ def organization(services: Services, name: str = "Practice") -> int:
         return org.id
 
 
+def add_overdue_customers(
+    kit: EmulatorKit, tenant: str, count: int, *, number: str, amount: str, days_late: int, first: int = 0
+) -> None:
+    """Customers "Payer <n>" (n from `first`), each with one open invoice "<number>-<n>" of `amount` in the
+    company's currency, due `days_late` days ago and issued 30 days before that."""
+    due = datetime.now(UTC).date() - timedelta(days=days_late)
+    for n in range(first, first + count):
+        customer = kit.add_customer(tenant, f"Payer {n}", customer_email(f"Payer {n}"))
+        kit.add_invoice(tenant, customer, f"{number}-{n}", Decimal(amount), "", due - timedelta(days=30), due)
+
+
 # -- connecting -------------------------------------------------------------------------------------
 def customer_email(name: str) -> str:
     """The accounts-payable address of a seeded customer."""
@@ -299,6 +312,17 @@ def nudge(config: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         cwd=str(config.parent),
     )
+
+
+def reap(processes: Iterable[subprocess.Popen[str]]) -> None:
+    """Kill what still runs and close every output pipe (no process outlives its test)."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        process.wait(timeout=30)
 
 
 def kill(process: subprocess.Popen[str]) -> None:
