@@ -8,7 +8,6 @@ generation key, only when its policy says `recreate_deleted: true`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,37 +17,18 @@ import pytest
 
 from connector.domain.money import Money
 from connector.errors import Rejected, ReplayedObjectGone
-from connector.ports import ProviderSettings
 from connector.storage.tables import Action
 from providers._emulator import Fault
 from providers.quickbooks.client import request_id
-from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
+from providers.quickbooks.emulator import EmulatorHandle
 from tests.support.pipeline import Pipeline, pipeline, rules
-from tests.support.quickbooks import Company
+from tests.support.quickbooks import Company, emulator_company
 from tests.support.workers import customer_email
-
-
-@pytest.fixture(scope="module")
-def qbo() -> Iterator[EmulatorHandle]:
-    handle = start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.fixture
 def company(qbo: EmulatorHandle) -> Company:
-    settings = ProviderSettings(
-        key="quickbooks",
-        client_id=DEFAULT_CLIENT_ID,
-        client_secret=DEFAULT_CLIENT_SECRET,
-        redirect_uri="http://127.0.0.1:5000/oauth/quickbooks/callback",
-        environment=qbo.discovery_url,
-        api_base=qbo.api_base,
-        options={"retry_base_s": 0.01, "timeout_s": 10},
-    )
-    return Company(qbo, settings)
+    return emulator_company(qbo, retry_base_s=0.01, timeout_s=10)
 
 
 def _fees(company: Company) -> list[dict[str, object]]:
