@@ -1,19 +1,20 @@
 """QuickBooks JSON objects → Nudge's provider-neutral snapshots.
 
 Field facts: docs/provider-api-facts.md §1.7 and the samples qbo_invoice_query.json /
-qbo_invoice_read.json. Amounts become exact Decimals (floats are read through their shortest repr,
-so 362.07 stays 362.07); a record that cannot be mapped raises MappingError naming the field, and the
-adapter quarantines it instead of failing the whole page.
+qbo_invoice_read.json (qbo_payment_read.json, qbo_creditmemo_create.json: the money objects).
+Amounts become exact Decimals (floats are read through their shortest repr, so 362.07 stays 362.07);
+a record that cannot be mapped raises MappingError naming the field, and the adapter quarantines it
+instead of failing the whole page.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import CurrencyError, Money, normalize_currency
 from connector.errors import MappingError
 from providers.quickbooks.constants import PROVIDER_KEY
@@ -193,3 +194,164 @@ def to_customer(raw: dict[str, Any]) -> CustomerSnapshot:
         emails=split_emails(_ref(raw, "PrimaryEmailAddr").get("Address")),
         active=raw.get("Active", True) is not False,
     )
+
+
+MONEY_ENTITIES = {"Payment": PaymentKind.PAYMENT, "CreditMemo": PaymentKind.CREDIT}
+
+
+def _unwrap(raw: Any) -> tuple[str, dict[str, Any]]:
+    """(entity, object) of `{"Payment": {...}}` / `{"CreditMemo": {...}}` (a read answer) or a bare object."""
+    if not isinstance(raw, dict):
+        raise MappingError("", "Payment", "not a JSON object", provider=PROVIDER_KEY)
+    for entity in MONEY_ENTITIES:
+        inner = raw.get(entity)
+        if isinstance(inner, dict):
+            return entity, inner
+    # A bare object (CDC, query): a CreditMemo carries RemainingCredit/Balance, a Payment UnappliedAmt.
+    return ("CreditMemo" if "RemainingCredit" in raw or "Balance" in raw else "Payment"), raw
+
+
+def _non_negative(raw: dict[str, Any], key: str, ident: str, *, field: str = "") -> Decimal:
+    amount = _amount(raw, key, ident) if field == "" else _line_amount(raw, ident, field)
+    if amount < 0:
+        raise MappingError(ident, field or key, "negative", provider=PROVIDER_KEY)
+    return amount
+
+
+def _line_amount(line: dict[str, Any], ident: str, field: str) -> Decimal:
+    try:
+        return _amount(line, "Amount", ident)
+    except MappingError as exc:
+        raise MappingError(ident, field, exc.reason, provider=PROVIDER_KEY) from None
+
+
+def _optional_amount(raw: dict[str, Any], key: str, ident: str) -> Decimal:
+    """A non-negative amount that QuickBooks may leave out (0 then)."""
+    return Decimal(0) if raw.get(key) in (None, "") else _non_negative(raw, key, ident)
+
+
+def _links(holder: dict[str, Any], ident: str, field: str) -> list[tuple[str, str]]:
+    """(TxnType, TxnId) of a LinkedTxn list; a malformed list is a MappingError naming `field`."""
+    links = holder.get("LinkedTxn")
+    if links in (None, ""):
+        return []
+    if not isinstance(links, list) or not all(isinstance(link, dict) for link in links):
+        raise MappingError(ident, field, "not a list of objects", provider=PROVIDER_KEY)
+    found: list[tuple[str, str]] = []
+    for link in links:
+        kind, txn = str(link.get("TxnType") or ""), str(link.get("TxnId") or "")
+        if kind in ("Invoice", "CreditMemo") and not txn.isdigit():
+            raise MappingError(ident, f"{field}.TxnId", "missing or not digits", provider=PROVIDER_KEY)
+        found.append((kind, txn))
+    return found
+
+
+class _Money:
+    """What one money object's snapshots share (id, kind, customer, currency, date, voided)."""
+
+    def __init__(self, entity: str, raw: dict[str, Any], ident: str, home_currency: str) -> None:
+        self.ident = ident
+        self.kind = MONEY_ENTITIES[entity]
+        customer = str(_ref(raw, "CustomerRef").get("value") or "")
+        if not customer:
+            raise MappingError(ident, "CustomerRef", "missing", provider=PROVIDER_KEY)
+        self.customer = customer
+        self.currency = _currency(raw, home_currency, ident)
+        paid_on = _date(raw, "TxnDate", ident)
+        if paid_on is None:
+            raise MappingError(ident, "TxnDate", "missing", provider=PROVIDER_KEY)
+        self.paid_on = paid_on
+        self.voided = is_voided(raw)
+
+    def snapshots(self, amounts: dict[str, Decimal], field: str, unapplied_field: str) -> list[PaymentSnapshot]:
+        """One snapshot per invoice ("" = unapplied) with a positive amount, in `amounts`' order; an amount
+        too large for its currency is a MappingError naming `field` (`unapplied_field` for the remainder)."""
+        return [
+            PaymentSnapshot(
+                external_id=self.ident,
+                kind=self.kind,
+                invoice_external_id=invoice,
+                customer_external_id=self.customer,
+                amount=_money(amount, self.currency, self.ident, field if invoice else unapplied_field),
+                paid_on=self.paid_on,
+                voided=self.voided,
+            )
+            for invoice, amount in amounts.items()
+            if amount > 0
+        ]
+
+
+def _payment_lines(raw: dict[str, Any], ident: str) -> tuple[dict[str, Decimal], Decimal]:
+    """(amount per invoice, amount taken from credit memos) of a Payment's Line[]."""
+    lines = raw.get("Line")
+    if lines in (None, ""):
+        lines = []
+    if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+        raise MappingError(ident, "Line", "not a list of objects", provider=PROVIDER_KEY)
+    per_invoice: dict[str, Decimal] = {}
+    from_credits = Decimal(0)
+    for line in lines:
+        links = _links(line, ident, "Line.LinkedTxn")
+        kinds = {kind for kind, _ in links}
+        if not kinds & {"Invoice", "CreditMemo"}:
+            continue  # deposits, journal entries: not money to an invoice
+        amount = _non_negative(line, "Amount", ident, field="Line.Amount")
+        if "Invoice" in kinds:
+            invoice = next(txn for kind, txn in links if kind == "Invoice")
+            per_invoice[invoice] = per_invoice.get(invoice, Decimal(0)) + amount
+        else:
+            from_credits += amount
+    return per_invoice, from_credits
+
+
+def _payment(raw: dict[str, Any], ident: str, home_currency: str) -> list[PaymentSnapshot]:
+    """A Payment: the cash it applies to each invoice (credit memos it applies are the memos' own
+    snapshots, so a zero-amount Payment that only applies a credit yields none) plus UnappliedAmt."""
+    common = _Money("Payment", raw, ident, home_currency)
+    total = _non_negative(raw, "TotalAmt", ident)
+    per_invoice, credit_left = _payment_lines(raw, ident)
+    cash: dict[str, Decimal] = {}
+    for invoice, amount in per_invoice.items():
+        from_credit = min(amount, credit_left)
+        credit_left -= from_credit
+        cash[invoice] = amount - from_credit
+    unapplied = _optional_amount(raw, "UnappliedAmt", ident)
+    if sum(cash.values(), Decimal(0)) + unapplied > total:
+        raise MappingError(ident, "TotalAmt", "less than the amounts applied and unapplied", provider=PROVIDER_KEY)
+    return common.snapshots({**cash, "": unapplied}, "Line.Amount", "UnappliedAmt")
+
+
+def _credit_memo(raw: dict[str, Any], ident: str, home_currency: str) -> list[PaymentSnapshot]:
+    """A CreditMemo: what was used (TotalAmt - RemainingCredit) to the invoices its LinkedTxn names, the
+    rest unapplied. QuickBooks does not say how a memo used on several invoices split: evenly, in order."""
+    common = _Money("CreditMemo", raw, ident, home_currency)
+    total = _non_negative(raw, "TotalAmt", ident)
+    key = "RemainingCredit" if raw.get("RemainingCredit") not in (None, "") else "Balance"
+    remaining = _optional_amount(raw, key, ident)
+    if remaining > total:
+        raise MappingError(ident, key, "more than TotalAmt", provider=PROVIDER_KEY)
+    invoices = list(dict.fromkeys(txn for kind, txn in _links(raw, ident, "LinkedTxn") if kind == "Invoice"))
+    used = total - remaining
+    amounts: dict[str, Decimal] = {}
+    if invoices and used > 0:
+        exponent = _money(used, common.currency, ident, "TotalAmt").amount.as_tuple().exponent
+        step = Decimal(1).scaleb(exponent if isinstance(exponent, int) else -2)
+        share = (used / len(invoices)).quantize(step, rounding=ROUND_DOWN)
+        amounts = dict.fromkeys(invoices, share)
+        amounts[invoices[0]] += used - share * len(invoices)
+    amounts[""] = remaining
+    return common.snapshots(amounts, "TotalAmt", key)
+
+
+def to_payments(raw: dict[str, Any], *, home_currency: str) -> list[PaymentSnapshot]:
+    """One QBO Payment or CreditMemo (bare, or a read answer's `{"Payment": {...}}`) → its complete
+    current set of PaymentSnapshots; a deleted or voided object (amounts zeroed) → []; raises MappingError."""
+    entity, obj = _unwrap(raw)
+    ident = str(obj.get("Id") or "")
+    if not ident.isdigit():
+        raise MappingError(ident[:20], "Id", "missing or not digits", provider=PROVIDER_KEY)
+    if str(obj.get("status", "")).lower() == "deleted":
+        return []  # CDC tombstone: nothing of it is left
+    if entity == "Payment":
+        return _payment(obj, ident, home_currency)
+    return _credit_memo(obj, ident, home_currency)

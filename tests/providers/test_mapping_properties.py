@@ -1,6 +1,7 @@
 """Properties of both providers' mapping and webhook parsing over arbitrary input.
 
-`to_invoice` on any JSON-like object returns an InvoiceSnapshot or raises MappingError; `parse` on any
+`to_invoice` on any JSON-like object returns an InvoiceSnapshot or raises MappingError (`to_payments`: a list
+of PaymentSnapshots, each with a positive amount, or MappingError); `parse` on any
 bytes or JSON returns ChangeNotices or raises PayloadError. Nothing else may escape: the sync
 quarantines a MappingError and the webhook intake answers 400 to a PayloadError, but any other
 exception would fail a whole page or delivery.
@@ -101,6 +102,44 @@ def test_quickbooks_to_invoice_maps_or_raises_mapping_error(raw: dict[str, Any],
 @given(raw=invoices(XERO_KEYS), home_currency=st.sampled_from(["NZD", "EUR", "JPY", "", "nzd", "ZZZ"]))
 def test_xero_to_invoice_maps_or_raises_mapping_error(raw: dict[str, Any], home_currency: str) -> None:
     _maps_or_refuses(xero_mapping, raw, home_currency)
+
+
+QBO_MONEY_KEYS = ["Id", "status", "CustomerRef", "CurrencyRef", "TotalAmt", "UnappliedAmt", "RemainingCredit",
+                  "Balance", "TxnDate", "PrivateNote", "LinkedTxn", "Line"]  # fmt: skip
+
+
+def qbo_money_objects() -> st.SearchStrategy[dict[str, Any]]:
+    """QuickBooks Payments / CreditMemos (bare or wrapped) with lines and links of any shape."""
+    link = st.fixed_dictionaries(
+        {},
+        optional={"TxnId": json_values, "TxnType": st.sampled_from(["Invoice", "CreditMemo", "Deposit"]) | json_values},
+    )
+    line = st.fixed_dictionaries(
+        {}, optional={"Amount": json_values, "LinkedTxn": st.lists(link, max_size=3) | json_values}
+    )
+    ref = st.fixed_dictionaries({}, optional={"value": json_values, "name": json_values})
+    field = {key: json_values for key in QBO_MONEY_KEYS} | {
+        "Id": st.sampled_from(["163", "1", "x", ""]) | json_values,
+        "CustomerRef": ref | json_values,
+        "CurrencyRef": ref | json_values,
+        "TxnDate": st.sampled_from(["2015-01-16", "2024-02-30"]) | json_values,
+        "Line": st.lists(line | json_values, max_size=3) | json_values,
+        "LinkedTxn": st.lists(link, max_size=3) | json_values,
+    }
+    bare = st.fixed_dictionaries({}, optional=field)
+    wrapped = st.builds(lambda entity, obj: {entity: obj}, st.sampled_from(["Payment", "CreditMemo"]), bare)
+    return bare | wrapped | st.dictionaries(st.text(max_size=12), json_values, max_size=6)
+
+
+@PROPERTY
+@given(raw=qbo_money_objects(), home_currency=st.sampled_from(["USD", "EUR", "JPY", "", "usd", "ZZZ"]))
+def test_quickbooks_to_payments_maps_or_raises_mapping_error(raw: dict[str, Any], home_currency: str) -> None:
+    try:
+        snapshots = qbo_mapping.to_payments(raw, home_currency=home_currency)
+    except MappingError:
+        return
+    assert isinstance(snapshots, list)
+    assert all(isinstance(s, PaymentSnapshot) and s.amount.is_positive() for s in snapshots)
 
 
 def _parses_or_refuses(module: ModuleType, body: bytes) -> None:
