@@ -3,31 +3,40 @@
 History is rebuilt from the outbox itself (every action but cancelled ones), so planning again
 never duplicates; a changed due date yields new keys and so a fresh cycle. Inserting a key that
 already exists is a no-op. Ledger dates are taken in the connection's zone.
+
+The synced money (connector.outbox.money) feeds the rules: dated payments per invoice, unapplied
+credit per customer, payment plans; invoices closed within `CORRECTION_WINDOW` that carry a Nudge
+late fee still reach the fee-reversal rule. Nudge's own fee invoices and credits are never chased.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connector.domain.actions import Action, ActionKind, History, InvoiceFacts
+from connector.domain.actions import Action, History, InvoiceFacts
 from connector.domain.cadence import ConnectionSettings
 from connector.domain.calendar import Calendars
 from connector.domain.fees import ReferenceRates
 from connector.domain.model import ActionState, CustomerOverrides, InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
+from connector.domain.payment_plans import plan_status
 from connector.domain.policy import PolicySet
 from connector.domain.preview import PlanningState, TimelineRow, plan_state, preview
 from connector.outbox.codec import action_from_json, action_to_json
+from connector.outbox.money import LedgerMoney, closed_with_history, load_money, load_plans
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Customer, Invoice
+from connector.storage.tables import PaymentPlan as PlanRow
+
+CORRECTION_WINDOW = timedelta(days=120)  # a closed invoice updated this recently may still owe a reversal
 
 
 @dataclass(frozen=True)
@@ -73,8 +82,9 @@ def overrides_of(row: Customer) -> CustomerOverrides:
     )
 
 
-def load_history(uow: UnitOfWork, connection_id: int, time_zone: str) -> History:
-    """Everything planned or done for the connection (not cancelled; superseded apart), plus first-seen dates."""
+def load_history(uow: UnitOfWork, connection_id: int, time_zone: str, money: LedgerMoney | None = None) -> History:
+    """Everything planned or done for the connection (not cancelled; superseded apart), first-seen dates
+    and the synced payments of each invoice (`money`, loaded when not given)."""
     recorded: list[Action] = []
     superseded: list[Action] = []
     for payload, state in uow.session.execute(
@@ -86,6 +96,7 @@ def load_history(uow: UnitOfWork, connection_id: int, time_zone: str) -> History
             (superseded if state == ActionState.SUPERSEDED.value else recorded).append(action_from_json(payload))
     history = History().record(recorded).supersede(superseded)
     zone = ZoneInfo(time_zone)
+    paid = (money or load_money(uow, connection_id)).payments
     facts = dict(history.invoices)
     rows = uow.session.execute(
         select(Invoice.external_id, Invoice.first_seen_at).where(Invoice.connection_id == connection_id)
@@ -94,7 +105,7 @@ def load_history(uow: UnitOfWork, connection_id: int, time_zone: str) -> History
         known = facts.get(external_id, InvoiceFacts())
         facts[external_id] = InvoiceFacts(
             first_seen=first_seen.astimezone(zone).date(),
-            payments=known.payments,
+            payments=paid.get(external_id, known.payments),
             fees=known.fees,
             escalated=known.escalated,
         )
@@ -108,6 +119,7 @@ def load_states(
     *,
     default_cadence: str = "",
     rates: ReferenceRates | None = None,
+    now: datetime | None = None,
 ) -> list[PlanningState]:
     """The planner's input for one connection: one state per cadence in use (customers may override it)."""
     connection = uow.connections.by_id(connection_id)
@@ -116,28 +128,24 @@ def load_states(
     settings = ConnectionSettings(
         str(connection.id), connection.time_zone or "UTC", connection.approval_mode, rates or ReferenceRates()
     )
+    money = load_money(uow, connection_id)
     # Nudge's own fee invoices come back through the sync; chasing them would charge fees on fees.
-    fee_invoices = set(
-        uow.session.scalars(
-            select(ActionRow.external_ref).where(
-                ActionRow.connection_id == connection_id,
-                ActionRow.kind == ActionKind.LATE_FEE.value,
-                ActionRow.external_ref != "",
-            )
-        )
-    )
+    corrections = closed_with_history(uow, connection_id)
+    corrected: ColumnElement[bool] = Invoice.external_id.in_(corrections)
+    if now is not None:
+        corrected = corrected & (Invoice.updated_at >= now - CORRECTION_WINDOW)
+    open_or_corrected = or_(Invoice.status == InvoiceStatus.OPEN.value, corrected)
     invoices = [
         snapshot_of(row)
-        for row in uow.session.scalars(
-            select(Invoice).where(Invoice.connection_id == connection_id, Invoice.status == InvoiceStatus.OPEN.value)
-        )
-        if row.external_id not in fee_invoices
+        for row in uow.session.scalars(select(Invoice).where(Invoice.connection_id == connection_id, open_or_corrected))
+        if row.external_id not in money.own
     ]
     customers = {
         row.external_id: overrides_of(row)
         for row in uow.session.scalars(select(Customer).where(Customer.connection_id == connection_id))
     }
-    history = load_history(uow, connection_id, settings.time_zone)
+    history = load_history(uow, connection_id, settings.time_zone, money)
+    plans = load_plans(uow, connection_id, settings.time_zone)
     connection_cadence = connection.cadence or default_cadence or next(iter(rules.cadences), "")
     by_cadence: dict[str, list[InvoiceSnapshot]] = defaultdict(list)
     for invoice in invoices:
@@ -152,6 +160,8 @@ def load_states(
             policies=rules,
             customers=customers,
             history=history,
+            payment_plans=plans,
+            unapplied_credit=money.unapplied,
         )
         for name, members in sorted(by_cadence.items())
         if name in rules.cadences  # config validation guarantees the connection's; a stale override is skipped
@@ -174,7 +184,8 @@ def plan_connection(
         if connection is None:
             return PlanReport(0, 0, 0)
         shared_calendars = calendars or Calendars()
-        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates)
+        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
+        _track_plans(uow, states, now)
         actions = [action for state in states for action in plan_state(state, now, calendars=shared_calendars)]
         planned = known = waiting = 0
         for action in actions:
@@ -201,9 +212,26 @@ def preview_connection(
 ) -> list[TimelineRow]:
     """What would go out over the next `days` days if nobody paid: the planner run forward, day by day."""
     with store.unit_of_work() as uow:
-        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates)
+        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
     rows = [row for state in states for row in preview(state, now, days).rows()]
     return sorted(rows, key=lambda row: (row.scheduled_at, row.customer, row.kind, row.invoices))
+
+
+def _track_plans(uow: UnitOfWork, states: list[PlanningState], now: datetime) -> None:
+    """Mark each active payment plan kept (every installment paid) or broken, from the synced payments."""
+    if not states:
+        return
+    state = states[0]
+    today = now.astimezone(ZoneInfo(state.connection.time_zone)).date()
+    for plan in state.payment_plans.values():
+        policy = state.policies.payment_plans.get(plan.policy)
+        if policy is None or not plan.plan_id:
+            continue
+        status = plan_status(plan, policy, state.history.facts(plan.invoice_external_id).payments, today)
+        outcome = "broken" if not status.kept else "kept" if not status.open else "active"
+        row = uow.session.get(PlanRow, int(plan.plan_id))
+        if row is not None and row.state != outcome and row.state == "active":
+            row.state = outcome
 
 
 def _insert(uow: UnitOfWork, connection_id: int, action: Action, state: ActionState) -> bool:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from connector.domain.model import ConnectionStatus, Role
-from connector.storage.tables import Activity, Connection, Membership, OAuthPending, Organization, User
+from connector.domain.model import ConnectionStatus, PaymentKind, PaymentSnapshot, Role
+from connector.domain.money import Money
+from connector.storage.tables import Activity, Connection, Membership, OAuthPending, Organization, Payment, User
 
 
 def normalize_email(email: str) -> str:
@@ -335,3 +336,91 @@ class OAuthPendings:
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class Payments:
+    """The ledgers' money movements per invoice (connector.domain.model.PaymentSnapshot), per connection."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def replace(
+        self,
+        connection_id: int,
+        objects: dict[tuple[PaymentKind, str], list[PaymentSnapshot]],
+        at: datetime,
+    ) -> int:
+        """Replace every stored row of each (kind, external id) with its current set ([] deletes them); rows written."""
+        if not objects:
+            return 0
+        written = 0
+        for (kind, external_id), snapshots in objects.items():
+            self.session.execute(
+                delete(Payment)
+                .where(
+                    Payment.connection_id == connection_id,
+                    Payment.kind == PaymentKind(kind).value,
+                    Payment.external_id == external_id,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            merged: dict[str, PaymentSnapshot] = {}
+            for snapshot in snapshots:
+                known = merged.get(snapshot.invoice_external_id)
+                # two lines of one object on one invoice add up (the unique key is per invoice)
+                merged[snapshot.invoice_external_id] = (
+                    snapshot
+                    if known is None
+                    else PaymentSnapshot(
+                        known.external_id,
+                        known.kind,
+                        known.invoice_external_id,
+                        known.customer_external_id,
+                        known.amount + snapshot.amount,
+                        min(known.paid_on, snapshot.paid_on),
+                        known.voided and snapshot.voided,
+                    )
+                )
+            for snapshot in merged.values():
+                self.session.add(
+                    Payment(
+                        connection_id=connection_id,
+                        kind=PaymentKind(kind).value,
+                        external_id=external_id,
+                        invoice_external_id=snapshot.invoice_external_id,
+                        customer_external_id=snapshot.customer_external_id,
+                        amount=snapshot.amount.amount,
+                        currency=snapshot.amount.currency,
+                        paid_on=snapshot.paid_on,
+                        voided=snapshot.voided,
+                        updated_at=at,
+                    )
+                )
+                written += 1
+        self.session.flush()
+        return written
+
+    def for_connection(self, connection_id: int, *, include_voided: bool = False) -> list[PaymentSnapshot]:
+        """Every stored payment row of the connection (one query), oldest first."""
+        query = select(Payment).where(Payment.connection_id == connection_id)
+        if not include_voided:
+            query = query.where(Payment.voided.is_(False))
+        return [to_snapshot(row) for row in self.session.scalars(query.order_by(Payment.paid_on, Payment.id))]
+
+
+def to_snapshot(row: Payment) -> PaymentSnapshot:
+    """The domain view of a stored payment row."""
+    return PaymentSnapshot(
+        external_id=row.external_id,
+        kind=PaymentKind(row.kind),
+        invoice_external_id=row.invoice_external_id,
+        customer_external_id=row.customer_external_id,
+        amount=Money.of(row.amount, row.currency),
+        paid_on=row.paid_on,
+        voided=row.voided,
+    )
+
+
+def snapshots_of(rows: Iterable[Payment]) -> list[PaymentSnapshot]:
+    """The domain view of stored payment rows."""
+    return [to_snapshot(row) for row in rows]

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.errors import StorageError
 from connector.storage.engine import make_engine
-from connector.storage.repositories import Activities, Connections, Memberships, Organizations, Users
+from connector.storage.repositories import Activities, Connections, Memberships, Organizations, Payments, Users
 from connector.storage.tables import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -30,6 +30,7 @@ class UnitOfWork:
         self.memberships = Memberships(session)
         self.connections = Connections(session)
         self.activities = Activities(session)
+        self.payments = Payments(session)
 
     def commit(self) -> None:
         """Commit the unit of work; StorageError when the database refuses it (after a rollback)."""

@@ -237,6 +237,7 @@ class PaymentPlan(Base):
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
     invoice_external_id: Mapped[str] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(20), default="active")  # active | kept | broken | cancelled
+    policy: Mapped[str] = mapped_column(String(100), default="", server_default="")  # payment-plan policy name
     grace_days: Mapped[int] = mapped_column(Integer, default=3)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     installments: Mapped[list[Installment]] = relationship(
@@ -255,6 +256,32 @@ class Installment(Base):
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[datetime | None] = mapped_column(default=None)
     plan: Mapped[PaymentPlan] = relationship(back_populates="installments")
+
+
+class Payment(Base):
+    """Money one ledger object (payment, credit, overpayment, prepayment) applies to one invoice.
+
+    `invoice_external_id` is "" for the unapplied remainder; `paid_on` is the date the money arrived as
+    the ledger states it (the organisation's zone). Sync replaces every row of (kind, external_id) at once.
+    """
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "external_id", "invoice_external_id"),
+        Index("ix_payments_customer", "connection_id", "customer_external_id"),
+        Index("ix_payments_invoice", "connection_id", "invoice_external_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # payment | credit | overpayment | prepayment
+    external_id: Mapped[str] = mapped_column(String(100))
+    invoice_external_id: Mapped[str] = mapped_column(String(100), default="")  # "" = unapplied remainder
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    amount: Mapped[Decimal] = mapped_column()
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_on: Mapped[date] = mapped_column(Date)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Activity(Base):

@@ -2,7 +2,8 @@
 
 Each page is stored in one transaction together with the cursor after it, so an interrupted sync
 resumes where it stopped; upserts are idempotent, so re-reading an inclusive boundary is harmless.
-Paid, voided and deleted invoices cancel their pending actions in the same transaction.
+Paid, voided and deleted invoices cancel their pending actions in the same transaction; the page's
+money objects (payments, credits, overpayments, prepayments) replace their stored rows there too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from connector.domain.actions import ActionKind
 from connector.domain.model import ActionState, CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
 from connector.errors import ProviderError
 from connector.ports import AccountingAdapter, Page
@@ -21,6 +23,8 @@ from connector.storage.tables import Action, Customer, Invoice, SyncCursor, Sync
 
 INVOICE_ENTITY = "invoice"
 PENDING = (ActionState.PLANNED.value, ActionState.AWAITING_APPROVAL.value)
+# A fee reversal is owed because the invoice got paid: closing it must not cancel the reversal.
+KEPT_WHEN_CLOSED = (ActionKind.FEE_REVERSAL.value,)
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def _store_page(uow: UnitOfWork, connection_id: int, page: Page, at: datetime) -
     org_id = connection.organization_id if connection else 0
     _upsert_customers(uow, connection_id, page.customers)
     changed, closed_ids = _upsert_invoices(uow, connection_id, page.invoices, at)
+    uow.payments.replace(connection_id, page.payments, at)  # each money object's complete current set
     cancelled = cancel_pending_actions(uow, connection_id, closed_ids, at)
     for record in page.quarantined:
         uow.activities.record(
@@ -187,6 +192,7 @@ def cancel_pending_actions(uow: UnitOfWork, connection_id: int, invoice_ids: lis
             Action.connection_id == connection_id,
             Action.invoice_external_id.in_(invoice_ids),
             Action.state.in_(PENDING),
+            Action.kind.not_in(KEPT_WHEN_CLOSED),
         )
         .values(state=ActionState.CANCELLED.value, error="invoice paid, voided or deleted", updated_at=at)
         .execution_options(synchronize_session=False)

@@ -4,6 +4,10 @@ Reads: a full reconcile (cursor None) pages through every open invoice, `page_si
 incremental read pages through `changes`. Every cursor asked for is kept in `cursors`;
 `fail_after_pages` makes a read raise Transient after that many pages; `quarantine` rides on every page.
 
+Money: `payments` holds every money object's complete current set, keyed by (kind, id); a full read
+carries all of it on its first page, an incremental read carries `payment_changes` (then empties it).
+`pay`, `void` and `remove` change both, as a ledger would.
+
 Writes are idempotent by key, like QuickBooks' requestid and Xero's Idempotency-Key: the first write of
 a key records `writes[key] = (ref, detail)`, a repeat answers the same ref as replayed. `fail_with`
 makes every write raise that error.
@@ -12,8 +16,10 @@ makes every write raise that error.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
 
-from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import Transient
 from connector.ports import AccountingAdapter, Page, Quarantined, WriteResult
@@ -29,6 +35,41 @@ class FakeLedger(AccountingAdapter):
         self.quarantine: list[Quarantined] = []
         self.writes: dict[str, tuple[str, str]] = {}
         self.fail_with: Exception | None = None
+        self.payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
+        self.payment_changes: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
+
+    # -- money ----------------------------------------------------------------------------------------
+    def pay(
+        self,
+        external_id: str,
+        invoice_external_id: str,
+        amount: str,
+        on: date,
+        *,
+        customer: str = "",
+        kind: PaymentKind = PaymentKind.PAYMENT,
+        currency: str = "USD",
+    ) -> PaymentSnapshot:
+        """Add one snapshot to money object (kind, external_id) ("" invoice: unapplied) and announce it."""
+        invoice = self.invoices.get(invoice_external_id)
+        who = customer or (invoice.customer_external_id if invoice else "")
+        snapshot = PaymentSnapshot(external_id, kind, invoice_external_id, who, Money.of(amount, currency), on)
+        key = (kind, external_id)
+        self.payments.setdefault(key, []).append(snapshot)
+        self.payment_changes[key] = list(self.payments[key])
+        return snapshot
+
+    def void(self, external_id: str, kind: PaymentKind = PaymentKind.PAYMENT) -> None:
+        """The ledger voids the object: its snapshots come back with voided=True."""
+        key = (kind, external_id)
+        self.payments[key] = [replace(p, voided=True) for p in self.payments.get(key, [])]
+        self.payment_changes[key] = list(self.payments[key])
+
+    def remove(self, external_id: str, kind: PaymentKind = PaymentKind.PAYMENT) -> None:
+        """The ledger deletes the object: it comes back with no snapshots."""
+        key = (kind, external_id)
+        self.payments.pop(key, None)
+        self.payment_changes[key] = []
 
     # -- reads ----------------------------------------------------------------------------------------
     def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
@@ -41,8 +82,17 @@ class FakeLedger(AccountingAdapter):
                 raise Transient("ledger unavailable")
             chunk = source[index : index + self.page_size]
             customers = [CustomerSnapshot(i.customer_external_id, i.customer_name, i.emails) for i in chunk]
+            money = {}
+            if index == 0:
+                money = dict(self.payments) if cursor is None else dict(self.payment_changes)
+                self.payment_changes = {}
             yield Page(
-                chunk, customers, f"cursor-{len(self.cursors)}-{index}", list(self.quarantine), full=cursor is None
+                chunk,
+                customers,
+                f"cursor-{len(self.cursors)}-{index}",
+                list(self.quarantine),
+                full=cursor is None,
+                payments=money,
             )
 
     def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
