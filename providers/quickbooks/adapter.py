@@ -1,9 +1,10 @@
 """QuickBooks Online behind Nudge's AccountingAdapter port (docs/design.md "The provider port").
 
-Sync: a full reconcile is one batch call (open-invoice COUNT + customers) then pages of 1000 open
-invoices (MAXRESULTS maximum, docs/provider-api-facts.md §1.3); incremental sync is one CDC call for Invoice and
-Customer with the server's `time` as the next cursor (§1.4), falling back to a full reconcile when the
-cursor is older than CDC's 30-day window. Writes pass the action key as `requestid` (§1.2) and look
+Sync: a full reconcile is one batch call (open-invoice COUNT, customers, and the open credits: Payments with
+UnappliedAmt and CreditMemos with a Balance left, their first 1000 each) then pages of 1000 open invoices
+(MAXRESULTS maximum, docs/provider-api-facts.md §1.3); incremental sync is one CDC call for Invoice, Customer,
+Payment and CreditMemo with the server's `time` as the next cursor (§1.4), falling back to a full reconcile
+when the cursor is older than CDC's 30-day window. Writes pass the action key as `requestid` (§1.2) and look
 for their deterministic reference before re-creating anything.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from quickbooks import QuickBooks
 
-from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnapshot
+from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnapshot, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import MappingError, NotFound, ProviderError, Rejected, ReplayedObjectGone, Transient
 from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
@@ -31,11 +32,14 @@ from providers.quickbooks.constants import (
     PRIVATE_NOTE_MAX,
     PROVIDER_KEY,
 )
-from providers.quickbooks.mapping import is_voided, parse_instant, to_customer, to_invoice
+from providers.quickbooks.mapping import MONEY_ENTITIES, is_voided, parse_instant, to_customer, to_invoice, to_payments
 from providers.quickbooks.oauth import FixedTokens
 
 OPEN_INVOICES = "FROM Invoice WHERE Balance > '0'"
-CDC_ENTITIES = ("Invoice", "Customer")
+# Money not (fully) applied yet: what a full reconcile reads besides open invoices (the unapplied-credit hold).
+OPEN_CREDITS = {"Payment": "FROM Payment WHERE UnappliedAmt > '0'", "CreditMemo": "FROM CreditMemo WHERE Balance > '0'"}
+CDC_ENTITIES = ("Invoice", "Customer", "Payment", "CreditMemo")
+PaymentMap = dict[tuple[PaymentKind, str], list[PaymentSnapshot]]
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "home_currency": "USD",
@@ -109,6 +113,37 @@ class QuickBooksAdapter:
                 quarantined.append(Quarantined(exc.external_id, "Customer." + exc.field, exc.reason))
         return customers, quarantined
 
+    def _map_payments(self, raws: Mapping[str, list[Any]]) -> tuple[PaymentMap, list[Quarantined]]:
+        """Each Payment/CreditMemo object's complete current set of snapshots (a tombstone: [])."""
+        payments: PaymentMap = {}
+        quarantined: list[Quarantined] = []
+        for entity, kind in MONEY_ENTITIES.items():
+            for raw in raws.get(entity) or []:
+                try:
+                    payments[(kind, _id_of(raw))] = to_payments({entity: raw}, home_currency=self.home_currency)
+                except MappingError as exc:
+                    quarantined.append(Quarantined(exc.external_id, f"{entity}.{exc.field}", exc.reason))
+        return payments, quarantined
+
+    def _open_credits(self, by_id: dict[str, dict[str, Any]]) -> tuple[dict[str, list[Any]], int]:
+        """The open credits (their first 1000 of each entity rode in the batch; more cost a query per 1000):
+        (objects by entity, calls made)."""
+        raws: dict[str, list[Any]] = {}
+        calls = 0
+        for entity, query in OPEN_CREDITS.items():
+            try:
+                count = int(self._batch_result(by_id[f"{entity}-count"]).get("totalCount", 0))
+                raws[entity] = list(self._batch_result(by_id[f"{entity}-page"]).get(entity) or [])
+            except (KeyError, ValueError, TypeError) as exc:
+                raise Transient(
+                    "QuickBooks sent a batch answer of an unexpected shape.", provider=PROVIDER_KEY
+                ) from exc
+            for start in range(1 + PAGE_SIZE, count + 1, PAGE_SIZE):
+                answer = self.client.query(f"SELECT * {query} ORDERBY Id STARTPOSITION {start} MAXRESULTS {PAGE_SIZE}")
+                calls += 1
+                raws[entity] += list(answer.get(entity) or [])
+        return raws, calls
+
     def _batch_result(self, item: dict[str, Any]) -> dict[str, Any]:
         if "Fault" in item:
             with self.client.translate():
@@ -143,6 +178,17 @@ class QuickBooksAdapter:
                 {"bId": "invoices", "Query": f"SELECT COUNT(*) {OPEN_INVOICES}"},
                 {"bId": "customers", "Query": "SELECT COUNT(*) FROM Customer"},
                 {"bId": "customer-page", "Query": customer_query.format(1)},
+                *(
+                    item
+                    for entity, query in OPEN_CREDITS.items()
+                    for item in (
+                        {"bId": f"{entity}-count", "Query": f"SELECT COUNT(*) {query}"},
+                        {
+                            "bId": f"{entity}-page",
+                            "Query": f"SELECT * {query} ORDERBY Id STARTPOSITION 1 MAXRESULTS {PAGE_SIZE}",
+                        },
+                    )
+                ),
             ]
         )
         by_id = {str(a.get("bId")): a for a in answers}
@@ -154,9 +200,12 @@ class QuickBooksAdapter:
             raise Transient("QuickBooks sent a batch answer of an unexpected shape.", provider=PROVIDER_KEY) from exc
         cursor = server_time or self._clock().isoformat()
         customers, quarantined = self._map_customers(list(first_customers))
+        credit_raws, calls = self._open_credits(by_id)
+        payments, bad_credits = self._map_payments(credit_raws)
+        quarantined += bad_credits
         customer_pages = (customer_total + PAGE_SIZE - 1) // PAGE_SIZE
         pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-        calls = 1
+        calls += 1
         for index in range(pages):
             extra_customers: list[CustomerSnapshot] = []
             if 0 < index < customer_pages:  # customers beyond the first 1000 ride along later pages
@@ -188,6 +237,7 @@ class QuickBooksAdapter:
                 quarantined=quarantined + bad,
                 calls=calls,
                 full=True,
+                payments=payments if index == 0 else {},
             )
             calls = 0
             quarantined = []
@@ -234,12 +284,14 @@ class QuickBooksAdapter:
                 seen[entity] = {_id_of(obj): at for obj in objects if _stamp_of(obj) == at}
             invoices, quarantined = self._map_invoices(raws.get("Invoice", []))
             customers, bad = self._map_customers(raws.get("Customer", []))
+            payments, bad_money = self._map_payments(raws)
+            quarantined += bad + bad_money
             if stalled:
-                yield Page(invoices, customers, None, quarantined + bad, calls=1)
+                yield Page(invoices, customers, None, quarantined, calls=1, payments=payments)
                 yield from self._full_reconcile()
                 return
             next_cursor = min([*since.values(), *done.values()], key=parse_instant)
-            yield Page(invoices, customers, next_cursor, quarantined + bad, calls=1)
+            yield Page(invoices, customers, next_cursor, quarantined, calls=1, payments=payments)
 
     def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
         try:

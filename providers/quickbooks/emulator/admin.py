@@ -21,6 +21,12 @@ def _body() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _currency_of(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The invoice's CurrencyRef for a payment or credit of it (none: the home currency)."""
+    ref = invoice.get("CurrencyRef")
+    return {"CurrencyRef": {"value": ref["value"]}} if isinstance(ref, dict) and ref.get("value") else {}
+
+
 @admin.errorhandler(QboFault)
 def on_fault(fault: QboFault) -> Response:
     emu = current()
@@ -122,6 +128,7 @@ def record_payment(realm: str) -> Response:
         realm,
         "Payment",
         {
+            **_currency_of(invoice),
             "CustomerRef": invoice["CustomerRef"],
             "TotalAmt": amount,
             "TxnDate": data.get("date") or None,
@@ -129,6 +136,69 @@ def record_payment(realm: str) -> Response:
         },
     )
     return emu.json({"Payment": _public(payment)})
+
+
+@admin.post("/companies/<realm>/credit")
+def record_credit(realm: str) -> Response:
+    """A user credits an invoice: {invoice_id, amount, date?} → a CreditMemo applied to it by a zero Payment."""
+    emu = current()
+    store = emu.store
+    data = _body()
+    invoice = store.read(realm, "Invoice", str(data.get("invoice_id", "")))
+    amount = data.get("amount")
+    when = data.get("date") or None
+    line = {
+        "DetailType": "SalesItemLineDetail",
+        "Amount": amount,
+        "Description": "Credit",
+        "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1, "UnitPrice": amount},
+    }
+    currency = _currency_of(invoice)
+    memo = store.create(
+        realm, "CreditMemo", {"CustomerRef": invoice["CustomerRef"], "TxnDate": when, "Line": [line], **currency}
+    )
+    store.create(
+        realm,
+        "Payment",
+        {
+            **currency,
+            "CustomerRef": invoice["CustomerRef"],
+            "TotalAmt": 0,
+            "TxnDate": when,
+            "Line": [
+                {"Amount": amount, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]},
+                {"Amount": amount, "LinkedTxn": [{"TxnId": memo["Id"], "TxnType": "CreditMemo"}]},
+            ],
+        },
+    )
+    return emu.json({"CreditMemo": _public(store.read(realm, "CreditMemo", memo["Id"]))})
+
+
+@admin.post("/companies/<realm>/overpay")
+def record_overpayment(realm: str) -> Response:
+    """A customer pays money no invoice takes: {customer_id, amount, date?} → a Payment left unapplied."""
+    emu = current()
+    data = _body()
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": str(data.get("customer_id", ""))},
+        "TotalAmt": data.get("amount"),
+        "TxnDate": data.get("date") or None,
+        "Line": [],
+    }
+    return emu.json({"Payment": _public(emu.store.create(realm, "Payment", body))})
+
+
+@admin.post("/companies/<realm>/payments/<ident>/<operation>")
+def remove_payment(realm: str, ident: str, operation: str) -> Response:
+    """A user voids (`void`) or deletes (`delete`) a Payment: its invoices owe that money again."""
+    emu = current()
+    store = emu.store
+    if operation not in ("void", "delete"):
+        raise ValueError(f"unknown payment operation {operation!r}: void or delete")
+    current_payment = store.read(realm, "Payment", ident)
+    body = {"Id": ident, "SyncToken": current_payment["SyncToken"]}
+    result = store.void(realm, "Payment", body) if operation == "void" else store.delete(realm, "Payment", body)
+    return emu.json({"Payment": _public(result)})
 
 
 @admin.post("/companies/<realm>/tokens")

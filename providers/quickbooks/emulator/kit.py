@@ -161,14 +161,36 @@ class QuickBooksKit(KitBase):
         self.admin(f"companies/{realm}/seed", {"customers": customers, "invoices": invoices})
         return realm
 
-    def pay(self, tenant: str, invoice: str, amount: Decimal | None = None, on: date | None = None) -> None:
-        """A customer pays (through the admin API, as the ledger would record it)."""
+    def pay(self, tenant: str, invoice: str, amount: Decimal | None = None, on: date | None = None) -> str:
+        """A customer pays (through the admin API, as the ledger would record it); the Payment's Id."""
         body: dict[str, Any] = {"invoice_id": invoice}
         if amount is not None:
             body["amount"] = str(amount)
         if on is not None:
             body["date"] = on.isoformat()
-        self.admin(f"companies/{tenant}/pay", body)
+        return str(self.admin(f"companies/{tenant}/pay", body)["Payment"]["Id"])
+
+    def credit(self, tenant: str, invoice: str, amount: Decimal, on: date | None = None) -> str:
+        """A user credits the invoice: a CreditMemo applied to it (by a zero-amount Payment); the memo's Id."""
+        body: dict[str, Any] = {"invoice_id": invoice, "amount": str(amount)}
+        if on is not None:
+            body["date"] = on.isoformat()
+        return str(self.admin(f"companies/{tenant}/credit", body)["CreditMemo"]["Id"])
+
+    def overpay(self, tenant: str, customer: str, amount: Decimal, on: date | None = None) -> str:
+        """The customer pays money no invoice takes (a Payment with UnappliedAmt); the Payment's Id."""
+        body: dict[str, Any] = {"customer_id": customer, "amount": str(amount)}
+        if on is not None:
+            body["date"] = on.isoformat()
+        return str(self.admin(f"companies/{tenant}/overpay", body)["Payment"]["Id"])
+
+    def void_payment(self, tenant: str, payment: str) -> None:
+        """A user voids the Payment (zero amounts, "Voided" memo; its invoices' balances restored)."""
+        self.admin(f"companies/{tenant}/payments/{payment}/void")
+
+    def delete_payment(self, tenant: str, payment: str) -> None:
+        """A user deletes the Payment (CDC then answers its tombstone)."""
+        self.admin(f"companies/{tenant}/payments/{payment}/delete")
 
     def touch_invoice(self, tenant: str, invoice: str) -> None:
         self.admin(f"companies/{tenant}/invoices/{invoice}", {"CustomerMemo": {"value": "edited by a user"}})

@@ -791,6 +791,11 @@ class Store:
                 remaining = _money(memo["RemainingCredit"]) - amount
                 memo["RemainingCredit"] = _num(remaining)
                 memo["Balance"] = _num(remaining)
+                # The memo names the invoices it was used on (mapping.to_payments reads them).
+                links = memo.setdefault("LinkedTxn", [])
+                for invoice in _invoices_of(obj):
+                    if {"TxnId": invoice, "TxnType": "Invoice"} not in links:
+                        links.append({"TxnId": invoice, "TxnType": "Invoice"})
                 memo["SyncToken"] = str(int(memo["SyncToken"]) + 1)
                 self._touch(company, "CreditMemo", memo)
 
@@ -823,7 +828,29 @@ class Store:
                     memo = company.entities["CreditMemo"][ident]
                     memo["RemainingCredit"] = _num(_money(memo["RemainingCredit"]) + amount)
                     memo["Balance"] = memo["RemainingCredit"]
+                    still = self._memo_invoices(company, ident, payment["Id"])
+                    memo["LinkedTxn"] = [
+                        ln
+                        for ln in memo.get("LinkedTxn") or []
+                        if ln.get("TxnType") != "Invoice" or ln["TxnId"] in still
+                    ]
+                    memo["SyncToken"] = str(int(memo["SyncToken"]) + 1)
                     self._touch(company, "CreditMemo", memo)
+
+    def _memo_invoices(self, company: Company, memo: str, without: str) -> set[str]:
+        """Invoices that payments other than `without` still apply credit memo `memo` to."""
+        still: set[str] = set()
+        for payment in company.entities["Payment"].values():
+            if payment["Id"] == without or payment.get("_voided"):
+                continue
+            lines = payment.get("Line") or []
+            if any(
+                link.get("TxnType") == "CreditMemo" and str(link.get("TxnId")) == memo
+                for line in lines
+                for link in line.get("LinkedTxn") or []
+            ):
+                still.update(_invoices_of(payment))
+        return still
 
     # -- invoice extras -------------------------------------------------------------------------------
     def send(self, realm: str, ident: str, to: str | None) -> dict[str, Any]:
@@ -851,6 +878,16 @@ class Store:
 
     def invoice_link(self, realm: str, ident: str, base_url: str) -> str:
         return f"{base_url}/app/invoice/pay?realm={realm}&id={ident}"
+
+
+def _invoices_of(payment: dict[str, Any]) -> list[str]:
+    """Invoice ids a Payment's lines link, in order."""
+    return [
+        str(link.get("TxnId"))
+        for line in payment.get("Line") or []
+        for link in line.get("LinkedTxn") or []
+        if link.get("TxnType") == "Invoice"
+    ]
 
 
 def _public(obj: dict[str, Any]) -> dict[str, Any]:

@@ -333,3 +333,63 @@ def test_main_accepts_cli_arguments() -> None:
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0
+
+
+# -- payments and credits (issue 11) ---------------------------------------------------------------------
+def _admin(qbo: EmulatorHandle, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = requests.post(f"{qbo.url}/__admin/{path}", json=body or {}, timeout=10)
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def test_payment_and_credit_shapes_match_the_samples(qbo: EmulatorHandle, company: Company) -> None:
+    cust = company.customer("Shape Ltd", "ap@shape.example")
+    inv = company.invoice(cust, "100.00")
+    payment = _admin(qbo, f"companies/{company.realm}/pay", {"invoice_id": inv["Id"], "amount": "60"})["Payment"]
+    same_shape(payment, fixture_json("qbo_payment_read.json")["Payment"])
+    memo = _admin(qbo, f"companies/{company.realm}/credit", {"invoice_id": inv["Id"], "amount": "15"})["CreditMemo"]
+    same_shape(memo, fixture_json("qbo_creditmemo_create.json")["CreditMemo"])
+    assert DATE.match(payment["TxnDate"])
+    assert INSTANT.match(payment["MetaData"]["LastUpdatedTime"])
+
+
+def test_payments_lower_balances_link_the_invoice_and_voiding_restores(qbo: EmulatorHandle, company: Company) -> None:
+    """A Payment lowers the invoice's Balance and joins its LinkedTxn; a credit memo applied names the invoice
+    in its own LinkedTxn; voiding or deleting the payment that did either restores both."""
+    realm = company.realm
+    cust = company.customer("Pays Ltd", "ap@pays.example")
+    inv = company.invoice(cust, "100.00")
+    payment = _admin(qbo, f"companies/{realm}/pay", {"invoice_id": inv["Id"], "amount": "60"})["Payment"]
+    after = qbo.store.read(realm, "Invoice", inv["Id"])
+    assert after["Balance"] == 40.0
+    assert {"TxnId": payment["Id"], "TxnType": "Payment"} in after["LinkedTxn"]
+    memo = _admin(qbo, f"companies/{realm}/credit", {"invoice_id": inv["Id"], "amount": "15"})["CreditMemo"]
+    assert (memo["RemainingCredit"], memo["Balance"], memo["TotalAmt"]) == (0.0, 0.0, 15.0)
+    assert memo["LinkedTxn"] == [{"TxnId": inv["Id"], "TxnType": "Invoice"}]
+    assert qbo.store.read(realm, "Invoice", inv["Id"])["Balance"] == 25.0
+
+    _admin(qbo, f"companies/{realm}/payments/{payment['Id']}/void")
+    voided = qbo.store.read(realm, "Payment", payment["Id"])
+    assert (voided["TotalAmt"], voided["PrivateNote"]) == (0.0, "Voided")
+    after = qbo.store.read(realm, "Invoice", inv["Id"])
+    assert after["Balance"] == 85.0
+    assert {"TxnId": payment["Id"], "TxnType": "Payment"} not in after["LinkedTxn"]
+
+    applying = next(p for p in company.entities("Payment") if p["Id"] != payment["Id"])
+    _admin(qbo, f"companies/{realm}/payments/{applying['Id']}/delete")
+    memo = qbo.store.read(realm, "CreditMemo", memo["Id"])
+    assert (memo["RemainingCredit"], memo["LinkedTxn"]) == (15.0, [])
+    assert qbo.store.read(realm, "Invoice", inv["Id"])["Balance"] == 100.0
+
+
+def test_overpayment_and_open_credit_queries(qbo: EmulatorHandle, company: Company) -> None:
+    realm = company.realm
+    cust = company.customer("Over Ltd")
+    inv = company.invoice(cust, "10.00")
+    over = _admin(qbo, f"companies/{realm}/overpay", {"customer_id": cust, "amount": "25.5", "date": "2026-01-03"})
+    assert (over["Payment"]["UnappliedAmt"], over["Payment"]["TxnDate"]) == (25.5, "2026-01-03")
+    _admin(qbo, f"companies/{realm}/pay", {"invoice_id": inv["Id"]})
+    unapplied = qbo.store.run_query(realm, "SELECT * FROM Payment WHERE UnappliedAmt > '0'")
+    assert [p["Id"] for p in unapplied["Payment"]] == [over["Payment"]["Id"]]
+    assert qbo.store.run_query(realm, "SELECT COUNT(*) FROM CreditMemo WHERE Balance > '0'") == {"totalCount": 0}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import pytest
 import requests
 
-from connector.domain.model import InvoiceStatus
+from connector.domain.model import InvoiceStatus, PaymentKind
+from connector.domain.money import Money
 from connector.errors import AuthError, RateLimited, Rejected, Transient
 from providers.quickbooks.client import digits, quote, request_id
 from providers.quickbooks.emulator import EmulatorHandle
@@ -270,3 +273,110 @@ def test_request_ids_fit_qbo_limit() -> None:
     assert len(long_id) <= 50
     assert long_id.endswith(":apply")
     assert long_id == request_id("k" * 200, ":apply")
+
+
+def _admin(qbo: EmulatorHandle, path: str, body: dict[str, object] | None = None) -> dict[str, Any]:
+    answer = requests.post(f"{qbo.url}/__admin/{path}", json=body or {}, timeout=10)
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def test_full_reconcile_reads_open_credits_in_its_one_batch(qbo: EmulatorHandle, company: Company) -> None:
+    """Issue 11 budget: the open credits (Payments with UnappliedAmt, CreditMemos with a Balance) ride in the
+    reconcile's batch call, so a full reconcile of N invoices stays ceil(N/1000) + 1 calls."""
+    cust = company.customer("Credit Ltd", "ap@credit.example")
+    invoices = [company.invoice(cust, "100.00") for _ in range(3)]
+    paid = _admin(qbo, f"companies/{company.realm}/pay", {"invoice_id": invoices[0]["Id"]})["Payment"]
+    over = _admin(qbo, f"companies/{company.realm}/overpay", {"customer_id": cust, "amount": "25.00"})["Payment"]
+    memo = qbo.store.create(
+        company.realm,
+        "CreditMemo",
+        {
+            "CustomerRef": {"value": cust},
+            "TxnDate": "2026-01-05",
+            "Line": [{"Amount": 7.5, "DetailType": "SalesItemLineDetail"}],
+        },
+    )
+    adapter = company.adapter()
+    before = company.data_calls()
+    pages = list(adapter.changed_invoices(None))
+    assert company.data_calls() - before == 2  # the batch + one page of 2 open invoices
+    assert sum(p.calls for p in pages) == 2
+    payments = {key: value for page in pages for key, value in page.payments.items()}
+    assert set(payments) == {(PaymentKind.PAYMENT, over["Id"]), (PaymentKind.CREDIT, memo["Id"])}
+    assert (PaymentKind.PAYMENT, paid["Id"]) not in payments  # fully applied: nothing open to hold
+    [unapplied] = payments[(PaymentKind.PAYMENT, over["Id"])]
+    assert (unapplied.invoice_external_id, unapplied.amount) == ("", Money.of("25.00", "USD"))
+    [credit] = payments[(PaymentKind.CREDIT, memo["Id"])]
+    assert (credit.invoice_external_id, credit.amount, credit.paid_on) == (
+        "",
+        Money.of("7.50", "USD"),
+        date(2026, 1, 5),
+    )
+
+
+def test_full_reconcile_pages_open_credits_beyond_1000(qbo: EmulatorHandle, company: Company) -> None:
+    """1001 unapplied payments: the batch carries the first 1000, one more query the rest (3 calls in all)."""
+    cust = company.customer("Prepays A Lot Ltd")
+    company.invoice(cust, "10.00")
+    for _ in range(1001):
+        qbo.store.create(company.realm, "Payment", {"CustomerRef": {"value": cust}, "TotalAmt": 1}, notify=False)
+    adapter = company.adapter()
+    before = company.data_calls()
+    pages = list(adapter.changed_invoices(None))
+    assert company.data_calls() - before == 3
+    assert sum(len(p.payments) for p in pages) == 1001
+
+
+def test_incremental_sync_carries_every_money_change_in_one_call(qbo: EmulatorHandle, company: Company) -> None:
+    """Issue 11 budget: one CDC call for Invoice, Customer, Payment and CreditMemo; each money object the
+    answer names comes with its complete current set (a voided payment: none; a deleted one: none)."""
+    cust = company.customer("Money Ltd", "ap@money.example")
+    full, part, credited, voided, deleted = (company.invoice(cust, "100.00") for _ in range(5))
+    adapter = company.adapter()
+    *_, last = adapter.changed_invoices(None)
+    cursor = last.next_cursor
+    assert cursor
+    before = company.data_calls()
+    quiet = list(adapter.changed_invoices(cursor))
+    assert company.data_calls() - before == 1
+    assert [p.payments for p in quiet] == [{}]
+
+    realm = company.realm
+    paid = _admin(qbo, f"companies/{realm}/pay", {"invoice_id": full["Id"], "date": "2026-01-10"})["Payment"]
+    partial = _admin(qbo, f"companies/{realm}/pay", {"invoice_id": part["Id"], "amount": "40.00"})["Payment"]
+    memo = _admin(qbo, f"companies/{realm}/credit", {"invoice_id": credited["Id"], "amount": "15.00"})["CreditMemo"]
+    over = _admin(qbo, f"companies/{realm}/overpay", {"customer_id": cust, "amount": "30.00"})["Payment"]
+    gone = _admin(qbo, f"companies/{realm}/pay", {"invoice_id": voided["Id"]})["Payment"]
+    _admin(qbo, f"companies/{realm}/payments/{gone['Id']}/void")
+    removed = _admin(qbo, f"companies/{realm}/pay", {"invoice_id": deleted["Id"]})["Payment"]
+    _admin(qbo, f"companies/{realm}/payments/{removed['Id']}/delete")
+
+    before = company.data_calls()
+    pages = list(adapter.changed_invoices(cursor))
+    assert company.data_calls() - before == 1
+    money = {key: value for page in pages for key, value in page.payments.items()}
+    usd = "USD"
+
+    def one(kind: PaymentKind, ident: str) -> tuple[str, Money]:
+        [snapshot] = money[(kind, ident)]
+        assert snapshot.customer_external_id == cust
+        assert not snapshot.voided
+        return snapshot.invoice_external_id, snapshot.amount
+
+    assert one(PaymentKind.PAYMENT, paid["Id"]) == (full["Id"], Money.of("100.00", usd))
+    assert money[(PaymentKind.PAYMENT, paid["Id"])][0].paid_on == date(2026, 1, 10)
+    assert one(PaymentKind.PAYMENT, partial["Id"]) == (part["Id"], Money.of("40.00", usd))
+    assert one(PaymentKind.CREDIT, memo["Id"]) == (credited["Id"], Money.of("15.00", usd))
+    assert one(PaymentKind.PAYMENT, over["Id"]) == ("", Money.of("30.00", usd))
+    assert money[(PaymentKind.PAYMENT, gone["Id"])] == []
+    assert money[(PaymentKind.PAYMENT, removed["Id"])] == []
+    # The zero-amount Payment that applied the credit memo is no money of its own.
+    applying = [key for key in money if key[0] is PaymentKind.PAYMENT and key[1] not in (
+        paid["Id"], partial["Id"], over["Id"], gone["Id"], removed["Id"])]  # fmt: skip
+    assert [money[key] for key in applying] == [[]]
+    balances = {inv.external_id: inv.balance.amount for page in pages for inv in page.invoices}
+    assert balances[voided["Id"]] == balances[deleted["Id"]] == Decimal("100.00")  # owed again
+    assert balances[part["Id"]] == Decimal("60.00")
+    assert balances[credited["Id"]] == Decimal("85.00")
