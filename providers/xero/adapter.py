@@ -47,7 +47,14 @@ from xero_python.accounting import (
 from xero_python.exceptions import HTTPStatusException
 from xero_python.identity import IdentityApi
 
-from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import (
+    ConnectionInfo,
+    CustomerSnapshot,
+    InvoiceSnapshot,
+    InvoiceStatus,
+    PaymentKind,
+    PaymentSnapshot,
+)
 from connector.domain.money import Money
 from connector.errors import AuthError, MappingError, NotFound, Rejected, Transient
 from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
@@ -280,6 +287,7 @@ class XeroAdapter:
         pending_calls = self._all_customers() if full else 0
         newest, newest_ids = since, set(boundary)
         started: datetime | None = None
+        changed = False
         page = 1
         while True:
             kwargs: dict[str, Any] = {
@@ -302,11 +310,7 @@ class XeroAdapter:
                 ids = [str((r.get("Contact") or {}).get("ContactID") or "") for r in rows]
                 pending_calls += self._load_contacts(ids)
             invoices, quarantined, _ = self._map_page(rows)
-            for invoice in invoices:
-                if newest is None or invoice.updated_at > newest:
-                    newest, newest_ids = invoice.updated_at, {invoice.external_id}
-                elif invoice.updated_at == newest:
-                    newest_ids.add(invoice.external_id)
+            newest, newest_ids = _newest(invoices, newest, newest_ids)
             cursor_at, cursor_ids = newest, newest_ids
             if full and started is not None and (cursor_at is None or cursor_at > started):
                 # Never past the reconcile's start: changes made while it ran come with the next sweep.
@@ -314,6 +318,10 @@ class XeroAdapter:
             next_cursor = _write_cursor(cursor_at, cursor_ids) if cursor_at is not None else cursor
             pagination = body.get("pagination") or {}
             last = page >= int(pagination.get("pageCount") or 0) or len(all_rows) < PAGE_SIZE
+            changed = changed or bool(rows)
+            payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
+            if last and (full or changed):
+                pending_calls += self._money_since(None if full else since, payments, quarantined)
             yield Page(
                 invoices=invoices,
                 customers=self._customers_of(invoices),
@@ -321,10 +329,77 @@ class XeroAdapter:
                 quarantined=quarantined,
                 calls=pending_calls,
                 full=full,
+                payments=payments,
             )
             pending_calls = 0
             if last:
                 return
+            page += 1
+
+    def _money_since(
+        self,
+        since: datetime | None,
+        payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]],
+        quarantined: list[Quarantined],
+    ) -> int:
+        """Read the money objects into `payments`; returns the number of calls made.
+
+        Incremental (`since`): the Payments and CreditNotes modified since the cursor (a payment, its
+        deletion or a credit allocation always changes its invoice, so this runs only when invoices
+        changed: a quiet sweep stays one call). Full reconcile (`since` None): the open credit only —
+        AUTHORISED overpayments, prepayments and receivable credit notes (the unapplied-credit hold).
+        """
+        reads: list[tuple[str, str, dict[str, Any]]]
+        if since is not None:
+            reads = [
+                ("get_payments", "Payments", {}),
+                ("get_credit_notes", "CreditNotes", {"where": 'Type=="ACCRECCREDIT"'}),
+            ]
+        else:
+            open_credit = 'Status=="AUTHORISED"'
+            reads = [
+                ("get_overpayments", "Overpayments", {"where": open_credit}),
+                ("get_prepayments", "Prepayments", {"where": open_credit}),
+                ("get_credit_notes", "CreditNotes", {"where": open_credit + ' AND Type=="ACCRECCREDIT"'}),
+            ]
+        calls = 0
+        for method, collection, kwargs in reads:
+            if since is not None:
+                kwargs["if_modified_since"] = since
+            calls += self._read_money(method, collection, kwargs, payments, quarantined)
+        return calls
+
+    def _money_currency(self, raw: Mapping[str, Any]) -> str:
+        """The object's own currency when it names one (no Organisation call), else the home currency."""
+        invoice = raw.get("Invoice")
+        named = raw.get("CurrencyCode") or (invoice.get("CurrencyCode") if isinstance(invoice, Mapping) else "")
+        return named if isinstance(named, str) and named else self.home_currency()
+
+    def _read_money(
+        self,
+        method: str,
+        collection: str,
+        kwargs: dict[str, Any],
+        payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]],
+        quarantined: list[Quarantined],
+    ) -> int:
+        """Every page of one money listing mapped into `payments` (bad objects quarantined); the calls made."""
+        calls, page = 0, 1
+        while True:
+            body = self.client.call(method, page=page, page_size=PAGE_SIZE, **kwargs).json()
+            calls += 1
+            rows = body.get(collection) or []
+            for raw in rows:
+                try:
+                    snapshots = mapping.to_payments(raw, home_currency=self._money_currency(raw))
+                except MappingError as exc:
+                    quarantined.append(Quarantined(exc.external_id, exc.field, exc.reason))
+                    continue
+                object_id, kind = mapping.money_key(raw)
+                payments[(kind, object_id)] = snapshots
+            pagination = body.get("pagination") or {}
+            if page >= int(pagination.get("pageCount") or 0) or len(rows) < PAGE_SIZE:
+                return calls
             page += 1
 
     def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:
@@ -573,6 +648,18 @@ def _read_cursor(cursor: str | None) -> tuple[datetime | None, frozenset[str]]:
         return None, frozenset()
     stamp, _, ids = cursor.partition("|")
     return mapping.parse_cursor(stamp), frozenset(i for i in ids.split(",") if i)
+
+
+def _newest(
+    invoices: list[InvoiceSnapshot], newest: datetime | None, ids: set[str]
+) -> tuple[datetime | None, set[str]]:
+    """The largest `updated_at` so far and the ids seen at exactly that instant, after `invoices`."""
+    for invoice in invoices:
+        if newest is None or invoice.updated_at > newest:
+            newest, ids = invoice.updated_at, {invoice.external_id}
+        elif invoice.updated_at == newest:
+            ids.add(invoice.external_id)
+    return newest, ids
 
 
 def _write_cursor(moment: datetime, ids: set[str]) -> str:

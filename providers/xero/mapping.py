@@ -203,6 +203,11 @@ def _money_kind(raw: Mapping[str, Any]) -> tuple[str, PaymentKind]:
     raise MappingError("", "PaymentID", "not a Payment, CreditNote, Overpayment or Prepayment", provider=PROVIDER_KEY)
 
 
+def money_key(raw: Mapping[str, Any]) -> tuple[str, PaymentKind]:
+    """A money object's id and kind (Payment, CreditNote, Overpayment, Prepayment); MappingError otherwise."""
+    return _money_kind(raw)
+
+
 def _text(value: Any) -> str:
     """A string field's text ("" for anything that is not a string)."""
     return value.strip() if isinstance(value, str) else ""

@@ -672,12 +672,13 @@ def credit_note_allocate(ref: str) -> Response:
 def payments_get() -> Response:
     state = current()
     with state.lock:
+        book = ledger()
         return listing(
-            list(ledger().payments.values()),
+            list(book.payments.values()),
             id_field="PaymentID",
             ids_param="IDs",
             collection="Payments",
-            renderer=lambda r: render._nested_dates(r),
+            renderer=lambda r: render.payment(book, r),
         )
 
 
@@ -696,7 +697,7 @@ def payments_put() -> Response:
                 invoice = book.find_invoice(str((item.get("Invoice") or {}).get("InvoiceID") or ""))
                 amount = parse_amount(item.get("Amount"), "Amount")
                 on = parse_date(item.get("Date")) or state.now().date()
-                out.append(render._nested_dates(book.apply_payment(invoice, amount, on, state.now())))
+                out.append(render.payment(book, book.apply_payment(invoice, amount, on, state.now())))
             except NotFound:
                 return invalid(XeroValidation(item, ["Invoice could not be found"]))
             except ValueError as exc:
@@ -704,6 +705,61 @@ def payments_put() -> Response:
             except XeroValidation as exc:
                 return invalid(exc)
         return json_response(envelope(state.now(), Payments=out))
+
+
+@bp.post("/Payments/<ref>")
+def payment_delete(ref: str) -> Response:
+    """Xero deletes a payment by posting `{"Status": "DELETED"}` to it (the SDK's delete_payment)."""
+    state = current()
+    body = request.get_json(silent=True) or {}
+    item = (body.get("Payments") or [body])[0] if isinstance(body, dict) else {}
+    if str((item or {}).get("Status") or "").upper() != "DELETED":
+        return invalid(XeroValidation(dict(item or {}), ["Payments can only be updated to a status of DELETED"]))
+    with state.lock:
+        book = ledger()
+        try:
+            payment = book.delete_payment(ref, state.now())
+        except NotFound:
+            return json_response(problem(404, "Not Found", "Payment not found"), 404)
+        return json_response(envelope(state.now(), Payments=[render.payment(book, payment)]))
+
+
+def _allocate_unapplied(ref: str, attr: str) -> Response:
+    """PUT /Overpayments|Prepayments/{id}/Allocations."""
+    state = current()
+    try:
+        items = body_items("Allocations")
+    except XeroValidation as exc:
+        return invalid(exc)
+    with state.lock:
+        book = ledger()
+        record = getattr(book, attr).get(ref)
+        if record is None:
+            return json_response(problem(404, "Not Found", "Not found"), 404)
+        out = []
+        for item in items:
+            try:
+                invoice = book.find_invoice(str((item.get("Invoice") or {}).get("InvoiceID") or ""))
+                amount = parse_amount(item.get("Amount"), "Amount")
+                on = parse_date(item.get("Date")) or state.now().date()
+                out.append(render._nested_dates(book.allocate_unapplied(record, invoice, amount, on, state.now())))
+            except NotFound:
+                return invalid(XeroValidation(item, ["Invoice could not be found"]))
+            except ValueError as exc:
+                return invalid(XeroValidation(item, [str(exc)]))
+            except XeroValidation as exc:
+                return invalid(exc)
+        return json_response(envelope(state.now(), Allocations=out))
+
+
+@bp.put("/Overpayments/<ref>/Allocations")
+def overpayment_allocate(ref: str) -> Response:
+    return _allocate_unapplied(ref, "overpayments")
+
+
+@bp.put("/Prepayments/<ref>/Allocations")
+def prepayment_allocate(ref: str) -> Response:
+    return _allocate_unapplied(ref, "prepayments")
 
 
 def _unapplied(kind: str, attr: str) -> Response:

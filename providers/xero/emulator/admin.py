@@ -136,6 +136,65 @@ def payments() -> Response:
         )
 
 
+@admin.post("/payments/delete")
+def payments_delete() -> Response:
+    """{"tenant", "payment"}: a user deleted the payment in Xero (its invoice owes the money again)."""
+    state = current()
+    body = _body()
+    with state.lock:
+        ledger = book(str(body.get("tenant", "")))
+        payment = ledger.delete_payment(str(body.get("payment", "")), state.now())
+        state.drain_events()
+        return jsonify({"PaymentID": payment["PaymentID"], "Status": payment["Status"]})
+
+
+@admin.post("/credits")
+def credits() -> Response:
+    """{"tenant", "invoice", "amount", "date"?}: a user raised a credit note and allocated it to the invoice."""
+    state = current()
+    body = _body()
+    with state.lock:
+        ledger = book(str(body.get("tenant", "")))
+        invoice = ledger.find_invoice(str(body.get("invoice", "")))
+        now = state.now()
+        amount = parse_amount(body.get("amount"))
+        on = parse_date(body.get("date")) or now.date()
+        line = {"Description": "Credit", "Quantity": 1, "UnitAmount": str(amount), "AccountCode": "200"}
+        credit = ledger.create_credit_note(
+            {
+                "Type": "ACCRECCREDIT",
+                "Status": "AUTHORISED",
+                "Contact": {"ContactID": invoice["Contact"]["ContactID"]},
+                "Date": on.isoformat(),
+                "CurrencyCode": invoice["CurrencyCode"],
+                "LineAmountTypes": "NoTax",
+                "LineItems": [line],
+            },
+            now,
+        )
+        ledger.allocate_credit(
+            credit, {"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": str(amount), "Date": on.isoformat()}, now
+        )
+        state.drain_events()
+        return jsonify({"CreditNoteID": credit["CreditNoteID"], "AmountDue": str(invoice["AmountDue"])})
+
+
+@admin.post("/overpayments")
+def overpayments() -> Response:
+    """{"tenant", "contact", "amount", "date"?, "currency"?}: the customer paid money no invoice takes."""
+    state = current()
+    body = _body()
+    with state.lock:
+        ledger = book(str(body.get("tenant", "")))
+        data: dict[str, Any] = {"Contact": {"ContactID": str(body.get("contact", ""))}, "Total": body.get("amount")}
+        if body.get("date"):
+            data["Date"] = str(body["date"])
+        if body.get("currency"):
+            data["CurrencyCode"] = str(body["currency"])
+        record = ledger.add_unapplied("Overpayment", data, state.now())
+        return jsonify({"OverpaymentID": record["OverpaymentID"]})
+
+
 @admin.post("/invoices/update")
 def invoice_update() -> Response:
     """{"tenant", "invoice", "changes": {...}}: a user edited the invoice in Xero."""

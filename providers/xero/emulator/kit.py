@@ -152,13 +152,31 @@ class XeroKit(KitBase):
     def seed_company(self, name: str, *, customers: int, invoices: int) -> str:
         return str(self.admin("generate", {"name": name, "invoices": invoices, "contacts": customers})["tenantId"])
 
-    def pay(self, tenant: str, invoice: str, amount: Decimal | None = None, on: date | None = None) -> None:
-        """A customer pays (the bank feed reconciles it in Xero), through the admin API."""
+    def pay(self, tenant: str, invoice: str, amount: Decimal | None = None, on: date | None = None) -> str:
+        """A customer pays (the bank feed reconciles it in Xero), through the admin API; the PaymentID."""
         paid = self.balance(tenant, invoice) if amount is None else amount
         body: dict[str, Any] = {"tenant": tenant, "invoice": invoice, "amount": str(paid)}
         if on is not None:
             body["date"] = on.isoformat()
-        self.admin("payments", body)
+        return str(self.admin("payments", body)["PaymentID"])
+
+    def credit(self, tenant: str, invoice: str, amount: Decimal, on: date | None = None) -> str:
+        """A user raises a credit note for `amount` and allocates it to the invoice; the CreditNoteID."""
+        body: dict[str, Any] = {"tenant": tenant, "invoice": invoice, "amount": str(amount)}
+        if on is not None:
+            body["date"] = on.isoformat()
+        return str(self.admin("credits", body)["CreditNoteID"])
+
+    def overpay(self, tenant: str, customer: str, amount: Decimal, on: date | None = None) -> str:
+        """The customer pays `amount` no invoice takes (a RECEIVE-OVERPAYMENT); the OverpaymentID."""
+        body: dict[str, Any] = {"tenant": tenant, "contact": customer, "amount": str(amount)}
+        if on is not None:
+            body["date"] = on.isoformat()
+        return str(self.admin("overpayments", body)["OverpaymentID"])
+
+    def void_payment(self, tenant: str, payment: str) -> None:
+        """A user deletes the payment in Xero (it stays listed as DELETED; its invoice owes the money again)."""
+        self.admin("payments/delete", {"tenant": tenant, "payment": payment})
 
     def touch_invoice(self, tenant: str, invoice: str) -> None:
         changes = {"Reference": "edited by a user"}

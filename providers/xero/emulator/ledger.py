@@ -462,6 +462,63 @@ class Ledger:
         self._history(invoice["InvoiceID"], "Payment", f"Payment received for {amount}.", now)
         return payment
 
+    def delete_payment(self, payment_id: str, now: datetime) -> dict[str, Any]:
+        """POST /Payments/{id} {"Status": "DELETED"}: the payment stays listed as DELETED, its invoice owes it again."""
+        payment = self.payments.get(payment_id)
+        if payment is None:
+            raise NotFound(payment_id)
+        if payment["Status"] == "DELETED":
+            return payment
+        invoice = self.invoices[payment["Invoice"]["InvoiceID"]]
+        amount = payment["Amount"]
+        payment["Status"] = "DELETED"
+        payment["UpdatedDateUTC"] = now
+        invoice["Payments"] = [p for p in invoice["Payments"] if p["PaymentID"] != payment_id]
+        invoice["AmountPaid"] = money(invoice["AmountPaid"] - amount)
+        invoice["AmountDue"] = money(invoice["AmountDue"] + amount)
+        if invoice["Status"] == "PAID":
+            invoice["Status"] = "AUTHORISED"
+            invoice["FullyPaidOnDate"] = None
+        invoice["UpdatedDateUTC"] = now
+        self.events.append(("INVOICE", invoice["InvoiceID"], "UPDATE"))
+        self._history(invoice["InvoiceID"], "Payment Deleted", f"Payment for {amount} deleted.", now)
+        return payment
+
+    def allocate_unapplied(
+        self, record: dict[str, Any], invoice: dict[str, Any], amount: Decimal, on: date, now: datetime
+    ) -> dict[str, Any]:
+        """PUT /Overpayments|Prepayments/{id}/Allocations: part of the remaining credit pays an invoice."""
+        kind = "Overpayment" if "OverpaymentID" in record else "Prepayment"
+        element = {"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": amount}
+        amount = money(amount)
+        errors = []
+        if record["Status"] != "AUTHORISED" or invoice["Status"] != "AUTHORISED":
+            errors.append(f"Only AUTHORISED {kind.lower()}s can be allocated to AUTHORISED invoices")
+        if invoice["Contact"]["ContactID"] != record["Contact"]["ContactID"]:
+            errors.append(f"The {kind.lower()} and the invoice must be for the same contact")
+        if amount <= 0 or amount > record["RemainingCredit"] or amount > invoice["AmountDue"]:
+            errors.append("The amount allocated must be positive and within the remaining credit and amount due")
+        if errors:
+            raise XeroValidation(element, errors)
+        allocation = {
+            "AllocationID": new_id(),
+            "Amount": amount,
+            "Date": on,
+            "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice["InvoiceNumber"]},
+            "IsDeleted": False,
+        }
+        record["Allocations"].append(allocation)
+        record["RemainingCredit"] = money(record["RemainingCredit"] - amount)
+        if record["RemainingCredit"] == 0:
+            record["Status"] = "PAID"
+        record["UpdatedDateUTC"] = now
+        invoice[f"{kind}s"].append(
+            {f"{kind}ID": record[f"{kind}ID"], "AppliedAmount": amount, "Date": on, "Total": record["Total"]}
+        )
+        invoice["AmountPaid"] = money(invoice["AmountPaid"] + amount)
+        self._settle(invoice, amount, on, now)
+        return allocation
+
     def _settle(self, invoice: dict[str, Any], amount: Decimal, on: date, now: datetime) -> None:
         invoice["AmountDue"] = money(invoice["AmountDue"] - amount)
         if invoice["AmountDue"] == 0:

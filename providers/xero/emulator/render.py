@@ -55,6 +55,8 @@ def invoice(ledger: Ledger, record: dict[str, Any], *, summary: bool = False) ->
     else:
         out["Payments"] = [_nested_dates(p) for p in record["Payments"]]
         out["CreditNotes"] = [_nested_dates(c) for c in record["CreditNotes"]]
+        out["Overpayments"] = [_nested_dates(o) for o in record["Overpayments"]]
+        out["Prepayments"] = [_nested_dates(p) for p in record["Prepayments"]]
     _dates(ledger, record, out)
     if record["Type"] == "ACCPAY" or not record.get("SentToContact"):
         out.pop("SentToContact", None)
@@ -107,7 +109,25 @@ def unapplied(ledger: Ledger, record: dict[str, Any]) -> dict[str, Any]:
     """One overpayment or prepayment."""
     out = dict(record)
     out["Contact"] = _contact_stub(ledger, record["Contact"]["ContactID"], record["Contact"]["Name"])
+    out["Allocations"] = [_nested_dates(a) for a in record.get("Allocations", [])]
     _dates(ledger, record, out)
+    return out
+
+
+def payment(ledger: Ledger, record: dict[str, Any]) -> dict[str, Any]:
+    """One payment as GET /Payments returns it (xero_payments_get.json): its invoice with contact and currency."""
+    out = _nested_dates(record)
+    invoice = ledger.invoices.get(record["Invoice"]["InvoiceID"])
+    if invoice is not None:
+        contact = invoice["Contact"]
+        out["Invoice"] = {
+            "Type": invoice["Type"],
+            "InvoiceID": invoice["InvoiceID"],
+            "InvoiceNumber": invoice["InvoiceNumber"],
+            "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
+            "CurrencyCode": invoice["CurrencyCode"],
+            "Status": invoice["Status"],
+        }
     return out
 
 

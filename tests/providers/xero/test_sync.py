@@ -25,9 +25,10 @@ def _drain(adapter: XeroAdapter, cursor: str | None) -> tuple[list, str | None, 
     return invoices, next_cursor, calls
 
 
-def test_full_sync_of_10000_open_invoices_takes_at_most_11_calls(
+def test_full_sync_of_10000_open_invoices_takes_at_most_14_calls(
     xero: XeroEmulator, settings: ProviderSettings
 ) -> None:
+    """10 invoice pages + 1 contacts page + 3 open-credit listings (overpayments, prepayments, credit notes)."""
     admin(xero, "limits", {"per_minute": 0, "per_day": 0})
     tenant = admin(xero, "generate", {"name": "Big Co", "invoices": 10_000, "contacts": 400})["tenantId"]
     tokens, _ = connect(xero, settings, tenant)
@@ -37,7 +38,10 @@ def test_full_sync_of_10000_open_invoices_takes_at_most_11_calls(
     pages = list(adapter.changed_invoices(None))
 
     calls = data_calls(xero)
-    assert len(calls) <= 11
+    assert len(calls) == 14
+    money = sorted(c.path.rsplit("/", 1)[1] for c in calls if not c.path.endswith(("/Invoices", "/Contacts")))
+    assert money == ["CreditNotes", "Overpayments", "Prepayments"]
+    assert all("Status%3D%3D%22AUTHORISED%22" in c.query for c in calls if c.path.endswith("payments"))
     assert sum(p.calls for p in pages) == len(calls)
     assert all(p.full for p in pages)
     assert sum(len(p.invoices) for p in pages) == 10_000
@@ -88,12 +92,21 @@ def test_incremental_brings_paid_voided_and_deleted(connected: Connected) -> Non
 
 
 def test_incremental_sends_if_modified_since(connected: Connected) -> None:
+    """A sweep bringing changed invoices also reads Payments and CreditNotes modified since; a quiet one is one call."""
     _, cursor, _ = _drain(connected.adapter, None)
     connected.xero.core.clear_calls()
-    _drain(connected.adapter, cursor)
+    changed, cursor, calls = _drain(connected.adapter, cursor)  # the paid and draft invoices the reconcile skipped
+    assert changed
+    invoices, payments, credits = data_calls(connected.xero)
+    assert invoices.path.endswith("/Invoices")
+    assert "summaryOnly=True" in invoices.query
+    assert "pageSize=1000" in invoices.query
+    assert (payments.path.rsplit("/", 1)[1], credits.path.rsplit("/", 1)[1]) == ("Payments", "CreditNotes")
+    assert calls == 3
+    connected.xero.core.clear_calls()
+    assert _drain(connected.adapter, cursor)[2] == 1
     (call,) = data_calls(connected.xero)
-    assert "summaryOnly=True" in call.query
-    assert "pageSize=1000" in call.query
+    assert call.path.endswith("/Invoices")
 
 
 def test_unapplied_credit_sums_overpayments_prepayments_and_credit_notes(connected: Connected) -> None:
