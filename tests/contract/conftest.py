@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -59,8 +59,21 @@ class ContractHarness:
         params = self.authorize(tenant, "contract-state")
         return self.spec.exchange_code(self.settings(), params, "", datetime.now(UTC))
 
-    def record_payment(self, tenant: str, invoice_id: str, amount: Decimal | None) -> None:
-        self.kit.pay(tenant, invoice_id, amount)
+    def record_payment(self, tenant: str, invoice_id: str, amount: Decimal | None, on: date | None = None) -> str:
+        """A customer pays `amount` (None: the balance) of the invoice, dated `on`; the payment object's id."""
+        return self.kit.pay(tenant, invoice_id, amount, on)
+
+    def record_credit(self, tenant: str, invoice_id: str, amount: Decimal, on: date | None = None) -> str:
+        """A user credits `amount` to the invoice in the ledger; the credit object's id."""
+        return self.kit.credit(tenant, invoice_id, amount, on)
+
+    def record_overpayment(self, tenant: str, customer_id: str, amount: Decimal, on: date | None = None) -> str:
+        """The customer pays `amount` that no invoice takes; the payment object's id."""
+        return self.kit.overpay(tenant, customer_id, amount, on)
+
+    def void_payment(self, tenant: str, payment_id: str) -> None:
+        """A user voids or deletes the payment in the ledger."""
+        self.kit.void_payment(tenant, payment_id)
 
     def touch_invoice(self, tenant: str, invoice_id: str) -> None:
         self.kit.touch_invoice(tenant, invoice_id)

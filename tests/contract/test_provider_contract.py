@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from connector.domain.model import InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import AuthError, StorageError
 from connector.ports import AccountingAdapter, ProviderSpec
@@ -187,3 +187,122 @@ def test_webhook_verification_and_parse(tenant: Tenant) -> None:
         and n.operation == "update"
         for n in notices
     )
+
+
+# -- payments and credits (issue 11): each money object on the next sync's page with its complete current set --
+QUIET_SYNC_CALLS = 1  # an incremental sync that finds nothing changed is one call on every provider
+MONEY_SYNC_CALLS = {"quickbooks": 1}  # one CDC call for invoices, customers, payments and credit memos
+
+
+class MoneySync:
+    """A tenant synced once (full reconcile), then the money movements the next incremental sync sees."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.adapter = tenant.adapter()
+        pages = list(self.adapter.changed_invoices(None))
+        cursor = pages[-1].next_cursor
+        assert cursor
+        self.cursor = cursor
+        self.on = datetime.now(UTC).date() - timedelta(days=3)
+
+    def invoice(self, index: int) -> InvoiceSnapshot:
+        inv = self.adapter.get_invoice(self.tenant.invoice_ids[index])
+        assert inv is not None
+        return inv
+
+    def quiet(self) -> None:
+        """Nothing changed: one call, no money on the page."""
+        before = self.tenant.harness.data_calls(self.tenant.id)
+        pages = list(self.adapter.changed_invoices(self.cursor))
+        assert self.tenant.harness.data_calls(self.tenant.id) - before == QUIET_SYNC_CALLS
+        assert [p.payments for p in pages] == [{}]
+        self.cursor = pages[-1].next_cursor or self.cursor
+
+    def sync(self) -> tuple[dict[tuple[PaymentKind, str], list[PaymentSnapshot]], dict[str, InvoiceSnapshot]]:
+        """(money objects, invoices) the next incremental sync carries; its calls are counted as reported."""
+        before = self.tenant.harness.data_calls(self.tenant.id)
+        pages = list(self.adapter.changed_invoices(self.cursor))
+        calls = self.tenant.harness.data_calls(self.tenant.id) - before
+        assert sum(p.calls for p in pages) == calls
+        expected = MONEY_SYNC_CALLS.get(self.tenant.harness.key)
+        if expected is not None:
+            assert calls == expected
+        assert not any(p.quarantined for p in pages)
+        self.cursor = pages[-1].next_cursor or self.cursor
+        money = {key: value for page in pages for key, value in page.payments.items()}
+        invoices = {inv.external_id: inv for page in pages for inv in page.invoices}
+        return money, invoices
+
+
+@pytest.fixture
+def money(tenant: Tenant) -> MoneySync:
+    return MoneySync(tenant)
+
+
+def test_payment_synced_with_its_invoice_date_and_amount(money: MoneySync) -> None:
+    inv = money.invoice(0)
+    money.quiet()
+    payment_id = money.tenant.harness.record_payment(money.tenant.id, inv.external_id, None, money.on)
+    found, invoices = money.sync()
+    [snapshot] = found[(PaymentKind.PAYMENT, payment_id)]
+    assert snapshot.external_id == payment_id
+    assert (snapshot.invoice_external_id, snapshot.customer_external_id) == (inv.external_id, inv.customer_external_id)
+    assert snapshot.amount == inv.balance
+    assert snapshot.paid_on == money.on
+    assert not snapshot.voided
+    assert not snapshot.unapplied
+    assert invoices[inv.external_id].status is InvoiceStatus.PAID
+
+
+def test_partial_payment_synced(money: MoneySync) -> None:
+    inv = money.invoice(1)
+    part = Money.of("40.00", inv.currency)
+    payment_id = money.tenant.harness.record_payment(money.tenant.id, inv.external_id, part.amount, money.on)
+    found, invoices = money.sync()
+    [snapshot] = found[(PaymentKind.PAYMENT, payment_id)]
+    assert (snapshot.invoice_external_id, snapshot.amount, snapshot.paid_on) == (inv.external_id, part, money.on)
+    assert invoices[inv.external_id].balance == inv.balance - part
+    assert invoices[inv.external_id].status is InvoiceStatus.OPEN
+
+
+def test_credit_applied_synced(money: MoneySync) -> None:
+    inv = money.invoice(0)
+    amount = Money.of("15.00", inv.currency)
+    credit_id = money.tenant.harness.record_credit(money.tenant.id, inv.external_id, amount.amount, money.on)
+    found, invoices = money.sync()
+    applied = [s for s in found[(PaymentKind.CREDIT, credit_id)] if not s.voided]
+    assert [(s.invoice_external_id, s.amount, s.paid_on) for s in applied] == [(inv.external_id, amount, money.on)]
+    assert invoices[inv.external_id].balance == inv.balance - amount
+    # No money object on the page pays that invoice in cash: the credit is not counted as a payment too.
+    cash = [s for key, snaps in found.items() if key[0] is PaymentKind.PAYMENT for s in snaps]
+    assert not [s for s in cash if s.invoice_external_id == inv.external_id and not s.voided]
+
+
+def test_overpayment_left_unapplied(money: MoneySync) -> None:
+    """Unapplied money is an open credit: the full reconcile reads it, as an unapplied snapshot of its customer."""
+    customer = money.invoice(0).customer_external_id
+    currency = money.invoice(0).currency
+    over_id = money.tenant.harness.record_overpayment(money.tenant.id, customer, Decimal("25.00"), money.on)
+    pages = list(money.tenant.adapter().changed_invoices(None))
+    found = {key: value for page in pages for key, value in page.payments.items()}
+    [(kind, _)] = [key for key in found if key[1] == over_id]
+    assert kind in (PaymentKind.PAYMENT, PaymentKind.OVERPAYMENT)
+    [snapshot] = found[(kind, over_id)]
+    assert (snapshot.invoice_external_id, snapshot.customer_external_id) == ("", customer)
+    assert snapshot.unapplied
+    assert (snapshot.amount, snapshot.paid_on) == (Money.of("25.00", currency), money.on)
+
+
+def test_voided_payment_leaves_nothing_to_count(money: MoneySync) -> None:
+    """A payment voided or deleted in the ledger: the next sync carries it with [] or voided snapshots, and
+    its invoice owes the money again."""
+    inv = money.invoice(2)
+    payment_id = money.tenant.harness.record_payment(money.tenant.id, inv.external_id, None, money.on)
+    found, _ = money.sync()
+    assert [s.voided for s in found[(PaymentKind.PAYMENT, payment_id)]] == [False]
+    money.tenant.harness.void_payment(money.tenant.id, payment_id)
+    found, invoices = money.sync()
+    assert all(s.voided for s in found[(PaymentKind.PAYMENT, payment_id)])
+    assert invoices[inv.external_id].balance == inv.balance
+    assert invoices[inv.external_id].status is InvoiceStatus.OPEN
