@@ -346,8 +346,9 @@ class XeroAdapter:
 
         Incremental (`since`): the Payments and CreditNotes modified since the cursor (a payment, its
         deletion or a credit allocation always changes its invoice, so this runs only when invoices
-        changed: a quiet sweep stays one call). Full reconcile (`since` None): the open credit only —
-        AUTHORISED overpayments, prepayments and receivable credit notes (the unapplied-credit hold).
+        changed: a quiet sweep stays one call). Full reconcile (`since` None): the open credit —
+        every received overpayment and prepayment (few; an allocation to an invoice between reconciles is
+        caught here, so a stale unapplied row only ever over-holds) and the AUTHORISED receivable credit notes.
         """
         reads: list[tuple[str, str, dict[str, Any]]]
         if since is not None:
@@ -356,11 +357,10 @@ class XeroAdapter:
                 ("get_credit_notes", "CreditNotes", {"where": 'Type=="ACCRECCREDIT"'}),
             ]
         else:
-            open_credit = 'Status=="AUTHORISED"'
             reads = [
-                ("get_overpayments", "Overpayments", {"where": open_credit}),
-                ("get_prepayments", "Prepayments", {"where": open_credit}),
-                ("get_credit_notes", "CreditNotes", {"where": open_credit + ' AND Type=="ACCRECCREDIT"'}),
+                ("get_overpayments", "Overpayments", {"where": 'Type=="RECEIVE-OVERPAYMENT"'}),
+                ("get_prepayments", "Prepayments", {"where": 'Type=="RECEIVE-PREPAYMENT"'}),
+                ("get_credit_notes", "CreditNotes", {"where": 'Status=="AUTHORISED" AND Type=="ACCRECCREDIT"'}),
             ]
         calls = 0
         for method, collection, kwargs in reads:
