@@ -237,6 +237,60 @@ def preview(context: _Context, connection_id: int, days: int) -> None:
         )
 
 
+@main.command("report")
+@click.option("--connection", "connection_id", type=int, help="Only this connection (default: every connection).")
+@click.option(
+    "--days", type=click.IntRange(1, 3660), default=90, show_default=True, help="Payments of the last DAYS days."
+)
+@pass_context
+def report(context: _Context, connection_id: int | None, days: int) -> None:
+    """Recovery per cadence step (reminders sent, invoices paid within 7 days, amount recovered) and
+    the ledger documents Nudge created (fee invoices, credits) with the invoice each belongs to."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from connector.outbox.attribution import recovery_by_step
+    from connector.outbox.money import own_documents
+    from connector.storage.tables import Connection, Invoice
+
+    services = context.services()
+    since = services.clock.now().date() - timedelta(days=days)
+    with services.store.unit_of_work() as uow:
+        query = select(Connection.id).order_by(Connection.id)
+        if connection_id is not None:
+            query = query.where(Connection.id == connection_id)
+        ids = list(uow.session.scalars(query))
+        if connection_id is not None and not ids:
+            raise click.ClickException(f"no connection with id {connection_id}")
+        steps = recovery_by_step(uow, ids, since)
+        documents = [(cid, doc) for cid in ids for doc in own_documents(uow, cid).values()]
+        numbers = dict(
+            ((cid, ext), number)
+            for cid, ext, number in uow.session.execute(
+                select(Invoice.connection_id, Invoice.external_id, Invoice.number).where(Invoice.connection_id.in_(ids))
+            )
+        )
+    click.echo(f"Recovery since {since.isoformat()} ({len(ids)} connection(s))")
+    header = f"{'step':<32}  {'reminders':>9}  {'paid <=7d':>9}  {'payments':>8}  recovered"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for step in steps:
+        click.echo(
+            f"{step.step_id[:32]:<32}  {step.reminders_sent:>9}  {step.paid_within_7_days:>9}  "
+            f"{step.payments:>8}  {step.recovered_text()}"
+        )
+    click.echo("")
+    click.echo(f"Nudge's own documents ({len(documents)})")
+    header = f"{'conn':>5}  {'document':<24}  {'kind':<15}  origin invoice"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for cid, doc in sorted(documents, key=lambda item: (item[0], item[1].external_ref)):
+        origin = numbers.get((cid, doc.origin_invoice_external_id), doc.origin_invoice_external_id)
+        document = numbers.get((cid, doc.external_ref), doc.external_ref)
+        click.echo(f"{cid:>5}  {document[:24]:<24}  {doc.kind.value:<15}  {origin}")
+
+
 @main.command("actions")
 @click.option(
     "--state",

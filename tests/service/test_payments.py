@@ -15,6 +15,7 @@ from connector.domain.actions import Action
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus, PaymentKind
 from connector.domain.money import Money
 from connector.domain.policy_parsing import policy_from_dict
+from connector.outbox.attribution import NO_STEP, attribute, recovery_by_step
 from connector.outbox.executor import Executor
 from connector.outbox.money import load_money, own_documents
 from connector.outbox.planning import plan_connection
@@ -250,3 +251,23 @@ def test_nudges_own_fee_invoice_and_credit_are_recognised(store: Store) -> None:
         chased = list(uow.session.scalars(select(ActionRow.key).where(ActionRow.invoice_external_id == fee_ref)))
     assert own[fee_ref].origin_invoice_external_id == "1"
     assert chased == []
+
+
+def test_each_payment_is_attributed_to_the_last_reminder_before_it(store: Store) -> None:
+    """Per step: reminders sent, invoices paid within 7 days after, amount recovered; credits never count."""
+    cid, ledger = _setup(store, [snapshot(1), snapshot(2)])
+    _turn(store, ledger, cid, NOW)  # one reminder (step "late") listing both invoices
+    ledger.pay("P1", "1", "500.00", date(2026, 11, 18), currency="GBP")  # 2 days after the reminder
+    ledger.pay("P0", "2", "100.00", date(2026, 11, 15), currency="GBP")  # before any reminder was sent
+    ledger.pay("P9", "2", "150.00", date(2026, 11, 30), currency="GBP")  # 14 days after: attributed, not "within 7"
+    ledger.pay("C1", "2", "50.00", date(2026, 11, 19), kind=PaymentKind.CREDIT, currency="GBP")
+    ledger.pay("O1", "", "70.00", date(2026, 11, 19), customer="c1", kind=PaymentKind.OVERPAYMENT, currency="GBP")
+    sync_connection(store, ledger, cid, lambda: NOW + timedelta(days=15))
+    with store.unit_of_work() as uow:
+        attributed = {a.payment_external_id: a.step_id for a in attribute(uow, [cid], date(2026, 11, 1))}
+        steps = {s.step_id: s for s in recovery_by_step(uow, [cid], date(2026, 11, 1))}
+    assert attributed == {"P0": NO_STEP, "P1": "late", "P9": "late"}
+    late = steps["late"]
+    assert (late.reminders_sent, late.paid_within_7_days, late.payments) == (2, 1, 2)
+    assert late.recovered_text() == "650.00 GBP"
+    assert (steps[NO_STEP].payments, steps[NO_STEP].recovered_text()) == (1, "100.00 GBP")
