@@ -271,3 +271,29 @@ def test_each_payment_is_attributed_to_the_last_reminder_before_it(store: Store)
     assert (late.reminders_sent, late.paid_within_7_days, late.payments) == (2, 1, 2)
     assert late.recovered_text() == "650.00 GBP"
     assert (steps[NO_STEP].payments, steps[NO_STEP].recovered_text()) == (1, "100.00 GBP")
+
+
+def test_interest_on_a_partly_paid_invoice_counts_the_balance_outstanding_each_day(store: Store) -> None:
+    """500.00 overdue from 2 November, 250.00 paid on 9 November: interest on 500 for 7 days, 250 for 7."""
+    rules = policy_from_dict(
+        {
+            "late_fees": {"interest": {"kind": "interest", "annual_rate": "36.5", "compensation": False}},
+            "cadences": {
+                "standard": {
+                    "time_zone": "Europe/London",
+                    "send_time": "09:30",
+                    "steps": [{"id": "late", "offset": 14, "late_fee": "interest"}],
+                }
+            },
+        }
+    )
+    cid, ledger = _setup(store, [snapshot(1)])
+    half = paid(1, at=NOW - timedelta(hours=2), balance="250.00")
+    ledger.invoices["1"], ledger.changes = half, [half]
+    ledger.pay("P1", "1", "250.00", date(2026, 11, 9), currency="GBP")
+    sync_connection(store, ledger, cid, lambda: NOW)
+    plan_connection(store, cid, rules, NOW)
+    with store.unit_of_work() as uow:
+        fee = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "late_fee")).one()
+    # 0.1 % a day: (500 x 7 + 250 x 7) x 0.001 = 5.25 (on today's balance alone it would be 3.50)
+    assert fee.payload["amount"]["amount"] == "5.25"
