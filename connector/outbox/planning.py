@@ -185,7 +185,7 @@ def plan_connection(
             return PlanReport(0, 0, 0)
         shared_calendars = calendars or Calendars()
         states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
-        _track_plans(uow, states, now)
+        _track_plans(uow, connection_id, rules, now, connection.time_zone or "UTC")
         actions = [action for state in states for action in plan_state(state, now, calendars=shared_calendars)]
         planned = known = waiting = 0
         for action in actions:
@@ -217,20 +217,21 @@ def preview_connection(
     return sorted(rows, key=lambda row: (row.scheduled_at, row.customer, row.kind, row.invoices))
 
 
-def _track_plans(uow: UnitOfWork, states: list[PlanningState], now: datetime) -> None:
+def _track_plans(uow: UnitOfWork, connection_id: int, rules: PolicySet, now: datetime, time_zone: str) -> None:
     """Mark each active payment plan kept (every installment paid) or broken, from the synced payments."""
-    if not states:
+    plans = load_plans(uow, connection_id, time_zone)
+    if not plans:
         return
-    state = states[0]
-    today = now.astimezone(ZoneInfo(state.connection.time_zone)).date()
-    for plan in state.payment_plans.values():
-        policy = state.policies.payment_plans.get(plan.policy)
+    today = now.astimezone(ZoneInfo(time_zone)).date()
+    paid = load_money(uow, connection_id).payments
+    for plan in plans.values():
+        policy = rules.payment_plans.get(plan.policy)
         if policy is None or not plan.plan_id:
             continue
-        status = plan_status(plan, policy, state.history.facts(plan.invoice_external_id).payments, today)
+        status = plan_status(plan, policy, paid.get(plan.invoice_external_id, ()), today)
         outcome = "broken" if not status.kept else "kept" if not status.open else "active"
         row = uow.session.get(PlanRow, int(plan.plan_id))
-        if row is not None and row.state != outcome and row.state == "active":
+        if row is not None and row.state == "active" and outcome != "active":
             row.state = outcome
 
 
