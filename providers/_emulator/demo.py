@@ -4,12 +4,22 @@ Two realistic companies (one per provider) are seeded, connected through the rea
 then the clocks of Nudge and the emulators advance six hours at a time (so every customer's send
 window, from Sydney to New York, gets a worker tick). Emulated customers pay some invoices after
 reminders. Each day prints what was sent, noted, charged and collected; the end prints a summary.
+
+Customers pay on a behaviour model, deterministic from the seed and the invoice number (`_habit`): some
+pay early for the discount the courtesy reminder offers, some after the first reminder, some only after
+a firm one, some after a late fee but with the money dated before it (a bank lag), some agree a payment
+plan at the firm reminder (one per company breaks it), some never pay. Every paying customer also has
+an own date on which it pays anyway. The same seeded world without Nudge is a pure simulation
+(`_without_nudge`): no reminders, so each invoice is paid on that own date or never; its DSO and amount
+collected are reported next to the real run's. `demo-out/summary.json` holds the counts, each read from
+the store (done actions, synced rows) or the emulated ledgers, never from the behaviour model.
 Provider specifics come from each emulator's kit (providers._emulator.kit, found through the
 `nudge.emulators` entry points).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import defaultdict
@@ -18,11 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, inspect, select, text
 
 from connector.accounts.users import create_user
 from connector.bootstrap import Services, build
@@ -30,7 +41,7 @@ from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.dso import DEFAULT_PERIOD_DAYS, days_sales_outstanding, sales_in_period
 from connector.domain.model import Role
-from connector.storage.tables import Action, Customer
+from connector.storage.tables import Action, Customer, Installment, Invoice, PaymentPlan
 from connector.vault.keyring import generate_key
 from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import run_connection
@@ -120,7 +131,7 @@ RULES: dict[str, Any] = {
             "catch_up": "latest",
             "minimum_amount": {"USD": 10, "GBP": 10, "EUR": 10, "CAD": 10, "AUD": 10},
             "steps": [
-                {"id": "courtesy", "offset": -3, "remind": "gentle_nudge"},
+                {"id": "courtesy", "offset": -3, "remind": "gentle_nudge", "discount": "early"},
                 {"id": "due", "offset": 0, "remind": "due_today"},
                 {"id": "late-3", "offset": 3, "remind": "firm", "note": "Overdue reminder sent by Nudge"},
                 {"id": "late-10", "offset": 10, "remind": "firm", "late_fee": "monthly_interest"},
@@ -143,6 +154,7 @@ RULES: dict[str, Any] = {
                 "description": "Interest on overdue balance",
             }
         },
+        "discounts": {"early": {"percent": 2, "days": 0, "basis": "due"}},
         "payment_plans": {"monthly": {"grace_days": 5, "template": "installment"}},
     },
 }
@@ -186,6 +198,52 @@ class DemoSummary:
     seconds: float
     reminded_paid_invoices: int  # reminders about invoices already paid when sent: must be 0
     duplicate_keys: int  # actions carried out twice: must be 0
+    report: dict[str, Any] = field(default_factory=dict)  # what summary.json holds
+    report_path: Path | None = None
+
+
+class Habit(StrEnum):
+    """How an emulated customer pays one invoice (the behaviour model)."""
+
+    EARLY = "early"  # takes the discount the courtesy reminder offers: total less discount before the due date
+    FIRST = "first"  # pays a few days after the first reminder
+    FIRM = "firm"  # pays only after a firm (or final) reminder
+    BANK_LAG = "bank_lag"  # pays after the late fee, the money dated before the fee's assessment
+    PLAN = "plan"  # agrees a payment plan at the firm reminder and pays its installments (or breaks it)
+    NEVER = "never"  # never pays
+
+
+HABITS = (
+    (Habit.EARLY, 14),
+    (Habit.FIRST, 26),
+    (Habit.FIRM, 22),
+    (Habit.BANK_LAG, 12),
+    (Habit.PLAN, 6),
+    (Habit.NEVER, 20),
+)
+
+
+@dataclass(frozen=True)
+class CustomerHabit:
+    """One invoice's payer: its habit, how many days it takes to act, and the date it pays anyway (None: never)."""
+
+    habit: Habit
+    lag_days: int
+    own_date: date | None
+
+
+def _habit(seed: int, number: str, due: date, start: date) -> CustomerHabit:
+    """The payer of invoice `number`, deterministic from the seed and the number alone (the same with or
+    without Nudge, whatever order events happen in)."""
+    rng = random.Random(int(hashlib.sha256(f"{seed}:{number}".encode()).hexdigest()[:16], 16))
+    habit = rng.choices([h for h, _ in HABITS], weights=[w for _, w in HABITS])[0]
+    lag = rng.randint(1, 4)
+    own_days = {Habit.EARLY: (-5, 15), Habit.FIRST: (-2, 25), Habit.FIRM: (10, 40), Habit.BANK_LAG: (20, 50)}
+    bounds = own_days.get(habit)
+    if bounds is None:  # plan payers and non-payers never pay in full on their own within the demo
+        return CustomerHabit(habit, lag, None)
+    own = max(due + timedelta(days=rng.randint(*bounds)), start + timedelta(days=rng.randint(1, 20)))
+    return CustomerHabit(habit, lag, own)
 
 
 class DemoClock:
@@ -207,6 +265,14 @@ class _Company:
     invoices: dict[str, tuple[str, Decimal, str, date]] = field(default_factory=dict)  # id -> customer, total, cur, due
     issued: list[tuple[date, Decimal, str]] = field(default_factory=list)
     numbers: int = 0
+    seed: int = 0
+    start: date = date.min
+    habits: dict[str, CustomerHabit] = field(default_factory=dict)
+    paid_before: set[str] = field(default_factory=set)  # paid in full before the demo began
+    collected: Decimal = Decimal(0)  # home-currency payments during the demo
+    plans: dict[str, bool] = field(default_factory=dict)  # invoice id -> the payer breaks its plan
+    acted: set[str] = field(default_factory=set)  # payers who reacted to a reminder or fee
+    discount_taken: set[str] = field(default_factory=set)  # paid total less discount: no own-date payment
 
 
 def _write_config(out: Path, companies: list[_Company], base_url: str) -> Path:
@@ -269,6 +335,7 @@ def _seed(company: _Company, rng: random.Random, start: date) -> list[tuple[str,
     for invoice_id, (_, total, _, due) in list(company.invoices.items()):
         if due < start and rng.random() < 0.45:  # paid on time, before the demo began
             kit.pay(company.tenant, invoice_id, total, due - timedelta(days=rng.randint(0, 5)))
+            company.paid_before.add(invoice_id)
     return [(external, zone, locale) for external, _, zone, locale in customers]
 
 
@@ -280,6 +347,7 @@ def _add_invoice(company: _Company, rng: random.Random, customer: str, currency:
     invoice_id = company.kit.add_invoice(company.tenant, customer, number, amount, currency, issued, due)
     company.invoices[invoice_id] = (customer, amount, currency, due)
     company.issued.append((issued, amount, currency))
+    company.habits[invoice_id] = _habit(company.seed, number, due, company.start)
 
 
 def _dso(company: _Company, today: date) -> Decimal:
@@ -333,7 +401,7 @@ def run_demo(
     first = (start or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     clock = DemoClock(first)
     with _started(kits):
-        companies = [_Company(PROFILES[kit.provider], kit) for kit in kits]
+        companies = [_Company(PROFILES[kit.provider], kit, seed=seed, start=first.date()) for kit in kits]
         for kit in kits:
             kit.set_now(first)
         zones = {company.profile.provider: _seed(company, rng, first.date()) for company in companies}
@@ -346,9 +414,11 @@ def run_demo(
         for day in range(days):
             run.day(first, day)
         run.last_sync()
-        dso_after = {c.profile.name: _dso(c, clock.moment.date()) for c in companies}
+        end = clock.moment.date()
+        dso_after = {c.profile.name: _dso(c, end) for c in companies}
         writes = {c.profile.name: c.kit.ledger_writes(c.tenant) for c in companies}
-        duplicates = _duplicates(services)
+        duplicates = _duplicates(services) + _ledger_excess(services, companies, writes)
+        report = _report(services, companies, end, run.reminded_paid, duplicates)
     totals = run.totals
     summary = DemoSummary(
         days=days,
@@ -370,7 +440,10 @@ def run_demo(
         seconds=round(time.monotonic() - began, 1),
         reminded_paid_invoices=run.reminded_paid,
         duplicate_keys=duplicates,
+        report=report,
+        report_path=out / "summary.json",
     )
+    (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     for line in _summary_lines(summary):
         echo(line)
     return summary
@@ -433,7 +506,7 @@ class _Simulation:
     echo: Callable[[str], None]
     totals: DayTally = field(default_factory=DayTally)
     dso_before: dict[str, Decimal] = field(default_factory=dict)
-    pending: list[tuple[date, _Company, str, Decimal]] = field(default_factory=list)
+    pending: list[_Pay] = field(default_factory=list)
     seen_actions: set[int] = field(default_factory=set)
     paid_after_reminder: set[tuple[str, str]] = field(default_factory=set)
     reminded_paid: int = 0
@@ -446,9 +519,7 @@ class _Simulation:
             self.tick(first + timedelta(days=day) + tick * TICK, today, tally, first_tick_of_day=tick == 0)
             if day == 0 and tick == 0:
                 self.dso_before = {c.profile.name: _dso(c, today) for c in self.companies}
-            self.reminded_paid += _tally(
-                self.services, self.companies, self.seen_actions, tally, self.pending, self.rng, today
-            )
+            self.reminded_paid += _tally(self.services, self.companies, self.seen_actions, tally, self.pending, today)
         self.echo(_day_line(today, tally))
         _accumulate(self.totals, tally)
 
@@ -456,7 +527,7 @@ class _Simulation:
         """Move the clocks to `moment` (customers pay and new sales are issued at a day's start), then a worker tick."""
         self.set_now(moment)
         if first_tick_of_day:
-            self.pending = _customers_pay(self.pending, today, tally, self.paid_after_reminder)
+            self.pending = _customers_pay(self.companies, self.pending, today, tally, self.paid_after_reminder)
             _new_sales(self.companies, self.rng, today)
         report = self.worker.tick()
         for connection_id, error in report.failed.items():
@@ -540,16 +611,27 @@ def _new_sales(companies: list[_Company], rng: random.Random, today: date) -> No
             _add_invoice(company, rng, customer, currency, today)
 
 
+@dataclass(frozen=True)
+class _Pay:
+    """A payment an emulated customer will make: on `when` (arrival), `amount` (0: the whole balance), the
+    money dated `dated` (None: the arrival date; earlier for a bank lag)."""
+
+    when: date
+    company: _Company
+    invoice_id: str
+    amount: Decimal = Decimal(0)
+    dated: date | None = None
+
+
 def _tally(
     services: Services,
     companies: list[_Company],
     seen: set[int],
     tally: DayTally,
-    pending: list[tuple[date, _Company, str, Decimal]],
-    rng: random.Random,
+    pending: list[_Pay],
     today: date,
 ) -> int:
-    """Count newly done actions; customers decide whether to pay after each reminder."""
+    """Count newly done actions; customers react to each reminder and late fee as their habits say."""
     by_connection = {c.connection_id: c for c in companies}
     reminded_paid = 0
     with services.store.unit_of_work() as uow:
@@ -559,7 +641,9 @@ def _tally(
         company = by_connection[row.connection_id]
         _count_done(tally, row.kind, row.payload)
         if row.kind == "remind":
-            reminded_paid += _customer_decides(company, row.payload, pending, rng, today)
+            reminded_paid += _customer_decides(services, company, row.payload, pending, today)
+        elif row.kind == "late_fee":
+            _fee_arrives(company, row.payload, pending, today)
     return reminded_paid
 
 
@@ -582,46 +666,123 @@ def _count_done(tally: DayTally, kind: str, payload: dict[str, Any]) -> None:
 
 
 def _customer_decides(
-    company: _Company,
-    payload: dict[str, Any],
-    pending: list[tuple[date, _Company, str, Decimal]],
-    rng: random.Random,
-    today: date,
+    services: Services, company: _Company, payload: dict[str, Any], pending: list[_Pay], today: date
 ) -> int:
-    """After a reminder the customer may pay each reminded invoice in 1-5 days; returns how many were already paid."""
-    chance = {"gentle_nudge": 0.2, "due_today": 0.3, "firm": 0.4, "final_notice": 0.55}.get(
-        payload.get("template") or "", 0.3
-    )
+    """A reminder reaches the customer: each reminded invoice's payer reacts as its habit says; returns how many
+    of the reminded invoices were already paid."""
+    template = payload.get("template") or ""
+    items = {item.get("invoice_external_id"): item for item in payload.get("items") or []}
     reminded_paid = 0
     for invoice_id in payload["invoice_external_ids"]:
         if invoice_id not in company.invoices:
             continue  # not one of the customers' own invoices
-        if company.kit.balance(company.tenant, invoice_id) == 0:
+        balance = company.kit.balance(company.tenant, invoice_id)
+        if balance == 0:
             reminded_paid += 1
-        elif rng.random() < chance:
-            pending.append((today + timedelta(days=rng.randint(1, 5)), company, invoice_id, Decimal(0)))
+        elif invoice_id not in company.acted:
+            item = items.get(invoice_id) or {}
+            _react(services, company, invoice_id, item.get("template") or template, item.get("offer"), pending, today)
     return reminded_paid
 
 
+def _react(
+    services: Services,
+    company: _Company,
+    invoice_id: str,
+    template: str,
+    offer: dict[str, Any] | None,
+    pending: list[_Pay],
+    today: date,
+) -> None:
+    """One payer's reaction to a reminder rendered from `template` (with a discount `offer` or none)."""
+    habit = company.habits[invoice_id]
+    firm = template in ("firm", "final_notice")
+    if habit.habit is Habit.EARLY and offer:
+        deadline = date.fromisoformat(offer["deadline"])
+        when = min(today + timedelta(days=min(habit.lag_days, 2)), deadline)
+        pending.append(_Pay(max(when, today), company, invoice_id, Decimal(offer["pay_amount"]["amount"])))
+        company.discount_taken.add(invoice_id)
+    elif habit.habit in (Habit.EARLY, Habit.FIRST) or (habit.habit is Habit.FIRM and firm):
+        pending.append(_Pay(today + timedelta(days=habit.lag_days), company, invoice_id))
+    elif habit.habit is Habit.PLAN and firm:
+        _agree_plan(services, company, invoice_id, pending, today)
+    else:
+        return
+    company.acted.add(invoice_id)
+
+
+def _agree_plan(services: Services, company: _Company, invoice_id: str, pending: list[_Pay], today: date) -> None:
+    """The customer agrees three weekly installments (entered in Nudge as a user would); the company's first plan
+    payer pays only the first installment and breaks the plan, the others keep theirs."""
+    balance = company.kit.balance(company.tenant, invoice_id)
+    currency = company.invoices[invoice_id][2]
+    share = (balance / 3).quantize(Decimal("0.01"))
+    amounts = [share, share, balance - 2 * share]
+    dates = [today + timedelta(days=7 * (n + 1)) for n in range(3)]
+    breaks = not company.plans
+    company.plans[invoice_id] = breaks
+    with services.store.unit_of_work() as uow:
+        plan = PaymentPlan(
+            connection_id=company.connection_id,
+            invoice_external_id=invoice_id,
+            grace_days=5,
+            policy="monthly",
+            created_at=services.clock.now(),
+        )
+        plan.installments = [
+            Installment(due_date=due, amount=amount, currency=currency)
+            for due, amount in zip(dates, amounts, strict=True)
+        ]
+        uow.session.add(plan)
+        uow.commit()
+    for due, amount in list(zip(dates, amounts, strict=True))[: 1 if breaks else 3]:
+        pending.append(_Pay(due, company, invoice_id, amount))
+
+
+def _fee_arrives(company: _Company, payload: dict[str, Any], pending: list[_Pay], today: date) -> None:
+    """A late fee was charged: a bank-lag payer's money, sent before the fee's assessment, arrives days later."""
+    fee = payload.get("fee") or {}
+    for invoice_id in payload.get("invoice_external_ids") or []:
+        habit = company.habits.get(invoice_id)
+        if habit is None or habit.habit is not Habit.BANK_LAG or invoice_id in company.acted or not fee:
+            continue
+        assessed = date.fromisoformat(fee["assessed_on"])
+        pending.append(_Pay(today + timedelta(days=habit.lag_days), company, invoice_id, dated=assessed - timedelta(1)))
+        company.acted.add(invoice_id)
+
+
 def _customers_pay(
-    pending: list[tuple[date, _Company, str, Decimal]],
+    companies: list[_Company],
+    pending: list[_Pay],
     today: date,
     tally: DayTally,
     paid_after_reminder: set[tuple[str, str]],
-) -> list[tuple[date, _Company, str, Decimal]]:
-    later = []
-    for when, company, invoice_id, _ in pending:
-        if when > today:
-            later.append((when, company, invoice_id, Decimal(0)))
-            continue
-        balance = company.kit.balance(company.tenant, invoice_id)
-        if balance <= 0:
-            continue
-        company.kit.pay(company.tenant, invoice_id, balance, today)
-        tally.payments += 1
-        tally.collected[company.invoices[invoice_id][2]] += balance
-        paid_after_reminder.add((company.profile.provider, invoice_id))
+) -> list[_Pay]:
+    """Today's payments: those decided after reminders and fees, then each payer's own date; returns the later ones."""
+    later = [pay for pay in pending if pay.when > today]
+    for pay in (pay for pay in pending if pay.when <= today):
+        if _pay(pay.company, pay.invoice_id, pay.amount, pay.dated or today, tally):
+            paid_after_reminder.add((pay.company.profile.provider, pay.invoice_id))
+    for company in companies:
+        for invoice_id, habit in company.habits.items():
+            if habit.own_date == today and invoice_id not in company.discount_taken:
+                _pay(company, invoice_id, Decimal(0), today, tally)
     return later
+
+
+def _pay(company: _Company, invoice_id: str, amount: Decimal, dated: date, tally: DayTally) -> bool:
+    """The customer pays `amount` (0: the whole balance, never more than it) dated `dated`; False if nothing was due."""
+    balance = company.kit.balance(company.tenant, invoice_id)
+    if balance <= 0:
+        return False
+    paid = min(amount or balance, balance)
+    company.kit.pay(company.tenant, invoice_id, paid, dated)
+    currency = company.invoices[invoice_id][2]
+    tally.payments += 1
+    tally.collected[currency] += paid
+    if currency == company.profile.currency:
+        company.collected += paid
+    return True
 
 
 def _accumulate(totals: DayTally, day: DayTally) -> None:
@@ -663,6 +824,159 @@ def _duplicates(services: Services) -> int:
     return len(keys) - len(set(keys))
 
 
+def _without_nudge(company: _Company, end: date) -> tuple[Decimal, Decimal]:
+    """The same seeded world without Nudge, simulated purely: no reminders, so each invoice open when the demo
+    began (or issued during it) is paid in full on its payer's own date, or never. (DSO at `end`, collected)
+    in the home currency, over the customers' own invoices as `_dso` counts them."""
+    home = company.profile.currency
+    receivables = collected = Decimal(0)
+    for invoice_id, (_, total, currency, _) in company.invoices.items():
+        if currency != home or invoice_id in company.paid_before:
+            continue
+        own = company.habits[invoice_id].own_date
+        if own is not None and own <= end:
+            collected += total
+        else:
+            receivables += total
+    home_sales = ((issued, amount) for issued, amount, currency in company.issued if currency == home)
+    sales = sales_in_period(home_sales, period_end=end, period_days=DEFAULT_PERIOD_DAYS)
+    return days_sales_outstanding(receivables, sales, DEFAULT_PERIOD_DAYS), collected
+
+
+def _fee_warning_templates() -> frozenset[str]:
+    """The reminder templates whose text mentions a late fee (read from the templates themselves)."""
+    import connector.mail
+
+    root = Path(connector.mail.__file__).parent / "templates"
+    return frozenset(
+        folder.name
+        for folder in root.iterdir()
+        if (folder / "body.txt").is_file() and "late fee" in (folder / "body.txt").read_text(encoding="utf-8").lower()
+    )
+
+
+def _warned(reminders: list[Action], invoice_id: str, before: date, templates: frozenset[str]) -> bool:
+    """Whether a done reminder listing `invoice_id`, dated before `before`, came from a fee-mentioning template."""
+    for row in reminders:
+        payload = row.payload
+        if invoice_id not in (payload.get("invoice_external_ids") or []):
+            continue
+        items = [i for i in payload.get("items") or [] if i.get("invoice_external_id") == invoice_id]
+        used = {payload.get("template") or ""} | {i.get("template") or "" for i in items}
+        if used & templates and date.fromisoformat(payload["local_date"]) < before:
+            return True
+    return False
+
+
+def _fees_without_warning(uow_rows: list[Action]) -> int:
+    """Late fees whose invoice had no customer-facing reminder mentioning a fee before the fee's assessment date.
+
+    "Warned" means: a done reminder listing the invoice, on a local date before the assessment, rendered from a
+    template whose text mentions a late fee (today only final_notice does, and only once a fee was added)."""
+    templates = _fee_warning_templates()
+    reminders = [row for row in uow_rows if row.kind == "remind"]
+    count = 0
+    for row in uow_rows:
+        if row.kind != "late_fee":
+            continue
+        fee = row.payload.get("fee") or {}
+        assessed = date.fromisoformat(fee.get("assessed_on") or row.payload["local_date"])
+        ids = row.payload.get("invoice_external_ids") or [row.invoice_external_id]
+        if not any(
+            _warned([r for r in reminders if r.connection_id == row.connection_id], i, assessed, templates) for i in ids
+        ):
+            count += 1
+    return count
+
+
+def _plans(services: Services, done: list[Action]) -> tuple[int, int]:
+    """(kept, broken) payment plans from the store: broken when Nudge marked it or recorded a plan_broken action;
+    kept when Nudge marked it kept or its synced invoice is paid in full without it being broken."""
+    broken_keys = {(row.connection_id, row.invoice_external_id) for row in done if row.kind == "plan_broken"}
+    kept = broken = 0
+    with services.store.unit_of_work() as uow:
+        for plan in uow.session.scalars(select(PaymentPlan)):
+            subject = (plan.connection_id, plan.invoice_external_id)
+            if plan.state == "broken" or subject in broken_keys:
+                broken += 1
+                continue
+            balance = uow.session.scalar(
+                select(Invoice.balance).where(
+                    Invoice.connection_id == plan.connection_id, Invoice.external_id == plan.invoice_external_id
+                )
+            )
+            if plan.state == "kept" or balance == 0:
+                kept += 1
+    return kept, broken
+
+
+def _payments_synced(services: Services) -> int:
+    """Rows in the payments table (0 while the store has none)."""
+    if not inspect(services.store.engine).has_table("payments"):
+        return 0
+    with services.store.unit_of_work() as uow:
+        return int(uow.session.execute(text("SELECT COUNT(*) FROM payments")).scalar_one())
+
+
+def _ledger_excess(services: Services, companies: list[_Company], writes: dict[str, dict[str, int]]) -> int:
+    """Notes and fee invoices in the ledgers beyond the done note and late-fee actions: effects carried out twice."""
+    excess = 0
+    with services.store.unit_of_work() as uow:
+        for company in companies:
+            done = dict(
+                uow.session.execute(
+                    select(Action.kind, func.count())
+                    .where(Action.connection_id == company.connection_id, Action.state == "done")
+                    .group_by(Action.kind)
+                ).all()
+            )
+            ledger = writes[company.profile.name]
+            excess += max(0, ledger.get("notes", 0) - done.get("note", 0))
+            excess += max(0, ledger.get("fee_invoices", 0) - done.get("late_fee", 0))
+    return excess
+
+
+def _report(
+    services: Services, companies: list[_Company], end: date, reminded_paid: int, duplicates: int
+) -> dict[str, Any]:
+    """What `demo-out/summary.json` holds: counts from the store and the ledgers, DSO and collections with and
+    without Nudge per company (money in the company's home currency, named in its "currency" key)."""
+    with services.store.unit_of_work() as uow:
+        done = list(uow.session.scalars(select(Action).where(Action.state == "done")))
+    kinds: defaultdict[str, int] = defaultdict(int)
+    for row in done:
+        kinds[row.kind] += 1
+    kept, broken = _plans(services, done)
+    rows = []
+    for company in companies:
+        dso_without, collected_without = _without_nudge(company, end)
+        rows.append(
+            {
+                "name": company.profile.name,
+                "provider": company.profile.provider,
+                "currency": company.profile.currency,
+                "dso_with_nudge": float(_dso(company, end)),
+                "dso_without_nudge": float(dso_without),
+                "collected_with_nudge": float(company.collected),
+                "collected_without_nudge": float(collected_without),
+            }
+        )
+    return {
+        "reminders_sent": kinds["remind"],
+        "notes_written": kinds["note"],
+        "late_fees_charged": kinds["late_fee"],
+        "fees_reversed": kinds["fee_reversal"],
+        "discount_credits": kinds["discount_credit"],
+        "payments_synced": _payments_synced(services),
+        "plans_kept": kept,
+        "plans_broken": broken,
+        "reminders_about_paid_invoices": reminded_paid,
+        "duplicate_effects": duplicates,
+        "fees_without_prior_warning": _fees_without_warning(done),
+        "companies": rows,
+    }
+
+
 def _summary_lines(summary: DemoSummary) -> list[str]:
     lines = [
         "",
@@ -674,15 +988,26 @@ def _summary_lines(summary: DemoSummary) -> list[str]:
         f"  collected:            {_money(summary.collected)} from {summary.payments} payments "
         f"({summary.paid_after_reminder} invoices paid after a reminder)",
     ]
-    for name in summary.dso_before:
-        lines.append(f"  DSO {name}: {summary.dso_before[name]} days before, {summary.dso_after.get(name)} after")
+    report = summary.report
+    lines.append(
+        f"  fees reversed: {report.get('fees_reversed', 0)}; discount credits: {report.get('discount_credits', 0)}; "
+        f"payment plans kept / broken: {report.get('plans_kept', 0)} / {report.get('plans_broken', 0)}; "
+        f"payments synced: {report.get('payments_synced', 0)}; "
+        f"fees without prior warning: {report.get('fees_without_prior_warning', 0)}"
+    )
+    for company in report.get("companies", []):
+        lines.append(
+            f"  DSO {company['name']}: {company['dso_with_nudge']} days with Nudge, "
+            f"{company['dso_without_nudge']} without; collected {company['collected_with_nudge']:,.2f} "
+            f"{company['currency']} with Nudge, {company['collected_without_nudge']:,.2f} without"
+        )
     for name, writes in summary.ledger_writes.items():
         lines.append(f"  written back to {name}: {json.dumps(writes)}")
     lines += [
         f"  reminders about already-paid invoices: {summary.reminded_paid_invoices}; duplicate effects: "
         f"{summary.duplicate_keys}",
         "",
-        f"Emails: {summary.outbox} (one .eml file per reminder)",
+        f"Emails: {summary.outbox} (one .eml file per reminder); numbers: {summary.report_path}",
         f"Browse: NUDGE_CONFIG={summary.config} nudge serve  → http://127.0.0.1:5000 "
         f"(sign in as {DEMO_EMAIL} / {DEMO_PASSWORD})",
     ]

@@ -41,7 +41,8 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert sum(w["notes"] for w in writes) == notes
     assert sum(w["fee_invoices"] for w in writes) == fees
     assert "reminders about already-paid invoices: 0; duplicate effects: 0" in text
-    assert re.search(r"DSO Hudson Valley Design Co\.: [\d.]+ days before, [\d.]+ after", text)
+    assert re.search(r"DSO Hudson Valley Design Co\.: [\d.]+ days with Nudge, [\d.]+ without", text)
+    _check_summary_json(out / "summary.json", reminders=reminders, notes=notes, fees=fees)
 
     messages = sorted((out / "outbox").rglob("*.eml"))
     assert len(messages) == reminders  # one email per reminder, none twice
@@ -54,3 +55,55 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
         [NUDGE, "check-config", str(out / "nudge.yaml")], env=env, capture_output=True, text=True, timeout=120
     )
     assert check.returncode == 0, check.stdout + check.stderr  # what the demo leaves behind is a valid config
+
+
+SUMMARY_KEYS = {
+    "reminders_sent",
+    "notes_written",
+    "late_fees_charged",
+    "fees_reversed",
+    "discount_credits",
+    "payments_synced",
+    "plans_kept",
+    "plans_broken",
+    "reminders_about_paid_invoices",
+    "duplicate_effects",
+    "fees_without_prior_warning",
+    "companies",
+}
+COMPANY_KEYS = {
+    "name",
+    "provider",
+    "currency",
+    "dso_with_nudge",
+    "dso_without_nudge",
+    "collected_with_nudge",
+    "collected_without_nudge",
+}
+
+
+def _check_summary_json(path: Path, *, reminders: int, notes: int, fees: int) -> None:
+    """summary.json has every key as a number, agrees with the printed totals, and passes the acceptance checks."""
+    summary = json.loads(path.read_text())
+    assert set(summary) == SUMMARY_KEYS
+    for key in SUMMARY_KEYS - {"companies"}:
+        assert isinstance(summary[key], int), key
+    assert (summary["reminders_sent"], summary["notes_written"], summary["late_fees_charged"]) == (
+        reminders,
+        notes,
+        fees,
+    )
+    assert summary["reminders_about_paid_invoices"] == 0
+    assert summary["duplicate_effects"] == 0
+    assert summary["payments_synced"] > 0
+    assert summary["discount_credits"] > 0  # customers paid total less the offered discount in time
+    assert summary["fees_reversed"] > 0  # bank-lag payments dated before a fee's assessment
+    companies = {company["provider"]: company for company in summary["companies"]}
+    assert set(companies) == {"quickbooks", "xero"}
+    assert (companies["quickbooks"]["currency"], companies["xero"]["currency"]) == ("USD", "GBP")
+    for company in companies.values():
+        assert set(company) == COMPANY_KEYS
+        for key in COMPANY_KEYS - {"name", "provider", "currency"}:
+            assert isinstance(company[key], int | float), (company["name"], key)
+        assert company["dso_with_nudge"] < company["dso_without_nudge"], company
+        assert company["collected_with_nudge"] >= company["collected_without_nudge"], company
