@@ -117,8 +117,11 @@ class QuickBooksAdapter:
         """Each Payment/CreditMemo object's complete current set of snapshots (a tombstone: [])."""
         payments: PaymentMap = {}
         quarantined: list[Quarantined] = []
+        used_on = _memo_invoices(raws)
         for entity, kind in MONEY_ENTITIES.items():
             for raw in raws.get(entity) or []:
+                if entity == "CreditMemo":
+                    raw = _with_invoice_links(raw, used_on.get(_id_of(raw), []))
                 try:
                     payments[(kind, _id_of(raw))] = to_payments({entity: raw}, home_currency=self.home_currency)
                 except MappingError as exc:
@@ -614,6 +617,42 @@ def _cdc_answer(answer: dict[str, Any], entities: list[str]) -> tuple[dict[str, 
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise Transient("QuickBooks sent a CDC answer of an unexpected shape.", provider=PROVIDER_KEY) from exc
     return raws, server_time
+
+
+def _linked(holder: Any) -> list[dict[str, Any]]:
+    links = holder.get("LinkedTxn") if isinstance(holder, dict) else None
+    return [link for link in links if isinstance(link, dict)] if isinstance(links, list) else []
+
+
+def _memo_invoices(raws: Mapping[str, list[Any]]) -> dict[str, list[str]]:
+    """Credit memo id -> the invoices it was used on, as the same answer's Payments (a line linking the memo
+    beside lines linking invoices) and Invoices (their own LinkedTxn naming the memo) tell it."""
+    used_on: dict[str, list[str]] = {}
+
+    def add(memo: str, invoice: str) -> None:
+        if memo and invoice and invoice not in used_on.setdefault(memo, []):
+            used_on[memo].append(invoice)
+
+    for payment in raws.get("Payment") or []:
+        lines = payment.get("Line") if isinstance(payment, dict) else None
+        links = [link for line in lines for link in _linked(line)] if isinstance(lines, list) else []
+        memos = [str(link.get("TxnId") or "") for link in links if link.get("TxnType") == "CreditMemo"]
+        invoices = [str(link.get("TxnId") or "") for link in links if link.get("TxnType") == "Invoice"]
+        for memo in memos:
+            for invoice in invoices:
+                add(memo, invoice)
+    for invoice in raws.get("Invoice") or []:
+        for link in _linked(invoice):
+            if link.get("TxnType") == "CreditMemo":
+                add(str(link.get("TxnId") or ""), _id_of(invoice))
+    return used_on
+
+
+def _with_invoice_links(memo: Any, invoices: list[str]) -> Any:
+    """The memo with `invoices` as its LinkedTxn when it names no invoice itself (a copy; as-is otherwise)."""
+    if not invoices or not isinstance(memo, dict) or any(link.get("TxnType") == "Invoice" for link in _linked(memo)):
+        return memo
+    return {**memo, "LinkedTxn": [*_linked(memo), *({"TxnId": i, "TxnType": "Invoice"} for i in invoices)]}
 
 
 def _id_of(obj: Any) -> str:

@@ -380,3 +380,30 @@ def test_incremental_sync_carries_every_money_change_in_one_call(qbo: EmulatorHa
     assert balances[voided["Id"]] == balances[deleted["Id"]] == Decimal("100.00")  # owed again
     assert balances[part["Id"]] == Decimal("60.00")
     assert balances[credited["Id"]] == Decimal("85.00")
+
+
+def test_a_memo_naming_no_invoice_is_placed_by_the_payment_or_invoice_that_used_it(company: Company) -> None:
+    """Where QuickBooks leaves a used CreditMemo's LinkedTxn empty, the Payment that applied it (same CDC
+    answer) or the invoice's own LinkedTxn names the invoice; the applying zero Payment stays no money."""
+    adapter = company.adapter()
+    memo = {"Id": "150", "CustomerRef": {"value": "3"}, "TxnDate": "2026-01-02", "TotalAmt": 50, "RemainingCredit": 20}
+    applying = {
+        "Id": "9",
+        "CustomerRef": {"value": "3"},
+        "TxnDate": "2026-01-02",
+        "TotalAmt": 0,
+        "Line": [
+            {"Amount": 30, "LinkedTxn": [{"TxnId": "70", "TxnType": "Invoice"}]},
+            {"Amount": 30, "LinkedTxn": [{"TxnId": "150", "TxnType": "CreditMemo"}]},
+        ],
+    }
+    payments, bad = adapter._map_payments({"Payment": [applying], "CreditMemo": [memo]})
+    assert not bad
+    assert payments[(PaymentKind.PAYMENT, "9")] == []
+    credit = [(s.invoice_external_id, s.amount.amount) for s in payments[(PaymentKind.CREDIT, "150")]]
+    assert credit == [("70", Decimal(30)), ("", Decimal(20))]
+    invoice = {"Id": "71", "LinkedTxn": [{"TxnId": "150", "TxnType": "CreditMemo"}]}
+    payments, _ = adapter._map_payments({"Invoice": [invoice], "CreditMemo": [memo]})
+    assert [s.invoice_external_id for s in payments[(PaymentKind.CREDIT, "150")]] == ["71", ""]
+    payments, _ = adapter._map_payments({"CreditMemo": [memo]})  # nothing says where: only the unapplied rest
+    assert [s.invoice_external_id for s in payments[(PaymentKind.CREDIT, "150")]] == [""]
