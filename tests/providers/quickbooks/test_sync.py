@@ -407,3 +407,31 @@ def test_a_memo_naming_no_invoice_is_placed_by_the_payment_or_invoice_that_used_
     assert [s.invoice_external_id for s in payments[(PaymentKind.CREDIT, "150")]] == ["71", ""]
     payments, _ = adapter._map_payments({"CreditMemo": [memo]})  # nothing says where: only the unapplied rest
     assert [s.invoice_external_id for s in payments[(PaymentKind.CREDIT, "150")]] == [""]
+
+
+def test_cdc_capped_on_payments_continues_payments_on_their_own(qbo: EmulatorHandle, company: Company) -> None:
+    """RS-26's per-entity continuation holds for money objects: 1,500 payments one second apart, then an
+    invoice edit; the capped Payment block continues from its own newest change, each payment arrives once."""
+    clock = qbo.core.clock
+    clock.set(datetime.now(UTC) - timedelta(hours=2), frozen=True)
+    try:
+        cust = company.customer("Many Payments Ltd")
+        inv = company.invoice(cust, "10.00")
+        adapter = company.adapter()
+        *_, last = adapter.changed_invoices(None)
+        cursor = last.next_cursor
+        assert cursor
+        for _ in range(1500):
+            clock.advance(timedelta(seconds=1))
+            qbo.store.create(company.realm, "Payment", {"CustomerRef": {"value": cust}, "TotalAmt": 1}, notify=False)
+        clock.advance(timedelta(seconds=1))
+        _admin(qbo, f"companies/{company.realm}/invoices/{inv['Id']}", {"CustomerMemo": {"value": "edited"}})
+        before = company.data_calls()
+        pages = list(adapter.changed_invoices(cursor))
+        calls = company.data_calls() - before
+    finally:
+        clock.set(datetime.now(UTC))
+    ids = [key[1] for page in pages for key in page.payments]
+    assert len(ids) == len(set(ids)) == 1500
+    assert [i.external_id for page in pages for i in page.invoices] == [inv["Id"]]
+    assert calls == sum(p.calls for p in pages) == 2  # the capped answer, then the payments' own continuation
