@@ -288,6 +288,7 @@ class XeroAdapter:
         newest, newest_ids = since, set(boundary)
         started: datetime | None = None
         changed = False
+        partly_paid: list[str] = []  # open invoices the reconcile saw with money already applied
         page = 1
         while True:
             kwargs: dict[str, Any] = {
@@ -319,9 +320,12 @@ class XeroAdapter:
             pagination = body.get("pagination") or {}
             last = page >= int(pagination.get("pageCount") or 0) or len(all_rows) < PAGE_SIZE
             changed = changed or bool(rows)
+            if full:
+                partly_paid.extend(_partly_paid(rows))
             payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
             if last and (full or changed):
                 pending_calls += self._money_since(None if full else since, payments, quarantined)
+                pending_calls += self._embedded_payments(partly_paid, payments, quarantined)
             yield Page(
                 invoices=invoices,
                 customers=self._customers_of(invoices),
@@ -367,6 +371,40 @@ class XeroAdapter:
             if since is not None:
                 kwargs["if_modified_since"] = since
             calls += self._read_money(method, collection, kwargs, payments, quarantined)
+        return calls
+
+    def _embedded_payments(
+        self,
+        invoice_ids: list[str],
+        payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]],
+        quarantined: list[Quarantined],
+    ) -> int:
+        """The payments embedded in these invoices (full, not summaryOnly, ≤ 100 per call); the calls made.
+
+        A Xero Payment pays exactly one invoice, so its embedded summary (PaymentID, Date, Amount) with the
+        invoice as context is its complete set. Only the reconcile needs this: the payments made on open
+        invoices before it (incremental sweeps read Payments modified since). Credit notes, overpayments
+        and prepayments are read whole elsewhere.
+        """
+        calls = 0
+        for start in range(0, len(invoice_ids), CONTACT_IDS_PER_CALL):
+            chunk = invoice_ids[start : start + CONTACT_IDS_PER_CALL]
+            body = self.client.call("get_invoices", i_ds=chunk, page=1, page_size=PAGE_SIZE).json()
+            calls += 1
+            for invoice in body.get("Invoices") or []:
+                context = {k: invoice.get(k) for k in ("InvoiceID", "Type", "Contact", "CurrencyCode")}
+                embedded = invoice.get("Payments")
+                for raw in embedded if isinstance(embedded, list) else []:
+                    if not isinstance(raw, Mapping):
+                        continue
+                    item = {**raw, "Invoice": context}
+                    try:
+                        snapshots = mapping.to_payments(item, home_currency=self._money_currency(item))
+                        key = mapping.money_key(item)
+                    except MappingError as exc:
+                        quarantined.append(Quarantined(exc.external_id, exc.field, exc.reason))
+                        continue
+                    payments[(key[1], key[0])] = snapshots
         return calls
 
     def _money_currency(self, raw: Mapping[str, Any]) -> str:
@@ -648,6 +686,19 @@ def _read_cursor(cursor: str | None) -> tuple[datetime | None, frozenset[str]]:
         return None, frozenset()
     stamp, _, ids = cursor.partition("|")
     return mapping.parse_cursor(stamp), frozenset(i for i in ids.split(",") if i)
+
+
+def _partly_paid(rows: list[dict[str, Any]]) -> list[str]:
+    """The open invoices among `rows` that already have money paid on them (`AmountPaid` > 0)."""
+    out = []
+    for raw in rows:
+        try:
+            paid = mapping.amount(raw.get("AmountPaid") or 0) > 0
+        except (ValueError, ArithmeticError):
+            continue
+        if paid and raw.get("InvoiceID") and str(raw.get("Type") or "ACCREC") == "ACCREC":
+            out.append(str(raw["InvoiceID"]))
+    return out
 
 
 def _newest(

@@ -201,3 +201,28 @@ def test_kit_verbs_pay_credit_overpay_and_void() -> None:
         assert kit.balance(tenant, invoice) == Decimal("90.00")
         assert kit.pay(tenant, invoice) != payment  # the whole balance
         assert kit.balance(tenant, invoice) == Decimal("0.00")
+
+
+def test_reconcile_reads_the_payments_already_on_open_invoices(connected: Connected) -> None:
+    """A partial payment made before Nudge connected: the reconcile reads it from its invoice (one more call)."""
+    barney = connected.seeded["invoices"][0]
+    earlier = admin(
+        connected.xero,
+        "payments",
+        {"tenant": connected.tenant, "invoice": barney, "amount": "25.00", "date": "2024-02-01"},
+    )["PaymentID"]
+    connected.xero.core.clear_calls()
+
+    payments, _, calls = _sweep(connected.adapter, None)
+
+    (snapshot,) = payments[(PaymentKind.PAYMENT, earlier)]
+    assert (snapshot.invoice_external_id, snapshot.amount, snapshot.paid_on) == (
+        barney,
+        Money.of("25.00", "NZD"),
+        date(2024, 2, 1),
+    )
+    paths = [c.path.rsplit("/", 1)[1] for c in data_calls(connected.xero)]
+    # contacts, open invoices, the three open-credit listings, then the partly paid invoices by IDs
+    assert paths == ["Contacts", "Invoices", "Overpayments", "Prepayments", "CreditNotes", "Invoices"]
+    assert calls == 6
+    assert "IDs=" in data_calls(connected.xero)[-1].query
