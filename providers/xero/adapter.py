@@ -6,6 +6,11 @@ Sync (docs/design.md "Sync", docs/provider-api-facts.md §2.2):
   `summaryOnly`, pageSize 1000 — 10,000 open invoices take 10 invoice calls.
 - incremental: the same with `If-Modified-Since: <cursor>` and every status, so paid, voided and
   deleted invoices flow through; contacts are fetched by `IDs` only for invoices that changed.
+- money (issue 11, `Page.payments`): a sweep that brought changed invoices also reads the receivable
+  Payments and CreditNotes modified since (a payment, its deletion or a credit allocation always
+  changes its invoice, so a quiet sweep stays one call); the full reconcile reads every received
+  overpayment and prepayment, the AUTHORISED receivable credit notes, and the payments embedded in the
+  open invoices it saw partly paid (by `IDs`, only when there are any).
 - the cursor is the largest `UpdatedDateUTC` seen (inclusive: upserts are idempotent); a full
   reconcile never moves it past the server time at which it started, so changes made while it
   ran are picked up by the next incremental sweep.
@@ -357,7 +362,7 @@ class XeroAdapter:
         reads: list[tuple[str, str, dict[str, Any]]]
         if since is not None:
             reads = [
-                ("get_payments", "Payments", {}),
+                ("get_payments", "Payments", {"where": 'PaymentType=="ACCRECPAYMENT"'}),
                 ("get_credit_notes", "CreditNotes", {"where": 'Type=="ACCRECCREDIT"'}),
             ]
         else:
