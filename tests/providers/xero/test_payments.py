@@ -226,3 +226,21 @@ def test_reconcile_reads_the_payments_already_on_open_invoices(connected: Connec
     assert paths == ["Contacts", "Invoices", "Overpayments", "Prepayments", "CreditNotes", "Invoices"]
     assert calls == 6
     assert "IDs=" in data_calls(connected.xero)[-1].query
+
+
+def test_hostile_payment_is_quarantined_and_the_sweep_completes(connected: Connected) -> None:
+    """A payment Nudge cannot read is named (id and field) on the page's quarantine; the rest still syncs."""
+    barney, fred = connected.seeded["invoices"][0], connected.seeded["invoices"][1]
+    cursor = _settled(connected)
+    bad = admin(connected.xero, "payments", {"tenant": connected.tenant, "invoice": barney, "amount": "10.00"})
+    good = admin(connected.xero, "payments", {"tenant": connected.tenant, "invoice": fred, "amount": "10.00"})
+    with connected.xero.state.lock:
+        connected.xero.state.ledgers[connected.tenant].payments[bad["PaymentID"]]["Date"] = "someday"
+
+    pages = list(connected.adapter.changed_invoices(cursor))
+
+    quarantined = [q for page in pages for q in page.quarantined]
+    assert [(q.external_id, q.field) for q in quarantined] == [(bad["PaymentID"], "Date")]
+    found = {key for page in pages for key in page.payments}
+    assert (PaymentKind.PAYMENT, good["PaymentID"]) in found
+    assert (PaymentKind.PAYMENT, bad["PaymentID"]) not in found
