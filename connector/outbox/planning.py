@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connector.domain.actions import Action, History, InvoiceFacts
+from connector.domain.actions import Action, ActionKind, History, InvoiceFacts
 from connector.domain.cadence import ConnectionSettings
 from connector.domain.calendar import Calendars
 from connector.domain.fees import ReferenceRates
@@ -186,6 +186,7 @@ def plan_connection(
         shared_calendars = calendars or Calendars()
         states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
         _track_plans(uow, connection_id, rules, now, connection.time_zone or "UTC")
+        _cancel_orphaned_reversals(uow, connection_id, states, now)
         actions = [action for state in states for action in plan_state(state, now, calendars=shared_calendars)]
         planned = known = waiting = 0
         for action in actions:
@@ -233,6 +234,32 @@ def _track_plans(uow: UnitOfWork, connection_id: int, rules: PolicySet, now: dat
         row = uow.session.get(PlanRow, int(plan.plan_id))
         if row is not None and row.state == "active" and outcome != "active":
             row.state = outcome
+
+
+ORPHANED = "the payment dated on or before the fee's assessment was deleted or voided in the ledger"
+
+
+def _cancel_orphaned_reversals(uow: UnitOfWork, connection_id: int, states: list[PlanningState], now: datetime) -> None:
+    """Cancel a fee reversal not yet carried out whose reason went away: no synced payment is dated on or
+    before its fee's assessment any more (the payment was deleted or voided in the ledger)."""
+    if not states:
+        return
+    history = states[0].history
+    pending = uow.session.scalars(
+        select(ActionRow).where(
+            ActionRow.connection_id == connection_id,
+            ActionRow.kind == ActionKind.FEE_REVERSAL.value,
+            ActionRow.state.in_((ActionState.PLANNED.value, ActionState.AWAITING_APPROVAL.value)),
+        )
+    )
+    for row in pending:
+        action = action_from_json(row.payload)
+        facts = history.facts(action.invoice_external_ids[0])
+        fee = next((f for f in facts.fees if f.key == action.reverses), None)
+        if fee is not None and not any(p.paid_on <= fee.assessed_on for p in facts.payments):
+            row.state = ActionState.CANCELLED.value
+            row.error = ORPHANED
+            row.updated_at = now
 
 
 def _insert(uow: UnitOfWork, connection_id: int, action: Action, state: ActionState) -> bool:

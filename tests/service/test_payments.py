@@ -152,6 +152,25 @@ def test_a_payment_dated_before_the_fee_arriving_late_reverses_it_once(store: St
     assert len([w for w in ledger.writes.values() if w[0].startswith(("void", "credit"))]) == 1
 
 
+def test_a_planned_reversal_whose_payment_is_deleted_is_cancelled(store: Store) -> None:
+    """The payment that earned a reversal is deleted before the reversal ran: no reversal is written."""
+    cid, ledger = _setup(store, [snapshot(1)])
+    _turn(store, ledger, cid, NOW)
+    ledger.invoices["1"] = paid(1)
+    ledger.changes = [paid(1)]
+    ledger.pay("P1", "1", "500.00", date(2026, 11, 14), currency="GBP")
+    later = NOW + timedelta(days=1)
+    sync_connection(store, ledger, cid, lambda: later)
+    plan_connection(store, cid, RULES, later)
+    assert "fee_reversal" in _kinds(store, "planned")
+    ledger.remove("P1")
+    ledger.invoices["1"] = snapshot(1, updated_at=later + timedelta(minutes=5))
+    ledger.changes = [ledger.invoices["1"]]
+    _turn(store, ledger, cid, later + timedelta(minutes=10))
+    assert "fee_reversal" in _kinds(store, "cancelled")
+    assert not [w for w in ledger.writes.values() if w[0].startswith(("void", "credit"))]
+
+
 def test_a_reversal_planned_for_a_paid_invoice_survives_the_next_sync(store: Store) -> None:
     cid, ledger = _setup(store, [snapshot(1)])
     _turn(store, ledger, cid, NOW)
