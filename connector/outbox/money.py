@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from connector.domain.actions import ActionKind
 from connector.domain.model import Installment, Payment, PaymentPlan, PaymentSnapshot
@@ -115,15 +115,11 @@ def load_plans(uow: UnitOfWork, connection_id: int, time_zone: str) -> dict[str,
     return found
 
 
-def closed_with_history(uow: UnitOfWork, connection_id: int) -> set[str]:
-    """Invoices with a late fee Nudge charged (not cancelled): a paid one may still owe a reversal."""
-    return set(
-        uow.session.scalars(
-            select(ActionRow.invoice_external_id).where(
-                ActionRow.connection_id == connection_id,
-                ActionRow.kind == ActionKind.LATE_FEE.value,
-                ActionRow.state.in_(DONE_OR_PENDING),
-                ActionRow.invoice_external_id != "",
-            )
-        )
+def closed_with_history(connection_id: int) -> Select[str]:
+    """Invoices with a late fee Nudge charged (not cancelled), as a subquery: a paid one may still owe a reversal."""
+    return select(ActionRow.invoice_external_id).where(
+        ActionRow.connection_id == connection_id,
+        ActionRow.kind == ActionKind.LATE_FEE.value,
+        ActionRow.state.in_(DONE_OR_PENDING),
+        ActionRow.invoice_external_id != "",
     )

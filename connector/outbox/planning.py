@@ -130,7 +130,7 @@ def load_states(
     )
     money = load_money(uow, connection_id)
     # Nudge's own fee invoices come back through the sync; chasing them would charge fees on fees.
-    corrections = closed_with_history(uow, connection_id)
+    corrections = closed_with_history(connection_id)
     corrected: ColumnElement[bool] = Invoice.external_id.in_(corrections)
     if now is not None:
         corrected = corrected & (Invoice.updated_at >= now - CORRECTION_WINDOW)
