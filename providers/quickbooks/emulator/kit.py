@@ -22,6 +22,7 @@ from providers.quickbooks.emulator.notify import sign
 MODULE = "providers.quickbooks.emulator"
 BANNER = "QuickBooks emulator on"
 FEE_PREFIX = "LF-"  # DocNumber of the fee invoices the adapter creates
+CREDIT_PREFIX = "CR-"  # DocNumber of the credit memos the adapter creates
 NOTE_MARKER = "[nudge "  # the adapter's marker in an invoice's PrivateNote
 
 
@@ -199,12 +200,16 @@ class QuickBooksKit(KitBase):
         return Decimal(str(self.emulator.store.read(tenant, "Invoice", invoice)["Balance"]))
 
     def ledger_writes(self, tenant: str) -> dict[str, int]:
-        """Notes ("[nudge …]" markers in PrivateNote), fee invoices (LF-…) and credit memos."""
+        """Notes ("[nudge …]" markers in PrivateNote), fee invoices (LF-…) and Nudge's credit memos (CR-…; a
+        user's credit recorded with `credit` is not Nudge's write)."""
         entities = self.emulator.store.company(tenant).entities
         invoices = list(entities["Invoice"].values())
         notes = sum(str(i.get("PrivateNote") or "").count(NOTE_MARKER) for i in invoices)
         fees = sum(1 for i in invoices if str(i.get("DocNumber", "")).startswith(FEE_PREFIX))
-        return {"notes": notes, "fee_invoices": fees, "credits": len(entities["CreditMemo"])}
+        credits = sum(
+            1 for m in entities["CreditMemo"].values() if str(m.get("DocNumber", "")).startswith(CREDIT_PREFIX)
+        )
+        return {"notes": notes, "fee_invoices": fees, "credits": credits}
 
     def note_count(self, tenant: str, invoice: str, text: str) -> int:
         return str(self.emulator.store.read(tenant, "Invoice", invoice).get("PrivateNote") or "").count(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,11 +15,13 @@ from quickbooks.exceptions import QuickbooksException
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.invoice import Invoice
 
+from connector.domain.money import Money
 from connector.errors import AuthError
 from connector.ports import ProviderSettings
 from providers.quickbooks import PROVIDER, oauth
 from providers.quickbooks.emulator import EmulatorHandle
-from tests.support.quickbooks import Company, fixture_json
+from providers.quickbooks.emulator.kit import QuickBooksKit
+from tests.support.quickbooks import Company, emulator_settings, fixture_json
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}$")
@@ -393,3 +396,17 @@ def test_overpayment_and_open_credit_queries(qbo: EmulatorHandle, company: Compa
     unapplied = qbo.store.run_query(realm, "SELECT * FROM Payment WHERE UnappliedAmt > '0'")
     assert [p["Id"] for p in unapplied["Payment"]] == [over["Payment"]["Id"]]
     assert qbo.store.run_query(realm, "SELECT COUNT(*) FROM CreditMemo WHERE Balance > '0'") == {"totalCount": 0}
+
+
+def test_kit_counts_only_nudges_credit_memos() -> None:
+    """ledger_writes counts what Nudge wrote back: a user's credit (kit.credit) is not one of Nudge's credits."""
+    with QuickBooksKit(rate_limits=False) as kit:
+        company = Company(kit.emulator, emulator_settings(kit.emulator))
+        cust = company.customer("Counted Ltd", "ap@counted.example")
+        inv = company.invoice(cust, "100.00")
+        kit.credit(company.realm, inv["Id"], Decimal("10"))
+        assert kit.ledger_writes(company.realm)["credits"] == 0
+        snapshot = company.adapter().get_invoice(inv["Id"])
+        assert snapshot is not None
+        company.adapter().create_credit(snapshot, Money.of("5.00", "USD"), "Early payment discount", "count-credit")
+        assert kit.ledger_writes(company.realm)["credits"] == 1
