@@ -99,13 +99,17 @@ def load_history(uow: UnitOfWork, connection_id: int, time_zone: str, money: Led
     paid = (money or load_money(uow, connection_id)).payments
     facts = dict(history.invoices)
     rows = uow.session.execute(
-        select(Invoice.external_id, Invoice.first_seen_at).where(Invoice.connection_id == connection_id)
+        select(Invoice.external_id, Invoice.first_seen_at, Invoice.currency).where(
+            Invoice.connection_id == connection_id
+        )
     ).all()
-    for external_id, first_seen in rows:
+    for external_id, first_seen, currency in rows:
         known = facts.get(external_id, InvoiceFacts())
+        # money in another currency than its invoice cannot be compared with it: left out, never a crash
+        payments = tuple(p for p in paid.get(external_id, ()) if p.amount.currency == currency)
         facts[external_id] = InvoiceFacts(
             first_seen=first_seen.astimezone(zone).date(),
-            payments=paid.get(external_id, known.payments),
+            payments=payments or known.payments,
             fees=known.fees,
             escalated=known.escalated,
         )

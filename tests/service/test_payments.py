@@ -316,3 +316,11 @@ def test_interest_on_a_partly_paid_invoice_counts_the_balance_outstanding_each_d
         fee = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "late_fee")).one()
     # 0.1 % a day: (500 x 7 + 250 x 7) x 0.001 = 5.25 (on today's balance alone it would be 3.50)
     assert fee.payload["amount"]["amount"] == "5.25"
+
+
+def test_money_in_another_currency_than_its_invoice_is_left_out(store: Store) -> None:
+    """Hostile ledger data: a USD payment on a GBP invoice never crashes planning and pays nothing."""
+    cid, ledger = _setup(store, [snapshot(1)])
+    ledger.pay("P1", "1", "500.00", date(2026, 11, 14), currency="USD")
+    _turn(store, ledger, cid, NOW)
+    assert _kinds(store, "done") == ["late_fee", "note", "remind"]
