@@ -388,29 +388,45 @@ class XeroAdapter:
 
         A Xero Payment pays exactly one invoice, so its embedded summary (PaymentID, Date, Amount) with the
         invoice as context is its complete set. Only the reconcile needs this: the payments made on open
-        invoices before it (incremental sweeps read Payments modified since). Credit notes, overpayments
-        and prepayments are read whole elsewhere.
+        invoices before it (incremental sweeps read Payments modified since). A credit note embedded there
+        that the open-credit listing did not bring (fully allocated) is read whole by id (≤ 25 per call).
         """
         calls = 0
+        credit_ids: list[str] = []
         for start in range(0, len(invoice_ids), CONTACT_IDS_PER_CALL):
             chunk = invoice_ids[start : start + CONTACT_IDS_PER_CALL]
             body = self.client.call("get_invoices", i_ds=chunk, page=1, page_size=PAGE_SIZE).json()
             calls += 1
             for invoice in body.get("Invoices") or []:
-                context = {k: invoice.get(k) for k in ("InvoiceID", "Type", "Contact", "CurrencyCode")}
-                embedded = invoice.get("Payments")
-                for raw in embedded if isinstance(embedded, list) else []:
-                    if not isinstance(raw, Mapping):
-                        continue
-                    item = {**raw, "Invoice": context}
-                    try:
-                        snapshots = mapping.to_payments(item, home_currency=self._money_currency(item))
-                        key = mapping.money_key(item)
-                    except MappingError as exc:
-                        quarantined.append(Quarantined(exc.external_id, exc.field, exc.reason))
-                        continue
-                    payments[(key[1], key[0])] = snapshots
+                self._embedded_in(invoice, payments, quarantined)
+                credit_ids.extend(_embedded_ids(invoice, "CreditNotes", "CreditNoteID"))
+        missing = [i for i in dict.fromkeys(credit_ids) if (PaymentKind.CREDIT, i) not in payments]
+        for start in range(0, len(missing), CREDIT_IDS_PER_CALL):
+            chunk = missing[start : start + CREDIT_IDS_PER_CALL]
+            where = " OR ".join(f'CreditNoteID==guid("{i}")' for i in chunk)
+            calls += self._read_money("get_credit_notes", "CreditNotes", {"where": where}, payments, quarantined)
         return calls
+
+    def _embedded_in(
+        self,
+        invoice: Mapping[str, Any],
+        payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]],
+        quarantined: list[Quarantined],
+    ) -> None:
+        """The Payments[] embedded in one full invoice, each with the invoice as its context."""
+        context = {k: invoice.get(k) for k in ("InvoiceID", "Type", "Contact", "CurrencyCode")}
+        embedded = invoice.get("Payments")
+        for raw in embedded if isinstance(embedded, list) else []:
+            if not isinstance(raw, Mapping):
+                continue
+            item = {**raw, "Invoice": context}
+            try:
+                snapshots = mapping.to_payments(item, home_currency=self._money_currency(item))
+                object_id, kind = mapping.money_key(item)
+            except MappingError as exc:
+                quarantined.append(Quarantined(exc.external_id, exc.field, exc.reason))
+                continue
+            payments[(kind, object_id)] = snapshots
 
     def _money_currency(self, raw: Mapping[str, Any]) -> str:
         """The object's own currency when it names one (no Organisation call), else the home currency."""
@@ -693,12 +709,27 @@ def _read_cursor(cursor: str | None) -> tuple[datetime | None, frozenset[str]]:
     return mapping.parse_cursor(stamp), frozenset(i for i in ids.split(",") if i)
 
 
+CREDIT_IDS_PER_CALL = 25  # credit notes fetched by id through one `where` of OR-ed guid() clauses
+
+
+def _embedded_ids(invoice: Mapping[str, Any], collection: str, id_field: str) -> list[str]:
+    """The well-formed ids of the objects embedded in an invoice's `collection` (e.g. its CreditNotes)."""
+    out = []
+    embedded = invoice.get(collection)
+    for raw in embedded if isinstance(embedded, list) else []:
+        value = raw.get(id_field) if isinstance(raw, Mapping) else None
+        if isinstance(value, str):
+            with suppress(Rejected):
+                out.append(_guid(value))
+    return out
+
+
 def _partly_paid(rows: list[dict[str, Any]]) -> list[str]:
-    """The open invoices among `rows` that already have money paid on them (`AmountPaid` > 0)."""
+    """The open invoices among `rows` that already have money on them (`AmountPaid` or `AmountCredited` > 0)."""
     out = []
     for raw in rows:
         try:
-            paid = mapping.amount(raw.get("AmountPaid") or 0) > 0
+            paid = any(mapping.amount(raw.get(field) or 0) > 0 for field in ("AmountPaid", "AmountCredited"))
         except (ValueError, ArithmeticError):
             continue
         if paid and raw.get("InvoiceID") and str(raw.get("Type") or "ACCREC") == "ACCREC":

@@ -244,3 +244,27 @@ def test_hostile_payment_is_quarantined_and_the_sweep_completes(connected: Conne
     found = {key for page in pages for key in page.payments}
     assert (PaymentKind.PAYMENT, good["PaymentID"]) in found
     assert (PaymentKind.PAYMENT, bad["PaymentID"]) not in found
+
+
+def test_reconcile_reads_a_credit_note_already_used_up_on_an_open_invoice(connected: Connected) -> None:
+    """A credit note fully allocated before Nudge connected (status PAID, not open credit) to an invoice that is still
+    open: the reconcile finds it through the invoice and reads it whole by id."""
+    fred = connected.seeded["invoices"][1]
+    credit = admin(
+        connected.xero,
+        "credits",
+        {"tenant": connected.tenant, "invoice": fred, "amount": "50.50", "date": "2024-02-03"},
+    )["CreditNoteID"]
+    connected.xero.core.clear_calls()
+
+    payments, _, calls = _sweep(connected.adapter, None)
+
+    (applied,) = payments[(PaymentKind.CREDIT, credit)]
+    assert (applied.invoice_external_id, applied.amount, applied.paid_on) == (
+        fred,
+        Money.of("50.50", "NZD"),
+        date(2024, 2, 3),
+    )
+    paths = [c.path.rsplit("/", 1)[1] for c in data_calls(connected.xero)]
+    assert paths == ["Contacts", "Invoices", "Overpayments", "Prepayments", "CreditNotes", "Invoices", "CreditNotes"]
+    assert calls == 7
