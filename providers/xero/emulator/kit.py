@@ -23,6 +23,7 @@ from providers.xero.emulator.state import ACCESS_TTL, DEFAULT_CLIENT_ID, DEFAULT
 MODULE = "providers.xero.emulator"
 BANNER = "Xero emulator on"
 FEE_PREFIX = "Late fee for"  # Reference of the fee invoices the adapter creates (its default option)
+CREDIT_PREFIX = "Credit for"  # Reference of the credit notes the adapter creates (its default option)
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
@@ -187,13 +188,17 @@ class XeroKit(KitBase):
             return Decimal(str(self._ledger(tenant).invoices[invoice]["AmountDue"]))
 
     def ledger_writes(self, tenant: str) -> dict[str, int]:
-        """History notes, fee invoices ("Late fee for …" references) and credit notes."""
+        """History notes, fee invoices ("Late fee for …" references) and credit notes ("Credit for …"): what
+        Nudge wrote back, not a user's credit recorded with `credit`."""
         with self.emulator.state.lock:
             ledger = self._ledger(tenant)
             notes = sum(1 for entries in ledger.history.values() for e in entries if e["Changes"] == "Note")
             invoices = ledger.invoices.values()
             fees = sum(1 for i in invoices if str(i.get("Reference", "")).startswith(FEE_PREFIX))
-            return {"notes": notes, "fee_invoices": fees, "credits": len(ledger.credit_notes)}
+            credits = sum(
+                1 for c in ledger.credit_notes.values() if str(c.get("Reference", "")).startswith(CREDIT_PREFIX)
+            )
+            return {"notes": notes, "fee_invoices": fees, "credits": credits}
 
     def note_count(self, tenant: str, invoice: str, text: str) -> int:
         with self.emulator.state.lock:

@@ -268,3 +268,13 @@ def test_reconcile_reads_a_credit_note_already_used_up_on_an_open_invoice(connec
     paths = [c.path.rsplit("/", 1)[1] for c in data_calls(connected.xero)]
     assert paths == ["Contacts", "Invoices", "Overpayments", "Prepayments", "CreditNotes", "Invoices", "CreditNotes"]
     assert calls == 7
+
+
+def test_kit_ledger_writes_count_only_nudges_credits() -> None:
+    """A user's credit recorded with kit.credit is not a credit Nudge wrote back."""
+    with emulator_kit("xero", rate_limits=False) as kit:
+        tenant = kit.add_company("Count Co")
+        customer = kit.add_customer(tenant, "Count Customer", "ap@count.example")
+        invoice = kit.add_invoice(tenant, customer, "C-1", Decimal("50.00"), "NZD", date(2024, 1, 1), date(2024, 1, 31))
+        kit.credit(tenant, invoice, Decimal("5.00"))
+        assert kit.ledger_writes(tenant)["credits"] == 0
