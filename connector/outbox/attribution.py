@@ -19,7 +19,6 @@ from sqlalchemy import select
 from connector.domain.actions import ActionKind
 from connector.domain.model import ActionState, PaymentKind
 from connector.outbox.codec import action_from_json
-from connector.outbox.money import OwnDocument, own_documents
 from connector.storage import UnitOfWork
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Payment as PaymentRow
@@ -90,9 +89,6 @@ def _reminders(uow: UnitOfWork, connection_ids: list[int], since: date) -> Sent:
 def attribute(uow: UnitOfWork, connection_ids: list[int], since: date) -> list[Attribution]:
     """Every customer payment dated on or after `since`, attributed to the last reminder before it."""
     reminders = _reminders(uow, connection_ids, since)
-    own: dict[str, OwnDocument] = {}
-    for connection_id in connection_ids:
-        own.update(own_documents(uow, connection_id))
     result: list[Attribution] = []
     rows = uow.session.execute(
         select(PaymentRow.connection_id, PaymentRow.invoice_external_id, PaymentRow.external_id, PaymentRow.paid_on)
@@ -106,8 +102,6 @@ def attribute(uow: UnitOfWork, connection_ids: list[int], since: date) -> list[A
         .order_by(PaymentRow.paid_on, PaymentRow.id)
     )
     for connection_id, invoice, external_id, paid_on in rows:
-        if external_id in own:
-            continue
         sent = reminders.get((connection_id, invoice), [])
         index = bisect.bisect_right(sent, (paid_on, "\uffff"))
         reminded_on, step = sent[index - 1] if index else (None, NO_STEP)

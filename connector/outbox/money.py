@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select
 
 from connector.domain.actions import ActionKind
-from connector.domain.model import Installment, Payment, PaymentPlan, PaymentSnapshot
+from connector.domain.model import Installment, Payment, PaymentKind, PaymentPlan, PaymentSnapshot
 from connector.domain.money import Money
 from connector.storage import UnitOfWork
 from connector.storage.tables import Action as ActionRow
@@ -61,8 +61,8 @@ def load_money(uow: UnitOfWork, connection_id: int) -> LedgerMoney:
     per_invoice: dict[str, list[Payment]] = defaultdict(list)
     unapplied: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for snapshot in uow.payments.for_connection(connection_id):
-        if snapshot.external_id in own:
-            continue  # Nudge's own credit note / credit memo: not the customer's money
+        if snapshot.kind is PaymentKind.CREDIT and snapshot.external_id in own:
+            continue  # Nudge's own credit note / credit memo (QuickBooks ids repeat across entity types)
         if snapshot.unapplied:
             unapplied[snapshot.customer_external_id][snapshot.amount.currency] += snapshot.amount.amount
         else:
