@@ -22,6 +22,7 @@ from connector.storage.tables import PaymentPlan as PlanRow
 
 # Ledger documents Nudge itself writes: a fee invoice, a credit (fee reversal or discount credit).
 OWN_DOCUMENT_KINDS = (ActionKind.LATE_FEE.value, ActionKind.FEE_REVERSAL.value, ActionKind.DISCOUNT_CREDIT.value)
+OWN_CREDIT_KINDS = (ActionKind.FEE_REVERSAL, ActionKind.DISCOUNT_CREDIT)
 DONE_OR_PENDING = ("planned", "awaiting_approval", "running", "sending", "done", "uncertain")
 
 
@@ -42,6 +43,11 @@ class LedgerMoney:
     unapplied: dict[str, Money]  # by customer external id
     own: dict[str, OwnDocument]  # by external ref
 
+    def is_own_invoice(self, external_id: str) -> bool:
+        """Whether the invoice `external_id` is a fee invoice Nudge wrote (ids repeat across entity types)."""
+        document = self.own.get(external_id)
+        return document is not None and document.kind is ActionKind.LATE_FEE
+
 
 def own_documents(uow: UnitOfWork, connection_id: int) -> dict[str, OwnDocument]:
     """Nudge's fee invoices and credits in the ledger, recognised by the outbox's external refs (one query)."""
@@ -61,7 +67,8 @@ def load_money(uow: UnitOfWork, connection_id: int) -> LedgerMoney:
     per_invoice: dict[str, list[Payment]] = defaultdict(list)
     unapplied: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for snapshot in uow.payments.for_connection(connection_id):
-        if snapshot.kind is PaymentKind.CREDIT and snapshot.external_id in own:
+        document = own.get(snapshot.external_id)
+        if snapshot.kind is PaymentKind.CREDIT and document is not None and document.kind in OWN_CREDIT_KINDS:
             continue  # Nudge's own credit note / credit memo (QuickBooks ids repeat across entity types)
         if snapshot.unapplied:
             unapplied[snapshot.customer_external_id][snapshot.amount.currency] += snapshot.amount.amount

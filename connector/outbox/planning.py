@@ -142,7 +142,7 @@ def load_states(
     invoices = [
         snapshot_of(row)
         for row in uow.session.scalars(select(Invoice).where(Invoice.connection_id == connection_id, open_or_corrected))
-        if row.external_id not in money.own
+        if not money.is_own_invoice(row.external_id)
     ]
     customers = {
         row.external_id: overrides_of(row)
