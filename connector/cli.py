@@ -287,7 +287,8 @@ def report(context: _Context, connection_id: int | None, days: int) -> None:
     click.echo("-" * len(header))
     for cid, doc in sorted(documents, key=lambda item: (item[0], item[1].external_ref)):
         origin = numbers.get((cid, doc.origin_invoice_external_id), doc.origin_invoice_external_id)
-        document = numbers.get((cid, doc.external_ref), doc.external_ref)
+        is_invoice = doc.kind.value == "late_fee"  # credits' ids are not invoice ids
+        document = numbers.get((cid, doc.external_ref), doc.external_ref) if is_invoice else doc.external_ref
         click.echo(f"{cid:>5}  {document[:24]:<24}  {doc.kind.value:<15}  {origin}")
 
 

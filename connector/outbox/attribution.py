@@ -56,6 +56,15 @@ class Attribution:
     reminded_on: date | None
 
 
+def step_name(step_id: str) -> str:
+    """The cadence step a reminder counts for: payment-plan steps ("plan:<plan>:installment-<n>:<offset>")
+    are one step per offset, whatever the plan and installment."""
+    parts = step_id.split(":")
+    if parts[0] == "plan" and len(parts) >= 4:
+        return f"plan installment {parts[-1]}"
+    return step_id
+
+
 Sent = dict[tuple[int, str], list[tuple[date, str]]]
 Amounts = dict[tuple[int, str, str], tuple[Decimal, str]]
 
@@ -80,7 +89,7 @@ def _reminders(uow: UnitOfWork, connection_ids: list[int], since: date) -> Sent:
             (invoice, action.step_id) for invoice in action.invoice_external_ids
         ]
         for invoice, step in items:
-            found[(connection_id, invoice)].append((action.local_date, step))
+            found[(connection_id, invoice)].append((action.local_date, step_name(step)))
     for sent in found.values():
         sent.sort()
     return found

@@ -12,6 +12,7 @@ from connector.cli import main
 from connector.config import load_settings
 from connector.domain.actions import Action, ActionKind, ReminderItem
 from connector.domain.money import Money
+from connector.outbox.attribution import step_name
 from connector.outbox.codec import action_to_json
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
@@ -84,6 +85,15 @@ def test_report_prints_recovery_per_step_and_nudges_documents(tmp_path: Path) ->
                     scheduled_at=sent,
                     external_ref="FEE9",
                 ),
+                ActionRow(
+                    key="d1",
+                    connection_id=cid,
+                    kind="discount_credit",
+                    invoice_external_id="130",
+                    state="done",
+                    scheduled_at=sent,
+                    external_ref="130",  # a credit memo's id may equal an invoice's: never shown as that invoice
+                ),
                 Payment(
                     connection_id=cid,
                     kind="payment",
@@ -106,6 +116,12 @@ def test_report_prints_recovery_per_step_and_nudges_documents(tmp_path: Path) ->
     assert firm.split()[:4] == ["firm", "1", "1", "1"]
     assert firm.endswith("1,200.00 GBP")
     assert any(line.split()[1:] == ["1037-FEE", "late_fee", "1037"] for line in lines)
+    assert any(line.split()[1:] == ["130", "discount_credit", "1037"] for line in lines)
     missing = CliRunner().invoke(main, ["--config", str(config), "report", "--connection", "999"])
     assert missing.exit_code == 1
     assert "no connection with id 999" in missing.output
+
+
+def test_plan_installment_steps_count_as_one_step_per_offset() -> None:
+    assert step_name("plan:12:installment-3:-3") == "plan installment -3"
+    assert step_name("late-3") == "late-3"
