@@ -2,8 +2,8 @@
 
 Two realistic companies (one per provider) are seeded, connected through the real OAuth flows,
 then the clocks of Nudge and the emulators advance six hours at a time (so every customer's send
-window, from Sydney to New York, gets a worker tick). Emulated customers pay some invoices after
-reminders. Each day prints what was sent, noted, charged and collected; the end prints a summary.
+window, from Sydney to New York, gets a worker tick). Each day prints what was sent, noted, charged
+and collected; the end prints a summary.
 
 Customers pay on a behaviour model, deterministic from the seed and the invoice number (`_habit`): some
 pay early for the discount the courtesy reminder offers, some after the first reminder, some only after
@@ -11,8 +11,9 @@ a firm one, some after a late fee but with the money dated before it (a bank lag
 plan at the firm reminder (one per company breaks it), some never pay. Every paying customer also has
 an own date on which it pays anyway. The same seeded world without Nudge is a pure simulation
 (`_without_nudge`): no reminders, so each invoice is paid on that own date or never; its DSO and amount
-collected are reported next to the real run's. `demo-out/summary.json` holds the counts, each read from
-the store (done actions, synced rows) or the emulated ledgers, never from the behaviour model.
+collected are reported next to the real run's (collected with Nudge: the home-currency payments the
+emulated ledgers received during the run). `demo-out/summary.json` holds the counts, each read from the
+store (done actions, synced payment and plan rows) or the emulated ledgers, never from the behaviour model.
 Provider specifics come from each emulator's kit (providers._emulator.kit, found through the
 `nudge.emulators` entry points).
 """
