@@ -1,4 +1,8 @@
-"""`make demo` in a shortened form: `nudge demo --days 6` end to end, and what it leaves behind."""
+"""`make demo` in a shortened form: `nudge demo --days 28` end to end, and what it leaves behind.
+
+Four weeks is the shortest run in which a payment plan (weekly installments, five days' grace) can be
+both kept and broken, so every acceptance number of the demo is checked here.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,21 @@ import sys
 from pathlib import Path
 
 NUDGE = str(Path(sys.executable).parent / "nudge")
+DAYS = 28
 
 
 def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUDGE_")}
     result = subprocess.run(
-        [NUDGE, "demo", "--days", "6", "--out", str(out)], env=env, capture_output=True, text=True, timeout=600
+        [NUDGE, "demo", "--days", str(DAYS), "--out", str(out)], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     text = result.stdout
     assert "connected quickbooks: Hudson Valley Design Co." in text
     assert "connected xero: Thames Joinery Ltd" in text
     day_lines = [line for line in text.splitlines() if re.match(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d ", line)]
-    assert len(day_lines) == 6
+    assert len(day_lines) == DAYS
 
     def number(label: str) -> int:
         match = re.search(rf"{label}:\s+(\d+)", text)
@@ -98,6 +103,8 @@ def _check_summary_json(path: Path, *, reminders: int, notes: int, fees: int) ->
     assert summary["payments_synced"] > 0
     assert summary["discount_credits"] > 0  # customers paid total less the offered discount in time
     assert summary["fees_reversed"] > 0  # bank-lag payments dated before a fee's assessment
+    assert summary["plans_kept"] > 0  # installments paid on time
+    assert summary["plans_broken"] > 0  # one payer per company misses an installment past its grace
     companies = {company["provider"]: company for company in summary["companies"]}
     assert set(companies) == {"quickbooks", "xero"}
     assert (companies["quickbooks"]["currency"], companies["xero"]["currency"]) == ("USD", "GBP")
