@@ -95,6 +95,24 @@ class DiscountOffer:
 
 
 @dataclass(frozen=True, slots=True)
+class FeeWarning:
+    """What a reminder states about a late fee that is not charged yet (no fee without warning).
+
+    `amount` for a flat fee, `percent` for a percentage of the balance, `annual_rate` for interest
+    (statutory kinds: reference rate plus margin); `applies_from` is the local date from which the fee
+    may be charged.
+    """
+
+    policy: str
+    description: str
+    kind: str
+    applies_from: date
+    amount: Money | None = None
+    percent: Decimal | None = None
+    annual_rate: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ReminderItem:
     """One invoice listed in a reminder, with what the email renderer needs about it."""
 
@@ -109,6 +127,7 @@ class ReminderItem:
     member_key: str
     offer: DiscountOffer | None = None
     installment: int | None = None  # 1-based installment number for payment-plan reminders
+    fee_warning: FeeWarning | None = None  # the late fee this reminder announces (not charged yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +187,16 @@ class InvoiceFacts:
 
     `first_seen`: local date Nudge first synced it (catch-up); `payments`: dated payments and applied
     credits (fee reversals, discounts, plans, interest on partly paid invoices); `fees`: late fees
-    applied; `escalated`: an escalation was carried out (no more reminders).
+    applied; `escalated`: an escalation was carried out (no more reminders); `fee_warned_on` and
+    `reminded_on`: what reminders actually sent (not merely planned) said and when.
     """
 
     first_seen: date | None = None
     payments: tuple[Payment, ...] = ()
     fees: tuple[FeeRecord, ...] = ()
     escalated: bool = False
+    fee_warned_on: date | None = None  # earliest local date a SENT reminder announced a late fee for it
+    reminded_on: tuple[date, ...] = ()  # local dates reminders listing it were sent, oldest first
 
 
 NO_FACTS = InvoiceFacts()
@@ -200,8 +222,12 @@ class History:
         """The facts of one invoice (empty when none are known)."""
         return self.invoices.get(invoice_external_id, NO_FACTS)
 
-    def record(self, actions: Iterable[Action]) -> History:
-        """A new history with `actions` carried out: their keys, reminder days, fees, reversals, escalations."""
+    def record(self, actions: Iterable[Action], *, delivered: bool = True) -> History:
+        """A new history with `actions` carried out: their keys, reminder days, fees, reversals, escalations.
+
+        `delivered=False` records actions planned but not (yet) sent: their keys and reminder days count,
+        but their fee warnings and reminder dates do not (a fee needs a warning the customer received).
+        """
         keys = set(self.keys)
         days = set(self.reminder_days)
         facts = dict(self.invoices)
@@ -210,6 +236,8 @@ class History:
             keys.update(action.member_keys)
             if action.kind is ActionKind.REMIND:
                 days.add((action.customer_external_id, action.local_date))
+                if delivered:
+                    _record_delivery(facts, action)
             elif (record := _fee_record(action)) is not None:
                 known = facts.get(record.invoice_id, NO_FACTS)
                 facts[record.invoice_id] = replace(known, fees=(*known.fees, record.fee))
@@ -245,6 +273,17 @@ class History:
         merged = dict(self.invoices)
         merged[invoice_external_id] = facts
         return replace(self, invoices=MappingProxyType(merged))
+
+
+def _record_delivery(facts: dict[str, InvoiceFacts], action: Action) -> None:
+    """A sent reminder: the day it reached each listed invoice, and the fee warnings it carried."""
+    for item in action.items or ():
+        known = facts.get(item.invoice_external_id, NO_FACTS)
+        warned = known.fee_warned_on
+        if item.fee_warning is not None and (warned is None or action.local_date < warned):
+            warned = action.local_date
+        days = tuple(sorted({*known.reminded_on, action.local_date}))
+        facts[item.invoice_external_id] = replace(known, fee_warned_on=warned, reminded_on=days)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,8 @@ class InvoiceSnapshot:
     updated_at: datetime
     emails: tuple[str, ...] = ()
     version: str = ""  # QuickBooks SyncToken; empty for providers without one
+    # Carries Nudge's marker (a fee invoice Nudge wrote, from any Nudge organization): never chased.
+    created_by_nudge: bool = False
 
     def __post_init__(self) -> None:
         _aware(self.updated_at, "updated_at")

@@ -68,6 +68,21 @@ class DiscountBasis(StrEnum):
     DUE = "due"
 
 
+class Tone(StrEnum):
+    """How a reminder step speaks: a first contact must be friendly or firm, never final.
+
+    A step without an explicit `tone` is `final` when it escalates or its template is the final notice,
+    `friendly` on or before the due date, `firm` after it (see `tone_of`).
+    """
+
+    FRIENDLY = "friendly"
+    FIRM = "firm"
+    FINAL = "final"
+
+
+FINAL_TEMPLATES = frozenset({"final_notice"})
+
+
 class WriteBack(StrEnum):
     """How a late fee reaches the ledger: a separate fee invoice (default) or a line on the invoice."""
 
@@ -88,11 +103,24 @@ class Step:
     discount: str | None = None  # discount policy name
     call_task: str | None = None  # text of a call task for the user
     escalate: bool = False
+    tone: Tone | None = None  # None: derived (see `tone_of`)
+    # A call task or escalation completed by a person: their note is also written on the invoice in the ledger.
+    record_outcome_in_ledger: bool = False
 
     @property
     def nominal_offset(self) -> Fraction:
         """Offset in approximate calendar days (business days x 7/5), used only for ordering checks."""
         return Fraction(self.offset) if self.days is DayKind.CALENDAR else Fraction(self.offset * 7, 5)
+
+
+def tone_of(step: Step) -> Tone:
+    """The step's tone: its explicit `tone`, else final (escalation, final-notice template), else
+    friendly on or before the due date and firm after it."""
+    if step.tone is not None:
+        return step.tone
+    if step.escalate or (step.remind is not None and step.remind in FINAL_TEMPLATES):
+        return Tone.FINAL
+    return Tone.FRIENDLY if step.offset <= 0 else Tone.FIRM
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +197,12 @@ class LateFeePolicy:
     # A fee whose ledger record was found deleted or voided when Nudge retried writing it (RS-03):
     # False (default) leaves it waived, the user's decision; True charges it once more under a new key.
     recreate_deleted: bool = False
+    # No fee without warning: charged only when a sent reminder stated this policy (amount or rate and the
+    # date it applies from) at least `warning_days` days before the assessment date.
+    warning_days: int = 7
+    # Interest and percentages count from the day Nudge started chasing the ledger (the onboarding review's
+    # approval), never from earlier, unless this says so (and the review, which lists the fee, approved it).
+    accrue_before_connected: bool = False
 
 
 @dataclass(frozen=True, slots=True)

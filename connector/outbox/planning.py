@@ -36,7 +36,11 @@ from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Customer, Invoice
 from connector.storage.tables import PaymentPlan as PlanRow
 
-CORRECTION_WINDOW = timedelta(days=120)  # a closed invoice updated this recently may still owe a reversal
+CORRECTION_WINDOW = timedelta(days=120)
+# A reminder in these states reached (or may have reached) the customer: what it said counts as said.
+_DELIVERED = frozenset(
+    {ActionState.DONE.value, ActionState.UNCERTAIN.value}
+)  # a closed invoice updated this recently may still owe a reversal
 
 
 @dataclass(frozen=True)
@@ -85,16 +89,23 @@ def overrides_of(row: Customer) -> CustomerOverrides:
 def load_history(uow: UnitOfWork, connection_id: int, time_zone: str, money: LedgerMoney | None = None) -> History:
     """Everything planned or done for the connection (not cancelled; superseded apart), first-seen dates
     and the synced payments of each invoice (`money`, loaded when not given)."""
-    recorded: list[Action] = []
+    delivered: list[Action] = []
+    pending: list[Action] = []
     superseded: list[Action] = []
     for payload, state in uow.session.execute(
         select(ActionRow.payload, ActionRow.state).where(
             ActionRow.connection_id == connection_id, ActionRow.state != ActionState.CANCELLED.value
         )
     ):
-        if payload:
-            (superseded if state == ActionState.SUPERSEDED.value else recorded).append(action_from_json(payload))
-    history = History().record(recorded).supersede(superseded)
+        if not payload:
+            continue
+        if state == ActionState.SUPERSEDED.value:
+            superseded.append(action_from_json(payload))
+        elif state in _DELIVERED:
+            delivered.append(action_from_json(payload))
+        else:
+            pending.append(action_from_json(payload))
+    history = History().record(delivered).record(pending, delivered=False).supersede(superseded)
     zone = ZoneInfo(time_zone)
     paid = (money or load_money(uow, connection_id)).payments
     facts = dict(history.invoices)
@@ -107,11 +118,8 @@ def load_history(uow: UnitOfWork, connection_id: int, time_zone: str, money: Led
         known = facts.get(external_id, InvoiceFacts())
         # money in another currency than its invoice cannot be compared with it: left out, never a crash
         payments = tuple(p for p in paid.get(external_id, ()) if p.amount.currency == currency)
-        facts[external_id] = InvoiceFacts(
-            first_seen=first_seen.astimezone(zone).date(),
-            payments=payments or known.payments,
-            fees=known.fees,
-            escalated=known.escalated,
+        facts[external_id] = replace(
+            known, first_seen=first_seen.astimezone(zone).date(), payments=payments or known.payments
         )
     return replace(history, invoices=facts)
 

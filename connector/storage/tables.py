@@ -134,6 +134,16 @@ class Connection(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     home_currency: Mapped[str] = mapped_column(String(3), default="")  # "" = not known yet
     approval_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who chases this ledger: "review" (new: synced, nothing goes out until a person approves the first plan),
+    # "active", or "managed_elsewhere" (another Nudge organization chases the same ledger; see `managed_by`).
+    chasing: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    chasing_since: Mapped[datetime | None] = mapped_column(default=None)  # when the review was approved
+    managed_by_organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"), default=None
+    )
+    # The ledger's own country (ISO 3166-1 alpha-2) and subdivision: the default holiday calendar.
+    holiday_country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    holiday_subdiv: Mapped[str] = mapped_column(String(10), default="", server_default="")
     next_run_at: Mapped[datetime | None] = mapped_column(default=None)
     lease_owner: Mapped[str] = mapped_column(String(100), default="")
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
@@ -203,6 +213,7 @@ class Invoice(Base):
     emails: Mapped[list[Any]] = mapped_column(default=list)
     updated_at: Mapped[datetime] = mapped_column()
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_nudge: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Action(Base):
@@ -256,6 +267,55 @@ class Installment(Base):
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[datetime | None] = mapped_column(default=None)
     plan: Mapped[PaymentPlan] = relationship(back_populates="installments")
+
+
+class Task(Base):
+    """Work for a person: phone a customer (`call`) or take over an escalated debt (`handoff`).
+
+    Opened by the executor from a call-task or escalation action (`action_key`), assigned to the
+    connection's accountant (else its owner), due on `due_on` (local date); completing it records who
+    and what was said (`outcome`), in the timeline and, when the step says so, as a ledger note.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_org_state", "organization_id", "state", "due_on"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    action_key: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    kind: Mapped[str] = mapped_column(String(20))  # call | handoff
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    customer_name: Mapped[str] = mapped_column(String(300), default="")
+    invoice_external_ids: Mapped[list[Any]] = mapped_column(default=list)
+    title: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    assignee_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    due_on: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(20), default="open")  # open | done | cancelled
+    record_in_ledger: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    completed_by: Mapped[str] = mapped_column(String(200), default="")
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessRequest(Base):
+    """An organization asks to chase a ledger another organization already chases (one ledger, one chaser).
+
+    `connection_id` is the requester's own (managed-elsewhere) connection; the managing organization's
+    owner approves (chasing moves to the requester, which starts with an onboarding review) or declines.
+    """
+
+    __tablename__ = "access_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    requesting_organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    managing_organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | approved | declined
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    decided_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Payment(Base):
