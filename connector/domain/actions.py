@@ -179,6 +179,8 @@ class Action:
     offer: DiscountOffer | None = None
     reverses: str | None = None  # key of the late fee a reversal undoes
     generation: int = 0  # late fees: earlier keys of this fee superseded because their ledger record was deleted
+    # call tasks and escalations: the person's note on completing the task is also written in the ledger
+    record_outcome_in_ledger: bool = False
 
 
 @dataclass(frozen=True, slots=True)

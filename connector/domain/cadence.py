@@ -73,12 +73,17 @@ _ZERO_DELTA = timedelta(0)
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     """Per-connection planning settings: id (part of every key), default IANA zone, approval mode
-    (every action waits for a user) and the statutory reference rates from config."""
+    (every action waits for a user), the statutory reference rates from config, the local date Nudge
+    started chasing the ledger (the onboarding review's approval; None while the review is open: today
+    is assumed), and the ledger's own holiday calendar (used by cadences that name none)."""
 
     connection_id: str
     time_zone: str = "UTC"
     approval_mode: bool = False
     rates: ReferenceRates = field(default_factory=ReferenceRates)
+    started_on: date | None = None
+    holiday_country: str | None = None
+    holiday_subdiv: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
