@@ -36,6 +36,7 @@ from connector.domain.actions import (
     ActionKind,
     DiscountOffer,
     FeeDetail,
+    FeeWarning,
     History,
     HoldReason,
     InvoiceFacts,
@@ -46,6 +47,7 @@ from connector.domain.actions import (
 from connector.domain.calendar import Calendars, Schedule, add_months, zone
 from connector.domain.fees import (
     ReferenceRates,
+    annual_rate_for,
     assess_fee,
     discount_amount,
     discount_credit,
@@ -61,10 +63,13 @@ from connector.domain.policy import (
     CatchUp,
     DayKind,
     DiscountPolicy,
+    FeeKind,
     LateFeePolicy,
     PolicySet,
     Step,
+    Tone,
     WriteBack,
+    tone_of,
 )
 
 _ZERO_DELTA = timedelta(0)
@@ -97,6 +102,23 @@ class _Event:
     generation: int = 0  # late fees: earlier keys superseded because their ledger record was deleted
 
 
+@dataclass(frozen=True, slots=True)
+class _CatchUp:
+    """An invoice first contacted late: contact starts at step index `first` (id `step_id`), every step
+    `shift` days after its nominal day."""
+
+    first: int
+    shift: int
+    step_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _NoFirstContact:
+    """The cadence has no step that may be the first contact of an overdue invoice."""
+
+    cadence: str
+
+
 @dataclass(slots=True)
 class _Tracks:
     contact: list[_Event]
@@ -113,6 +135,7 @@ class _CadenceInfo:
     discounts: list[tuple[DiscountPolicy, list[Step]]]
     escalate_steps: list[Step]
     order: dict[str, int]  # step id -> position (steps are in increasing order of offset)
+    reminder_steps: list[Step]  # steps that email the customer, in order
 
 
 @dataclass(slots=True)
@@ -122,7 +145,7 @@ class _Customer:
     info: _CadenceInfo | None
     schedule: Schedule | None
     schedule_key: tuple[object, ...]
-    tracks: dict[date, _Tracks]
+    tracks: dict[object, _Tracks]
     today: date
     now_slot: datetime | None
     holds: list[tuple[HoldReason, str, str]]
@@ -176,9 +199,10 @@ class _Planner:
         self._customers: dict[str, _Customer] = {}
         self._infos: dict[str, _CadenceInfo] = {}
         self._schedules: dict[tuple[object, ...], Schedule] = {}
-        self._tracks: dict[tuple[object, ...], dict[date, _Tracks]] = {}
+        self._tracks: dict[tuple[object, ...], dict[object, _Tracks]] = {}
         self._slots: dict[tuple[object, ...], datetime] = {}
         self._zones: dict[str, ZoneInfo] = {}
+        self._catch_ups: dict[tuple[object, ...], _CatchUp | _NoFirstContact | None] = {}
 
     # -- per-cadence and per-customer context ------------------------------------------------------
 
@@ -198,7 +222,8 @@ class _Planner:
             discounts = [(self.policies.discounts[name], steps) for name, steps in by_discount.items()]
             escalate = [s for s in cadence.steps if s.escalate]
             order = {step.id: index for index, step in enumerate(cadence.steps)}
-            found = _CadenceInfo(cadence, contact, fee_steps, discounts, escalate, order)
+            reminders = [s for s in cadence.steps if s.remind]
+            found = _CadenceInfo(cadence, contact, fee_steps, discounts, escalate, order, reminders)
             self._infos[cadence.name] = found
         return found
 
@@ -260,12 +285,13 @@ class _Planner:
         Customers that share cadence, zone and calendar share one schedule, one next send slot and one
         set of per-due-date tracks.
         """
+        country: str | None
         if over.holiday_country:
             country, subdiv = over.holiday_country, over.holiday_subdiv
         elif cadence.holidays is not None:
             country, subdiv = cadence.holidays.country, cadence.holidays.subdiv
-        else:
-            country, subdiv = None, None
+        else:  # the ledger's own country (from QuickBooks / Xero), else no holidays
+            country, subdiv = self.connection.holiday_country, self.connection.holiday_subdiv
         key = (cadence.name, id(cadence), tz_name, country, subdiv)
         schedule = self._schedules.get(key)
         if schedule is None:
@@ -280,30 +306,34 @@ class _Planner:
             self._slots[key] = schedule.next_allowed(self.now)
         return key, schedule
 
-    def _tracks_for(self, cust: _Customer, due: date) -> _Tracks:
-        found = cust.tracks.get(due)
+    def _tracks_for(self, cust: _Customer, due: date, catch: _CatchUp | None = None) -> _Tracks:
+        """The contact and fee events of an invoice due on `due`; a catch-up drops the contact steps before
+        its first-contact step and moves every later step (and the fees) by its shift."""
+        memo = due if catch is None else (due, catch.first, catch.shift)
+        found = cust.tracks.get(memo)
         if found is not None:
             return found
         schedule = cust.schedule
         info = cust.info
         assert schedule is not None
         assert info is not None
+        first, shift = (0, _ZERO_DELTA) if catch is None else (catch.first, timedelta(days=catch.shift))
         contact: list[tuple[datetime, int, _Event]] = []
         for index, step in enumerate(info.cadence.steps):
-            if step in info.contact_steps:
-                nominal = _nominal(schedule, due, step)
+            if step in info.contact_steps and index >= first:
+                nominal = _nominal(schedule, due, step) + shift
                 contact.append((schedule.fire_at(nominal), index, _Event(schedule.fire_at(nominal), step, 0, due)))
         fees: list[tuple[datetime, int, _Event]] = []
         for index, (step, policy) in enumerate(info.fee_steps):
-            first = _nominal(schedule, due, step)
+            first_fee = _nominal(schedule, due, step) + shift
             for occurrence in range(policy.max_count):
                 if occurrence == 0:
-                    nominal = first
+                    nominal = first_fee
                 elif policy.recurrence is not None and policy.recurrence.monthly:
-                    nominal = add_months(first, occurrence)
+                    nominal = add_months(first_fee, occurrence)
                 else:
                     assert policy.recurrence is not None
-                    nominal = first + timedelta(days=policy.recurrence.every_days * occurrence)
+                    nominal = first_fee + timedelta(days=policy.recurrence.every_days * occurrence)
                 fire = schedule.fire_at(nominal)
                 fees.append((fire, index * 1000 + occurrence, _Event(fire, step, occurrence, due)))
         contact.sort(key=lambda t: (t[0], t[1]))
@@ -311,8 +341,53 @@ class _Planner:
         found = _Tracks(
             [e for _, _, e in contact], [f for f, _, _ in contact], [e for _, _, e in fees], [f for f, _, _ in fees]
         )
-        cust.tracks[due] = found
+        cust.tracks[memo] = found
         return found
+
+    def _catch_up(
+        self, cust: _Customer, inv: InvoiceSnapshot, facts: InvoiceFacts
+    ) -> _CatchUp | _NoFirstContact | None:
+        """How an invoice that came into Nudge's care already overdue is first contacted.
+
+        It came in on the later of its first sync and the day chasing started (the review's approval).
+        When that is after its due date and after the cadence's first reminder, the first contact is the
+        earliest reminder step after the due date whose tone fits a first contact (never final, never an
+        escalation); the steps before it never fire and the cadence continues from there at its own
+        spacing (`latest`: shifted so that step falls on the day it came in; `skip`: the step on its own
+        day). None: not late, the cadence runs as written.
+        """
+        entered = _latest_date(facts.first_seen, self.connection.started_on)
+        info = cust.info
+        schedule = cust.schedule
+        if entered is None or info is None or schedule is None or not info.reminder_steps:
+            return None
+        assert inv.due_date is not None
+        due = inv.due_date
+        if entered <= due:
+            return None
+        memo_key = (cust.schedule_key, due, entered)
+        found = self._catch_ups.get(memo_key)
+        if found is not None or memo_key in self._catch_ups:
+            return found
+        first_day = schedule.local_date(schedule.fire_at(_nominal(schedule, due, info.reminder_steps[0])))
+        result: _CatchUp | _NoFirstContact | None = None
+        if first_day < entered:
+            skip = info.cadence.catch_up is CatchUp.SKIP
+            fitting = [
+                (step, nominal)
+                for step in info.reminder_steps
+                if step.offset >= 1 and not step.escalate and tone_of(step) is not Tone.FINAL
+                for nominal in (_nominal(schedule, due, step),)
+                if not skip or nominal >= entered
+            ]
+            if not fitting:
+                result = _NoFirstContact(info.cadence.name)
+            else:
+                step, nominal = fitting[0]
+                shift = 0 if skip else max(0, (entered - nominal).days)
+                result = _CatchUp(info.order[step.id], shift, step.id)
+        self._catch_ups[memo_key] = result
+        return result
 
     def _latest(
         self, cust: _Customer, events: list[_Event], fires: list[datetime], facts: InvoiceFacts
@@ -360,12 +435,16 @@ class _Planner:
                 handled, accrual_floor = self._payment_plan(cust, inv, facts, plan_obj)
                 if handled:
                     continue
-            tracks = self._tracks_for(cust, inv.due_date)
+            catch = self._catch_up(cust, inv, facts)
+            if isinstance(catch, _NoFirstContact):
+                self._no_first_contact(cust, inv, catch)
+                continue
+            tracks = self._tracks_for(cust, inv.due_date, catch)
             contact = self._latest(cust, tracks.contact, tracks.contact_fires, facts) if tracks.contact else None
             fee = self._latest(cust, tracks.fees, tracks.fee_fires, facts) if tracks.fees else None
             if contact is None and fee is None:
                 continue
-            self._emit(cust, inv, facts, contact, fee, accrual_floor)
+            self._emit(cust, inv, facts, tracks, contact, fee, accrual_floor, catch)
         self._group_reminders()
         self.actions.sort(
             key=lambda a: (a.scheduled_at, a.customer_external_id, a.kind.value, a.invoice_external_ids, a.key)
@@ -466,13 +545,16 @@ class _Planner:
         cust: _Customer,
         inv: InvoiceSnapshot,
         facts: InvoiceFacts,
+        tracks: _Tracks,
         contact: tuple[_Event, datetime] | None,
         fee: tuple[_Event, datetime] | None,
         accrual_floor: date | None,
+        catch: _CatchUp | None,
     ) -> None:
         assert cust.info is not None
         assert inv.due_date is not None
         contact = self._open_contact(cust.info, inv, facts, contact)
+        fee = self._warned_fee(cust, facts, fee)
         pending = self._pending_parts(inv, contact, fee)
         if not pending:
             return
@@ -484,16 +566,21 @@ class _Planner:
         offer: DiscountOffer | None = None
         if contact is not None and contact[0].step.discount is not None:
             offer = self._offer_for(inv, contact[0], self._local(cust, contact[1]))
+        charging: str | None = None
         for kind, key, event, scheduled in pending:
             if kind is ActionKind.LATE_FEE:
                 local = self._local(cust, scheduled)
-                self._fee(cust, inv, facts, key, event, scheduled, local, _describe_offset(event.step), accrual_floor)
+                floor = self._fee_floor(event, facts, accrual_floor)
+                self._fee(cust, inv, facts, key, event, scheduled, local, _describe_offset(event.step), floor)
+                charging = key
             elif kind is not ActionKind.REMIND:
                 self._step_action(cust, inv, kind, key, event, scheduled, offer)
         # Reminders are queued after the step's other parts, so a digest sees them all.
         for kind, key, event, scheduled in pending:
             if kind is ActionKind.REMIND:
-                self._queue_reminder(cust, inv, key, event, scheduled, offer)
+                local = self._local(cust, scheduled)
+                warning = self._fee_warning(cust, inv, tracks, local, charging)
+                self._queue_reminder(cust, inv, key, event, scheduled, offer, warning)
 
     def _open_contact(
         self, info: _CadenceInfo, inv: InvoiceSnapshot, facts: InvoiceFacts, contact: tuple[_Event, datetime] | None
@@ -618,6 +705,7 @@ class _Planner:
                 f"{where}: call task",
                 text=step.call_task,
                 amount=inv.balance,
+                record_outcome_in_ledger=step.record_outcome_in_ledger,
             )
         elif kind is ActionKind.ESCALATE:
             self._action(
@@ -630,6 +718,7 @@ class _Planner:
                 scheduled,
                 f"{where}: escalate; no further reminders",
                 amount=inv.balance,
+                record_outcome_in_ledger=step.record_outcome_in_ledger,
             )
         elif kind is ActionKind.DISCOUNT_OFFER and offer is not None:
             self._action(
@@ -653,6 +742,7 @@ class _Planner:
         event: _Event,
         scheduled: datetime,
         offer: DiscountOffer | None,
+        warning: FeeWarning | None = None,
     ) -> None:
         """Queue the step's reminder for the customer's digest of its local send date."""
         step = event.step
@@ -670,6 +760,7 @@ class _Planner:
             member_key=key,
             offer=offer,
             installment=event.installment,
+            fee_warning=warning,
         )
         self.reminders.setdefault((inv.customer_external_id, local), []).append(
             _Reminder(
@@ -680,6 +771,85 @@ class _Planner:
                 inv.emails,
                 inv.customer_name,
             )
+        )
+
+    def _warned_fee(
+        self, cust: _Customer, facts: InvoiceFacts, fee: tuple[_Event, datetime] | None
+    ) -> tuple[_Event, datetime] | None:
+        """`fee`, when a sent reminder announced it at least the policy's `warning_days` before its day;
+        else None (the fee waits: no fee without warning)."""
+        if fee is None:
+            return None
+        policy = self.policies.late_fees.get(fee[0].step.late_fee or "")
+        warned = facts.fee_warned_on
+        if policy is None or warned is None:
+            return None
+        if (self._local(cust, fee[1]) - warned).days < policy.warning_days:
+            return None
+        return fee
+
+    def _fee_floor(self, event: _Event, facts: InvoiceFacts, accrual_floor: date | None) -> date | None:
+        """The first day a fee may accrue over: the day the first warning said it applies from (so never
+        before Nudge was connected) unless the policy accrues from the due date, and never before a broken
+        plan's `accrual_floor`."""
+        policy = self.policies.late_fees.get(event.step.late_fee or "")
+        if policy is None or policy.accrue_before_connected or facts.fee_warned_on is None:
+            return accrual_floor
+        told = facts.fee_warned_on + timedelta(days=policy.warning_days)
+        return told if accrual_floor is None else max(told, accrual_floor)
+
+    def _fee_warning(
+        self, cust: _Customer, inv: InvoiceSnapshot, tracks: _Tracks, local: date, charging: str | None
+    ) -> FeeWarning | None:
+        """What a reminder sent on local `local` says about the invoice's next late fee not charged yet."""
+        if not tracks.fees or inv.due_date is None:
+            return None
+        for event in tracks.fees:
+            key = action_key(
+                self.conn_id, inv.external_id, event.step.id, event.due_date, ActionKind.LATE_FEE, event.occurrence
+            )
+            if key in self.keys or key == charging:
+                continue
+            policy = self.policies.late_fees.get(event.step.late_fee or "")
+            if policy is None:
+                continue
+            told = local + timedelta(days=policy.warning_days)
+            fee_day = self._local(cust, event.fire_at)
+            rate = annual_rate_for(policy, self.connection.rates) if policy.kind is not FeeKind.FLAT else None
+            if policy.kind is FeeKind.PERCENT:
+                rate = None
+            accrues = policy.kind in (FeeKind.INTEREST, FeeKind.UK_STATUTORY, FeeKind.EU_STATUTORY)
+            if accrues and policy.accrue_before_connected:
+                applies = inv.due_date + timedelta(days=policy.grace_days + 1)
+            elif accrues:
+                applies = max(told, inv.due_date + timedelta(days=policy.grace_days + 1))
+            else:
+                applies = max(told, fee_day)
+            return FeeWarning(
+                policy=policy.name,
+                description=policy.description,
+                kind=policy.kind.value,
+                applies_from=applies,
+                amount=Money.of(policy.amount, inv.currency) if policy.amount is not None else None,
+                percent=policy.percent if policy.kind is FeeKind.PERCENT else None,
+                annual_rate=rate,
+            )
+        return None
+
+    def _no_first_contact(self, cust: _Customer, inv: InvoiceSnapshot, missing: _NoFirstContact) -> None:
+        """Hold an overdue invoice whose cadence has no reminder step that may be a first contact."""
+        assert inv.due_date is not None
+        text = (
+            f"cadence {missing.cadence!r} has no reminder step after the due date that may be a first contact "
+            "(every one is a final notice or an escalation): add a friendly or firm step"
+        )
+        self._hold(
+            cust,
+            inv,
+            "first-contact",
+            inv.due_date,
+            cust.now_slot or self.now,
+            (HoldReason.CONFIGURATION, "first-contact", text),
         )
 
     def _offer_for(self, inv: InvoiceSnapshot, event: _Event, local: date) -> DiscountOffer | None:
@@ -1015,6 +1185,12 @@ def _override_holds(over: CustomerOverrides, today: date) -> list[tuple[HoldReas
         promised_by = over.promise_to_pay.isoformat()
         holds.append((HoldReason.PROMISE_TO_PAY, promised_by, f"the customer promised to pay by {promised_by}"))
     return holds
+
+
+def _latest_date(*days: date | None) -> date | None:
+    """The latest of the given dates (None when none is given)."""
+    known = [day for day in days if day is not None]
+    return max(known) if known else None
 
 
 def _nominal(schedule: Schedule, due: date, step: Step) -> date:

@@ -33,6 +33,7 @@ from connector.domain.policy import (
     PolicySet,
     Recurrence,
     Step,
+    Tone,
     WriteBack,
 )
 
@@ -164,7 +165,20 @@ def _name(value: object, where: _Where, key: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 # cadences
 
-_STEP_FIELDS = {"id", "offset", "days", "remind", "template", "note", "late_fee", "discount", "call_task", "escalate"}
+_STEP_FIELDS = {
+    "id",
+    "offset",
+    "days",
+    "remind",
+    "template",
+    "note",
+    "late_fee",
+    "discount",
+    "call_task",
+    "escalate",
+    "tone",
+    "record_outcome_in_ledger",
+}
 _CADENCE_FIELDS = {
     "name",
     "steps",
@@ -211,7 +225,11 @@ def _step_from_dict(data: object, index: int, where: _Where) -> Step:
         discount=_text(data, "discount", here),
         call_task=_text(data, "call_task", here),
         escalate=_bool(data, "escalate", here, False),
+        tone=_choice(data, "tone", here, Tone, "", "friendly, firm or final") if data.get("tone") is not None else None,
+        record_outcome_in_ledger=_bool(data, "record_outcome_in_ledger", here, False),
     )
+    if step.record_outcome_in_ledger and not (step.call_task or step.escalate):
+        raise here.error("record_outcome_in_ledger", "only a call_task or escalate step has an outcome to record")
     if not (step.remind or step.note or step.late_fee or step.discount or step.call_task or step.escalate):
         raise here.error(
             "remind", "the step does nothing (give remind, note, late_fee, discount, call_task or escalate)"
@@ -403,6 +421,8 @@ _FEE_FIELDS = {
     "description",
     "write_back",
     "recreate_deleted",
+    "warning_days",
+    "accrue_before_connected",
 }
 
 
@@ -425,6 +445,10 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
     cap_percent = _decimal(data, "total_cap_percent", where, positive=True)
     write_back = _choice(data, "write_back", where, WriteBack, "fee_invoice", "fee_invoice or fee_line")
     margin = _decimal(data, "margin", where)
+    warning_days = _int(data, "warning_days", where, 7)
+    assert warning_days is not None
+    if not 0 <= warning_days <= MAX_OFFSET_DAYS:
+        raise where.error("warning_days", f"must be between 0 and {MAX_OFFSET_DAYS}, got {warning_days}")
     return LateFeePolicy(
         name=name,
         kind=kind,
@@ -445,6 +469,8 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
         description=_text(data, "description", where, "Late fee") or "Late fee",
         write_back=write_back,
         recreate_deleted=_bool(data, "recreate_deleted", where, False),
+        warning_days=warning_days,
+        accrue_before_connected=_bool(data, "accrue_before_connected", where, False),
     )
 
 

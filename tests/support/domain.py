@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -107,3 +108,16 @@ def kinds(actions: list[Action]) -> list[str]:
 
 def only(actions: list[Action], kind: ActionKind) -> list[Action]:
     return [a for a in actions if a.kind is kind]
+
+
+LONG_AGO = date(2000, 1, 3)
+
+
+def told(history: History | None = None, *invoice_ids: str, on: date = LONG_AGO) -> History:
+    """`history` (else empty) in which a sent reminder announced the late fees of `invoice_ids` (default "1")
+    on local date `on`: long ago by default, so the warning rule never stands in a fee-mechanics test's way."""
+    base = history or History()
+    facts = dict(base.invoices)
+    for invoice_id in invoice_ids or ("1",):
+        facts[invoice_id] = replace(base.facts(invoice_id), fee_warned_on=on)
+    return replace(base, invoices=facts)

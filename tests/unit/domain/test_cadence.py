@@ -16,7 +16,7 @@ from connector.domain.fees import FeeRecord, ReferenceRates
 from connector.domain.model import CustomerOverrides, InvoiceStatus, Payment, PaymentPlan
 from connector.domain.payment_plans import split_installments
 from connector.domain.preview import PlanningState, preview
-from tests.support.domain import CONN, invoice, kinds, money, only, policies, run, utc
+from tests.support.domain import CONN, invoice, kinds, money, only, policies, run, told, utc
 
 
 def timeline(pol: Any, invoices: list[Any], start: datetime, days: int, **state: Any) -> list[Any]:
@@ -201,16 +201,20 @@ def test_send_window_hours_hold_overdue_moments_until_the_window_opens() -> None
     assert reminders(ahead) == [("late7", utc(2024, 3, 12, 8))]
 
 
-def test_catch_up_fires_only_the_latest_due_step() -> None:
+def test_catch_up_starts_friendly_and_keeps_the_cadences_spacing() -> None:
     pol = policies()
-    # due 1 Feb 2024, first seen 40 days late (Tuesday 12 March)
+    # due 1 Feb 2024, first seen 40 days late (Tuesday 12 March): the first contact is the earliest step after
+    # the due date that is not final ('late7'), never the final notice with its escalation
     inv = invoice(due=date(2024, 2, 1))
     history = History(invoices={"1": InvoiceFacts(first_seen=date(2024, 3, 12))})
     actions = run([inv], pol, utc(2024, 3, 12, 10), history=history)
-    assert reminders(actions) == [("late30", utc(2024, 3, 12, 10))]
-    assert kinds(actions) == ["escalate", "remind"]
+    assert reminders(actions) == [("late7", utc(2024, 3, 12, 10))]
+    assert kinds(actions) == ["remind"]
     again = run([inv], pol, utc(2024, 3, 13, 10), history=history.record(actions))
     assert again == []
+    # 'late30' follows 23 days later, as in the cadence (+7 -> +30): Thursday 4 April 09:00 BST
+    later = timeline(pol, [inv], utc(2024, 3, 12, 10), 40, history=history)
+    assert reminders(later) == [("late7", utc(2024, 3, 12, 10)), ("late30", utc(2024, 4, 4, 8))]
 
 
 def test_catch_up_skip_waits_for_the_next_step() -> None:
@@ -403,12 +407,16 @@ def test_approval_modes() -> None:
     steps = [{"id": "late", "offset": 5, "remind": "overdue", "late_fee": "flat"}]
     fees = {"flat": {"kind": "flat", "amount": 10}}
     inv = [invoice(due=date(2024, 3, 1))]
-    plain = run(inv, policies(steps, late_fees=fees), utc(2024, 3, 6, 10))
+    plain = run(inv, policies(steps, late_fees=fees), utc(2024, 3, 6, 10), history=told())
     assert not any(a.requires_approval for a in plain)
-    ledger = run(inv, policies(steps, late_fees=fees, approval="ledger"), utc(2024, 3, 6, 10))
+    ledger = run(inv, policies(steps, late_fees=fees, approval="ledger"), utc(2024, 3, 6, 10), history=told())
     assert {a.kind.value: a.requires_approval for a in ledger} == {"late_fee": True, "remind": False}
     everything = run(
-        inv, policies(steps, late_fees=fees), utc(2024, 3, 6, 10), connection=replace(CONN, approval_mode=True)
+        inv,
+        policies(steps, late_fees=fees),
+        utc(2024, 3, 6, 10),
+        connection=replace(CONN, approval_mode=True),
+        history=told(),
     )
     assert all(a.requires_approval for a in everything)
 
@@ -419,21 +427,23 @@ def test_uk_statutory_fee_through_the_planner_on_29_february() -> None:
     steps = [{"id": "statutory", "offset": 45, "late_fee": "uk"}]
     pol = policies(steps, late_fees={"uk": {"kind": "uk_statutory"}})
     conn = replace(CONN, rates=ReferenceRates(uk_base_rate=Decimal(5)))
-    actions = run([invoice(due=date(2024, 1, 15), total="10000.00")], pol, utc(2024, 2, 29, 9), connection=conn)
+    actions = run(
+        [invoice(due=date(2024, 1, 15), total="10000.00")], pol, utc(2024, 2, 29, 9), connection=conn, history=told()
+    )
     fee = only(actions, ActionKind.LATE_FEE)[0]
     assert fee.amount == money("260.27")
     assert fee.fee is not None
     assert fee.fee.assessed_on == date(2024, 2, 29)
     assert [amount for _, amount in fee.fee.lines] == [money("160.27"), money(100)]
     # without a configured base rate the fee is held, never guessed
-    held = run([invoice(due=date(2024, 1, 15), total="10000.00")], pol, utc(2024, 2, 29, 9))
+    held = run([invoice(due=date(2024, 1, 15), total="10000.00")], pol, utc(2024, 2, 29, 9), history=told())
     assert [a.hold_reason for a in held] == [HoldReason.CONFIGURATION]
 
 
 def test_recurring_monthly_fee_with_a_maximum_count_and_month_ends() -> None:
     steps = [{"id": "fee", "offset": 1, "late_fee": "monthly"}]
     pol = policies(steps, late_fees={"monthly": {"kind": "flat", "amount": 15, "repeat": "month", "max_count": 3}})
-    actions = timeline(pol, [invoice(due=date(2024, 1, 30))], utc(2024, 1, 29), 150)
+    actions = timeline(pol, [invoice(due=date(2024, 1, 30))], utc(2024, 1, 29), 150, history=told())
     fees = only(actions, ActionKind.LATE_FEE)
     # 31 Jan, 29 Feb (clamped from 31), 31 Mar is a Sunday -> Tue 2 April after Easter Monday (BST)
     assert [(f.scheduled_at, f.occurrence) for f in fees] == [
@@ -448,7 +458,7 @@ def test_recurring_monthly_fee_with_a_maximum_count_and_month_ends() -> None:
 def test_monthly_interest_through_the_planner_on_a_partly_paid_invoice() -> None:
     steps = [{"id": "interest", "offset": 30, "late_fee": "interest"}]
     pol = policies(steps, late_fees={"interest": {"kind": "interest", "rate_per_month": 1.5}})
-    history = History(invoices={"1": InvoiceFacts(payments=(Payment(money(400), date(2024, 3, 11)),))})
+    history = told(History(invoices={"1": InvoiceFacts(payments=(Payment(money(400), date(2024, 3, 11)),))}))
     actions = run(
         [invoice(due=date(2024, 3, 1), total="1000.00", balance="600.00")], pol, utc(2024, 4, 2, 9), history=history
     )
@@ -492,8 +502,8 @@ def test_fee_reversal_for_a_payment_dated_before_the_assessment() -> None:
 def test_fee_is_not_charged_twice_and_history_records_it() -> None:
     pol = policies([{"id": "late", "offset": 5, "late_fee": "flat"}], late_fees=FLAT_FEE)
     inv = [invoice(due=date(2024, 3, 1))]
-    first = run(inv, pol, utc(2024, 3, 6, 10))
-    history = History().record(first)
+    first = run(inv, pol, utc(2024, 3, 6, 10), history=told())
+    history = told(History().record(first))
     assert history.facts("1").fees[0].amount == money(10)
     assert run(inv, pol, utc(2024, 3, 7, 10), history=history) == []
 
@@ -580,10 +590,10 @@ def test_payment_plan_reminders_follow_installments_and_fees_pause() -> None:
 def test_broken_payment_plan_resumes_the_cadence() -> None:
     pol, plan_obj = plan_setup()
     inv = invoice(due=date(2024, 3, 1), total="300.00")
-    actions = run([inv], pol, utc(2024, 4, 8, 10), plans={"1": plan_obj})
+    actions = run([inv], pol, utc(2024, 4, 8, 10), plans={"1": plan_obj}, history=told())
     assert sorted(kinds(actions)) == ["late_fee", "plan_broken", "remind"]
     broken = only(actions, ActionKind.PLAN_BROKEN)[0]
     assert broken.amount == money(100)
     assert "installment 1" in broken.rule
-    again = run([inv], pol, utc(2024, 4, 9, 10), plans={"1": plan_obj}, history=History().record(actions))
+    again = run([inv], pol, utc(2024, 4, 9, 10), plans={"1": plan_obj}, history=told(History().record(actions)))
     assert again == []

@@ -18,7 +18,7 @@ from connector.domain.fees import FeeRecord, ReferenceRates, assess_fee
 from connector.domain.model import InvoiceStatus, Payment
 from connector.domain.policy import PolicyError
 from connector.domain.policy_parsing import late_fee_from_dict
-from tests.support.domain import CONN, invoice, money, only, policies, run, utc
+from tests.support.domain import CONN, invoice, money, only, policies, run, told, utc
 
 STEPS = [{"id": "late", "offset": 5, "late_fee": "flat"}]
 FIRST_DAY = utc(2024, 3, 6, 10)  # due Friday 1 March 2024 + 5: Wednesday 6 March, 09:00 London
@@ -32,8 +32,8 @@ def flat(**extra: Any) -> dict[str, Any]:
 def superseded_first_fee(**extra: Any) -> tuple[Any, History, str]:
     """The policies, and a history whose generation-0 fee was superseded (its ledger record deleted)."""
     pol = policies(STEPS, late_fees=flat(**extra))
-    [fee] = run([invoice()], pol, FIRST_DAY)
-    return pol, History().supersede([fee]), fee.key
+    [fee] = run([invoice()], pol, FIRST_DAY, history=told())
+    return pol, told(History().supersede([fee])), fee.key
 
 
 def test_recreate_deleted_parses_defaults_to_false_and_must_be_a_boolean() -> None:
@@ -52,7 +52,7 @@ def test_generation_zero_keys_are_unchanged_and_later_generations_differ() -> No
 
 
 def test_the_planners_first_fee_key_is_the_generation_zero_key() -> None:
-    [fee] = run([invoice()], policies(STEPS, late_fees=flat()), FIRST_DAY)
+    [fee] = run([invoice()], policies(STEPS, late_fees=flat()), FIRST_DAY, history=told())
     assert fee.generation == 0
     assert fee.key == action_key(CONN.connection_id, "1", "late", date(2024, 3, 1), ActionKind.LATE_FEE, 0)
 
@@ -92,8 +92,8 @@ def test_a_deleted_fee_does_not_count_toward_the_total_cap() -> None:
     [second] = run([invoice()], pol, utc(2024, 3, 13, 10), history=history)
     assert (second.occurrence, second.amount) == (1, money(10))
     # whereas a fee on record counts: the second is cut to the cap
-    [first] = run([invoice()], pol, FIRST_DAY)
-    [capped] = run([invoice()], pol, utc(2024, 3, 13, 10), history=History().record([first]))
+    [first] = run([invoice()], pol, FIRST_DAY, history=told())
+    [capped] = run([invoice()], pol, utc(2024, 3, 13, 10), history=told(History().record([first])))
     assert capped.amount == money(5)
 
 
