@@ -15,14 +15,28 @@ the template part. The subject must come out as one line.
 What a template sees (amounts and dates are already formatted for the customer's locale; they are
 strings with `.money`/`.amount`/`.currency` or `.value` for the raw value):
     customer_name, business_name, contact_name, business_email, business_phone, today
-    invoices            list of {number, balance, total, due_date, issue_date, days_overdue, payment_link}
+    invoices            what the reminder is about: the lines due or overdue (`days_overdue` >= 0), each
+                        {number, balance, total, due_date, issue_date, days_overdue, payment_link, fee_warning};
+                        when none is due yet (a courtesy reminder), every line
+    coming_up           the lines not due yet when some are due (same fields), else empty: shown apart as
+                        "Coming up (not due yet)", never in a total, a subject or an overdue list
     invoice             the first of `invoices`
-    total, totals       the balance due (one currency), or the per-currency totals joined with " + "
-    max_days_overdue    the largest `days_overdue`
-    payment_link        the statement link, else the only invoice's link, else none
-    discount            {percent, amount, pay_amount, pay_by} or none
+    total, totals       the balance of `invoices` (one currency), or the per-currency totals joined with " + "
+    max_days_overdue    the largest `days_overdue` of `invoices`
+    payment_link        the statement link, else the only link among `invoices`, else none
+    history             {count, first_on, last_on}: the reminders actually sent before about any of these
+                        invoices, and the days of the first and last (none when count is 0). Say "we wrote to
+                        you" only when count says so.
+    fee_warning         (per line) the late fee this reminder announces, not charged yet:
+                        {number, description, kind, amount | percent | annual_rate, applies_from} or none
+    fee_warnings        the lines' fee warnings, one per invoice that has one
+    discount            {percent, amount, pay_amount, pay_by, invoice (the line it is offered on)} or none
     installment         {number, count, amount, due_date, remaining, payment_link} or none
     late_fee            an amount or none;  has_attachment: the invoice PDF is attached;  extra: your own values
+A reminder carrying a fee warning counts as the customer's warning before the fee is charged, so the
+statement is always in the email: a body whose template does not use `fee_warning(s)`, or whose output
+lacks a warning's amount or rate and date as formatted here, gets the shipped `_fee_warning.txt` /
+`_fee_warning.html` paragraph appended (see `_with_fee_warnings`).
 Filters: `money` (a Money), `date` (a date, optional format: short | medium | long | full | a pattern),
 `number`, `percent` (2.5 → "2.5%").
 
@@ -50,13 +64,15 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import jinja2
+import markupsafe
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.numbers import format_currency, format_decimal, format_percent, get_currency_precision
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from connector.domain.actions import FeeWarning
 from connector.domain.money import Money
 from connector.errors import TemplateError
 
@@ -85,7 +101,11 @@ _LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # -- what the executor passes in -----------------------------------------------------------------
 @dataclass(frozen=True)
 class InvoiceLine:
-    """One invoice as a reminder shows it; `days_overdue` is negative before the due date."""
+    """One invoice as a reminder shows it; `days_overdue` is negative before the due date.
+
+    `fee_warning`: the late fee this reminder announces for the invoice (not charged yet); the email
+    always states it (see `render_reminder`).
+    """
 
     number: str
     due_date: date
@@ -94,16 +114,21 @@ class InvoiceLine:
     payment_link: str | None = None
     total: Money | None = None
     issue_date: date | None = None
+    fee_warning: FeeWarning | None = None
 
 
 @dataclass(frozen=True)
 class DiscountOffer:
-    """Early-payment discount: pay `pay_amount` (balance minus `amount`) by `pay_by`; `percent` as in 2 for 2%."""
+    """Early-payment discount: pay `pay_amount` (balance minus `amount`) by `pay_by`; `percent` as in 2 for 2%.
+
+    `invoice_number`: the invoice it is offered on (empty: the reminder's first invoice).
+    """
 
     percent: Decimal
     amount: Money
     pay_amount: Money
     pay_by: date
+    invoice_number: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +141,22 @@ class Installment:
     due_date: date
     remaining: Money | None = None
     payment_link: str | None = None
+
+
+@dataclass(frozen=True)
+class ReminderHistory:
+    """The reminders actually sent before this one about any of its invoices: how many, first and last day.
+
+    Days are local dates in the customer's zone. Only what was sent counts (never planned or uncertain
+    ones), so a template can say "we wrote to you on ..." only when it is true.
+    """
+
+    count: int = 0
+    first_on: date | None = None
+    last_on: date | None = None
+
+
+NO_HISTORY = ReminderHistory()
 
 
 @dataclass(frozen=True)
@@ -135,6 +176,7 @@ class ReminderContext:
     late_fee: Money | None = None
     has_attachment: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    history: ReminderHistory = NO_HISTORY
 
 
 class RenderedReminder(NamedTuple):
@@ -205,33 +247,112 @@ def _link(value: str | None) -> str | None:
     return None
 
 
-def _variables(context: ReminderContext, loc: Locale) -> dict[str, Any]:
-    def amount(value: Money | None) -> Amount | None:
-        return None if value is None else Amount(value, loc)
+def _as_line(item: InvoiceLine | Mapping[str, Any]) -> InvoiceLine:
+    if isinstance(item, InvoiceLine):
+        return item
+    fields = dict(item)
+    warning = fields.get("fee_warning")
+    if isinstance(warning, Mapping):
+        fields["fee_warning"] = FeeWarning(**warning)
+    return InvoiceLine(**fields)
 
-    def day(value: date | None) -> LocalDate | None:
-        return None if value is None else LocalDate(value, loc)
 
-    lines = [item if isinstance(item, InvoiceLine) else InvoiceLine(**item) for item in context.invoices]
-    invoices = [
-        {
-            "number": line.number,
-            "balance": amount(line.balance),
-            "total": amount(line.total),
-            "due_date": day(line.due_date),
-            "issue_date": day(line.issue_date),
-            "days_overdue": line.days_overdue,
-            "payment_link": _link(line.payment_link),
-        }
-        for line in lines
-    ]
+def _as_history(value: ReminderHistory | Mapping[str, Any] | None) -> ReminderHistory:
+    if value is None:
+        return NO_HISTORY
+    return value if isinstance(value, ReminderHistory) else ReminderHistory(**value)
+
+
+def _fee_warning(warning: FeeWarning | None, number: str, loc: Locale) -> dict[str, Any] | None:
+    """A line's fee warning as templates see it: amounts, rates and the date formatted for `loc`."""
+    if warning is None:
+        return None
+    return {
+        "number": number,
+        "description": warning.description,
+        "kind": warning.kind,
+        "applies_from": LocalDate(warning.applies_from, loc),
+        "amount": None if warning.amount is None else Amount(warning.amount, loc),
+        "percent": None if warning.percent is None else _percent(warning.percent, loc),
+        "annual_rate": None if warning.annual_rate is None else _percent(warning.annual_rate, loc),
+    }
+
+
+def _line_variables(line: InvoiceLine, loc: Locale) -> dict[str, Any]:
+    return {
+        "number": line.number,
+        "balance": Amount(line.balance, loc),
+        "total": None if line.total is None else Amount(line.total, loc),
+        "due_date": LocalDate(line.due_date, loc),
+        "issue_date": None if line.issue_date is None else LocalDate(line.issue_date, loc),
+        "days_overdue": line.days_overdue,
+        "payment_link": _link(line.payment_link),
+        "fee_warning": _fee_warning(line.fee_warning, line.number, loc),
+    }
+
+
+def _split_due(lines: Sequence[InvoiceLine]) -> tuple[list[InvoiceLine], list[InvoiceLine]]:
+    """(what the reminder is about, what is only coming up): due and overdue lines apart from the
+    not-yet-due ones, unless nothing is due yet (a courtesy reminder is about all of them)."""
+    due = [line for line in lines if line.days_overdue >= 0]
+    if not due:
+        return list(lines), []
+    return due, [line for line in lines if line.days_overdue < 0]
+
+
+def _totals(lines: Sequence[InvoiceLine], loc: Locale) -> list[Amount]:
     sums: dict[str, Money] = {}
     for line in lines:
         sums[line.balance.currency] = sums.get(line.balance.currency, Money.zero(line.balance.currency)) + line.balance
-    totals = [Amount(money, loc) for money in sums.values()]
+    return [Amount(money, loc) for money in sums.values()]
+
+
+def _history_variables(history: ReminderHistory, loc: Locale) -> dict[str, Any]:
+    count = max(history.count, 0)
+    if not count or history.first_on is None:
+        return {"count": count, "first_on": None, "last_on": None}
+    return {
+        "count": count,
+        "first_on": LocalDate(history.first_on, loc),
+        "last_on": LocalDate(history.last_on or history.first_on, loc),
+    }
+
+
+def _discount_variables(
+    discount: DiscountOffer | None, lines: Sequence[Mapping[str, Any]], loc: Locale
+) -> dict[str, Any] | None:
+    if discount is None:
+        return None
+    offered = next((line for line in lines if line["number"] == discount.invoice_number), lines[0])
+    return {
+        "percent": _percent(discount.percent, loc),
+        "amount": Amount(discount.amount, loc),
+        "pay_amount": Amount(discount.pay_amount, loc),
+        "pay_by": LocalDate(discount.pay_by, loc),
+        "invoice": offered,
+    }
+
+
+def _installment_variables(plan: Installment | None, loc: Locale) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    return {
+        "number": plan.number,
+        "count": plan.count,
+        "amount": Amount(plan.amount, loc),
+        "due_date": LocalDate(plan.due_date, loc),
+        "remaining": None if plan.remaining is None else Amount(plan.remaining, loc),
+        "payment_link": _link(plan.payment_link),
+    }
+
+
+def _variables(context: ReminderContext, loc: Locale) -> dict[str, Any]:
+    lines = [_as_line(item) for item in context.invoices]
+    due, upcoming = _split_due(lines)
+    invoices = [_line_variables(line, loc) for line in due]
+    coming_up = [_line_variables(line, loc) for line in upcoming]
+    totals = _totals(due, loc)
     links = {line["payment_link"] for line in invoices if line["payment_link"]}
-    discount = context.discount
-    plan = context.installment
     return {
         "customer_name": context.customer_name,
         "business_name": context.business_name,
@@ -241,29 +362,16 @@ def _variables(context: ReminderContext, loc: Locale) -> dict[str, Any]:
         "today": LocalDate(context.today, loc),
         "invoices": invoices,
         "invoice": invoices[0] if invoices else None,
+        "coming_up": coming_up,
         "totals": totals,
         "total": totals[0] if len(totals) == 1 else " + ".join(totals),
-        "max_days_overdue": max((line.days_overdue for line in lines), default=0),
+        "max_days_overdue": max((line.days_overdue for line in due), default=0),
         "payment_link": _link(context.payment_link) or (next(iter(links)) if len(links) == 1 else None),
-        "discount": None
-        if discount is None
-        else {
-            "percent": _percent(discount.percent, loc),
-            "amount": amount(discount.amount),
-            "pay_amount": amount(discount.pay_amount),
-            "pay_by": day(discount.pay_by),
-        },
-        "installment": None
-        if plan is None
-        else {
-            "number": plan.number,
-            "count": plan.count,
-            "amount": amount(plan.amount),
-            "due_date": day(plan.due_date),
-            "remaining": amount(plan.remaining),
-            "payment_link": _link(plan.payment_link),
-        },
-        "late_fee": amount(context.late_fee),
+        "discount": _discount_variables(context.discount, [*invoices, *coming_up], loc),
+        "installment": _installment_variables(context.installment, loc),
+        "late_fee": None if context.late_fee is None else Amount(context.late_fee, loc),
+        "fee_warnings": [line["fee_warning"] for line in (*invoices, *coming_up) if line["fee_warning"]],
+        "history": _history_variables(_as_history(context.history), loc),
         "has_attachment": context.has_attachment,
         "extra": dict(context.extra),
         "locale": str(loc),
@@ -560,7 +668,8 @@ def render_reminder(
 
     token = _BUDGET.set(_Budget(deadline=time.monotonic() + MAX_RENDER_SECONDS))
     try:
-        return _render_parts(env, template_name, names, overrides, render)
+        rendered = _render_parts(env, template_name, names, overrides, render)
+        return _with_fee_warnings(rendered, env, names, variables)
     finally:
         _BUDGET.reset(token)
 
@@ -600,6 +709,72 @@ def _render_parts(
     if (html_overridden or not text_overridden) and _exists(env, names["body.html"]):
         html = render("body.html").strip() + "\n"
     return RenderedReminder(subject, text, html)
+
+
+_FEE_WARNING_NAMES = frozenset({"fee_warning", "fee_warnings"})
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def _with_fee_warnings(
+    rendered: RenderedReminder, env: jinja2.Environment, names: Mapping[str, str], variables: Mapping[str, Any]
+) -> RenderedReminder:
+    """`rendered`, with the built-in fee-warning paragraph appended to each body that does not state them.
+
+    A reminder carrying a fee warning counts as "the customer was warned" for the fee rule, so the
+    statement must be in the email whatever the template: a body states the warnings when its template
+    (or a template it includes or extends) uses `fee_warning`/`fee_warnings` and its output shows each
+    warning's amount or rate and its date as formatted here. Otherwise the shipped `_fee_warning.txt` /
+    `.html` (never an override of them) is appended (the HTML one before `</body>`).
+    """
+    warnings: Sequence[Mapping[str, Any]] = variables["fee_warnings"]
+    if not warnings:
+        return rendered
+    text, html = rendered.text, rendered.html
+    if not _states_fee_warnings(env, names["body.txt"], text, warnings, html=False):
+        text = f"{text}\n{_shipped_partial('_fee_warning.txt', variables).strip()}\n"
+    if html is not None and not _states_fee_warnings(env, names["body.html"], html, warnings, html=True):
+        paragraph = _shipped_partial("_fee_warning.html", variables).strip()
+        ends = list(_BODY_END.finditer(html))
+        cut = ends[-1].start() if ends else len(html.rstrip())
+        html = f"{html[:cut].rstrip()}\n{paragraph}\n{html[cut:].lstrip()}".rstrip() + "\n"
+    return rendered._replace(text=text, html=html)
+
+
+def _states_fee_warnings(
+    env: jinja2.Environment, name: str, output: str, warnings: Sequence[Mapping[str, Any]], *, html: bool
+) -> bool:
+    """Whether the body rendered from template `name` as `output` states every one of `warnings`."""
+    for warning in warnings:
+        facts = [warning["applies_from"], warning["amount"], warning["percent"], warning["annual_rate"]]
+        for fact in facts:
+            if fact is not None and (str(markupsafe.escape(fact)) if html else str(fact)) not in output:
+                return False
+    return _uses_fee_warnings(env, name, set())
+
+
+def _uses_fee_warnings(env: jinja2.Environment, name: str, seen: set[str]) -> bool:
+    """Whether template `name`, or one it includes, imports or extends, refers to the fee warnings."""
+    if name in seen or not _exists(env, name):
+        return False
+    seen.add(name)
+    assert env.loader is not None
+    source = env.loader.get_source(env, name)[0]
+    tree = _guard(name, lambda: env.parse(source, name=name))
+    for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
+        key = getattr(node, "name", None) or getattr(node, "attr", None)
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            key = node.arg.value
+        if key in _FEE_WARNING_NAMES:
+            return True
+    return any(
+        _uses_fee_warnings(env, child, seen) for child in meta.find_referenced_templates(tree) if child is not None
+    )
+
+
+def _shipped_partial(name: str, variables: Mapping[str, Any]) -> str:
+    """The shipped partial `name` rendered for `variables` (an organization's override of it is ignored)."""
+    shipped = _environment({})
+    return _guard(name, lambda: _stream(shipped.get_template(name), variables, name))
 
 
 def _require_plain_text_body(

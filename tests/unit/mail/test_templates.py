@@ -54,6 +54,8 @@ def full_context(name: str) -> ReminderContext:
         extra["installment"] = Installment(2, 4, Money.of("300", "USD"), date(2024, 4, 1), Money.of("600", "USD"))
     if name == "final_notice":
         extra["late_fee"] = Money.of("25", "USD")
+    if name == "due_today":
+        extra["invoices"] = [InvoiceLine("INV-1001", date(2024, 3, 17), Money.of("1234.50", "USD"), 0, LINK)]
     return context(**extra)
 
 
@@ -110,7 +112,8 @@ def test_default_templates_say_what_each_step_is_about() -> None:
     assert rendered["due_today"].subject == "Invoice INV-1001 is due today"
     assert "is due today, March 17, 2024" in rendered["due_today"].text
     assert rendered["firm"].subject == "Invoice INV-1001 is now 12 days overdue"
-    assert rendered["final_notice"].subject == "Final notice: invoice INV-1001 ($1,234.50) is still unpaid"
+    # no reminder was sent before: a final notice does not say "still"
+    assert rendered["final_notice"].subject == "Final notice: invoice INV-1001 ($1,234.50) is unpaid"
     assert "a late fee of $25.00 has been added" in rendered["final_notice"].text
     assert rendered["installment"].subject == "Payment plan: installment 2 of 4 is due April 1, 2024"
     assert "$300.00, is due on April 1, 2024. Once it's paid, $600.00 will be left" in rendered["installment"].text
