@@ -1,6 +1,13 @@
 """Connecting accounting files: OAuth start and callback, reconnect, disconnect (provider-neutral).
 
 The web layer keeps `state` and the PKCE verifier in the signed session; these services do the rest.
+
+Careful by default (issue 12): a newly connected file starts in review (`Connection.chasing = "review"`:
+it syncs and plans, nothing goes out until a person approves the first plan, see connector.review), with
+its holiday calendar and time zone taken from the ledger's own country and zone when the provider names
+them. One ledger, one chaser: a file another organization already chases is stored "managed_elsewhere"
+(it syncs, so its owner sees its invoices and an approved access request starts its review at once, but
+it never plans or acts) and `ConnectedFile.managed_by` names that organization (connector.connections.ownership).
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from enum import StrEnum
 from sqlalchemy import select
 
 from connector.connections.token_source import StoredTokenSource
+from connector.domain.calendar import is_time_zone
 from connector.domain.model import ConnectionInfo, ConnectionStatus
 from connector.errors import AuthError, NudgeError, ProviderError
 from connector.ports import AccountingAdapter, ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store, UnitOfWork
-from connector.storage.tables import Connection, Invoice
+from connector.storage.tables import Connection, Invoice, Organization
 from connector.vault.keyring import Vault
 from connector.vault.tokens import open_tokens, seal_tokens
 
@@ -57,6 +65,30 @@ class ConnectedFile:
     name: str
     created: bool
     kept_disconnected: bool = False  # disconnected earlier and not chosen again: left disconnected, no tokens
+    chasing: str = "review"  # review | active | managed_elsewhere (Connection.chasing)
+    managed_by: str = ""  # the organization that already chases this ledger (chasing "managed_elsewhere")
+
+    @property
+    def message(self) -> str:
+        """One sentence for the user about what happens next with this file."""
+        if self.kept_disconnected:
+            return f"{self.name} stays disconnected (disconnected earlier and not chosen to reconnect)"
+        if self.chasing == MANAGED_ELSEWHERE:
+            return (
+                f"{self.name} is already managed by {self.managed_by or 'another organization'}; "
+                "ask them for access (nothing is sent from here meanwhile)"
+            )
+        if self.chasing == REVIEW:
+            return f"{self.name} is connected: nothing goes out until you approve its first plan (nudge review)"
+        return f"{self.name} is connected"
+
+
+REVIEW = "review"
+ACTIVE = "active"
+MANAGED_ELSEWHERE = "managed_elsewhere"
+# Holiday country: ISO 3166-1 alpha-2; subdivision: the holidays library's codes (letters, digits).
+_COUNTRY_LENGTH = 2
+_SUBDIV_MAX = 10
 
 
 def complete_connect(
@@ -141,10 +173,24 @@ def store_connections(
             results.append(ConnectedFile(connection.id, connection.name, False, kept_disconnected=True))
             continue
         if connection is None:
-            connection = uow.connections.add(org_id, provider, info.tenant_id, info.name, next_run_at=now)
+            connection = uow.connections.add(
+                org_id, provider, info.tenant_id, info.name, next_run_at=now, chasing=REVIEW
+            )
+            manager = managing_connection(uow, provider, info.tenant_id, exclude_org_id=org_id)
+            if manager is not None:  # one ledger, one chaser: the other organization keeps chasing it
+                connection.chasing = MANAGED_ELSEWHERE
+                connection.managed_by_organization_id = manager.organization_id
+        elif (
+            connection.chasing == MANAGED_ELSEWHERE
+            and managing_connection(uow, provider, info.tenant_id, exclude_org_id=org_id) is None
+        ):  # the organization that chased it let go (disconnected): this one starts with a review
+            connection.chasing = REVIEW
+            connection.managed_by_organization_id = None
+            connection.chasing_since = None
         connection.name = info.name or connection.name
         if info.extra.get("home_currency"):
             connection.home_currency = info.extra["home_currency"]
+        _apply_ledger_locale(uow, connection, info, now, actor)
         connection.status = ConnectionStatus.ACTIVE.value
         connection.last_error = ""
         connection.failures = 0
@@ -158,8 +204,91 @@ def store_connections(
             actor=actor,
             at=now,
         )
-        results.append(ConnectedFile(connection.id, connection.name, created))
+        if connection.chasing == MANAGED_ELSEWHERE:
+            uow.activities.record(
+                org_id,
+                "connection.managed_elsewhere",
+                connection.name,
+                connection_id=connection.id,
+                actor=actor,
+                detail={"managed_by": _organization_name(uow, connection.managed_by_organization_id)},
+                at=now,
+            )
+        results.append(
+            ConnectedFile(
+                connection.id,
+                connection.name,
+                created,
+                chasing=connection.chasing,
+                managed_by=_organization_name(uow, connection.managed_by_organization_id)
+                if connection.chasing == MANAGED_ELSEWHERE
+                else "",
+            )
+        )
     return results
+
+
+def managing_connection(
+    uow: UnitOfWork, provider: str, tenant_id: str, *, exclude_org_id: int | None = None
+) -> Connection | None:
+    """The connection (of another organization than `exclude_org_id`) that chases this ledger: status
+    active and chasing "review" or "active"; the oldest when there are several (pre-issue-12 data)."""
+    candidates = [
+        other
+        for other in uow.connections.with_tenant(provider, tenant_id)
+        if other.organization_id != exclude_org_id
+        and other.status == ConnectionStatus.ACTIVE.value
+        and other.chasing in (REVIEW, ACTIVE)
+    ]
+    return min(candidates, key=lambda other: other.id, default=None)
+
+
+def _organization_name(uow: UnitOfWork, org_id: int | None) -> str:
+    """The organization's name, "" when unknown."""
+    if org_id is None:
+        return ""
+    organization = uow.session.get(Organization, org_id)
+    return organization.name if organization is not None else ""
+
+
+def _apply_ledger_locale(
+    uow: UnitOfWork, connection: Connection, info: ConnectionInfo, now: datetime, actor: str
+) -> None:
+    """Default the holiday calendar and time zone from the ledger's own country and zone (`info.extra`
+    keys `country`, `subdivision`, `time_zone`) where the user has not set them ("UTC" counts as unset).
+
+    The values come from the provider: one that does not validate is left out with an activity note.
+    """
+    extra = info.extra or {}
+    ignored: dict[str, str] = {}
+    country = str(extra.get("country") or "").strip().upper()
+    subdivision = str(extra.get("subdivision") or "").strip().upper()
+    time_zone = str(extra.get("time_zone") or "").strip()
+    if country and not connection.holiday_country:
+        if len(country) == _COUNTRY_LENGTH and country.isascii() and country.isalpha():
+            connection.holiday_country = country
+            if subdivision and not connection.holiday_subdiv:
+                if len(subdivision) <= _SUBDIV_MAX and subdivision.isascii() and subdivision.isalnum():
+                    connection.holiday_subdiv = subdivision
+                else:
+                    ignored["subdivision"] = subdivision[:40]
+        else:
+            ignored["country"] = country[:40]
+    if time_zone and (not connection.time_zone or connection.time_zone == "UTC"):
+        if is_time_zone(time_zone) and len(time_zone) <= 64:
+            connection.time_zone = time_zone
+        else:
+            ignored["time_zone"] = time_zone[:80]
+    if ignored:
+        uow.activities.record(
+            connection.organization_id,
+            "connection.locale_ignored",
+            connection.name,
+            connection_id=connection.id,
+            actor=actor,
+            detail={"ignored": ignored, "reason": "not a valid country, subdivision or IANA time zone"},
+            at=now,
+        )
 
 
 def _may_reactivate(connection: Connection, info: ConnectionInfo, reactivate: Collection[str]) -> bool:

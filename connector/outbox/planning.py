@@ -6,14 +6,22 @@ already exists is a no-op. Ledger dates are taken in the connection's zone.
 
 The synced money (connector.outbox.money) feeds the rules: dated payments per invoice, unapplied
 credit per customer, payment plans; invoices closed within `CORRECTION_WINDOW` that carry a Nudge
-late fee still reach the fee-reversal rule. Nudge's own fee invoices and credits are never chased.
+late fee still reach the fee-reversal rule. Nudge's own fee invoices and credits are never chased, nor
+is any invoice carrying Nudge's marker (`Invoice.created_by_nudge`: a fee invoice written by Nudge for
+any organization, this one or another chasing the same ledger).
+
+Who chases decides what is planned (`Connection.chasing`): "managed_elsewhere" plans nothing (another
+organization chases the ledger); "review" (a new connection whose first plan nobody approved yet) inserts
+every action but holds as `awaiting_approval`, so nothing goes out until a person approves
+(connector.review); "active" plans as usual (approval mode and steps that require approval wait too).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, or_, select
@@ -33,14 +41,22 @@ from connector.outbox.codec import action_from_json, action_to_json
 from connector.outbox.money import LedgerMoney, closed_with_history, load_money, load_plans
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Customer, Invoice
+from connector.storage.tables import Connection, Customer, Invoice
 from connector.storage.tables import PaymentPlan as PlanRow
 
-CORRECTION_WINDOW = timedelta(days=120)
+CORRECTION_WINDOW = timedelta(days=120)  # a closed invoice updated this recently may still owe a reversal
 # A reminder in these states reached (or may have reached) the customer: what it said counts as said.
-_DELIVERED = frozenset(
-    {ActionState.DONE.value, ActionState.UNCERTAIN.value}
-)  # a closed invoice updated this recently may still owe a reversal
+# Every other state but cancelled (planned, awaiting approval, skipped, failed...) counts as planned but not
+# delivered: its key stays taken, so a skipped action is never planned again.
+_DELIVERED = frozenset({ActionState.DONE.value, ActionState.UNCERTAIN.value})
+
+
+class Chasing(StrEnum):
+    """Who chases a connection's ledger (`Connection.chasing`)."""
+
+    REVIEW = "review"  # new: synced and planned, nothing goes out until a person approves the first plan
+    ACTIVE = "active"
+    MANAGED_ELSEWHERE = "managed_elsewhere"  # another organization chases the same ledger: plan nothing
 
 
 @dataclass(frozen=True)
@@ -124,6 +140,25 @@ def load_history(uow: UnitOfWork, connection_id: int, time_zone: str, money: Led
     return replace(history, invoices=facts)
 
 
+def connection_settings(connection: Connection, rates: ReferenceRates | None = None) -> ConnectionSettings:
+    """The planner's per-connection settings: zone, approval mode, rates, the local date chasing started
+    (the review's approval; None while in review) and the ledger's own holiday calendar ("" → None)."""
+    time_zone = connection.time_zone or "UTC"
+    return ConnectionSettings(
+        str(connection.id),
+        time_zone,
+        connection.approval_mode,
+        rates or ReferenceRates(),
+        started_on=_local_date(connection.chasing_since, time_zone) if connection.chasing != Chasing.REVIEW else None,
+        holiday_country=connection.holiday_country or None,
+        holiday_subdiv=connection.holiday_subdiv or None,
+    )
+
+
+def _local_date(moment: datetime | None, time_zone: str) -> date | None:
+    return moment.astimezone(ZoneInfo(time_zone)).date() if moment is not None else None
+
+
 def load_states(
     uow: UnitOfWork,
     connection_id: int,
@@ -137,9 +172,7 @@ def load_states(
     connection = uow.connections.by_id(connection_id)
     if connection is None:
         return []
-    settings = ConnectionSettings(
-        str(connection.id), connection.time_zone or "UTC", connection.approval_mode, rates or ReferenceRates()
-    )
+    settings = connection_settings(connection, rates)
     money = load_money(uow, connection_id)
     # Nudge's own fee invoices come back through the sync; chasing them would charge fees on fees.
     corrections = closed_with_history(connection_id)
@@ -149,7 +182,11 @@ def load_states(
     open_or_corrected = or_(Invoice.status == InvoiceStatus.OPEN.value, corrected)
     invoices = [
         snapshot_of(row)
-        for row in uow.session.scalars(select(Invoice).where(Invoice.connection_id == connection_id, open_or_corrected))
+        for row in uow.session.scalars(
+            select(Invoice).where(
+                Invoice.connection_id == connection_id, open_or_corrected, Invoice.created_by_nudge.is_(False)
+            )
+        )
         if not money.is_own_invoice(row.external_id)
     ]
     customers = {
@@ -193,8 +230,9 @@ def plan_connection(
     """Plan what is due now for one connection and insert it into the outbox (idempotently)."""
     with store.unit_of_work() as uow:
         connection = uow.connections.by_id(connection_id)
-        if connection is None:
-            return PlanReport(0, 0, 0)
+        if connection is None or connection.chasing == Chasing.MANAGED_ELSEWHERE:
+            return PlanReport(0, 0, 0)  # another organization chases this ledger: nothing is planned here
+        in_review = connection.chasing == Chasing.REVIEW
         shared_calendars = calendars or Calendars()
         states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
         _track_plans(uow, connection_id, rules, now, connection.time_zone or "UTC")
@@ -202,7 +240,10 @@ def plan_connection(
         actions = [action for state in states for action in plan_state(state, now, calendars=shared_calendars)]
         planned = known = waiting = 0
         for action in actions:
-            held = action.requires_approval or connection.approval_mode
+            # In review every action waits for a person, except holds: they only inform, nothing goes out.
+            held = (
+                action.requires_approval or connection.approval_mode or (in_review and action.kind != ActionKind.HOLD)
+            )
             state = ActionState.AWAITING_APPROVAL if held else ActionState.PLANNED
             if _insert(uow, connection_id, action, state):
                 planned += 1

@@ -25,6 +25,7 @@ from connector.config import settings_for_tests
 from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.policy_parsing import policy_from_dict
 from connector.registry import Registry
+from connector.review import approve, review_of
 from connector.storage.tables import Action, Customer
 from connector.worker.turn import run_connection
 from providers.quickbooks.emulator.kit import QuickBooksKit
@@ -130,8 +131,15 @@ def test_reminders_arrive_by_smtp_threaded_with_link_pdf_and_local_amounts(
             uow.commit()
         reminders = services.reminder_sender()
 
+        # A new connection starts in review: the first turn syncs and plans, nothing goes out.
+        in_review = run_connection(services, connection_id, "test-worker", reminders=reminders)
+        assert in_review.sync.changed == 1
+        assert in_review.execution.done == []
+        assert inbox.received == []
+        waiting = [item for c in review_of(store, connection_id).customers for g in c.groups for item in g.items]
+        assert [item.kind.value for item in waiting] == ["remind"]
+        approve(store, connection_id, "owner@thames-lettings.example", T0)  # `nudge approve --all`, as the user
         first = run_connection(services, connection_id, "test-worker", reminders=reminders)
-        assert first.sync.changed == 1
         assert len(first.execution.done) == 1
         with store.unit_of_work() as uow:  # what a user sets in Nudge: the customer reads British English
             row = uow.session.scalars(select(Customer).where(Customer.external_id == customer)).one()

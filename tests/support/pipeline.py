@@ -21,6 +21,7 @@ from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
 from connector.outbox.executor import ExecutionReport, Executor
 from connector.outbox.planning import plan_connection
+from connector.review import approve as approve_review
 from connector.storage.tables import Action, Activity
 from connector.sync.invoices import sync_connection
 from connector.worker.scheduler import Lease, Worker
@@ -64,8 +65,11 @@ class Pipeline:
     config: Path
     database_url: str
 
-    def connect(self, tenant: str, *, time_zone: str = "UTC", org: int | None = None) -> int:
-        """Connect `tenant` through the real OAuth flow to the "rs" cadence; the connection id."""
+    def connect(self, tenant: str, *, time_zone: str = "UTC", org: int | None = None, review: bool = False) -> int:
+        """Connect `tenant` through the real OAuth flow to the "rs" cadence; the connection id.
+
+        A new connection starts in review; the user then starts chasing at once (`nudge approve --all`
+        through connector.review, before the first sync) unless `review` keeps the review open."""
         services = self.services
         org_id = organization(services) if org is None else org
         spec, settings = services.registry.spec(self.kit.provider), services.registry.settings(self.kit.provider)
@@ -86,6 +90,8 @@ class Pipeline:
             row.cadence = "rs"
             row.time_zone = time_zone
             uow.commit()
+        if not review:
+            approve_review(services.store, connection_id, "test-user", now)
         return connection_id
 
     def turn(self, connection_id: int, owner: str = "rs-test") -> ConnectionTurn:

@@ -239,8 +239,13 @@ def customer_email(name: str) -> str:
     return f"ap@{name.lower().replace(' ', '-')}.example"
 
 
-def connect(services: Services, kit: EmulatorKit, tenant: str, org_id: int, cadence: str) -> int:
-    """The real OAuth flow (Nudge's authorize URL, the emulator's consent page, Nudge's callback)."""
+def connect(
+    services: Services, kit: EmulatorKit, tenant: str, org_id: int, cadence: str, *, review: bool = False
+) -> int:
+    """The real OAuth flow (Nudge's authorize URL, the emulator's consent page, Nudge's callback).
+
+    A new connection starts in review; the user then starts chasing at once (`nudge approve --all`
+    through connector.review, before the first sync) unless `review` keeps the review open."""
     spec, settings = services.registry.spec(kit.provider), services.registry.settings(kit.provider)
     request = begin_connect(spec, settings)
     params = kit.approve(request.url, [tenant])
@@ -261,6 +266,10 @@ def connect(services: Services, kit: EmulatorKit, tenant: str, org_id: int, cade
         connection.cadence = cadence
         connection.time_zone = "UTC"
         uow.commit()
+    if not review:
+        from connector.review import approve
+
+        approve(services.store, connected.connection_id, "test-user", services.clock.now())
     return connected.connection_id
 
 
