@@ -220,10 +220,22 @@ def preview(context: _Context, connection_id: int, days: int) -> None:
                 select(Invoice.external_id, Invoice.number).where(Invoice.connection_id == connection_id)
             ).all()
         )
-        name = connection.name
+        name, chasing = connection.name, connection.chasing
+        managed_by = _organization_name(uow, connection.managed_by_organization_id)
+        synced = bool(numbers) or _last_sync(uow, connection_id, ok_only=True) is not None
+    if not synced:
+        click.echo(f"no synced data yet for {name}: run `nudge run --connection {connection_id}` first")
+        return
+    if chasing == "managed_elsewhere":
+        click.echo(f"{name} is managed by {managed_by or 'another organization'}: nothing is planned or sent from here")
+        return
     rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
     rows = preview_connection(services.store, connection_id, settings.rules, services.clock.now(), days, rates=rates)
     click.echo(f"Preview for {name}: next {days} days, assuming nobody pays ({len(rows)} actions)")
+    if chasing == "review":
+        click.echo(
+            f"(waiting for review: nothing goes out until approved; see `nudge review --connection {connection_id}`)"
+        )
     header = f"{'date':<10}  {'customer':<24}  {'invoice':<16}  {'action':<15}  {'amount':>14}  rule"
     click.echo(header)
     click.echo("-" * len(header))
@@ -329,6 +341,339 @@ def actions_list(context: _Context, state: str | None, connection_id: int | None
     click.echo(f"{len(rows)} action(s)")
 
 
+def _organization_name(uow: Any, org_id: int | None) -> str:
+    from connector.storage.tables import Organization
+
+    organization = uow.session.get(Organization, org_id) if org_id is not None else None
+    return organization.name if organization is not None else ""
+
+
+def _last_sync(uow: Any, connection_id: int, *, ok_only: bool = False) -> Any:
+    """The connection's latest sync run (the latest successful one with `ok_only`), or None."""
+    from sqlalchemy import select
+
+    from connector.storage.tables import SyncRun
+
+    query = select(SyncRun).where(SyncRun.connection_id == connection_id)
+    if ok_only:
+        query = query.where(SyncRun.outcome == "ok")
+    return uow.session.scalars(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1)).first()
+
+
+def _default_actor() -> str:
+    """The OS user running the command (who approved, skipped or decided), "cli" when it cannot be told."""
+    import getpass
+
+    try:
+        return getpass.getuser() or "cli"
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return "cli"
+
+
+_actor_option = click.option(
+    "--by", "--actor", "actor", default=None, help="Who decides (recorded in the activity log; default: the OS user)."
+)
+
+
+def _money_text(amount: Any) -> str:
+    return f"{amount.amount:,} {amount.currency}" if amount is not None else ""
+
+
+def _chasing_words(connection: Any, managed_by: str) -> str:
+    """`Connection.chasing` as a person says it."""
+    if connection.chasing == "review":
+        return "waiting for review"
+    if connection.chasing == "managed_elsewhere":
+        return f"managed by {managed_by or 'another organization'}"
+    if connection.chasing_since is not None:
+        return f"active since {connection.chasing_since:%Y-%m-%d}"
+    return "active"
+
+
+@main.command("review")
+@click.option("--connection", "connection_id", type=int, required=True, help="Connection (client) id.")
+@pass_context
+def review_command(context: _Context, connection_id: int) -> None:
+    """What the connection would send and write, waiting for your approval: per customer, grouped by step,
+    with amounts, fees, holds and totals per currency, and the commands to approve or skip."""
+    from connector.review import review_of
+
+    services = context.services()
+    review = review_of(services.store, connection_id)
+    state = {
+        "review": "waiting for review: nothing goes out until you approve",
+        "managed_elsewhere": f"managed by {review.managed_by or 'another organization'}",
+    }.get(review.chasing, "approval mode: these actions wait for you" if review.approval_mode else "active")
+    click.echo(f"Review of {review.name} ({review.provider}, connection {review.connection_id}): {state}")
+    if review.chasing == "managed_elsewhere":
+        click.echo(
+            f"{review.name} is already managed by {review.managed_by or 'another organization'}; ask them for access "
+            f"(nudge access request --connection {review.connection_id})"
+        )
+        return
+    if not review.synced:
+        click.echo(f"no synced data yet for {review.name}: run `nudge run --connection {connection_id}` first")
+        return
+    if not review.waiting:
+        click.echo("nothing waits for approval")
+    else:
+        click.echo(f"{review.waiting} action(s) wait for approval, for {len(review.customers)} customer(s)")
+    for customer in review.customers:
+        _echo_customer(customer)
+    if review.totals:
+        click.echo("")
+        click.echo("Totals per currency")
+        for totals in review.totals:
+            click.echo(f"  {totals.currency}: {_totals_text(totals)}")
+    if review.waiting:
+        click.echo("")
+        click.echo(f"Approve everything:  nudge approve --connection {connection_id} --all")
+        click.echo(f"Approve some:        nudge approve --connection {connection_id} --action KEY [--action KEY ...]")
+        click.echo(f"Skip some for good:  nudge skip --connection {connection_id} --action KEY [--action KEY ...]")
+    elif review.in_review:
+        click.echo(f"Start chasing:       nudge approve --connection {connection_id} --all")
+
+
+def _echo_customer(customer: Any) -> None:
+    """One customer of a review: waiting actions grouped by step (with their keys), holds, totals."""
+    click.echo("")
+    click.echo(customer.name)
+    for group in customer.groups:
+        click.echo(f"  {group.label} (step {group.step_id})")
+        for item in group.items:
+            click.echo(f"    {item.local_date.isoformat()}  {_review_line(item)}")
+            click.echo(f"      key {item.key}")
+    for held in customer.holds:
+        invoices = ", ".join(line.number for line in held.invoices)
+        click.echo(f"  held: {invoices}: {held.reason} ({held.rule})")
+    for totals in customer.totals:
+        click.echo(f"  total {totals.currency}: {_totals_text(totals)}")
+
+
+def _review_line(item: Any) -> str:
+    """One waiting action in words: invoices with what is asked, amount, recipients, detail."""
+    overdue = [line for line in item.invoices if not line.coming_up]
+    coming = [line for line in item.invoices if line.coming_up]
+
+    def invoice(line: Any) -> str:
+        if line.balance is None:
+            return str(line.number)
+        late = f", {line.days_overdue} days late" if line.days_overdue and line.days_overdue > 0 else ""
+        return f"{line.number} ({_money_text(line.balance)}{late})"
+
+    parts = [", ".join(invoice(line) for line in overdue)] if overdue else []
+    if coming:
+        parts.append("coming up: " + ", ".join(invoice(line) for line in coming))
+    if item.amount is not None:
+        parts.append(("total " if item.kind.value == "remind" else "") + _money_text(item.amount))
+    if item.recipients:
+        parts.append("to " + ", ".join(item.recipients))
+    if item.detail:
+        parts.append(item.detail)
+    return "; ".join(part for part in parts if part)
+
+
+def _totals_text(totals: Any) -> str:
+    parts = [f"reminders ask {_money_text(totals.reminded)}"]
+    if totals.fees.amount:
+        parts.append(f"late fees {_money_text(totals.fees)}")
+    if totals.credits.amount:
+        parts.append(f"credits {_money_text(totals.credits)}")
+    return ", ".join(parts)
+
+
+@main.command("approve")
+@click.option("--connection", "connection_id", type=int, required=True, help="Connection (client) id.")
+@click.option("--all", "approve_all", is_flag=True, help="Approve every waiting action (ends an onboarding review).")
+@click.option("--action", "keys", multiple=True, help="An action key from `nudge review` (repeatable).")
+@_actor_option
+@pass_context
+def approve_command(
+    context: _Context, connection_id: int, approve_all: bool, keys: tuple[str, ...], actor: str | None
+) -> None:
+    """Approve what waits: everything (--all; starts chasing a connection in review) or single actions."""
+    from connector.review import approve
+
+    if approve_all == bool(keys):
+        raise click.UsageError("say what to approve: --all, or one or more --action KEY (not both)")
+    services = context.services()
+    report = approve(
+        services.store,
+        connection_id,
+        actor or _default_actor(),
+        services.clock.now(),
+        None if approve_all else list(dict.fromkeys(keys)),
+    )
+    click.echo(f"approved {len(report.changed)} action(s); {report.still_waiting} still wait(s) for approval")
+    if report.review_ended:
+        click.echo(f"the review is over: connection {connection_id} is active and chases from now on")
+    _report_unknown(report.unknown, connection_id)
+
+
+@main.command("skip")
+@click.option("--connection", "connection_id", type=int, required=True, help="Connection (client) id.")
+@click.option("--action", "keys", multiple=True, required=True, help="An action key from `nudge review` (repeatable).")
+@_actor_option
+@pass_context
+def skip_command(context: _Context, connection_id: int, keys: tuple[str, ...], actor: str | None) -> None:
+    """Skip single actions for good: never carried out, never planned again."""
+    from connector.review import skip
+
+    services = context.services()
+    report = skip(
+        services.store, connection_id, list(dict.fromkeys(keys)), actor or _default_actor(), services.clock.now()
+    )
+    click.echo(f"skipped {len(report.changed)} action(s); {report.still_waiting} still wait(s) for approval")
+    if report.review_ended:
+        click.echo(f"the review is over: connection {connection_id} is active and chases from now on")
+    _report_unknown(report.unknown, connection_id)
+
+
+def _report_unknown(unknown: tuple[str, ...], connection_id: int) -> None:
+    """Name the keys that changed nothing and exit 1: the person meant something that did not happen."""
+    if not unknown:
+        return
+    for key in unknown:
+        click.echo(f"error: no waiting action {key} for connection {connection_id}", err=True)
+    sys.exit(1)
+
+
+@main.command("connections")
+@pass_context
+def connections_command(context: _Context) -> None:
+    """Every connection: id, organization, provider, name, status, who chases it, last sync, next run, last error."""
+    from sqlalchemy import select
+
+    from connector.storage.tables import Connection
+
+    with context.services().store.unit_of_work() as uow:
+        rows = []
+        for connection in uow.session.scalars(select(Connection).order_by(Connection.id)):
+            last = _last_sync(uow, connection.id)
+            synced = "never" if last is None else f"{last.finished_at or last.started_at:%Y-%m-%d %H:%M} {last.outcome}"
+            next_run = f"{connection.next_run_at:%Y-%m-%d %H:%M}" if connection.next_run_at else "-"
+            status = {"needs_reauth": "needs reconnect"}.get(connection.status, connection.status)
+            managed_by = _organization_name(uow, connection.managed_by_organization_id)
+            rows.append(
+                (
+                    connection.id,
+                    _organization_name(uow, connection.organization_id),
+                    connection.provider,
+                    connection.name,
+                    status,
+                    _chasing_words(connection, managed_by),
+                    synced,
+                    next_run,
+                    connection.last_error,
+                )
+            )
+    header = (
+        f"{'id':>5}  {'organization':<20}  {'provider':<10}  {'name':<24}  {'status':<15}  {'chasing':<28}  "
+        f"{'last sync (UTC)':<20}  {'next run (UTC)':<16}  last error"
+    )
+    click.echo(header)
+    click.echo("-" * len(header))
+    for cid, org, provider, name, status, chasing, synced, next_run, error in rows:
+        click.echo(
+            f"{cid:>5}  {org[:20]:<20}  {provider[:10]:<10}  {name[:24]:<24}  {status:<15}  {chasing[:28]:<28}  "
+            f"{synced[:20]:<20}  {next_run:<16}  {error}"
+        )
+    click.echo(f"{len(rows)} connection(s)")
+
+
+@main.group("access")
+def access() -> None:
+    """One ledger, one chaser: ask the organization that chases a ledger to hand it over, and decide."""
+
+
+@access.command("request")
+@click.option("--connection", "connection_id", type=int, required=True, help="Your connection managed elsewhere.")
+@_actor_option
+@pass_context
+def access_request(context: _Context, connection_id: int, actor: str | None) -> None:
+    """Ask the organization that chases this ledger for the chasing."""
+    from connector.connections.ownership import request_access
+
+    services = context.services()
+    with services.store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None:
+            raise click.ClickException(f"no connection with id {connection_id}")
+        org_id = connection.organization_id
+    view = request_access(services.store, org_id, connection_id, actor or _default_actor(), services.clock.now())
+    if view.state == "pending":
+        click.echo(
+            f"access request {view.id}: asked {view.managing_organization} to hand over {view.ledger}; "
+            f"they decide with `nudge access approve {view.id}` or `nudge access decline {view.id}`"
+        )
+    else:
+        click.echo(
+            f"access request {view.id}: {view.ledger} was no longer chased elsewhere; it is now waiting for review"
+        )
+
+
+@access.command("list")
+@click.option("--organization", "org_id", type=int, help="Only requests this organization made or must decide.")
+@click.option("--state", type=click.Choice(["pending", "approved", "declined"]), help="Only requests in this state.")
+@pass_context
+def access_list(context: _Context, org_id: int | None, state: str | None) -> None:
+    """Access requests (newest first): ledger, who asks, who decides, state."""
+    from connector.connections.ownership import list_requests
+
+    views = list_requests(context.services().store, org_id, state=state)
+    header = (
+        f"{'id':>5}  {'conn':>5}  {'ledger':<24}  {'requested by':<28}  {'managed by':<24}  {'state':<9}  decided by"
+    )
+    click.echo(header)
+    click.echo("-" * len(header))
+    for view in views:
+        asker = (
+            f"{view.requesting_organization} ({view.requested_by})"
+            if view.requested_by
+            else view.requesting_organization
+        )
+        click.echo(
+            f"{view.id:>5}  {view.connection_id:>5}  {view.ledger[:24]:<24}  {asker[:28]:<28}  "
+            f"{view.managing_organization[:24]:<24}  {view.state:<9}  {view.decided_by}"
+        )
+    click.echo(f"{len(views)} request(s)")
+
+
+@access.command("approve")
+@click.argument("request_id", type=int)
+@_actor_option
+@pass_context
+def access_approve(context: _Context, request_id: int, actor: str | None) -> None:
+    """Hand the chasing of a ledger over to the organization that asked (as the managing organization)."""
+    _decide_access(context, request_id, actor, approve=True)
+
+
+@access.command("decline")
+@click.argument("request_id", type=int)
+@_actor_option
+@pass_context
+def access_decline(context: _Context, request_id: int, actor: str | None) -> None:
+    """Decline an access request: the managing organization keeps chasing the ledger."""
+    _decide_access(context, request_id, actor, approve=False)
+
+
+def _decide_access(context: _Context, request_id: int, actor: str | None, *, approve: bool) -> None:
+    from connector.connections.ownership import decide, managing_organization_of
+
+    services = context.services()
+    org_id = managing_organization_of(services.store, request_id)
+    if org_id is None:
+        raise click.ClickException(f"no access request with id {request_id}")
+    view = decide(services.store, org_id, request_id, actor or _default_actor(), services.clock.now(), approve=approve)
+    if approve:
+        click.echo(
+            f"access request {view.id} approved: {view.requesting_organization} chases {view.ledger} from now on "
+            f"(after its own review); {view.managing_organization}'s pending actions for it were cancelled"
+        )
+    else:
+        click.echo(f"access request {view.id} declined: {view.managing_organization} keeps chasing {view.ledger}")
+
+
 def _worker(services: Any, *, echo: bool) -> Any:
     from connector.worker.scheduler import Lease, Worker
     from connector.worker.turn import run_connection
@@ -359,16 +704,64 @@ def _worker(services: Any, *, echo: bool) -> Any:
 def run_once(context: _Context, connections: tuple[int, ...]) -> None:
     """One pass: sync, plan and carry out what is due, for every due connection (or the ones named)."""
     services = context.services()
-    services.require_vault()  # fail closed (no key, or not this database's key) before touching any connection
-    worker = _worker(services, echo=True)
-    report = worker.tick(only=list(connections) or None)
-    for connection_id, error in sorted(report.failed.items()):
-        click.echo(f"connection {connection_id}: {error}", err=True)
-    if not report.claimed:
-        click.echo("nothing due" if not connections else "the named connection(s) are not active or are busy")
-    click.echo(f"{len(report.succeeded)} connection(s) done, {len(report.failed)} failed")
-    if report.failed:
+    named = list(dict.fromkeys(connections))
+    with services.store.unit_of_work() as uow:
+        unknown = [cid for cid in named if uow.connections.by_id(cid) is None]
+    if unknown:  # before the vault check: a typo in the id is the thing to fix first
+        for connection_id in unknown:
+            click.echo(f"error: no connection with id {connection_id}", err=True)
         sys.exit(1)
+    services.require_vault()  # fail closed (no key, or not this database's key) before touching any connection
+    not_runnable = _not_runnable(services, named)
+    worker = _worker(services, echo=True)
+    runnable = [cid for cid in named if cid not in not_runnable]
+    report = worker.tick(only=runnable) if named and runnable else worker.tick() if not named else None
+    claimed = report.claimed if report is not None else []
+    for connection_id, error in sorted(report.failed.items() if report is not None else ()):
+        click.echo(f"connection {connection_id}: {error}", err=True)
+    for connection_id in runnable:
+        if connection_id not in claimed:
+            not_runnable[connection_id] = "busy: another worker holds it right now; try again in a moment"
+    for connection_id, reason in sorted(not_runnable.items()):
+        click.echo(f"connection {connection_id} not run: {reason}", err=True)
+    if not named and not claimed:
+        click.echo("nothing due")
+    failed = report.failed if report is not None else {}
+    done = report.succeeded if report is not None else []
+    click.echo(f"{len(done)} connection(s) done, {len(failed)} failed")
+    if failed or not_runnable:
+        sys.exit(1)
+
+
+def _not_runnable(services: Any, connection_ids: list[int]) -> dict[int, str]:
+    """Why each named connection cannot be run now (disconnected, needs reconnect); runnable ones are absent.
+
+    A connection in review runs (sync and plan: its actions wait for approval); one managed elsewhere
+    runs its sync only (nothing is planned for it)."""
+    from connector.domain.model import ConnectionStatus
+
+    reasons: dict[int, str] = {}
+    with services.store.unit_of_work() as uow:
+        for connection_id in connection_ids:
+            connection = uow.connections.by_id(connection_id)
+            if connection is None:
+                reasons[connection_id] = f"no connection with id {connection_id}"
+            elif connection.status == ConnectionStatus.DISCONNECTED.value:
+                reasons[connection_id] = f"{connection.name} is disconnected; connect it again to chase it"
+            elif connection.status == ConnectionStatus.NEEDS_REAUTH.value:
+                reasons[connection_id] = (
+                    f"{connection.name} needs to be reconnected (sign in to {connection.provider} again): "
+                    f"{connection.last_error or 'access was refused'}"
+                )
+            elif connection.chasing == "review":
+                click.echo(
+                    f"connection {connection_id}: waiting for review, so planned actions wait for approval "
+                    f"(nudge review --connection {connection_id})"
+                )
+            elif connection.chasing == "managed_elsewhere":
+                manager = _organization_name(uow, connection.managed_by_organization_id) or "another organization"
+                click.echo(f"connection {connection_id}: managed by {manager}, so it is synced only")
+    return reasons
 
 
 @main.command()
