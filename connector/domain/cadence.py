@@ -53,6 +53,7 @@ from connector.domain.fees import (
     discount_credit,
     discount_deadline,
     fee_reversal,
+    uk_compensation,
 )
 from connector.domain.model import NO_OVERRIDES, CustomerOverrides, InvoiceSnapshot, InvoiceStatus, PaymentPlan
 from connector.domain.money import Money
@@ -819,18 +820,19 @@ class _Planner:
             if policy.kind is FeeKind.PERCENT:
                 rate = None
             accrues = policy.kind in (FeeKind.INTEREST, FeeKind.UK_STATUTORY, FeeKind.EU_STATUTORY)
-            if accrues and policy.accrue_before_connected:
-                applies = inv.due_date + timedelta(days=policy.grace_days + 1)
-            elif accrues:
+            if accrues and not policy.accrue_before_connected:
                 applies = max(told, inv.due_date + timedelta(days=policy.grace_days + 1))
             else:
                 applies = max(told, fee_day)
+            amount = Money.of(policy.amount, inv.currency) if policy.amount is not None else None
+            if policy.kind is FeeKind.UK_STATUTORY and policy.compensation and inv.currency == "GBP":
+                amount = uk_compensation(inv.balance)  # the fixed sum is part of what the customer is told
             return FeeWarning(
                 policy=policy.name,
                 description=policy.description,
                 kind=policy.kind.value,
                 applies_from=applies,
-                amount=Money.of(policy.amount, inv.currency) if policy.amount is not None else None,
+                amount=amount,
                 percent=policy.percent if policy.kind is FeeKind.PERCENT else None,
                 annual_rate=rate,
             )

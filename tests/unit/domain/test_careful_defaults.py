@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connector.domain.actions import ActionKind, History, HoldReason, InvoiceFacts
+from connector.domain.fees import ReferenceRates
 from connector.domain.policy import PolicyError, Step, Tone, tone_of
 from connector.domain.policy_parsing import policy_from_dict
 from connector.domain.preview import PlanningState, preview
@@ -229,3 +230,16 @@ def test_call_tasks_carry_whether_their_outcome_goes_to_the_ledger() -> None:
     [task] = run([invoice(due=date(2024, 3, 1))], policies(steps), utc(2024, 3, 4, 10))
     assert task.kind is ActionKind.CALL_TASK
     assert task.record_outcome_in_ledger is True
+
+
+def test_a_uk_statutory_warning_states_the_rate_and_the_fixed_compensation() -> None:
+    steps = [
+        {"id": "late7", "offset": 7, "remind": "overdue"},
+        {"id": "statutory", "offset": 30, "late_fee": "uk"},
+    ]
+    pol = policies(steps, late_fees={"uk": {"kind": "uk_statutory"}})
+    conn = replace(CONN, rates=ReferenceRates(uk_base_rate=Decimal(5)))
+    [reminder] = run([invoice(due=date(2024, 3, 1), total="2500.00")], pol, utc(2024, 3, 8, 10), connection=conn)
+    warning = reminder.items[0].fee_warning
+    assert warning is not None
+    assert (warning.annual_rate, warning.amount) == (Decimal(13), money(70))
