@@ -20,6 +20,9 @@ from flask_login import current_user, login_required  # type: ignore[import-unty
 
 from connector.connections import pending
 from connector.connections.connect import (
+    MANAGED_ELSEWHERE,
+    REVIEW,
+    ConnectedFile,
     ConnectError,
     DisconnectCheck,
     ProviderCheck,
@@ -52,6 +55,25 @@ def _provider(key: str) -> tuple[ProviderSpec, ProviderSettings]:
 
 def _actor() -> str:
     return f"user:{current_user.user_id}"
+
+
+def connected_message(file: ConnectedFile) -> str:
+    """What the user reads after connecting one file: connected, and what happens next (review, managed elsewhere)."""
+    if file.kept_disconnected:
+        return f"{file.name} stays disconnected: use its Reconnect button to chase it again"
+    done = f"{'Connected' if file.created else 'Reconnected'} {file.name}"
+    if file.chasing == MANAGED_ELSEWHERE:
+        manager = file.managed_by or "another Nudge organization"
+        return (
+            f"{done}, but {manager} already chases this ledger in Nudge, so nothing will be sent from here. "
+            f"Ask {manager} for access (nudge access request --connection {file.connection_id})."
+        )
+    if file.chasing == REVIEW:
+        return (
+            f"{done}. Its invoices are syncing; nothing is sent or written to the ledger until you have reviewed "
+            f"and approved its first plan (nudge review --connection {file.connection_id})."
+        )
+    return done
 
 
 def _failure(title: str, message: str, status: int = 400) -> ResponseReturnValue:
@@ -206,10 +228,7 @@ def callback(provider: str) -> ResponseReturnValue:
         log.warning("%s connection for organization %s failed: %s", provider, org_id, exc.user_message)
         return _failure(f"{name} was not connected", _sentence(exc.user_message), 502)
     for file in files:
-        if file.kept_disconnected:
-            flash(f"{file.name} stays disconnected: use its Reconnect button to chase it again", "info")
-        else:
-            flash(f"{'Connected' if file.created else 'Reconnected'} {file.name}", "info")
+        flash(connected_message(file), "info")
     return redirect(url_for("home.organization", org_id=org_id), 303)
 
 

@@ -24,6 +24,17 @@ class ConnectionRow:
     status: str
     provider_key: str = ""
     last_error: str = ""
+    chasing: str = "active"
+    managed_by: str = ""
+
+    @property
+    def chasing_words(self) -> str:
+        """Who chases this ledger, in words: waiting for the first plan's review, or another organization."""
+        if self.chasing == "review":
+            return "Waiting for your review: nothing goes out until its first plan is approved"
+        if self.chasing == "managed_elsewhere":
+            return f"Chased by {self.managed_by or 'another Nudge organization'}: nothing is sent from here"
+        return ""
 
     @property
     def needs_reconnect(self) -> bool:
@@ -55,6 +66,9 @@ def organization(org_id: int) -> ResponseReturnValue:
     registry = services().registry
     keys = registry.keys()  # the configured providers, sorted
     with services().store.unit_of_work() as uow:
+        rows = uow.connections.for_organization(g.organization.id)
+        managers = {c.managed_by_organization_id for c in rows if c.managed_by_organization_id}
+        names = {org_id: org.name for org_id in managers if (org := uow.organizations.get(org_id)) is not None}
         connections = [
             ConnectionRow(
                 id=c.id,
@@ -63,8 +77,10 @@ def organization(org_id: int) -> ResponseReturnValue:
                 status=c.status,
                 provider_key=c.provider,
                 last_error=c.last_error or "",
+                chasing=c.chasing,
+                managed_by=names.get(c.managed_by_organization_id or 0, ""),
             )
-            for c in uow.connections.for_organization(g.organization.id)
+            for c in rows
         ]
         others = [(org.id, org.name) for org, _role in uow.organizations.for_user(current_user.user_id)]
     return render_template(

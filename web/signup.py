@@ -25,6 +25,7 @@ from connector.connections import pending
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
 from web import oauth_flow
+from web.connections import connected_message
 from web.extensions import services
 from web.oauth_flow import PendingError, PendingFlow, redirect_page
 from web.users import WebUser
@@ -149,8 +150,10 @@ def callback(provider: str) -> ResponseReturnValue:
             result = complete_signup(store, services().vault, spec, settings, *args)
             user_id = result.user_id
             if result.created:
-                names = ", ".join(file.name for file in result.connections)
-                message = f"Welcome to Nudge. Created {result.org_name} and connected {names}."
+                message = " ".join(
+                    [f"Welcome to Nudge. Created {result.org_name}."]
+                    + [connected_message(file) for file in result.connections]
+                )
             else:
                 message = f"You already have a Nudge account with this {name} user: you are signed in."
     except SignupError as exc:

@@ -148,6 +148,9 @@ def test_connect_round_trip_stores_an_encrypted_connection(
 
     dashboard = client.get(response.location)
     assert "Connected Round Trip Books LLC" in dashboard.text
+    # careful by default: a new client waits for its first plan's review, and the user is told so
+    assert "nothing is sent or written to the ledger until you have reviewed" in dashboard.text
+    assert "Waiting for your review" in dashboard.text
     assert "<td>QuickBooks Online</td>" in dashboard.text
     assert "<td>Round Trip Books LLC</td>" in dashboard.text
     assert ">active<" in dashboard.text
@@ -169,6 +172,35 @@ def test_connect_round_trip_stores_an_encrypted_connection(
     for secret in (params["code"], tokens.access_token, tokens.refresh_token):
         assert secret not in caplog.text
         assert secret not in dashboard.text
+
+
+def test_a_ledger_another_organization_chases_is_connected_without_a_second_chaser(
+    app: Flask,
+    store: Store,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
+    token_of: Callable[[str], str],
+    consent: Callable[..., dict[str, str]],
+    qbo_emulator: Any,
+) -> None:
+    realm = new_company(qbo_emulator, "Shared Books Ltd")
+    practice, owner = make_user("Smith & Co Accountants"), make_user("Shared Books Ltd")
+    first, second = app.test_client(), app.test_client()
+    assert login(first, practice.email, practice.password).status_code == 302
+    assert login(second, owner.email, owner.password).status_code == 302
+    assert connect(first, token_of, consent, practice.org_id, realm).status_code == 303
+    response = connect(second, token_of, consent, owner.org_id, realm)
+    assert response.status_code == 303
+    dashboard = second.get(response.location).text
+    assert (
+        "Smith &amp; Co Accountants already chases this ledger in Nudge, so nothing will be sent from here" in dashboard
+    )
+    assert "Chased by Smith &amp; Co Accountants" in dashboard
+    [mine] = connections(store, owner.org_id)
+    assert mine.chasing == "managed_elsewhere"
+    assert mine.managed_by_organization_id == practice.org_id
+    [theirs] = connections(store, practice.org_id)
+    assert theirs.chasing == "review"
 
 
 def test_denied_consent_shows_an_error_and_stores_nothing(
