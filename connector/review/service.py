@@ -244,7 +244,7 @@ def approve(
                     detail={"kind": row.kind, "invoice": row.invoice_external_id, "customer": row.customer_external_id},
                     at=now,
                 )
-            ended = _end_review_if_done(uow, connection, actor, now)
+            ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
         return report
@@ -290,7 +290,7 @@ def skip(
                 detail={"kind": row.kind, "invoice": row.invoice_external_id, "customer": row.customer_external_id},
                 at=now,
             )
-        ended = _end_review_if_done(uow, connection, actor, now)
+        ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)  # unknown keys end nothing
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
         return report

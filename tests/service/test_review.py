@@ -227,6 +227,10 @@ def _new_keys(store: Store, connection_id: int, old: list[str]) -> list[str]:
 
 def test_errors_name_the_problem(store: Store) -> None:
     cid = connect(store).connection_id
+    nothing = approve(store, cid, "alice", NOW, ["0" * 40])  # a mistyped key before anything was planned
+    assert nothing.unknown == ("0" * 40,)
+    assert not nothing.review_ended
+    assert connection_row(store, cid).chasing == "review"
     with pytest.raises(ReviewError, match="no connection with id 999"):
         review_of(store, 999)
     with pytest.raises(ReviewError, match="at least one action"):
