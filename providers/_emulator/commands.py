@@ -5,6 +5,7 @@ entry-point group, so connector/ never loads an emulator. Provider emulators arr
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -28,10 +29,17 @@ def emulator(ctx: click.Context, provider: str) -> None:
 @click.option("--days", type=click.IntRange(1, 365), default=60, show_default=True, help="Days to simulate.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
 @click.option("--seed", type=int, default=2026, show_default=True, help="Random seed (same seed, same story).")
-def demo(days: int, out: str, seed: int) -> None:
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="First simulated day (YYYY-MM-DD, midnight UTC); default today.",
+)
+def demo(days: int, out: str, seed: int, start: datetime | None) -> None:
     """Run the whole job against the bundled QuickBooks and Xero emulators and print what happened."""
     from providers._emulator.demo import run_demo
 
-    summary = run_demo(days=days, out=Path(out), seed=seed, echo=click.echo)
+    first = start.replace(tzinfo=UTC) if start is not None else None
+    summary = run_demo(days=days, out=Path(out), seed=seed, echo=click.echo, start=first)
     if summary.reminded_paid_invoices or summary.duplicate_keys:
         raise click.ClickException("the demo saw a reminder about a paid invoice or a duplicate effect")

@@ -1,9 +1,15 @@
 """`nudge demo`: the whole job against the bundled emulators, 60 simulated days in a few minutes.
 
-Two realistic companies (one per provider) are seeded, connected through the real OAuth flows,
-then the clocks of Nudge and the emulators advance six hours at a time (so every customer's send
-window, from Sydney to New York, gets a worker tick). Each day prints what was sent, noted, charged
-and collected; the end prints a summary.
+Two realistic companies (one per provider) are seeded: a QuickBooks company in New York (US-NY holidays,
+America/New_York) and a Xero organisation in London (GB holidays, Europe/London), connected through the real
+OAuth flows; Nudge takes each connection's zone and holiday calendar from the ledger itself. A new connection
+starts in its onboarding review: the first day's turns sync and plan, nothing goes out; at that day's last
+tick the owner reads each review (what would go out, what is held) and approves it as `nudge approve --all`
+does (connector.review), and chasing starts. Then the clocks of Nudge and the emulators advance six hours at
+a time (so every customer's send window, from Sydney to New York, gets a worker tick). Call tasks and hand-overs
+become people's tasks (connector.tasks): on weekdays the demo's accountant makes every other call a day after it
+fell due and records what was said (a ledger note, as the call step asks); the rest stay open. Each day prints
+what was sent, noted, charged and collected; the end prints a summary.
 
 Customers pay on a behaviour model, deterministic from the seed and the invoice number (`_habit`): some
 pay early for the discount the courtesy reminder offers, some after the first reminder, some only after
@@ -13,17 +19,23 @@ an own date on which it pays anyway. The same seeded world without Nudge is a pu
 (`_without_nudge`): no reminders, so each invoice is paid on that own date or never; its DSO and amount
 collected are reported next to the real run's (collected with Nudge: the home-currency payments the
 emulated ledgers received during the run). `demo-out/summary.json` holds the counts, each read from the
-store (done actions, synced payment and plan rows) or the emulated ledgers, never from the behaviour model.
+store (done actions, synced payment and plan rows, tasks), the emails the customers received or the emulated
+ledgers, never from the behaviour model; the careful-by-default numbers (fees without a warning a week before,
+fees on the first day, final notices as a first message, reminders on a public holiday) are computed from
+what was sent and charged by providers._emulator.demo_truth.
 Provider specifics come from each emulator's kit (providers._emulator.kit, found through the
 `nudge.emulators` entry points).
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import json
 import random
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,13 +54,27 @@ from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.dso import DEFAULT_PERIOD_DAYS, days_sales_outstanding, sales_in_period
 from connector.domain.model import Role
+from connector.review import Review, approve, review_of
 from connector.storage.tables import Action, Customer, Installment, Invoice, PaymentPlan
+from connector.tasks.service import CALL, complete_task, list_tasks
 from connector.vault.keyring import generate_key
 from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import run_connection
+from providers._emulator.demo_truth import CarefulNumbers, careful_numbers
 from providers._emulator.kit import EmulatorKit, emulator_kit, emulator_names
 
 TICK = timedelta(hours=6)
+# Ledger writes that leave a dated note on their invoice beside the write (connector.outbox.executor); a done row's
+# `error` says when the ledger refused that note.
+LEDGER_WRITE_KINDS = frozenset({"late_fee", "discount_credit", "fee_reversal"})
+NOTE_MARKER = "[nudge "  # ends every note Nudge writes on an invoice (both adapters), with the note's key hash
+CALL_OUTCOME = "Spoke to accounts payable: the invoice is approved and payment is promised this week"
+CALL_AFTER_DAYS = 1  # the accountant makes a call the day after its task fell due
+# The owner reads the onboarding reviews at the first day's last tick (18:00 UTC: New York's afternoon, London's
+# evening), when the first plan holds that day's catch-up for both companies, and approves them; a worker picks
+# the approval up a minute later (what is still inside a customer's send window goes out then, the rest waits).
+REVIEW_TICK = 3
+APPROVAL_PICKED_UP = timedelta(minutes=1)
 DEMO_PASSWORD = "nudge-demo-password"
 DEMO_EMAIL = "demo@example.com"
 
@@ -62,6 +88,8 @@ class CompanyProfile:
     currency: str
     time_zone: str
     utc_offset_hours: int
+    country: str  # ISO 3166-1 alpha-2: the ledger's own country, whose public holidays apply
+    subdivision: str  # the company address's state or region ("" where the ledger gives none)
     customers: int
     invoices: int
     foreign: tuple[tuple[str, str], ...]  # (currency, customer time zone) of some customers
@@ -75,6 +103,8 @@ PROFILES = {
         "USD",
         "America/New_York",
         -5,
+        "US",
+        "NY",
         28,
         170,
         (("EUR", "Europe/Berlin"), ("CAD", "America/Toronto")),
@@ -86,6 +116,8 @@ PROFILES = {
         "GBP",
         "Europe/London",
         0,
+        "GB",
+        "",
         24,
         140,
         (("EUR", "Europe/Paris"), ("AUD", "Australia/Sydney")),
@@ -136,7 +168,12 @@ RULES: dict[str, Any] = {
                 {"id": "due", "offset": 0, "remind": "due_today"},
                 {"id": "late-3", "offset": 3, "remind": "firm", "note": "Overdue reminder sent by Nudge"},
                 {"id": "late-10", "offset": 10, "remind": "firm", "late_fee": "monthly_interest"},
-                {"id": "call", "offset": 17, "call_task": "Phone accounts payable about the overdue balance"},
+                {
+                    "id": "call",
+                    "offset": 17,
+                    "call_task": "Phone accounts payable about the overdue balance",
+                    "record_outcome_in_ledger": True,
+                },
                 {"id": "final", "offset": 24, "remind": "final_notice", "escalate": True},
             ],
         }
@@ -174,6 +211,7 @@ class DayTally:
     holds: int = 0
     collected: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     payments: int = 0
+    calls_made: int = 0  # call tasks a person completed (the phone call made, its outcome recorded)
 
 
 @dataclass
@@ -201,6 +239,8 @@ class DemoSummary:
     duplicate_keys: int  # actions carried out twice: must be 0
     report: dict[str, Any] = field(default_factory=dict)  # what summary.json holds
     report_path: Path | None = None
+    calls_made: int = 0  # call tasks the demo's accountant completed
+    holiday_reminders: tuple[str, ...] = ()  # reminders that went out on a public holiday (must be none)
 
 
 class Habit(StrEnum):
@@ -273,6 +313,8 @@ class _Company:
     collected: Decimal = Decimal(0)  # home-currency payments during the demo
     plans: dict[str, bool] = field(default_factory=dict)  # invoice id -> the payer breaks its plan
     acted: set[str] = field(default_factory=set)  # payers who reacted to a reminder or fee
+    where: str = ""  # the connection's zone and holiday calendar as Nudge took them from the ledger
+    number_of: dict[str, str] = field(default_factory=dict)  # invoice id -> its number
     discount_taken: set[str] = field(default_factory=set)  # paid total less discount: no own-date payment
 
 
@@ -318,7 +360,13 @@ def _seed(company: _Company, rng: random.Random, start: date) -> list[tuple[str,
     """Customers and invoices; some paid on time before the demo starts. Returns (ext id, zone, locale)."""
     profile, kit = company.profile, company.kit
     company.tenant = kit.add_company(
-        profile.name, profile.currency, utc_offset_hours=profile.utc_offset_hours, foreign_currencies=True
+        profile.name,
+        profile.currency,
+        utc_offset_hours=profile.utc_offset_hours,
+        foreign_currencies=True,
+        country=profile.country,
+        subdivision=profile.subdivision,
+        time_zone=profile.time_zone,
     )
     used: set[str] = set()
     customers: list[tuple[str, str, str, str]] = []  # id, currency, zone, locale
@@ -347,6 +395,7 @@ def _add_invoice(company: _Company, rng: random.Random, customer: str, currency:
     number = f"{company.profile.prefix}-{1000 + company.numbers}"
     invoice_id = company.kit.add_invoice(company.tenant, customer, number, amount, currency, issued, due)
     company.invoices[invoice_id] = (customer, amount, currency, due)
+    company.number_of[invoice_id] = number
     company.issued.append((issued, amount, currency))
     company.habits[invoice_id] = _habit(company.seed, number, due, company.start)
 
@@ -411,15 +460,21 @@ def run_demo(
         services.store.upgrade()
         _connect_companies(services, companies, zones, rng, clock)
         _announce(echo, companies, days, first, out)
-        run = _Simulation(services, companies, _demo_worker(services, clock), clock, rng, echo)
+        run = _Simulation(services, companies, _demo_worker(services, clock), clock, rng, echo, _Outbox(out / "outbox"))
         for day in range(days):
             run.day(first, day)
         run.last_sync()
         end = clock.moment.date()
         dso_after = {c.profile.name: _dso(c, end) for c in companies}
-        writes = {c.profile.name: c.kit.ledger_writes(c.tenant) for c in companies}
+        writes = {c.profile.name: _ledger_writes(c) for c in companies}
         duplicates = _duplicates(services) + _ledger_excess(services, companies, writes)
-        report = _report(services, companies, end, run.reminded_paid, duplicates)
+        careful = careful_numbers(
+            services.store,
+            services.settings.rules,
+            first.date(),
+            home_countries={c.connection_id: c.profile.country for c in companies},
+        )
+        report = _report(services, companies, end, run.reminded_paid, duplicates, careful)
     totals = run.totals
     summary = DemoSummary(
         days=days,
@@ -443,6 +498,8 @@ def run_demo(
         duplicate_keys=duplicates,
         report=report,
         report_path=out / "summary.json",
+        calls_made=totals.calls_made,
+        holiday_reminders=careful.holiday_reminders,
     )
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     for line in _summary_lines(summary):
@@ -481,7 +538,7 @@ def _announce(echo: Callable[[str], None], companies: list[_Company], days: int,
     for company in companies:
         echo(
             f"  connected {company.profile.provider}: {company.profile.name} "
-            f"({len(company.invoices)} invoices, {company.profile.customers} customers)"
+            f"({len(company.invoices)} invoices, {company.profile.customers} customers; {company.where})"
         )
 
 
@@ -505,6 +562,7 @@ class _Simulation:
     clock: DemoClock
     rng: random.Random
     echo: Callable[[str], None]
+    outbox: _Outbox
     totals: DayTally = field(default_factory=DayTally)
     dso_before: dict[str, Decimal] = field(default_factory=dict)
     pending: list[_Pay] = field(default_factory=list)
@@ -517,10 +575,16 @@ class _Simulation:
         tally = DayTally()
         today = (first + timedelta(days=day)).date()
         for tick in range(4):
-            self.tick(first + timedelta(days=day) + tick * TICK, today, tally, first_tick_of_day=tick == 0)
+            moment = first + timedelta(days=day) + tick * TICK
+            self.tick(moment, today, tally, first_tick_of_day=tick == 0)
             if day == 0 and tick == 0:
                 self.dso_before = {c.profile.name: _dso(c, today) for c in self.companies}
-            self.reminded_paid += _tally(self.services, self.companies, self.seen_actions, tally, self.pending, today)
+            if day == 0 and tick == REVIEW_TICK:
+                self.review_and_approve()
+                self.tick(moment + APPROVAL_PICKED_UP, today, tally, first_tick_of_day=False)
+            self.reminded_paid += _tally(
+                self.services, self.companies, self.seen_actions, tally, self.pending, today, self.outbox
+            )
         self.echo(_day_line(today, tally))
         _accumulate(self.totals, tally)
 
@@ -530,9 +594,20 @@ class _Simulation:
         if first_tick_of_day:
             self.pending = _customers_pay(self.companies, self.pending, today, tally, self.paid_after_reminder)
             _new_sales(self.companies, self.rng, today)
+            tally.calls_made += _make_calls(self.services, today)
         report = self.worker.tick()
         for connection_id, error in report.failed.items():
             self.echo(f"    connection {connection_id} failed: {error}")
+
+    def review_and_approve(self) -> None:
+        """The first day's syncs and plans are done and nothing went out: the owner reads each company's onboarding
+        review (what `nudge review` shows) and approves it (`nudge approve --all`), which starts the cadence."""
+        for company in self.companies:
+            review = review_of(self.services.store, company.connection_id)
+            for line in _review_lines(review):
+                self.echo(line)
+            approve(self.services.store, company.connection_id, DEMO_EMAIL, self.clock.now(), keys=None)
+            self.echo(f"    approved by {DEMO_EMAIL}: chasing starts now")
 
     def last_sync(self) -> None:
         """A minute on, a last worker tick, so the closing numbers see every payment."""
@@ -577,9 +652,13 @@ def _connect(services: Services, company: _Company, org_id: int, clock: DemoCloc
     with services.store.unit_of_work() as uow:
         connection = uow.connections.by_id(connected.connection_id)
         assert connection is not None
+        # The user picks the cadence; the zone, holiday calendar and home currency come from the ledger itself.
         connection.cadence = "standard"
-        connection.time_zone = company.profile.time_zone
-        connection.home_currency = company.profile.currency
+        calendar = "-".join(part for part in (connection.holiday_country, connection.holiday_subdiv) if part)
+        company.where = (
+            f"{connection.time_zone}, {calendar or 'no'} public holidays, "
+            f"{'waiting for review' if connection.chasing == 'review' else connection.chasing}"
+        )
         uow.commit()
 
 
@@ -612,6 +691,27 @@ def _new_sales(companies: list[_Company], rng: random.Random, today: date) -> No
             _add_invoice(company, rng, customer, currency, today)
 
 
+@dataclass
+class _Outbox:
+    """The emails the demo's maildir mailer wrote, by Message-ID: what each customer really received."""
+
+    folder: Path
+    texts: dict[str, str] = field(default_factory=dict)
+    read: set[str] = field(default_factory=set)
+
+    def text(self, message_id: str) -> str:
+        """The plain-text body of the email with this Message-ID ("" when there is none)."""
+        if message_id.strip() not in self.texts:
+            for path in self.folder.glob("*.eml"):
+                if path.name in self.read:
+                    continue
+                self.read.add(path.name)
+                message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                body = message.get_body(preferencelist=("plain",))
+                self.texts[str(message["Message-ID"]).strip()] = body.get_content() if body is not None else ""
+        return self.texts.get(message_id.strip(), "")
+
+
 @dataclass(frozen=True)
 class _Pay:
     """A payment an emulated customer will make: on `when` (arrival), `amount` (0: the whole balance), the
@@ -631,8 +731,10 @@ def _tally(
     tally: DayTally,
     pending: list[_Pay],
     today: date,
+    outbox: _Outbox,
 ) -> int:
-    """Count newly done actions; customers react to each reminder and late fee as their habits say."""
+    """Count newly done actions; customers react to each reminder (as the email they received reads) and late fee
+    as their habits say."""
     by_connection = {c.connection_id: c for c in companies}
     reminded_paid = 0
     with services.store.unit_of_work() as uow:
@@ -640,16 +742,20 @@ def _tally(
     for row in rows:
         seen.add(row.id)
         company = by_connection[row.connection_id]
-        _count_done(tally, row.kind, row.payload)
+        _count_done(tally, row.kind, row.payload, row.error)
         if row.kind == "remind":
-            reminded_paid += _customer_decides(services, company, row.payload, pending, today)
+            received = outbox.text(row.external_ref)
+            reminded_paid += _customer_decides(services, company, row.payload, received, pending, today)
         elif row.kind == "late_fee":
             _fee_arrives(company, row.payload, pending, today)
     return reminded_paid
 
 
-def _count_done(tally: DayTally, kind: str, payload: dict[str, Any]) -> None:
-    """Add one done action of `kind` (a late fee with its amount) to the day's tally."""
+def _count_done(tally: DayTally, kind: str, payload: dict[str, Any], error: str) -> None:
+    """Add one done action of `kind` (a late fee with its amount) to the day's tally; a ledger note counts the
+    step's own notes and the note every fee, credit and reversal leaves beside it (unless the ledger refused it)."""
+    if kind in LEDGER_WRITE_KINDS and not error:
+        tally.notes += 1
     if kind == "remind":
         tally.reminders += 1
     elif kind == "note":
@@ -667,16 +773,19 @@ def _count_done(tally: DayTally, kind: str, payload: dict[str, Any]) -> None:
 
 
 def _customer_decides(
-    services: Services, company: _Company, payload: dict[str, Any], pending: list[_Pay], today: date
+    services: Services, company: _Company, payload: dict[str, Any], email_text: str, pending: list[_Pay], today: date
 ) -> int:
-    """A reminder reaches the customer: each reminded invoice's payer reacts as its habit says; returns how many
-    of the reminded invoices were already paid."""
+    """A reminder reaches the customer: the payer of each invoice the email lists reacts as its habit says; returns
+    how many of the listed invoices were already paid. (An invoice the reminder was planned for but paid before it
+    went out is left out of the email by the executor's last look at the ledger: nothing to read, nothing to count.)"""
     template = payload.get("template") or ""
     items = {item.get("invoice_external_id"): item for item in payload.get("items") or []}
     reminded_paid = 0
     for invoice_id in payload["invoice_external_ids"]:
         if invoice_id not in company.invoices:
             continue  # not one of the customers' own invoices
+        if not re.search(rf"\b{re.escape(company.number_of[invoice_id])}\b", email_text):
+            continue  # not in the email the customer received
         balance = company.kit.balance(company.tenant, invoice_id)
         if balance == 0:
             reminded_paid += 1
@@ -787,7 +896,7 @@ def _pay(company: _Company, invoice_id: str, amount: Decimal, dated: date, tally
 
 
 def _accumulate(totals: DayTally, day: DayTally) -> None:
-    for name in ("reminders", "notes", "fee_count", "calls", "escalations", "holds", "payments"):
+    for name in ("reminders", "notes", "fee_count", "calls", "escalations", "holds", "payments", "calls_made"):
         setattr(totals, name, getattr(totals, name) + getattr(day, name))
     for currency, amount in day.fees.items():
         totals.fees[currency] += amount
@@ -808,9 +917,11 @@ def _day_line(today: date, tally: DayTally) -> str:
     if tally.fee_count:
         parts.append(f"{_count(tally.fee_count, 'late fee')} ({_money(tally.fees)})")
     if tally.calls:
-        parts.append(_count(tally.calls, "call task"))
+        parts.append(f"{_count(tally.calls, 'call')} to make")
+    if tally.calls_made:
+        parts.append(f"{_count(tally.calls_made, 'call')} made")
     if tally.escalations:
-        parts.append(f"{tally.escalations} escalated")
+        parts.append(f"{tally.escalations} handed over to you")
     collected = (
         f"collected {_money(tally.collected)} ({_count(tally.payments, 'payment')})"
         if tally.payments
@@ -844,52 +955,6 @@ def _without_nudge(company: _Company, end: date) -> tuple[Decimal, Decimal]:
     return days_sales_outstanding(receivables, sales, DEFAULT_PERIOD_DAYS), collected
 
 
-def _fee_warning_templates() -> frozenset[str]:
-    """The reminder templates whose text mentions a late fee (read from the templates themselves)."""
-    import connector.mail
-
-    root = Path(connector.mail.__file__).parent / "templates"
-    return frozenset(
-        folder.name
-        for folder in root.iterdir()
-        if (folder / "body.txt").is_file() and "late fee" in (folder / "body.txt").read_text(encoding="utf-8").lower()
-    )
-
-
-def _warned(reminders: list[Action], invoice_id: str, before: date, templates: frozenset[str]) -> bool:
-    """Whether a done reminder listing `invoice_id`, dated before `before`, came from a fee-mentioning template."""
-    for row in reminders:
-        payload = row.payload
-        if invoice_id not in (payload.get("invoice_external_ids") or []):
-            continue
-        items = [i for i in payload.get("items") or [] if i.get("invoice_external_id") == invoice_id]
-        used = {payload.get("template") or ""} | {i.get("template") or "" for i in items}
-        if used & templates and date.fromisoformat(payload["local_date"]) < before:
-            return True
-    return False
-
-
-def _fees_without_warning(uow_rows: list[Action]) -> int:
-    """Late fees whose invoice had no customer-facing reminder mentioning a fee before the fee's assessment date.
-
-    "Warned" means: a done reminder listing the invoice, on a local date before the assessment, rendered from a
-    template whose text mentions a late fee (today only final_notice does, and only once a fee was added)."""
-    templates = _fee_warning_templates()
-    reminders = [row for row in uow_rows if row.kind == "remind"]
-    count = 0
-    for row in uow_rows:
-        if row.kind != "late_fee":
-            continue
-        fee = row.payload.get("fee") or {}
-        assessed = date.fromisoformat(fee.get("assessed_on") or row.payload["local_date"])
-        ids = row.payload.get("invoice_external_ids") or [row.invoice_external_id]
-        if not any(
-            _warned([r for r in reminders if r.connection_id == row.connection_id], i, assessed, templates) for i in ids
-        ):
-            count += 1
-    return count
-
-
 def _plans(services: Services, done: list[Action]) -> tuple[int, int]:
     """(kept, broken) payment plans from the store: broken when Nudge marked it or recorded a plan_broken action;
     kept when Nudge marked it kept or its synced invoice is paid in full without it being broken."""
@@ -919,8 +984,21 @@ def _payments_synced(services: Services) -> int:
         return int(uow.session.execute(text("SELECT COUNT(*) FROM payments")).scalar_one())
 
 
+def _ledger_writes(company: _Company) -> dict[str, int]:
+    """What Nudge wrote back to the company's ledger (the kit's count), with the notes counted one per note: by
+    Nudge's marker on the customers' invoices (Xero keeps a long note as several history records)."""
+    writes = dict(company.kit.ledger_writes(company.tenant))
+    writes["notes"] = sum(
+        company.kit.note_count(company.tenant, invoice_id, NOTE_MARKER) for invoice_id in company.invoices
+    )
+    return writes
+
+
 def _ledger_excess(services: Services, companies: list[_Company], writes: dict[str, dict[str, int]]) -> int:
-    """Notes and fee invoices in the ledgers beyond the done note and late-fee actions: effects carried out twice."""
+    """Notes and fee invoices in the ledgers beyond what the done actions wrote: effects carried out twice.
+
+    A ledger note is written by a done note action (a step's note, a completed call's outcome) and beside every
+    done late fee, discount credit and fee reversal (unless the ledger refused it: the row's `error` says so)."""
     excess = 0
     with services.store.unit_of_work() as uow:
         for company in companies:
@@ -931,22 +1009,37 @@ def _ledger_excess(services: Services, companies: list[_Company], writes: dict[s
                     .group_by(Action.kind)
                 ).all()
             )
+            write_notes = uow.session.scalar(
+                select(func.count()).where(
+                    Action.connection_id == company.connection_id,
+                    Action.state == "done",
+                    Action.kind.in_(LEDGER_WRITE_KINDS),
+                    Action.error == "",
+                )
+            )
             ledger = writes[company.profile.name]
-            excess += max(0, ledger.get("notes", 0) - done.get("note", 0))
+            excess += max(0, ledger.get("notes", 0) - done.get("note", 0) - int(write_notes or 0))
             excess += max(0, ledger.get("fee_invoices", 0) - done.get("late_fee", 0))
     return excess
 
 
 def _report(
-    services: Services, companies: list[_Company], end: date, reminded_paid: int, duplicates: int
+    services: Services,
+    companies: list[_Company],
+    end: date,
+    reminded_paid: int,
+    duplicates: int,
+    careful: CarefulNumbers,
 ) -> dict[str, Any]:
     """What `demo-out/summary.json` holds: counts from the store and the ledgers, DSO and collections with and
-    without Nudge per company (money in the company's home currency, named in its "currency" key)."""
+    without Nudge per company (money in the company's home currency, named in its "currency" key), and the
+    careful-by-default numbers (providers._emulator.demo_truth)."""
     with services.store.unit_of_work() as uow:
         done = list(uow.session.scalars(select(Action).where(Action.state == "done")))
     kinds: defaultdict[str, int] = defaultdict(int)
     for row in done:
         kinds[row.kind] += 1
+    write_notes = sum(1 for row in done if row.kind in LEDGER_WRITE_KINDS and not row.error)
     kept, broken = _plans(services, done)
     rows = []
     for company in companies:
@@ -964,7 +1057,7 @@ def _report(
         )
     return {
         "reminders_sent": kinds["remind"],
-        "notes_written": kinds["note"],
+        "notes_written": kinds["note"] + write_notes,
         "late_fees_charged": kinds["late_fee"],
         "fees_reversed": kinds["fee_reversal"],
         "discount_credits": kinds["discount_credit"],
@@ -973,29 +1066,30 @@ def _report(
         "plans_broken": broken,
         "reminders_about_paid_invoices": reminded_paid,
         "duplicate_effects": duplicates,
-        "fees_without_prior_warning": _fees_without_warning(done),
+        **careful.as_report(),
         "companies": rows,
     }
 
 
 def _summary_lines(summary: DemoSummary) -> list[str]:
+    """The closing summary, in the words of a business owner reading it."""
+    report = summary.report
+    open_tasks = report.get("open_tasks") or {}
     lines = [
         "",
         f"Summary of {summary.days} days ({summary.seconds} s):",
         f"  reminders sent:       {summary.reminders}",
         f"  notes written:        {summary.notes}",
         f"  late fees charged:    {summary.fee_count} ({_money(summary.fees)})",
-        f"  call tasks / escalations / holds: {summary.calls} / {summary.escalations} / {summary.holds}",
+        f"  fees reversed: {report.get('fees_reversed', 0)}; discount credits: {report.get('discount_credits', 0)}",
         f"  collected:            {_money(summary.collected)} from {summary.payments} payments "
         f"({summary.paid_after_reminder} invoices paid after a reminder)",
+        f"  payment plans kept / broken: {report.get('plans_kept', 0)} / {report.get('plans_broken', 0)}; "
+        f"payments synced: {report.get('payments_synced', 0)}",
+        f"  your tasks:           {open_tasks.get('call', 0)} calls to make, {open_tasks.get('handoff', 0)} "
+        f"hand-overs to decide (open); {report.get('tasks_completed', 0)} calls made",
+        f"  holds:                {summary.holds}",
     ]
-    report = summary.report
-    lines.append(
-        f"  fees reversed: {report.get('fees_reversed', 0)}; discount credits: {report.get('discount_credits', 0)}; "
-        f"payment plans kept / broken: {report.get('plans_kept', 0)} / {report.get('plans_broken', 0)}; "
-        f"payments synced: {report.get('payments_synced', 0)}; "
-        f"fees without prior warning: {report.get('fees_without_prior_warning', 0)}"
-    )
     for company in report.get("companies", []):
         lines.append(
             f"  DSO {company['name']}: {company['dso_with_nudge']} days with Nudge, "
@@ -1005,6 +1099,13 @@ def _summary_lines(summary: DemoSummary) -> list[str]:
     for name, writes in summary.ledger_writes.items():
         lines.append(f"  written back to {name}: {json.dumps(writes)}")
     lines += [
+        "",
+        "Careful by default (each must be 0):",
+        f"  late fees without a warning {WARNING_TEXT}: {report.get('fees_without_prior_warning', 0)}",
+        f"  late fees on the first day: {report.get('late_fees_on_day_one', 0)}",
+        f"  customers whose first message was a final notice: {report.get('first_contacts_final', 0)}",
+        f"  reminders sent on a public holiday: {report.get('reminders_on_public_holidays', 0)}",
+        *(f"    {line}" for line in summary.holiday_reminders),
         f"  reminders about already-paid invoices: {summary.reminded_paid_invoices}; duplicate effects: "
         f"{summary.duplicate_keys}",
         "",
@@ -1013,3 +1114,42 @@ def _summary_lines(summary: DemoSummary) -> list[str]:
         f"(sign in as {DEMO_EMAIL} / {DEMO_PASSWORD})",
     ]
     return lines
+
+
+WARNING_TEXT = "sent a week before"
+
+
+def _review_lines(review: Review) -> list[str]:
+    """An onboarding review in brief, as `nudge review` lists it in full: what would go out and what is held."""
+    kinds: Counter[str] = Counter()
+    reminded_customers = 0
+    for customer in review.customers:
+        groups = [group for group in customer.groups]
+        for group in groups:
+            kinds[group.kind.value] += len(group.items)
+        reminded_customers += any(group.kind.value == "remind" for group in groups)
+    asked = {t.currency: t.reminded.amount for t in review.totals}
+    fees = {t.currency: t.fees.amount for t in review.totals}
+    reasons: Counter[str] = Counter(hold.reason for customer in review.customers for hold in customer.holds)
+    held = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items())) or "none"
+    return [
+        f"  review of {review.name} (nothing sent or written yet):",
+        f"    would send {_count(kinds['remind'], 'reminder')} to {_count(reminded_customers, 'customer')} about "
+        f"{_money(asked)} overdue; write {_count(kinds['note'], 'ledger note')}; charge "
+        f"{_count(kinds['late_fee'], 'late fee')} ({_money(fees)}); open {_count(kinds['call_task'], 'call task')} "
+        f"and {_count(kinds['escalate'], 'hand-over')}",
+        f"    held back: {held}",
+    ]
+
+
+def _make_calls(services: Services, today: date) -> int:
+    """On weekdays the accountant makes every other call whose task fell due at least a day ago and records what
+    was said (`nudge tasks done ID --note ...`); the rest stay open for the summary. Returns the calls made."""
+    if today.weekday() >= 5:
+        return 0
+    made = 0
+    for task in list_tasks(services.store):
+        if task.kind == CALL and task.id % 2 == 1 and task.due_on <= today - timedelta(days=CALL_AFTER_DAYS):
+            complete_task(services.store, task.id, DEMO_EMAIL, CALL_OUTCOME, services.clock.now())
+            made += 1
+    return made
