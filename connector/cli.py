@@ -14,6 +14,7 @@ from connector.accounts.users import create_user
 from connector.config import Settings, load_settings
 from connector.domain.model import ActionState, Role
 from connector.errors import NudgeError
+from connector.tasks.commands import tasks as tasks_commands
 
 
 class _Context:
@@ -783,3 +784,6 @@ def worker(context: _Context) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(3)  # the thread in hand would keep the interpreter alive past the grace period
+
+
+main.add_command(tasks_commands)  # `nudge tasks` and `nudge tasks done` (connector.tasks.commands)

@@ -20,6 +20,10 @@ provider's message; ReplayedObjectGone (a replayed create names a record deleted
 when its policy says `recreate_deleted`, see `connector.domain.cadence`).
 A stop request (`should_stop`, SIGTERM) is checked between actions: the one in hand finishes, the rest
 stay planned and unleased.
+
+People's work: a call task or an escalation opens a task through the injected `TaskDesk` (idempotent by
+the action key) and is recorded done with `external_ref="task:<id>"`; the task itself stays open until a
+person completes it (connector.tasks). Without a desk such an action fails with a clear error.
 """
 
 from __future__ import annotations
@@ -53,9 +57,16 @@ from connector.storage.tables import Connection
 
 log = logging.getLogger(__name__)
 
-INTERNAL_KINDS = frozenset(
-    {ActionKind.CALL_TASK, ActionKind.ESCALATE, ActionKind.HOLD, ActionKind.PLAN_BROKEN, ActionKind.DISCOUNT_OFFER}
-)
+INTERNAL_KINDS = frozenset({ActionKind.HOLD, ActionKind.PLAN_BROKEN, ActionKind.DISCOUNT_OFFER})
+TASK_KINDS = frozenset({ActionKind.CALL_TASK, ActionKind.ESCALATE})
+
+
+class TaskDesk(Protocol):
+    """Opens a person's task (phone the customer, take over the debt) for a call-task or escalation action."""
+
+    def open_task(self, action: Action, connection_id: int) -> str:
+        """Open (or find, for a retried action) the task of `action`; returns the task's id as text."""
+        ...
 
 
 class ReminderSender(Protocol):
@@ -93,6 +104,7 @@ class Executor:
         max_attempts: int = 5,
         retry_base: timedelta = timedelta(minutes=2),
         retry_cap: timedelta = timedelta(hours=1),
+        tasks: TaskDesk | None = None,
     ) -> None:
         self.store = store
         self.adapter = adapter
@@ -103,6 +115,7 @@ class Executor:
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.retry_cap = retry_cap
+        self.tasks = tasks
 
     # -- recovery --------------------------------------------------------------------------------
     def recover(self, connection_id: int) -> ExecutionReport:
@@ -180,9 +193,9 @@ class Executor:
         claimed = self._claim(action_id)
         if claimed is None:
             return
-        row_key, action = claimed
+        row_key, action, connection_id = claimed
         try:
-            outcome = self._perform(action_id, action)
+            outcome = self._perform(action_id, action, connection_id)
         except (AuthError, RateLimited) as exc:
             self._back_to_planned(action_id, exc, later=isinstance(exc, RateLimited))
             raise
@@ -208,7 +221,14 @@ class Executor:
             self._finish(action_id, ActionState.FAILED, error=exc.user_message, activity="action.failed")
             report.failed.append(row_key)
             return
+        self._record(action_id, action, outcome, report, row_key)
+
+    def _record(
+        self, action_id: int, action: Action, outcome: tuple[ActionState, str, str], report: ExecutionReport, key: str
+    ) -> None:
+        """Record what `_perform` returned: done (with its ref) or cancelled (with why)."""
         state, ref, note = outcome
+        row_key = key
         if state is ActionState.CANCELLED:
             self._finish(action_id, state, error=note, activity="action.cancelled")
             report.cancelled.append(row_key)
@@ -216,7 +236,8 @@ class Executor:
             self._finish(action_id, ActionState.DONE, external_ref=ref, activity=f"action.{action.kind.value}")
             report.done.append(row_key)
 
-    def _claim(self, action_id: int) -> tuple[str, Action] | None:
+    def _claim(self, action_id: int) -> tuple[str, Action, int] | None:
+        """planned (or running with an expired lease) → running under our lease: (key, action, connection id)."""
         now = self.now()
         with self.store.unit_of_work() as uow:
             result = uow.session.execute(
@@ -242,12 +263,17 @@ class Executor:
             row = uow.session.get(ActionRow, action_id)
             assert row is not None
             uow.commit()
-            return row.key, action_from_json(row.payload)
+            return row.key, action_from_json(row.payload), row.connection_id
 
     # -- carrying out ------------------------------------------------------------------------------
-    def _perform(self, action_id: int, action: Action) -> tuple[ActionState, str, str]:
+    def _perform(self, action_id: int, action: Action, connection_id: int) -> tuple[ActionState, str, str]:
+        """Carry the action out: (DONE, ref, "") or (CANCELLED, "", why)."""
         if action.kind in INTERNAL_KINDS:
             return ActionState.DONE, "", ""
+        if action.kind in TASK_KINDS:
+            if self.tasks is None:
+                raise Rejected("no task desk is set up to open call tasks and hand-offs for people")
+            return ActionState.DONE, f"task:{self.tasks.open_task(action, connection_id)}", ""
         current = {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids}
         if action.kind is ActionKind.REMIND:
             return self._send_reminder(action_id, action, current)

@@ -1,4 +1,7 @@
-"""One connection's turn: sync, plan, execute — what each worker tick does per claimed connection."""
+"""One connection's turn: sync, plan, execute — what each worker tick does per claimed connection.
+
+The executor gets the people's task desk (connector.tasks) for call tasks and escalations.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from connector.outbox.planning import PlanReport, plan_connection
 from connector.ports import AccountingAdapter
 from connector.storage.tables import Connection
 from connector.sync.invoices import SyncReport, sync_connection
+from connector.tasks.service import StoreTaskDesk
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,7 @@ def _turn(
         max_attempts=scheduler.action_max_attempts,
         retry_base=timedelta(seconds=scheduler.action_retry_base_seconds),
         retry_cap=timedelta(seconds=scheduler.action_retry_max_seconds),
+        tasks=StoreTaskDesk(services.store, now),  # call tasks and escalations become people's tasks
     )
     executed = executor.run_due(connection_id, renew=renew, should_stop=should_stop)
     return ConnectionTurn(synced, planned, executed)
