@@ -24,19 +24,26 @@ stay planned and unleased.
 People's work: a call task or an escalation opens a task through the injected `TaskDesk` (idempotent by
 the action key) and is recorded done with `external_ref="task:<id>"`; the task itself stays open until a
 person completes it (connector.tasks). Without a desk such an action fails with a clear error.
+
+The window at send time: before a reminder goes out the injected `SendGate` (connector.outbox.send_window)
+is asked whether its customer may get it now; when not, the action goes back to `planned` at the next
+allowed moment (not counted as an attempt, activity `action.deferred` with the reason). A reminder that
+goes out on another local day than planned is re-dated to that day in its payload, so what the history
+says was said (fee warnings, reminder days) carries the day it was really sent.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm.attributes import flag_modified
 
-from connector.domain.actions import Action, ActionKind
+from connector.domain.actions import CUSTOMER_FACING_KINDS, Action, ActionKind
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import (
     AuthError,
@@ -49,7 +56,8 @@ from connector.errors import (
     TemplateError,
     Transient,
 )
-from connector.outbox.codec import action_from_json
+from connector.outbox.codec import action_from_json, action_to_json
+from connector.outbox.send_window import SendGate, SendVerdict
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
@@ -86,6 +94,7 @@ class ExecutionReport:
     retried: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # reminders moved to the next allowed moment
     stopped: bool = False  # a stop request ended the pass before every due action was tried
 
 
@@ -105,6 +114,7 @@ class Executor:
         retry_base: timedelta = timedelta(minutes=2),
         retry_cap: timedelta = timedelta(hours=1),
         tasks: TaskDesk | None = None,
+        gate: SendGate | None = None,
     ) -> None:
         self.store = store
         self.adapter = adapter
@@ -116,6 +126,7 @@ class Executor:
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.tasks = tasks
+        self.gate = gate
 
     # -- recovery --------------------------------------------------------------------------------
     def recover(self, connection_id: int) -> ExecutionReport:
@@ -133,10 +144,22 @@ class Executor:
             org_id = _org_of(uow.session.get(Connection, connection_id))
             for row in stale:
                 if row.state == ActionState.SENDING.value:
-                    row.state = ActionState.UNCERTAIN.value
-                    row.error = (
-                        "the worker stopped while handing this email to the mail server; "
-                        "it may or may not have been sent"
+                    # SET updated_at = updated_at: it keeps the moment the email was handed over (the send
+                    # gate's "reminded today" counts it on that day), not the recovery's.
+                    uow.session.execute(
+                        update(ActionRow)
+                        .where(ActionRow.id == row.id)
+                        .values(
+                            state=ActionState.UNCERTAIN.value,
+                            error=(
+                                "the worker stopped while handing this email to the mail server; "
+                                "it may or may not have been sent"
+                            ),
+                            lease_owner="",
+                            lease_until=None,
+                            updated_at=ActionRow.updated_at,
+                        )
+                        .execution_options(synchronize_session=False)
                     )
                     uow.activities.record(
                         org_id,
@@ -149,9 +172,10 @@ class Executor:
                     report.uncertain.append(row.key)
                 else:
                     row.state = ActionState.PLANNED.value
+                    row.lease_owner = ""
+                    row.lease_until = None
+                    _touch(row, now)
                     report.retried.append(row.key)
-                row.lease_owner = ""
-                row.lease_until = None
             uow.commit()
         return report
 
@@ -226,10 +250,12 @@ class Executor:
     def _record(
         self, action_id: int, action: Action, outcome: tuple[ActionState, str, str], report: ExecutionReport, key: str
     ) -> None:
-        """Record what `_perform` returned: done (with its ref) or cancelled (with why)."""
+        """Record what `_perform` returned: done (with its ref), cancelled (with why), or deferred."""
         state, ref, note = outcome
         row_key = key
-        if state is ActionState.CANCELLED:
+        if state is ActionState.PLANNED:  # deferred by the send gate (already back to planned)
+            report.deferred.append(row_key)
+        elif state is ActionState.CANCELLED:
             self._finish(action_id, state, error=note, activity="action.cancelled")
             report.cancelled.append(row_key)
         else:
@@ -267,13 +293,19 @@ class Executor:
 
     # -- carrying out ------------------------------------------------------------------------------
     def _perform(self, action_id: int, action: Action, connection_id: int) -> tuple[ActionState, str, str]:
-        """Carry the action out: (DONE, ref, "") or (CANCELLED, "", why)."""
+        """Carry the action out: (DONE, ref, remark), (CANCELLED, "", why) or (PLANNED, "", why) when deferred."""
         if action.kind in INTERNAL_KINDS:
             return ActionState.DONE, "", ""
         if action.kind in TASK_KINDS:
             if self.tasks is None:
                 raise Rejected("no task desk is set up to open call tasks and hand-offs for people")
             return ActionState.DONE, f"task:{self.tasks.open_task(action, connection_id)}", ""
+        if action.kind in CUSTOMER_FACING_KINDS and self.gate is not None:
+            verdict = self.gate.check(action, connection_id, action_id, self.now())
+            if not verdict.allowed:
+                self._defer(action_id, verdict)
+                return ActionState.PLANNED, "", verdict.reason
+            action = self._dated(action_id, action, verdict.local_today)
         current = {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids}
         if action.kind is ActionKind.REMIND:
             return self._send_reminder(action_id, action, current)
@@ -351,14 +383,65 @@ class Executor:
 
     # -- state changes ---------------------------------------------------------------------------
     def _mark_sending(self, action_id: int) -> None:
+        # updated_at is the moment the email is handed over: the send gate counts "reminded today" by it
         with self.store.unit_of_work() as uow:
             uow.session.execute(
                 update(ActionRow)
                 .where(ActionRow.id == action_id, ActionRow.lease_owner == self.owner)
-                .values(state=ActionState.SENDING.value)
+                .values(state=ActionState.SENDING.value, updated_at=self.now())
                 .execution_options(synchronize_session=False)
             )
             uow.commit()
+
+    def _defer(self, action_id: int, verdict: SendVerdict) -> None:
+        """Back to planned at the gate's next allowed moment, not counted as an attempt; `action.deferred`."""
+        assert verdict.not_before is not None
+        now = self.now()
+        with self.store.unit_of_work() as uow:
+            row = uow.session.get(ActionRow, action_id)
+            if row is None or row.lease_owner != self.owner:
+                return
+            row.state = ActionState.PLANNED.value
+            row.attempts = max(row.attempts - 1, 0)  # the customer's calendar, not the action's failure
+            row.scheduled_at = max(row.scheduled_at, verdict.not_before)
+            row.error = f"deferred to {verdict.not_before:%Y-%m-%d %H:%M} UTC: {verdict.reason}"
+            row.lease_owner = ""
+            row.lease_until = None
+            _touch(row, now)
+            uow.activities.record(
+                _org_of(uow.session.get(Connection, row.connection_id)),
+                "action.deferred",
+                row.key,
+                connection_id=row.connection_id,
+                at=now,
+                detail={
+                    "kind": row.kind,
+                    "customer": row.customer_external_id,
+                    "until": verdict.not_before.astimezone(UTC).isoformat(),
+                    "reason": verdict.reason,
+                    "step": row.step,
+                },
+            )
+            uow.commit()
+
+    def _dated(self, action_id: int, action: Action, local_today: date) -> Action:
+        """The reminder re-dated to the customer's local day it really goes out on (payload too), when that differs.
+
+        History reads `local_date` as the day the customer was told (fee warnings, one reminder a day):
+        a reminder planned for Friday that goes out on Monday told them on Monday.
+        """
+        if action.local_date == local_today:
+            return action
+        dated = replace(action, local_date=local_today)
+        with self.store.unit_of_work() as uow:
+            uow.session.execute(
+                update(ActionRow)
+                .where(ActionRow.id == action_id, ActionRow.lease_owner == self.owner)
+                .values(payload=action_to_json(dated), updated_at=self.now())
+                .execution_options(synchronize_session=False)
+            )
+            uow.commit()
+        return dated
 
     def _finish(
         self, action_id: int, state: ActionState, *, external_ref: str = "", error: str = "", activity: str
@@ -373,7 +456,7 @@ class Executor:
             row.error = error
             row.lease_owner = ""
             row.lease_until = None
-            row.updated_at = now
+            _touch(row, now)
             connection = uow.session.get(Connection, row.connection_id)
             uow.activities.record(
                 _org_of(connection),
@@ -438,11 +521,19 @@ class Executor:
             if later:
                 wait = delay or timedelta(seconds=exc.retry_after if isinstance(exc, RateLimited) else 60)
                 row.scheduled_at = max(row.scheduled_at, now + wait)
-            row.updated_at = now
+            _touch(row, now)
             row.error = exc.user_message
             row.lease_owner = ""
             row.lease_until = None
             uow.commit()
+
+
+def _touch(row: ActionRow, now: datetime) -> None:
+    """Stamp the row with the executor's clock. Flagged as changed even when equal to the claim's stamp: an
+    unchanged column would let the ORM's `onupdate` put the wall clock there instead, and the send gate
+    reads a reminder's `updated_at` as the moment it went out."""
+    row.updated_at = now
+    flag_modified(row, "updated_at")
 
 
 def _org_of(connection: Connection | None) -> int:

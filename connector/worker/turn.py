@@ -1,6 +1,8 @@
 """One connection's turn: sync, plan, execute — what each worker tick does per claimed connection.
 
-The executor gets the people's task desk (connector.tasks) for call tasks and escalations.
+The executor gets the people's task desk (connector.tasks) for call tasks and escalations, and the send
+gate (connector.outbox.send_window) that re-checks each reminder against its customer's window, holidays
+and the one-reminder-a-day rule at the moment it would go out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from connector.domain.fees import ReferenceRates
 from connector.errors import StorageError
 from connector.outbox.executor import ExecutionReport, Executor, ReminderSender
 from connector.outbox.planning import PlanReport, plan_connection
+from connector.outbox.send_window import WindowGate
 from connector.ports import AccountingAdapter
 from connector.storage.tables import Connection
 from connector.sync.invoices import SyncReport, sync_connection
@@ -131,6 +134,7 @@ def _turn(
         retry_base=timedelta(seconds=scheduler.action_retry_base_seconds),
         retry_cap=timedelta(seconds=scheduler.action_retry_max_seconds),
         tasks=StoreTaskDesk(services.store, now),  # call tasks and escalations become people's tasks
+        gate=WindowGate(services.store, settings.rules),  # the send window, re-checked at send time
     )
     executed = executor.run_due(connection_id, renew=renew, should_stop=should_stop)
     return ConnectionTurn(synced, planned, executed)
