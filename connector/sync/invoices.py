@@ -180,6 +180,8 @@ def _copy_snapshot(row: Invoice, snapshot: InvoiceSnapshot) -> None:
     row.version = snapshot.version
     row.emails = list(snapshot.emails)
     row.updated_at = snapshot.updated_at
+    # Nudge's marker as the ledger shows it now (any Nudge organization's fee invoice): never chased.
+    row.created_by_nudge = snapshot.created_by_nudge
 
 
 def cancel_pending_actions(uow: UnitOfWork, connection_id: int, invoice_ids: list[str], at: datetime) -> int:

@@ -84,9 +84,19 @@ class EmulatorKit(Protocol):
 
     # -- the ledger ------------------------------------------------------------------------------
     def add_company(
-        self, name: str, currency: str = "", *, utc_offset_hours: int | None = None, foreign_currencies: bool = False
+        self,
+        name: str,
+        currency: str = "",
+        *,
+        utc_offset_hours: int | None = None,
+        foreign_currencies: bool = False,
+        country: str = "",
+        subdivision: str = "",
+        time_zone: str = "",
     ) -> str:
-        """A new, empty company (in-process); returns its tenant id."""
+        """A new, empty company (in-process); returns its tenant id. `country` (ISO alpha-2), `subdivision` (the
+        address's state or region code) and `time_zone` (IANA) say where it is ("": the emulator's default, US
+        at a fixed UTC-7 for QuickBooks, NZ in Pacific/Auckland for Xero; `utc_offset_hours` is QuickBooks' only)."""
         ...
 
     def add_customer(self, tenant: str, name: str, email: str, currency: str = "") -> str:
@@ -129,6 +139,10 @@ class EmulatorKit(Protocol):
 
     def touch_invoice(self, tenant: str, invoice: str) -> None:
         """A user edits the invoice in the ledger without changing its amount."""
+        ...
+
+    def annotate_invoice(self, tenant: str, invoice: str, text: str) -> None:
+        """A user writes `text` where Nudge keeps its fee marker (QuickBooks PrivateNote, Xero Reference)."""
         ...
 
     def balance(self, tenant: str, invoice: str) -> Decimal:

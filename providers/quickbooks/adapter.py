@@ -28,12 +28,15 @@ from providers.quickbooks.constants import (
     CDC_MAX_OBJECTS,
     CDC_WINDOW,
     DOC_NUMBER_MAX,
+    FEE_MARKER,
+    NOTE_MARKER,
     PAGE_SIZE,
     PRIVATE_NOTE_MAX,
     PROVIDER_KEY,
 )
 from providers.quickbooks.mapping import MONEY_ENTITIES, is_voided, parse_instant, to_customer, to_invoice, to_payments
 from providers.quickbooks.oauth import FixedTokens
+from providers.quickbooks.region import company_region
 
 OPEN_INVOICES = "FROM Invoice WHERE Balance > '0'"
 # Money not (fully) applied yet: what a full reconcile reads besides open invoices (the unapplied-credit hold).
@@ -343,18 +346,20 @@ class QuickBooksAdapter:
 
     # -- writing -----------------------------------------------------------------------------------
     def add_note(self, invoice: InvoiceSnapshot, text: str, key: str) -> WriteResult:
-        """Append to PrivateNote with a raw-JSON sparse update (the SDK object would send defaults, §3.2)."""
+        """Append a dated line to PrivateNote with a raw-JSON sparse update (the SDK object would send defaults,
+        §3.2): `YYYY-MM-DD <text> [nudge <key hash>]`, dated in the company's own offset. A replayed `key` finds
+        its marker and writes nothing; a text too long for the field is cut, never refused."""
         ident = digits(invoice.external_id)
-        marker = f"[nudge {_short(key)}]"
-        line = f"{_text(text, PRIVATE_NOTE_MAX - len(marker) - 1)} {marker}"
+        marker = f"{NOTE_MARKER}{_short(key)}]"
         for attempt in range(2):
             raw = self.client.read("Invoice", ident)
             current = str(raw.get("PrivateNote") or "")
             if marker in current:
                 return WriteResult(ident, replayed=True)
-            note = f"{current}\n{line}" if current else line
-            if len(note) > PRIVATE_NOTE_MAX:  # keep the newest notes within the 4000-character limit
-                note = "…" + note[-(PRIVATE_NOTE_MAX - 1) :]
+            day = _company_date(self.client.server_time, self._clock()).isoformat()
+            room = PRIVATE_NOTE_MAX - len(day) - len(marker) - 2
+            line = f"{day} {_text(' '.join(text.split()), room)} {marker}"
+            note = _keep_newest(f"{current}\n{line}" if current else line)
             body = {"Id": ident, "SyncToken": raw.get("SyncToken"), "sparse": True, "PrivateNote": note}
             try:
                 self.client.update("Invoice", json.dumps(body), request_id(key, f":{attempt}" if attempt else ""))
@@ -444,7 +449,11 @@ class QuickBooksAdapter:
             "TxnDate": today,
             "DueDate": today,
             "Line": [self._sales_line(item, amount, description)],
-            "PrivateNote": _text(f"Late fee for invoice {invoice.number} (QuickBooks id {invoice.external_id})", 4000),
+            # The marker first, where no later cut of the note can reach it: Nudge's own fee, never chased.
+            "PrivateNote": _text(
+                f"{FEE_MARKER} Late fee for invoice {invoice.number} (QuickBooks id {invoice.external_id})",
+                PRIVATE_NOTE_MAX,
+            ),
             "CustomerMemo": {"value": _text(f"Late fee for invoice {invoice.number}", 1000)},
             **self._currency_ref(amount),
         }
@@ -593,6 +602,14 @@ class QuickBooksAdapter:
         return WriteResult(ident)
 
 
+def _keep_newest(note: str) -> str:
+    """`note` within PrivateNote's limit: the oldest lines give way, Nudge's fee marker stays where it was."""
+    if len(note) <= PRIVATE_NOTE_MAX:
+        return note
+    head = f"{FEE_MARKER} " if note.startswith(FEE_MARKER) else ""
+    return head + "…" + note[-(PRIVATE_NOTE_MAX - len(head) - 1) :]
+
+
 def _company_date(company_time: str, fallback: datetime) -> date:
     """The company's calendar date: a QuickBooks `time` (`2026-02-05T09:30:00.000-08:00`) read in its own
     offset — never the UTC date, a day off every evening in California; `fallback`'s date without one."""
@@ -697,14 +714,16 @@ def build_adapter(tenant_id: str, token_source: TokenSource, settings: ProviderS
 
 
 def connect(settings: ProviderSettings, callback_params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
-    """ProviderSpec.connect: the company behind a callback (realmId), its name from CompanyInfo."""
+    """ProviderSpec.connect: the company behind a callback (realmId): its name, country, holiday subdivision and
+    time zone from CompanyInfo (providers/quickbooks/region.py), its home currency from Preferences."""
     realm = callback_params.get("realmId", "")
     if not realm.isdigit():
         raise Rejected("The QuickBooks callback carried no valid company id (realmId).", provider=PROVIDER_KEY)
     client = QboClient(realm, FixedTokens(tokens), settings)
     info = client.company_info()
+    region = company_region(info, client.server_time)  # country, subdivision, time_zone ("" when unknown)
     name = str(info.get("CompanyName") or info.get("LegalName") or f"QuickBooks company {realm}")
-    extra = {"country": str(info.get("Country") or ""), "home_currency": client.home_currency()}
+    extra = {**region, "home_currency": client.home_currency()}
     return [ConnectionInfo(provider=PROVIDER_KEY, tenant_id=realm, name=name, extra=extra)]
 
 

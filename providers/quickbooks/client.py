@@ -214,6 +214,8 @@ class QboClient:
             int(options.get("max_concurrent", MAX_CONCURRENT)),
         )
         self.calls = 0
+        # `time` of the last answer that carried one: QuickBooks' now, in the offset it answers the company in.
+        self.server_time = ""
         self._sleep = sleep
         self._qb: _SdkQuickBooks | None = None
         self._access_token = ""
@@ -362,6 +364,11 @@ class QboClient:
             raise Transient("QuickBooks sent a response of an unexpected shape.", provider=PROVIDER_KEY) from exc
 
     # -- calls -------------------------------------------------------------------------------------
+    def _note_time(self, result: Any) -> None:
+        stamp = result.get("time") if isinstance(result, dict) else None
+        if isinstance(stamp, str) and stamp:
+            self.server_time = stamp
+
     def _url(self, path: str) -> str:
         return f"{self.api_base}/company/{self.realm}/{path}"
 
@@ -369,6 +376,7 @@ class QboClient:
         """QueryResponse of one query (POST, Content-Type application/text: docs/provider-api-facts.md §3.2)."""
         with self.translate():
             result = self.qb.query(select)
+            self._note_time(result)
             return _dict(result.get("QueryResponse"), "QueryResponse") | {"_time": result.get("time")}
 
     def batch(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -387,11 +395,13 @@ class QboClient:
     def read(self, entity: str, ident: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         with self.translate():
             result = self.qb.get_single_object(entity, pk=digits(ident), params=params)
+            self._note_time(result)
             return _dict(result[entity], entity)
 
     def company_info(self) -> dict[str, Any]:
         with self.translate():
             result = self.qb.get_single_object("CompanyInfo", pk=self.realm)
+            self._note_time(result)
             return _dict(result["CompanyInfo"], "CompanyInfo")
 
     def home_currency(self) -> str:

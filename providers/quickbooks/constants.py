@@ -34,5 +34,11 @@ PRIVATE_NOTE_MAX = 4000  # PrivateNote [unverified, docs/provider-api-facts.md ย
 DOC_NUMBER_MAX = 21
 QBO_ID_MAX_DIGITS = 20
 
+# Nudge's own marks in a company's books. FEE_MARKER sits in the PrivateNote of every late-fee invoice Nudge
+# writes: any Nudge installation or organization syncing the same company recognises it (the DocNumber prefix
+# is configurable per installation, so it cannot). NOTE_MARKER starts the per-key marker of an appended note.
+FEE_MARKER = "[nudge:late-fee]"
+NOTE_MARKER = "[nudge "
+
 # Webhooks (docs/provider-api-facts.md ยง1.9).
 SIGNATURE_HEADER = "intuit-signature"

@@ -17,7 +17,7 @@ from typing import Any
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import CurrencyError, Money, normalize_currency
 from connector.errors import MappingError
-from providers.quickbooks.constants import PROVIDER_KEY
+from providers.quickbooks.constants import FEE_MARKER, PROVIDER_KEY
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -113,6 +113,11 @@ def is_voided(raw: dict[str, Any]) -> bool:
     return zero and note.startswith("Voided")
 
 
+def carries_fee_marker(raw: dict[str, Any]) -> bool:
+    """Whether the invoice is a late fee Nudge wrote (from any installation): its PrivateNote holds FEE_MARKER."""
+    return FEE_MARKER in str(raw.get("PrivateNote") or "")
+
+
 def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
     """One QBO Invoice object (as the JSON API returns it) → InvoiceSnapshot; raises MappingError."""
     if not isinstance(raw, dict):
@@ -173,6 +178,7 @@ def to_invoice(raw: dict[str, Any], *, home_currency: str) -> InvoiceSnapshot:
         updated_at=_updated(raw, ident),
         emails=emails,
         version=str(raw.get("SyncToken") or ""),
+        created_by_nudge=carries_fee_marker(raw),
     )
 
 

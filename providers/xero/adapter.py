@@ -30,10 +30,9 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import urllib3
-from tzlocal.windows_tz import win_tz
 from xero_python.accounting import (
     Allocation,
     Allocations,
@@ -67,11 +66,15 @@ from providers.xero import mapping
 from providers.xero.client import Answer, RateLimiter, XeroClient, status_of
 from providers.xero.constants import (
     CONTACT_IDS_PER_CALL,
+    FEE_MARKER,
     HISTORY_DETAILS_MAX,
     IDEMPOTENCY_KEY_MAX,
     IDENTITY_TIMEOUT,
+    NOTE_MARKER,
+    NOTE_RECORDS_MAX,
     PAGE_SIZE,
     PROVIDER_KEY,
+    REFERENCE_MAX,
 )
 from providers.xero.oauth import FixedTokens, api_client, connections_base, revoke
 
@@ -90,22 +93,9 @@ DEFAULT_OPTIONS: dict[str, str] = {
 
 
 def xero_time_zone(name: str) -> ZoneInfo:
-    """The zone a Xero `Timezone` names: an IANA name, or Xero's Windows-style id (`NEWZEALANDSTANDARDTIME`)."""
-    text = name.strip()
-    if text:
-        with suppress(ZoneInfoNotFoundError, ValueError):
-            return ZoneInfo(text)
-        wanted = "".join(ch for ch in text.upper() if ch.isalnum())
-        for windows, iana in _windows_zones().items():
-            if "".join(ch for ch in windows.upper() if ch.isalnum()) == wanted:
-                with suppress(ZoneInfoNotFoundError, ValueError):
-                    return ZoneInfo(iana)
-    return ZoneInfo("UTC")
-
-
-def _windows_zones() -> dict[str, str]:
-    """Windows time zone ids → IANA names (CLDR's table as tzlocal ships it)."""
-    return dict(win_tz)
+    """The zone a Xero `Timezone` names: an IANA name, or Xero's Windows-style id (`NEWZEALANDSTANDARDTIME`); UTC
+    when it names none."""
+    return ZoneInfo(mapping.zone_name(name) or "UTC")
 
 
 def idempotency_key(key: str, suffix: str = "") -> str:
@@ -116,17 +106,21 @@ def idempotency_key(key: str, suffix: str = "") -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def split_note(text: str, limit: int = HISTORY_DETAILS_MAX) -> list[str]:
-    """Cut `text` into history notes of at most `limit` characters, on word boundaries, numbered if several."""
+def split_note(text: str, limit: int = HISTORY_DETAILS_MAX, most: int = NOTE_RECORDS_MAX) -> list[str]:
+    """Cut `text` into at most `most` history notes of at most `limit` characters, on word boundaries, numbered
+    if several; what does not fit ends in "…" (a long note is cut, never refused)."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return [text] if text else []
-    room = limit - len("[99/99] ")
+    room = limit - len("[9/9] ")
     parts: list[str] = []
     rest = text
     while rest:
         if len(rest) <= room:
             parts.append(rest)
+            break
+        if len(parts) == most - 1:
+            parts.append(rest[: room - 1].rstrip() + "…")
             break
         cut = rest.rfind(" ", 0, room + 1)
         if cut <= 0:
@@ -522,41 +516,58 @@ class XeroAdapter:
 
     # -- write-back -----------------------------------------------------------------------------------
     def add_note(self, invoice: InvoiceSnapshot, text: str, key: str) -> WriteResult:
-        """PUT /Invoices/{id}/History, split to the Details length limit, in one call with the key."""
-        notes = split_note(text)
+        """PUT /Invoices/{id}/History with the key: the note split to the Details length limit (at most
+        NOTE_RECORDS_MAX records, the rest cut), its last record ending in `[nudge <key hash>]`. Xero dates each
+        record itself (DateUTC). The history is read first: a key whose marker is already there writes nothing,
+        whether or not Xero still remembers the Idempotency-Key (its replay window is [unverified], §2.4)."""
+        ident = _guid(invoice.external_id)
+        marker = f"{NOTE_MARKER}{hashlib.sha256(key.encode()).hexdigest()[:8]}]"
+        notes = split_note(text, HISTORY_DETAILS_MAX - len(marker) - 1)
         if not notes:
             raise Rejected("An empty note cannot be written to Xero.", provider=PROVIDER_KEY)
+        history = self.client.call("get_invoice_history", ident).json().get("HistoryRecords") or []
+        if any(isinstance(row, dict) and marker in str(row.get("Details") or "") for row in history):
+            return WriteResult(external_ref=invoice.external_id, replayed=True)
+        notes[-1] = f"{notes[-1]} {marker}"
         records = HistoryRecords(history_records=[HistoryRecord(details=note) for note in notes])
         answer = self.client.call(
-            "create_invoice_history",
-            _guid(invoice.external_id),
-            records,
-            idempotency_key=idempotency_key(key),
-            retry_writes=True,
+            "create_invoice_history", ident, records, idempotency_key=idempotency_key(key), retry_writes=True
         )
         return WriteResult(external_ref=invoice.external_id, replayed=_replayed(answer))
 
     def _reference(self, prefix_option: str, invoice: InvoiceSnapshot, key: str) -> str:
         prefix = str(self.options.get(prefix_option) or "").strip()
         tag = hashlib.sha256(key.encode()).hexdigest()[:10]
-        return _where_text(f"{prefix} {invoice.number or invoice.external_id} ({tag})").strip()[:255]
+        return _where_text(f"{prefix} {invoice.number or invoice.external_id} ({tag})").strip()[:REFERENCE_MAX]
 
-    def _find_invoice_by_reference(self, reference: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """The invoice with `reference` (None when there is none) and the whole answer."""
+    def _fee_reference(self, invoice: InvoiceSnapshot, key: str) -> tuple[str, str]:
+        """(the fee invoice's Reference, ending in Nudge's FEE_MARKER; the marker-less one earlier versions wrote,
+        still looked for so that a fee written before the marker existed is found again, not written twice)."""
+        legacy = self._reference("fee_reference_prefix", invoice, key)
+        return f"{legacy[: REFERENCE_MAX - len(FEE_MARKER) - 1]} {FEE_MARKER}".strip(), legacy
+
+    def _find_invoice_by_reference(
+        self, reference: str, legacy: str = ""
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The invoice with `reference` (or `legacy`; None when there is none) and the whole answer."""
+        where = f'Type=="ACCREC" AND Reference=="{reference}"'
+        if legacy and legacy != reference:
+            where += f' OR Type=="ACCREC" AND Reference=="{legacy}"'  # AND binds tighter than OR
         body = self.client.call(
             "get_invoices",
-            where=f'Type=="ACCREC" AND Reference=="{reference}"',
+            where=where,
             statuses=["DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED"],
         ).json()
         rows = body.get("Invoices") or []
         return (rows[0] if rows else None), body
 
     def create_fee_invoice(self, invoice: InvoiceSnapshot, amount: Money, description: str, key: str) -> WriteResult:
-        """A new AUTHORISED ACCREC invoice for the fee, due today, `Reference` naming the original."""
+        """A new AUTHORISED ACCREC invoice for the fee, due today, `Reference` naming the original and ending in
+        Nudge's FEE_MARKER (any Nudge syncing this organisation knows the invoice as a fee, never to be chased)."""
         if amount.currency != invoice.currency or not amount.is_positive():
             raise Rejected("A late fee must be a positive amount in the invoice's currency.", provider=PROVIDER_KEY)
-        reference = self._reference("fee_reference_prefix", invoice, key)
-        found, lookup = self._find_invoice_by_reference(reference)
+        reference, legacy = self._fee_reference(invoice, key)
+        found, lookup = self._find_invoice_by_reference(reference, legacy)
         if found is not None:
             return WriteResult(external_ref=str(found["InvoiceID"]), replayed=True)
         today = self.ledger_date(lookup)
@@ -777,14 +788,26 @@ def build_adapter(tenant_id: str, token_source: TokenSource, settings: ProviderS
 
 
 def connect(settings: ProviderSettings, callback_params: Mapping[str, str], tokens: TokenSet) -> list[ConnectionInfo]:
-    """ProviderSpec.connect: one ConnectionInfo per organisation authorised in THIS consent.
+    """ProviderSpec.connect: one ConnectionInfo per organisation authorised in THIS consent, with its country,
+    holiday subdivision and time zone (one GET /Organisation per organisation, `mapping.organisation_region`).
 
     `GET /connections` alone lists every organisation the Xero user ever connected to the app (other
     Nudge organizations' included); `authEventId` — the access token's `authentication_event_id`
     claim — narrows it to the ones this consent connected (docs/provider-api-facts.md §2.1).
     """
     rows = _list_connections(settings, tokens, auth_event_id(tokens.access_token))
-    return [_connection_info(row) for row in rows]
+    return [_connection_info(row, _organisation_region(settings, tokens, row)) for row in rows]
+
+
+def _organisation_region(settings: ProviderSettings, tokens: TokenSet, row: Any) -> dict[str, str]:
+    """country / subdivision / time_zone of one connected organisation: one GET /Organisation (none for a
+    PRACTICE tenant, which has no accounting file; its values stay "")."""
+    tenant_type = str(getattr(row.tenant_type, "value", row.tenant_type) or "ORGANISATION")
+    if tenant_type != "ORGANISATION":
+        return {"country": "", "subdivision": "", "time_zone": ""}
+    client = XeroClient(str(row.tenant_id), FixedTokens(tokens), settings)
+    organisations = client.call("get_organisations").json().get("Organisations") or [{}]
+    return mapping.organisation_region(organisations[0] if isinstance(organisations[0], dict) else {})
 
 
 def auth_event_id(access_token: str) -> str:
@@ -865,12 +888,12 @@ def _connections_refused(status: int) -> AuthError | Transient | Rejected:
     return Rejected(f"Xero rejected the connections request (HTTP {status}).", provider=PROVIDER_KEY)
 
 
-def _connection_info(row: Any) -> ConnectionInfo:
+def _connection_info(row: Any, region: Mapping[str, str]) -> ConnectionInfo:
     tenant_type = getattr(row.tenant_type, "value", row.tenant_type)
     return ConnectionInfo(
         provider=PROVIDER_KEY,
         tenant_id=str(row.tenant_id),
         name=str(row.tenant_name or ""),
         tenant_type=str(tenant_type or "ORGANISATION"),
-        extra={"connection_id": str(row.id or ""), "auth_event_id": str(row.auth_event_id or "")},
+        extra={"connection_id": str(row.id or ""), "auth_event_id": str(row.auth_event_id or ""), **region},
     )

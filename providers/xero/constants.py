@@ -50,6 +50,14 @@ PAGE_SIZE = 1000  # docs/provider-api-facts.md §2.2: pageSize maximum 1000 [3p]
 CONTACT_IDS_PER_CALL = 100  # keeps the query string short (Xero's URL limit is not documented)
 HISTORY_DETAILS_MAX = 250  # [unverified] Xero "History and Notes": Details is at most 250 characters
 IDEMPOTENCY_KEY_MAX = 128  # docs/provider-api-facts.md §2.4
+REFERENCE_MAX = 255  # [unverified] an invoice's Reference (docs/provider-api-facts.md §2.2)
+NOTE_RECORDS_MAX = 4  # history records one note may take; a longer note is truncated, never refused
+
+# Nudge's own marks in an organisation's books. FEE_MARKER ends the Reference of every late-fee invoice Nudge
+# writes: any Nudge installation or organization syncing the same organisation recognises it (the reference
+# prefix is configurable per installation, so it cannot). NOTE_MARKER starts the per-key marker of a note.
+FEE_MARKER = "[nudge:late-fee]"
+NOTE_MARKER = "[nudge "
 
 # Webhooks (docs/provider-api-facts.md §2.6).
 SIGNATURE_HEADER = "x-xero-signature"

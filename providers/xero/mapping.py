@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from tzlocal.windows_tz import win_tz
 
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import MappingError
-from providers.xero.constants import PROVIDER_KEY
+from providers.xero.constants import FEE_MARKER, PROVIDER_KEY
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
 
@@ -112,6 +117,11 @@ def contact_emails(contact: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(emails)
 
 
+def carries_fee_marker(raw: Mapping[str, Any]) -> bool:
+    """Whether the invoice is a late fee Nudge wrote (from any installation): its Reference holds FEE_MARKER."""
+    return FEE_MARKER in str(raw.get("Reference") or "")
+
+
 def to_invoice(raw: Mapping[str, Any], *, home_currency: str) -> InvoiceSnapshot:
     """One Xero invoice object → InvoiceSnapshot; raises MappingError naming the bad field."""
     invoice_id = str(raw.get("InvoiceID") or "")
@@ -150,6 +160,7 @@ def to_invoice(raw: Mapping[str, Any], *, home_currency: str) -> InvoiceSnapshot
         status=STATUS[status_text],
         updated_at=updated,
         emails=contact_emails(contact),
+        created_by_nudge=carries_fee_marker(raw),
     )
 
 
@@ -164,6 +175,56 @@ def to_customer(raw: Mapping[str, Any]) -> CustomerSnapshot:
         emails=contact_emails(raw),
         active=str(raw.get("ContactStatus") or "ACTIVE").upper() == "ACTIVE",
     )
+
+
+# -- the organisation's country, holiday subdivision and zone (GET /Organisation) ------------------------------
+def zone_name(name: Any) -> str:
+    """The IANA name a Xero `Timezone` stands for: an IANA name itself, or Xero's Windows-style id
+    (`NEWZEALANDSTANDARDTIME`, CLDR's Windows table as tzlocal ships it); "" when it names no known zone."""
+    text = str(name or "").strip()
+    if not text:
+        return ""
+    with suppress(ZoneInfoNotFoundError, ValueError):
+        ZoneInfo(text)
+        return text
+    wanted = "".join(ch for ch in text.upper() if ch.isalnum())
+    for windows, iana in win_tz.items():
+        if "".join(ch for ch in windows.upper() if ch.isalnum()) == wanted:
+            with suppress(ZoneInfoNotFoundError, ValueError):
+                ZoneInfo(iana)
+                return str(iana)
+    return ""
+
+
+def holiday_subdivision(country: str, value: Any) -> str:
+    """`value` as a subdivision code the `holidays` package knows for `country` (a code or a name it aliases);
+    "" when it knows none by that name."""
+    text = " ".join(str(value or "").split())
+    supported = holidays.list_supported_countries()
+    if not text or country not in supported:
+        return ""
+    known = {code.upper(): code for code in supported[country]}
+    if text.upper() in known:
+        return known[text.upper()]
+    aliases = getattr(holidays.country_holidays(country), "subdivisions_aliases", {}) or {}
+    for alias, code in aliases.items():
+        if str(alias).upper() == text.upper() and str(code).upper() in known:
+            return known[str(code).upper()]
+    return ""
+
+
+def organisation_region(row: Mapping[str, Any]) -> dict[str, str]:
+    """{"country", "subdivision", "time_zone"} of one GET /Organisation row ("" where it tells nothing usable).
+
+    `CountryCode` is ISO 3166-1 alpha-2; `Timezone` is mapped to IANA by `zone_name`; the subdivision is the
+    `Region` of the organisation's street (else postal) address when `holidays` knows it by that code or name.
+    """
+    code = str(row.get("CountryCode") or "").strip().upper()
+    country = code if len(code) == 2 and code.isalpha() else ""
+    addresses = [a for a in row.get("Addresses") or [] if isinstance(a, Mapping)]
+    addresses.sort(key=lambda a: {"STREET": 0, "POBOX": 1}.get(str(a.get("AddressType") or "").upper(), 2))
+    subdivision = next((found for a in addresses if (found := holiday_subdivision(country, a.get("Region")))), "")
+    return {"country": country, "subdivision": subdivision, "time_zone": zone_name(row.get("Timezone"))}
 
 
 def cursor_text(moment: datetime) -> str:

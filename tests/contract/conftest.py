@@ -78,6 +78,14 @@ class ContractHarness:
     def touch_invoice(self, tenant: str, invoice_id: str) -> None:
         self.kit.touch_invoice(tenant, invoice_id)
 
+    def annotate_invoice(self, tenant: str, invoice_id: str, text: str) -> None:
+        """A user writes `text` where Nudge keeps its fee marker (QuickBooks PrivateNote, Xero Reference)."""
+        self.kit.annotate_invoice(tenant, invoice_id, text)
+
+    def new_located_tenant(self, name: str, country: str, subdivision: str, time_zone: str) -> str:
+        """A fresh company/organisation in `country`, `subdivision` (its address) and `time_zone`."""
+        return self.kit.add_company(name, country=country, subdivision=subdivision, time_zone=time_zone)
+
     def expire_access_token(self, tenant: str) -> None:
         self.kit.expire_access_tokens(tenant)
 

@@ -9,11 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import AuthError, StorageError
 from connector.ports import AccountingAdapter, ProviderSpec
+from connector.storage import Store
+from connector.storage.tables import Invoice
+from connector.sync.invoices import sync_connection
 from tests.support.tokens import MemoryTokenSource
 
 
@@ -306,3 +310,81 @@ def test_voided_payment_leaves_nothing_to_count(money: MoneySync) -> None:
     assert all(s.voided for s in found[(PaymentKind.PAYMENT, payment_id)])
     assert invoices[inv.external_id].balance == inv.balance
     assert invoices[inv.external_id].status is InvoiceStatus.OPEN
+
+
+# -- issue 12: the ledger's own country and zone; Nudge's marker on its fee invoices; ledger notes --------------
+CONNECT_CALLS = {"quickbooks": 2, "xero": 1}  # CompanyInfo + Preferences; one GET /Organisation per organisation
+
+
+@pytest.mark.parametrize(
+    ("country", "subdivision", "time_zone"),
+    [("AU", "NSW", "Australia/Sydney"), ("GB", "", "Europe/London"), ("US", "NY", "America/New_York")],
+)
+def test_connect_names_the_ledgers_country_subdivision_and_zone(
+    provider_harness: Any, provider: ProviderSpec, country: str, subdivision: str, time_zone: str
+) -> None:
+    settings = provider_harness.settings()
+    tenant_id = provider_harness.new_located_tenant("Located Co", country, subdivision, time_zone)
+    params = provider_harness.authorize(tenant_id, "state-region")
+    tokens = provider.exchange_code(settings, params, "", datetime.now(UTC))
+    before = provider_harness.data_calls(tenant_id)
+    [info] = [info for info in provider.connect(settings, params, tokens) if info.tenant_id == tenant_id]
+    assert provider_harness.data_calls(tenant_id) - before == CONNECT_CALLS[provider.key]
+    assert {name: info.extra[name] for name in ("country", "subdivision", "time_zone")} == {
+        "country": country,
+        "subdivision": subdivision,
+        "time_zone": time_zone,
+    }
+
+
+def _synced(store: Store, tenant: Tenant, connection_id: int) -> dict[str, Invoice]:
+    sync_connection(store, tenant.adapter(), connection_id, lambda: datetime.now(UTC))
+    with store.unit_of_work() as uow:
+        rows = uow.session.scalars(select(Invoice).where(Invoice.connection_id == connection_id)).all()
+        uow.session.expunge_all()
+        return {row.external_id: row for row in rows}
+
+
+def test_fee_invoices_carry_nudges_marker_through_the_sync(tenant: Tenant, store: Store) -> None:
+    """Any Nudge syncing this ledger knows a fee invoice Nudge wrote (on insert and on update); an ordinary
+    invoice whose memo merely mentions nudge, or that carries Nudge's notes, is not one."""
+    with store.unit_of_work() as uow:
+        org = uow.organizations.add("Another Nudge organization")
+        connection_id = uow.connections.add(org.id, tenant.harness.key, tenant.id, "Contract books").id
+        uow.commit()
+    inv, mentioned, noted = tenant.invoice(0), tenant.invoice_ids[1], tenant.invoice(2)
+    fee = tenant.adapter().create_fee_invoice(inv, Money.of("6.00", inv.currency), "Late fee", "marker-fee")
+    tenant.harness.annotate_invoice(tenant.id, mentioned, "Please nudge them again next week [nudge]")
+    tenant.adapter().add_note(noted, "Reminder sent by Nudge", "marker-note")
+
+    rows = _synced(store, tenant, connection_id)  # first sync: a full reconcile, every row inserted
+    assert {ident for ident, row in rows.items() if row.created_by_nudge} == {fee.external_ref}
+    assert set(rows) == {fee.external_ref, *tenant.invoice_ids}
+
+    tenant.harness.record_payment(tenant.id, fee.external_ref, Decimal("1.00"))  # the fee's row is updated
+    tenant.harness.touch_invoice(tenant.id, mentioned)
+    rows = _synced(store, tenant, connection_id)
+    assert rows[fee.external_ref].balance == Decimal("5.00")
+    assert rows[fee.external_ref].created_by_nudge
+    assert not rows[mentioned].created_by_nudge
+    assert not rows[noted.external_id].created_by_nudge
+
+
+def test_note_replayed_after_the_provider_forgot_the_key_is_written_once(tenant: Tenant) -> None:
+    inv = tenant.invoice()
+    first = tenant.adapter().add_note(inv, "Late fee charged: 12.00", "replayed-note-key")
+    tenant.harness.forget_idempotency(tenant.id)  # beyond the provider's replay window, or another worker
+    again = tenant.adapter().add_note(inv, "Late fee charged: 12.00", "replayed-note-key")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert tenant.harness.note_count(tenant.id, inv.external_id, "Late fee charged: 12.00") == 1
+    tenant.adapter().add_note(inv, "Late fee charged: 12.00", "another-note-key")  # another key: another note
+    assert tenant.harness.note_count(tenant.id, inv.external_id, "Late fee charged: 12.00") == 2
+
+
+def test_a_note_beyond_the_ledgers_limit_is_cut_not_refused(tenant: Tenant) -> None:
+    inv = tenant.invoice()
+    text = "Credit of 10.00 applied for early payment. " + "Recorded by Nudge for the audit trail. " * 300
+    result = tenant.adapter().add_note(inv, text, "long-note-key")
+    assert not result.replayed
+    assert tenant.harness.note_count(tenant.id, inv.external_id, "Credit of 10.00 applied for early payment.") == 1
+    assert tenant.adapter().add_note(inv, text, "long-note-key").replayed

@@ -48,6 +48,8 @@ def companies() -> Response:
 
 @admin.post("/companies")
 def add_company() -> Response:
+    """{"name"?, "realm"?, "currency"?, "multicurrency"?, "utc_offset_hours"?, "country"?, "subdivision"?,
+    "time_zone"? (IANA; replaces the fixed offset)}: a new company."""
     emu = current()
     store = emu.store
     data = _body()
@@ -57,6 +59,9 @@ def add_company() -> Response:
         currency=str(data.get("currency") or "USD"),
         multicurrency=bool(data.get("multicurrency", False)),
         utc_offset_hours=int(data.get("utc_offset_hours", -7)),
+        country=str(data.get("country") or "US"),
+        subdivision=str(data.get("subdivision") or ""),
+        time_zone=str(data.get("time_zone") or ""),
     )
     return emu.json({"realm": company.realm, "name": company.name})
 

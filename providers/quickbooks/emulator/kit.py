@@ -21,7 +21,7 @@ from providers.quickbooks.emulator.notify import sign
 
 MODULE = "providers.quickbooks.emulator"
 BANNER = "QuickBooks emulator on"
-FEE_PREFIX = "LF-"  # DocNumber of the fee invoices the adapter creates
+FEE_PREFIX = "LF-"  # DocNumber of the fee invoices the adapter creates (its default option)
 CREDIT_PREFIX = "CR-"  # DocNumber of the credit memos the adapter creates
 NOTE_MARKER = "[nudge "  # the adapter's marker in an invoice's PrivateNote
 
@@ -98,13 +98,26 @@ class QuickBooksKit(KitBase):
 
     # -- the ledger ------------------------------------------------------------------------------
     def add_company(
-        self, name: str, currency: str = "", *, utc_offset_hours: int | None = None, foreign_currencies: bool = False
+        self,
+        name: str,
+        currency: str = "",
+        *,
+        utc_offset_hours: int | None = None,
+        foreign_currencies: bool = False,
+        country: str = "",
+        subdivision: str = "",
+        time_zone: str = "",
     ) -> str:
+        """A company in `country` (default US) and `subdivision` (CompanyAddr); its answers' `time` runs in
+        `time_zone` (IANA) when given, else at the fixed `utc_offset_hours` (default -7)."""
         company = self.emulator.store.add_company(
             name,
             currency=currency or self.currency,
             multicurrency=foreign_currencies,
             utc_offset_hours=-7 if utc_offset_hours is None else utc_offset_hours,
+            country=country or "US",
+            subdivision=subdivision,
+            time_zone=time_zone,
         )
         return company.realm
 
@@ -195,6 +208,9 @@ class QuickBooksKit(KitBase):
 
     def touch_invoice(self, tenant: str, invoice: str) -> None:
         self.admin(f"companies/{tenant}/invoices/{invoice}", {"CustomerMemo": {"value": "edited by a user"}})
+
+    def annotate_invoice(self, tenant: str, invoice: str, text: str) -> None:
+        self.admin(f"companies/{tenant}/invoices/{invoice}", {"PrivateNote": text})
 
     def balance(self, tenant: str, invoice: str) -> Decimal:
         return Decimal(str(self.emulator.store.read(tenant, "Invoice", invoice)["Balance"]))

@@ -12,9 +12,10 @@ import copy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from providers._emulator import EmulatorClock
 from providers.quickbooks.emulator import query as qlang
@@ -83,7 +84,10 @@ class Company:
     name: str
     currency: str = "USD"
     multicurrency: bool = False
-    tz: timezone = field(default_factory=lambda: timezone(timedelta(hours=-7)))
+    tz: tzinfo = field(default_factory=lambda: timezone(timedelta(hours=-7)))
+    # Where the company is (CompanyInfo.Country, CompanyAddr.CountrySubDivisionCode); QuickBooks has no zone field.
+    country: str = "US"
+    subdivision: str = ""
     entities: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {n: {} for n in ENTITIES})
     updated: dict[tuple[str, str], datetime] = field(default_factory=dict)  # full-precision change instants
     tombstones: dict[str, dict[str, datetime]] = field(default_factory=lambda: {n: {} for n in ENTITIES})
@@ -109,8 +113,22 @@ class Store:
 
     # -- companies -----------------------------------------------------------------------------
     def add_company(
-        self, name: str, realm: str = "", currency: str = "USD", multicurrency: bool = False, utc_offset_hours: int = -7
+        self,
+        name: str,
+        realm: str = "",
+        currency: str = "USD",
+        multicurrency: bool = False,
+        utc_offset_hours: int = -7,
+        *,
+        country: str = "US",
+        subdivision: str = "",
+        time_zone: str = "",
     ) -> Company:
+        """A new company; its clock runs in `time_zone` (IANA) when given, else at the fixed `utc_offset_hours`."""
+        try:
+            zone: tzinfo = ZoneInfo(time_zone) if time_zone else timezone(timedelta(hours=utc_offset_hours))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {time_zone!r}") from None
         with self._lock:
             if not realm:
                 realm = str(self._next_realm)
@@ -124,7 +142,9 @@ class Store:
                 name=name,
                 currency=currency.upper(),
                 multicurrency=multicurrency,
-                tz=timezone(timedelta(hours=utc_offset_hours)),
+                tz=zone,
+                country=country.upper(),
+                subdivision=subdivision.upper(),
             )
             self.companies[realm] = company
         # Every new QBO company has a Services income account and a Services item.
@@ -423,10 +443,18 @@ class Store:
         return out
 
     def company_info(self, company: Company) -> dict[str, Any]:
+        """CompanyInfo as Intuit's sample shows it (docs/provider-api-facts.md §1.10): the company's country and
+        its address (CompanyAddr, LegalAddr, CustomerCommunicationAddr) with CountrySubDivisionCode when set."""
+        address: dict[str, Any] = {"Id": "1", "Line1": "1 Emulator Way", "City": "Emulated", "Country": company.country}
+        if company.subdivision:
+            address["CountrySubDivisionCode"] = company.subdivision
         return {
             "CompanyName": company.name,
             "LegalName": company.name,
-            "Country": "US",
+            "CompanyAddr": dict(address),
+            "LegalAddr": dict(address),
+            "CustomerCommunicationAddr": dict(address),
+            "Country": company.country,
             "CompanyStartDate": "2015-06-05",
             "FiscalYearStartMonth": "January",
             "SupportedLanguages": "en",

@@ -575,14 +575,19 @@ def organisation_get() -> Response:
     state = current()
     with state.lock:
         book = ledger()
+        # The shape of Xero's "Example response for GET Organisation" (docs/provider-api-facts.md §2.8).
+        address: dict[str, Any] = {"AddressType": "STREET", "AddressLine1": "1 Emulator Way", "City": "Emulated"}
+        if book.region:
+            address["Region"] = book.region
         row = {
             "OrganisationID": book.tenant_id,
             "Name": book.name,
             "BaseCurrency": book.currency,
-            "CountryCode": "NZ",
+            "CountryCode": book.country_code,
             "ShortCode": book.short_code,
             "OrganisationType": "COMPANY",
             "Timezone": xero_timezone_name(book.time_zone),
+            "Addresses": [address],
         }
     return json_response(envelope(state.now(), Organisations=[row]))
 

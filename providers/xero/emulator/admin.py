@@ -51,7 +51,8 @@ def book(tenant_id: str) -> Any:
 
 @admin.post("/seed")
 def seed() -> Response:
-    """{"tenants": [{"name", "tenantId"?, "tenantType"?, "currency"?, "reminders_enabled"?,
+    """{"tenants": [{"name", "tenantId"?, "tenantType"?, "currency"?, "countryCode"?, "region"?, "timeZone"? (IANA),
+    "reminders_enabled"?,
     "contacts": [...], "invoices": [...], "creditNotes": [...], "overpayments": [...],
     "prepayments": [...], "payments": [{"invoice": "<id or number>", "amount", "date"?}]}]}"""
     state = current()
@@ -64,6 +65,9 @@ def seed() -> Response:
                 tenant_id=str(spec.get("tenantId") or ""),
                 tenant_type=str(spec.get("tenantType") or "ORGANISATION"),
                 currency=str(spec.get("currency") or "NZD"),
+                country=str(spec.get("countryCode") or ""),
+                region=str(spec.get("region") or ""),
+                time_zone=str(spec.get("timeZone") or ""),
             )
             ledger.reminders_enabled = bool(spec.get("reminders_enabled", ledger.reminders_enabled))
             now = state.now()
@@ -99,14 +103,20 @@ def seed() -> Response:
 
 @admin.post("/generate")
 def generate() -> Response:
-    """{"tenant": id (or "name" to create one), "invoices": n, "contacts": m, "seed"?, "paid_every"?}"""
+    """{"tenant": id (or "name" to create one, with "countryCode"?, "region"?, "timeZone"?), "invoices": n,
+    "contacts": m, "seed"?, "paid_every"?}"""
     state = current()
     body = _body()
     with state.lock:
         if body.get("tenant"):
             ledger = book(str(body["tenant"]))
         else:
-            ledger = state.add_tenant(str(body.get("name") or "Bulk Company"))
+            ledger = state.add_tenant(
+                str(body.get("name") or "Bulk Company"),
+                country=str(body.get("countryCode") or ""),
+                region=str(body.get("region") or ""),
+                time_zone=str(body.get("timeZone") or ""),
+            )
         ledger.bulk_invoices(
             int(body.get("invoices", 0)),
             max(int(body.get("contacts", 1)), 1),

@@ -94,10 +94,22 @@ class XeroKit(KitBase):
 
     # -- the ledger ------------------------------------------------------------------------------
     def add_company(
-        self, name: str, currency: str = "", *, utc_offset_hours: int | None = None, foreign_currencies: bool = False
+        self,
+        name: str,
+        currency: str = "",
+        *,
+        utc_offset_hours: int | None = None,
+        foreign_currencies: bool = False,
+        country: str = "",
+        subdivision: str = "",
+        time_zone: str = "",
     ) -> str:
-        """A new organisation (every Xero organisation may bill in foreign currencies)."""
-        return self.emulator.add_tenant(name, currency=currency or self.currency)
+        """A new organisation (every Xero organisation may bill in foreign currencies) in `country` (default NZ),
+        with `subdivision` as its street address's Region and `time_zone` (IANA, default Pacific/Auckland);
+        `utc_offset_hours` is ignored: a Xero organisation has a named zone."""
+        return self.emulator.add_tenant(
+            name, currency=currency or self.currency, country=country, region=subdivision, time_zone=time_zone
+        )
 
     def add_customer(self, tenant: str, name: str, email: str, currency: str = "") -> str:
         contact: dict[str, Any] = {"Name": name, "EmailAddress": email}
@@ -182,6 +194,9 @@ class XeroKit(KitBase):
     def touch_invoice(self, tenant: str, invoice: str) -> None:
         changes = {"Reference": "edited by a user"}
         self.admin("invoices/update", {"tenant": tenant, "invoice": invoice, "changes": changes})
+
+    def annotate_invoice(self, tenant: str, invoice: str, text: str) -> None:
+        self.admin("invoices/update", {"tenant": tenant, "invoice": invoice, "changes": {"Reference": text}})
 
     def balance(self, tenant: str, invoice: str) -> Decimal:
         with self.emulator.state.lock:

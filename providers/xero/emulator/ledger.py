@@ -58,6 +58,8 @@ class Ledger:
     currency: str = "NZD"
     short_code: str = "!emu1"
     time_zone: str = "Pacific/Auckland"  # the organisation's zone (IANA); dates travel as its local midnight
+    country_code: str = "NZ"  # Organisation.CountryCode (ISO 3166-1 alpha-2)
+    region: str = ""  # Region of the organisation's street address ("": no Region in the address)
     reminders_enabled: bool = False
     tax_rates: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_TAX_RATES))
     accounts: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNTS))

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -115,8 +116,22 @@ class XeroState:
 
     # -- organisations ------------------------------------------------------------------------
     def add_tenant(
-        self, name: str, *, tenant_id: str = "", tenant_type: str = "ORGANISATION", currency: str = "NZD"
+        self,
+        name: str,
+        *,
+        tenant_id: str = "",
+        tenant_type: str = "ORGANISATION",
+        currency: str = "NZD",
+        country: str = "",
+        region: str = "",
+        time_zone: str = "",
     ) -> Ledger:
+        """A new organisation in `country` (default NZ), `region` and `time_zone` (IANA, default Pacific/Auckland)."""
+        if time_zone:
+            try:
+                ZoneInfo(time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {time_zone!r}") from None
         with self.lock:
             ledger = Ledger(
                 tenant_id=tenant_id or new_id(),
@@ -124,6 +139,9 @@ class XeroState:
                 tenant_type=tenant_type,
                 currency=currency,
                 short_code=f"!{secrets.token_hex(3)}",
+                country_code=(country or "NZ").upper(),
+                region=region,
+                time_zone=time_zone or "Pacific/Auckland",
             )
             self.ledgers[ledger.tenant_id] = ledger
             return ledger

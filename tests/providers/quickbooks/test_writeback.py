@@ -36,8 +36,10 @@ def test_note_is_appended_once_per_key(qbo: EmulatorHandle, company: Company) ->
     lines = note.split("\n")
     assert lines[0] == "Existing memo"
     assert len(lines) == 3
-    assert lines[1].startswith("Reminder 1 sent")
-    assert lines[2].startswith("Reminder 2 sent")
+    # Dated in the company's own offset (its answers' `time`), not by this machine's UTC date.
+    today = qbo.store.today(qbo.store.company(company.realm)).isoformat()
+    assert lines[1] == f"{today} Reminder 1 sent to ap@customer.example [nudge 6cd1c398]"
+    assert lines[2].startswith(f"{today} Reminder 2 sent [nudge ")
     # other fields untouched by the raw sparse update
     after = qbo.store.read(company.realm, "Invoice", inv.external_id)
     assert after["TotalAmt"] == 200.0
@@ -51,6 +53,35 @@ def test_note_stays_within_4000_characters(qbo: EmulatorHandle, company: Company
     note = qbo.store.read(company.realm, "Invoice", inv.external_id)["PrivateNote"]
     assert len(note) <= 4000
     assert "y" * 500 in note
+
+
+def test_a_note_longer_than_the_field_is_cut_not_refused(qbo: EmulatorHandle, company: Company) -> None:
+    inv = snapshot(company)
+    text = "Late fee of 25.00 charged: " + "because the invoice is overdue " * 200  # ~6,000 characters
+    result = company.adapter().add_note(inv, text, "huge-note")
+    again = company.adapter().add_note(inv, text, "huge-note")
+    note = qbo.store.read(company.realm, "Invoice", inv.external_id)["PrivateNote"]
+    assert len(note) == 4000
+    assert "Late fee of 25.00 charged: because" in note
+    assert note.endswith(" [nudge 04013b85]")  # the key's marker survives the cut: a replay still finds it
+    assert (result.replayed, again.replayed) == (False, True)
+
+
+def test_fee_marker_survives_notes_filling_the_field(qbo: EmulatorHandle, company: Company) -> None:
+    inv = snapshot(company)
+    fee = company.adapter().get_invoice(
+        company.adapter().create_fee_invoice(inv, Money.of("5.00", USD), "Late fee", "fee-for-notes").external_ref
+    )
+    assert fee is not None
+    assert fee.created_by_nudge
+    for n in range(3):
+        company.adapter().add_note(fee, f"note {n} " + "z" * 1990, f"fill-{n}")
+    after = company.adapter().get_invoice(fee.external_id)
+    note = qbo.store.read(company.realm, "Invoice", fee.external_id)["PrivateNote"]
+    assert len(note) <= 4000
+    assert note.startswith("[nudge:late-fee] …")
+    assert after is not None
+    assert after.created_by_nudge
 
 
 def test_note_retries_once_on_stale_synctoken(qbo: EmulatorHandle, company: Company) -> None:
@@ -97,6 +128,12 @@ def test_fee_invoice_created_once_with_item_and_reference(qbo: EmulatorHandle, c
     account = qbo.store.read(company.realm, "Account", items[0]["IncomeAccountRef"]["value"])
     assert account["Name"] == "Late fee income"
     assert account["AccountType"] == "Other Income"
+    # Nudge's marker leads the fee's PrivateNote: every Nudge syncing this company knows it for a fee
+    assert raw["PrivateNote"].startswith("[nudge:late-fee] Late fee for invoice")
+    fee_invoice = company.adapter().get_invoice(raw["Id"])
+    assert fee_invoice is not None
+    assert fee_invoice.created_by_nudge
+    assert not inv.created_by_nudge
     # a second fee on another invoice reuses the item (created once)
     other = snapshot(company)
     company.adapter().create_fee_invoice(other, Money.of("10.00", USD), "Late fee", "fee-key-2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 import pytest
@@ -47,6 +48,9 @@ def test_fee_invoice_is_created_once_and_found_by_reference(connected: Connected
     assert fee.due_date == fee.issue_date
     shown = admin(connected.xero, f"tenants/{connected.tenant}/invoices/{first.external_ref}", method="GET")["invoice"]
     assert shown["Reference"].startswith("Late fee for INV-0001")
+    assert shown["Reference"].endswith(" [nudge:late-fee]")  # Nudge's marker: any Nudge knows it for a fee
+    assert fee.created_by_nudge
+    assert not invoice.created_by_nudge
     assert shown["LineItems"][0]["AccountCode"] == "260"
     assert shown["LineItems"][0]["TaxType"] == "NONE"
     (put,) = [c for c in data_calls(connected.xero) if c.method == "PUT"]
@@ -56,6 +60,47 @@ def test_fee_invoice_is_created_once_and_found_by_reference(connected: Connected
     assert again.external_ref == first.external_ref
     assert again.replayed
     assert len([c for c in data_calls(connected.xero) if c.method == "PUT"]) == 1
+
+
+def test_fee_written_before_the_marker_existed_is_found_not_written_again(connected: Connected) -> None:
+    invoice = _invoice(connected, 0)
+    tag = hashlib.sha256(b"legacy-fee").hexdigest()[:10]
+    legacy = {
+        "Type": "ACCREC",
+        "Status": "AUTHORISED",
+        "Contact": {"ContactID": invoice.customer_external_id},
+        "Reference": f"Late fee for {invoice.number} ({tag})",
+        "Date": "2024-02-01",
+        "DueDate": "2024-02-01",
+        "LineItems": [{"Description": "Late fee", "Quantity": 1, "UnitAmount": "9.00", "AccountCode": "260"}],
+    }
+    seeded = admin(connected.xero, "seed", {"tenants": [{"tenantId": connected.tenant, "invoices": [legacy]}]})
+    [legacy_id] = seeded["tenants"][0]["invoices"]
+    before = len(data_calls(connected.xero))
+    again = connected.adapter.create_fee_invoice(invoice, Money.of("9.00", "NZD"), "Late fee", "legacy-fee")
+    assert (again.external_ref, again.replayed) == (legacy_id, True)
+    assert [c.method for c in data_calls(connected.xero)[before:]] == ["GET"]  # one lookup finds either reference
+
+
+def test_note_ends_with_its_key_marker_and_is_found_in_the_history(connected: Connected) -> None:
+    invoice = _invoice(connected, 1)
+    connected.adapter.add_note(invoice, "Reminder sent.", "history-key")
+    [note] = [h for h in _history(connected, invoice.external_id) if h["Changes"] == "Note"]
+    assert note["Details"] == f"Reminder sent. [nudge {hashlib.sha256(b'history-key').hexdigest()[:8]}]"
+    assert note["DateUTC"]  # Xero dates every history record itself
+    before = len(data_calls(connected.xero))
+    assert connected.adapter.add_note(invoice, "Reminder sent.", "history-key").replayed
+    assert [c.method for c in data_calls(connected.xero)[before:]] == ["GET"]  # the history read; no PUT
+
+
+def test_a_long_note_is_cut_to_four_records_not_refused(connected: Connected) -> None:
+    invoice = _invoice(connected, 2)
+    connected.adapter.add_note(invoice, "word " * 2000, "huge-note")
+    notes = [h for h in _history(connected, invoice.external_id) if h["Changes"] == "Note"]
+    assert len(notes) == 4
+    assert all(len(n["Details"]) <= 250 for n in notes)
+    assert notes[-1]["Details"].startswith("[4/4] ")
+    assert "… [nudge " in notes[-1]["Details"]
 
 
 def test_idempotency_key_replays_the_first_answer(connected: Connected) -> None:
