@@ -89,8 +89,9 @@ class Pipeline:
             connection_id = row.id
             row.cadence = "rs"
             row.time_zone = time_zone
+            in_review = row.chasing == "review"  # not a ledger another organization chases
             uow.commit()
-        if not review:
+        if in_review and not review:
             approve_review(services.store, connection_id, "test-user", now)
         return connection_id
 

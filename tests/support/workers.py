@@ -265,8 +265,9 @@ def connect(
         assert connection is not None
         connection.cadence = cadence
         connection.time_zone = "UTC"
+        in_review = connection.chasing == "review"  # not a ledger another organization chases
         uow.commit()
-    if not review:
+    if in_review and not review:
         from connector.review import approve
 
         approve(services.store, connected.connection_id, "test-user", services.clock.now())
