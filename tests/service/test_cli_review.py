@@ -193,9 +193,19 @@ def test_run_names_what_it_did_not_run(tmp_path: Path) -> None:
         assert row is not None
         row.status = ConnectionStatus.DISCONNECTED.value
         uow.commit()
-    disconnected = world.nudge("run", "--connection", str(cid), vault_key=generate_key())
+    key = generate_key()
+    disconnected = world.nudge("run", "--connection", str(cid), vault_key=key)
     assert disconnected.exit_code == 1, disconnected.output
     assert f"connection {cid} not run: Acme Ledger is disconnected" in disconnected.output
+    busy_id = world.connect("Practice", "t2", "Busy Books")
+    with world.store.unit_of_work() as uow:
+        busy = uow.connections.by_id(busy_id)
+        assert busy is not None
+        busy.lease_owner, busy.lease_until = "another-worker", datetime.now(UTC) + timedelta(minutes=10)
+        uow.commit()
+    held = world.nudge("run", "--connection", str(busy_id), vault_key=key)
+    assert held.exit_code == 1, held.output
+    assert f"connection {busy_id} not run: busy: another worker holds it" in held.output
 
 
 def test_preview_before_the_first_sync_says_so(tmp_path: Path) -> None:
