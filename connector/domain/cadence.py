@@ -782,6 +782,8 @@ class _Planner:
         if fee is None:
             return None
         policy = self.policies.late_fees.get(fee[0].step.late_fee or "")
+        if policy is not None and not policy.warning_required:
+            return fee
         warned = facts.fee_warned_on
         if policy is None or warned is None:
             return None
@@ -791,11 +793,16 @@ class _Planner:
 
     def _fee_floor(self, event: _Event, facts: InvoiceFacts, accrual_floor: date | None) -> date | None:
         """The first day a fee may accrue over: the day the first warning said it applies from (so never
-        before Nudge was connected) unless the policy accrues from the due date, and never before a broken
-        plan's `accrual_floor`."""
+        before Nudge was connected; for a fee agreed without warning, the day the invoice came into Nudge's
+        care) unless the policy accrues from the due date, and never before a broken plan's `accrual_floor`."""
         policy = self.policies.late_fees.get(event.step.late_fee or "")
-        if policy is None or policy.accrue_before_connected or facts.fee_warned_on is None:
+        if policy is None or policy.accrue_before_connected:
             return accrual_floor
+        if not policy.warning_required or facts.fee_warned_on is None:
+            connected = _latest_date(facts.first_seen, self.connection.started_on)
+            if connected is None:
+                return accrual_floor
+            return connected if accrual_floor is None else max(connected, accrual_floor)
         told = facts.fee_warned_on + timedelta(days=policy.warning_days)
         return told if accrual_floor is None else max(told, accrual_floor)
 

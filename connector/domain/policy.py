@@ -200,6 +200,9 @@ class LateFeePolicy:
     # No fee without warning: charged only when a sent reminder stated this policy (amount or rate and the
     # date it applies from) at least `warning_days` days before the assessment date.
     warning_days: int = 7
+    # False: the fee is already agreed in the customer's contract or printed terms, so no reminder needs to
+    # announce it first (reminders still mention it); accrual then counts from the day Nudge started chasing.
+    warning_required: bool = True
     # Interest and percentages count from the day Nudge started chasing the ledger (the onboarding review's
     # approval), never from earlier, unless this says so (and the review, which lists the fee, approved it).
     accrue_before_connected: bool = False

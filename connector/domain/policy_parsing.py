@@ -422,6 +422,7 @@ _FEE_FIELDS = {
     "write_back",
     "recreate_deleted",
     "warning_days",
+    "warning_required",
     "accrue_before_connected",
 }
 
@@ -470,6 +471,7 @@ def late_fee_from_dict(name: str, data: Mapping[str, Any]) -> LateFeePolicy:
         write_back=write_back,
         recreate_deleted=_bool(data, "recreate_deleted", where, False),
         warning_days=warning_days,
+        warning_required=_bool(data, "warning_required", where, True),
         accrue_before_connected=_bool(data, "accrue_before_connected", where, False),
     )
 

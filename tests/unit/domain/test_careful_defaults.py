@@ -243,3 +243,14 @@ def test_a_uk_statutory_warning_states_the_rate_and_the_fixed_compensation() -> 
     warning = reminder.items[0].fee_warning
     assert warning is not None
     assert (warning.annual_rate, warning.amount) == (Decimal(13), money(70))
+
+
+def test_a_fee_agreed_in_the_contract_needs_no_warning_and_accrues_from_when_nudge_took_over() -> None:
+    steps = [{"id": "interest", "offset": 20, "late_fee": "interest"}]
+    fee = {"interest": {"kind": "interest", "annual_rate": 10, "warning_required": False}}
+    inv = invoice(due=date(2024, 1, 2), total="3650.00")
+    [charged] = run([inv], policies(steps, late_fees=fee), utc(2024, 3, 18, 10), history=seen(date(2024, 3, 4)))
+    assert charged.kind is ActionKind.LATE_FEE
+    assert charged.fee is not None
+    assert charged.fee.period_start == date(2024, 3, 4)
+    assert charged.amount == money(14)
