@@ -52,6 +52,7 @@ from connector.accounts.users import create_user
 from connector.bootstrap import Services, build
 from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
+from connector.domain.calendar import HolidayCalendar
 from connector.domain.dso import DEFAULT_PERIOD_DAYS, days_sales_outstanding, sales_in_period
 from connector.domain.model import Role
 from connector.review import Review, approve, review_of
@@ -594,7 +595,8 @@ class _Simulation:
         if first_tick_of_day:
             self.pending = _customers_pay(self.companies, self.pending, today, tally, self.paid_after_reminder)
             _new_sales(self.companies, self.rng, today)
-            tally.calls_made += _make_calls(self.services, today)
+            days_off = [HolidayCalendar(c.profile.country, c.profile.subdivision or None) for c in self.companies]
+            tally.calls_made += _make_calls(self.services, today, days_off)
         report = self.worker.tick()
         for connection_id, error in report.failed.items():
             self.echo(f"    connection {connection_id} failed: {error}")
@@ -1124,28 +1126,31 @@ def _review_lines(review: Review) -> list[str]:
     kinds: Counter[str] = Counter()
     reminded_customers = 0
     for customer in review.customers:
-        groups = [group for group in customer.groups]
-        for group in groups:
+        for group in customer.groups:
             kinds[group.kind.value] += len(group.items)
-        reminded_customers += any(group.kind.value == "remind" for group in groups)
+        reminded_customers += any(group.kind.value == "remind" for group in customer.groups)
     asked = {t.currency: t.reminded.amount for t in review.totals}
     fees = {t.currency: t.fees.amount for t in review.totals}
     reasons: Counter[str] = Counter(hold.reason for customer in review.customers for hold in customer.holds)
-    held = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items())) or "none"
+    held = ", ".join(f"{_count(count, 'invoice')} ({reason})" for reason, count in sorted(reasons.items()))
+    charge = f"{_count(kinds['late_fee'], 'late fee')} ({_money(fees)})" if kinds["late_fee"] else "no late fees"
+    tasks = [
+        _count(kinds[kind], noun) for kind, noun in (("call_task", "call"), ("escalate", "hand-over")) if kinds[kind]
+    ]
     return [
         f"  review of {review.name} (nothing sent or written yet):",
         f"    would send {_count(kinds['remind'], 'reminder')} to {_count(reminded_customers, 'customer')} about "
-        f"{_money(asked)} overdue; write {_count(kinds['note'], 'ledger note')}; charge "
-        f"{_count(kinds['late_fee'], 'late fee')} ({_money(fees)}); open {_count(kinds['call_task'], 'call task')} "
-        f"and {_count(kinds['escalate'], 'hand-over')}",
-        f"    held back: {held}",
+        f"{_money(asked)} overdue, write {_count(kinds['note'], 'ledger note')}, charge {charge}"
+        + (f", give you {' and '.join(tasks)}" if tasks else ""),
+        f"    held back: {held or 'nothing'}",
     ]
 
 
-def _make_calls(services: Services, today: date) -> int:
-    """On weekdays the accountant makes every other call whose task fell due at least a day ago and records what
-    was said (`nudge tasks done ID --note ...`); the rest stay open for the summary. Returns the calls made."""
-    if today.weekday() >= 5:
+def _make_calls(services: Services, today: date, days_off: list[HolidayCalendar]) -> int:
+    """On working days (weekdays that are no public holiday in `days_off`) the accountant makes every other call
+    whose task fell due at least a day ago and records what was said (`nudge tasks done ID --note ...`); the rest
+    stay open for the summary. Returns the calls made."""
+    if today.weekday() >= 5 or any(calendar.is_holiday(today) for calendar in days_off):
         return 0
     made = 0
     for task in list_tasks(services.store):
