@@ -30,20 +30,27 @@ is asked whether its customer may get it now; when not, the action goes back to 
 allowed moment (not counted as an attempt, activity `action.deferred` with the reason). A reminder that
 goes out on another local day than planned is re-dated to that day in its payload, so what the history
 says was said (fee warnings, reminder days) carries the day it was really sent.
+
+Every ledger write leaves a note: after a late fee, discount credit or fee reversal is written, a dated
+note saying what Nudge did and why is added to the original invoice in the same attempt, keyed by
+`note_key(action key)`; a failed note retries the whole action (the write replays idempotently).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm.attributes import flag_modified
 
 from connector.domain.actions import CUSTOMER_FACING_KINDS, Action, ActionKind
+from connector.domain.calendar import zone
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import (
     AuthError,
@@ -67,6 +74,12 @@ log = logging.getLogger(__name__)
 
 INTERNAL_KINDS = frozenset({ActionKind.HOLD, ActionKind.PLAN_BROKEN, ActionKind.DISCOUNT_OFFER})
 TASK_KINDS = frozenset({ActionKind.CALL_TASK, ActionKind.ESCALATE})
+_FEE_SENT_STATES = (ActionState.DONE.value, ActionState.UNCERTAIN.value)
+
+
+def note_key(action_key: str) -> str:
+    """The idempotency key of the note a ledger write leaves on its invoice: 40 hex of sha256(key + ":note")."""
+    return hashlib.sha256(f"{action_key}:note".encode()).hexdigest()[:40]
 
 
 class TaskDesk(Protocol):
@@ -127,6 +140,7 @@ class Executor:
         self.retry_cap = retry_cap
         self.tasks = tasks
         self.gate = gate
+        self._zones: dict[int, ZoneInfo] = {}
 
     # -- recovery --------------------------------------------------------------------------------
     def recover(self, connection_id: int) -> ExecutionReport:
@@ -258,8 +272,10 @@ class Executor:
         elif state is ActionState.CANCELLED:
             self._finish(action_id, state, error=note, activity="action.cancelled")
             report.cancelled.append(row_key)
-        else:
-            self._finish(action_id, ActionState.DONE, external_ref=ref, activity=f"action.{action.kind.value}")
+        else:  # `note` on a done action: the write succeeded but something beside it did not (its ledger note)
+            self._finish(
+                action_id, ActionState.DONE, external_ref=ref, error=note, activity=f"action.{action.kind.value}"
+            )
             report.done.append(row_key)
 
     def _claim(self, action_id: int) -> tuple[str, Action, int] | None:
@@ -313,14 +329,15 @@ class Executor:
         if invoice is None:
             return ActionState.CANCELLED, "", "the invoice was deleted in the ledger"
         if action.kind is ActionKind.FEE_REVERSAL:
-            return ActionState.DONE, self._reverse_fee(action, invoice), ""
+            ref, what = self._reverse_fee(action, invoice)
+            return ActionState.DONE, ref, self._leave_note(action, invoice, connection_id, what)
         if not invoice.is_open or not self._same_cycle(action, invoice):
             return (
                 ActionState.CANCELLED,
                 "",
                 f"invoice {invoice.number} is {invoice.status.value} or its due date changed",
             )
-        return self._write_to_ledger(action, invoice)
+        return self._write_to_ledger(action, invoice, connection_id)
 
     def _send_reminder(
         self, action_id: int, action: Action, current: Mapping[str, InvoiceSnapshot | None]
@@ -338,25 +355,28 @@ class Executor:
         self._mark_sending(action_id)
         return ActionState.DONE, self.reminders.send(action, still_open, self.adapter), ""
 
-    def _write_to_ledger(self, action: Action, invoice: InvoiceSnapshot) -> tuple[ActionState, str, str]:
-        """Write a note, a fee invoice or a discount credit for an open invoice, keyed for idempotency."""
+    def _write_to_ledger(
+        self, action: Action, invoice: InvoiceSnapshot, connection_id: int
+    ) -> tuple[ActionState, str, str]:
+        """Write a note, a fee invoice or a discount credit for an open invoice, keyed for idempotency;
+        a fee or credit also leaves its dated note on the invoice."""
         key = action.key
         if action.kind is ActionKind.NOTE:
             return ActionState.DONE, self.adapter.add_note(invoice, action.text or action.rule, key).external_ref, ""
         if action.kind is ActionKind.LATE_FEE:
             assert action.amount is not None
             description = self._fee_description(action, invoice)
-            return (
-                ActionState.DONE,
-                self.adapter.create_fee_invoice(invoice, action.amount, description, key).external_ref,
-                "",
-            )
+            ref = self.adapter.create_fee_invoice(invoice, action.amount, description, key).external_ref
+            what = self._fee_note(action, ref, connection_id)
+            return ActionState.DONE, ref, self._leave_note(action, invoice, connection_id, what)
         if action.kind is ActionKind.DISCOUNT_CREDIT:
             assert action.amount is not None
             if invoice.balance != action.amount:
                 return ActionState.CANCELLED, "", "the balance no longer equals the earned discount"
             reason = f"Early-payment discount on invoice {invoice.number}"
-            return ActionState.DONE, self.adapter.create_credit(invoice, action.amount, reason, key).external_ref, ""
+            ref = self.adapter.create_credit(invoice, action.amount, reason, key).external_ref
+            what = f"early-payment discount of {action.amount} credited as credit {ref}"
+            return ActionState.DONE, ref, self._leave_note(action, invoice, connection_id, what)
         raise Rejected(f"unknown action kind {action.kind.value!r}")
 
     @staticmethod
@@ -370,16 +390,85 @@ class Executor:
         base = f"Late fee on invoice {invoice.number}"
         return f"{base}: {detail}" if detail else base
 
-    def _reverse_fee(self, action: Action, invoice: InvoiceSnapshot) -> str:
+    def _reverse_fee(self, action: Action, invoice: InvoiceSnapshot) -> tuple[str, str]:
+        """Void the whole fee invoice, or credit part of the fee: (the ledger's ref, what was done in words)."""
         with self.store.unit_of_work() as uow:
             fee_row = uow.session.scalars(select(ActionRow).where(ActionRow.key == action.reverses)).first()
             fee_ref = fee_row.external_ref if fee_row is not None else ""
             fee_amount = action_from_json(fee_row.payload).amount if fee_row is not None else None
         assert action.amount is not None
         if fee_ref and fee_amount is not None and action.amount == fee_amount:
-            return self.adapter.void_fee_invoice(fee_ref, action.key).external_ref
+            ref = self.adapter.void_fee_invoice(fee_ref, action.key).external_ref
+            return ref, f"late fee of {action.amount} reversed: fee invoice {fee_ref} voided"
         reason = f"Late fee reversed on invoice {invoice.number}: payment arrived on time"
-        return self.adapter.create_credit(invoice, action.amount, reason, action.key).external_ref
+        ref = self.adapter.create_credit(invoice, action.amount, reason, action.key).external_ref
+        return ref, f"late fee of {action.amount} reversed as credit {ref}"
+
+    # -- the note every ledger write leaves --------------------------------------------------------
+    def _leave_note(self, action: Action, invoice: InvoiceSnapshot, connection_id: int, what: str) -> str:
+        """Write "<date> Nudge: <what> (<why>)" on the original invoice; "" when written, else the remark to keep.
+
+        Transient, auth and rate-limit failures propagate, so the whole action is retried (its write
+        replays idempotently, the note too: `note_key`). A note the ledger refuses for good must not
+        undo the write that already happened: the action is done and the row says the note is missing.
+        """
+        today = self.now().astimezone(self._zone(connection_id)).date()
+        why = action.rule or action.text or action.step_id
+        text = f"{today.isoformat()} Nudge: {what}" + (f" ({why})" if why and why not in what else "") + "."
+        try:
+            self.adapter.add_note(invoice, text, note_key(action.key))
+        except Rejected as exc:
+            log.warning("the ledger refused the note of action %s: %s", action.key, exc.user_message)
+            return f"written, but the ledger refused its note: {exc.user_message}"
+        return ""
+
+    def _fee_note(self, action: Action, ref: str, connection_id: int) -> str:
+        """What a late fee note says: amount, where it went, the policy and step, and when the customer was told."""
+        assert action.amount is not None
+        fee = action.fee
+        where = "added as a line on this invoice" if fee is not None and fee.on_invoice else f"as fee invoice {ref}"
+        policy = fee.policy if fee is not None else ""
+        text = f"late fee of {action.amount} charged {where} under policy {policy!r} (step {action.step_id!r})"
+        warned = self._warned_on(action, connection_id)
+        told = f"the customer was told on {warned.isoformat()}" if warned else "no fee warning to them is on record"
+        return f"{text}; {told}"
+
+    def _warned_on(self, action: Action, connection_id: int) -> date | None:
+        """The earliest local date a sent reminder announced this fee's policy for this invoice (None: none did)."""
+        invoice_id = action.invoice_external_ids[0]
+        policy = action.fee.policy if action.fee is not None else None
+        with self.store.unit_of_work() as uow:
+            payloads = uow.session.scalars(
+                select(ActionRow.payload).where(
+                    ActionRow.kind == ActionKind.REMIND.value,
+                    ActionRow.customer_external_id == action.customer_external_id,
+                    ActionRow.state.in_(_FEE_SENT_STATES),
+                    ActionRow.connection_id == connection_id,
+                )
+            ).all()
+        told = [
+            reminder.local_date
+            for reminder in (action_from_json(payload) for payload in payloads if payload)
+            for item in reminder.items
+            if item.invoice_external_id == invoice_id
+            and item.fee_warning is not None
+            and (policy is None or item.fee_warning.policy == policy)
+        ]
+        return min(told, default=None)
+
+    def _zone(self, connection_id: int) -> ZoneInfo:
+        """The ledger's zone (the connection's `time_zone`): notes are dated in it."""
+        found = self._zones.get(connection_id)
+        if found is None:
+            with self.store.unit_of_work() as uow:
+                connection = uow.connections.by_id(connection_id)
+                name = connection.time_zone if connection is not None and connection.time_zone else "UTC"
+            try:
+                found = zone(name)
+            except ValueError:  # an unknown zone on the row: UTC rather than no note
+                found = zone("UTC")
+            self._zones[connection_id] = found
+        return found
 
     # -- state changes ---------------------------------------------------------------------------
     def _mark_sending(self, action_id: int) -> None:

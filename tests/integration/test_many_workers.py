@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connector.bootstrap import Services
+from connector.outbox.executor import note_key
 from connector.storage.tables import Action, Activity
 from providers._emulator import Fault
 from providers.quickbooks.adapter import _short
@@ -218,7 +219,10 @@ def _assert_every_action_done_once(
     for connection_id, realm in realms.items():
         writes = quickbooks_writes(emulator, realm)
         [note] = [row for row in by_connection[connection_id] if row.kind == "note"]
-        assert writes.note_markers == [f"[nudge {_short(note.key)}]"], (connection_id, writes)
+        [fee] = [row for row in by_connection[connection_id] if row.kind == "late_fee"]
+        # the step's note and the note the fee leaves on its invoice (issue 12), each once
+        expected = sorted([f"[nudge {_short(note.key)}]", f"[nudge {_short(note_key(fee.key))}]"])
+        assert sorted(writes.note_markers) == expected, (connection_id, writes)
         assert len(writes.fee_doc_numbers) == 1, (connection_id, writes)
     assert len(received) == len(set(received)) == CONNECTIONS
     assert {row.external_ref for row in rows if row.kind == "remind"} == set(received)

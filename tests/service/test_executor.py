@@ -98,12 +98,13 @@ def test_every_action_is_carried_out_once_and_replays_write_nothing(store: Store
     assert _states(store) == {"remind": "done", "note": "done", "late_fee": "done"}
     assert len(outbox.sent) == 1
     assert outbox.sent[0][1] == ["INV-1"]
-    assert sorted(ref.split("-")[0] for ref, _ in ledger.writes.values()) == ["fee", "note"]
+    # the step's note, the fee invoice, and the note the fee leaves on its invoice (issue 12)
+    assert sorted(ref.split("-")[0] for ref, _ in ledger.writes.values()) == ["fee", "note", "note"]
     assert any(detail.startswith("25.00 GBP Late fee on invoice INV-1") for _, detail in ledger.writes.values())
     assert executor.run_due(cid).done == []  # nothing left
     plan_connection(store, cid, RULES, NOW + timedelta(hours=1))
     assert executor.run_due(cid).done == []
-    assert len(ledger.writes) == 2
+    assert len(ledger.writes) == 3
     assert len(outbox.sent) == 1
 
 

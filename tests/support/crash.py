@@ -37,6 +37,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from connector.bootstrap import Services
+from connector.outbox.executor import note_key
 from connector.storage.tables import Activity
 from providers._emulator import Fault
 from providers.quickbooks.adapter import _short
@@ -253,7 +254,11 @@ def check_recovery(scene: Scene, point: str, kills: int) -> None:
     # Exactly one ledger write per planned action, found by the adapter's deterministic references.
     writes = quickbooks_writes(scene.emulator, scene.realm)
     notes = [row for row in rows if row.kind == "note"]
-    assert sorted(writes.note_markers) == sorted(f"[nudge {_short(row.key)}]" for row in notes)
+    # ...and every fee, credit or reversal leaves exactly one note of its own on its invoice (issue 12)
+    noted = [row for row in rows if row.kind in ("late_fee", "discount_credit", "fee_reversal")]
+    expected = [f"[nudge {_short(row.key)}]" for row in notes]
+    expected += [f"[nudge {_short(note_key(row.key))}]" for row in noted]
+    assert sorted(writes.note_markers) == sorted(expected)
     fees = [row for row in rows if row.kind == "late_fee"]
     assert len(writes.fee_doc_numbers) == len(set(writes.fee_doc_numbers)) == len(fees)
     credits = [row for row in rows if row.kind == "discount_credit"]
