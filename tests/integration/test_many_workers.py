@@ -53,7 +53,7 @@ RULES = rules(
     [{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue (Nudge)", "late_fee": "flat25"}],
     cadence="busy",
     catch_up=None,
-    late_fees={"flat25": {"kind": "flat", "amount": 25}},
+    late_fees={"flat25": {"kind": "flat", "amount": 25, "warning_required": False}},
 )
 
 

@@ -17,7 +17,7 @@ from tests.support.pipeline import Pipeline, pipeline, rules
 from tests.support.workers import customer_email
 
 PROVIDERS = ["quickbooks", "xero"]
-FEES = {"flat": {"kind": "flat", "amount": 25}}
+FEES = {"flat": {"kind": "flat", "amount": 25, "warning_required": False}}
 
 
 def _kinds(world: Pipeline, connection: int, state: str = "done") -> list[str]:

@@ -19,7 +19,7 @@ from tests.support.pipeline import Pipeline, pipeline, rules
 from tests.support.workers import customer_email
 
 STEPS = [{"id": "late", "offset": 3, "late_fee": "flat"}]
-RULES = rules(STEPS, late_fees={"flat": {"kind": "flat", "amount": 25}})
+RULES = rules(STEPS, late_fees={"flat": {"kind": "flat", "amount": 25, "warning_required": False}})
 
 
 def _overdue_invoice(world: Pipeline) -> tuple[str, int]:

@@ -81,7 +81,7 @@ FAST = {"timeout_s": 0.3, "retry_base_s": 0.01}  # a held-back answer times out 
 
 
 def _rules(recreate: bool) -> dict[str, object]:
-    fees = {"flat": {"kind": "flat", "amount": 25, "recreate_deleted": recreate}}
+    fees = {"flat": {"kind": "flat", "amount": 25, "recreate_deleted": recreate, "warning_required": False}}
     return rules([{"id": "late", "offset": 3, "late_fee": "flat"}], late_fees=fees)
 
 

@@ -36,7 +36,7 @@ RULES = rules(
     [{"id": "late", "offset": 3, "remind": "firm", "late_fee": "flat25"}],
     cadence="daily",
     catch_up=None,
-    late_fees={"flat25": {"kind": "flat", "amount": 25}},
+    late_fees={"flat25": {"kind": "flat", "amount": 25, "warning_required": False}},
 )
 
 

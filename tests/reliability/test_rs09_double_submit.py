@@ -32,7 +32,7 @@ from tests.support.workers import customer_email
 from tests.web.harness import WebWorld, csrf_token, web_world
 
 STEPS = [{"id": "late", "offset": 3, "remind": "firm", "late_fee": "flat"}]
-RULES = rules(STEPS, late_fees={"flat": {"kind": "flat", "amount": 25}})
+RULES = rules(STEPS, late_fees={"flat": {"kind": "flat", "amount": 25, "warning_required": False}})
 
 
 @pytest.mark.parametrize("provider", ["quickbooks", "xero"])

@@ -12,7 +12,7 @@ from tests.support.pipeline import pipeline, rules
 from tests.support.workers import customer_email
 
 STEPS = [{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue: reminder sent by Nudge", "late_fee": "pct"}]
-RULES = rules(STEPS, late_fees={"pct": {"kind": "percent", "percent": 2}})
+RULES = rules(STEPS, late_fees={"pct": {"kind": "percent", "percent": 2, "warning_required": False}})
 
 
 @pytest.mark.parametrize("provider", ["quickbooks", "xero"])

@@ -41,7 +41,12 @@ DUE = date(2026, 2, 4)
 
 def _rules(zone: str) -> dict[str, Any]:
     steps = [{"id": "late1", "offset": 1, "remind": "firm", "late_fee": "flat5"}]
-    return rules(steps, time_zone=zone, catch_up=None, late_fees={"flat5": {"kind": "flat", "amount": 5}})
+    return rules(
+        steps,
+        time_zone=zone,
+        catch_up=None,
+        late_fees={"flat5": {"kind": "flat", "amount": 5, "warning_required": False}},
+    )
 
 
 @dataclass

@@ -18,7 +18,10 @@ from tests.support.pipeline import Pipeline, pipeline, rules
 from tests.support.workers import customer_email
 
 PERCENT = Decimal("1.5")
-RULES = rules([{"id": "fee", "offset": 3, "late_fee": "pct"}], late_fees={"pct": {"kind": "percent", "percent": 1.5}})
+RULES = rules(
+    [{"id": "fee", "offset": 3, "late_fee": "pct"}],
+    late_fees={"pct": {"kind": "percent", "percent": 1.5, "warning_required": False}},
+)
 
 
 @dataclass(frozen=True)

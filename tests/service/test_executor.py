@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # 14 days late, inside the Lond
 
 RULES = policy_from_dict(
     {
-        "late_fees": {"flat": {"kind": "flat", "amount": 25}},
+        "late_fees": {"flat": {"kind": "flat", "amount": 25, "warning_required": False}},
         "cadences": {
             "standard": {
                 "time_zone": "Europe/London",

@@ -23,7 +23,7 @@ from tests.support.ledger import FakeLedger
 from tests.support.outbox import connection_with_invoices, invoice_snapshot
 
 DUE = date(2026, 11, 2)
-NOW = datetime(2026, 11, 16, 23, 30, tzinfo=UTC)  # still the 16th in London, already the 17th in Sydney
+NOW = datetime(2026, 11, 16, 23, 30, tzinfo=UTC)
 GBP = "GBP"
 
 
@@ -145,7 +145,7 @@ def test_a_late_fee_leaves_a_dated_note_saying_what_why_and_when_the_customer_wa
     assert report.done == ["fee-a"]
     assert ledger.writes["fee-a"][0] == "fee-1"
     assert _notes(ledger) == {
-        note_key("fee-a"): "2026-11-16 Nudge: late fee of 12.50 GBP charged as fee invoice fee-1 under policy "
+        note_key("fee-a"): "Nudge: late fee of 12.50 GBP charged as fee invoice fee-1 under policy "
         "'monthly_interest' (step 'late-14'); the customer was told on 2026-11-09 "
         "(late fee 'monthly_interest' 14 days after due)."
     }
@@ -199,9 +199,7 @@ def test_a_discount_credit_leaves_a_note(store: Store) -> None:
     ledger = FakeLedger([_invoice(1, balance=Money.of("10.00", GBP))])
     assert Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid).done == ["disc-1"]
     assert _notes(ledger) == {
-        note_key(
-            "disc-1"
-        ): f"2026-11-16 Nudge: early-payment discount of 10.00 GBP credited as credit credit-1 ({rule})."
+        note_key("disc-1"): f"Nudge: early-payment discount of 10.00 GBP credited as credit credit-1 ({rule})."
     }
 
 
@@ -217,12 +215,10 @@ def test_fee_reversals_leave_a_note_on_the_original_invoice_void_or_credit(store
     assert sorted(Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid).done) == ["rev-a", "rev-b"]
     notes = _notes(ledger)
     assert notes[note_key("rev-a")] == (
-        f"2026-11-16 Nudge: late fee of 25.00 GBP reversed: fee invoice fee-invoice-9 voided ({why})."
+        f"Nudge: late fee of 25.00 GBP reversed: fee invoice fee-invoice-9 voided ({why})."
     )
     credit_ref = ledger.writes["rev-b"][0]
-    assert (
-        notes[note_key("rev-b")] == f"2026-11-16 Nudge: late fee of 12.00 GBP reversed as credit {credit_ref} ({why})."
-    )
+    assert notes[note_key("rev-b")] == f"Nudge: late fee of 12.00 GBP reversed as credit {credit_ref} ({why})."
 
 
 def test_a_plain_note_is_one_write_and_leaves_no_second_note(store: Store) -> None:

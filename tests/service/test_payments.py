@@ -37,7 +37,7 @@ STEPS = [
 ]
 RULES = policy_from_dict(
     {
-        "late_fees": {"flat": {"kind": "flat", "amount": 25}},
+        "late_fees": {"flat": {"kind": "flat", "amount": 25, "warning_required": False}},
         "discounts": {"2-10": {"percent": 2, "days": 10}},
         "payment_plans": {"monthly": {"grace_days": 3, "remind_offsets": [-2, 0]}},
         "cadences": {"standard": {"time_zone": "Europe/London", "send_time": "09:30", "steps": STEPS}},
@@ -296,7 +296,15 @@ def test_interest_on_a_partly_paid_invoice_counts_the_balance_outstanding_each_d
     """500.00 overdue from 2 November, 250.00 paid on 9 November: interest on 500 for 7 days, 250 for 7."""
     rules = policy_from_dict(
         {
-            "late_fees": {"interest": {"kind": "interest", "annual_rate": "36.5", "compensation": False}},
+            "late_fees": {
+                "interest": {
+                    "kind": "interest",
+                    "annual_rate": "36.5",
+                    "compensation": False,
+                    "warning_required": False,
+                    "accrue_before_connected": True,
+                }
+            },
             "cadences": {
                 "standard": {
                     "time_zone": "Europe/London",

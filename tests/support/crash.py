@@ -65,7 +65,7 @@ LEASE_SECONDS = 1
 RULES = rules(
     [{"id": "late", "offset": 3, "remind": "firm", "note": "Overdue: reminder sent by Nudge", "late_fee": "flat25"}],
     cadence="crash",
-    late_fees={"flat25": {"kind": "flat", "amount": 25}},
+    late_fees={"flat25": {"kind": "flat", "amount": 25, "warning_required": False}},
 )
 # The final provider write of each ledger action (a credit is a memo, then a payment applying it).
 # Credits are covered by the same loops, but the planner has no way to plan one from synced data yet
