@@ -792,7 +792,8 @@ class _Planner:
         return fee
 
     def _fee_floor(self, event: _Event, facts: InvoiceFacts, accrual_floor: date | None) -> date | None:
-        """The first day a fee may accrue over: the day the first warning said it applies from (so never
+        """The first day a fee may accrue over: the day the first warning said it applies from (for interest,
+        the day of the warning itself; the charge still waits `warning_days`), so never
         before Nudge was connected; for a fee agreed without warning, the day the invoice came into Nudge's
         care) unless the policy accrues from the due date, and never before a broken plan's `accrual_floor`."""
         policy = self.policies.late_fees.get(event.step.late_fee or "")
@@ -803,7 +804,9 @@ class _Planner:
             if connected is None:
                 return accrual_floor
             return connected if accrual_floor is None else max(connected, accrual_floor)
-        told = facts.fee_warned_on + timedelta(days=policy.warning_days)
+        told = facts.fee_warned_on
+        if policy.kind is FeeKind.FLAT or policy.kind is FeeKind.PERCENT:
+            told += timedelta(days=policy.warning_days)
         return told if accrual_floor is None else max(told, accrual_floor)
 
     def _fee_warning(
@@ -828,7 +831,9 @@ class _Planner:
                 rate = None
             accrues = policy.kind in (FeeKind.INTEREST, FeeKind.UK_STATUTORY, FeeKind.EU_STATUTORY)
             if accrues and not policy.accrue_before_connected:
-                applies = max(told, inv.due_date + timedelta(days=policy.grace_days + 1))
+                # interest runs from the day the customer is told (charged no earlier than warning_days later):
+                # a first charge covering a day or two would only be lifted to the policy's minimum fee
+                applies = max(local, inv.due_date + timedelta(days=policy.grace_days + 1))
             else:
                 applies = max(told, fee_day)
             amount = Money.of(policy.amount, inv.currency) if policy.amount is not None else None
