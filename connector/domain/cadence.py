@@ -151,6 +151,7 @@ class _Customer:
     now_slot: datetime | None
     holds: list[tuple[HoldReason, str, str]]
     credit: Money | None
+    limit: datetime  # plan events firing up to here: `now` + horizon, or the close of the next send day
 
 
 @dataclass(slots=True)
@@ -178,6 +179,7 @@ class _Planner:
         unapplied_credit: Mapping[str, Money],
         horizon: timedelta,
         calendars: Calendars,
+        through_next_send_day: bool = False,
     ) -> None:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be a timezone-aware datetime")
@@ -195,6 +197,7 @@ class _Planner:
         self.payment_plans = payment_plans
         self.unapplied_credit = unapplied_credit
         self.calendars = calendars
+        self.through_next_send_day = through_next_send_day
         self.actions: list[Action] = []
         self.reminders: dict[tuple[str, date], list[_Reminder]] = {}
         self._customers: dict[str, _Customer] = {}
@@ -239,10 +242,13 @@ class _Planner:
         today = self.now.astimezone(tz).date()
         info = schedule = slot = None
         key: tuple[object, ...] = ()
+        limit = self.limit
         if cadence is not None:
             info = self._info(cadence)
             key, schedule = self._schedule(cadence, over, tz_name, tz)
             slot = self._slots[key]
+            if self.through_next_send_day:
+                limit = max(limit, schedule.next_window_close(self.now))
         holds.extend(_override_holds(over, today))
         found = _Customer(
             customer_id,
@@ -255,6 +261,7 @@ class _Planner:
             slot,
             holds,
             self.unapplied_credit.get(customer_id),
+            limit,
         )
         self._customers[customer_id] = found
         return found
@@ -393,7 +400,7 @@ class _Planner:
     def _latest(
         self, cust: _Customer, events: list[_Event], fires: list[datetime], facts: InvoiceFacts
     ) -> tuple[_Event, datetime] | None:
-        index = bisect_right(fires, self.limit) - 1
+        index = bisect_right(fires, cust.limit) - 1
         if index < 0:
             return None
         event = events[index]
@@ -402,7 +409,7 @@ class _Planner:
         else:
             assert cust.now_slot is not None
             scheduled = cust.now_slot
-            if scheduled > self.limit:
+            if scheduled > cust.limit:
                 return None
         if (
             cust.info is not None
@@ -1235,6 +1242,7 @@ def plan(
     unapplied_credit: Mapping[str, Money] | None = None,
     horizon: timedelta = _ZERO_DELTA,
     calendars: Calendars | None = None,
+    through_next_send_day: bool = False,
 ) -> list[Action]:
     """Every action due by `now` + `horizon` that `history` does not already hold, deterministically.
 
@@ -1242,8 +1250,9 @@ def plan(
     computed in each customer's zone (override, else the cadence's, else the connection's). Overrides
     and unapplied credit are keyed by customer external id, payment plans by invoice external id.
     `horizon` looks ahead (preview plans a day at a time with horizon one day); 0 plans what is due
-    now. Pass one `Calendars` to many calls to load holidays once. Sorted by (scheduled_at, customer,
-    kind, invoices, key).
+    now. `through_next_send_day` looks ahead, per customer, to the close of the next send day's window
+    (an onboarding review shows what the first send day brings, whatever the hour it is planned at). Pass
+    one `Calendars` to many calls to load holidays once. Sorted by (scheduled_at, customer, kind, invoices, key).
     """
     planner = _Planner(
         cadence,
@@ -1256,5 +1265,6 @@ def plan(
         unapplied_credit or {},
         horizon,
         calendars or Calendars(),
+        through_next_send_day,
     )
     return planner.run(invoices)

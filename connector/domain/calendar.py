@@ -197,6 +197,14 @@ class Schedule:
         """The local calendar date of a UTC instant in this zone."""
         return instant.astimezone(self.tz).date()
 
+    def next_window_close(self, instant: datetime) -> datetime:
+        """The end of the send window of the first send day whose window has not closed at `instant` (UTC)."""
+        local = instant.astimezone(self.tz)
+        day = local.date()
+        if not (self.is_send_day(day) and local.time().replace(tzinfo=None) < self.window.end):
+            day = self.next_send_day(day + _ONE_DAY)
+        return local_to_utc(day, self.window.end, self.tz)
+
     def next_allowed(self, instant: datetime) -> datetime:
         """The first moment at or after `instant` that is inside the send window on a send day (UTC)."""
         local = instant.astimezone(self.tz)

@@ -37,7 +37,12 @@ class PlanningState:
 
 
 def plan_state(
-    state: PlanningState, now: datetime, *, horizon: timedelta = timedelta(0), calendars: Calendars | None = None
+    state: PlanningState,
+    now: datetime,
+    *,
+    horizon: timedelta = timedelta(0),
+    calendars: Calendars | None = None,
+    through_next_send_day: bool = False,
 ) -> list[Action]:
     """`plan` applied to a PlanningState (same rules; `now` aware, results in UTC)."""
     return plan(
@@ -52,6 +57,7 @@ def plan_state(
         unapplied_credit=state.unapplied_credit,
         horizon=horizon,
         calendars=calendars,
+        through_next_send_day=through_next_send_day,
     )
 
 

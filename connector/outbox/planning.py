@@ -237,7 +237,12 @@ def plan_connection(
         states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
         _track_plans(uow, connection_id, rules, now, connection.time_zone or "UTC")
         _cancel_orphaned_reversals(uow, connection_id, states, now)
-        actions = [action for state in states for action in plan_state(state, now, calendars=shared_calendars)]
+        # A review shows what the first send day brings, whatever the hour it is planned at.
+        actions = [
+            action
+            for state in states
+            for action in plan_state(state, now, calendars=shared_calendars, through_next_send_day=in_review)
+        ]
         planned = known = waiting = 0
         for action in actions:
             # In review every action waits for a person, except holds: they only inform, nothing goes out.

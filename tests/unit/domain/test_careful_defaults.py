@@ -6,13 +6,16 @@ calendar applies when the cadence names none."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from connector.domain.actions import ActionKind, History, HoldReason, InvoiceFacts
+from connector.domain.cadence import plan
+from connector.domain.calendar import HolidayCalendar, Schedule, SendWindow
 from connector.domain.fees import ReferenceRates
 from connector.domain.policy import PolicyError, Step, Tone, tone_of
 from connector.domain.policy_parsing import policy_from_dict
@@ -256,3 +259,37 @@ def test_a_fee_agreed_in_the_contract_needs_no_warning_and_accrues_from_when_nud
     assert charged.fee is not None
     assert charged.fee.period_start == date(2024, 3, 4)
     assert charged.amount == money(14)
+
+
+def test_a_review_planned_at_any_hour_shows_what_the_next_send_day_brings() -> None:
+    body = {"time_zone": "America/New_York", "steps": [{"id": "late7", "offset": 7, "remind": "overdue"}]}
+    pol = policy_from_dict({"cadences": {"default": body}})
+    inv = invoice(due=date(2026, 11, 20), currency="USD")
+    # 00:00 UTC on Friday 4 December is 19:00 on Thursday in New York: the window has closed for the day
+    late_evening = utc(2026, 12, 4, 0)
+    assert run([inv], pol, late_evening, history=seen(date(2026, 12, 3))) == []
+    [reminder] = plan(
+        [inv],
+        {},
+        pol.cadences["default"],
+        pol,
+        seen(date(2026, 12, 3)),
+        late_evening,
+        connection=CONN,
+        through_next_send_day=True,
+    )
+    assert reminder.local_date == date(2026, 12, 4)
+    assert reminder.scheduled_at == utc(2026, 12, 4, 13)  # the window opens at 08:00 in New York
+
+
+def test_the_next_window_close_skips_the_weekend_and_holidays() -> None:
+    schedule = Schedule(
+        tz=ZoneInfo("Europe/London"),
+        window=SendWindow(),
+        send_time=time(9, 0),
+        holidays=HolidayCalendar("GB", "ENG"),
+    )
+    assert schedule.next_window_close(utc(2026, 12, 24, 10)) == utc(2026, 12, 24, 18)
+    # Thursday 24 December after hours: Christmas, Boxing Day (Saturday) and the weekend, then the 28th is
+    # the Boxing Day substitute holiday: Tuesday 29 December
+    assert schedule.next_window_close(utc(2026, 12, 24, 19)) == utc(2026, 12, 29, 18)
