@@ -31,8 +31,8 @@ allowed moment (not counted as an attempt, activity `action.deferred` with the r
 goes out on another local day than planned is re-dated to that day in its payload, so what the history
 says was said (fee warnings, reminder days) carries the day it was really sent.
 
-Every ledger write leaves a note: after a late fee, discount credit or fee reversal is written, a dated
-note saying what Nudge did and why is added to the original invoice in the same attempt, keyed by
+Every ledger write leaves a note: after a late fee, discount credit or fee reversal is written, a note
+(dated by the adapter) saying what Nudge did and why is added to the original invoice in the same attempt, keyed by
 `note_key(action key)`; a failed note retries the whole action (the write replays idempotently).
 """
 
@@ -44,13 +44,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm.attributes import flag_modified
 
 from connector.domain.actions import CUSTOMER_FACING_KINDS, Action, ActionKind
-from connector.domain.calendar import zone
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import (
     AuthError,
@@ -140,7 +138,6 @@ class Executor:
         self.retry_cap = retry_cap
         self.tasks = tasks
         self.gate = gate
-        self._zones: dict[int, ZoneInfo] = {}
 
     # -- recovery --------------------------------------------------------------------------------
     def recover(self, connection_id: int) -> ExecutionReport:
@@ -330,7 +327,7 @@ class Executor:
             return ActionState.CANCELLED, "", "the invoice was deleted in the ledger"
         if action.kind is ActionKind.FEE_REVERSAL:
             ref, what = self._reverse_fee(action, invoice)
-            return ActionState.DONE, ref, self._leave_note(action, invoice, connection_id, what)
+            return ActionState.DONE, ref, self._leave_note(action, invoice, what)
         if not invoice.is_open or not self._same_cycle(action, invoice):
             return (
                 ActionState.CANCELLED,
@@ -368,7 +365,7 @@ class Executor:
             description = self._fee_description(action, invoice)
             ref = self.adapter.create_fee_invoice(invoice, action.amount, description, key).external_ref
             what = self._fee_note(action, ref, connection_id)
-            return ActionState.DONE, ref, self._leave_note(action, invoice, connection_id, what)
+            return ActionState.DONE, ref, self._leave_note(action, invoice, what)
         if action.kind is ActionKind.DISCOUNT_CREDIT:
             assert action.amount is not None
             if invoice.balance != action.amount:
@@ -376,7 +373,7 @@ class Executor:
             reason = f"Early-payment discount on invoice {invoice.number}"
             ref = self.adapter.create_credit(invoice, action.amount, reason, key).external_ref
             what = f"early-payment discount of {action.amount} credited as credit {ref}"
-            return ActionState.DONE, ref, self._leave_note(action, invoice, connection_id, what)
+            return ActionState.DONE, ref, self._leave_note(action, invoice, what)
         raise Rejected(f"unknown action kind {action.kind.value!r}")
 
     @staticmethod
@@ -405,16 +402,17 @@ class Executor:
         return ref, f"late fee of {action.amount} reversed as credit {ref}"
 
     # -- the note every ledger write leaves --------------------------------------------------------
-    def _leave_note(self, action: Action, invoice: InvoiceSnapshot, connection_id: int, what: str) -> str:
-        """Write "<date> Nudge: <what> (<why>)" on the original invoice; "" when written, else the remark to keep.
+    def _leave_note(self, action: Action, invoice: InvoiceSnapshot, what: str) -> str:
+        """Write "Nudge: <what> (<why>)." on the original invoice; "" when written, else the remark to keep.
 
-        Transient, auth and rate-limit failures propagate, so the whole action is retried (its write
-        replays idempotently, the note too: `note_key`). A note the ledger refuses for good must not
-        undo the write that already happened: the action is done and the row says the note is missing.
+        The adapters date every note (QuickBooks prefixes the company's date to the PrivateNote line, Xero
+        dates each history record), so the text carries no date of its own. Transient, auth and rate-limit
+        failures propagate, so the whole action is retried (its write replays idempotently, the note too:
+        `note_key`). A note the ledger refuses for good must not undo the write that already happened: the
+        action is done and the row says the note is missing.
         """
-        today = self.now().astimezone(self._zone(connection_id)).date()
         why = action.rule or action.text or action.step_id
-        text = f"{today.isoformat()} Nudge: {what}" + (f" ({why})" if why and why not in what else "") + "."
+        text = f"Nudge: {what}" + (f" ({why})" if why and why not in what else "") + "."
         try:
             self.adapter.add_note(invoice, text, note_key(action.key))
         except Rejected as exc:
@@ -455,20 +453,6 @@ class Executor:
             and (policy is None or item.fee_warning.policy == policy)
         ]
         return min(told, default=None)
-
-    def _zone(self, connection_id: int) -> ZoneInfo:
-        """The ledger's zone (the connection's `time_zone`): notes are dated in it."""
-        found = self._zones.get(connection_id)
-        if found is None:
-            with self.store.unit_of_work() as uow:
-                connection = uow.connections.by_id(connection_id)
-                name = connection.time_zone if connection is not None and connection.time_zone else "UTC"
-            try:
-                found = zone(name)
-            except ValueError:  # an unknown zone on the row: UTC rather than no note
-                found = zone("UTC")
-            self._zones[connection_id] = found
-        return found
 
     # -- state changes ---------------------------------------------------------------------------
     def _mark_sending(self, action_id: int) -> None:
