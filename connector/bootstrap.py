@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
 from connector.config import MailSettings, Settings
@@ -45,7 +47,7 @@ class Services:
 
     def reminder_sender(self) -> MailReminderSender:
         """Reminder emails through the configured mailer (SMTP, or the maildir outbox in development)."""
-        return MailReminderSender(self.store, mailer_for(self.settings.mail), self.clock.now)
+        return MailReminderSender(self.store, mailer_for(self.settings.mail, self.clock.now), self.clock.now)
 
     def require_ready_to_serve(self) -> None:
         """Fail closed before serving: a vault key that opens the database's canary and a session secret."""
@@ -66,12 +68,13 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     )
 
 
-def mailer_for(settings: MailSettings) -> Mailer:
-    """The mailer `settings.backend` names: SmtpMailer for "smtp", MaildirMailer for "maildir"."""
+def mailer_for(settings: MailSettings, clock: Callable[[], datetime] | None = None) -> Mailer:
+    """The mailer `settings.backend` names: SmtpMailer for "smtp", MaildirMailer for "maildir"; `clock` dates
+    each message (Nudge's clock: the demo's simulated days, the real time otherwise)."""
     if settings.backend == "smtp":
-        return SmtpMailer(settings)
+        return SmtpMailer(settings, clock=clock)
     if settings.backend == "maildir":
         if not settings.outbox_path:
             raise ConfigError("mail.backend is maildir but mail.outbox_path is empty")
-        return MaildirMailer(settings.outbox_path, settings)
+        return MaildirMailer(settings.outbox_path, settings, clock=clock)
     raise ConfigError(f"unknown mail backend {settings.backend!r} (expected maildir or smtp)")

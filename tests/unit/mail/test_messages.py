@@ -378,3 +378,13 @@ def test_a_changed_recipient_in_the_wire_form_stops_the_message() -> None:
 
     with pytest.raises(HeaderInjection, match="To"):
         verify_wire_headers(prepared.mime, tampered)
+
+
+def test_mailers_date_messages_with_the_clock_they_are_given(tmp_path: Path) -> None:
+    """Nudge's own clock dates what it sends: the demo's simulated days, never the machine's real day."""
+    moment = datetime(2026, 12, 24, 14, 0, tzinfo=UTC)
+    maildir = mailer_for(MailSettings(backend="maildir", outbox_path=str(tmp_path)), lambda: moment)
+    message = OutgoingMessage(to=["a@example.com"], subject="Hello", text="Hi", thread_key="t", message_key="k" * 40)
+    maildir.send(message)
+    [written] = list(tmp_path.rglob("*.eml"))
+    assert "Date: Thu, 24 Dec 2026 14:00:00 +0000" in written.read_text()
