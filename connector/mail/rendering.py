@@ -574,6 +574,13 @@ def _finalize(context: jinja2.runtime.Context, value: Any) -> Any:
 
 
 def _environment(overrides: Mapping[str, str]) -> _Sandbox:
+    """The sandbox for one set of overrides, built once: Jinja compiles each template once per environment,
+    so building one per email would recompile every template for every reminder."""
+    return _cached_environment(tuple(sorted(overrides.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_environment(overrides: tuple[tuple[str, str], ...]) -> _Sandbox:
     env = _Sandbox(
         loader=jinja2.ChoiceLoader([jinja2.DictLoader(dict(overrides)), jinja2.FileSystemLoader(TEMPLATE_DIR)]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -749,6 +756,12 @@ def _states_fee_warnings(
         for fact in facts:
             if fact is not None and (str(markupsafe.escape(fact)) if html else str(fact)) not in output:
                 return False
+    return _template_uses_fee_warnings(env, name)
+
+
+@functools.lru_cache(maxsize=512)
+def _template_uses_fee_warnings(env: jinja2.Environment, name: str) -> bool:
+    """`_uses_fee_warnings` once per (environment, template): environments are cached, and so are their templates."""
     return _uses_fee_warnings(env, name, set())
 
 
