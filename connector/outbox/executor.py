@@ -45,10 +45,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm.attributes import flag_modified
 
-from connector.domain.actions import CUSTOMER_FACING_KINDS, Action, ActionKind
+from connector.domain.actions import CUSTOMER_FACING_KINDS, Action, ActionKind, action_key
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import (
     AuthError,
@@ -86,6 +86,16 @@ class TaskDesk(Protocol):
     def open_task(self, action: Action, connection_id: int) -> str:
         """Open (or find, for a retried action) the task of `action`; returns the task's id as text."""
         ...
+
+
+# A reminder in these states has not reached the customer yet (a note of its step waits for it).
+_NOT_SENT_YET = (
+    ActionState.PLANNED.value,
+    ActionState.AWAITING_APPROVAL.value,
+    ActionState.RUNNING.value,
+    ActionState.SENDING.value,
+)
+_AFTER_ITS_REMINDER = timedelta(minutes=1)
 
 
 class ReminderSender(Protocol):
@@ -210,7 +220,10 @@ class Executor:
                     ActionRow.state == ActionState.PLANNED.value,
                     ActionRow.scheduled_at <= self.now(),
                 )
-                .order_by(ActionRow.scheduled_at, ActionRow.id)
+                # a step's reminder before its other parts due at the same moment: its note says it was sent
+                .order_by(
+                    ActionRow.scheduled_at, case((ActionRow.kind == ActionKind.REMIND.value, 0), else_=1), ActionRow.id
+                )
                 .limit(limit)
             ).all()
         for action_id in due:
@@ -313,11 +326,11 @@ class Executor:
             if self.tasks is None:
                 raise Rejected("no task desk is set up to open call tasks and hand-offs for people")
             return ActionState.DONE, f"task:{self.tasks.open_task(action, connection_id)}", ""
-        if action.kind in CUSTOMER_FACING_KINDS and self.gate is not None:
-            verdict = self.gate.check(action, connection_id, action_id, self.now())
-            if not verdict.allowed:
-                self._defer(action_id, verdict)
-                return ActionState.PLANNED, "", verdict.reason
+        verdict = self._verdict(action_id, action, connection_id)
+        if verdict is not None and not verdict.allowed:
+            self._defer(action_id, verdict)
+            return ActionState.PLANNED, "", verdict.reason
+        if verdict is not None and action.kind in CUSTOMER_FACING_KINDS:
             action = self._dated(action_id, action, verdict.local_today)
         current = {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids}
         if action.kind is ActionKind.REMIND:
@@ -335,6 +348,46 @@ class Executor:
                 f"invoice {invoice.number} is {invoice.status.value} or its due date changed",
             )
         return self._write_to_ledger(action, invoice, connection_id)
+
+    def _verdict(self, action_id: int, action: Action, connection_id: int) -> SendVerdict | None:
+        """Whether the action may be carried out now: a reminder inside its customer's window (the gate), a
+        step's note only once its reminder went out. None: nothing to check."""
+        if action.kind in CUSTOMER_FACING_KINDS and self.gate is not None:
+            return self.gate.check(action, connection_id, action_id, self.now())
+        if action.kind is ActionKind.NOTE and (waiting := self._reminder_not_sent(action, connection_id)) is not None:
+            return SendVerdict(
+                allowed=False,
+                local_today=action.local_date,
+                not_before=waiting + _AFTER_ITS_REMINDER,
+                reason="the step's note waits for its reminder, which has not gone out yet",
+            )
+        return None
+
+    def _reminder_not_sent(self, action: Action, connection_id: int) -> datetime | None:
+        """When the reminder of the note's own step is still to go out (planned, deferred, held for approval or
+        in hand): its scheduled instant, so a note like "reminder sent" is never written before the email is."""
+        member = action_key(
+            action.connection_id,
+            action.invoice_external_ids[0],
+            action.step_id,
+            action.due_date,
+            ActionKind.REMIND,
+            action.occurrence,
+        )
+        with self.store.unit_of_work() as uow:
+            rows = uow.session.execute(
+                select(ActionRow.key, ActionRow.payload, ActionRow.scheduled_at).where(
+                    ActionRow.connection_id == connection_id,
+                    ActionRow.kind == ActionKind.REMIND.value,
+                    ActionRow.customer_external_id == action.customer_external_id,
+                    ActionRow.state.in_(_NOT_SENT_YET),
+                )
+            ).all()
+        for key, payload, scheduled_at in rows:
+            if key == member or member in (payload or {}).get("member_keys", ()):
+                due: datetime = scheduled_at
+                return max(due, self.now())
+        return None
 
     def _send_reminder(
         self, action_id: int, action: Action, current: Mapping[str, InvoiceSnapshot | None]

@@ -107,7 +107,8 @@ def test_rs05_a_timeout_at_data_is_retried_with_back_off_and_sent_once(
     assert row.scheduled_at is not None
     assert row.scheduled_at.replace(tzinfo=UTC) > NOW  # ... later: back-off
     assert "nothing was delivered" in (row.error or "")
-    assert len(first.done) == 1  # the note of the same pass went ahead
+    assert first.done == []
+    assert len(first.deferred) == 1  # the step's note waits for its reminder: it says the reminder was sent
 
     assert executor.run_due(cid).done == []  # before the back-off has passed, nothing is tried again
     assert handler.stalled == 1
@@ -116,6 +117,7 @@ def test_rs05_a_timeout_at_data_is_retried_with_back_off_and_sent_once(
     clock.advance(timedelta(hours=1))
     second = executor.run_due(cid)
 
-    assert second.done == [row.key]
+    assert second.done[0] == row.key  # the reminder, then the note that waited for it
+    assert len(second.done) == 2
     assert reminder_row(store).state == "done"
     assert len(handler.received) == 1
