@@ -29,9 +29,14 @@ class _Context:
         return self._settings
 
     def services(self) -> Any:
+        """The services of this config, built once per command; the store's connections close with the command."""
         from connector.bootstrap import build
 
-        return build(self.settings)
+        services = build(self.settings)
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.call_on_close(services.store.dispose)
+        return services
 
 
 pass_context = click.make_pass_decorator(_Context)
@@ -568,18 +573,34 @@ def connections_command(context: _Context) -> None:
                     connection.last_error,
                 )
             )
-    header = (
-        f"{'id':>5}  {'organization':<20}  {'provider':<10}  {'name':<24}  {'status':<15}  {'chasing':<28}  "
-        f"{'last sync (UTC)':<20}  {'next run (UTC)':<16}  last error"
+    headers = (
+        "id",
+        "organization",
+        "provider",
+        "name",
+        "status",
+        "chasing",
+        "last sync (UTC)",
+        "next run (UTC)",
+        "last error",
     )
-    click.echo(header)
-    click.echo("-" * len(header))
-    for cid, org, provider, name, status, chasing, synced, next_run, error in rows:
-        click.echo(
-            f"{cid:>5}  {org[:20]:<20}  {provider[:10]:<10}  {name[:24]:<24}  {status:<15}  {chasing[:28]:<28}  "
-            f"{synced[:20]:<20}  {next_run:<16}  {error}"
-        )
+    for line in _table(headers, [tuple(str(value) for value in row) for row in rows]):
+        click.echo(line)
     click.echo(f"{len(rows)} connection(s)")
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], widest: int = 60) -> list[str]:
+    """Aligned text columns as wide as their longest value (at most `widest`; the last column is never cut)."""
+    widths = [
+        min(widest, max([len(header)] + [len(row[index]) for row in rows])) for index, header in enumerate(headers)
+    ]
+
+    def line(values: tuple[str, ...]) -> str:
+        cells = [value[:width].ljust(width) for value, width in zip(values[:-1], widths, strict=False)]
+        return "  ".join([*cells, values[-1]]).rstrip()
+
+    header = line(headers)
+    return [header, "-" * len(header), *(line(row) for row in rows)]
 
 
 @main.group("access")
