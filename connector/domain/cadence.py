@@ -8,8 +8,14 @@ Rules (docs/design.md "Cadences"):
 - each step fires at the cadence's send time on its nominal day, moved to the next send day (window
   weekday, not a public holiday); an overdue moment moves to the next moment inside the window;
 - per invoice, two tracks - contact (remind, note, discount offer, call task, escalate) and fees -
-  each fire only their LATEST due step (catch-up never bursts; `catch_up: skip` drops steps that fell
-  before the invoice was first seen); recurring fees are occurrences of their step;
+  each fire only their LATEST due step (missed steps never burst); recurring fees are occurrences of their step;
+- an invoice that came into Nudge's care late (first seen, or chasing started, after its due date and its
+  first reminder step) is first contacted by the earliest reminder step after the due date whose tone fits
+  a first contact; the steps before it never fire, the later ones follow at the cadence's own spacing
+  (`catch_up: latest`: shifted to start that day; `skip`: on their own days) (`_catch_up`);
+- no fee without warning: reminders carry a `FeeWarning` for the invoice's next fee; a fee is planned only
+  once a SENT reminder announced it `warning_days` before (`History` keeps `fee_warned_on`), and interest
+  accrues from that warning (unless the policy says `accrue_before_connected` / `warning_required: false`);
 - reminders of one customer on one local day become one grouped reminder; a customer already
   reminded on that day waits for the next;
 - stop conditions (dispute, paused, excluded, promise to pay, below minimum, covered by unapplied

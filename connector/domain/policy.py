@@ -35,8 +35,10 @@ class DayKind(StrEnum):
 class CatchUp(StrEnum):
     """What happens to steps whose moment passed before Nudge could act (first seen late, paused).
 
-    `latest`: only the latest due step fires (never a burst); `skip`: steps that fell before the
-    invoice was first seen never fire, the invoice waits for its next step.
+    Either way an invoice first seen late is first contacted by a step whose tone fits a first contact
+    (see `connector.domain.cadence`). `latest`: that step goes out at once and the later steps follow at
+    the cadence's spacing; missed steps never burst, only the latest due fires. `skip`: steps that fell
+    before the invoice came in never fire, the invoice waits for its next fitting step on its own day.
     """
 
     LATEST = "latest"
