@@ -48,6 +48,23 @@ def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at).replace(tzinfo=tz).astimezone(UTC)
 
 
+def holiday_subdivision(country: str, value: object) -> str:
+    """`value` (a ledger's region: a code or a name) as a subdivision code the `holidays` package knows for
+    `country`; "" when it knows none by that name (e.g. a county in a British address)."""
+    text = " ".join(str(value or "").split())
+    supported = holidays.list_supported_countries()
+    if not text or country not in supported:
+        return ""
+    known = {code.upper(): code for code in supported[country]}
+    if text.upper() in known:
+        return str(known[text.upper()])
+    aliases = getattr(holidays.country_holidays(country), "subdivisions_aliases", {}) or {}
+    for alias, code in aliases.items():
+        if str(alias).upper() == text.upper() and str(code).upper() in known:
+            return str(known[str(code).upper()])
+    return ""
+
+
 class HolidayCalendar:
     """Public holidays of one country and optional subdivision; dates are local calendar dates.
 

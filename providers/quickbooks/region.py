@@ -16,9 +16,10 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 from babel import Locale
 from babel.core import get_global
+
+from connector.domain.calendar import holiday_subdivision
 
 # The zone of most of each subdivision's population, for the countries QuickBooks Online is sold in that span
 # several zones (US states and DC, Canadian provinces and territories, Australian states and territories).
@@ -121,23 +122,6 @@ def country_code(value: Any) -> str:
     return _territories().get(text) or _COUNTRY_NAMES.get(text, "")
 
 
-def holiday_subdivision(country: str, value: Any) -> str:
-    """`value` as a subdivision code the `holidays` package knows for `country` (a code or a name it aliases);
-    "" when it knows none by that name (e.g. a county in a British address)."""
-    text = " ".join(str(value or "").split())
-    supported = holidays.list_supported_countries()
-    if not text or country not in supported:
-        return ""
-    known = {code.upper(): code for code in supported[country]}
-    if text.upper() in known:
-        return known[text.upper()]
-    aliases = getattr(holidays.country_holidays(country), "subdivisions_aliases", {}) or {}
-    for alias, code in aliases.items():
-        if str(alias).upper() == text.upper() and str(code).upper() in known:
-            return known[str(code).upper()]
-    return ""
-
-
 def _golden_zones() -> set[str]:
     """CLDR's golden zone of each Windows zone (America/New_York for Eastern, …): preferred among equals."""
     return set(get_global("windows_zone_mapping").values())
@@ -195,4 +179,4 @@ def company_region(info: Mapping[str, Any], server_time: str) -> dict[str, str]:
     }
 
 
-__all__ = ["PREFERRED_ZONES", "SUBDIVISION_ZONES", "company_region", "country_code", "holiday_subdivision", "time_zone"]
+__all__ = ["PREFERRED_ZONES", "SUBDIVISION_ZONES", "company_region", "country_code", "time_zone"]

@@ -14,9 +14,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 from tzlocal.windows_tz import win_tz
 
+from connector.domain.calendar import holiday_subdivision
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import MappingError
@@ -193,23 +193,6 @@ def zone_name(name: Any) -> str:
             with suppress(ZoneInfoNotFoundError, ValueError):
                 ZoneInfo(iana)
                 return str(iana)
-    return ""
-
-
-def holiday_subdivision(country: str, value: Any) -> str:
-    """`value` as a subdivision code the `holidays` package knows for `country` (a code or a name it aliases);
-    "" when it knows none by that name."""
-    text = " ".join(str(value or "").split())
-    supported = holidays.list_supported_countries()
-    if not text or country not in supported:
-        return ""
-    known = {code.upper(): code for code in supported[country]}
-    if text.upper() in known:
-        return known[text.upper()]
-    aliases = getattr(holidays.country_holidays(country), "subdivisions_aliases", {}) or {}
-    for alias, code in aliases.items():
-        if str(alias).upper() == text.upper() and str(code).upper() in known:
-            return known[str(code).upper()]
     return ""
 
 

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from connector.domain.calendar import holiday_subdivision
 from connector.ports import TokenSet
 from providers.quickbooks.adapter import connect
 from providers.quickbooks.emulator.kit import QuickBooksKit
-from providers.quickbooks.region import company_region, country_code, holiday_subdivision, time_zone
+from providers.quickbooks.region import company_region, country_code, time_zone
 
 # Intuit's CompanyInfo sample (docs/provider-api-facts.md §1.10), trimmed to what the region is read from.
 LARRYS_BAKERY = {
