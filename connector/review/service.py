@@ -235,15 +235,7 @@ def approve(
             ended = True
         else:
             for row in rows:
-                uow.activities.record(
-                    connection.organization_id,
-                    "action.approved",
-                    row.key,
-                    connection_id=connection.id,
-                    actor=actor,
-                    detail={"kind": row.kind, "invoice": row.invoice_external_id, "customer": row.customer_external_id},
-                    at=now,
-                )
+                _record_decision(uow, connection, row, "action.approved", actor, now)
             ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
@@ -281,19 +273,26 @@ def skip(
             row.state = ActionState.SKIPPED.value
             row.error = f"skipped by {actor}" if actor else "skipped"
             row.updated_at = now
-            uow.activities.record(
-                connection.organization_id,
-                "action.skipped",
-                row.key,
-                connection_id=connection.id,
-                actor=actor,
-                detail={"kind": row.kind, "invoice": row.invoice_external_id, "customer": row.customer_external_id},
-                at=now,
-            )
+            _record_decision(uow, connection, row, "action.skipped", actor, now)
         ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)  # unknown keys end nothing
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
         return report
+
+
+def _record_decision(
+    uow: UnitOfWork, connection: Connection, row: ActionRow, kind: str, actor: str, now: datetime
+) -> None:
+    """The activity of one person's decision on one action (approved, skipped), naming what it was about."""
+    uow.activities.record(
+        connection.organization_id,
+        kind,
+        row.key,
+        connection_id=connection.id,
+        actor=actor,
+        detail={"kind": row.kind, "invoice": row.invoice_external_id, "customer": row.customer_external_id},
+        at=now,
+    )
 
 
 # -- loading --------------------------------------------------------------------------------------------
