@@ -243,8 +243,13 @@ def plan_connection(
             for state in states
             for action in plan_state(state, now, calendars=shared_calendars, through_next_send_day=in_review)
         ]
+        # The review is the FIRST plan: while it waits, later turns add no new steps to it (approving it weeks later
+        # must not release a backlog of steps at once; the cadence runs from the day it is approved).
+        frozen = in_review and _has_waiting(uow, connection_id)
         planned = known = waiting = 0
         for action in actions:
+            if frozen and action.kind != ActionKind.HOLD:
+                continue
             # In review every action waits for a person, except holds: they only inform, nothing goes out.
             held = (
                 action.requires_approval or connection.approval_mode or (in_review and action.kind != ActionKind.HOLD)
@@ -257,6 +262,18 @@ def plan_connection(
                 known += 1
         uow.commit()
         return PlanReport(planned, known, waiting)
+
+
+def _has_waiting(uow: UnitOfWork, connection_id: int) -> bool:
+    """Whether any action of the connection waits for a person's approval."""
+    return (
+        uow.session.scalar(
+            select(ActionRow.id)
+            .where(ActionRow.connection_id == connection_id, ActionRow.state == ActionState.AWAITING_APPROVAL.value)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def preview_connection(

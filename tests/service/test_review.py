@@ -430,3 +430,35 @@ def test_hostile_locale_values_are_ignored_with_a_note(store: Store) -> None:
     empty = connect(store, tenant="t2", country="", time_zone="")
     assert connection_row(store, empty.connection_id).time_zone == "UTC"
     assert len(activities(store, "connection.locale_ignored")) == 1
+
+
+def test_a_review_left_open_for_weeks_releases_only_its_first_plan_and_the_cadence_runs_from_approval(
+    store: Store,
+) -> None:
+    rules = policy_from_dict(
+        {
+            "cadences": {
+                "standard": {
+                    "time_zone": "Europe/London",
+                    "send_time": "09:30",
+                    "steps": [
+                        {"id": "late", "offset": 14, "remind": "firm"},
+                        {"id": "final", "offset": 30, "remind": "final_notice", "escalate": True},
+                    ],
+                }
+            }
+        }
+    )
+    cid = connect(store).connection_id
+    synced(store, cid, [snapshot(1)])  # first seen 14 days late: the first contact is 'late'
+    assert plan_connection(store, cid, rules, NOW).awaiting_approval == 1
+    three_weeks = NOW + timedelta(days=21)  # 'final' (+30) has passed while nobody looked at the review
+    assert plan_connection(store, cid, rules, three_weeks).planned == 0
+    approve(store, cid, "owner", three_weeks)
+    plan_connection(store, cid, rules, three_weeks)
+    assert sorted(states(store, cid).values()) == ["remind:planned"]  # no final notice straight after it
+    # the cadence runs from the approval: 'final' follows 16 days after it (+14 -> +30), not at once
+    plan_connection(store, cid, rules, three_weeks + timedelta(days=15))
+    assert sorted(states(store, cid).values()) == ["remind:planned"]
+    plan_connection(store, cid, rules, three_weeks + timedelta(days=16, hours=1))
+    assert sorted(states(store, cid).values()) == ["escalate:planned", "remind:planned", "remind:planned"]
