@@ -593,7 +593,7 @@ class _Planner:
         for kind, key, event, scheduled in pending:
             if kind is ActionKind.REMIND:
                 local = self._local(cust, scheduled)
-                warning = self._fee_warning(cust, inv, tracks, local, charging)
+                warning = self._fee_warning(cust, inv, tracks, local, charging, facts.fee_warned_on)
                 self._queue_reminder(cust, inv, key, event, scheduled, offer, warning)
 
     def _open_contact(
@@ -823,9 +823,18 @@ class _Planner:
         return told if accrual_floor is None else max(told, accrual_floor)
 
     def _fee_warning(
-        self, cust: _Customer, inv: InvoiceSnapshot, tracks: _Tracks, local: date, charging: str | None
+        self,
+        cust: _Customer,
+        inv: InvoiceSnapshot,
+        tracks: _Tracks,
+        local: date,
+        charging: str | None,
+        warned_on: date | None,
     ) -> FeeWarning | None:
-        """What a reminder sent on local `local` says about the invoice's next late fee not charged yet."""
+        """What a reminder sent on local `local` says about the invoice's next late fee not charged yet.
+
+        A customer already warned (`warned_on`, the first warning's day) is told the same date again: the
+        fee's date never moves because the customer was reminded once more."""
         if not tracks.fees or inv.due_date is None:
             return None
         for event in tracks.fees:
@@ -837,7 +846,8 @@ class _Planner:
             policy = self.policies.late_fees.get(event.step.late_fee or "")
             if policy is None:
                 continue
-            told = local + timedelta(days=policy.warning_days)
+            first = min(local, warned_on) if warned_on is not None else local
+            told = first + timedelta(days=policy.warning_days)
             fee_day = self._local(cust, event.fire_at)
             rate = annual_rate_for(policy, self.connection.rates) if policy.kind is not FeeKind.FLAT else None
             if policy.kind is FeeKind.PERCENT:
@@ -846,7 +856,7 @@ class _Planner:
             if accrues and not policy.accrue_before_connected:
                 # interest runs from the day the customer is told (charged no earlier than warning_days later):
                 # a first charge covering a day or two would only be lifted to the policy's minimum fee
-                applies = max(local, inv.due_date + timedelta(days=policy.grace_days + 1))
+                applies = max(first, inv.due_date + timedelta(days=policy.grace_days + 1))
             else:
                 applies = max(told, fee_day)
             amount = Money.of(policy.amount, inv.currency) if policy.amount is not None else None

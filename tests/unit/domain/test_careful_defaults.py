@@ -293,3 +293,16 @@ def test_the_next_window_close_skips_the_weekend_and_holidays() -> None:
     # Thursday 24 December after hours: Christmas, Boxing Day (Saturday) and the weekend, then the 28th is
     # the Boxing Day substitute holiday: Tuesday 29 December
     assert schedule.next_window_close(utc(2026, 12, 24, 19)) == utc(2026, 12, 29, 18)
+
+
+def test_later_reminders_repeat_the_date_the_first_warning_named() -> None:
+    steps = [
+        {"id": "late7", "offset": 7, "remind": "overdue"},
+        {"id": "late14", "offset": 14, "remind": "overdue"},
+        {"id": "interest", "offset": 30, "late_fee": "interest"},
+    ]
+    pol = policies(steps, late_fees={"interest": {"kind": "interest", "annual_rate": 10}})
+    inv = invoice(due=date(2024, 3, 1), total="3650.00")
+    actions = timeline(pol, [inv], utc(2024, 3, 7, 10), 20, history=seen(date(2024, 2, 20)))
+    warnings = [a.items[0].fee_warning for a in only(actions, ActionKind.REMIND)]
+    assert [w.applies_from for w in warnings if w is not None] == [date(2024, 3, 8), date(2024, 3, 8)]
