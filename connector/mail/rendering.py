@@ -29,7 +29,8 @@ strings with `.money`/`.amount`/`.currency` or `.value` for the raw value):
                         you" only when count says so.
     fee_warning         (per line) the late fee this reminder announces, not charged yet:
                         {number, description, kind, amount | percent | annual_rate, applies_from} or none
-    fee_warnings        the lines' fee warnings, one per invoice that has one
+    fee_warnings        the lines' fee warnings, one per distinct fee, each naming its invoices (`numbers`,
+                        `number` joined "1001 and 1002", `invoices_text` "invoices 1001 and 1002")
     discount            {percent, amount, pay_amount, pay_by, invoice (the line it is offered on)} or none
     installment         {number, count, amount, due_date, remaining, payment_link} or none
     late_fee            an amount or none;  has_attachment: the invoice PDF is attached;  extra: your own values
@@ -278,6 +279,23 @@ def _fee_warning(warning: FeeWarning | None, number: str, loc: Locale) -> dict[s
     }
 
 
+def _merged_fee_warnings(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per distinct fee (kind, description, amount, rate, date), naming every invoice it applies to:
+    `numbers` (the list) and `number` ("1001", "1001 and 1002", "1001, 1002 and 1003"), `invoices_text`
+    ("invoice 1001" / "invoices 1001 and 1002"), so six invoices under one policy make one sentence, not six."""
+    merged: dict[tuple[str, ...], dict[str, Any]] = {}
+    for warning in warnings:
+        fields = ("kind", "description", "amount", "percent", "annual_rate", "applies_from")
+        key = tuple(str(warning[name]) for name in fields)
+        entry = merged.setdefault(key, {**warning, "numbers": []})
+        entry["numbers"].append(warning["number"])
+    for entry in merged.values():
+        numbers = entry["numbers"]
+        entry["number"] = numbers[0] if len(numbers) == 1 else f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+        entry["invoices_text"] = f"invoice{'s' if len(numbers) > 1 else ''} {entry['number']}"
+    return list(merged.values())
+
+
 def _line_variables(line: InvoiceLine, loc: Locale) -> dict[str, Any]:
     return {
         "number": line.number,
@@ -370,7 +388,9 @@ def _variables(context: ReminderContext, loc: Locale) -> dict[str, Any]:
         "discount": _discount_variables(context.discount, [*invoices, *coming_up], loc),
         "installment": _installment_variables(context.installment, loc),
         "late_fee": None if context.late_fee is None else Amount(context.late_fee, loc),
-        "fee_warnings": [line["fee_warning"] for line in (*invoices, *coming_up) if line["fee_warning"]],
+        "fee_warnings": _merged_fee_warnings(
+            [line["fee_warning"] for line in (*invoices, *coming_up) if line["fee_warning"]]
+        ),
         "history": _history_variables(_as_history(context.history), loc),
         "has_attachment": context.has_attachment,
         "extra": dict(context.extra),

@@ -366,3 +366,20 @@ def test_without_fee_warnings_nothing_is_appended_to_an_override() -> None:
     rendered = render_reminder("firm", context([OVERDUE]), locale="en_GB", overrides={"firm/body.txt": "Pay."})
 
     assert rendered.text == "Pay.\n"
+
+
+def test_one_fee_over_several_invoices_is_one_sentence_naming_them_all() -> None:
+    def pounds(amount: str) -> Money:
+        return Money(Decimal(amount), "GBP")
+
+    flat = FeeWarning(
+        policy="p", description="Late fee", kind="flat", applies_from=date(2026, 12, 9), amount=pounds("25")
+    )
+    lines = [
+        InvoiceLine(number, date(2026, 9, 20), pounds("100.00"), 73, None, pounds("100.00"), fee_warning=flat)
+        for number in ("1001", "1002", "1003")
+    ]
+    context = ReminderContext(customer_name="B", business_name="H", today=date(2026, 12, 2), invoices=lines)
+    text = render_reminder("firm", context, locale="en_GB").text
+    assert text.count("Under our payment terms") == 1
+    assert "a late fee of £25.00 will be added to each of invoices 1001, 1002 and 1003 if they are still unpaid" in text
