@@ -231,13 +231,14 @@ def store_connections(
 def managing_connection(
     uow: UnitOfWork, provider: str, tenant_id: str, *, exclude_org_id: int | None = None
 ) -> Connection | None:
-    """The connection (of another organization than `exclude_org_id`) that chases this ledger: status
-    active and chasing "review" or "active"; the oldest when there are several (pre-issue-12 data)."""
+    """The connection (of another organization than `exclude_org_id`) that chases this ledger: not disconnected
+    (one waiting to be reconnected still chases it) and chasing "review" or "active"; the oldest when there
+    are several (pre-issue-12 data)."""
     candidates = [
         other
         for other in uow.connections.with_tenant(provider, tenant_id)
         if other.organization_id != exclude_org_id
-        and other.status == ConnectionStatus.ACTIVE.value
+        and other.status != ConnectionStatus.DISCONNECTED.value
         and other.chasing in (REVIEW, ACTIVE)
     ]
     return min(candidates, key=lambda other: other.id, default=None)

@@ -108,6 +108,17 @@ def test_a_ledger_still_in_review_elsewhere_counts_as_managed(store: Store) -> N
     assert third.chasing == "review"
 
 
+def test_a_manager_waiting_to_be_reconnected_still_chases_the_ledger(store: Store) -> None:
+    first = connect(store, "First")
+    with store.unit_of_work() as uow:
+        manager = uow.connections.by_id(first.connection_id)
+        assert manager is not None
+        manager.status = "needs_reauth"  # its grant expired; it comes back with a reconnect, still the chaser
+        uow.commit()
+    second = connect(store, "Second")
+    assert (second.chasing, second.managed_by) == ("managed_elsewhere", "First")
+
+
 def test_an_approved_access_request_moves_the_chasing(store: Store) -> None:
     smith = connect(store, "Smith & Co")
     approve(store, smith.connection_id, "smith-owner", NOW)
