@@ -20,7 +20,7 @@ from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from tests.support.ledger import FakeLedger
-from tests.support.outbox import connection_with_invoices, invoice_snapshot
+from tests.support.outbox import connection_with_invoices, insert_action, invoice_snapshot
 
 DUE = date(2026, 11, 2)  # a Monday
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # 14 days late, inside the London send window
@@ -229,27 +229,6 @@ def test_an_email_the_server_may_have_taken_is_uncertain_at_once(store: Store) -
     assert outbox.sent == []  # never re-sent automatically
 
 
-def _insert_action(store: Store, cid: int, action: Action, *, state: str = "planned", ref: str = "") -> None:
-    from connector.outbox.codec import action_to_json
-
-    with store.unit_of_work() as uow:
-        uow.session.add(
-            ActionRow(
-                key=action.key,
-                connection_id=cid,
-                kind=action.kind.value,
-                step=action.step_id,
-                invoice_external_id=action.invoice_external_ids[0],
-                customer_external_id=action.customer_external_id,
-                state=state,
-                scheduled_at=action.scheduled_at,
-                payload=action_to_json(action),
-                external_ref=ref,
-            )
-        )
-        uow.commit()
-
-
 def _action(kind: str, key: str, amount: str, **extra: object) -> Action:
     from connector.domain.actions import ActionKind
 
@@ -271,10 +250,10 @@ def _action(kind: str, key: str, amount: str, **extra: object) -> Action:
 
 def test_fee_reversal_voids_a_whole_fee_and_credits_a_partial_one(store: Store) -> None:
     cid = _setup(store, [snapshot(1)])
-    _insert_action(store, cid, _action("late_fee", "fee-a", "25.00"), state="done", ref="fee-invoice-9")
-    _insert_action(store, cid, _action("late_fee", "fee-b", "30.00"), state="done", ref="fee-invoice-10")
-    _insert_action(store, cid, _action("fee_reversal", "rev-a", "25.00", reverses="fee-a"))
-    _insert_action(store, cid, _action("fee_reversal", "rev-b", "12.00", reverses="fee-b"))
+    insert_action(store, cid, _action("late_fee", "fee-a", "25.00"), state="done", ref="fee-invoice-9")
+    insert_action(store, cid, _action("late_fee", "fee-b", "30.00"), state="done", ref="fee-invoice-10")
+    insert_action(store, cid, _action("fee_reversal", "rev-a", "25.00", reverses="fee-a"))
+    insert_action(store, cid, _action("fee_reversal", "rev-b", "12.00", reverses="fee-b"))
     paid = snapshot(1, balance=Money.of("0", "GBP"), status=InvoiceStatus.PAID)  # reversals apply to paid ones too
     ledger = FakeLedger([paid])
     report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
@@ -286,9 +265,9 @@ def test_fee_reversal_voids_a_whole_fee_and_credits_a_partial_one(store: Store) 
 
 def test_discount_credit_only_when_the_balance_is_the_earned_discount(store: Store) -> None:
     cid = _setup(store, [snapshot(1), snapshot(2)])
-    _insert_action(store, cid, _action("discount_credit", "disc-1", "10.00"))
+    insert_action(store, cid, _action("discount_credit", "disc-1", "10.00"))
     second = _action("discount_credit", "disc-2", "10.00")
-    _insert_action(store, cid, replace(second, invoice_external_ids=("2",)))
+    insert_action(store, cid, replace(second, invoice_external_ids=("2",)))
     ledger = FakeLedger([snapshot(1, balance=Money.of("10.00", "GBP")), snapshot(2, balance=Money.of("60.00", "GBP"))])
     report = Executor(store, ledger, Outbox(), lambda: NOW, "w1").run_due(cid)
     assert report.done == ["disc-1"]

@@ -14,13 +14,12 @@ from connector.domain.actions import Action, ActionKind, FeeDetail, FeeWarning, 
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import Rejected, Transient
-from connector.outbox.codec import action_to_json
 from connector.outbox.executor import Executor, note_key
 from connector.ports import AccountingAdapter, WriteResult
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from tests.support.ledger import FakeLedger
-from tests.support.outbox import connection_with_invoices, invoice_snapshot
+from tests.support.outbox import connection_with_invoices, insert_action, invoice_snapshot
 
 DUE = date(2026, 11, 2)
 NOW = datetime(2026, 11, 16, 23, 30, tzinfo=UTC)
@@ -53,25 +52,6 @@ def _invoice(n: int, **changes: object) -> InvoiceSnapshot:
 
 def _setup(store: Store, invoices: list[InvoiceSnapshot]) -> int:
     return connection_with_invoices(store, invoices, first_seen_at=NOW - timedelta(days=20), time_zone="Europe/London")
-
-
-def _plan(store: Store, cid: int, action: Action, *, state: str = "planned", ref: str = "") -> None:
-    with store.unit_of_work() as uow:
-        uow.session.add(
-            ActionRow(
-                key=action.key,
-                connection_id=cid,
-                kind=action.kind.value,
-                step=action.step_id,
-                invoice_external_id=action.invoice_external_ids[0],
-                customer_external_id=action.customer_external_id,
-                state=state,
-                scheduled_at=action.scheduled_at,
-                payload=action_to_json(action),
-                external_ref=ref,
-            )
-        )
-        uow.commit()
 
 
 def _action(kind: ActionKind, key: str, amount: str, rule: str, **extra: object) -> Action:
@@ -138,8 +118,8 @@ def test_note_keys_are_the_action_key_hashed_with_a_suffix() -> None:
 
 def test_a_late_fee_leaves_a_dated_note_saying_what_why_and_when_the_customer_was_told(store: Store) -> None:
     cid = _setup(store, [_invoice(1)])
-    _plan(store, cid, _warning_reminder(cid, date(2026, 11, 9)), state="done")
-    _plan(store, cid, _fee())
+    insert_action(store, cid, _warning_reminder(cid, date(2026, 11, 9)), state="done")
+    insert_action(store, cid, _fee())
     ledger = FakeLedger([_invoice(1)])
     report = Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid)
     assert report.done == ["fee-a"]
@@ -155,8 +135,8 @@ def test_a_late_fee_leaves_a_dated_note_saying_what_why_and_when_the_customer_wa
 
 def test_a_fee_without_a_warning_on_record_says_so(store: Store) -> None:
     cid = _setup(store, [_invoice(1)])
-    _plan(store, cid, _warning_reminder(cid, date(2026, 11, 9), policy="another_policy"), state="done")
-    _plan(store, cid, _fee())
+    insert_action(store, cid, _warning_reminder(cid, date(2026, 11, 9), policy="another_policy"), state="done")
+    insert_action(store, cid, _fee())
     ledger = FakeLedger([_invoice(1)])
     Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid)
     [text] = _notes(ledger).values()
@@ -165,7 +145,7 @@ def test_a_fee_without_a_warning_on_record_says_so(store: Store) -> None:
 
 def test_a_note_that_fails_for_now_retries_the_action_and_the_fee_is_written_once(store: Store) -> None:
     cid = _setup(store, [_invoice(1)])
-    _plan(store, cid, _fee())
+    insert_action(store, cid, _fee())
     ledger = NoteTrouble([_invoice(1)], Transient("Xero answered 503"))
     first = Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid)
     assert first.retried == ["fee-a"]
@@ -183,7 +163,7 @@ def test_a_note_that_fails_for_now_retries_the_action_and_the_fee_is_written_onc
 
 def test_a_note_the_ledger_refuses_for_good_keeps_the_fee_recorded_and_says_the_note_is_missing(store: Store) -> None:
     cid = _setup(store, [_invoice(1)])
-    _plan(store, cid, _fee())
+    insert_action(store, cid, _fee())
     ledger = NoteTrouble([_invoice(1)], Rejected("The QuickBooks invoice kept changing"))
     report = Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid)
     assert report.done == ["fee-a"]
@@ -195,7 +175,7 @@ def test_a_note_the_ledger_refuses_for_good_keeps_the_fee_recorded_and_says_the_
 def test_a_discount_credit_leaves_a_note(store: Store) -> None:
     cid = _setup(store, [_invoice(1)])
     rule = "early-payment discount 'early': total less 2 % paid by 2026-10-20; credit the remaining 10.00 GBP"
-    _plan(store, cid, _action(ActionKind.DISCOUNT_CREDIT, "disc-1", "10.00", rule))
+    insert_action(store, cid, _action(ActionKind.DISCOUNT_CREDIT, "disc-1", "10.00", rule))
     ledger = FakeLedger([_invoice(1, balance=Money.of("10.00", GBP))])
     assert Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid).done == ["disc-1"]
     assert _notes(ledger) == {
@@ -205,11 +185,11 @@ def test_a_discount_credit_leaves_a_note(store: Store) -> None:
 
 def test_fee_reversals_leave_a_note_on_the_original_invoice_void_or_credit(store: Store) -> None:
     cid = _setup(store, [_invoice(1)])
-    _plan(store, cid, replace(_fee("fee-a"), amount=Money.of("25.00", GBP)), state="done", ref="fee-invoice-9")
-    _plan(store, cid, replace(_fee("fee-b"), amount=Money.of("30.00", GBP)), state="done", ref="fee-invoice-10")
+    insert_action(store, cid, replace(_fee("fee-a"), amount=Money.of("25.00", GBP)), state="done", ref="fee-invoice-9")
+    insert_action(store, cid, replace(_fee("fee-b"), amount=Money.of("30.00", GBP)), state="done", ref="fee-invoice-10")
     why = "a payment dated on or before 2026-11-16 reduces late fee 'monthly_interest' assessed that day"
-    _plan(store, cid, _action(ActionKind.FEE_REVERSAL, "rev-a", "25.00", why, reverses="fee-a"))
-    _plan(store, cid, _action(ActionKind.FEE_REVERSAL, "rev-b", "12.00", why, reverses="fee-b"))
+    insert_action(store, cid, _action(ActionKind.FEE_REVERSAL, "rev-a", "25.00", why, reverses="fee-a"))
+    insert_action(store, cid, _action(ActionKind.FEE_REVERSAL, "rev-b", "12.00", why, reverses="fee-b"))
     paid = _invoice(1, balance=Money.of("0", GBP), status=InvoiceStatus.PAID)
     ledger = FakeLedger([paid])
     assert sorted(Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid).done) == ["rev-a", "rev-b"]
@@ -223,7 +203,7 @@ def test_fee_reversals_leave_a_note_on_the_original_invoice_void_or_credit(store
 
 def test_a_plain_note_is_one_write_and_leaves_no_second_note(store: Store) -> None:
     cid = _setup(store, [_invoice(1)])
-    _plan(store, cid, _action(ActionKind.NOTE, "note-1", "0", "step note", text="Reminder sent"))
+    insert_action(store, cid, _action(ActionKind.NOTE, "note-1", "0", "step note", text="Reminder sent"))
     ledger = FakeLedger([_invoice(1)])
     Executor(store, ledger, NoMail(), lambda: NOW, "w1").run_due(cid)
     assert ledger.writes == {"note-1": ("note-1", "Reminder sent")}

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from connector.domain.actions import Action, ActionKind
 from connector.domain.model import InvoiceSnapshot
 from connector.domain.policy_parsing import policy_from_dict
-from connector.outbox.codec import action_from_json, action_to_json
+from connector.outbox.codec import action_from_json
 from connector.outbox.executor import Executor
 from connector.outbox.send_window import WindowGate
 from connector.ports import AccountingAdapter
@@ -22,7 +22,7 @@ from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Activity, Customer
 from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
-from tests.support.outbox import connection_with_invoices, invoice_snapshot
+from tests.support.outbox import connection_with_invoices, insert_action, invoice_snapshot
 
 DUE = date(2026, 11, 2)  # a Monday
 LONDON = ZoneInfo("Europe/London")
@@ -85,25 +85,6 @@ def _reminder(cid: int, key: str, invoice: InvoiceSnapshot, scheduled_at: dateti
     )
 
 
-def _plan(store: Store, cid: int, action: Action, *, state: str = "planned", updated_at: datetime | None = None) -> int:
-    with store.unit_of_work() as uow:
-        row = ActionRow(
-            key=action.key,
-            connection_id=cid,
-            kind=action.kind.value,
-            step=action.step_id,
-            invoice_external_id=action.invoice_external_ids[0],
-            customer_external_id=action.customer_external_id,
-            state=state,
-            scheduled_at=action.scheduled_at,
-            payload=action_to_json(action),
-            updated_at=updated_at or action.scheduled_at,
-        )
-        uow.session.add(row)
-        uow.commit()
-        return row.id
-
-
 def _executor(store: Store, ledger: FakeLedger, outbox: Outbox, clock: FakeClock, owner: str = "w1") -> Executor:
     return Executor(store, ledger, outbox, clock.now, owner, gate=WindowGate(store, RULES))
 
@@ -125,7 +106,7 @@ def _deferrals(store: Store) -> list[Activity]:
 def test_a_stale_reminder_waits_for_monday_morning_instead_of_going_out_on_saturday_night(store: Store) -> None:
     invoice = _invoice(1)
     cid = _setup(store, [invoice], cadence="standard")
-    _plan(store, cid, _reminder(cid, "r1", invoice, FRIDAY_0930))
+    insert_action(store, cid, _reminder(cid, "r1", invoice, FRIDAY_0930))
     clock = FakeClock(SATURDAY_2330)  # the worker comes back after a day and a half away
     outbox = Outbox(clock)
     executor = _executor(store, FakeLedger([invoice]), outbox, clock)
@@ -154,7 +135,7 @@ def test_a_public_holiday_of_the_ledgers_country_defers_to_the_next_send_day(sto
     invoice = _invoice(1)
     cid = _setup(store, [invoice], cadence="standard", holiday_country="GB")
     christmas = datetime(2026, 12, 25, 10, 0, tzinfo=UTC)  # a Friday
-    _plan(store, cid, _reminder(cid, "r1", invoice, christmas - timedelta(days=1)))
+    insert_action(store, cid, _reminder(cid, "r1", invoice, christmas - timedelta(days=1)))
     clock = FakeClock(christmas)
     outbox = Outbox(clock)
     assert _executor(store, FakeLedger([invoice]), outbox, clock).run_due(cid).deferred == ["r1"]
@@ -170,7 +151,7 @@ def test_the_customers_own_zone_and_calendar_win_over_the_connections(store: Sto
     with store.unit_of_work() as uow:
         uow.session.add(Customer(connection_id=cid, external_id="c1", name="Cust c1", time_zone="Australia/Sydney"))
         uow.commit()
-    _plan(store, cid, _reminder(cid, "r1", invoice, FRIDAY_0930))
+    insert_action(store, cid, _reminder(cid, "r1", invoice, FRIDAY_0930))
     clock = FakeClock(MONDAY_0800 + timedelta(hours=2))  # 10:00 in London, 21:00 in Sydney
     outbox = Outbox(clock)
     executor = _executor(store, FakeLedger([invoice]), outbox, clock)
@@ -195,9 +176,9 @@ def test_the_customers_own_zone_and_calendar_win_over_the_connections(store: Sto
 def test_one_reminder_per_customer_per_local_day_even_when_several_stale_ones_are_due(store: Store) -> None:
     first, second, other = _invoice(1), _invoice(2), _invoice(3, customer="c2")
     cid = _setup(store, [first, second, other], cadence="standard")
-    _plan(store, cid, _reminder(cid, "r1", first, FRIDAY_0930))
-    _plan(store, cid, _reminder(cid, "r2", second, FRIDAY_0930 + timedelta(days=1)))
-    _plan(store, cid, _reminder(cid, "r3", other, FRIDAY_0930 + timedelta(days=1)))
+    insert_action(store, cid, _reminder(cid, "r1", first, FRIDAY_0930))
+    insert_action(store, cid, _reminder(cid, "r2", second, FRIDAY_0930 + timedelta(days=1)))
+    insert_action(store, cid, _reminder(cid, "r3", other, FRIDAY_0930 + timedelta(days=1)))
     clock = FakeClock(MONDAY_0800 + timedelta(hours=1))
     outbox = Outbox(clock)
     executor = _executor(store, FakeLedger([first, second, other]), outbox, clock)
@@ -214,13 +195,13 @@ def test_one_reminder_per_customer_per_local_day_even_when_several_stale_ones_ar
 def test_an_uncertain_email_counts_on_the_day_it_was_handed_over_not_the_day_it_was_recovered(store: Store) -> None:
     first, second = _invoice(1), _invoice(2)
     cid = _setup(store, [first, second], cadence="standard")
-    sending_id = _plan(store, cid, _reminder(cid, "r1", first, MONDAY_0800))
+    sending_id = insert_action(store, cid, _reminder(cid, "r1", first, MONDAY_0800))
     clock = FakeClock(MONDAY_0800 + timedelta(hours=2))
     executor = _executor(store, FakeLedger([first, second]), Outbox(clock), clock)
     claimed = executor._claim(sending_id)  # the worker claims it, hands it to SMTP and dies
     assert claimed is not None
     executor._mark_sending(sending_id)
-    _plan(store, cid, _reminder(cid, "r2", second, MONDAY_0800 + timedelta(hours=1)))
+    insert_action(store, cid, _reminder(cid, "r2", second, MONDAY_0800 + timedelta(hours=1)))
     monday = executor.run_due(cid)
     assert monday.deferred == ["r2"]  # an email maybe on its way today counts as today's
     clock.moment = TUESDAY_0800  # the lease expired overnight: recovered as uncertain on Tuesday
@@ -239,7 +220,7 @@ def test_a_worker_back_after_a_weekend_outage_sends_inside_the_window_at_most_on
     invoices = [_invoice(n, customer=f"c{n % 3}") for n in range(1, 10)]
     cid = _setup(store, invoices, cadence="standard")
     for n, invoice in enumerate(invoices, start=1):
-        _plan(store, cid, _reminder(cid, f"r{n}", invoice, FRIDAY_0930 + timedelta(hours=n)))
+        insert_action(store, cid, _reminder(cid, f"r{n}", invoice, FRIDAY_0930 + timedelta(hours=n)))
     clock = FakeClock(FRIDAY_0930 + timedelta(hours=20))  # 20 hours later: Saturday 05:30
     outbox = Outbox(clock)
     ledger = FakeLedger(invoices)

@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connector.domain.actions import Action
 from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
+from connector.outbox.codec import action_to_json
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Invoice
@@ -75,3 +77,33 @@ def reminder_row(store: Store) -> ActionRow:
         row = uow.session.scalars(select(ActionRow).where(ActionRow.kind == "remind")).one()
         uow.session.expunge(row)
         return row
+
+
+def insert_action(
+    store: Store,
+    connection_id: int,
+    action: Action,
+    *,
+    state: str = "planned",
+    ref: str = "",
+    updated_at: datetime | None = None,
+) -> int:
+    """Put `action` straight into the outbox in `state` (with its external ref), as planning and executing would
+    have left it; returns the row id."""
+    with store.unit_of_work() as uow:
+        row = ActionRow(
+            key=action.key,
+            connection_id=connection_id,
+            kind=action.kind.value,
+            step=action.step_id,
+            invoice_external_id=action.invoice_external_ids[0] if len(action.invoice_external_ids) == 1 else "",
+            customer_external_id=action.customer_external_id,
+            state=state,
+            scheduled_at=action.scheduled_at,
+            payload=action_to_json(action),
+            external_ref=ref,
+            updated_at=updated_at or action.scheduled_at,
+        )
+        uow.session.add(row)
+        uow.commit()
+        return row.id
