@@ -180,13 +180,8 @@ def store_connections(
             if manager is not None:  # one ledger, one chaser: the other organization keeps chasing it
                 connection.chasing = MANAGED_ELSEWHERE
                 connection.managed_by_organization_id = manager.organization_id
-        elif (
-            connection.chasing == MANAGED_ELSEWHERE
-            and managing_connection(uow, provider, info.tenant_id, exclude_org_id=org_id) is None
-        ):  # the organization that chased it let go (disconnected): this one starts with a review
-            connection.chasing = REVIEW
-            connection.managed_by_organization_id = None
-            connection.chasing_since = None
+        else:
+            _settle_chaser(uow, connection, provider, info.tenant_id, org_id)
         connection.name = info.name or connection.name
         if info.extra.get("home_currency"):
             connection.home_currency = info.extra["home_currency"]
@@ -226,6 +221,21 @@ def store_connections(
             )
         )
     return results
+
+
+def _settle_chaser(uow: UnitOfWork, connection: Connection, provider: str, tenant_id: str, org_id: int) -> None:
+    """On a reconnect, who chases the ledger now: one managed elsewhere whose manager let go (disconnected) starts
+    with a review; one that chased it but was disconnected while another organization took over is now managed
+    elsewhere (never a second chaser)."""
+    manager = managing_connection(uow, provider, tenant_id, exclude_org_id=org_id)
+    if connection.chasing == MANAGED_ELSEWHERE and manager is None:
+        connection.chasing = REVIEW
+        connection.managed_by_organization_id = None
+        connection.chasing_since = None
+    elif connection.chasing in (REVIEW, ACTIVE) and manager is not None:
+        connection.chasing = MANAGED_ELSEWHERE
+        connection.managed_by_organization_id = manager.organization_id
+        connection.chasing_since = None
 
 
 def managing_connection(

@@ -204,3 +204,30 @@ def test_reconnecting_a_ledger_whose_manager_let_go_starts_its_review(store: Sto
         uow.commit()
     again = connect(store, "Acme")
     assert (again.created, again.chasing, again.managed_by) == (False, "review", "")
+
+
+def test_a_former_manager_reconnecting_after_another_took_over_does_not_chase_twice(store: Store) -> None:
+    smith = connect(store, "Smith & Co")
+    approve(store, smith.connection_id, "smith-owner", NOW)
+    with store.unit_of_work() as uow:
+        manager = uow.connections.by_id(smith.connection_id)
+        assert manager is not None
+        manager.status = ConnectionStatus.DISCONNECTED.value  # Smith lets go ...
+        uow.commit()
+    acme = connect(store, "Acme")  # ... the owner connects and chases ...
+    assert acme.chasing == "review"
+    with store.unit_of_work() as uow:  # ... and Smith reconnects it (its Reconnect button): the owner keeps chasing
+        smith_org = uow.organizations.by_name("Smith & Co")
+        assert smith_org is not None
+        info = ConnectionInfo("fake", "shared", "Acme Ledger")
+        [back] = store_connections(
+            uow, vault_with("k1"), "fake", smith_org.id, [info], sample_tokens(), NOW, reactivate={"shared"}
+        )
+        uow.commit()
+    assert (back.created, back.kept_disconnected, back.chasing, back.managed_by) == (
+        False,
+        False,
+        "managed_elsewhere",
+        "Acme",
+    )
+    assert sync_and_plan(store, back.connection_id) == 0
