@@ -849,10 +849,8 @@ class _Planner:
             first = min(local, warned_on) if warned_on is not None else local
             told = first + timedelta(days=policy.warning_days)
             fee_day = self._local(cust, event.fire_at)
-            rate = annual_rate_for(policy, self.connection.rates) if policy.kind is not FeeKind.FLAT else None
-            if policy.kind is FeeKind.PERCENT:
-                rate = None
             accrues = policy.kind in (FeeKind.INTEREST, FeeKind.UK_STATUTORY, FeeKind.EU_STATUTORY)
+            rate = annual_rate_for(policy, self.connection.rates) if accrues else None
             if accrues and not policy.accrue_before_connected:
                 # interest runs from the day the customer is told (charged no earlier than warning_days later):
                 # a first charge covering a day or two would only be lifted to the policy's minimum fee

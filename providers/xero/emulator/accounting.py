@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -696,20 +698,11 @@ def payments_put() -> Response:
         return invalid(exc)
     with state.lock:
         book = ledger()
-        out = []
-        for item in items:
-            try:
-                invoice = book.find_invoice(str((item.get("Invoice") or {}).get("InvoiceID") or ""))
-                amount = parse_amount(item.get("Amount"), "Amount")
-                on = parse_date(item.get("Date")) or state.now().date()
-                out.append(render.payment(book, book.apply_payment(invoice, amount, on, state.now())))
-            except NotFound:
-                return invalid(XeroValidation(item, ["Invoice could not be found"]))
-            except ValueError as exc:
-                return invalid(XeroValidation(item, [str(exc)]))
-            except XeroValidation as exc:
-                return invalid(exc)
-        return json_response(envelope(state.now(), Payments=out))
+        return _apply_to_invoices(
+            items,
+            "Payments",
+            lambda invoice, amount, on: render.payment(book, book.apply_payment(invoice, amount, on, state.now())),
+        )
 
 
 @bp.post("/Payments/<ref>")
@@ -729,6 +722,29 @@ def payment_delete(ref: str) -> Response:
         return json_response(envelope(state.now(), Payments=[render.payment(book, payment)]))
 
 
+def _apply_to_invoices(
+    items: list[dict[str, Any]], collection: str, apply: Callable[[Any, Decimal, date], dict[str, Any]]
+) -> Response:
+    """Apply money item by item (`Invoice.InvoiceID`, `Amount`, `Date`) with `apply`; the first bad item answers
+    Xero's validation error. Called under the state lock with the book in hand."""
+    state = current()
+    book = ledger()
+    out = []
+    for item in items:
+        try:
+            invoice = book.find_invoice(str((item.get("Invoice") or {}).get("InvoiceID") or ""))
+            amount = parse_amount(item.get("Amount"), "Amount")
+            on = parse_date(item.get("Date")) or state.now().date()
+            out.append(apply(invoice, amount, on))
+        except NotFound:
+            return invalid(XeroValidation(item, ["Invoice could not be found"]))
+        except ValueError as exc:
+            return invalid(XeroValidation(item, [str(exc)]))
+        except XeroValidation as exc:
+            return invalid(exc)
+    return json_response(envelope(state.now(), **{collection: out}))
+
+
 def _allocate_unapplied(ref: str, attr: str) -> Response:
     """PUT /Overpayments|Prepayments/{id}/Allocations."""
     state = current()
@@ -741,20 +757,13 @@ def _allocate_unapplied(ref: str, attr: str) -> Response:
         record = getattr(book, attr).get(ref)
         if record is None:
             return json_response(problem(404, "Not Found", "Not found"), 404)
-        out = []
-        for item in items:
-            try:
-                invoice = book.find_invoice(str((item.get("Invoice") or {}).get("InvoiceID") or ""))
-                amount = parse_amount(item.get("Amount"), "Amount")
-                on = parse_date(item.get("Date")) or state.now().date()
-                out.append(render._nested_dates(book.allocate_unapplied(record, invoice, amount, on, state.now())))
-            except NotFound:
-                return invalid(XeroValidation(item, ["Invoice could not be found"]))
-            except ValueError as exc:
-                return invalid(XeroValidation(item, [str(exc)]))
-            except XeroValidation as exc:
-                return invalid(exc)
-        return json_response(envelope(state.now(), Allocations=out))
+        return _apply_to_invoices(
+            items,
+            "Allocations",
+            lambda invoice, amount, on: render._nested_dates(
+                book.allocate_unapplied(record, invoice, amount, on, state.now())
+            ),
+        )
 
 
 @bp.put("/Overpayments/<ref>/Allocations")
