@@ -2,7 +2,9 @@
 
 Usage: python -m bench.run [SCENARIO ...]   (no names: every module in bench/scenarios)
 A scenario module defines NAME and run() -> dict[str, float]; baseline figures measured in the
-same run are returned beside ours with the prefix "baseline_".
+same run are returned beside ours with the prefix "baseline_". A scenario with targets also defines
+targets(metrics) -> list[bench.targets.Target]: each is printed as met or MISSED, and `make bench` exits 1 when one
+is missed (a target is the issue's acceptance figure, never a timing assertion in a test).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def main(argv: list[str]) -> int:
     for name in wanted:
         print(f"running {name} ...", flush=True)
         metrics = scenarios[name].run()
-        results.append({"name": name, "metrics": metrics})
+        judged = getattr(scenarios[name], "targets", lambda _: [])(metrics)
+        results.append({"name": name, "metrics": metrics, "targets": [{"what": t.what, "met": t.met} for t in judged]})
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"machine": machine(), "scenarios": results}, indent=2) + "\n")
     print()
@@ -61,7 +64,17 @@ def main(argv: list[str]) -> int:
         for metric, value in result["metrics"].items():
             shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
             print(f"{result['name']:<32} {metric:<32} {shown:>14}")
+    missed = 0
+    if any(result["targets"] for result in results):
+        print(f"\n{'scenario':<32} target")
+        for result in results:
+            for target in result["targets"]:
+                missed += not target["met"]
+                print(f"{result['name']:<32} {'met   ' if target['met'] else 'MISSED'} {target['what']}")
     print(f"\nwritten to {RESULTS}")
+    if missed:
+        print(f"{missed} target(s) missed")
+        return 1
     return 0
 
 
