@@ -65,7 +65,7 @@ class SchedulerSettings:
     """The `scheduler:` section: tick, sync interval, leases and backoff of the worker."""
 
     tick_seconds: int = 30
-    sync_interval_minutes: int = 60
+    sync_interval_minutes: int = 360  # a safety net: webhooks make a connection due at once
     jitter_seconds: int = 120
     lease_seconds: int = 600
     max_connections_per_tick: int = 20

@@ -128,6 +128,15 @@ class Page:
     payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class OpenCredits:
+    """Every money object with credit still unapplied (complete: an object absent has none left) and the calls made."""
+
+    payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]]
+    quarantined: list[Quarantined] = field(default_factory=list)
+    calls: int = 1
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """What a ledger write produced: the provider's id of the created/updated object."""
@@ -140,8 +149,19 @@ class WriteResult:
 class AccountingAdapter(Protocol):
     """One connection's view of its ledger. Every method raises only connector.errors.ProviderError."""
 
-    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
-        """Open and recently closed invoices changed since `cursor` (None: full reconcile of open ones)."""
+    def changed_invoices(self, cursor: str | None, *, first_sync: bool = False) -> Iterator[Page]:
+        """Open and recently closed invoices changed since `cursor` (None: full reconcile of open ones).
+
+        `first_sync`: no sweep of this connection ever completed, so money applied before now (payments on
+        partly paid invoices) is read too; a later reconcile relies on the sweeps having followed it.
+        An adapter whose reconcile also reads the open credits sets `reconcile_reads_open_credits = True`.
+        """
+        ...
+
+    def open_credits(self) -> OpenCredits:
+        """Every overpayment, prepayment, unapplied payment and credit note with credit left, read now.
+
+        Read before acting (connector.sync.credits), not on every poll: it only matters when something would go out."""
         ...
 
     def get_invoice(self, external_id: str) -> InvoiceSnapshot | None:

@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connector.domain.actions import Action, ActionKind, History, InvoiceFacts
+from connector.domain.actions import Action, ActionKind, History, HoldReason, InvoiceFacts
 from connector.domain.cadence import ConnectionSettings
 from connector.domain.calendar import Calendars
 from connector.domain.fees import ReferenceRates
@@ -262,6 +262,37 @@ def plan_connection(
                 known += 1
         uow.commit()
         return PlanReport(planned, known, waiting)
+
+
+def would_act(
+    store: Store,
+    connection_id: int,
+    rules: PolicySet,
+    now: datetime,
+    *,
+    default_cadence: str = "",
+    rates: ReferenceRates | None = None,
+    calendars: Calendars | None = None,
+) -> bool:
+    """Whether planning now would add anything that goes out (a new action other than a hold), or holds an
+    invoice for the customer's unapplied credit — the turns that must read the open credits first. Writes nothing."""
+    with store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None or connection.chasing == Chasing.MANAGED_ELSEWHERE:
+            return False
+        in_review = connection.chasing == Chasing.REVIEW
+        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
+        shared_calendars = calendars or Calendars()
+        candidates = {
+            action.key: action
+            for state in states
+            for action in plan_state(state, now, calendars=shared_calendars, through_next_send_day=in_review)
+            if action.kind != ActionKind.HOLD or action.hold_reason is HoldReason.UNAPPLIED_CREDIT
+        }
+        if not candidates:
+            return False
+        known = set(uow.session.scalars(select(ActionRow.key).where(ActionRow.key.in_(list(candidates)))))
+    return any(key not in known or action.kind == ActionKind.HOLD for key, action in candidates.items())
 
 
 def _has_waiting(uow: UnitOfWork, connection_id: int) -> bool:

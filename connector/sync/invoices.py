@@ -12,16 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from connector.domain.actions import ActionKind
-from connector.domain.model import ActionState, CustomerSnapshot, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import ActionState, CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind
 from connector.errors import ProviderError
 from connector.ports import AccountingAdapter, Page
 from connector.storage import Store, UnitOfWork
-from connector.storage.tables import Action, Customer, Invoice, SyncCursor, SyncRun
+from connector.storage.tables import Action, Customer, Invoice, Payment, SyncCursor, SyncRun
 
 INVOICE_ENTITY = "invoice"
+CREDITS_ENTITY = "open_credits"  # its sync_cursors row records when the open credits were last read complete
 PENDING = (ActionState.PLANNED.value, ActionState.AWAITING_APPROVAL.value)
 # A fee reversal is owed because the invoice got paid: closing it must not cancel the reversal.
 KEPT_WHEN_CLOSED = (ActionKind.FEE_REVERSAL.value,)
@@ -66,11 +67,13 @@ def sync_connection(
             or started - cursor_row.full_reconciled_at >= full_reconcile_every
         )
         cursor = None if full else cursor_row.cursor if cursor_row else None
+        first_sync = cursor_row is None or cursor_row.full_reconciled_at is None
 
     pages = calls = changed = closed = quarantined = cancelled = 0
     seen_open: set[str] = set()
+    seen_money: set[tuple[PaymentKind, str]] = set()
     try:
-        for page in adapter.changed_invoices(cursor):
+        for page in adapter.changed_invoices(cursor, first_sync=first_sync):
             pages += 1
             calls += page.calls
             with store.unit_of_work() as uow:
@@ -81,6 +84,7 @@ def sync_connection(
                 quarantined += len(page.quarantined)
                 if full:
                     seen_open.update(i.external_id for i in page.invoices if i.status is InvoiceStatus.OPEN)
+                    seen_money.update(page.payments)
                 _save_cursor(uow, connection_id, page.next_cursor, full_done=False, at=now())
                 uow.commit()
         if full:
@@ -90,6 +94,9 @@ def sync_connection(
             cancelled += extra_cancelled
             with store.unit_of_work() as uow:
                 _save_cursor(uow, connection_id, None, full_done=True, at=started)
+                if getattr(adapter, "reconcile_reads_open_credits", False):  # the open credits came complete
+                    drop_stale_unapplied(uow, connection_id, seen_money)
+                    mark_credits_read(uow, connection_id, started)
                 uow.commit()
     except ProviderError as exc:
         _finish_run(store, run_id, now(), calls, changed, quarantined, "failed", exc.user_message)
@@ -245,6 +252,31 @@ def _save_cursor(uow: UnitOfWork, connection_id: int, cursor: str | None, *, ful
         row.cursor = cursor
     if full_done:
         row.full_reconciled_at = at
+
+
+def mark_credits_read(uow: UnitOfWork, connection_id: int, at: datetime) -> None:
+    """Record that the connection's open credits were read complete at `at` (connector.sync.credits)."""
+    row = uow.session.get(SyncCursor, (connection_id, CREDITS_ENTITY))
+    if row is None:
+        row = SyncCursor(connection_id=connection_id, entity=CREDITS_ENTITY, cursor="")
+        uow.session.add(row)
+    row.full_reconciled_at = at
+
+
+def drop_stale_unapplied(uow: UnitOfWork, connection_id: int, listed: set[tuple[PaymentKind, str]]) -> int:
+    """Delete the unapplied remainders of money objects a complete open-credit listing did not name."""
+    stale = [
+        row_id
+        for row_id, kind, external_id in uow.session.execute(
+            select(Payment.id, Payment.kind, Payment.external_id).where(
+                Payment.connection_id == connection_id, Payment.invoice_external_id == ""
+            )
+        )
+        if (PaymentKind(kind), external_id) not in listed
+    ]
+    if stale:
+        uow.session.execute(delete(Payment).where(Payment.id.in_(stale)).execution_options(synchronize_session=False))
+    return len(stale)
 
 
 def _finish_run(

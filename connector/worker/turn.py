@@ -1,5 +1,9 @@
 """One connection's turn: sync, plan, execute — what each worker tick does per claimed connection.
 
+Between sync and plan, a turn that would act reads the open credits first when they are older than a day
+(connector.sync.credits): the unapplied-credit hold is decided on fresh money, and a connection at rest
+never pays for that read.
+
 The executor gets the people's task desk (connector.tasks) for call tasks and escalations, and the send
 gate (connector.outbox.send_window) that re-checks each reminder against its customer's window, holidays
 and the one-reminder-a-day rule at the moment it would go out.
@@ -13,14 +17,16 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from connector.bootstrap import Services
+from connector.config import Settings
 from connector.connections.token_source import StoredTokenSource
 from connector.domain.fees import ReferenceRates
 from connector.errors import StorageError
 from connector.outbox.executor import ExecutionReport, Executor, ReminderSender
-from connector.outbox.planning import PlanReport, plan_connection
+from connector.outbox.planning import PlanReport, plan_connection, would_act
 from connector.outbox.send_window import WindowGate
 from connector.ports import AccountingAdapter
 from connector.storage.tables import Connection
+from connector.sync.credits import credits_read_since, refresh_open_credits
 from connector.sync.invoices import SyncReport, sync_connection
 from connector.tasks.service import StoreTaskDesk
 
@@ -112,14 +118,11 @@ def _turn(
     settings = services.settings
     now = services.clock.now
     synced = sync_connection(
-        services.store,
-        adapter,
-        connection_id,
-        now,
-        full_reconcile_every=timedelta(hours=settings.scheduler.full_reconcile_hours),
+        services.store, adapter, connection_id, now, full_reconcile_every=reconcile_every(settings)
     )
     renew()
     rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
+    read_credits_before_acting(services, adapter, connection_id, rates)
     planned = plan_connection(services.store, connection_id, settings.rules, now(), rates=rates)
     renew()
     scheduler = settings.scheduler
@@ -138,3 +141,25 @@ def _turn(
     )
     executed = executor.run_due(connection_id, renew=renew, should_stop=should_stop)
     return ConnectionTurn(synced, planned, executed)
+
+
+def reconcile_every(settings: Settings) -> timedelta:
+    """How old the last reconcile may be before a sweep becomes one: the reconcile period less half a poll
+    interval, so the poll nearest each day's mark reconciles (daily), instead of the first one after it (a day
+    and up to a whole interval: fewer reconciles than promised)."""
+    period = timedelta(hours=settings.scheduler.full_reconcile_hours)
+    return period - min(timedelta(minutes=settings.scheduler.sync_interval_minutes) / 2, period / 2)
+
+
+def read_credits_before_acting(
+    services: Services, adapter: AccountingAdapter, connection_id: int, rates: ReferenceRates | None = None
+) -> int:
+    """Read the open credits (connector.sync.credits) when the last complete read is older than the reconcile
+    period and planning now would act; the calls made. At rest this costs nothing: the read is per acting day."""
+    now = services.clock.now()
+    fresh_for = timedelta(hours=services.settings.scheduler.full_reconcile_hours)
+    if credits_read_since(services.store, connection_id, now - fresh_for):
+        return 0
+    if not would_act(services.store, connection_id, services.settings.rules, now, rates=rates):
+        return 0
+    return refresh_open_credits(services.store, adapter, connection_id, now)

@@ -22,7 +22,7 @@ from quickbooks import QuickBooks
 from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnapshot, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import MappingError, NotFound, ProviderError, Rejected, ReplayedObjectGone, Transient
-from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
+from connector.ports import OpenCredits, Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
 from providers.quickbooks.client import Duplicate, QboClient, StaleObject, digits, quote, request_id
 from providers.quickbooks.constants import (
     CDC_MAX_OBJECTS,
@@ -56,6 +56,18 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
+def credit_batch_items() -> list[dict[str, str]]:
+    """The batch items that read the open credits: each entity's COUNT and its first page."""
+    return [
+        item
+        for entity, query in OPEN_CREDITS.items()
+        for item in (
+            {"bId": f"{entity}-count", "Query": f"SELECT COUNT(*) {query}"},
+            {"bId": f"{entity}-page", "Query": f"SELECT * {query} ORDERBY Id STARTPOSITION 1 MAXRESULTS {PAGE_SIZE}"},
+        )
+    ]
+
+
 def _short(key: str, n: int = 8) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:n]
 
@@ -68,6 +80,9 @@ def _text(value: str, limit: int) -> str:
 
 class QuickBooksAdapter:
     """One QuickBooks company (realm) as an AccountingAdapter."""
+
+    # The reconcile's one batch call carries the open credits too: no separate read before acting that day.
+    reconcile_reads_open_credits = True
 
     def __init__(
         self,
@@ -150,6 +165,14 @@ class QuickBooksAdapter:
                 raws[entity] += list(answer.get(entity) or [])
         return raws, calls
 
+    def open_credits(self) -> OpenCredits:
+        """Payments with UnappliedAmt and CreditMemos with a Balance left: one batch call (COUNT and first
+        1000 of each), a query per further 1000."""
+        answers, _ = self.client.batch(credit_batch_items())
+        raws, calls = self._open_credits({str(a.get("bId")): a for a in answers})
+        payments, quarantined = self._map_payments(raws)
+        return OpenCredits(payments, quarantined, calls + 1)
+
     def _batch_result(self, item: dict[str, Any]) -> dict[str, Any]:
         if "Fault" in item:
             with self.client.translate():
@@ -159,7 +182,7 @@ class QuickBooksAdapter:
             raise Transient("QuickBooks sent a batch answer of an unexpected shape.", provider=PROVIDER_KEY)
         return result
 
-    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
+    def changed_invoices(self, cursor: str | None, *, first_sync: bool = False) -> Iterator[Page]:
         """Pages of changed invoices; the last page's next_cursor is the CDC cursor for next time.
 
         cursor None (or older than CDC's 30 days): a full reconcile of open invoices, pages marked
@@ -184,17 +207,7 @@ class QuickBooksAdapter:
                 {"bId": "invoices", "Query": f"SELECT COUNT(*) {OPEN_INVOICES}"},
                 {"bId": "customers", "Query": "SELECT COUNT(*) FROM Customer"},
                 {"bId": "customer-page", "Query": customer_query.format(1)},
-                *(
-                    item
-                    for entity, query in OPEN_CREDITS.items()
-                    for item in (
-                        {"bId": f"{entity}-count", "Query": f"SELECT COUNT(*) {query}"},
-                        {
-                            "bId": f"{entity}-page",
-                            "Query": f"SELECT * {query} ORDERBY Id STARTPOSITION 1 MAXRESULTS {PAGE_SIZE}",
-                        },
-                    )
-                ),
+                *credit_batch_items(),
             ]
         )
         by_id = {str(a.get("bId")): a for a in answers}

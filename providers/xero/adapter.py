@@ -8,9 +8,11 @@ Sync (docs/design.md "Sync", docs/provider-api-facts.md §2.2):
   deleted invoices flow through; contacts are fetched by `IDs` only for invoices that changed.
 - money (issue 11, `Page.payments`): a sweep that brought changed invoices also reads the receivable
   Payments and CreditNotes modified since (a payment, its deletion or a credit allocation always
-  changes its invoice, so a quiet sweep stays one call); the full reconcile reads every received
-  overpayment and prepayment, the AUTHORISED receivable credit notes, and the payments embedded in the
-  open invoices it saw partly paid (by `IDs`, only when there are any).
+  changes its invoice, so a quiet sweep stays one call); the first sync also reads the payments embedded
+  in the open invoices it saw partly paid (by `IDs`, only when there are any). The open credit
+  (overpayments, prepayments, unallocated credit notes: three listings) is read before acting through
+  `open_credits()`, not by the daily reconcile, so a connection at rest costs two calls a day to reconcile
+  (contacts, open invoices) and one per safety-net poll (issue 13: at most 6 reads a day).
 - the cursor is the largest `UpdatedDateUTC` seen (inclusive: upserts are idempotent); a full
   reconcile never moves it past the server time at which it started, so changes made while it
   ran are picked up by the next incremental sweep.
@@ -61,7 +63,7 @@ from connector.domain.model import (
 )
 from connector.domain.money import Money
 from connector.errors import AuthError, MappingError, NotFound, Rejected, Transient
-from connector.ports import Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
+from connector.ports import OpenCredits, Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
 from providers.xero import mapping
 from providers.xero.client import Answer, RateLimiter, XeroClient, status_of
 from providers.xero.constants import (
@@ -274,7 +276,7 @@ class XeroAdapter:
         return list(seen.values())
 
     # -- sync -------------------------------------------------------------------------------------
-    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
+    def changed_invoices(self, cursor: str | None, *, first_sync: bool = False) -> Iterator[Page]:
         """Pages of invoices changed since `cursor` (None: every open receivable, `full=True`).
 
         The cursor is `<max UpdatedDateUTC>` plus the ids already seen at exactly that instant
@@ -319,11 +321,12 @@ class XeroAdapter:
             pagination = body.get("pagination") or {}
             last = page >= int(pagination.get("pageCount") or 0) or len(all_rows) < PAGE_SIZE
             changed = changed or bool(rows)
-            if full:
+            if full and first_sync:
                 partly_paid.extend(_partly_paid(rows))
             payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
-            if last and (full or changed):
-                pending_calls += self._money_since(None if full else since, payments, quarantined)
+            if last and since is not None and changed:
+                pending_calls += self._money_since(since, payments, quarantined)
+            if last and partly_paid:
                 pending_calls += self._embedded_payments(partly_paid, payments, quarantined)
             yield Page(
                 invoices=invoices,
@@ -341,36 +344,38 @@ class XeroAdapter:
 
     def _money_since(
         self,
-        since: datetime | None,
+        since: datetime,
         payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]],
         quarantined: list[Quarantined],
     ) -> int:
-        """Read the money objects into `payments`; returns the number of calls made.
+        """The Payments and CreditNotes modified since the cursor, into `payments`; the calls made.
 
-        Incremental (`since`): the Payments and CreditNotes modified since the cursor (a payment, its
-        deletion or a credit allocation always changes its invoice, so this runs only when invoices
-        changed: a quiet sweep stays one call). Full reconcile (`since` None): the open credit —
-        every received overpayment and prepayment (few; an allocation to an invoice between reconciles is
-        caught here, so a stale unapplied row only ever over-holds) and the AUTHORISED receivable credit notes.
+        A payment, its deletion or a credit allocation always changes its invoice, so this runs only when
+        invoices changed: a quiet sweep stays one call.
         """
-        reads: list[tuple[str, str, dict[str, Any]]]
-        if since is not None:
-            reads = [
-                ("get_payments", "Payments", {"where": 'PaymentType=="ACCRECPAYMENT"'}),
-                ("get_credit_notes", "CreditNotes", {"where": 'Type=="ACCRECCREDIT"'}),
-            ]
-        else:
-            reads = [
-                ("get_overpayments", "Overpayments", {"where": 'Type=="RECEIVE-OVERPAYMENT"'}),
-                ("get_prepayments", "Prepayments", {"where": 'Type=="RECEIVE-PREPAYMENT"'}),
-                ("get_credit_notes", "CreditNotes", {"where": 'Status=="AUTHORISED" AND Type=="ACCRECCREDIT"'}),
-            ]
         calls = 0
-        for method, collection, kwargs in reads:
-            if since is not None:
-                kwargs["if_modified_since"] = since
+        for method, collection, where in (
+            ("get_payments", "Payments", 'PaymentType=="ACCRECPAYMENT"'),
+            ("get_credit_notes", "CreditNotes", 'Type=="ACCRECCREDIT"'),
+        ):
+            kwargs: dict[str, Any] = {"where": where, "if_modified_since": since}
             calls += self._read_money(method, collection, kwargs, payments, quarantined)
         return calls
+
+    def open_credits(self) -> OpenCredits:
+        """The open credit: every received overpayment and prepayment (few; each with its allocations, so a
+        stale unapplied row is corrected) and the AUTHORISED receivable credit notes. Three listings, read
+        before acting (connector.sync.credits), never on a poll."""
+        payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
+        quarantined: list[Quarantined] = []
+        calls = 0
+        for method, collection, where in (
+            ("get_overpayments", "Overpayments", 'Type=="RECEIVE-OVERPAYMENT"'),
+            ("get_prepayments", "Prepayments", 'Type=="RECEIVE-PREPAYMENT"'),
+            ("get_credit_notes", "CreditNotes", 'Status=="AUTHORISED" AND Type=="ACCRECCREDIT"'),
+        ):
+            calls += self._read_money(method, collection, {"where": where}, payments, quarantined)
+        return OpenCredits(payments, quarantined, calls)
 
     def _embedded_payments(
         self,

@@ -284,12 +284,18 @@ def test_credit_applied_synced(money: MoneySync) -> None:
 
 
 def test_overpayment_left_unapplied(money: MoneySync) -> None:
-    """Unapplied money is an open credit: the full reconcile reads it, as an unapplied snapshot of its customer."""
+    """Unapplied money is an open credit: the open-credit listing reads it (and QuickBooks' reconcile batch too,
+    at no extra call), as an unapplied snapshot of its customer."""
     customer = money.invoice(0).customer_external_id
     currency = money.invoice(0).currency
     over_id = money.tenant.harness.record_overpayment(money.tenant.id, customer, Decimal("25.00"), money.on)
-    pages = list(money.tenant.adapter().changed_invoices(None))
-    found = {key: value for page in pages for key, value in page.payments.items()}
+    adapter = money.tenant.adapter()
+    credits = adapter.open_credits()
+    assert credits.calls == (1 if money.tenant.provider.key == "quickbooks" else 3)
+    found = credits.payments
+    pages = list(adapter.changed_invoices(None))
+    in_reconcile = {key for page in pages for key in page.payments if key[1] == over_id}
+    assert bool(in_reconcile) is getattr(adapter, "reconcile_reads_open_credits", False)
     [(kind, _)] = [key for key in found if key[1] == over_id]
     assert kind in (PaymentKind.PAYMENT, PaymentKind.OVERPAYMENT)
     [snapshot] = found[(kind, over_id)]

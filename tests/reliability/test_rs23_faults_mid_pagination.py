@@ -50,7 +50,7 @@ class Recording:
         self.adapter = adapter
         self.yielded: list[str] = []
 
-    def changed_invoices(self, cursor: str | None) -> Iterator[Any]:
+    def changed_invoices(self, cursor: str | None, *, first_sync: bool = False) -> Iterator[Any]:
         for page in self.adapter.changed_invoices(cursor):
             self.yielded += [invoice.external_id for invoice in page.invoices]
             yield page

@@ -32,7 +32,7 @@ class Recording:
         self.adapter = adapter
         self.yielded: list[str] = []
 
-    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
+    def changed_invoices(self, cursor: str | None, *, first_sync: bool = False) -> Iterator[Page]:
         for page in self.adapter.changed_invoices(cursor):
             self.yielded += [invoice.external_id for invoice in page.invoices]
             yield page

@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from connector.domain.actions import Action
-from connector.domain.model import InvoiceSnapshot, InvoiceStatus, PaymentKind
+from connector.domain.model import InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.domain.policy_parsing import policy_from_dict
 from connector.outbox.attribution import NO_STEP, attribute, recovery_by_step
@@ -23,6 +23,7 @@ from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Installment, Payment, PaymentPlan
+from connector.sync.credits import credits_read_since, refresh_open_credits
 from connector.sync.invoices import sync_connection
 from tests.support.ledger import FakeLedger
 from tests.support.outbox import connection_with_invoices, invoice_snapshot
@@ -332,3 +333,25 @@ def test_money_in_another_currency_than_its_invoice_is_left_out(store: Store) ->
     ledger.pay("P1", "1", "500.00", date(2026, 11, 14), currency="USD")
     _turn(store, ledger, cid, NOW)
     assert _kinds(store, "done") == ["late_fee", "note", "remind"]
+
+
+def test_open_credit_read_is_complete_a_remainder_it_no_longer_names_is_dropped(store: Store) -> None:
+    """Issue 13: the open credit is read before acting, as a complete listing: an unapplied remainder stored for an
+    object the listing no longer names (applied or voided since) stops holding reminders; one it names stays."""
+    cid, ledger = _setup(store, [snapshot(1)])
+    kept = PaymentSnapshot("OP-KEPT", PaymentKind.OVERPAYMENT, "", "C1", Money.of("10", "GBP"), DUE)
+    gone = PaymentSnapshot("OP-GONE", PaymentKind.OVERPAYMENT, "", "C1", Money.of("20", "GBP"), DUE)
+    with store.unit_of_work() as uow:
+        uow.payments.replace(cid, {(PaymentKind.OVERPAYMENT, "OP-KEPT"): [kept]}, NOW)
+        uow.payments.replace(cid, {(PaymentKind.OVERPAYMENT, "OP-GONE"): [gone]}, NOW)
+        uow.commit()
+    ledger.payments = {(PaymentKind.OVERPAYMENT, "OP-KEPT"): [kept]}
+
+    calls = refresh_open_credits(store, ledger, cid, NOW)
+
+    assert (calls, ledger.credit_reads) == (1, 1)
+    with store.unit_of_work() as uow:
+        left = sorted(uow.session.scalars(select(Payment.external_id).where(Payment.connection_id == cid)))
+    assert left == ["OP-KEPT"]
+    assert credits_read_since(store, cid, NOW)
+    assert not credits_read_since(store, cid, NOW + timedelta(seconds=1))

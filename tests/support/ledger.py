@@ -22,10 +22,12 @@ from datetime import date
 from connector.domain.model import CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind, PaymentSnapshot
 from connector.domain.money import Money
 from connector.errors import Transient
-from connector.ports import AccountingAdapter, Page, Quarantined, WriteResult
+from connector.ports import AccountingAdapter, OpenCredits, Page, Quarantined, WriteResult
 
 
 class FakeLedger(AccountingAdapter):
+    reconcile_reads_open_credits = True  # its full reconcile hands over every money object
+
     def __init__(self, invoices: list[InvoiceSnapshot], page_size: int = 2) -> None:
         self.invoices = {i.external_id: i for i in invoices}
         self.page_size = page_size
@@ -37,6 +39,7 @@ class FakeLedger(AccountingAdapter):
         self.fail_with: Exception | None = None
         self.payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
         self.payment_changes: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
+        self.credit_reads = 0
 
     # -- money ----------------------------------------------------------------------------------------
     def pay(
@@ -72,7 +75,7 @@ class FakeLedger(AccountingAdapter):
         self.payment_changes[key] = []
 
     # -- reads ----------------------------------------------------------------------------------------
-    def changed_invoices(self, cursor: str | None) -> Iterator[Page]:
+    def changed_invoices(self, cursor: str | None, *, first_sync: bool = False) -> Iterator[Page]:
         self.cursors.append(cursor)
         source = (
             [i for i in self.invoices.values() if i.status is InvoiceStatus.OPEN] if cursor is None else self.changes
@@ -106,6 +109,12 @@ class FakeLedger(AccountingAdapter):
 
     def unapplied_credit(self, customer_external_id: str) -> Money | None:
         return None
+
+    def open_credits(self) -> OpenCredits:
+        """Every object with an unapplied remainder (its complete set), as one listing."""
+        self.credit_reads += 1
+        listed = {key: list(rows) for key, rows in self.payments.items() if any(row.unapplied for row in rows)}
+        return OpenCredits(listed)
 
     def invoice_pdf(self, invoice: InvoiceSnapshot) -> bytes | None:
         return None

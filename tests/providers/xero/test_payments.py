@@ -20,11 +20,11 @@ from tests.support.xero import Connected, admin, data_calls
 
 
 def _sweep(
-    adapter: XeroAdapter, cursor: str | None
+    adapter: XeroAdapter, cursor: str | None, *, first_sync: bool = False
 ) -> tuple[dict[tuple[PaymentKind, str], list[PaymentSnapshot]], str | None, int]:
     payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
     calls, next_cursor = 0, cursor
-    for page in adapter.changed_invoices(cursor):
+    for page in adapter.changed_invoices(cursor, first_sync=first_sync):
         payments.update(page.payments)
         calls += page.calls
         next_cursor = page.next_cursor
@@ -126,7 +126,9 @@ def test_overpayment_left_unapplied_then_allocated(connected: Connected) -> None
     )["OverpaymentID"]
     connected.xero.core.clear_calls()
 
-    payments, _, _ = _sweep(connected.adapter, None)  # the full reconcile reads open credit
+    payments, _, _ = _sweep(connected.adapter, None)
+    assert (PaymentKind.OVERPAYMENT, over) not in payments  # a reconcile no longer reads the open credit ...
+    payments = connected.adapter.open_credits().payments  # ... the read before acting does
 
     (unapplied,) = payments[(PaymentKind.OVERPAYMENT, over)]
     assert unapplied.unapplied
@@ -146,9 +148,7 @@ def test_overpayment_left_unapplied_then_allocated(connected: Connected) -> None
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
-    payments, _, _ = _sweep(
-        connected.adapter, None
-    )  # the next reconcile sees the allocation (the overpayment is read whole)
+    payments = connected.adapter.open_credits().payments  # the next read sees the allocation (read whole)
     applied, rest = payments[(PaymentKind.OVERPAYMENT, over)]
     assert (applied.invoice_external_id, applied.amount, applied.paid_on) == (
         fred_invoice.external_id,
@@ -203,8 +203,9 @@ def test_kit_verbs_pay_credit_overpay_and_void() -> None:
         assert kit.balance(tenant, invoice) == Decimal("0.00")
 
 
-def test_reconcile_reads_the_payments_already_on_open_invoices(connected: Connected) -> None:
-    """A partial payment made before Nudge connected: the reconcile reads it from its invoice (one more call)."""
+def test_first_sync_reads_the_payments_already_on_open_invoices(connected: Connected) -> None:
+    """A partial payment made before Nudge connected: the first sync reads it from its invoice (one more call);
+    a later reconcile does not (the sweeps since followed every payment)."""
     barney = connected.seeded["invoices"][0]
     earlier = admin(
         connected.xero,
@@ -213,7 +214,7 @@ def test_reconcile_reads_the_payments_already_on_open_invoices(connected: Connec
     )["PaymentID"]
     connected.xero.core.clear_calls()
 
-    payments, _, calls = _sweep(connected.adapter, None)
+    payments, _, calls = _sweep(connected.adapter, None, first_sync=True)
 
     (snapshot,) = payments[(PaymentKind.PAYMENT, earlier)]
     assert (snapshot.invoice_external_id, snapshot.amount, snapshot.paid_on) == (
@@ -222,10 +223,15 @@ def test_reconcile_reads_the_payments_already_on_open_invoices(connected: Connec
         date(2024, 2, 1),
     )
     paths = [c.path.rsplit("/", 1)[1] for c in data_calls(connected.xero)]
-    # contacts, open invoices, the three open-credit listings, then the partly paid invoices by IDs
-    assert paths == ["Contacts", "Invoices", "Overpayments", "Prepayments", "CreditNotes", "Invoices"]
-    assert calls == 6
+    # contacts, open invoices, then the partly paid invoices by IDs
+    assert paths == ["Contacts", "Invoices", "Invoices"]
+    assert calls == 3
     assert "IDs=" in data_calls(connected.xero)[-1].query
+    connected.xero.core.clear_calls()
+    payments, _, calls = _sweep(connected.adapter, None)  # a later reconcile: contacts and open invoices only
+    assert (PaymentKind.PAYMENT, earlier) not in payments
+    assert [c.path.rsplit("/", 1)[1] for c in data_calls(connected.xero)] == ["Contacts", "Invoices"]
+    assert calls == 2
 
 
 def test_hostile_payment_is_quarantined_and_the_sweep_completes(connected: Connected) -> None:
@@ -246,9 +252,9 @@ def test_hostile_payment_is_quarantined_and_the_sweep_completes(connected: Conne
     assert (PaymentKind.PAYMENT, bad["PaymentID"]) not in found
 
 
-def test_reconcile_reads_a_credit_note_already_used_up_on_an_open_invoice(connected: Connected) -> None:
+def test_first_sync_reads_a_credit_note_already_used_up_on_an_open_invoice(connected: Connected) -> None:
     """A credit note fully allocated before Nudge connected (status PAID, not open credit) to an invoice that is still
-    open: the reconcile finds it through the invoice and reads it whole by id."""
+    open: the first sync finds it through the invoice and reads it whole by id."""
     fred = connected.seeded["invoices"][1]
     credit = admin(
         connected.xero,
@@ -257,7 +263,7 @@ def test_reconcile_reads_a_credit_note_already_used_up_on_an_open_invoice(connec
     )["CreditNoteID"]
     connected.xero.core.clear_calls()
 
-    payments, _, calls = _sweep(connected.adapter, None)
+    payments, _, calls = _sweep(connected.adapter, None, first_sync=True)
 
     (applied,) = payments[(PaymentKind.CREDIT, credit)]
     assert (applied.invoice_external_id, applied.amount, applied.paid_on) == (
@@ -266,8 +272,8 @@ def test_reconcile_reads_a_credit_note_already_used_up_on_an_open_invoice(connec
         date(2024, 2, 3),
     )
     paths = [c.path.rsplit("/", 1)[1] for c in data_calls(connected.xero)]
-    assert paths == ["Contacts", "Invoices", "Overpayments", "Prepayments", "CreditNotes", "Invoices", "CreditNotes"]
-    assert calls == 7
+    assert paths == ["Contacts", "Invoices", "Invoices", "CreditNotes"]
+    assert calls == 4
 
 
 def test_kit_ledger_writes_count_only_nudges_credits() -> None:
