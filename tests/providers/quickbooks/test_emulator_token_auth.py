@@ -1,15 +1,19 @@
 """The emulator's token endpoint authenticates the client both ways its discovery document advertises, as Intuit
 does: `client_secret_basic` (intuit-oauth) and `client_secret_post` (requests-oauthlib, as tap-quickbooks uses it);
-neither, or a wrong secret either way, is 401 invalid_client."""
+neither, or a wrong secret either way, is 401 invalid_client. Also: tap-quickbooks' session, redirected to the
+emulator by the bench's wrapper, refreshes its token and reads the company."""
 
 from __future__ import annotations
 
 import base64
+import types
 from typing import Any
 
 import pytest
 import requests
+from requests_oauthlib import OAuth2Session
 
+from bench.taps.run_tap_quickbooks import redirect
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle
 
 INVALID_CLIENT = {"error_description": "Client authentication failed", "error": "invalid_client"}
@@ -97,3 +101,36 @@ def test_basic_header_wins_over_form_credentials(qbo: EmulatorHandle) -> None:
     }
     answer = requests.post(_token_endpoint(qbo), headers={"Authorization": f"Basic {basic}"}, data=form, timeout=5)
     assert (answer.status_code, answer.json()) == (401, INVALID_CLIENT)
+
+
+def test_tap_quickbooks_session_redirected_by_the_wrapper_refreshes_and_reads(
+    qbo: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tap-quickbooks' own session set-up (QuickbooksClient.create_session, not dev mode), pointed at the emulator
+    through `tap_quickbooks.client`'s globals the way bench/taps/run_tap_quickbooks.py sets them."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # plain http to the loopback emulator
+    realm, grant = _grant(qbo)
+    client_module = types.SimpleNamespace(
+        PROD_ENDPOINT_BASE="https://quickbooks.api.intuit.com",
+        SANDBOX_ENDPOINT_BASE="https://sandbox-quickbooks.api.intuit.com",
+        TOKEN_REFRESH_URL="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+    )
+    redirect(client_module, qbo.url)
+    refreshed: list[dict[str, Any]] = []
+    session = OAuth2Session(
+        DEFAULT_CLIENT_ID,
+        token={
+            "refresh_token": grant["refresh_token"],
+            "token_type": "Bearer",
+            "access_token": "wrong",
+            "expires_in": "-30",
+        },
+        auto_refresh_url=client_module.TOKEN_REFRESH_URL,
+        auto_refresh_kwargs={"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET},
+        token_updater=refreshed.append,
+    )
+    qbo.core.clear_calls()
+    answer = session.get(f"{client_module.PROD_ENDPOINT_BASE}/v3/company/{realm}/companyinfo/{realm}", timeout=5)
+    assert answer.status_code == 200, answer.text
+    assert len(refreshed) == 1
+    assert [(call.category, call.status) for call in qbo.core.calls()] == [("oauth", 200), ("data", 200)]
