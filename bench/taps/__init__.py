@@ -84,7 +84,10 @@ def ensure_venv(spec: TapSpec) -> Path:
     )
     if installed.returncode != 0 or not _installed_as_pinned(spec):
         shutil.rmtree(spec.home, ignore_errors=True)  # a half-made venv would be reused next time
-        raise RuntimeError(f"could not install {' '.join(requirements)}: {installed.stderr[-LOG_TAIL:]}")
+        raise RuntimeError(
+            f"could not install {' '.join(requirements)} into {spec.home} (this scenario needs PyPI the first time; "
+            f"later runs reuse the venv): {installed.stderr[-LOG_TAIL:]}"
+        )
     return spec.python
 
 
