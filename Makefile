@@ -50,4 +50,4 @@ demo: $(STAMP)
 	$(VENV)/bin/nudge demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance demo-out bench/results
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance demo-out bench/results bench/.taps

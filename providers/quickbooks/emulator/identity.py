@@ -1,5 +1,11 @@
 """Intuit's identity side of the QuickBooks emulator: discovery, the consent page, the token and revoke
-endpoints (intuit-oauth reads the discovery document and posts form-encoded token requests, Basic auth)."""
+endpoints (intuit-oauth reads the discovery document and posts form-encoded token requests, Basic auth).
+
+The token endpoint authenticates the client either way the discovery document advertises, as Intuit does:
+`client_secret_basic` (an `Authorization: Basic` header, intuit-oauth) or `client_secret_post` (client_id and
+client_secret in the form body, requests-oauthlib as tap-quickbooks uses it). Neither, or a wrong secret, is
+401 invalid_client.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,16 @@ def _basic_auth() -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError):
         raise OAuthError(401, "invalid_client", "Client authentication failed") from None
     return client_id, secret
+
+
+def _token_client() -> tuple[str, str]:
+    """The client id and secret of a token request: the Basic header when present, else the form body."""
+    if "Authorization" in request.headers:
+        return _basic_auth()
+    form = request.form
+    if "client_id" not in form or "client_secret" not in form:
+        raise OAuthError(401, "invalid_client", "Client authentication failed")
+    return form["client_id"], form["client_secret"]
 
 
 identity = Blueprint("qbo_oauth", __name__)
@@ -122,7 +138,7 @@ def decide() -> WerkzeugResponse | tuple[str, int]:
 @identity.post("/oauth2/v1/tokens/bearer")
 def token() -> Response:
     emu = current()
-    client_id, secret = _basic_auth()
+    client_id, secret = _token_client()
     emu.oauth.check_client(client_id, secret)
     form = request.form
     grant_type = form.get("grant_type")
