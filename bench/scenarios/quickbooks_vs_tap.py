@@ -2,9 +2,9 @@
 
 Both read one emulator process (a child process, QuickBooks' real limits on), runs interleaved: ours, tap, ours,
 tap; each side's best wall time is reported (noise on the shared machine only adds time).
-- Ours: `QuickBooksAdapter.changed_invoices(None)`, the full reconcile a connection's first sync runs: open
-  invoices, customers, and the open payments and credit memos (100 customers have paid money no invoice took
-  yet; `payments` counts the money objects ours read), every page mapped to domain snapshots.
+- Ours: `QuickBooksAdapter.changed_invoices(None, first_sync=True)`, a connection's first sync: open invoices,
+  customers, and the open payments and credit memos (100 customers have paid money no invoice took yet;
+  `payments` counts the money objects ours read), every page mapped to domain snapshots.
 - The tap: its own venv (bench/.taps/tap-quickbooks, see bench/taps), the `invoices` stream alone selected in the
   catalog its `--discover` wrote, started as a data engineer runs it (it refreshes its token at start, posting
   client_id and client_secret in the form body); its stdout's RECORD messages are counted, and must be 10,000.
@@ -101,7 +101,7 @@ def run() -> dict[str, float]:
             started = time.perf_counter()
             adapter = QuickBooksAdapter(realm, tokens, settings)
             count = payments = 0
-            for page in adapter.changed_invoices(None):
+            for page in adapter.changed_invoices(None, first_sync=True):
                 count += len(page.invoices)
                 payments += len(page.payments)
             wall = time.perf_counter() - started
