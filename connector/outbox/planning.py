@@ -19,6 +19,7 @@ every action but holds as `awaiting_approval`, so nothing goes out until a perso
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -226,23 +227,36 @@ def plan_connection(
     default_cadence: str = "",
     rates: ReferenceRates | None = None,
     calendars: Calendars | None = None,
+    before_acting: Callable[[], bool] | None = None,
 ) -> PlanReport:
-    """Plan what is due now for one connection and insert it into the outbox (idempotently)."""
+    """Plan what is due now for one connection and insert it into the outbox (idempotently).
+
+    `before_acting` (connector.worker.turn: read the open credit when it is stale) is called when the plan would
+    act (`_acts`), outside any database transaction; when it answers True the money changed and the plan is made
+    again from the stored state before anything is inserted."""
     with store.unit_of_work() as uow:
         connection = uow.connections.by_id(connection_id)
         if connection is None or connection.chasing == Chasing.MANAGED_ELSEWHERE:
             return PlanReport(0, 0, 0)  # another organization chases this ledger: nothing is planned here
         in_review = connection.chasing == Chasing.REVIEW
         shared_calendars = calendars or Calendars()
-        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
-        _track_plans(uow, connection_id, rules, now, connection.time_zone or "UTC")
-        _cancel_orphaned_reversals(uow, connection_id, states, now)
-        # A review shows what the first send day brings, whatever the hour it is planned at.
-        actions = [
-            action
-            for state in states
-            for action in plan_state(state, now, calendars=shared_calendars, through_next_send_day=in_review)
-        ]
+
+        def make_plan() -> list[Action]:
+            states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
+            _track_plans(uow, connection_id, rules, now, connection.time_zone or "UTC")
+            _cancel_orphaned_reversals(uow, connection_id, states, now)
+            # A review shows what the first send day brings, whatever the hour it is planned at.
+            return [
+                action
+                for state in states
+                for action in plan_state(state, now, calendars=shared_calendars, through_next_send_day=in_review)
+            ]
+
+        actions = make_plan()
+        if before_acting is not None and _acts(uow, actions):
+            uow.commit()  # no transaction stays open while the provider is asked
+            if before_acting():
+                actions = make_plan()
         # The review is the FIRST plan: while it waits, later turns add no new steps to it (approving it weeks later
         # must not release a backlog of steps at once; the cadence runs from the day it is approved).
         frozen = in_review and _has_waiting(uow, connection_id)
@@ -264,34 +278,17 @@ def plan_connection(
         return PlanReport(planned, known, waiting)
 
 
-def would_act(
-    store: Store,
-    connection_id: int,
-    rules: PolicySet,
-    now: datetime,
-    *,
-    default_cadence: str = "",
-    rates: ReferenceRates | None = None,
-    calendars: Calendars | None = None,
-) -> bool:
-    """Whether planning now would add anything that goes out (a new action other than a hold), or holds an
-    invoice for the customer's unapplied credit — the turns that must read the open credits first. Writes nothing."""
-    with store.unit_of_work() as uow:
-        connection = uow.connections.by_id(connection_id)
-        if connection is None or connection.chasing == Chasing.MANAGED_ELSEWHERE:
-            return False
-        in_review = connection.chasing == Chasing.REVIEW
-        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
-        shared_calendars = calendars or Calendars()
-        candidates = {
-            action.key: action
-            for state in states
-            for action in plan_state(state, now, calendars=shared_calendars, through_next_send_day=in_review)
-            if action.kind != ActionKind.HOLD or action.hold_reason is HoldReason.UNAPPLIED_CREDIT
-        }
-        if not candidates:
-            return False
-        known = set(uow.session.scalars(select(ActionRow.key).where(ActionRow.key.in_(list(candidates)))))
+def _acts(uow: UnitOfWork, actions: list[Action]) -> bool:
+    """Whether inserting `actions` would add something that goes out (a new action other than a hold), or holds an
+    invoice for the customer's unapplied credit (money that may have been applied since)."""
+    candidates = {
+        action.key: action
+        for action in actions
+        if action.kind != ActionKind.HOLD or action.hold_reason is HoldReason.UNAPPLIED_CREDIT
+    }
+    if not candidates:
+        return False
+    known = set(uow.session.scalars(select(ActionRow.key).where(ActionRow.key.in_(list(candidates)))))
     return any(key not in known or action.kind == ActionKind.HOLD for key, action in candidates.items())
 
 

@@ -3,10 +3,10 @@
 A connection at rest must cost at most six reads a day (issue 13), and the open credit matters only
 when something would go out: it decides the unapplied-credit hold ("never chase an invoice that is
 already paid"). So it is not read on every poll or by every reconcile: a worker turn reads it when the
-last complete read is older than a day and the planner would act now (connector.worker.turn;
-`connector.outbox.planning.would_act`: a new action, or a hold for credit that may have been applied
-since). Where the provider's reconcile carries the open credits at no extra call (QuickBooks' batch),
-the reconcile counts as that read.
+last complete read is older than a day and the plan would act now (connector.worker.turn, through
+`plan_connection(before_acting=...)`: a new action, or a hold for credit that may have been applied
+since), and then plans again on the fresh money. Where the provider's reconcile carries the open
+credits at no extra call (QuickBooks' batch), the reconcile counts as that read.
 
 The listing is complete: an unapplied remainder stored for an object the listing no longer names has
 been applied or voided since, and is dropped, so a stale credit never holds reminders back for good.

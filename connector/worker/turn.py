@@ -22,7 +22,7 @@ from connector.connections.token_source import StoredTokenSource
 from connector.domain.fees import ReferenceRates
 from connector.errors import StorageError
 from connector.outbox.executor import ExecutionReport, Executor, ReminderSender
-from connector.outbox.planning import PlanReport, plan_connection, would_act
+from connector.outbox.planning import PlanReport, plan_connection
 from connector.outbox.send_window import WindowGate
 from connector.ports import AccountingAdapter
 from connector.storage.tables import Connection
@@ -122,8 +122,14 @@ def _turn(
     )
     renew()
     rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
-    read_credits_before_acting(services, adapter, connection_id, rates)
-    planned = plan_connection(services.store, connection_id, settings.rules, now(), rates=rates)
+    planned = plan_connection(
+        services.store,
+        connection_id,
+        settings.rules,
+        now(),
+        rates=rates,
+        before_acting=lambda: read_stale_credits(services, adapter, connection_id) > 0,
+    )
     renew()
     scheduler = settings.scheduler
     executor = Executor(
@@ -151,15 +157,11 @@ def reconcile_every(settings: Settings) -> timedelta:
     return period - min(timedelta(minutes=settings.scheduler.sync_interval_minutes) / 2, period / 2)
 
 
-def read_credits_before_acting(
-    services: Services, adapter: AccountingAdapter, connection_id: int, rates: ReferenceRates | None = None
-) -> int:
-    """Read the open credits (connector.sync.credits) when the last complete read is older than the reconcile
-    period and planning now would act; the calls made. At rest this costs nothing: the read is per acting day."""
+def read_stale_credits(services: Services, adapter: AccountingAdapter, connection_id: int) -> int:
+    """Read the open credit (connector.sync.credits) when the last complete read is older than the reconcile period;
+    the calls made. The plan asks for it only when it would act, so a connection at rest never pays for it."""
     now = services.clock.now()
     fresh_for = timedelta(hours=services.settings.scheduler.full_reconcile_hours)
     if credits_read_since(services.store, connection_id, now - fresh_for):
-        return 0
-    if not would_act(services.store, connection_id, services.settings.rules, now, rates=rates):
         return 0
     return refresh_open_credits(services.store, adapter, connection_id, now)
