@@ -93,20 +93,24 @@ def test_a_day_at_rest_is_three_polls_and_one_reconcile(tmp_path: Path, provider
         assert not OPEN_CREDIT_LISTINGS & set(reads)  # nothing would go out: no read before acting
 
 
+def _first_turn_with_credit_waiting(p: Pipeline, provider: str) -> tuple[int, Counter[str]]:
+    """A customer whose overpayment covers the invoice due today, connected and turned once: (connection id,
+    the turn's reads). The reminder is held for the credit, and nothing reaches the customer."""
+    tenant, customer = _ledger_due_today(p, provider)
+    p.kit.overpay(tenant, customer, Decimal("150.00"))  # covers the 120.00 due
+    connection_id = p.connect(tenant)
+    p.kit.clear_calls()
+    p.turn(connection_id)
+    assert p.sink.received == []
+    holds = [action_from_json(a.payload) for a in p.actions(connection_id) if a.kind == ActionKind.HOLD.value]
+    assert [h.hold_reason for h in holds] == [HoldReason.UNAPPLIED_CREDIT]
+    return connection_id, _data_paths(p)
+
+
 def test_xero_reads_the_open_credit_before_acting_and_it_holds_the_reminder(tmp_path: Path) -> None:
     with pipeline("xero", tmp_path, rules(DUE_TODAY), scheduler=SHIPPED_SCHEDULE) as p:
-        tenant, customer = _ledger_due_today(p, "xero")
-        p.kit.overpay(tenant, customer, Decimal("150.00"))  # covers the 120.00 due
-        connection_id = p.connect(tenant)
-        p.kit.clear_calls()
-
-        p.turn(connection_id)
-
-        reads = _data_paths(p)
+        connection_id, reads = _first_turn_with_credit_waiting(p, "xero")
         assert {name: reads[name] for name in OPEN_CREDIT_LISTINGS} == dict.fromkeys(OPEN_CREDIT_LISTINGS, 1)
-        assert p.sink.received == []  # the customer has credit waiting: no reminder
-        holds = [action_from_json(a.payload) for a in p.actions(connection_id) if a.kind == ActionKind.HOLD.value]
-        assert [h.hold_reason for h in holds] == [HoldReason.UNAPPLIED_CREDIT]
 
         p.kit.clear_calls()
         p.clock.advance(timedelta(hours=1))
@@ -121,14 +125,5 @@ def test_xero_reads_the_open_credit_before_acting_and_it_holds_the_reminder(tmp_
 
 def test_quickbooks_reconcile_carries_the_open_credit_at_no_extra_call(tmp_path: Path) -> None:
     with pipeline("quickbooks", tmp_path, rules(DUE_TODAY), scheduler=SHIPPED_SCHEDULE) as p:
-        tenant, customer = _ledger_due_today(p, "quickbooks")
-        p.kit.overpay(tenant, customer, Decimal("150.00"))  # covers the 120.00 due
-        connection_id = p.connect(tenant)
-        p.kit.clear_calls()
-
-        p.turn(connection_id)
-
-        assert _data_paths(p) == RECONCILE["quickbooks"]  # the first sync's batch brought the credit
-        assert p.sink.received == []
-        holds = [action_from_json(a.payload) for a in p.actions(connection_id) if a.kind == ActionKind.HOLD.value]
-        assert [h.hold_reason for h in holds] == [HoldReason.UNAPPLIED_CREDIT]
+        _, reads = _first_turn_with_credit_waiting(p, "quickbooks")
+        assert reads == RECONCILE["quickbooks"]  # the first sync's batch brought the credit
