@@ -2,10 +2,12 @@
 
 Sync: a full reconcile is one batch call (open-invoice COUNT, customers, and the open credits: Payments with
 UnappliedAmt and CreditMemos with a Balance left, their first 1000 each) then pages of 1000 open invoices
-(MAXRESULTS maximum, docs/provider-api-facts.md §1.3); incremental sync is one CDC call for Invoice, Customer,
-Payment and CreditMemo with the server's `time` as the next cursor (§1.4), falling back to a full reconcile
-when the cursor is older than CDC's 30-day window. Writes pass the action key as `requestid` (§1.2) and look
-for their deterministic reference before re-creating anything.
+(MAXRESULTS maximum, docs/provider-api-facts.md §1.3): the first alone, the others read ahead concurrently
+(`page_concurrency`, at most the realm's 10 concurrent calls, §1.6, every call through its shared limiter) and
+handed over in order, so the sync stores them exactly as it would one after another. Incremental sync is one
+CDC call for Invoice, Customer, Payment and CreditMemo with the server's `time` as the next cursor (§1.4),
+falling back to a full reconcile when the cursor is older than CDC's 30-day window. Writes pass the action
+key as `requestid` (§1.2) and look for their deterministic reference before re-creating anything.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
+from itertools import chain
 from typing import Any
 
 from quickbooks import QuickBooks
@@ -23,6 +28,7 @@ from connector.domain.model import ConnectionInfo, CustomerSnapshot, InvoiceSnap
 from connector.domain.money import Money
 from connector.errors import MappingError, NotFound, ProviderError, Rejected, ReplayedObjectGone, Transient
 from connector.ports import OpenCredits, Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
+from connector.ratelimit.readahead import ReadAhead, read_ahead_width
 from providers.quickbooks.client import Duplicate, QboClient, StaleObject, digits, quote, request_id
 from providers.quickbooks.constants import (
     CDC_MAX_OBJECTS,
@@ -39,6 +45,7 @@ from providers.quickbooks.oauth import FixedTokens
 from providers.quickbooks.region import company_region
 
 OPEN_INVOICES = "FROM Invoice WHERE Balance > '0'"
+CUSTOMER_PAGE = "SELECT * FROM Customer ORDERBY Id STARTPOSITION {} MAXRESULTS 1000"
 # Money not (fully) applied yet: what a full reconcile reads besides open invoices (the unapplied-credit hold).
 OPEN_CREDITS = {"Payment": "FROM Payment WHERE UnappliedAmt > '0'", "CreditMemo": "FROM CreditMemo WHERE Balance > '0'"}
 CDC_ENTITIES = ("Invoice", "Customer", "Payment", "CreditMemo")
@@ -68,6 +75,25 @@ def credit_batch_items() -> list[dict[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class _PageLayout:
+    """What the reconcile's batch answer told about the pages to read."""
+
+    pages: int  # pages of open invoices (at least 1, even when there are none)
+    invoices: int  # open invoices counted
+    customer_pages: int  # pages of customers (the first came with the batch)
+
+
+@dataclass(frozen=True)
+class _FetchedPage:
+    """One page's raw answers, read ahead of the consumer: its open invoices and the customers riding along."""
+
+    index: int
+    invoices: list[Any]
+    customers: list[Any]
+    calls: int
+
+
 def _short(key: str, n: int = 8) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:n]
 
@@ -92,12 +118,20 @@ class QuickBooksAdapter:
         *,
         clock: Callable[[], datetime] | None = None,
         client: QboClient | None = None,
+        page_concurrency: int | None = None,
     ) -> None:
         self.realm = digits(realm, "company id")
         self.settings = settings
         self.options = {**DEFAULT_OPTIONS, **dict(settings.options or {})}
         self.home_currency = str(self.options["home_currency"]).upper()
         self.client = client or QboClient(self.realm, token_source, settings)
+        # Pages a full reconcile fetches at once (1: one after another), within the realm's concurrent-call
+        # limit (10, docs/provider-api-facts.md §1.6); the keyword wins over the `page_concurrency` option.
+        self.page_concurrency = read_ahead_width(
+            self.options.get("page_concurrency") if page_concurrency is None else page_concurrency,
+            self.client.limiter.concurrent,
+            provider=PROVIDER_KEY,
+        )
         self._clock = clock or (lambda: datetime.now(UTC))
         self._items: dict[str, str] = {}
         self._company_time = ""  # `time` of the last query answer: QuickBooks' now in the company's offset
@@ -201,12 +235,11 @@ class QuickBooksAdapter:
         return since < self._clock() - CDC_WINDOW + timedelta(minutes=10)
 
     def _full_reconcile(self) -> Iterator[Page]:
-        customer_query = "SELECT * FROM Customer ORDERBY Id STARTPOSITION {} MAXRESULTS 1000"
         answers, server_time = self.client.batch(
             [
                 {"bId": "invoices", "Query": f"SELECT COUNT(*) {OPEN_INVOICES}"},
                 {"bId": "customers", "Query": "SELECT COUNT(*) FROM Customer"},
-                {"bId": "customer-page", "Query": customer_query.format(1)},
+                {"bId": "customer-page", "Query": CUSTOMER_PAGE.format(1)},
                 *credit_batch_items(),
             ]
         )
@@ -225,45 +258,58 @@ class QuickBooksAdapter:
         customer_pages = (customer_total + PAGE_SIZE - 1) // PAGE_SIZE
         pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
         calls += 1
-        for index in range(pages):
-            extra_customers: list[CustomerSnapshot] = []
-            if 0 < index < customer_pages:  # customers beyond the first 1000 ride along later pages
-                answer = self.client.query(customer_query.format(1 + index * PAGE_SIZE))
-                calls += 1
-                extra_customers, more = self._map_customers(list(answer.get("Customer") or []))
-                quarantined += more
-            raws: list[Any] = []
-            if total:
-                start = 1 + index * PAGE_SIZE
-                answer = self.client.query(
-                    f"SELECT * {OPEN_INVOICES} ORDERBY Id STARTPOSITION {start} MAXRESULTS {PAGE_SIZE}"
+        layout = _PageLayout(pages=pages, invoices=total, customer_pages=customer_pages)
+        # The first page goes alone (an answer every page would get — a refused token, a throttle — comes
+        # once, not `width` times); the rest are read ahead concurrently while the consumer stores it.
+        head = iter([self._fetch_page(layout, 0)])  # an exhausted iterator lets go of its page
+        later = (partial(self._fetch_page, layout, index) for index in range(1, pages))
+        with ReadAhead(later, width=self.page_concurrency, name=f"qbo-pages-{self.realm}") as rest:
+            for fetched in chain(head, rest):
+                extra_customers, more = self._map_customers(fetched.customers)
+                invoices, bad = self._map_invoices(fetched.invoices)
+                last = fetched.index == pages - 1
+                yield Page(
+                    invoices=invoices,
+                    customers=(customers if fetched.index == 0 else []) + extra_customers,
+                    next_cursor=cursor if last else None,
+                    quarantined=quarantined + more + bad,
+                    calls=calls + fetched.calls,
+                    full=True,
+                    payments=payments if fetched.index == 0 else {},
                 )
-                calls += 1
-                raws = list(answer.get("Invoice") or [])
-            invoices, bad = self._map_invoices(raws)
-            last = index == pages - 1
-            if last and customer_pages > pages:
-                for more_index in range(pages, customer_pages):
-                    answer = self.client.query(customer_query.format(1 + more_index * PAGE_SIZE))
-                    calls += 1
-                    mapped, more = self._map_customers(list(answer.get("Customer") or []))
-                    extra_customers += mapped
-                    quarantined += more
-            yield Page(
-                invoices=invoices,
-                customers=(customers if index == 0 else []) + extra_customers,
-                next_cursor=cursor if last else None,
-                quarantined=quarantined + bad,
-                calls=calls,
-                full=True,
-                payments=payments if index == 0 else {},
+                calls = 0
+                quarantined = []
+                if fetched.invoices and len(fetched.invoices) < PAGE_SIZE and not last:
+                    # Fewer open invoices than counted (some got paid meanwhile): finish with an empty last
+                    # page, which carries the calls of the pages already read ahead past the end.
+                    spent = sum(page.calls for page in rest.close())
+                    yield Page(invoices=[], customers=[], next_cursor=cursor, calls=spent, full=True)
+                    return
+
+    def _fetch_page(self, layout: _PageLayout, index: int) -> _FetchedPage:
+        """Page `index` of the reconcile's open invoices, with the customer page that rides along (customers
+        beyond the first 1000 ride along later pages; the last page brings any still left). Runs on a
+        read-ahead thread: it only reads from QuickBooks, through the realm's shared limiter."""
+        calls = 0
+        customers: list[Any] = []
+        if 0 < index < layout.customer_pages:
+            answer = self.client.query(CUSTOMER_PAGE.format(1 + index * PAGE_SIZE))
+            calls += 1
+            customers += list(answer.get("Customer") or [])
+        invoices: list[Any] = []
+        if layout.invoices:
+            start = 1 + index * PAGE_SIZE
+            answer = self.client.query(
+                f"SELECT * {OPEN_INVOICES} ORDERBY Id STARTPOSITION {start} MAXRESULTS {PAGE_SIZE}"
             )
-            calls = 0
-            quarantined = []
-            if raws and len(raws) < PAGE_SIZE and not last:
-                # Fewer open invoices than counted (some got paid meanwhile): finish with an empty last page.
-                yield Page(invoices=[], customers=[], next_cursor=cursor, calls=0, full=True)
-                return
+            calls += 1
+            invoices = list(answer.get("Invoice") or [])
+        if index == layout.pages - 1:
+            for more_index in range(layout.pages, layout.customer_pages):
+                answer = self.client.query(CUSTOMER_PAGE.format(1 + more_index * PAGE_SIZE))
+                calls += 1
+                customers += list(answer.get("Customer") or [])
+        return _FetchedPage(index=index, invoices=invoices, customers=customers, calls=calls)
 
     def _incremental(self, cursor: str) -> Iterator[Page]:
         """CDC pages from `cursor`, each entity advancing on its own (RS-26).

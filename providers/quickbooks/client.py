@@ -213,7 +213,8 @@ class QboClient:
             int(options.get("rate_per_minute", RATE_PER_MINUTE)),
             int(options.get("max_concurrent", MAX_CONCURRENT)),
         )
-        self.calls = 0
+        self.calls = 0  # counted under _calls_lock: a full reconcile reads pages on several threads
+        self._calls_lock = threading.Lock()
         # `time` of the last answer that carried one: QuickBooks' now, in the offset it answers the company in.
         self.server_time = ""
         self._sleep = sleep
@@ -299,7 +300,8 @@ class QboClient:
         headers["Authorization"] = "Bearer " + self._access_token
         try:
             with self.limiter.call():
-                self.calls += 1
+                with self._calls_lock:
+                    self.calls += 1
                 return self._http.request(
                     method,
                     url,

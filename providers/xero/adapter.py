@@ -18,6 +18,10 @@ Sync (docs/design.md "Sync", docs/provider-api-facts.md §2.2):
   ran are picked up by the next incremental sweep.
 Known limit of Xero's offset paging: if invoices change while a multi-page listing runs, one unchanged
 invoice may shift across a page boundary and be missed by that run; the next full reconcile sees it.
+Concurrency: the full reconcile's first invoice answer states the page count; the pages after it are read
+ahead concurrently (`page_concurrency`, at most the organisation's 5 concurrent calls, §2.4, every call through
+the tenant's shared limiter, which keeps the 60 a minute) and handed over in order with the cursors of a
+one-page-at-a-time sweep. Incremental sweeps read one page after another.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,6 +69,7 @@ from connector.domain.model import (
 from connector.domain.money import Money
 from connector.errors import AuthError, MappingError, NotFound, Rejected, Transient
 from connector.ports import OpenCredits, Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
+from connector.ratelimit.readahead import ReadAhead, read_ahead_width
 from providers.xero import mapping
 from providers.xero.client import Answer, RateLimiter, XeroClient, status_of
 from providers.xero.constants import (
@@ -155,11 +161,19 @@ class XeroAdapter:
         *,
         limiter: RateLimiter | None = None,
         today: Callable[[], date] | None = None,
+        page_concurrency: int | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.settings = settings
         self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **dict(settings.options)}
         self.client = XeroClient(tenant_id, token_source, settings, limiter=limiter)
+        # Invoice pages a full reconcile fetches at once (1: one after another), within the organisation's
+        # concurrent-call limit (5, docs/provider-api-facts.md §2.4); the keyword wins over the option.
+        self.page_concurrency = read_ahead_width(
+            self.options.get("page_concurrency") if page_concurrency is None else page_concurrency,
+            self.client.limiter.concurrent,
+            provider=PROVIDER_KEY,
+        )
         self._today = today  # None: the organisation's date at Xero's own time (see `ledger_date`)
         self._contacts: dict[str, CustomerSnapshot] = {}
         self._home_currency = str(self.options.get("home_currency") or "")
@@ -283,6 +297,11 @@ class XeroAdapter:
         (`<iso>|<id>,<id>`): the boundary is inclusive, so nothing sharing the instant is lost, yet a
         quiet sweep returns nothing and costs one call.
         """
+        with _InvoicePages(self, cursor is None, _read_cursor(cursor)[0]) as pages:
+            yield from self._sweep(cursor, pages, first_sync=first_sync)
+
+    def _sweep(self, cursor: str | None, pages: _InvoicePages, *, first_sync: bool) -> Iterator[Page]:
+        """`changed_invoices`, reading the invoice listing's answers from `pages`."""
         full = cursor is None
         since, boundary = _read_cursor(cursor)
         pending_calls = self._all_customers() if full else 0
@@ -292,17 +311,7 @@ class XeroAdapter:
         partly_paid: list[str] = []  # open invoices the reconcile saw with money already applied
         page = 1
         while True:
-            kwargs: dict[str, Any] = {
-                "where": 'Type=="ACCREC"',
-                "statuses": OPEN_STATUSES if full else ALL_STATUSES,
-                "order": "UpdatedDateUTC ASC",
-                "page": page,
-                "page_size": PAGE_SIZE,
-                "summary_only": True,
-            }
-            if since is not None:
-                kwargs["if_modified_since"] = since
-            body = self.client.call("get_invoices", **kwargs).json()
+            body = pages.answer(page)
             pending_calls += 1
             if started is None and body.get("DateTimeUTC"):
                 started = mapping.parse_instant(body["DateTimeUTC"])
@@ -318,12 +327,13 @@ class XeroAdapter:
                 # Never past the reconcile's start: changes made while it ran come with the next sweep.
                 cursor_at, cursor_ids = started, set()
             next_cursor = _write_cursor(cursor_at, cursor_ids) if cursor_at is not None else cursor
-            pagination = body.get("pagination") or {}
-            last = page >= int(pagination.get("pageCount") or 0) or len(all_rows) < PAGE_SIZE
+            last = page >= _page_count(body) or len(all_rows) < PAGE_SIZE
             changed = changed or bool(rows)
             if full and first_sync:
                 partly_paid.extend(_partly_paid(rows))
             payments: dict[tuple[PaymentKind, str], list[PaymentSnapshot]] = {}
+            if last:
+                pending_calls += pages.close()  # pages read ahead past a listing that ended early
             if last and since is not None and changed:
                 pending_calls += self._money_since(since, payments, quarantined)
             if last and partly_paid:
@@ -341,6 +351,11 @@ class XeroAdapter:
             if last:
                 return
             page += 1
+
+    def _invoice_page(self, listing: Mapping[str, Any], page: int) -> dict[str, Any]:
+        """One page of the invoice listing (on a read-ahead thread during a full reconcile)."""
+        body: dict[str, Any] = self.client.call("get_invoices", page=page, **listing).json()
+        return body
 
     def _money_since(
         self,
@@ -713,6 +728,64 @@ class XeroAdapter:
             retry_writes=True,
         )
         return WriteResult(external_ref=invoice.external_id)
+
+
+class _InvoicePages:
+    """The invoice listing's answers, page by page in order (a context manager: closing it stops the read-ahead).
+
+    A full reconcile knows from the first answer how many pages follow and reads them concurrently,
+    `page_concurrency` at once, through the tenant's shared limiter; pages beyond that count (invoices added
+    meanwhile) are read one by one when an answer says another follows. An incremental sweep reads each page
+    only when the previous answer says another follows.
+    """
+
+    def __init__(self, adapter: XeroAdapter, full: bool, since: datetime | None) -> None:
+        self._adapter = adapter
+        self._full = full
+        self._listing: dict[str, Any] = {
+            "where": 'Type=="ACCREC"',
+            "statuses": OPEN_STATUSES if full else ALL_STATUSES,
+            "order": "UpdatedDateUTC ASC",
+            "page_size": PAGE_SIZE,
+            "summary_only": True,
+        }
+        if since is not None:
+            self._listing["if_modified_since"] = since
+        self._ahead: ReadAhead[dict[str, Any]] | None = None
+
+    def answer(self, page: int) -> dict[str, Any]:
+        """The answer for `page` (pages are asked for in order, from 1)."""
+        if self._ahead is not None:
+            fetched = next(self._ahead, None)
+            if fetched is not None:
+                return fetched
+        body = self._adapter._invoice_page(self._listing, page)
+        if page == 1 and self._full:
+            later = range(2, _page_count(body) + 1)
+            tasks = (partial(self._adapter._invoice_page, self._listing, number) for number in later)
+            name = f"xero-pages-{self._adapter.tenant_id[:8]}"
+            self._ahead = ReadAhead(tasks, width=self._adapter.page_concurrency, name=name)
+        return body
+
+    def close(self) -> int:
+        """Stop reading ahead; the number of pages read ahead but never asked for (each was a call)."""
+        ahead, self._ahead = self._ahead, None
+        return len(ahead.close()) if ahead is not None else 0
+
+    def __enter__(self) -> _InvoicePages:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _page_count(body: Mapping[str, Any]) -> int:
+    """The listing's page count as its answer states it (0 when it states none)."""
+    pagination = body.get("pagination") or {}
+    try:
+        return int(pagination.get("pageCount") or 0)
+    except (TypeError, ValueError, AttributeError):
+        raise Transient("Xero answered with an unreadable page count.", provider=PROVIDER_KEY) from None
 
 
 BOUNDARY_IDS_MAX = 50  # beyond this many ties the boundary invoices simply come again (idempotent upserts)
