@@ -28,6 +28,7 @@ from providers.xero.adapter import XeroAdapter
 from providers.xero.client import RateLimiter
 from providers.xero.emulator.kit import XeroKit
 from providers.xero.oauth import LocalTokenSource, tokens_from_response
+from tests.support.workers import wait_for
 
 LATENCY_S = 0.02
 CALLBACK = "http://127.0.0.1/callback"
@@ -203,3 +204,31 @@ def test_a_consumer_that_stops_after_the_first_page_stops_the_read_ahead(ledger:
     # Only the pages already read ahead were asked for: never more than the limit beyond the first.
     page_calls = [call for call in ledger.log() if ledger.page_path in call.path]
     assert 1 <= len(page_calls) <= 1 + ledger.limit
+
+
+def test_a_quickbooks_listing_shorter_than_counted_ends_early_and_reports_the_pages_read_ahead_past_it() -> None:
+    """Invoices paid (here deleted) between the COUNT and the pages: the page that comes back short ends the
+    reconcile with an empty last page carrying the cursor, as one page at a time does; a page already read
+    ahead past the end was still a call, and the last page reports it."""
+    with QuickBooksKit() as kit:
+        realm = kit.add_company("Shrinking Co")
+        invoices = kit.seed_invoices(realm, 2_500)  # counted: 3 pages
+        tokens = FixedTokens(TokenSet.from_response(kit.grant(realm), datetime.now(UTC)))
+        adapter = QuickBooksAdapter(realm, tokens, kit.settings(CALLBACK))
+        kit.clear_calls()
+        # The first page waits: meanwhile 600 of the counted invoices go, so the second page brings 900.
+        kit.add_fault(Fault("delay", path="/query", seconds=1.5, times=1))
+        pages: list[Page] = []
+        reader = threading.Thread(target=lambda: pages.extend(adapter.changed_invoices(None)))
+        reader.start()
+        wait_for(lambda: any("/batch" in call.path for call in kit.core.calls("data", realm)), 10, "the COUNT")
+        for ident in invoices[:600]:
+            kit.emulator.store.delete(realm, "Invoice", {"Id": ident, "SyncToken": "0"})
+        reader.join(timeout=30)
+
+        assert [len(page.invoices) for page in pages] == [1000, 900, 0]
+        assert [page.next_cursor is None for page in pages] == [True, True, False]
+        # The batch, the three pages (the third read ahead, empty): every call reported, the last by the end page.
+        assert sum(page.calls for page in pages) == kit.data_calls(realm) == 1 + 3
+        assert pages[-1].calls == 1
+        assert _reader_threads() == []
