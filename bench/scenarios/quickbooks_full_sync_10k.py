@@ -13,13 +13,12 @@ only and `rate_limited_calls` counts the 429s our syncs drew; wall time is measu
 from __future__ import annotations
 
 import os
-import time
-import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.targets import Target, at_most
+from bench.sync_race import Timing, peak_mb, race_metrics, race_targets, timed_sync
+from bench.targets import Target
 from providers.quickbooks.emulator.kit import QuickBooksKit
 
 NAME = "quickbooks_full_sync_10k"
@@ -30,39 +29,6 @@ ROUNDS = 3  # concurrent and sequential syncs alternate; the best wall time of e
 PAGE_LIMIT = 10  # QuickBooks' concurrent calls per realm (docs/provider-api-facts.md §1.6)
 
 
-class _Tokens:
-    """Minimal TokenSource: the emulator's access token lives an hour, longer than the run."""
-
-    def __init__(self, tokens: Any) -> None:
-        self.tokens = tokens
-
-    def current(self) -> Any:
-        return self.tokens
-
-    def refreshed(self, rejected_access_token: str) -> Any:
-        raise RuntimeError("no refresh expected during the benchmark")
-
-
-def _timed(run: Callable[[], int], kit: QuickBooksKit, realm: str) -> tuple[float, int, int]:
-    """(wall seconds, data calls, 429 answers) of one sync, which must bring every invoice."""
-    kit.clear_calls()
-    started = time.perf_counter()
-    count = run()
-    wall = time.perf_counter() - started
-    if count != INVOICES:
-        raise RuntimeError(f"synced {count} invoices, expected {INVOICES}")
-    calls = kit.calls("data", realm)
-    return wall, len(calls), sum(1 for call in calls if call["status"] == 429)
-
-
-def _peak_mb(run: Callable[[], int]) -> float:
-    tracemalloc.start()
-    run()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 1024 / 1024
-
-
 def run() -> dict[str, float]:
     from quickbooks import QuickBooks
     from quickbooks.objects.invoice import Invoice
@@ -70,6 +36,7 @@ def run() -> dict[str, float]:
     from connector.ports import TokenSet
     from providers.quickbooks import oauth
     from providers.quickbooks.adapter import QuickBooksAdapter
+    from providers.quickbooks.oauth import FixedTokens
 
     kit = QuickBooksKit()  # QuickBooks' real limits
     kit.start(process=True)  # a child process: tracemalloc measures the client side only
@@ -81,7 +48,7 @@ def run() -> dict[str, float]:
 
         def ours(page_concurrency: int | None = None) -> Callable[[], int]:
             def sync() -> int:
-                adapter = QuickBooksAdapter(realm, _Tokens(tokens), settings, page_concurrency=page_concurrency)
+                adapter = QuickBooksAdapter(realm, FixedTokens(tokens), settings, page_concurrency=page_concurrency)
                 return sum(len(page.invoices) for page in adapter.changed_invoices(None))
 
             return sync
@@ -100,50 +67,29 @@ def run() -> dict[str, float]:
                     return len(everything)
                 position += 100
 
-        concurrent: list[tuple[float, int, int]] = []
-        sequential: list[tuple[float, int, int]] = []
+        concurrent: list[Timing] = []
+        sequential: list[Timing] = []
         for _ in range(ROUNDS):
-            concurrent.append(_timed(ours(), kit, realm))
-            sequential.append(_timed(ours(page_concurrency=1), kit, realm))
-        peak_mb = _peak_mb(ours())
+            concurrent.append(timed_sync(ours(), kit, realm, INVOICES))
+            sequential.append(timed_sync(ours(page_concurrency=1), kit, realm, INVOICES))
+        ours_peak_mb = peak_mb(ours())
         peak_concurrent = int(kit.admin(f"companies/{realm}/usage", method="GET")["peak_concurrent"])
-        base_wall, base_calls, _ = _timed(naive, kit, realm)
-        base_peak = _peak_mb(naive)
+        baseline = timed_sync(naive, kit, realm, INVOICES)
+        base_peak = peak_mb(naive)
     finally:
         kit.stop()
-    return {
-        "calls": float(concurrent[0][1]),
-        "wall_s": round(min(wall for wall, _, _ in concurrent), 3),
-        "sequential_calls": float(sequential[0][1]),
-        "sequential_wall_s": round(min(wall for wall, _, _ in sequential), 3),
-        "rate_limited_calls": float(sum(limited for _, _, limited in concurrent + sequential)),
-        "peak_concurrent_calls": float(peak_concurrent),
-        "peak_mb": round(peak_mb, 2),
-        # Pages overlap only where the machine has a core to spare: a loaded machine narrows the gap to sequential.
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "baseline_calls": float(base_calls),
-        "baseline_wall_s": round(base_wall, 3),
-        "baseline_peak_mb": round(base_peak, 2),
-    }
+    return race_metrics(
+        concurrent,
+        sequential,
+        peak_concurrent=peak_concurrent,
+        ours_peak_mb=ours_peak_mb,
+        baseline=baseline,
+        baseline_peak_mb=base_peak,
+    )
 
 
 def targets(metrics: dict[str, float]) -> list[Target]:
-    """Issue 13: pages concurrently, at most 0.6 x the one-at-a-time wall time, same calls (≤ 11), no 429."""
-    ratio = metrics["wall_s"] / metrics["sequential_wall_s"]
-    return [
-        Target(
-            f"wall_s <= 0.6 x sequential_wall_s (is {metrics['wall_s']:g} = {ratio:.2f} x "
-            f"{metrics['sequential_wall_s']:g})",
-            metrics["wall_s"] <= 0.6 * metrics["sequential_wall_s"],
-        ),
-        at_most(metrics, "calls", 11),
-        Target(
-            f"calls == sequential_calls (is {metrics['calls']:g} and {metrics['sequential_calls']:g})",
-            metrics["calls"] == metrics["sequential_calls"],
-        ),
-        at_most(metrics, "rate_limited_calls", 0),
-        at_most(metrics, "peak_concurrent_calls", PAGE_LIMIT),
-    ]
+    return race_targets(metrics, PAGE_LIMIT)
 
 
 if __name__ == "__main__":

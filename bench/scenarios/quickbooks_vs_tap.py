@@ -14,17 +14,13 @@ ours reuses a live access token). `wall_s` is ours in-process; `tap_wall_s` the 
 
 from __future__ import annotations
 
-import json
-import tempfile
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import requests
 
-from bench.taps import TapSpec, best, discover, ensure_venv, peer_targets, run_tap, select_only
+from bench.taps import TapSpec, ensure_venv, peer_metrics, peer_targets, race, write_tap_config
 from bench.targets import Target
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from providers.quickbooks.emulator.kit import QuickBooksKit
@@ -37,36 +33,6 @@ LATENCY_S = 0.05
 ROUNDS = 2
 STREAM = "invoices"
 TAP = TapSpec("tap-quickbooks", "2.5.0", wrapper="run_tap_quickbooks.py")
-
-
-class _Tokens:
-    """Minimal TokenSource: the emulator's access token lives an hour, longer than the run."""
-
-    def __init__(self, tokens: Any) -> None:
-        self.tokens = tokens
-
-    def current(self) -> Any:
-        return self.tokens
-
-    def refreshed(self, rejected_access_token: str) -> Any:
-        raise RuntimeError("no refresh expected during the benchmark")
-
-
-def _tap_config(folder: Path, realm: str, refresh_token: str) -> Path:
-    config = folder / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "start_date": "2000-01-01T00:00:00Z",
-                "user_agent": "nudge-bench",
-                "realm_id": realm,
-                "client_id": DEFAULT_CLIENT_ID,
-                "client_secret": DEFAULT_CLIENT_SECRET,
-                "refresh_token": refresh_token,
-            }
-        )
-    )
-    return config
 
 
 def _overpay(kit: QuickBooksKit, realm: str, api_base: str, access_token: str) -> None:
@@ -85,6 +51,7 @@ def _overpay(kit: QuickBooksKit, realm: str, api_base: str, access_token: str) -
 def run() -> dict[str, float]:
     from connector.ports import TokenSet
     from providers.quickbooks.adapter import QuickBooksAdapter
+    from providers.quickbooks.oauth import FixedTokens
 
     ensure_venv(TAP)  # run_tap uses its python
     kit = QuickBooksKit()
@@ -92,52 +59,25 @@ def run() -> dict[str, float]:
     try:
         realm = kit.seed_company("Bench Co", customers=CUSTOMERS, invoices=INVOICES)
         settings = kit.settings("http://127.0.0.1/callback")
-        tokens = _Tokens(TokenSet.from_response(kit.grant(realm), datetime.now(UTC)))
+        tokens = FixedTokens(TokenSet.from_response(kit.grant(realm), datetime.now(UTC)))
         _overpay(kit, realm, settings.api_base, tokens.current().access_token)
-        payments_read: list[int] = []
 
-        def ours() -> tuple[int, float, int]:
-            kit.clear_calls()
-            started = time.perf_counter()
+        def ours() -> tuple[int, int]:
             adapter = QuickBooksAdapter(realm, tokens, settings)
-            count = payments = 0
+            invoices = money = 0
             for page in adapter.changed_invoices(None, first_sync=True):
-                count += len(page.invoices)
-                payments += len(page.payments)
-            wall = time.perf_counter() - started
-            payments_read.append(payments)
-            return count, wall, kit.data_calls(realm)
+                invoices += len(page.invoices)
+                money += len(page.payments)
+            return invoices, money
 
-        with tempfile.TemporaryDirectory(prefix="nudge-bench-tap-") as folder:
-            workdir = Path(folder)
-            config = _tap_config(workdir, realm, str(kit.grant(realm)["refresh_token"]))
-            catalog = workdir / "catalog.json"
-            catalog.write_text(json.dumps(select_only(discover(TAP, kit.url, config, workdir), STREAM)))
-            kit.set_latency(LATENCY_S)
+        def write_config(folder: Path) -> Path:
+            client = (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+            return write_tap_config(folder, "realm_id", realm, client, str(kit.grant(realm)["refresh_token"]))
 
-            def tap() -> tuple[int, float, int]:
-                kit.clear_calls()
-                arguments = ["--config", str(config), "--catalog", str(catalog)]
-                done = run_tap(TAP, kit.url, arguments, stream=STREAM, workdir=workdir)
-                return done.records, done.wall_s, kit.data_calls(realm)
-
-            mine, theirs = [], []
-            for _ in range(ROUNDS):
-                mine.append(ours())
-                theirs.append(tap())
+        mine, theirs = race(TAP, kit, realm, ours, write_config, stream=STREAM, rounds=ROUNDS, latency_s=LATENCY_S)
     finally:
         kit.stop()
-    if any(count != INVOICES for count, _, _ in mine + theirs):
-        raise RuntimeError(f"invoices synced (ours, tap): {[m[0] for m in mine]}, {[t[0] for t in theirs]}")
-    if any(payments != OVERPAYMENTS for payments in payments_read):
-        raise RuntimeError(f"payments read by ours: {payments_read}, expected {OVERPAYMENTS}")
-    return {
-        "calls": float(max(calls for _, _, calls in mine)),
-        "wall_s": round(best([wall for _, wall, _ in mine]), 3),
-        "tap_calls": float(max(calls for _, _, calls in theirs)),
-        "tap_wall_s": round(best([wall for _, wall, _ in theirs]), 3),
-        "payments": float(min(payments_read)),
-    }
+    return peer_metrics(mine, theirs, invoices=INVOICES, money=OVERPAYMENTS)
 
 
 def targets(metrics: dict[str, float]) -> list[Target]:

@@ -14,16 +14,12 @@ collected into one list — 101 calls, so the emulator's limits are lifted for i
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.targets import Target, at_most
+from bench.sync_race import Timing, peak_mb, race_metrics, race_targets, timed_sync
+from bench.targets import Target
 from providers.xero.client import RateLimiter
 from providers.xero.emulator.kit import XeroKit
 
@@ -33,48 +29,6 @@ CONTACTS = 500
 LATENCY_S = 0.05
 ROUNDS = 3  # concurrent and sequential syncs alternate; the best wall time of each is kept
 PAGE_LIMIT = 5  # Xero's concurrent calls per organisation (docs/provider-api-facts.md §2.4)
-
-
-class PeakLimiter(RateLimiter):
-    """Xero's real per-tenant limiter, also remembering the most calls it had in flight at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.peak = 0
-        self._in_flight = 0
-        self._count_lock = threading.Lock()
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with super().slot():
-            with self._count_lock:
-                self._in_flight += 1
-                self.peak = max(self.peak, self._in_flight)
-            try:
-                yield
-            finally:
-                with self._count_lock:
-                    self._in_flight -= 1
-
-
-def _timed(sync: Callable[[], int], kit: XeroKit, tenant: str) -> tuple[float, int, int]:
-    """(wall seconds, data calls, 429 answers) of one sync, which must bring every invoice."""
-    kit.clear_calls()
-    started = time.perf_counter()
-    count = sync()
-    wall = time.perf_counter() - started
-    if count != INVOICES:
-        raise RuntimeError(f"synced {count} invoices, expected {INVOICES}")
-    calls = kit.calls("data", tenant)
-    return wall, len(calls), sum(1 for call in calls if call["status"] == 429)
-
-
-def _peak_mb(work: Callable[[], int]) -> float:
-    tracemalloc.start()
-    work()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 1_000_000
 
 
 def run() -> dict[str, float]:
@@ -94,7 +48,7 @@ def run() -> dict[str, float]:
             org: LocalTokenSource(settings, tokens_from_response(kit.grant(org), datetime.now(UTC)))
             for org in (tenant, twin)
         }
-        limiters = {org: PeakLimiter() for org in (tenant, twin)}  # one per organisation, as in a worker
+        limiters = {org: RateLimiter() for org in (tenant, twin)}  # one per organisation, as in a worker
 
         def ours(org: str, page_concurrency: int | None = None) -> Callable[[], int]:
             def sync() -> int:
@@ -120,47 +74,26 @@ def run() -> dict[str, float]:
                 page += 1
             return len(collected)
 
-        concurrent: list[tuple[float, int, int]] = []
-        sequential: list[tuple[float, int, int]] = []
+        concurrent: list[Timing] = []
+        sequential: list[Timing] = []
         for _ in range(ROUNDS):
-            concurrent.append(_timed(ours(tenant), kit, tenant))
-            sequential.append(_timed(ours(twin, page_concurrency=1), kit, twin))
-        peak_mb = _peak_mb(ours(tenant))
+            concurrent.append(timed_sync(ours(tenant), kit, tenant, INVOICES))
+            sequential.append(timed_sync(ours(twin, page_concurrency=1), kit, twin, INVOICES))
+        ours_peak_mb = peak_mb(ours(tenant))
         kit.set_limits()  # the naive SDK paging takes 101 calls: more than a minute's 60
-        base_wall, base_calls, _ = _timed(naive, kit, tenant)
-        base_peak = _peak_mb(naive)
+        baseline = timed_sync(naive, kit, tenant, INVOICES)
+        base_peak = peak_mb(naive)
     finally:
         kit.stop()
-    return {
-        "calls": float(concurrent[0][1]),
-        "wall_s": round(min(wall for wall, _, _ in concurrent), 3),
-        "sequential_calls": float(sequential[0][1]),
-        "sequential_wall_s": round(min(wall for wall, _, _ in sequential), 3),
-        "rate_limited_calls": float(sum(limited for _, _, limited in concurrent + sequential)),
-        "peak_concurrent_calls": float(limiters[tenant].peak),
-        "peak_mb": round(peak_mb, 2),
-        # Pages overlap only where the machine has a core to spare: a loaded machine narrows the gap to sequential.
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "baseline_calls": float(base_calls),
-        "baseline_wall_s": round(base_wall, 3),
-        "baseline_peak_mb": round(base_peak, 2),
-    }
+    return race_metrics(
+        concurrent,
+        sequential,
+        peak_concurrent=limiters[tenant].peak_in_flight,
+        ours_peak_mb=ours_peak_mb,
+        baseline=baseline,
+        baseline_peak_mb=base_peak,
+    )
 
 
 def targets(metrics: dict[str, float]) -> list[Target]:
-    """Issue 13: pages concurrently, at most 0.6 x the one-at-a-time wall time, same calls (≤ 11), no 429."""
-    ratio = metrics["wall_s"] / metrics["sequential_wall_s"]
-    return [
-        Target(
-            f"wall_s <= 0.6 x sequential_wall_s (is {metrics['wall_s']:g} = {ratio:.2f} x "
-            f"{metrics['sequential_wall_s']:g})",
-            metrics["wall_s"] <= 0.6 * metrics["sequential_wall_s"],
-        ),
-        at_most(metrics, "calls", 11),
-        Target(
-            f"calls == sequential_calls (is {metrics['calls']:g} and {metrics['sequential_calls']:g})",
-            metrics["calls"] == metrics["sequential_calls"],
-        ),
-        at_most(metrics, "rate_limited_calls", 0),
-        at_most(metrics, "peak_concurrent_calls", PAGE_LIMIT),
-    ]
+    return race_targets(metrics, PAGE_LIMIT)

@@ -17,16 +17,13 @@ ours reuses a live access token). `wall_s` is ours in-process; `tap_wall_s` the 
 
 from __future__ import annotations
 
-import json
-import tempfile
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import requests
 
-from bench.taps import TapSpec, best, discover, ensure_venv, peer_targets, run_tap, select_only
+from bench.taps import TapSpec, ensure_venv, peer_metrics, peer_targets, race, write_tap_config
 from bench.targets import Target
 from providers.xero.emulator.kit import XeroKit
 from providers.xero.emulator.state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -41,23 +38,6 @@ STREAM = "invoices"
 # tap-xero's client.py imports six but the distribution does not declare it; python-dateutil used to bring it
 # along and no longer does, so the bench installs it beside the tap.
 TAP = TapSpec("tap-xero", "2.6.0", extra_pins=(("six", "1.17.0"),), wrapper="run_tap_xero.py")
-
-
-def _tap_config(folder: Path, tenant: str, refresh_token: str) -> Path:
-    config = folder / "config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "start_date": "2000-01-01T00:00:00Z",
-                "user_agent": "nudge-bench",
-                "tenant_id": tenant,
-                "client_id": DEFAULT_CLIENT_ID,
-                "client_secret": DEFAULT_CLIENT_SECRET,
-                "refresh_token": refresh_token,
-            }
-        )
-    )
-    return config
 
 
 def _overpay(kit: XeroKit, tenant: str, api_base: str, access_token: str) -> None:
@@ -86,51 +66,24 @@ def run() -> dict[str, float]:
         settings = kit.settings("http://127.0.0.1/cb")
         tokens = LocalTokenSource(settings, tokens_from_response(kit.grant(tenant), datetime.now(UTC)))
         _overpay(kit, tenant, settings.api_base, tokens.current().access_token)
-        payments_read: list[int] = []
 
-        def ours() -> tuple[int, float, int]:
-            kit.clear_calls()
-            started = time.perf_counter()
+        def ours() -> tuple[int, int]:
             adapter = XeroAdapter(tenant, tokens, settings, limiter=RateLimiter(per_minute=0))
-            count = payments = 0
+            invoices = money = 0
             for page in adapter.changed_invoices(None, first_sync=True):
-                count += len(page.invoices)
-                payments += len(page.payments)
-            payments += len(adapter.open_credits().payments)  # read before the first action: the open credit
-            wall = time.perf_counter() - started
-            payments_read.append(payments)
-            return count, wall, kit.data_calls(tenant)
+                invoices += len(page.invoices)
+                money += len(page.payments)
+            money += len(adapter.open_credits().payments)  # read before the first action: the open credit
+            return invoices, money
 
-        with tempfile.TemporaryDirectory(prefix="nudge-bench-tap-") as folder:
-            workdir = Path(folder)
-            config = _tap_config(workdir, tenant, str(kit.grant(tenant)["refresh_token"]))
-            catalog = workdir / "catalog.json"
-            catalog.write_text(json.dumps(select_only(discover(TAP, kit.url, config, workdir), STREAM)))
-            kit.set_latency(LATENCY_S)
+        def write_config(folder: Path) -> Path:
+            client = (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+            return write_tap_config(folder, "tenant_id", tenant, client, str(kit.grant(tenant)["refresh_token"]))
 
-            def tap() -> tuple[int, float, int]:
-                kit.clear_calls()
-                arguments = ["--config", str(config), "--catalog", str(catalog)]
-                done = run_tap(TAP, kit.url, arguments, stream=STREAM, workdir=workdir)
-                return done.records, done.wall_s, kit.data_calls(tenant)
-
-            mine, theirs = [], []
-            for _ in range(ROUNDS):
-                mine.append(ours())
-                theirs.append(tap())
+        mine, theirs = race(TAP, kit, tenant, ours, write_config, stream=STREAM, rounds=ROUNDS, latency_s=LATENCY_S)
     finally:
         kit.stop()
-    if any(count != INVOICES for count, _, _ in mine + theirs):
-        raise RuntimeError(f"invoices synced (ours, tap): {[m[0] for m in mine]}, {[t[0] for t in theirs]}")
-    if any(payments != OVERPAYMENTS for payments in payments_read):
-        raise RuntimeError(f"payments read by ours: {payments_read}, expected {OVERPAYMENTS}")
-    return {
-        "calls": float(max(calls for _, _, calls in mine)),
-        "wall_s": round(best([wall for _, wall, _ in mine]), 3),
-        "tap_calls": float(max(calls for _, _, calls in theirs)),
-        "tap_wall_s": round(best([wall for _, wall, _ in theirs]), 3),
-        "payments": float(min(payments_read)),
-    }
+    return peer_metrics(mine, theirs, invoices=INVOICES, money=OVERPAYMENTS)
 
 
 def targets(metrics: dict[str, float]) -> list[Target]:

@@ -14,13 +14,15 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from bench.targets import Target, at_most
+from providers._emulator.kit import EmulatorKit
 
 HERE = Path(__file__).resolve().parent
 TAPS_HOME = HERE.parent / ".taps"  # bench/.taps, git-ignored, removed by `make clean`
@@ -173,3 +175,82 @@ def peer_targets(metrics: dict[str, float], *, speedup: float = 5.0) -> list[Tar
             metrics["tap_wall_s"] >= speedup * metrics["wall_s"],
         ),
     ]
+
+
+Side = tuple[int, float, int, int]  # one run of one side: (invoices, wall seconds, data calls, money objects)
+
+
+def race(
+    spec: TapSpec,
+    kit: EmulatorKit,
+    tenant: str,
+    ours: Callable[[], tuple[int, int]],
+    write_config: Callable[[Path], Path],
+    *,
+    stream: str,
+    rounds: int,
+    latency_s: float,
+) -> tuple[list[Side], list[Side]]:
+    """Interleaved runs (ours, tap, ours, tap...) against one emulator: `ours` returns (invoices, money objects);
+    the tap syncs `stream` alone with the config `write_config` wrote into a temporary folder."""
+
+    def timed_ours() -> Side:
+        kit.clear_calls()
+        started = time.perf_counter()
+        invoices, money = ours()
+        return invoices, time.perf_counter() - started, kit.data_calls(tenant), money
+
+    with tempfile.TemporaryDirectory(prefix="nudge-bench-tap-") as folder:
+        workdir = Path(folder)
+        config = write_config(workdir)
+        catalog = workdir / "catalog.json"
+        catalog.write_text(json.dumps(select_only(discover(spec, kit.url, config, workdir), stream)))
+        kit.set_latency(latency_s)
+
+        def tap() -> Side:
+            kit.clear_calls()
+            arguments = ["--config", str(config), "--catalog", str(catalog)]
+            done = run_tap(spec, kit.url, arguments, stream=stream, workdir=workdir)
+            return done.records, done.wall_s, kit.data_calls(tenant), 0
+
+        mine: list[Side] = []
+        theirs: list[Side] = []
+        for _ in range(rounds):
+            mine.append(timed_ours())
+            theirs.append(tap())
+    return mine, theirs
+
+
+def peer_metrics(mine: list[Side], theirs: list[Side], *, invoices: int, money: int) -> dict[str, float]:
+    """Each side's best wall time and most calls; every run must have brought every invoice (and ours the money)."""
+    if any(count != invoices for count, _, _, _ in mine + theirs):
+        raise RuntimeError(f"invoices synced (ours, tap): {[m[0] for m in mine]}, {[t[0] for t in theirs]}")
+    if any(read != money for _, _, _, read in mine):
+        raise RuntimeError(f"money objects read by ours: {[m[3] for m in mine]}, expected {money}")
+    return {
+        "calls": float(max(calls for _, _, calls, _ in mine)),
+        "wall_s": round(best([wall for _, wall, _, _ in mine]), 3),
+        "tap_calls": float(max(calls for _, _, calls, _ in theirs)),
+        "tap_wall_s": round(best([wall for _, wall, _, _ in theirs]), 3),
+        "payments": float(min(read for _, _, _, read in mine)),
+    }
+
+
+def write_tap_config(folder: Path, tenant_field: str, tenant: str, client: tuple[str, str], refresh_token: str) -> Path:
+    """The tap's config.json: the tenant under the tap's own key (`realm_id`, `tenant_id`), the app's client id and
+    secret, a refresh token the tap exchanges at start."""
+    config = folder / "config.json"
+    client_id, client_secret = client
+    config.write_text(
+        json.dumps(
+            {
+                "start_date": "2000-01-01T00:00:00Z",
+                "user_agent": "nudge-bench",
+                tenant_field: tenant,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "refresh_token": refresh_token,
+            }
+        )
+    )
+    return config

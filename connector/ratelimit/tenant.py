@@ -38,6 +38,8 @@ class TenantRateLimiter:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.concurrent)
         self._recent: deque[float] = deque()
+        self._in_flight = 0
+        self.peak_in_flight = 0  # the most calls this tenant had running at once (benches and tests read it)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(per_minute={self.per_minute}, concurrent={self.concurrent})"
@@ -86,7 +88,14 @@ class TenantRateLimiter:
     def slot(self) -> Iterator[None]:
         """Hold one of the tenant's concurrent-call slots for the duration of one call."""
         with self._slots:
-            yield
+            with self._lock:
+                self._in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
 
     @contextmanager
     def call(self) -> Iterator[None]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,28 +31,6 @@ from tests.support.workers import wait_for
 
 LATENCY_S = 0.02
 CALLBACK = "http://127.0.0.1/callback"
-
-
-class PeakLimiter(RateLimiter):
-    """Xero's real per-organisation limiter, also remembering the most calls it had in flight at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.peak = 0
-        self._in_flight = 0
-        self._count_lock = threading.Lock()
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with super().slot():
-            with self._count_lock:
-                self._in_flight += 1
-                self.peak = max(self.peak, self._in_flight)
-            try:
-                yield
-            finally:
-                with self._count_lock:
-                    self._in_flight -= 1
 
 
 @dataclass
@@ -94,13 +71,13 @@ def _xero(kit: XeroKit) -> Ledger:
     tenant = kit.seed_company("Many Pages Ltd", customers=40, invoices=invoices)
     settings = kit.settings(CALLBACK)
     tokens = LocalTokenSource(settings, tokens_from_response(kit.grant(tenant), datetime.now(UTC)))
-    limiter = PeakLimiter()  # one per organisation, shared by every adapter of it, as in a worker
+    limiter = RateLimiter()  # one per organisation, shared by every adapter of it, as in a worker
 
     def adapter(page_concurrency: int | None) -> XeroAdapter:
         return XeroAdapter(tenant, tokens, settings, limiter=limiter, page_concurrency=page_concurrency)
 
     # Contacts (one page), then the invoice pages (the open credit is read before acting, not by the reconcile).
-    return Ledger(kit, tenant, invoices, 5, 1 + 6, "/Invoices", adapter, lambda: limiter.peak)
+    return Ledger(kit, tenant, invoices, 5, 1 + 6, "/Invoices", adapter, lambda: limiter.peak_in_flight)
 
 
 @pytest.fixture(params=["quickbooks", "xero"])
