@@ -176,13 +176,23 @@ class _Customer:
 
 
 @dataclass(slots=True)
-class _Reminder:
-    scheduled_at: datetime
-    local_date: date
-    item: ReminderItem
-    rank: tuple[int, int]
-    emails: tuple[str, ...]
-    customer_name: str
+class _Digest:
+    """The reminders queued for one customer on one local day, member by member in parallel lists: one
+    object per digest rather than one per member (a cold plan queues one per open invoice, and every
+    object that outlives a garbage-collector generation makes the next full collection longer)."""
+
+    items: list[ReminderItem] = field(default_factory=list)
+    scheduled: list[datetime] = field(default_factory=list)
+    ranks: list[int] = field(default_factory=list)  # which member leads: the latest step (installments last)
+    emails: list[tuple[str, ...]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def add(self, scheduled: datetime, item: ReminderItem, rank: int, emails: tuple[str, ...], name: str) -> None:
+        self.items.append(item)
+        self.scheduled.append(scheduled)
+        self.ranks.append(rank)
+        self.emails.append(emails)
+        self.names.append(name)
 
 
 class _Planner:
@@ -220,7 +230,7 @@ class _Planner:
         self.calendars = calendars
         self.through_next_send_day = through_next_send_day
         self.actions: list[Action] = []
-        self.reminders: dict[tuple[str, date], list[_Reminder]] = {}
+        self.reminders: dict[tuple[str, date], _Digest] = {}
         self._customers: dict[str, _Customer] = {}
         self._infos: dict[str, _CadenceInfo] = {}
         self._schedules: dict[tuple[object, ...], Schedule] = {}
@@ -883,15 +893,8 @@ class _Planner:
             installment=event.installment,
             fee_warning=warning,
         )
-        self.reminders.setdefault((inv.customer_external_id, local), []).append(
-            _Reminder(
-                scheduled,
-                local,
-                item,
-                (step.offset if event.installment is None else -1000, 0),
-                inv.emails,
-                inv.customer_name,
-            )
+        self._digest(inv.customer_external_id, local).add(
+            scheduled, item, step.offset if event.installment is None else -1000, inv.emails, inv.customer_name
         )
 
     def _warned_fee(
@@ -1286,25 +1289,38 @@ class _Planner:
             member_key=key,
             installment=event.installment,
         )
-        self.reminders.setdefault((inv.customer_external_id, local), []).append(
-            _Reminder(scheduled, local, item, (-1000, 0), inv.emails, inv.customer_name)
-        )
+        self._digest(inv.customer_external_id, local).add(scheduled, item, -1000, inv.emails, inv.customer_name)
 
     # -- grouping ----------------------------------------------------------------------------------------
 
+    def _digest(self, customer_id: str, local: date) -> _Digest:
+        """The digest of `customer_id`'s reminders on local day `local`."""
+        found = self.reminders.get((customer_id, local))
+        if found is None:
+            found = self.reminders[(customer_id, local)] = _Digest()
+        return found
+
     def _group_reminders(self) -> None:
         days = self.history.reminder_days
-        for (customer_id, local), members in self.reminders.items():
+        for (customer_id, local), digest in self.reminders.items():
             if (customer_id, local) in days:
                 continue  # already reminded that local day: the items wait for the next one
-            members.sort(key=lambda r: (r.item.due_date, r.item.number, r.item.invoice_external_id))
-            lead = max(members, key=lambda r: (r.rank, r.item.days_overdue, r.item.invoice_external_id))
+            queued = digest.items
+            # members in invoice order (a stable sort, as the members' own list was sorted before)
+            members = sorted(
+                range(len(queued)),
+                key=lambda n: (queued[n].due_date, queued[n].number, queued[n].invoice_external_id),
+            )
+            lead = max(
+                members,
+                key=lambda n: (digest.ranks[n], queued[n].days_overdue, queued[n].invoice_external_id),
+            )
             cust = self._customers[customer_id]
-            items = tuple(r.item for r in members)
+            items = tuple(queued[n] for n in members)
             member_keys = tuple(i.member_key for i in items)
             emails: list[str] = []
-            for r in members:
-                emails.extend(e for e in r.emails if e not in emails)
+            for n in members:
+                emails.extend(e for e in digest.emails[n] if e not in emails)
             currencies = {i.balance.currency for i in items}
             amount = None
             if len(currencies) == 1:
@@ -1322,15 +1338,15 @@ class _Planner:
                     connection_id=self.conn_id,
                     customer_external_id=customer_id,
                     invoice_external_ids=tuple(i.invoice_external_id for i in items),
-                    scheduled_at=max(r.scheduled_at for r in members),
+                    scheduled_at=max(digest.scheduled),
                     local_date=local,
-                    step_id=lead.item.step_id,
+                    step_id=queued[lead].step_id,
                     rule=rule,
                     amount=amount,
-                    template=lead.item.template,
+                    template=queued[lead].template,
                     requires_approval=self._approval(ActionKind.REMIND, cust.info.cadence if cust.info else None),
                     due_date=min(i.due_date for i in items),
-                    customer_name=lead.customer_name,
+                    customer_name=digest.names[lead],
                     recipients=tuple(emails),
                     items=items,
                     member_keys=member_keys,
