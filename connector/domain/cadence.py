@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from connector.domain.actions import (
@@ -83,6 +84,8 @@ from connector.domain.policy import (
 )
 
 _ZERO_DELTA = timedelta(0)
+# How `plan` orders its actions; `kind` is a StrEnum, so it orders as its value does.
+_ACTION_ORDER = attrgetter("scheduled_at", "customer_external_id", "kind", "invoice_external_ids", "key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,8 +510,7 @@ class _Planner:
             cust = customers.get(inv.customer_external_id) or self._customer(inv.customer_external_id)
             self._plan_open(cust, inv, inv.due_date, facts)
         self._group_reminders()
-        # `kind` is a StrEnum: it orders as its value does.
-        self.actions.sort(key=lambda a: (a.scheduled_at, a.customer_external_id, a.kind, a.invoice_external_ids, a.key))
+        self.actions.sort(key=_ACTION_ORDER)
         return self.actions
 
     def _plan_open(self, cust: _Customer, inv: InvoiceSnapshot, due: date, facts: InvoiceFacts) -> None:
@@ -643,7 +645,8 @@ class _Planner:
         assert inv.due_date is not None
         prefix = key_prefix(self.conn_id, inv.external_id)
         contact, remind_key = self._open_contact(cust.info, inv, facts, contact, prefix)
-        fee = self._warned_fee(cust, facts, fee)
+        if fee is not None:
+            fee = self._warned_fee(cust, facts, fee)
         pending = self._pending_parts(inv, contact, fee, prefix, remind_key)
         if not pending:
             return
