@@ -88,6 +88,9 @@ from connector.domain.policy import (
 _ZERO_DELTA = timedelta(0)
 # How `plan` orders its actions; `kind` is a StrEnum, so it orders as its value does.
 _ACTION_ORDER = attrgetter("scheduled_at", "customer_external_id", "kind", "invoice_external_ids", "key")
+# How a grouped reminder lists its invoices, and which member leads it (after the latest step: most overdue).
+_ITEM_ORDER = attrgetter("due_date", "number", "invoice_external_id")
+_ITEM_PRECEDENCE = attrgetter("days_overdue", "invoice_external_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1311,15 +1314,12 @@ class _Planner:
             if (customer_id, local) in days:
                 continue  # already reminded that local day: the items wait for the next one
             queued = digest.items
-            # members in invoice order (a stable sort, as the members' own list was sorted before)
-            members = sorted(
-                range(len(queued)),
-                key=lambda n: (queued[n].due_date, queued[n].number, queued[n].invoice_external_id),
-            )
-            lead = max(
-                members,
-                key=lambda n: (digest.ranks[n], queued[n].days_overdue, queued[n].invoice_external_id),
-            )
+            # members in invoice order (a stable sort, as the members' own list was sorted before); the lead is
+            # the first of the latest step's members most overdue
+            order = list(map(_ITEM_ORDER, queued))
+            members = sorted(range(len(queued)), key=order.__getitem__)
+            precedence = list(zip(digest.ranks, map(_ITEM_PRECEDENCE, queued), strict=True))
+            lead = max(members, key=precedence.__getitem__)
             cust = self._customers[customer_id]
             items = tuple(queued[n] for n in members)
             member_keys = tuple(i.member_key for i in items)
