@@ -86,8 +86,9 @@ from connector.domain.policy import (
 )
 
 _ZERO_DELTA = timedelta(0)
-# How `plan` orders its actions; `kind` is a StrEnum, so it orders as its value does.
-_ACTION_ORDER = attrgetter("scheduled_at", "customer_external_id", "kind", "invoice_external_ids", "key")
+# How `plan` orders the actions of one send moment and customer (`_in_plan_order`); `kind` is a StrEnum, so it
+# orders as its value does.
+_BUCKET_ORDER = attrgetter("kind", "invoice_external_ids", "key")
 # How a grouped reminder lists its invoices, and which member leads it (after the latest step: most overdue).
 _ITEM_ORDER = attrgetter("due_date", "number", "invoice_external_id")
 _ITEM_PRECEDENCE = attrgetter("days_overdue", "invoice_external_id")
@@ -515,8 +516,7 @@ class _Planner:
             cust = customers.get(inv.customer_external_id) or self._customer(inv.customer_external_id)
             self._plan_open(cust, inv, inv.due_date, facts)
         self._group_reminders()
-        self.actions.sort(key=_ACTION_ORDER)
-        return self.actions
+        return _in_plan_order(self.actions)
 
     def _plan_open(self, cust: _Customer, inv: InvoiceSnapshot, due: date, facts: InvoiceFacts) -> None:
         """Plan what is due for one open invoice (due on `due`) with money owed."""
@@ -1358,6 +1358,26 @@ class _Planner:
                     offer=next((i.offer for i in items if i.offer is not None), None),
                 )
             )
+
+
+def _in_plan_order(actions: list[Action]) -> list[Action]:
+    """`actions` sorted by (scheduled_at, customer, kind, invoices, key), exactly as one stable sort on that
+    tuple would: grouped by (scheduled_at, customer) first, since a plan has few send moments and customers
+    and many actions each, so the tuples compared are shorter and far fewer."""
+    buckets: dict[tuple[datetime, str], list[Action]] = {}
+    for action in actions:
+        moment = (action.scheduled_at, action.customer_external_id)
+        bucket = buckets.get(moment)
+        if bucket is None:
+            buckets[moment] = [action]
+        else:
+            bucket.append(action)
+    ordered: list[Action] = []
+    for moment in sorted(buckets):
+        bucket = buckets[moment]
+        bucket.sort(key=_BUCKET_ORDER)
+        ordered.extend(bucket)
+    return ordered
 
 
 def _override_holds(over: CustomerOverrides, today: date) -> list[tuple[HoldReason, str, str]]:
