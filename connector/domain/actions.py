@@ -69,10 +69,26 @@ def action_key(
     `generation` > 0 (a fee re-created after its earlier keys' ledger records were deleted) is hashed
     too; generation 0 leaves the key exactly as it always was, so existing outboxes keep their keys.
     """
-    raw = f"{connection_id}\x1f{subject_id}\x1f{step_id}\x1f{due_date or '-'}\x1f{kind}\x1f{occurrence}"
+    raw = key_prefix(connection_id, subject_id) + key_tail(step_id, due_date, kind, occurrence)
     if generation:
         raw += f"\x1fgeneration {generation}"
     return _sha256(raw.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+
+
+def key_prefix(connection_id: str, subject_id: str) -> str:
+    """The first half of an action key's hashed text (connection, invoice or customer): see `action_key`."""
+    return f"{connection_id}\x1f{subject_id}"
+
+
+def key_tail(step_id: str, due_date: date | None, kind: str, occurrence: int | str) -> str:
+    """The second half of an action key's hashed text (step, due date, kind, occurrence), the same for every
+    invoice: the planner builds it once per step and due date (see `action_key`)."""
+    return f"\x1f{step_id}\x1f{due_date or '-'}\x1f{kind}\x1f{occurrence}"
+
+
+def key_from(prefix: str, tail: str) -> str:
+    """`action_key` (generation 0) from its halves: `key_prefix(...)` and `key_tail(...)`."""
+    return _sha256((prefix + tail).encode("utf-8")).hexdigest()[:KEY_LENGTH]
 
 
 def group_key(member_keys: Iterable[str]) -> str:

@@ -165,6 +165,7 @@ class Schedule:
     _allowed: dict[date, bool] = field(default_factory=dict, repr=False)
     _fire: dict[date, datetime] = field(default_factory=dict, repr=False)
     _business: dict[tuple[date, int], date] = field(default_factory=dict, repr=False)
+    _local: dict[datetime, date] = field(default_factory=dict, repr=False)
 
     def is_send_day(self, day: date) -> bool:
         """True when local `day` is a window weekday and not a public holiday."""
@@ -212,7 +213,11 @@ class Schedule:
 
     def local_date(self, instant: datetime) -> date:
         """The local calendar date of a UTC instant in this zone."""
-        return instant.astimezone(self.tz).date()
+        found = self._local.get(instant)  # equal instants are equal keys whatever their tzinfo: same local date
+        if found is None:
+            found = instant.astimezone(self.tz).date()
+            self._local[instant] = found
+        return found
 
     def next_window_close(self, instant: datetime) -> datetime:
         """The end of the send window of the first send day whose window has not closed at `instant` (UTC)."""

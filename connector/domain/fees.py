@@ -24,6 +24,9 @@ UK_COMPENSATION_TIERS: tuple[tuple[Decimal, Decimal], ...] = (
     (Decimal(10000), Decimal(70)),  # £1,000 - £9,999.99
 )
 UK_COMPENSATION_TOP = Decimal(100)  # £10,000 and more
+# The same as Money, built once: the planner states it in every warning of a statutory fee.
+_UK_COMPENSATION_MONEY = tuple((below, Money(amount, "GBP")) for below, amount in UK_COMPENSATION_TIERS)
+_UK_COMPENSATION_TOP_MONEY = Money(UK_COMPENSATION_TOP, "GBP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +91,10 @@ def uk_compensation(debt: Money) -> Money:
     """
     if debt.currency != "GBP":
         raise ValueError(f"UK statutory compensation is in GBP, not {debt.currency}")
-    for below, amount in UK_COMPENSATION_TIERS:
+    for below, amount in _UK_COMPENSATION_MONEY:
         if debt.amount < below:
-            return Money(amount, "GBP")
-    return Money(UK_COMPENSATION_TOP, "GBP")
+            return amount
+    return _UK_COMPENSATION_TOP_MONEY
 
 
 def simple_interest(principal: Money, annual_rate: Decimal, days: int) -> Money:
