@@ -8,7 +8,6 @@ the difference with `_actions_of(...)`, do not re-pin.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from dataclasses import replace
 from datetime import date, timedelta
@@ -250,23 +249,3 @@ PINNED: dict[str, object] = {
         (1436, "dd05c2143f8abe6b"),
     ],
 }
-
-
-def test_plan_leaves_the_garbage_collector_as_it_found_it() -> None:
-    """The planner pauses cyclic garbage collection while it runs (see `cadence._collector_paused`), never longer."""
-    invoices, overrides, history = build(200, 10)
-
-    def plan_once() -> None:
-        plan(
-            invoices, overrides, CADENCE, POLICIES, history, NOW, connection=CONNECTION, horizon=timedelta(days=1),
-        )  # fmt: skip
-
-    assert gc.isenabled()
-    plan_once()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        plan_once()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
