@@ -36,6 +36,7 @@ from providers._emulator import Fault
 from providers.quickbooks.emulator.kit import QuickBooksKit
 from tests.support.ledger import FakeLedger
 from tests.support.outbox import connection_with_invoices
+from tests.support.pipeline import rules as rs_rules
 from tests.support.workers import (
     actions,
     connect,
@@ -133,10 +134,8 @@ def test_rs08_two_executors_racing_send_each_due_reminder_exactly_once(store: St
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_rs08_a_lease_left_by_sigkill_is_taken_over_and_finished_once(tmp_path: Path, database: str) -> None:
     """RS-08: a lease that expires after a SIGKILL is taken over and finished once."""
-    rules = {
-        "cadences": {"plain": {"time_zone": "UTC", "steps": [{"id": "late", "offset": 3, "remind": "firm"}]}},
-        "policies": {"templates": ["firm"]},
-    }
+    # Every hour of every day is a send hour: the test runs on the wall clock, whatever time CI starts it.
+    rules = rs_rules([{"id": "late", "offset": 3, "remind": "firm"}], cadence="plain", catch_up=None)
     with QuickBooksKit() as emulator, smtp_sink() as sink, nudge_database(database, tmp_path) as url:
         today = datetime.now(UTC).date()
         realm = emulator.add_company("Killed Co", "USD")
