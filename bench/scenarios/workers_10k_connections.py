@@ -84,7 +84,7 @@ WORKER_PROCESSES = 3
 SYNC_INTERVAL = timedelta(minutes=360)
 FULL_RECONCILE_HOURS = 24
 GRACE = timedelta(minutes=2)  # a due connection must be synced within scheduler.tick_seconds plus this
-WARMUP_CONCURRENCY = 48
+WARMUP_CONCURRENCY = 32  # threads, each holding a PostgreSQL connection (the server's default limit is 100)
 SEED_THREADS = 16
 POLL_SECONDS = 0.5
 POSTGRES = os.environ.get("NUDGE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -202,7 +202,11 @@ def _warm_up(services: Any) -> None:
     def process(connection_id: int, lease: Lease) -> None:
         run_connection(services, connection_id, lease.owner, reminders=None, renew=lease.renew)
 
-    scheduler = replace(services.settings.scheduler, max_connections_per_tick=CONNECTIONS, jitter_seconds=1)
+    # Short leases: a turn whose release failed (the database refused a connection) is taken again within
+    # minutes, not after the default 10.
+    scheduler = replace(
+        services.settings.scheduler, max_connections_per_tick=CONNECTIONS, jitter_seconds=1, lease_seconds=120
+    )
     worker = Worker(
         services.store, process, scheduler, services.clock, owner="bench-warm-up", concurrency=WARMUP_CONCURRENCY
     )
