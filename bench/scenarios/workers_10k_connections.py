@@ -226,13 +226,19 @@ def _warm_up(services: Any) -> None:
 
 
 def _spread(services: Any, start: datetime, rng: random.Random) -> dict[int, datetime]:
-    """Each connection's next poll, uniform over the 6-hour interval from `start`; id -> instant."""
+    """Each connection's next poll, uniform over the 6-hour interval from `start`; id -> instant.
+
+    The warm-up's worker has finished: a lease it could not release (the database refused it a connection)
+    is dropped here rather than left to expire in the window."""
     from connector.storage.tables import Connection
 
     with services.store.unit_of_work() as uow:
         ids = list(uow.session.scalars(select(Connection.id)))
         due = {cid: start + timedelta(seconds=rng.uniform(0, SYNC_INTERVAL.total_seconds())) for cid in ids}
-        uow.session.execute(update(Connection), [{"id": cid, "next_run_at": at} for cid, at in due.items()])
+        uow.session.execute(
+            update(Connection),
+            [{"id": cid, "next_run_at": at, "lease_owner": "", "lease_until": None} for cid, at in due.items()],
+        )
         uow.commit()
     return due
 
