@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.domain.model import ConnectionStatus, PaymentKind, PaymentSnapshot, Role
@@ -250,6 +250,21 @@ class Connections:
                 )
             )
         return ids
+
+    def next_due_at(self, now: datetime) -> datetime | None:
+        """The earliest instant an active connection nobody holds falls due (`now` if one already is); None if none.
+
+        What a worker sleeps until when that comes before its next tick: a webhook's connection (due after the
+        debounce) or the rest of a full batch is claimed then, not a whole tick later."""
+        free = or_(Connection.lease_until.is_(None), Connection.lease_until < now)
+        active = Connection.status == ConnectionStatus.ACTIVE.value
+        unscheduled = self.session.scalars(
+            select(Connection.id).where(active, free, Connection.next_run_at.is_(None)).limit(1)
+        ).first()
+        if unscheduled is not None:
+            return now
+        soonest = self.session.scalar(select(func.min(Connection.next_run_at)).where(active, free))
+        return now if soonest is not None and soonest < now else soonest
 
     def release(self, connection_id: int, owner: str, next_run_at: datetime | None) -> bool:
         """Give up `owner`'s lease and set the next run; False if the lease was no longer ours."""

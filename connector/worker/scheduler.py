@@ -8,6 +8,7 @@ backs off exponentially; it never stops the others. Times are UTC instants.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -33,6 +34,7 @@ from connector.storage.tables import Connection, WebhookDelivery
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
+WAKE_GAP = timedelta(seconds=1)  # the least time between an early wake and the tick before it
 
 
 class Lease:
@@ -156,6 +158,15 @@ class Worker:
             for future in [pool.submit(self._run_or_release, cid, report) for cid in claimed]:
                 future.result()
         return report
+
+    def next_due(self) -> datetime | None:
+        """When the next connection nobody holds falls due (now if one is due already); None if none is,
+        or if the database cannot say (the regular tick then carries on)."""
+        try:
+            with self.store.unit_of_work() as uow:
+                return uow.connections.next_due_at(self.clock.now())
+        except StorageError:
+            return None
 
     def prune(self) -> int:
         """Delete webhook deliveries older than `webhook_retention_days` (at most once an hour); how many."""
@@ -281,8 +292,64 @@ def rate_limit_message(error: RateLimited, resume_at: datetime) -> str:
     return f"{subject}, resumes at {resume_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({error.user_message})"
 
 
+class _Ticker:
+    """`run_forever`'s jobs: the regular tick, and an early wake-up when a connection falls due before it."""
+
+    def __init__(self, worker: Worker, settings: SchedulerSettings, scheduler: Any) -> None:
+        self.worker = worker
+        self.settings = settings
+        self.scheduler = scheduler
+        self.idle = threading.Event()
+        self.idle.set()
+        self._ticking = threading.Lock()
+        self._wake: Any = None  # the pending early wake-up job, if any
+
+    def tick(self) -> None:
+        """One tick, never two at once; then wake early if the next connection is due before the next tick."""
+        if self.worker.stopping or not self._ticking.acquire(blocking=False):
+            return  # stopping, or a tick is running: it looks for what fell due meanwhile when it ends
+        self.idle.clear()
+        try:
+            self.worker.tick()
+        except StorageError as exc:  # a database restart or lock mid-tick: expected, the next tick retries
+            log.warning("database unavailable (%s); retrying at the next tick", exc.user_message)
+        except Exception:  # anything else is a bug: log it whole, the next tick still runs
+            log.exception("worker tick failed; retrying at the next tick")
+        finally:
+            self.idle.set()
+            self._ticking.release()
+        self.wake_early()
+
+    def wake_early(self) -> None:
+        """Tick again when the next connection falls due before the next regular tick (at most once a second)."""
+        if self.worker.stopping:
+            return
+        due = self.worker.next_due()
+        regular = self.scheduler.get_job("tick")
+        if due is None or regular is None or regular.next_run_time is None:
+            return
+        wake = max(due, self.worker.clock.now() + WAKE_GAP)
+        if wake >= regular.next_run_time:
+            return
+        from apscheduler.jobstores.base import JobLookupError
+
+        # A fresh job each time (no fixed id: the scheduler may still be removing the one that fired).
+        previous, self._wake = (
+            self._wake,
+            self.scheduler.add_job(self.tick, "date", run_date=wake, misfire_grace_time=self.settings.tick_seconds),
+        )
+        if previous is not None:
+            with contextlib.suppress(JobLookupError):  # it fired already
+                previous.remove()
+
+
 def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals: bool = True) -> bool:
     """`nudge worker`: tick every `tick_seconds` with APScheduler 3 until SIGTERM/SIGINT, then finish cleanly.
+
+    A connection that falls due before the next tick (a webhook's, after its debounce) or the rest of a
+    batch larger than `max_connections_per_tick` does not wait for it: after each tick the worker asks when
+    the next connection falls due and, when that comes first, ticks again then (at most once a second).
+    Ticks never overlap; what falls due during one is looked for when it ends.
 
     On a stop request the action in hand finishes and the rest is released (left planned, the connection
     still due). True when the tick in hand ended within `shutdown_grace_seconds`; False when the grace ran
@@ -291,24 +358,9 @@ def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(timezone="UTC")
-    idle = threading.Event()
-    idle.set()
-
-    def safe_tick() -> None:
-        if worker.stopping:
-            return
-        idle.clear()
-        try:
-            worker.tick()
-        except StorageError as exc:  # a database restart or lock mid-tick: expected, the next tick retries
-            log.warning("database unavailable (%s); retrying at the next tick", exc.user_message)
-        except Exception:  # anything else is a bug: log it whole, the next tick still runs
-            log.exception("worker tick failed; retrying at the next tick")
-        finally:
-            idle.set()
-
+    ticker = _Ticker(worker, settings, scheduler)
     scheduler.add_job(
-        safe_tick,
+        ticker.tick,
         "interval",
         seconds=settings.tick_seconds,
         id="tick",
@@ -333,7 +385,7 @@ def run_forever(worker: Worker, settings: SchedulerSettings, *, install_signals:
         scheduler.shutdown(wait=False)  # no new tick; the one in hand gets the grace period below
         for restored, handler in previous.items():
             signal.signal(restored, handler)
-    finished = idle.wait(settings.shutdown_grace_seconds)
+    finished = ticker.idle.wait(settings.shutdown_grace_seconds)
     if not finished:
         log.warning(
             "shutdown grace of %s s ran out with work in hand; its leases expire after %s s and are taken over",

@@ -7,10 +7,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+
 from connector.config import SchedulerSettings
 from connector.errors import AuthError, RateLimited, Transient
 from connector.ports import SystemClock
 from connector.storage import Store
+from connector.storage.tables import Connection
 from connector.worker.scheduler import Lease, Worker, run_forever
 from tests.support.clock import FakeClock
 from tests.support.databases import Database
@@ -268,3 +271,71 @@ def test_a_database_outage_in_a_turn_is_retried_at_the_next_tick_without_backoff
         assert row.failures == 0
         assert row.next_run_at == T0 + timedelta(seconds=SETTINGS.tick_seconds)
         assert row.last_error.startswith("the database was unavailable; retrying")
+
+
+def test_next_due_is_the_earliest_free_active_connection_or_now_when_one_is_due(store: Store) -> None:
+    ids = due_connections(store, 4, T0 + timedelta(hours=6))
+    with store.unit_of_work() as uow:
+        assert uow.connections.next_due_at(T0) == T0 + timedelta(hours=6)
+        held, parked, soon, _ = (uow.connections.by_id(cid) for cid in ids)
+        assert held is not None
+        assert parked is not None
+        assert soon is not None
+        held.next_run_at, held.lease_owner, held.lease_until = T0, "w2", T0 + timedelta(minutes=10)
+        parked.next_run_at, parked.status = T0, "needs_reauth"
+        soon.next_run_at = T0 + timedelta(seconds=30)  # a webhook's connection, after the debounce
+        uow.commit()
+    with store.unit_of_work() as uow:
+        # Another worker's lease and a connection that needs reconnecting are not this worker's to wake for.
+        assert uow.connections.next_due_at(T0) == T0 + timedelta(seconds=30)
+        assert uow.connections.next_due_at(T0 + timedelta(minutes=1)) == T0 + timedelta(minutes=1)
+        uow.connections.by_id(ids[3]).next_run_at = None  # type: ignore[union-attr]  # never scheduled: due
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.connections.next_due_at(T0) == T0
+        uow.session.execute(update(Connection).values(status="disconnected"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.connections.next_due_at(T0) is None
+
+
+def _run_until(worker: Worker, settings: SchedulerSettings, done: threading.Event) -> bool:
+    """Run `run_forever` in a thread until `done` is set (or 20 s pass); whether it was."""
+    thread = threading.Thread(target=run_forever, args=(worker, settings), kwargs={"install_signals": False})
+    thread.start()
+    try:
+        return done.wait(20)
+    finally:
+        worker.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_run_forever_wakes_for_a_connection_due_before_the_next_tick(store: Store) -> None:
+    """A webhook's connection, due after its debounce, is processed then, not at the next tick an hour away."""
+    [cid] = due_connections(store, 1, datetime.now(UTC) + timedelta(seconds=1.5))  # not due at the first tick
+    processed: list[int] = []
+    done = threading.Event()
+
+    def process(connection_id: int, lease: Lease) -> None:
+        processed.append(connection_id)
+        done.set()
+
+    settings = SchedulerSettings(**{**SETTINGS.__dict__, "tick_seconds": 3600})
+    assert _run_until(Worker(store, process, settings, SystemClock(), owner="w1"), settings, done)
+    assert processed == [cid]
+
+
+def test_run_forever_drains_a_backlog_larger_than_one_tick_without_waiting_for_the_next(store: Store) -> None:
+    ids = due_connections(store, 5, datetime.now(UTC) - timedelta(minutes=1))
+    processed: list[int] = []
+    done = threading.Event()
+
+    def process(connection_id: int, lease: Lease) -> None:
+        processed.append(connection_id)
+        if len(processed) == len(ids):
+            done.set()
+
+    settings = SchedulerSettings(**{**SETTINGS.__dict__, "tick_seconds": 3600, "max_connections_per_tick": 2})
+    assert _run_until(Worker(store, process, settings, SystemClock(), owner="w1"), settings, done)
+    assert sorted(processed) == sorted(ids)  # three ticks of at most two, each once
