@@ -107,10 +107,39 @@ def where(expression: str) -> Callable[[dict[str, Any]], bool]:
             clauses.append((match.group("field"), match.group("op"), _value(match.group("value"))))
         alternatives.append(clauses)
 
+    tests = [[_clause_test(f, op, v) for f, op, v in clauses] for clauses in alternatives]
+    if len(tests) == 1 and len(tests[0]) == 1:
+        return tests[0][0]  # one clause (`Type=="ACCREC"`): no any/all frame per record
+
     def predicate(record: dict[str, Any]) -> bool:
-        return any(all(_compare(_field(record, f), op, v) for f, op, v in clauses) for clauses in alternatives)
+        return any(all(test(record) for test in clauses) for clauses in tests)
 
     return predicate
+
+
+def _reader(path: str) -> Callable[[dict[str, Any]], Any]:
+    """`_field` for one path, decided once per query rather than once per record."""
+    if "." in path:
+        return lambda record: _field(record, path)
+    return lambda record: record.get(path) if isinstance(record, dict) else None
+
+
+def _clause_test(path: str, op: str, right: Any) -> Callable[[dict[str, Any]], bool]:
+    """One clause as a test of a record: exactly `_compare(_field(record, path), op, right)`, with the common
+    case (a text field against a "string" with == or !=) answered without the general comparison."""
+    read = _reader(path)
+    if isinstance(right, str) and op in ("==", "!=") and "." not in path:
+        lowered = right.lower()
+        equal = op == "=="
+
+        def text_test(record: dict[str, Any]) -> bool:
+            left = record.get(path) if isinstance(record, dict) else None  # `read`, inlined
+            if isinstance(left, str):
+                return (left.lower() == lowered) is equal
+            return _compare(left, op, right)
+
+        return text_test
+    return lambda record: _compare(read(record), op, right)
 
 
 def order(records: list[dict[str, Any]], expression: str) -> list[dict[str, Any]]:
@@ -122,7 +151,8 @@ def order(records: list[dict[str, Any]], expression: str) -> list[dict[str, Any]
         descending = len(bits) > 1 and bits[1].upper() == "DESC"
 
         def key(record: dict[str, Any], field: str = field) -> tuple[int, Any]:
-            value = _field(record, field)
+            # `_field`, inlined for a plain name: the key is taken of every record listed.
+            value = record.get(field) if "." not in field and isinstance(record, dict) else _field(record, field)
             if isinstance(value, str):
                 value = value.lower()
             return (0, "") if value is None else (1, value)

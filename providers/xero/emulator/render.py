@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,24 +20,47 @@ def local_midnight(ledger: Ledger, day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(ledger.time_zone))
 
 
+@lru_cache(maxsize=65_536)
+def _midnight_ms(day: date, time_zone: str) -> str:
+    """`/Date(..)/` of a calendar date's local midnight in `time_zone`: a listing renders thousands of dates, most
+    of them alike; a pure function of its arguments, so remembering it cannot go stale."""
+    return ms_date(datetime.combine(day, time(0), tzinfo=ZoneInfo(time_zone)))
+
+
+@lru_cache(maxsize=65_536)
+def _utc_ms(stamp: datetime) -> str:
+    """`/Date(..)/` of a UTC instant (only UTC-aware instants come here: a naive one depends on the process zone)."""
+    return ms_date(stamp)
+
+
+def _date_ms(ledger: Ledger, value: date) -> str:
+    if type(value) is date:
+        return _midnight_ms(value, ledger.time_zone)
+    return ms_date(local_midnight(ledger, value))
+
+
+def _stamp_ms(stamp: datetime) -> str:
+    return _utc_ms(stamp) if stamp.tzinfo is UTC else ms_date(stamp)
+
+
 def _dates(ledger: Ledger, record: dict[str, Any], out: dict[str, Any]) -> None:
     for key in ("Date", "DueDate", "FullyPaidOnDate", "ExpectedPaymentDate"):
         value = record.get(key)
         if isinstance(value, date):
-            out[key] = ms_date(local_midnight(ledger, value))
+            out[key] = _date_ms(ledger, value)
             if key in ("Date", "DueDate"):
                 out[f"{key}String"] = date_string(value)
         elif key in out:
             del out[key]
     stamp = record.get("UpdatedDateUTC")
     if isinstance(stamp, datetime):
-        out["UpdatedDateUTC"] = ms_date(stamp)
+        out["UpdatedDateUTC"] = _stamp_ms(stamp)
 
 
 def _contact_stub(ledger: Ledger, contact_id: str, name: str) -> dict[str, Any]:
     return {
         "ContactID": contact_id,
-        "Name": ledger.contacts.get(contact_id, {}).get("Name", name),
+        "Name": known.get("Name", name) if (known := ledger.contacts.get(contact_id)) is not None else name,
         "Addresses": [],
         "Phones": [],
         "ContactGroups": [],

@@ -105,7 +105,11 @@ def _default(value: Any) -> Any:
 
 def dumps(body: Any) -> str:
     """JSON text with Decimal as numbers and dates as `/Date(..)/`."""
-    return json.dumps(body, default=_default, separators=(",", ":"))
+    return _ENCODER.encode(body)
+
+
+# json.dumps(body, default=_default, separators=(",", ":")) without the cycle check (answers are trees), made once.
+_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), check_circular=False)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
