@@ -20,7 +20,12 @@
     │   └── InvalidMessage   refused before any connection; nothing was sent
     │       ├── HeaderInjection   CR/LF (or another line break) in a header field
     │       └── NoValidRecipient  no valid To address is left once invalid ones are dropped
-    └── StorageError         the database is unreachable or refused a write
+    ├── StorageError         the database is unreachable or refused a write
+    └── ChangeRefused        a person's change (API, form, library file, CLI) was refused; nothing was saved
+        ├── InvalidInput     a value is wrong: `field` names it (a dotted path), the message says why
+        ├── UnknownRecord    the id names nothing this organization (or member) can see
+        ├── InUse            the record is in use (e.g. a cadence clients follow): the message names the users
+        └── NotPermitted     the member's role (or token) does not allow this change
 
 Messages never contain secrets: callers pass redacted text only.
 """
@@ -192,3 +197,27 @@ class NoValidRecipient(InvalidMessage):
     def __init__(self, user_message: str, *, dropped: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(user_message)
         self.dropped = dropped
+
+
+class ChangeRefused(NudgeError):
+    """A person's change was refused and nothing was saved; `field` names the input at fault ("" for none)."""
+
+    def __init__(self, user_message: str, field: str = "") -> None:
+        super().__init__(user_message)
+        self.field = field
+
+
+class InvalidInput(ChangeRefused):
+    """A value is wrong: `field` is its dotted path (e.g. "steps[2].offset"), the message says what is expected."""
+
+
+class UnknownRecord(ChangeRefused):
+    """The id names nothing the organization or member can see (the same answer as for one that never existed)."""
+
+
+class InUse(ChangeRefused):
+    """The record is in use and the change would break its users (e.g. deleting a cadence clients follow)."""
+
+
+class NotPermitted(ChangeRefused):
+    """The member's role, client scope or API token does not allow this change."""

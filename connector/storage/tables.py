@@ -111,6 +111,16 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20))
+    # True: the member sees only the connections listed in membership_clients (e.g. a client's own owner).
+    client_limited: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class MembershipClient(Base):
+    """One connection (client) a client-limited member may see and act on."""
+
+    __tablename__ = "membership_clients"
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
 
 
 class Connection(Base):
@@ -186,6 +196,33 @@ class Customer(Base):
     holiday_calendar: Mapped[str] = mapped_column(String(20), default="")
     cadence: Mapped[str] = mapped_column(String(100), default="")
     locale: Mapped[str] = mapped_column(String(20), default="")
+    # Overrides people set (connector.library.overrides); the columns above the sync never writes but emails.
+    dispute_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    promise_amount: Mapped[Decimal | None] = mapped_column(default=None)  # in `promise_currency`
+    promise_currency: Mapped[str] = mapped_column(String(3), default="", server_default="")
+    promise_grace_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    cadence_id: Mapped[int | None] = mapped_column(ForeignKey("library_items.id"), default=None)  # None: the client's
+    recipients_to: Mapped[list[Any] | None] = mapped_column(default=None)  # None: the ledger's addresses
+    recipients_cc: Mapped[list[Any] | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InvoiceOverride(Base):
+    """What people decided about one invoice: pause, exclude, dispute, a new agreed date (flexible terms).
+
+    `agreed_due_date` moves the cadence (its steps count from it) without changing the ledger's due date.
+    """
+
+    __tablename__ = "invoice_overrides"
+    __table_args__ = (UniqueConstraint("connection_id", "invoice_external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    invoice_external_id: Mapped[str] = mapped_column(String(100))
+    paused_until: Mapped[date | None] = mapped_column(Date, default=None)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    dispute: Mapped[bool] = mapped_column(Boolean, default=False)
+    dispute_reason: Mapped[str] = mapped_column(Text, default="")
+    agreed_due_date: Mapped[date | None] = mapped_column(Date, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -236,6 +273,8 @@ class Action(Base):
     external_ref: Mapped[str] = mapped_column(String(200), default="")
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
+    # The library version (of the cadence) that planned this action; a version stays while an action names it.
+    library_version_id: Mapped[int | None] = mapped_column(ForeignKey("library_versions.id"), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -420,3 +459,98 @@ class VaultCanary(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LibraryItem(Base):
+    """One cadence, policy or email template an organization owns (connector.library); its body is versioned.
+
+    `kind`: cadence | late_fee | discount | payment_plan | template. The id is what clients and customers refer
+    to, so a rename never loses them; `name` mirrors the current version's; a deleted item keeps its versions.
+    """
+
+    __tablename__ = "library_items"
+    __table_args__ = (Index("ix_library_items_org_kind", "organization_id", "kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100))
+    current_version_id: Mapped[int | None] = mapped_column(default=None)  # library_versions.id (no FK: a cycle)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LibraryVersion(Base):
+    """One saved state of a library item: its name and body (the YAML format of config.example.yaml, as JSON;
+    a template's body is {"subject.txt", "body.txt", "body.html"} sources). Never changed once written."""
+
+    __tablename__ = "library_versions"
+    __table_args__ = (UniqueConstraint("item_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("library_items.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, 3 … per item
+    name: Mapped[str] = mapped_column(String(100))
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClientSettings(Base):
+    """One connection's (client's) own settings; an empty value inherits (the ledger's zone, the cadence's window).
+
+    `cadence_id` names a library cadence by id. `holiday_calendar` is "CC" or "CC-SUBDIV" ("" = the ledger's
+    country). `send_window` {"days": [0..6], "start": "HH:MM", "end": "HH:MM"} overrides the cadence's;
+    `approval` "" (the cadence's) | none | ledger | all; `minimum_amounts` {currency: "amount"}. The sender shown
+    to customers: `business_name`, `from_name`, `reply_to` (reminders come from the client's business).
+    """
+
+    __tablename__ = "client_settings"
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    cadence_id: Mapped[int | None] = mapped_column(ForeignKey("library_items.id"), default=None)
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    holiday_calendar: Mapped[str] = mapped_column(String(20), default="")
+    send_window: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    approval: Mapped[str] = mapped_column(String(10), default="")
+    minimum_amounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    locale: Mapped[str] = mapped_column(String(20), default="")
+    business_name: Mapped[str] = mapped_column(String(200), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    reply_to: Mapped[str] = mapped_column(String(320), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """Who changed what in the library, a client's settings or an override, when, and the state before and after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_org_at", "organization_id", "at"),
+        Index("ix_audit_log_connection_at", "connection_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="SET NULL"), default=None)
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column()
+    entity: Mapped[str] = mapped_column(String(40))  # cadence, late_fee, …, client_settings, customer, invoice, …
+    entity_id: Mapped[str] = mapped_column(String(200))
+    change: Mapped[str] = mapped_column(String(20))  # create | update | delete | import
+    before: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+
+
+class ApiToken(Base):
+    """A personal API token: shown once, stored as its SHA-256, scoped to one organization and at most the
+    member's role; revocable; `last_used_at` shown to its owner."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to tell tokens apart
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
