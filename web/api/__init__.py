@@ -34,6 +34,7 @@ from connector.config import Settings
 from web.api import auth, problems, ratelimit
 from web.api.problems import PROBLEM_JSON, ProblemSchema
 from web.extensions import SERVICES_KEY, csrf
+from web.security import SESSION_COOKIE_NAME
 
 __all__ = ["API_PREFIX", "RESOURCES", "init_api", "init_auth"]
 
@@ -57,7 +58,7 @@ SECURITY_SCHEMES = {
     "sessionCookie": {
         "type": "apiKey",
         "in": "cookie",
-        "name": "nudge_session",
+        "name": SESSION_COOKIE_NAME,
         "description": "The web session; unsafe methods also need the X-CSRFToken header.",
     },
 }

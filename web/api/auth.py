@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
 from connector.accounts import tokens
+from web.api import ratelimit
 from web.api.problems import is_api_request
 from web.extensions import csrf, services
 from web.users import WebUser
@@ -71,8 +72,6 @@ def after_membership() -> ResponseReturnValue | None:
         return None
     if g.get("api_token") is None and request.method in UNSAFE:
         csrf.protect()
-    from web.api import ratelimit
-
     ratelimit.hit()
     return None
 

@@ -16,6 +16,9 @@ Usage in a resource module::
         page = page_request(args)                     # page.position: None on the first page
         rows = query_after(page.position, limit=page.limit + 1)   # one more than asked: is there a next page?
         return page_of(rows, page, position=lambda row: row.id, item=to_dict)
+
+Filters go in a subclass of PageArgsSchema (`class InvoiceArgs(PageArgsSchema): status = ...`): an unknown
+query argument is a 422 naming it.
 """
 
 from __future__ import annotations

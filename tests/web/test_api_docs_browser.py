@@ -29,11 +29,7 @@ def live_url(app: Flask) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def test_swagger_ui_renders_the_document_without_csp_violations(
-    live_url: str, chromium_launch: dict[str, Any], database: Any
-) -> None:
-    if database.kind != "sqlite":
-        pytest.skip("the page does not depend on the database: once is enough")
+def test_swagger_ui_renders_the_document_without_csp_violations(live_url: str, chromium_launch: dict[str, Any]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     problems: list[str] = []
