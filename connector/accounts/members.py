@@ -211,7 +211,10 @@ def _checked_clients(uow: UnitOfWork, organization_id: int, connection_ids: Sequ
 
 
 def _owner_count(uow: UnitOfWork, organization_id: int) -> int:
+    # Locked (PostgreSQL) so that two owners demoting each other at once cannot both see the other one left.
     owners = uow.session.scalars(
-        select(Membership.id).where(Membership.organization_id == organization_id, Membership.role == Role.OWNER.value)
+        select(Membership.id)
+        .where(Membership.organization_id == organization_id, Membership.role == Role.OWNER.value)
+        .with_for_update()
     )
     return len(list(owners))
