@@ -66,7 +66,8 @@ def organization(org_id: int) -> ResponseReturnValue:
     registry = services().registry
     keys = registry.keys()  # the configured providers, sorted
     with services().store.unit_of_work() as uow:
-        rows = uow.connections.for_organization(g.organization.id)
+        # A member limited to some clients sees only those (web.access left their scope in g.member_scope).
+        rows = [c for c in uow.connections.for_organization(g.organization.id) if g.member_scope.sees(c.id)]
         managers = {c.managed_by_organization_id for c in rows if c.managed_by_organization_id}
         names = {org_id: org.name for org_id in managers if (org := uow.organizations.get(org_id)) is not None}
         connections = [

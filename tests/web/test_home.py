@@ -57,6 +57,41 @@ def test_lists_this_organizations_connections_only(
     assert "Secret Client of Another Org" not in page.text
 
 
+def test_a_client_limited_member_sees_only_their_clients(
+    app: Flask,
+    store: Store,
+    signed_in: Any,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
+) -> None:
+    from connector.accounts import members
+    from tests.support.domain import utc
+
+    _add_connection(store, signed_in.org_id, "quickbooks", "9130355", "Their Own Books", "active")
+    _add_connection(store, signed_in.org_id, "xero", "t-1", "Another Client Entirely", "active")
+    limited = make_user("Acme Ltd", Role.VIEWER)
+    with store.unit_of_work() as uow:
+        theirs = next(c.id for c in uow.connections.for_organization(signed_in.org_id) if c.tenant_id == "9130355")
+        member = next(m.id for m in members.members_of(uow, signed_in.org_id) if m.user_id == limited.user_id)
+        members.update_member(
+            uow,
+            organization_id=signed_in.org_id,
+            member_id=member,
+            acting_user_id=signed_in.user_id,
+            now=utc(2026, 11, 30),
+            actor=signed_in.email,
+            client_limited=True,
+            connection_ids=[theirs],
+        )
+        uow.commit()
+    browser = app.test_client()
+    assert login(browser, limited.email, limited.password).status_code == 302
+    page = browser.get(f"/orgs/{signed_in.org_id}/")
+    assert page.status_code == 200
+    assert "Their Own Books" in page.text
+    assert "Another Client Entirely" not in page.text
+
+
 def test_first_organization_by_name_and_switching(
     client: FlaskClient,
     make_user: Callable[..., Any],
