@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from connector.accounts import members
 from connector.accounts.users import create_user
@@ -138,3 +141,73 @@ def test_only_owners_change_members_of_their_own_organization(store: Store) -> N
     with store.unit_of_work() as uow:
         assert [m.id for m in members.members_of(uow, other_id)] == [other_owner]
         assert [m.id for m in members.members_of(uow, org_id, after_id=owner, limit=5)] == [accountant]
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(postgres_database: Any) -> None:
+    """PostgreSQL: the second demotion waits for the first (row lock on the owners) and is then refused."""
+    store = postgres_database.store()
+    store.upgrade()
+    try:
+        org_id, (first, second), _ = _org(store, "Alpha Books", Role.OWNER, Role.OWNER)
+        first_user, second_user = _user_of(store, first), _user_of(store, second)
+        outcome: list[BaseException | members.MemberView] = []
+
+        def demote_first_as_first() -> None:
+            with store.unit_of_work() as uow:
+                try:
+                    outcome.append(
+                        members.update_member(
+                            uow,
+                            organization_id=org_id,
+                            member_id=first,
+                            acting_user_id=first_user,
+                            now=NOW,
+                            actor="first",
+                            role=Role.VIEWER,
+                        )
+                    )
+                    uow.commit()
+                except InvalidInput as refused:
+                    outcome.append(refused)
+
+        with store.unit_of_work() as uow:
+            members.update_member(
+                uow,
+                organization_id=org_id,
+                member_id=second,
+                acting_user_id=second_user,
+                now=NOW,
+                actor="second",
+                role=Role.VIEWER,
+            )
+            other = threading.Thread(target=demote_first_as_first)
+            other.start()
+            _wait_until_blocked(store)
+            uow.commit()
+        other.join(timeout=60)
+        assert not other.is_alive()
+        [refused] = outcome
+        assert isinstance(refused, InvalidInput)
+        assert refused.field == "role"
+        with store.unit_of_work() as uow:
+            roles = sorted(m.role.value for m in members.members_of(uow, org_id))
+        assert roles == ["owner", "viewer"]
+    finally:
+        store.dispose()
+
+
+def _wait_until_blocked(store: Store) -> None:
+    """Return once another session of the database waits for a lock (the other demotion is queued behind ours)."""
+    deadline = 600  # polls, not a timing assertion: the other thread reaches the lock long before
+    for _ in range(deadline):
+        with store.engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database() AND query ILIKE '%memberships%FOR UPDATE%'"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError("the second demotion never waited for the first one's lock")
