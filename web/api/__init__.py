@@ -26,6 +26,9 @@ from __future__ import annotations
 import http
 import importlib
 
+import marshmallow as ma
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
@@ -39,6 +42,7 @@ from web.security import SESSION_COOKIE_NAME
 __all__ = ["API_PREFIX", "RESOURCES", "init_api", "init_auth"]
 
 API_PREFIX = "/api/v1"
+API_KEY = "nudge.api"  # app.extensions[API_KEY]: the app's NudgeApi
 API_VERSION = "1.0.0"
 
 # The resource modules of web.api, each exposing `blp`. Add one name per resource module.
@@ -62,6 +66,45 @@ SECURITY_SCHEMES = {
         "description": "The web session; unsafe methods also need the X-CSRFToken header.",
     },
 }
+
+
+class SchemaNames:
+    """Component names of marshmallow schemas in the OpenAPI document, unique across resource modules.
+
+    A schema is named by its class without "Schema" (apispec's default). When a class of another module already
+    has that name (two resources may each define a CustomerSchema), the later one is prefixed with its module's
+    name ("SettingsCustomer"); a schema used with `only`/`exclude` gets its own name too, instead of apispec's
+    renaming with a warning.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[str, type[ma.Schema]] = {}
+
+    def __call__(self, schema: type[ma.Schema] | ma.Schema) -> str:
+        """The component name of `schema` (a class or an instance)."""
+        resolved = resolve_schema_cls(schema)
+        cls = resolved[0] if isinstance(resolved, list) else resolved
+        base = cls.__name__.removesuffix("Schema") or cls.__name__
+        name = self._claim(base, cls)
+        if isinstance(schema, ma.Schema):
+            for label, names in (("Only", schema.only), ("Without", schema.exclude)):
+                if names:
+                    name += label + "".join(_title(str(field)) for field in sorted(names))
+        return name
+
+    def _claim(self, base: str, cls: type[ma.Schema]) -> str:
+        module = _title(cls.__module__.rsplit(".", 1)[-1])
+        for name in (base, f"{module}{base}"):
+            if self._owners.setdefault(name, cls) is cls:
+                return name
+        number = 2
+        while self._owners.setdefault(f"{module}{base}{number}", cls) is not cls:
+            number += 1
+        return f"{module}{base}{number}"
+
+
+def _title(snake: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in snake.split("_"))
 
 
 class NudgeApi(Api):
@@ -106,7 +149,8 @@ def init_api(app: Flask, settings: Settings | None = None) -> NudgeApi:
             "security": [{"bearerAuth": []}, {"sessionCookie": []}],
         },
     )
-    api = NudgeApi(app)
+    api = NudgeApi(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=SchemaNames())})
+    app.extensions[API_KEY] = api
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
     problems.init_app(app)

@@ -56,15 +56,15 @@ class PageArgsSchema(ma.Schema):
     )
 
 
-_page_schemas: dict[str, type[ma.Schema]] = {}
+_page_schemas: dict[tuple[type[ma.Schema], str], type[ma.Schema]] = {}
 
 
 def page_schema(item: type[ma.Schema], name: str | None = None) -> type[ma.Schema]:
-    """A schema for one page of `item`s (named `<Item>Page` in the OpenAPI document; made once per name)."""
-    base = name or item.__name__.removesuffix("Schema")
-    key = f"{base}Page"
-    if key not in _page_schemas:
-        _page_schemas[key] = ma.Schema.from_dict(
+    """A schema for one page of `item`s, named `<Item>Page` in the OpenAPI document (made once per item schema;
+    it belongs to the item's module, so two modules' pages of same-named items get distinct names)."""
+    key = f"{name or item.__name__.removesuffix('Schema')}Page"
+    if (item, key) not in _page_schemas:
+        page = ma.Schema.from_dict(
             {
                 "items": ma.fields.List(ma.fields.Nested(item), required=True),
                 "next_cursor": ma.fields.String(
@@ -73,7 +73,9 @@ def page_schema(item: type[ma.Schema], name: str | None = None) -> type[ma.Schem
             },
             name=key,
         )
-    return _page_schemas[key]
+        page.__module__ = item.__module__
+        _page_schemas[(item, key)] = page
+    return _page_schemas[(item, key)]
 
 
 @dataclass(frozen=True, slots=True)
