@@ -15,6 +15,7 @@ from connector.accounts.users import create_organization, create_user
 from connector.config import Settings, load_settings
 from connector.domain.model import ActionState, Role
 from connector.errors import NudgeError
+from connector.library.commands import library as library_commands
 from connector.review.commands import COMMANDS as review_commands
 from connector.tasks.commands import tasks as tasks_commands
 
@@ -552,5 +553,6 @@ def worker(context: _Context) -> None:
 
 
 main.add_command(tasks_commands)  # `nudge tasks` and `nudge tasks done` (connector.tasks.commands)
+main.add_command(library_commands)  # `nudge library export` and `import` (connector.library.commands)
 for _command in review_commands:  # `nudge review`, `approve`, `skip`, `access` (connector.review.commands)
     main.add_command(_command)

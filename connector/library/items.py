@@ -160,7 +160,7 @@ def usage(uow: UnitOfWork, organization_id: int, item_id: int) -> Usage:
     referrers = [
         (entry.kind, entry.name)
         for entry in _live_entries(uow, organization_id)
-        if entry.item_id != item.id and _refers(entry, item.kind, item.name)
+        if entry.item_id != item.id and refers(entry, item.kind, item.name)
     ]
     return Usage(items=tuple(sorted(referrers)))
 
@@ -253,7 +253,7 @@ def rename_item(
     entries = _live_entries(uow, organization_id)
     rewritten: dict[int, dict[str, Any]] = {}
     for entry in entries:
-        if entry.item_id != item.id and _refers(entry, item.kind, old):
+        if entry.item_id != item.id and refers(entry, item.kind, old):
             rewritten[entry.item_id] = _rewrite(entry, item.kind, old, name)
     changed = [
         LibraryEntry(
@@ -531,7 +531,7 @@ def _step_templates(step: Mapping[str, Any]) -> Iterable[str]:
         yield str(step["template"]).strip()
 
 
-def _refers(entry: LibraryEntry, kind: str, name: str) -> bool:
+def refers(entry: LibraryEntry, kind: str, name: str) -> bool:
     """Whether `entry`'s body names the `kind` item called `name`."""
     if entry.kind == CADENCE:
         for step in _steps(entry.body):
