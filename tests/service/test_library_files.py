@@ -174,3 +174,21 @@ def test_a_file_cadence_naming_a_policy_the_library_lacks_is_refused_at_its_line
     (issue,) = refused.value.issues
     assert (issue.file, issue.line, issue.path) == ("lib.yaml", 2, "cadences.quick")
     assert "unknown late-fee policy 'nowhere'" in issue.message
+
+
+def test_cli_users_create_seeds_a_new_organization(store: Store, run: object) -> None:
+    result = run(  # type: ignore[operator]
+        "users",
+        "create",
+        "--email",
+        "owner@example.com",
+        "--organization",
+        "Acme Books",
+        "--password",
+        "a long password",
+    )
+    assert result.exit_code == 0, result.output
+    with store.unit_of_work() as uow:
+        organization = uow.organizations.by_name("Acme Books")
+        assert organization is not None
+        assert {i.name for i in items.list_items(uow, organization.id, CADENCE)} == {"standard"}
