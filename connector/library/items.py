@@ -49,6 +49,7 @@ from connector.storage.tables import (
 )
 
 MAX_NAME = 100
+MAX_ID = 2**31 - 1  # ids are INTEGER columns
 DEFAULT_CADENCE_KEY = "default_cadence_id"  # Organization.settings: the cadence of clients that name none
 
 
@@ -138,7 +139,7 @@ def versions(uow: UnitOfWork, organization_id: int, item_id: int, kind: str | No
 
 def usage(uow: UnitOfWork, organization_id: int, item_id: int) -> Usage:
     """Who uses item `item_id` (clients, customers, the default cadence, other live items naming it)."""
-    item = uow.session.get(LibraryItem, item_id)
+    item = uow.session.get(LibraryItem, item_id) if 0 < item_id <= MAX_ID else None
     if item is None or item.organization_id != organization_id:
         return Usage()
     if item.kind == CADENCE:
@@ -423,6 +424,8 @@ def _check_base(item: LibraryItem, current: LibraryVersion, base_version: int) -
 
 
 def _item(uow: UnitOfWork, organization_id: int, item_id: int, kind: str | None, *, lock: bool = False) -> LibraryItem:
+    if not 0 < item_id <= MAX_ID:  # beyond the column's range: no such item (and no database error)
+        raise UnknownRecord(f"no {(kind or 'library item').replace('_', ' ')} {item_id}", "id")
     query = select(LibraryItem).where(
         LibraryItem.id == item_id, LibraryItem.organization_id == organization_id, LibraryItem.deleted_at.is_(None)
     )

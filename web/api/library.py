@@ -150,7 +150,7 @@ class AuditArgsSchema(PageArgsSchema):
     """Filters of the audit log."""
 
     connection_id = ma.fields.Integer(
-        load_default=None, validate=ma.validate.Range(min=1, max=2**63 - 1), metadata={"description": "one client"}
+        load_default=None, validate=ma.validate.Range(min=1, max=2**31 - 1), metadata={"description": "one client"}
     )
     entity = ma.fields.String(
         load_default=None,

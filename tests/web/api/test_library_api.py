@@ -252,3 +252,12 @@ def test_the_openapi_document_covers_the_library_and_audit(client: FlaskClient) 
 def test_the_app_runs_on_the_backend_asked_for(store: Store, database_url: str) -> None:
     expected = "postgresql" if database_url.startswith("postgresql") else "sqlite"
     assert store.dialect == expected
+
+
+def test_ids_beyond_the_database_range_are_not_found(api_for: Callable[..., Api]) -> None:
+    api = api_for()
+    huge = 2**63 + 5
+    _problem(api.get(f"/library/cadences/{huge}"), 404)
+    _problem(api.post(f"/library/cadences/{huge}/restore", {"version": 1}), 404)
+    _problem(api.get("/audit", connection_id=2**31 - 1), 404)
+    assert _problem(api.get("/audit", connection_id=2**40), 422)["errors"][0]["field"] == "connection_id"
