@@ -432,7 +432,8 @@ def _item(uow: UnitOfWork, organization_id: int, item_id: int, kind: str | None,
     if kind is not None:
         query = query.where(LibraryItem.kind == kind)
     if lock:
-        query = query.with_for_update()
+        # Fresh values under the lock, even for a row this session loaded before (the identity map keeps old ones).
+        query = query.with_for_update().execution_options(populate_existing=True)
     item = uow.session.scalars(query).first()
     if item is None:
         raise UnknownRecord(f"no {(kind or 'library item').replace('_', ' ')} {item_id}", "id")

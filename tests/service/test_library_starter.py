@@ -1,5 +1,6 @@
 """Seeding an organization's library from the install's starter library: once, with the default cadence and
-the legacy cadence names turned into ids; two threads seeding one organization at once on PostgreSQL."""
+the legacy cadence names turned into ids; on PostgreSQL, two threads seeding one organization at once, and two
+editors saving the same version of an item at once."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
+from connector.errors import InUse
 from connector.library import items
-from connector.library.resolve import CADENCE, TEMPLATE
+from connector.library.resolve import CADENCE, DISCOUNT, TEMPLATE
 from connector.library.starter import ensure_library
 from connector.mail.rendering import TEMPLATE_NAMES
 from connector.storage import Store
@@ -114,3 +116,34 @@ def test_two_processes_seeding_one_organization_at_once_seed_it_once(pg_store: S
             select(func.count()).select_from(LibraryItem).where(LibraryItem.organization_id == org_id)
         )
     assert count == len(TEMPLATE_NAMES) + 5
+
+
+def test_two_editors_saving_the_same_version_at_once_one_is_refused(pg_store: Store) -> None:
+    """Both edit version 1; the item row lock serializes them and the second sees version 2: InUse."""
+    with pg_store.unit_of_work() as uow:
+        org_id = uow.organizations.add("Practice").id
+        ensure_library(uow, org_id, starter_settings(), NOW)
+        uow.commit()
+        discount = items.list_items(uow, org_id, DISCOUNT)[0]
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def edit(percent: int) -> None:
+        try:
+            with pg_store.unit_of_work() as uow:
+                barrier.wait()
+                body = {**discount.body, "percent": percent}
+                items.update_item(uow, org_id, discount.id, body, base_version=1, actor=f"u{percent}", now=NOW)
+                uow.commit()
+                outcomes.append("saved")
+        except InUse:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=edit, args=(percent,)) for percent in (3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused", "saved"]
+    with pg_store.unit_of_work() as uow:
+        assert [v.number for v in items.versions(uow, org_id, discount.id)] == [2, 1]
