@@ -9,7 +9,8 @@ Rules (docs/library.md):
   changed it). Concurrent writers are also stopped by the item row lock and the unique (item, number).
 - A rename keeps the item id (clients and customers keep their cadence); renaming a policy or template
   rewrites the cadences and payment plans that name it, as new versions in the same transaction.
-- A delete is soft (`deleted_at`) and refused with `InUse` naming who uses the item.
+- A delete is soft (`deleted_at`) and refused with `InUse` naming who uses the item (for a payment-plan
+  policy: the active payment plans agreed under it, which name it; a rename carries them to the new name).
 - A restore copies an old version's body into a new version under the current name.
 - `prune_versions` deletes old versions no action refers to (the current one always stays).
 """
@@ -46,6 +47,7 @@ from connector.storage.tables import (
     LibraryItem,
     LibraryVersion,
     Organization,
+    PaymentPlan,
 )
 
 MAX_NAME = 100
@@ -88,9 +90,10 @@ class Usage:
     customers: tuple[tuple[int, str], ...] = ()
     default: bool = False
     items: tuple[tuple[str, str], ...] = ()
+    plans: tuple[tuple[str, str], ...] = ()  # active payment plans following a plan policy: (client, invoice)
 
     def __bool__(self) -> bool:
-        return bool(self.clients or self.customers or self.default or self.items)
+        return bool(self.clients or self.customers or self.default or self.items or self.plans)
 
     def describe(self) -> str:
         """The users as a sentence fragment: "clients Acme, Bolt; customers Cafe; the organization's default"."""
@@ -103,6 +106,11 @@ class Usage:
             parts.append("the organization's default cadence")
         if self.items:
             parts.append(", ".join(f"{kind.replace('_', ' ')} {name!r}" for kind, name in self.items))
+        if self.plans:
+            parts.append(
+                "active payment plans on invoices "
+                + ", ".join(f"{invoice} ({client})" for client, invoice in self.plans)
+            )
         return "; ".join(parts)
 
 
@@ -163,7 +171,27 @@ def usage(uow: UnitOfWork, organization_id: int, item_id: int) -> Usage:
         for entry in _live_entries(uow, organization_id)
         if entry.item_id != item.id and refers(entry, item.kind, item.name)
     ]
-    return Usage(items=tuple(sorted(referrers)))
+    plans: list[tuple[str, str]] = []
+    if item.kind == PAYMENT_PLAN:
+        plans = [
+            (connection.name or connection.tenant_id, plan.invoice_external_id)
+            for plan, connection in _plans_following(uow, organization_id, item.name, active_only=True)
+        ]
+    return Usage(items=tuple(sorted(referrers)), plans=tuple(plans))
+
+
+def _plans_following(
+    uow: UnitOfWork, organization_id: int, policy: str, *, active_only: bool
+) -> list[tuple[PaymentPlan, Connection]]:
+    """The organization's agreed payment plans that follow plan policy `policy` (by name, as they store it)."""
+    query = (
+        select(PaymentPlan, Connection)
+        .join(Connection, Connection.id == PaymentPlan.connection_id)
+        .where(Connection.organization_id == organization_id, PaymentPlan.policy == policy)
+    )
+    if active_only:
+        query = query.where(PaymentPlan.state == "active")
+    return [(plan, connection) for plan, connection in uow.session.execute(query.order_by(PaymentPlan.id)).all()]
 
 
 # -- changing -------------------------------------------------------------------------------------------
@@ -267,7 +295,29 @@ def rename_item(
     for referrer_id, new_body in rewritten.items():
         referrer = _item(uow, organization_id, referrer_id, None, lock=True)
         _new_version(uow, referrer, _current(uow, referrer), referrer.name, new_body, actor, now, change)
+    if item.kind == PAYMENT_PLAN:
+        _rename_plan_policy(uow, organization_id, old, name, actor=actor, now=now, change=change)
     return _view(item, version)
+
+
+def _rename_plan_policy(
+    uow: UnitOfWork, organization_id: int, old: str, new: str, *, actor: str, now: datetime, change: str
+) -> None:
+    """Agreed payment plans name their policy by name: they follow it to its new name (each audited)."""
+    for plan, connection in _plans_following(uow, organization_id, old, active_only=False):
+        plan.policy = new
+        audit.record(
+            uow,
+            organization_id=organization_id,
+            actor=actor,
+            at=now,
+            entity="payment_plan",
+            entity_id=plan.id,
+            change=change,
+            before={"policy": old},
+            after={"policy": new},
+            connection_id=connection.id,
+        )
 
 
 def delete_item(

@@ -13,7 +13,7 @@ from connector.library import audit, items
 from connector.library.resolve import CADENCE, DISCOUNT, LATE_FEE, PAYMENT_PLAN, TEMPLATE, library_for
 from connector.library.templates import builtin_template_body
 from connector.storage import Store
-from connector.storage.tables import Action, ClientSettings, LibraryItem, LibraryVersion, Organization
+from connector.storage.tables import Action, ClientSettings, LibraryItem, LibraryVersion, Organization, PaymentPlan
 from tests.support.library import NOW, add_client, add_customer, seeded_org, starter_settings
 
 LATER = NOW + timedelta(hours=1)
@@ -308,3 +308,27 @@ def test_another_organizations_items_are_unknown(store: Store) -> None:
         ):
             with pytest.raises(UnknownRecord):
                 call()
+
+
+def test_agreed_payment_plans_keep_their_policy_through_a_rename_and_block_its_delete(store: Store) -> None:
+    org_id = seeded_org(store)
+    plan_policy = _id(store, org_id, PAYMENT_PLAN, "monthly")
+    with store.unit_of_work() as uow:
+        client = add_client(uow, org_id, "Acme Ltd")
+        active = PaymentPlan(connection_id=client, invoice_external_id="INV-7", policy="monthly", state="active")
+        ended = PaymentPlan(connection_id=client, invoice_external_id="INV-3", policy="monthly", state="kept")
+        uow.session.add_all([active, ended])
+        uow.commit()
+    with store.unit_of_work() as uow:
+        items.rename_item(uow, org_id, plan_policy, "monthly_3", actor="user:1", now=LATER)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        policies = {p.invoice_external_id: p.policy for p in uow.session.scalars(select(PaymentPlan))}
+        assert policies == {"INV-7": "monthly_3", "INV-3": "monthly_3"}
+        entry = audit.entries(uow, org_id, entity="payment_plan", limit=1)[0]
+        assert entry.connection_id == client
+        assert (entry.before, entry.after) == ({"policy": "monthly"}, {"policy": "monthly_3"})
+        with pytest.raises(InUse) as refused:
+            items.delete_item(uow, org_id, plan_policy, actor="user:1", now=LATER)
+    assert "INV-7 (Acme Ltd)" in refused.value.user_message
+    assert "INV-3" not in refused.value.user_message  # a plan that ended follows nothing any more

@@ -101,6 +101,13 @@ class LibraryReferrerSchema(ma.Schema):
     name = ma.fields.String(required=True)
 
 
+class LibraryPlanSchema(ma.Schema):
+    """An agreed payment plan: the client and the invoice."""
+
+    client = ma.fields.String(required=True)
+    invoice = ma.fields.String(required=True, metadata={"description": "the ledger's invoice id"})
+
+
 class LibraryUsageSchema(ma.Schema):
     """Who uses an item: what a delete would break."""
 
@@ -110,6 +117,11 @@ class LibraryUsageSchema(ma.Schema):
     customers = ma.fields.List(ma.fields.Nested(LibraryUserSchema), required=True)
     default = ma.fields.Boolean(required=True, metadata={"description": "the organization's default cadence"})
     items = ma.fields.List(ma.fields.Nested(LibraryReferrerSchema), required=True)
+    plans = ma.fields.List(
+        ma.fields.Nested(LibraryPlanSchema),
+        required=True,
+        metadata={"description": "active payment plans agreed under a payment-plan policy"},
+    )
     in_use = ma.fields.Boolean(required=True)
 
 
@@ -290,6 +302,7 @@ def _read_routes(segment: str, kind: str) -> None:
             "customers": [{"id": cid, "name": name} for cid, name in users.customers] if visible is None else [],
             "default": users.default,
             "items": [{"kind": k, "name": n} for k, n in users.items],
+            "plans": [{"client": c, "invoice": i} for c, i in users.plans] if visible is None else [],
             "in_use": bool(users),
         }
 
