@@ -332,3 +332,12 @@ def test_agreed_payment_plans_keep_their_policy_through_a_rename_and_block_its_d
             items.delete_item(uow, org_id, plan_policy, actor="user:1", now=LATER)
     assert "INV-7 (Acme Ltd)" in refused.value.user_message
     assert "INV-3" not in refused.value.user_message  # a plan that ended follows nothing any more
+
+
+def test_a_template_referred_to_nowhere_may_be_deleted(store: Store) -> None:
+    org_id = seeded_org(store)
+    with store.unit_of_work() as uow:
+        spare = items.create_item(uow, org_id, TEMPLATE, "spare", builtin_template_body("firm"), actor="u", now=NOW)
+        items.delete_item(uow, org_id, spare.id, actor="u", now=LATER)
+        uow.commit()
+        assert "spare" not in {i.name for i in items.list_items(uow, org_id, TEMPLATE)}
