@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from connector.accounts import tokens
 from connector.config import Settings
 from connector.domain.model import Role
+from connector.library import audit
 from connector.storage import Store
+from connector.storage.tables import Membership, MembershipClient
 from tests.support.databases import fresh_postgres_schema
 from tests.support.domain import utc
 from tests.support.library import add_client, add_customer, starter_settings
@@ -261,3 +264,41 @@ def test_ids_beyond_the_database_range_are_not_found(api_for: Callable[..., Api]
     _problem(api.post(f"/library/cadences/{huge}/restore", {"version": 1}), 404)
     _problem(api.get("/audit", connection_id=2**31 - 1), 404)
     assert _problem(api.get("/audit", connection_id=2**40), 422)["errors"][0]["field"] == "connection_id"
+
+
+def test_a_client_limited_member_reads_the_library_changes_nothing_and_audits_only_their_clients(
+    api_for: Callable[..., Api], store: Store
+) -> None:
+    owner = api_for("Alpha Books", Role.OWNER)
+    limited = api_for("Alpha Books", Role.ACCOUNTANT)
+    org_id: int = owner.org_id  # type: ignore[attr-defined]
+    standard = _by_name(owner, "cadences", "standard")
+    with store.unit_of_work() as uow:
+        mine = add_client(uow, org_id, "Acme Ltd")
+        theirs = add_client(uow, org_id, "Bolt Inc")
+        membership = uow.session.scalars(
+            select(Membership).where(Membership.organization_id == org_id, Membership.role == "accountant")
+        ).one()
+        membership.client_limited = True
+        uow.session.add(MembershipClient(membership_id=membership.id, connection_id=mine))
+        for connection_id in (mine, theirs):
+            audit.record(
+                uow,
+                organization_id=org_id,
+                actor="owner",
+                at=utc(2026, 1, 6),
+                entity="client_settings",
+                entity_id=connection_id,
+                change="update",
+                before={"a": 1},
+                after={"a": 2},
+                connection_id=connection_id,
+            )
+        uow.commit()
+    assert limited.get(f"/library/cadences/{standard['id']}").status_code == 200
+    _problem(limited.post("/library/discounts", {"name": "d", "body": {"percent": 1, "days": 5}}), 403)
+    seen = limited.get("/audit").get_json()["items"]
+    assert [entry["connection_id"] for entry in seen] == [mine]
+    _problem(limited.get("/audit", connection_id=theirs), 404)
+    everything = owner.get("/audit", entity="client_settings").get_json()["items"]
+    assert {entry["connection_id"] for entry in everything} == {mine, theirs}
