@@ -424,6 +424,8 @@ def _checked_name(kind: str, name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"expected a non-empty name, got {name!r}", "name")
     name = name.strip()
+    if any(not char.isprintable() for char in name):  # line breaks, NUL (PostgreSQL refuses it in text), …
+        raise InvalidInput("a name is one line of printable characters", "name")
     if len(name) > MAX_NAME:
         raise InvalidInput(f"a name is at most {MAX_NAME} characters", "name")
     if kind == TEMPLATE:

@@ -73,6 +73,10 @@ def test_create_checks_the_whole_library_and_names_the_field(store: Store) -> No
         with pytest.raises(InvalidInput) as taken:
             items.create_item(uow, org_id, CADENCE, " standard ", _cadence(), actor="u", now=NOW)
         assert taken.value.field == "name"
+        for bad in ("two\nlines", "nul\x00", "x" * 101):
+            with pytest.raises(InvalidInput) as unprintable:
+                items.create_item(uow, org_id, CADENCE, bad, _cadence(), actor="u", now=NOW)
+            assert unprintable.value.field == "name"
         with pytest.raises(InvalidInput) as blank:
             items.create_item(uow, org_id, CADENCE, "  ", _cadence(), actor="u", now=NOW)
         assert blank.value.field == "name"
