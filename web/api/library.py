@@ -166,10 +166,13 @@ class AuditArgsSchema(PageArgsSchema):
     )
     entity = ma.fields.String(
         load_default=None,
-        validate=ma.validate.Length(min=1, max=40),
+        validate=[ma.validate.Length(min=1, max=40), ma.validate.Regexp(r"^[A-Za-z0-9_.-]+$")],
         metadata={"description": "cadence, late_fee, discount, payment_plan, template, client_settings, …"},
     )
-    entity_id = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=200))
+    entity_id = ma.fields.String(
+        load_default=None,
+        validate=[ma.validate.Length(min=1, max=200), ma.validate.Regexp(r"^[^\x00-\x1f\x7f]+$")],
+    )
 
 
 class AuditEntrySchema(ma.Schema):

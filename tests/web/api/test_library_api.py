@@ -238,6 +238,8 @@ def test_the_audit_log_lists_changes_newest_first_with_filters_and_cursor(api_fo
     rest = api.get("/audit", entity="discount", entity_id=str(discount["id"]), cursor=first["next_cursor"]).get_json()
     assert [e["change"] for e in rest["items"]] == ["update", "create"]
     assert rest["next_cursor"] is None
+    for field, value in (("entity", "dis count"), ("entity_id", "1\x00")):
+        assert _problem(api.get("/audit", **{field: value}), 422)["errors"][0]["field"] == field
     tampered = _problem(api.get("/audit", cursor=first["next_cursor"] + "x"), 422)
     assert tampered["errors"][0]["field"] == "cursor"
 
