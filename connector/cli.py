@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import Any
 
 import click
 
-from connector.accounts.users import create_user
+from connector.accounts.users import create_organization, create_user
 from connector.config import Settings, load_settings
 from connector.domain.model import ActionState, Role
 from connector.errors import NudgeError
+from connector.library.commands import library as library_commands
 from connector.review.commands import COMMANDS as review_commands
 from connector.tasks.commands import tasks as tasks_commands
 
@@ -169,7 +171,9 @@ def users_create(context: _Context, email: str, organization: str, role: str, di
             user = create_user(uow, email, password, display_name)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        org = uow.organizations.by_name(organization) or uow.organizations.add(organization)
+        org = uow.organizations.by_name(organization) or create_organization(
+            uow, organization, context.settings, datetime.now(UTC)
+        )
         uow.memberships.add(user.id, org.id, Role(role))
         uow.activities.record(org.id, "user.created", user.email, actor="cli")
         uow.commit()
@@ -549,5 +553,6 @@ def worker(context: _Context) -> None:
 
 
 main.add_command(tasks_commands)  # `nudge tasks` and `nudge tasks done` (connector.tasks.commands)
+main.add_command(library_commands)  # `nudge library export` and `import` (connector.library.commands)
 for _command in review_commands:  # `nudge review`, `approve`, `skip`, `access` (connector.review.commands)
     main.add_command(_command)

@@ -738,6 +738,84 @@ def _check_rules(
     return policy_from_dict({**policies, "cadences": cadences})
 
 
+# -- a library file (nudge library import) --------------------------------------------------------
+LIBRARY_KEYS = ["cadences", "policies", "templates"]
+
+
+@dataclass(frozen=True)
+class LibraryText:
+    """A library file checked like the config's `cadences:`/`policies:` (plus a `templates:` block of sources).
+
+    `templates` is None when the file has no `templates:` block; `lines` gives the line of each template part
+    ("templates.<name>.<part>") and cadence ("cadences.<name>"), so what is refused later (a template that
+    does not render, a cadence that does not fit the rest of the library) is reported at its line too.
+    """
+
+    cadences: Mapping[str, Any]
+    policies: Mapping[str, Any]
+    templates: Mapping[str, Mapping[str, str]] | None
+    rules: PolicySet
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+
+def check_library_text(text: str, source: str = "<library>") -> LibraryText:
+    """Check a library file with the same file:line messages as `nudge check-config`; ConfigError listing
+    every issue. No environment variables are substituted: a library holds no secrets."""
+    check = _Checker(source, {})
+    duplicates: list[_Duplicate] = []
+    root = _compose(text, source, duplicates)
+    for twice in duplicates:
+        check.issue(
+            twice.line,
+            _join(twice.path, twice.key),
+            f"duplicate key {twice.key!r} (first defined at line {twice.first_line}); keep one of them",
+            twice.column,
+        )
+    top = check.mapping(root, "", LIBRARY_KEYS)
+    cadences = _section_dict(check, top, "cadences")
+    policies = _section_dict(check, top, "policies")
+    templates, lines = _templates_section(check, top)
+    rules = _check_rules(check, top, cadences, policies)
+    if check.issues:
+        raise ConfigError(check.issues)
+    cadences_node = top.get("cadences")
+    if cadences_node is not None and isinstance(cadences_node.value, dict):
+        lines.update({f"cadences.{name}": node.line for name, node in cadences_node.value.items()})
+    return LibraryText(cadences, policies, templates, rules, lines)
+
+
+_TEMPLATE_PARTS = ("subject.txt", "body.txt", "body.html")
+
+
+def _templates_section(
+    check: _Checker, top: dict[str, _Node]
+) -> tuple[dict[str, dict[str, str]] | None, dict[str, int]]:
+    """`templates:` {name: {subject.txt, body.txt, body.html: source}}, and the line of each part."""
+    node = top.get("templates")
+    if node is None:
+        return None, {}
+    if not isinstance(node.value, dict):
+        check.issue_at(node, "templates", "expected a mapping of template names to their parts")
+        return {}, {}
+    templates: dict[str, dict[str, str]] = {}
+    lines: dict[str, int] = {}
+    for name, template_node in node.value.items():
+        path = f"templates.{name}"
+        parts = check.mapping(template_node, path, list(_TEMPLATE_PARTS))
+        templates[name] = {}
+        for part, part_node in parts.items():
+            if part not in _TEMPLATE_PARTS:
+                continue
+            if not isinstance(part_node.value, str):
+                check.issue_at(
+                    part_node, f"{path}.{part}", f"expected the template's text, got {_kind(part_node.value)}"
+                )
+                continue
+            templates[name][part] = part_node.value
+            lines[f"{path}.{part}"] = part_node.line
+    return templates, lines
+
+
 def _provider_names() -> list[str]:
     from connector.registry import available_provider_names
 

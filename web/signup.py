@@ -147,7 +147,7 @@ def callback(provider: str) -> ResponseReturnValue:
             user_id = complete_signin(store, spec, settings, *args)
             message = ""
         else:
-            result = complete_signup(store, services().vault, spec, settings, *args)
+            result = complete_signup(store, services().vault, spec, settings, *args, starter=services().settings)
             user_id = result.user_id
             if result.created:
                 message = " ".join(

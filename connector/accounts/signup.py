@@ -20,9 +20,11 @@ from urllib.parse import urlencode
 
 from sqlalchemy.exc import IntegrityError
 
+from connector.config import Settings
 from connector.connections.connect import ConnectedFile, ConnectError, begin_connect, store_connections
 from connector.domain.model import ConnectionStatus, Role
 from connector.errors import ProviderError
+from connector.library.starter import ensure_library
 from connector.ports import Identity, ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store
 from connector.vault.keyring import Vault
@@ -120,8 +122,11 @@ def complete_signup(
     code_verifier: str,
     nonce: str,
     now: datetime,
+    *,
+    starter: Settings | None = None,
 ) -> SignupResult:
-    """Finish "Sign up with <provider>": verify, then create user, organization, owner membership and connections."""
+    """Finish "Sign up with <provider>": verify, then create user, organization, owner membership and connections;
+    the organization's library is seeded from `starter` (the install's settings) when given."""
     name = spec.display_name
     identity, tokens = _verified(spec, settings, params, expected_state, code_verifier, nonce, now)
     existing, refusal = _existing_or_refusal(store, spec, identity)
@@ -147,6 +152,8 @@ def complete_signup(
             uow.memberships.add(user.id, organization.id, Role.OWNER)
             uow.activities.record(organization.id, "organization.created", organization.name, actor=actor, at=now)
             results = store_connections(uow, vault, spec.key, organization.id, files, tokens, now, actor=actor)
+            if starter is not None:
+                ensure_library(uow, organization.id, starter, now)
             result = SignupResult(user.id, organization.id, organization.name, results, created=True)
             uow.commit()
     except ValueError as exc:  # taken email or identity (checked above; a concurrent sign-up got there first)

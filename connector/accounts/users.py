@@ -1,10 +1,15 @@
-"""Local accounts: creating a user with a password, checking one at sign-in, changing it, ending sessions."""
+"""Local accounts: creating a user with a password, checking one at sign-in, changing it, ending sessions;
+creating an organization (seeded with the install's starter library)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from connector.accounts.passwords import hash_password, verify_password
+from connector.config import Settings
+from connector.library.starter import ensure_library
 from connector.storage import UnitOfWork
-from connector.storage.tables import User
+from connector.storage.tables import Organization, User
 
 
 def create_user(uow: UnitOfWork, email: str, password: str, display_name: str = "") -> User:
@@ -36,3 +41,10 @@ def change_password(uow: UnitOfWork, user_id: int, current: str, new: str) -> No
         raise ValueError("the current password is not correct")
     user.password_hash = hash_password(new)
     end_sessions(uow, user_id)
+
+
+def create_organization(uow: UnitOfWork, name: str, settings: Settings, now: datetime) -> Organization:
+    """A new organization, its library seeded from the install's starter library (uncommitted)."""
+    organization = uow.organizations.add(name)
+    ensure_library(uow, organization.id, settings, now)
+    return organization

@@ -6,7 +6,7 @@ Services call `record` in the same unit of work as the change, so a change and i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -88,11 +88,15 @@ def entries(
     entity_id: str | None = None,
     before_id: int | None = None,
     limit: int = 100,
+    connection_ids: Collection[int] | None = None,
 ) -> list[AuditView]:
-    """The organization's audit entries, newest first (`before_id`: the page after that entry)."""
+    """The organization's audit entries, newest first (`before_id`: the page after that entry);
+    `connection_ids`: only entries of these clients (a client-limited member's view; None: all)."""
     query = select(AuditEntry).where(AuditEntry.organization_id == organization_id)
     if connection_id is not None:
         query = query.where(AuditEntry.connection_id == connection_id)
+    if connection_ids is not None:
+        query = query.where(AuditEntry.connection_id.in_(sorted(connection_ids)))
     if entity is not None:
         query = query.where(AuditEntry.entity == entity)
     if entity_id is not None:

@@ -643,21 +643,43 @@ def _guard(template: str, run: Callable[[], _T]) -> _T:
         ) from None
     except SecurityError as exc:
         raise TemplateError(
-            f"template {template!r} tried something templates may not do: {exc}", template=template
+            f"template {template!r} tried something templates may not do: {exc}",
+            template=template,
+            line=_template_line(exc),
         ) from None
     except jinja2.UndefinedError as exc:
         raise TemplateError(
-            f"template {template!r} uses a value that does not exist: {exc}", template=template
+            f"template {template!r} uses a value that does not exist: {exc}",
+            template=template,
+            line=_template_line(exc),
         ) from None
     except Exception as exc:  # anything a user's template can raise (TypeError, ZeroDivisionError, ...)
         raise TemplateError(
-            f"template {template!r} could not be rendered: {type(exc).__name__}: {exc}", template=template
+            f"template {template!r} could not be rendered: {type(exc).__name__}: {exc}",
+            template=template,
+            line=_template_line(exc),
         ) from None
     if isinstance(output, str) and len(output) > MAX_OUTPUT_CHARS:
         raise TemplateError(
             f"template {template!r} produced more than {MAX_OUTPUT_CHARS} characters", template=template
         )
     return output
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line `exc` was raised on: Jinja rewrites tracebacks so each template frame carries its
+    template's line; an organization's own parts (no file) are preferred over the shipped partials."""
+    own: int | None = None
+    shipped: int | None = None
+    frame = exc.__traceback__
+    while frame is not None:
+        filename = frame.tb_frame.f_code.co_filename
+        if filename == "<template>":
+            own = frame.tb_lineno
+        elif filename.endswith((".txt", ".html")):
+            shipped = frame.tb_lineno
+        frame = frame.tb_next
+    return own if own is not None else shipped
 
 
 def _exists(env: jinja2.Environment, name: str) -> bool:

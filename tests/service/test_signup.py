@@ -203,3 +203,27 @@ def test_identities_are_unique_per_provider(store: Store) -> None:
         create_user(uow, "local1@example.com", "a long enough password")
         create_user(uow, "local2@example.com", "a long enough password")  # NULL identities never collide
         uow.commit()
+
+
+def test_signup_seeds_the_new_organizations_library_from_the_starter(store: Store, vault: Vault) -> None:
+    from connector.library.items import list_items
+    from tests.support.library import starter_settings
+
+    result = complete_signup(
+        store,
+        vault,
+        spec(Identity("sub-9", "seed@example.com", "Sid Seed")),
+        SETTINGS,
+        PARAMS,
+        STATE,
+        VERIFIER,
+        NONCE,
+        NOW,
+        starter=starter_settings(),
+    )
+    with store.unit_of_work() as uow:
+        cadences = list_items(uow, result.org_id or 0, "cadence")
+        organization = uow.organizations.get(result.org_id or 0)
+    assert [c.name for c in cadences] == ["standard"]
+    assert organization is not None
+    assert organization.settings["default_cadence_id"] == cadences[0].id

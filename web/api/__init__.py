@@ -51,6 +51,7 @@ RESOURCES: tuple[str, ...] = (
     "organizations",
     "members",
     "tokens",
+    "library",
 )
 
 SECURITY_SCHEMES = {
