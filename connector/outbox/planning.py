@@ -38,6 +38,7 @@ from connector.domain.money import Money
 from connector.domain.payment_plans import plan_status
 from connector.domain.policy import PolicySet
 from connector.domain.preview import PlanningState, TimelineRow, plan_state, preview
+from connector.library.resolve import OrgLibrary, library_for
 from connector.outbox.codec import action_from_json, action_to_json
 from connector.outbox.money import LedgerMoney, closed_with_history, load_money, load_plans
 from connector.storage import Store, UnitOfWork
@@ -168,11 +169,18 @@ def load_states(
     default_cadence: str = "",
     rates: ReferenceRates | None = None,
     now: datetime | None = None,
+    library: OrgLibrary | None = None,
 ) -> list[PlanningState]:
-    """The planner's input for one connection: one state per cadence in use (customers may override it)."""
+    """The planner's input for one connection: one state per cadence in use (customers may override it).
+
+    `rules` are the install's starter rules, used as they are by an organization with no library rows;
+    `library` (a proposed change, in memory: the impact preview) replaces the organization's stored library."""
     connection = uow.connections.by_id(connection_id)
     if connection is None:
         return []
+    if library is None:
+        library = library_for(uow, connection.organization_id, rules)
+    rules = library.rules
     settings = connection_settings(connection, rates)
     money = load_money(uow, connection_id)
     # Nudge's own fee invoices come back through the sync; chasing them would charge fees on fees.
@@ -313,10 +321,15 @@ def preview_connection(
     *,
     default_cadence: str = "",
     rates: ReferenceRates | None = None,
+    library: OrgLibrary | None = None,
 ) -> list[TimelineRow]:
-    """What would go out over the next `days` days if nobody paid: the planner run forward, day by day."""
+    """What would go out over the next `days` days if nobody paid: the planner run forward, day by day.
+
+    `library` (a proposed change, in memory) is planned with instead of the organization's stored library."""
     with store.unit_of_work() as uow:
-        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
+        states = load_states(
+            uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now, library=library
+        )
     rows = [row for state in states for row in preview(state, now, days).rows()]
     return sorted(rows, key=lambda row: (row.scheduled_at, row.customer, row.kind, row.invoices))
 
