@@ -208,14 +208,15 @@ def holiday_spec(code: str | None) -> HolidaySpec | None:
 
 
 def send_window(raw: Any, notices: list[Notice] | None = None) -> SendWindow | None:
-    """A stored window {"days": [0..6], "start": "HH:MM", "end": "HH:MM"} (None when absent or invalid)."""
+    """A stored window {"days": [0..6] or ["mon" ..], "start": "HH:MM", "end": "HH:MM"} (None when absent or
+    invalid)."""
     if not raw:
         return None
     try:
         if not isinstance(raw, Mapping):
             raise ValueError("not an object")
         days = raw.get("days", raw.get("weekdays"))
-        weekdays = frozenset(int(day) for day in days) if days is not None else SendWindow().weekdays
+        weekdays = frozenset(_weekday(day) for day in days) if days is not None else SendWindow().weekdays
         start = time.fromisoformat(str(raw.get("start", "08:00")))
         end = time.fromisoformat(str(raw.get("end", "18:00")))
         return SendWindow(weekdays, start, end)
@@ -223,6 +224,18 @@ def send_window(raw: Any, notices: list[Notice] | None = None) -> SendWindow | N
         if notices is not None:
             notices.append(Notice("client", f"the client's send window is invalid ({exc}): the cadence's is used"))
         return None
+
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday(day: Any) -> int:
+    """0 (Monday) .. 6 from an int or a day name as the config writes them ("mon" .. "sun")."""
+    if isinstance(day, str) and day[:3].lower() in _DAY_NAMES:
+        return _DAY_NAMES.index(day[:3].lower())
+    if isinstance(day, bool) or not isinstance(day, int | str):
+        raise ValueError(f"unknown weekday {day!r}")
+    return int(day)
 
 
 def minimum_amounts(raw: Any, notices: list[Notice] | None = None) -> dict[str, Decimal]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
+from connector.domain.cadence import ConnectionSettings
 from connector.domain.policy_parsing import policy_from_dict
 from connector.library.resolve import CADENCE, LibraryEntry, assemble
+from connector.outbox.client import Notice, apply_client, apply_client_settings
 from connector.outbox.planning import CADENCE_FALLBACK, plan_connection, preview_connection
+from connector.outbox.send_window import WindowGate
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Activity, ClientSettings, Customer, LibraryItem, Organization
@@ -250,3 +254,59 @@ def test_a_client_holiday_calendar_replaces_the_ledgers(store: Store) -> None:
     # ...unless the client's calendar is England's
     set_client(store, cid, holiday_calendar="GB-ENG")
     assert [r.kind for r in preview_connection(store, cid, STARTER, christmas, 1)] == []
+
+
+def test_the_send_gate_applies_the_client_settings_and_the_customers_cadence(store: Store) -> None:
+    cid = one_client(store, cadence="standard")
+    entries = seed_library(store, organization_of(store, cid), TWO)
+    windowed = {**TWO["cadences"]["gentle"], "window": {"weekdays": ["sat"], "start": "08:00", "end": "12:00"}}
+    new_version(store, entries["cadence:gentle"].item_id, windowed)
+    gate = WindowGate(store, STARTER)
+    set_client(
+        store,
+        cid,
+        time_zone="America/New_York",
+        send_window={"days": [0, 1, 2, 3, 4], "start": "10:00", "end": "17:00"},
+        holiday_calendar="US-NY",
+    )
+    with store.unit_of_work() as uow:
+        calendar = gate.calendar(uow, cid, "c1")
+        assert calendar is not None
+        assert (calendar.zone_name, calendar.holidays.country, calendar.holidays.subdiv) == (
+            "America/New_York",
+            "US",
+            "NY",
+        )
+        # 05:00 in New York: the window opens at 10:00 local
+        assert calendar.schedule.next_allowed(NOW) == datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
+    set_customer(store, cid, cadence_id=entries["cadence:gentle"].item_id)
+    set_client(store, cid, send_window=None)  # the customer's cadence's own window: Saturdays 08:00-12:00
+    with store.unit_of_work() as uow:
+        calendar = gate.calendar(uow, cid, "c1")
+        assert calendar is not None
+        assert calendar.schedule.next_allowed(NOW) == datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
+
+
+def test_stored_settings_that_do_not_parse_are_ignored_and_reported() -> None:
+    notices: list[Notice] = []
+    hostile = ClientSettings(
+        connection_id=1,
+        time_zone="Mars/Olympus",
+        holiday_calendar="not a code",
+        send_window={"days": [9], "start": "18:00", "end": "08:00"},
+        approval="sometimes",
+        minimum_amounts={"GBP": "ten", "EURO": "5", "USD": "-1", "CHF": "12.50"},
+    )
+    standard = STARTER.cadences["standard"]
+    applied = apply_client(standard, hostile, notices)
+    assert applied.window == standard.window
+    assert applied.approval == standard.approval
+    assert applied.time_zone == standard.time_zone
+    assert applied.holidays is None
+    assert dict(applied.minimum_by_currency) == {"CHF": Decimal("12.50")}
+    texts = " | ".join(notice.text for notice in notices)
+    for part in ("send window is invalid", "approval mode 'sometimes'", "'GBP': 'ten'", "'EURO'", "'USD'"):
+        assert part in texts
+    settings = apply_client_settings(ConnectionSettings("1", "Europe/London"), hostile, notices)
+    assert settings.time_zone == "Europe/London"
+    assert "time zone 'Mars/Olympus' is unknown" in notices[-1].text
