@@ -141,3 +141,28 @@ def test_an_agreed_due_date_moves_the_cadence_and_the_reminder_goes_out(store: S
     assert outbox.sent == [[("INV-1", date(2026, 11, 16))]]
     with store.unit_of_work() as uow:  # the ledger's due date is untouched
         assert uow.session.scalars(select(Invoice.due_date)).one() == DUE
+
+
+def test_an_invoice_held_after_the_plan_is_left_out_at_send_time(store: Store) -> None:
+    cid = setup(store, [snapshot(1), snapshot(2)])
+    plan_connection(store, cid, RULES, NOW)
+    [reminder] = rows(store, cid)
+    assert reminder.payload["invoice_external_ids"] == ["1", "2"]
+    invoice_override(store, cid, "1", excluded=True)  # decided after the plan, before the send
+    outbox = Outbox()
+    Executor(store, FakeLedger([snapshot(1), snapshot(2)]), outbox, lambda: NOW, "w1").run_due(cid)
+    assert outbox.sent == [[("INV-2", DUE)]]
+
+
+def test_a_reminder_whose_every_invoice_was_held_since_is_cancelled_with_the_reason(store: Store) -> None:
+    cid = setup(store, [snapshot(1)])
+    plan_connection(store, cid, RULES, NOW)
+    invoice_override(store, cid, "1", paused_until=date(2026, 11, 30))
+    outbox = Outbox()
+    Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW, "w1").run_due(cid)
+    assert outbox.sent == []
+    [reminder] = rows(store, cid)
+    assert (reminder.state, reminder.error) == ("cancelled", "chasing of invoice INV-1 is paused until 2026-11-30")
+    # cancelled, not skipped: the next plan sees the step again, and holds it with the reason
+    plan_connection(store, cid, RULES, NOW + timedelta(hours=1))
+    assert [row.kind for row in rows(store, cid)] == ["remind", "hold"]
