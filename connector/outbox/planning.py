@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector.domain.actions import Action, ActionKind, History, HoldReason, InvoiceFacts
 from connector.domain.cadence import ConnectionSettings, promise_kept
-from connector.domain.calendar import Calendars
+from connector.domain.calendar import Calendars, is_time_zone
 from connector.domain.fees import ReferenceRates
 from connector.domain.model import (
     NO_INVOICE_OVERRIDES,
@@ -112,7 +112,8 @@ def overrides_of(row: Customer, cadence: str | None = None) -> CustomerOverrides
         excluded=row.excluded,
         dispute=row.dispute,
         promise_to_pay=row.promise_to_pay_until,
-        time_zone=row.time_zone or None,
+        # a zone stored around the services that is unknown here: the client's decides (the planner would refuse it)
+        time_zone=row.time_zone if row.time_zone and is_time_zone(row.time_zone) else None,
         holiday_country=country or None,
         holiday_subdiv=subdiv or None,
         cadence=(row.cadence or None) if cadence is None else (cadence or None),
@@ -478,7 +479,7 @@ def _record_promises(uow: UnitOfWork, connection: Connection, states: list[Plann
         customer_id: over
         for customer_id, over in first.customers.items()
         if over.promise_waits_until is not None
-        and over.promise_waits_until < now.astimezone(ZoneInfo(over.time_zone or first.connection.time_zone)).date()
+        and over.promise_waits_until < now.astimezone(_zone_or(over.time_zone, first.connection.time_zone)).date()
     }
     if not ended:
         return
@@ -519,6 +520,11 @@ def _record_promises(uow: UnitOfWork, connection: Connection, states: list[Plann
             actor="planner",
             at=now,
         )
+
+
+def _zone_or(name: str | None, fallback: str) -> ZoneInfo:
+    """Zone `name`, else `fallback` (a customer's zone stored around the services may be unknown)."""
+    return ZoneInfo(name) if name and is_time_zone(name) else ZoneInfo(fallback)
 
 
 ORPHANED = "the payment dated on or before the fee's assessment was deleted or voided in the ledger"

@@ -14,13 +14,15 @@ from sqlalchemy import select
 
 from connector.domain.actions import Action
 from connector.domain.model import InvoiceSnapshot
+from connector.domain.money import Money
 from connector.domain.policy_parsing import policy_from_dict
 from connector.outbox.executor import Executor
-from connector.outbox.planning import PROMISE_BROKEN, plan_connection, preview_connection
+from connector.outbox.planning import PROMISE_BROKEN, PROMISE_KEPT, plan_connection, preview_connection
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Activity, Customer, Invoice, InvoiceOverride
+from connector.storage.tables import Payment as PaymentRow
 from tests.support.ledger import FakeLedger
 from tests.support.outbox import connection_with_invoices, invoice_snapshot
 
@@ -166,3 +168,37 @@ def test_a_reminder_whose_every_invoice_was_held_since_is_cancelled_with_the_rea
     # cancelled, not skipped: the next plan sees the step again, and holds it with the reason
     plan_connection(store, cid, RULES, NOW + timedelta(hours=1))
     assert [row.kind for row in rows(store, cid)] == ["remind", "hold"]
+
+
+def test_a_kept_promise_is_logged_as_kept_even_with_an_unknown_customer_zone(store: Store) -> None:
+    cid = setup(store, [snapshot(1, balance=Money.of("200.00", "GBP"))])
+    customer(
+        store,
+        cid,
+        promise_to_pay_until=date(2026, 11, 10),
+        promise_amount=Decimal("300.00"),
+        promise_currency="GBP",
+        promise_grace_days=0,
+        time_zone="Nowhere/Land",  # written around the services: the connection's zone decides
+    )
+    with store.unit_of_work() as uow:
+        uow.session.add(
+            PaymentRow(
+                connection_id=cid,
+                kind="payment",
+                external_id="p1",
+                invoice_external_id="1",
+                customer_external_id="c1",
+                amount=Decimal("300.00"),
+                currency="GBP",
+                paid_on=date(2026, 11, 9),
+            )
+        )
+        uow.commit()
+    plan_connection(store, cid, RULES, NOW)
+    with store.unit_of_work() as uow:
+        logged = [
+            (row.kind, row.detail["promised"], row.detail["paid"])
+            for row in uow.session.scalars(select(Activity).where(Activity.connection_id == cid))
+        ]
+    assert logged == [(PROMISE_KEPT, "300.00 GBP", "300.00 GBP")]
