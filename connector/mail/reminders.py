@@ -184,7 +184,9 @@ def sender_of(connection: Connection | None, client: ClientSettings | None) -> S
     address is never the client's: SPF and DKIM are the install's domain's, so only the name and Reply-To change."""
     ledger_name = connection.name if connection is not None else ""
     business = (client.business_name if client else "") or ledger_name
-    from_name = (client.from_name if client else "") or business
+    # The ledger's company name is hostile input: a line break in it must not fail every reminder as a header
+    # injection, so the display name is one line (whitespace runs, line breaks included, become one space).
+    from_name = " ".join(((client.from_name if client else "") or business).split())
     return Sender(business, from_name, (client.reply_to if client else "") or "")
 
 

@@ -154,3 +154,16 @@ def test_only_edited_template_parts_become_overrides(store: Store) -> None:
     with store.unit_of_work() as uow:
         assert templates.for_organization(uow.session, org_id) == {"thanks/subject.txt": "Thank you"}
         assert templates.for_organization(uow.session, org_id + 1) == {}
+
+
+def test_a_ledger_name_with_a_line_break_is_one_line_in_from(store: Store) -> None:
+    cid = client(store)
+    with store.unit_of_work() as uow:
+        connection = uow.connections.by_id(cid)
+        assert connection is not None
+        connection.name = "Acme\r\nBcc: victim@example.com"
+        uow.commit()
+    rcpts, message = send_one(store, cid)
+    assert message["From"] == '"Acme Bcc: victim@example.com" <reminders@nudge-install.example>'
+    assert message["Bcc"] is None
+    assert sorted(rcpts) == ["ap@cust.example", "boss@cust.example"]
