@@ -29,7 +29,7 @@ from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import ClientSettings, Customer, Invoice, LibraryItem, LibraryVersion
 from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
-from tests.support.library import seed_library
+from tests.support.library_rows import seed_library
 from tests.support.outbox import invoice_snapshot
 from tests.support.smtp import smtp_server, smtp_settings
 

@@ -23,7 +23,7 @@ from connector.storage import Store
 from connector.storage.tables import ClientSettings, Customer
 from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
-from tests.support.library import add_item, seed_library
+from tests.support.library_rows import add_item, seed_library
 from tests.support.outbox import connection_with_invoices, invoice_snapshot
 from tests.support.smtp import smtp_server, smtp_settings
 

@@ -19,7 +19,7 @@ from connector.outbox.send_window import WindowGate
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Activity, ClientSettings, Customer, LibraryItem, Organization
-from tests.support.library import new_version, seed_library
+from tests.support.library_rows import new_version, seed_library
 from tests.support.outbox import connection_with_invoices, invoice_snapshot
 
 DUE = date(2026, 11, 2)  # a Monday
