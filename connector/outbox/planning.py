@@ -10,6 +10,11 @@ late fee still reach the fee-reversal rule. Nudge's own fee invoices and credits
 is any invoice carrying Nudge's marker (`Invoice.created_by_nudge`: a fee invoice written by Nudge for
 any organization, this one or another chasing the same ledger).
 
+What a connection is chased with is its organization's library and the client's settings and overrides
+(connector.outbox.client: cadence by library id with logged fallbacks, zone, holidays, send window, approval,
+minimums; customer and invoice overrides), each loaded in one query per plan; every inserted action records
+the library version of the cadence that planned it (`Action.library_version_id`).
+
 Who chases decides what is planned (`Connection.chasing`): "managed_elsewhere" plans nothing (another
 organization chases the ledger); "review" (a new connection whose first plan nobody approved yet) inserts
 every action but holds as `awaiting_approval`, so nothing goes out until a person approves
