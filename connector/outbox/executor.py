@@ -66,7 +66,7 @@ from connector.outbox.send_window import SendGate, SendVerdict
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Connection
+from connector.storage.tables import Connection, InvoiceOverride
 
 log = logging.getLogger(__name__)
 
@@ -332,15 +332,29 @@ class Executor:
             return ActionState.PLANNED, "", verdict.reason
         if verdict is not None and action.kind in CUSTOMER_FACING_KINDS:
             action = self._dated(action_id, action, verdict.local_today)
-        current = {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids}
+        current, held = self._with_overrides(
+            connection_id,
+            {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids},
+            action.local_date,
+        )
         if action.kind is ActionKind.REMIND:
-            return self._send_reminder(action_id, action, current)
-        invoice = current[action.invoice_external_ids[0]]
+            # an invoice people held since the plan is left out of the reminder (the others still go)
+            if held and set(held) >= set(current):
+                return ActionState.CANCELLED, "", "; ".join(held[k] for k in sorted(held))
+            return self._send_reminder(action_id, action, {k: v for k, v in current.items() if k not in held})
+        return self._on_invoice(action, current[action.invoice_external_ids[0]], held, connection_id)
+
+    def _on_invoice(
+        self, action: Action, invoice: InvoiceSnapshot | None, held: Mapping[str, str], connection_id: int
+    ) -> tuple[ActionState, str, str]:
+        """Carry out an action on one invoice (fee, reversal, note, credit...) as `_perform` does."""
         if invoice is None:
             return ActionState.CANCELLED, "", "the invoice was deleted in the ledger"
-        if action.kind is ActionKind.FEE_REVERSAL:
+        if action.kind is ActionKind.FEE_REVERSAL:  # giving money back is never held
             ref, what = self._reverse_fee(action, invoice)
             return ActionState.DONE, ref, self._leave_note(action, invoice, what)
+        if invoice.external_id in held:  # cancelled, not skipped: planned afresh once the hold ends
+            return ActionState.CANCELLED, "", held[invoice.external_id]
         if not invoice.is_open or not self._same_cycle(action, invoice):
             return (
                 ActionState.CANCELLED,
@@ -428,6 +442,40 @@ class Executor:
             what = f"early-payment discount of {action.amount} credited as credit {ref}"
             return ActionState.DONE, ref, self._leave_note(action, invoice, what)
         raise Rejected(f"unknown action kind {action.kind.value!r}")
+
+    def _with_overrides(
+        self, connection_id: int, current: dict[str, InvoiceSnapshot | None], local_today: date
+    ) -> tuple[dict[str, InvoiceSnapshot | None], dict[str, str]]:
+        """The ledger's invoices as the planner saw them, with each agreed due date (an invoice override) in place
+        of the ledger's (an action planned from an agreed date is in the same cycle, not a changed one), and the
+        invoices people held since the plan (excluded, disputed, paused on `local_today`) with the reason why."""
+        with self.store.unit_of_work() as uow:
+            rows = uow.session.execute(
+                select(
+                    InvoiceOverride.invoice_external_id,
+                    InvoiceOverride.agreed_due_date,
+                    InvoiceOverride.excluded,
+                    InvoiceOverride.dispute,
+                    InvoiceOverride.dispute_reason,
+                    InvoiceOverride.paused_until,
+                ).where(
+                    InvoiceOverride.connection_id == connection_id,
+                    InvoiceOverride.invoice_external_id.in_(list(current)),
+                )
+            ).all()
+        held: dict[str, str] = {}
+        for invoice_id, agreed, excluded, dispute, reason, paused_until in rows:
+            invoice = current.get(invoice_id)
+            if invoice is not None and agreed is not None:
+                current[invoice_id] = replace(invoice, due_date=agreed)
+            name = f"invoice {invoice.number if invoice is not None else invoice_id}"
+            if excluded:
+                held[invoice_id] = f"{name} is excluded from chasing"
+            elif dispute:
+                held[invoice_id] = f"{name} is in dispute" + (f": {reason}" if reason else "")
+            elif paused_until is not None and local_today < paused_until:
+                held[invoice_id] = f"chasing of {name} is paused until {paused_until.isoformat()}"
+        return current, held
 
     @staticmethod
     def _same_cycle(action: Action, invoice: InvoiceSnapshot) -> bool:
