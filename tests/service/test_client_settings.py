@@ -56,7 +56,8 @@ def test_a_new_client_inherits_everything_and_says_from_where(store: Store) -> N
     assert eff["approval"] == (approval, CADENCE_SOURCE)
     assert eff["send_window"] == ({"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "18:00"}, CADENCE_SOURCE)
     assert eff["minimum_amounts"] == ({"GBP": "5", "USD": "10"}, CADENCE_SOURCE)
-    assert view.stored["cadence_id"] is None and view.updated_at is None
+    assert view.stored["cadence_id"] is None
+    assert view.updated_at is None
 
 
 def test_every_field_is_saved_normalized_audited_and_in_the_timeline(store: Store) -> None:
@@ -91,15 +92,18 @@ def test_every_field_is_saved_normalized_audited_and_in_the_timeline(store: Stor
     # The client's minimum for a currency wins; the cadence's other currencies stay.
     assert view.effective["minimum_amounts"].value == {"GBP": "5", "JPY": "1000", "USD": "25.00"}
     again = _view(store, c.org_id, c.connection_id)
-    assert again.stored == view.stored and again.updated_at == NOW
+    assert again.stored == view.stored
+    assert again.updated_at == NOW
     with store.unit_of_work() as uow:
         (entry,) = entries(uow, c.org_id, connection_id=c.connection_id, entity="client_settings")
         activity = uow.session.scalars(select(Activity).where(Activity.kind == "client_settings.updated")).one()
     assert (entry.actor, entry.at, entry.change, entry.entity_id) == (ACTOR, NOW, "create", str(c.connection_id))
     assert entry.before is None
-    assert entry.after is not None and entry.after["send_window"] == view.stored["send_window"]
+    assert entry.after is not None
+    assert entry.after["send_window"] == view.stored["send_window"]
     assert entry.after["minimum_amounts"] == {"JPY": "1000", "USD": "25.00"}
-    assert activity.connection_id == c.connection_id and activity.actor == ACTOR
+    assert activity.connection_id == c.connection_id
+    assert activity.actor == ACTOR
     assert activity.detail["changed"] == sorted(changes)
 
 
@@ -108,11 +112,15 @@ def test_a_second_change_records_before_and_after_and_clearing_inherits_again(st
     update_client_settings(store, c.org_id, c.connection_id, {"locale": "fr_FR", "approval": "ledger"}, ACTOR, NOW)
     later = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
     view = update_client_settings(store, c.org_id, c.connection_id, {"locale": None, "approval": ""}, "bob", later)
-    assert view.effective["locale"].source == INSTALL and view.effective["approval"].source == CADENCE_SOURCE
+    assert view.effective["locale"].source == INSTALL
+    assert view.effective["approval"].source == CADENCE_SOURCE
     with store.unit_of_work() as uow:
         newest = entries(uow, c.org_id, entity="client_settings")[0]
-    assert newest.change == "update" and newest.actor == "bob" and newest.at == later
-    assert newest.before is not None and newest.after is not None
+    assert newest.change == "update"
+    assert newest.actor == "bob"
+    assert newest.at == later
+    assert newest.before is not None
+    assert newest.after is not None
     assert (newest.before["locale"], newest.before["approval"]) == ("fr_FR", "ledger")
     assert (newest.after["locale"], newest.after["approval"]) == ("", "")
 
@@ -217,9 +225,11 @@ def test_setting_the_cadence_retires_the_legacy_name_and_a_deleted_one_falls_bac
     assert view.effective["cadence_id"].value == {"id": c.standard, "name": "standard"}
     with store.unit_of_work() as uow:
         connection = uow.session.get(Connection, c.connection_id)
-        assert connection is not None and connection.cadence == ""
+        assert connection is not None
+        assert connection.cadence == ""
         (entry,) = entries(uow, c.org_id, entity="client_settings")
-        assert entry.before is not None and entry.before["legacy_cadence"] == "gentle"
+        assert entry.before is not None
+        assert entry.before["legacy_cadence"] == "gentle"
         item = uow.session.get(LibraryItem, c.standard)
         assert item is not None
         item.deleted_at = NOW
@@ -228,7 +238,8 @@ def test_setting_the_cadence_retires_the_legacy_name_and_a_deleted_one_falls_bac
     view = _view(store, c.org_id, c.connection_id)
     assert view.effective["cadence_id"].value == {"id": c.gentle, "name": "gentle"}
     assert view.effective["cadence_id"].source == ORGANIZATION
-    assert view.problems and "no longer exists" in view.problems[0]
+    assert view.problems
+    assert "no longer exists" in view.problems[0]
 
 
 def test_the_from_name_falls_back_to_the_business_name(store: Store) -> None:
@@ -250,7 +261,8 @@ def test_the_organization_default_cadence_is_checked_audited_and_cleared(store: 
             update_organization_settings(store, c.org_id, {key: wrong}, ACTOR, NOW)
         assert refused.value.field == field
     cleared = update_organization_settings(store, c.org_id, {"default_cadence_id": None}, ACTOR, NOW)
-    assert cleared.default_cadence_id is None and cleared.effective_cadence_name in ("gentle", "standard")
+    assert cleared.default_cadence_id is None
+    assert cleared.effective_cadence_name in ("gentle", "standard")
     with store.unit_of_work() as uow:
         audit = entries(uow, c.org_id, entity="organization_settings")
         assert [(e.before, e.after) for e in audit] == [
@@ -269,4 +281,5 @@ def test_the_install_defaults_come_from_the_configuration(store: Store) -> None:
     library_item(store, c.org_id, "cadence", "zz-last", cadence_body())
     with store.unit_of_work() as uow:
         view = client_settings(uow, c.org_id, c.connection_id)
-    assert view.effective["reply_to"].value == "" and view.effective["locale"].value == "en_US"
+    assert view.effective["reply_to"].value == ""
+    assert view.effective["locale"].value == "en_US"

@@ -63,7 +63,8 @@ def test_customer_overrides_are_saved_audited_and_in_the_customers_timeline(stor
     }
     view = update_customer_overrides(store, c.org_id, c.connection_id, cust, changes, ACTOR, NOW)
     o = view.overrides
-    assert o["paused_until"] == date(2026, 12, 1) and o["excluded"] is True
+    assert o["paused_until"] == date(2026, 12, 1)
+    assert o["excluded"] is True
     assert (o["dispute"], o["dispute_reason"]) == (True, "Says the goods arrived damaged")
     assert (o["promise_to_pay_until"], o["promise_amount"], o["promise_currency"], o["promise_grace_days"]) == (
         date(2026, 11, 30),
@@ -77,15 +78,23 @@ def test_customer_overrides_are_saved_audited_and_in_the_customers_timeline(stor
     assert (o["locale"], o["time_zone"], o["holiday_calendar"]) == ("fr_FR", "Europe/Paris", "FR")
     assert view.emails == ("ap@cust.example",)  # the ledger's addresses are kept apart
     row = _row(store, cust)
-    assert row.promise_amount == Decimal("250.50") and row.updated_at == NOW
+    assert row.promise_amount == Decimal("250.50")
+    assert row.updated_at == NOW
     with store.unit_of_work() as uow:
         (entry,) = entries(uow, c.org_id, entity="customer", entity_id=str(cust))
         activity = uow.session.scalars(select(Activity).where(Activity.kind == "customer.overrides_updated")).one()
-    assert entry.connection_id == c.connection_id and entry.actor == ACTOR and entry.change == "update"
-    assert entry.before is not None and entry.before["excluded"] is False and entry.before["recipients_to"] is None
-    assert entry.after is not None and entry.after["promise_amount"] == "250.50"
-    assert activity.detail["customer"] == "c1" and activity.detail["customer_id"] == cust
-    assert "excluded" in activity.detail["changed"] and activity.subject == "Cust One"
+    assert entry.connection_id == c.connection_id
+    assert entry.actor == ACTOR
+    assert entry.change == "update"
+    assert entry.before is not None
+    assert entry.before["excluded"] is False
+    assert entry.before["recipients_to"] is None
+    assert entry.after is not None
+    assert entry.after["promise_amount"] == "250.50"
+    assert activity.detail["customer"] == "c1"
+    assert activity.detail["customer_id"] == cust
+    assert "excluded" in activity.detail["changed"]
+    assert activity.subject == "Cust One"
 
 
 def test_ending_a_dispute_clears_its_reason_and_clearing_a_promise_clears_amount_and_grace(store: Store) -> None:
@@ -116,10 +125,12 @@ def test_a_new_cadence_override_retires_the_legacy_name_and_null_restores_the_cl
     c, _ = _setup(store)
     cust = customer(store, c.connection_id, "c2", "Legacy Co", cadence="standard")
     view = update_customer_overrides(store, c.org_id, c.connection_id, cust, {"cadence_id": None}, ACTOR, NOW)
-    assert view.overrides["cadence_id"] is None and _row(store, cust).cadence == ""
+    assert view.overrides["cadence_id"] is None
+    assert _row(store, cust).cadence == ""
     with store.unit_of_work() as uow:
         (entry,) = entries(uow, c.org_id, entity="customer", entity_id=str(cust))
-    assert entry.before is not None and entry.before["legacy_cadence"] == "standard"
+    assert entry.before is not None
+    assert entry.before["legacy_cadence"] == "standard"
 
 
 def test_a_date_saved_earlier_may_have_passed_but_a_new_one_must_not_be_past(store: Store) -> None:
@@ -132,7 +143,8 @@ def test_a_date_saved_earlier_may_have_passed_but_a_new_one_must_not_be_past(sto
     assert view.overrides["paused_until"] == date(2026, 11, 16)
     with pytest.raises(InvalidInput) as refused:
         update_customer_overrides(store, c.org_id, c.connection_id, cust, {"paused_until": "2026-11-19"}, ACTOR, later)
-    assert refused.value.field == "paused_until" and "past" in refused.value.user_message
+    assert refused.value.field == "paused_until"
+    assert "past" in refused.value.user_message
 
 
 def test_today_is_the_clients_date(store: Store) -> None:
@@ -190,7 +202,8 @@ def test_every_wrong_customer_override_is_refused_naming_its_field(
     c, cust = _setup(store)
     with pytest.raises(InvalidInput) as refused:
         update_customer_overrides(store, c.org_id, c.connection_id, cust, {"excluded": True, **changes}, ACTOR, NOW)
-    assert refused.value.field == field and refused.value.user_message
+    assert refused.value.field == field
+    assert refused.value.user_message
     assert _row(store, cust).excluded is False
     with store.unit_of_work() as uow:
         assert entries(uow, c.org_id) == []
@@ -202,7 +215,8 @@ def test_a_promise_names_the_currency_when_the_customer_owes_in_several(store: S
     base = {"promise_to_pay_until": "2026-11-30", "promise_amount": "100"}
     with pytest.raises(InvalidInput) as refused:
         update_customer_overrides(store, c.org_id, c.connection_id, cust, base, ACTOR, NOW)
-    assert refused.value.field == "promise_currency" and "EUR, GBP" in refused.value.user_message
+    assert refused.value.field == "promise_currency"
+    assert "EUR, GBP" in refused.value.user_message
     view = update_customer_overrides(
         store, c.org_id, c.connection_id, cust, {**base, "promise_currency": "eur"}, ACTOR, NOW
     )
@@ -245,7 +259,9 @@ def test_customers_list_by_name_with_search_and_a_stable_cursor(store: Store) ->
         third = list_customers(uow, c.org_id, c.connection_id, limit=2, cursor=second.next_cursor)
         seen = [v.name for page in (first, second, third) for v in page.items]
         # The database's own order (its collation), each customer once, the late one (sorting first) not slipped in.
-        assert seen == everyone and sorted(seen) == sorted(names) and third.next_cursor is None
+        assert seen == everyone
+        assert sorted(seen) == sorted(names)
+        assert third.next_cursor is None
         found = list_customers(uow, c.org_id, c.connection_id, search="ALPHA")
         assert {v.id for v in found.items} == {ids["Alpha Partners"], ids["alpha & co"]}
         assert [v.name for v in list_customers(uow, c.org_id, c.connection_id, search="_50%").items] == ["Beta_50%"]
@@ -274,15 +290,19 @@ def test_an_invoice_override_is_set_changed_and_cleared_with_audit_and_timeline(
         ACTOR,
         NOW,
     )
-    assert view.exists and view.agreed_due_date == date(2026, 12, 15) and view.dispute_reason
+    assert view.exists
+    assert view.agreed_due_date == date(2026, 12, 15)
+    assert view.dispute_reason
     assert view.due_date == date(2026, 11, 2)  # the ledger's due date is untouched
     with store.unit_of_work() as uow:
         row = uow.session.get(Invoice, inv)
-        assert row is not None and row.due_date == date(2026, 11, 2)
+        assert row is not None
+        assert row.due_date == date(2026, 11, 2)
     view = update_invoice_override(store, c.org_id, c.connection_id, inv, {"dispute": False}, ACTOR, NOW)
     assert (view.dispute, view.dispute_reason, view.agreed_due_date) == (False, "", date(2026, 12, 15))
     view = clear_invoice_override(store, c.org_id, c.connection_id, inv, "bob", NOW)
-    assert not view.exists and view.agreed_due_date is None
+    assert not view.exists
+    assert view.agreed_due_date is None
     with store.unit_of_work() as uow:
         assert uow.session.scalars(select(InvoiceOverride)).all() == []
         audit = entries(uow, c.org_id, entity="invoice_override", entity_id=str(inv))
@@ -290,8 +310,12 @@ def test_an_invoice_override_is_set_changed_and_cleared_with_audit_and_timeline(
         details = list(uow.session.scalars(select(Activity.detail).where(Activity.kind.startswith("invoice."))))
         assert invoice_override(uow, c.org_id, c.connection_id, inv).exists is False
     assert [e.change for e in audit] == ["delete", "update", "create"]
-    assert audit[2].before is None and audit[2].after is not None and audit[2].after["agreed_due_date"] == "2026-12-15"
-    assert audit[0].actor == "bob" and audit[0].after is None and audit[0].before is not None
+    assert audit[2].before is None
+    assert audit[2].after is not None
+    assert audit[2].after["agreed_due_date"] == "2026-12-15"
+    assert audit[0].actor == "bob"
+    assert audit[0].after is None
+    assert audit[0].before is not None
     assert kinds == ["invoice.override_set", "invoice.override_updated", "invoice.override_cleared"]
     assert all(d["invoice"] == "9" and d["invoice_id"] == inv and d["customer"] == "c1" for d in details)
 

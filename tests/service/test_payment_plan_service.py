@@ -52,16 +52,22 @@ def test_a_plan_is_created_audited_and_in_the_invoices_timeline(store: Store) ->
         (date(2026, 12, 31), "200.00"),
         (date(2027, 1, 31), "100.00"),
     ]
-    assert plan.invoice_id == inv and plan.invoice_external_id == "1"
+    assert plan.invoice_id == inv
+    assert plan.invoice_external_id == "1"
     with store.unit_of_work() as uow:
         row = uow.session.get(PaymentPlan, plan.id)
-        assert row is not None and row.created_at == NOW and row.invoice_external_id == "1"
+        assert row is not None
+        assert row.created_at == NOW
+        assert row.invoice_external_id == "1"
         assert sum((i.amount for i in row.installments), Decimal(0)) == Decimal("500.00")
         (entry,) = entries(uow, c.org_id, entity="payment_plan", entity_id=str(plan.id))
         activity = uow.session.scalars(select(Activity).where(Activity.kind == "payment_plan.created")).one()
         listed = list_plans(uow, c.org_id, c.connection_id, inv)
-    assert entry.change == "create" and entry.before is None and entry.actor == ACTOR
-    assert entry.after is not None and entry.after["installments"][2] == {"due_date": "2027-01-31", "amount": "100.00"}
+    assert entry.change == "create"
+    assert entry.before is None
+    assert entry.actor == ACTOR
+    assert entry.after is not None
+    assert entry.after["installments"][2] == {"due_date": "2027-01-31", "amount": "100.00"}
     assert (activity.detail["invoice"], activity.detail["invoice_id"], activity.detail["plan_id"]) == (
         "1",
         inv,
@@ -88,7 +94,8 @@ def test_the_sum_must_equal_the_current_balance_and_the_refusal_says_by_how_much
         create_plan(
             store, c.org_id, c.connection_id, inv, installments=installments, policy="monthly", actor=ACTOR, now=NOW
         )
-    assert refused.value.field == "installments" and message in refused.value.user_message
+    assert refused.value.field == "installments"
+    assert message in refused.value.user_message
     assert "500.00 GBP" in refused.value.user_message
 
 
@@ -132,7 +139,8 @@ def test_every_wrong_installment_is_refused_naming_it(store: Store, installments
         )
     assert refused.value.field == field
     with store.unit_of_work() as uow:
-        assert uow.session.scalars(select(PaymentPlan)).all() == [] and entries(uow, c.org_id) == []
+        assert uow.session.scalars(select(PaymentPlan)).all() == []
+        assert entries(uow, c.org_id) == []
 
 
 def test_the_policy_must_be_a_live_payment_plan_policy_of_the_organization(store: Store) -> None:
@@ -150,7 +158,8 @@ def test_the_policy_must_be_a_live_payment_plan_policy_of_the_organization(store
                 actor=ACTOR,
                 now=NOW,  # type: ignore[arg-type]
             )
-        assert refused.value.field == "policy" and "monthly" in refused.value.user_message
+        assert refused.value.field == "policy"
+        assert "monthly" in refused.value.user_message
     with store.unit_of_work() as uow:
         item = uow.session.get(LibraryItem, c.monthly)
         assert item is not None
@@ -175,7 +184,8 @@ def test_amounts_follow_the_invoices_minor_units(store: Store) -> None:
             actor=ACTOR,
             now=NOW,
         )
-    assert refused.value.field == "installments[0].amount" and "no decimals" in refused.value.user_message
+    assert refused.value.field == "installments[0].amount"
+    assert "no decimals" in refused.value.user_message
     plan = create_plan(
         store,
         c.org_id,
@@ -186,7 +196,8 @@ def test_amounts_follow_the_invoices_minor_units(store: Store) -> None:
         actor=ACTOR,
         now=NOW,
     )
-    assert [i.amount for i in plan.installments] == ["500", "500"] and plan.total == "1000"
+    assert [i.amount for i in plan.installments] == ["500", "500"]
+    assert plan.total == "1000"
 
 
 def test_one_active_plan_per_invoice_cancel_then_create_and_a_broken_one_is_replaced(store: Store) -> None:
@@ -196,7 +207,8 @@ def test_one_active_plan_per_invoice_cancel_then_create_and_a_broken_one_is_repl
     )
     with pytest.raises(InUse) as refused:
         create_plan(store, c.org_id, c.connection_id, inv, installments=THREE, policy="monthly", actor=ACTOR, now=NOW)
-    assert refused.value.field == "invoice_id" and "cancel it first" in refused.value.user_message
+    assert refused.value.field == "invoice_id"
+    assert "cancel it first" in refused.value.user_message
     cancelled = cancel_plan(store, c.org_id, c.connection_id, inv, first.id, "bob", NOW)
     assert cancelled.state == "cancelled"
     with pytest.raises(InvalidInput):
@@ -217,7 +229,8 @@ def test_one_active_plan_per_invoice_cancel_then_create_and_a_broken_one_is_repl
         audit = entries(uow, c.org_id, entity="payment_plan")
     assert states == {first.id: "cancelled", second.id: "cancelled", third.id: "active"}
     replaced = next(e for e in audit if e.entity_id == str(second.id) and e.change == "update")
-    assert replaced.after is not None and replaced.after["reason"] == "replaced by a new plan"
+    assert replaced.after is not None
+    assert replaced.after["reason"] == "replaced by a new plan"
     assert next(e for e in audit if e.entity_id == str(first.id) and e.change == "update").actor == "bob"
 
 
