@@ -78,6 +78,7 @@ class CustomerPage:
 
     items: tuple[CustomerView, ...]
     next_cursor: str | None
+    next_position: tuple[str, int] | None = None  # the same place as `next_cursor`, for callers that sign their own
 
 
 @dataclass(frozen=True)
@@ -220,10 +221,11 @@ def list_customers(
     *,
     search: str = "",
     cursor: str | None = None,
+    after: tuple[str, int] | None = None,
     limit: int = 50,
 ) -> CustomerPage:
     """The client's customers by name (then id) with their overrides; `search`: part of the name, any case.
-    Keyset pagination: `cursor` is the previous page's `next_cursor`."""
+    Keyset pagination: `cursor` is the previous page's `next_cursor` (or `after` its `next_position`)."""
     _connection(uow, org_id, connection_id)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIST_LIMIT_MAX:
         raise InvalidInput(f"limit must be a whole number from 1 to {LIST_LIMIT_MAX}", "limit")
@@ -232,15 +234,18 @@ def list_customers(
     if needle:
         escaped = needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(func.lower(Customer.name).like(f"%{escaped}%", escape="\\"))
-    if cursor:
-        name, row_id = _decode(cursor)
+    position = _decode(cursor) if cursor else after
+    if position is not None:
+        name, row_id = position
         query = query.where(or_(Customer.name > name, and_(Customer.name == name, Customer.id > row_id)))
     rows = list(uow.session.scalars(query.order_by(Customer.name, Customer.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     names = _cadence_names(uow, {row.cadence_id for row in rows if row.cadence_id is not None})
-    next_cursor = _encode(rows[-1].name, rows[-1].id) if more and rows else None
-    return CustomerPage(tuple(_view(row, names) for row in rows), next_cursor)
+    if not (more and rows):
+        return CustomerPage(tuple(_view(row, names) for row in rows), None)
+    last = (rows[-1].name, rows[-1].id)
+    return CustomerPage(tuple(_view(row, names) for row in rows), _encode(*last), last)
 
 
 def _open_currencies(uow: UnitOfWork, connection_id: int, customer: Customer) -> list[str]:
