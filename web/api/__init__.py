@@ -43,6 +43,9 @@ API_VERSION = "1.0.0"
 RESOURCES: tuple[str, ...] = (
     "me",
     "organizations",
+    "settings",
+    "customers",
+    "plans",
 )
 
 SECURITY_SCHEMES = {
