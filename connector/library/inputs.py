@@ -29,6 +29,8 @@ from connector.storage.tables import LibraryItem
 NAME_MAX = 200  # business name, From name (the columns' width)
 REASON_MAX = 2000  # a dispute's reason
 RECIPIENTS_MAX = 20
+AMOUNT_LIMIT = Decimal(10) ** 15  # amounts are stored as NUMERIC(20, 4)
+ROW_ID_MAX = 2**31 - 1  # row ids are 32-bit integers; larger numbers name nothing (and SQLite cannot bind > 2**63)
 ADDRESS_MAX = 320
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 # Bidirectional overrides and isolates: they make a name read differently from what it is (spoofing).
@@ -193,8 +195,10 @@ def amount(value: Any, currency_code: str, field: str, *, positive: bool) -> Dec
         raise InvalidInput(f"{field} must be more than zero", field)
     if found < 0:
         raise InvalidInput(f"{field} must not be negative", field)
+    if abs(found) >= AMOUNT_LIMIT:  # first: quantizing a huge exponent would itself fail
+        raise InvalidInput(f"{field}: {value} is too large (at most {AMOUNT_LIMIT - 1})", field)
     places = minor_units(currency_code)
-    if found != found.quantize(Decimal(1).scaleb(-places)) or abs(found) >= Decimal(10) ** 15:
+    if found != found.quantize(Decimal(1).scaleb(-places)):
         unit = f"{places} decimal places" if places else "no decimals"
         raise InvalidInput(f"{field}: {currency_code} amounts have {unit} ({value} given)", field)
     return found.quantize(Decimal(1).scaleb(-places))
@@ -208,10 +212,11 @@ def minimum_amounts(value: Any, field: str) -> dict[str, str]:
         raise InvalidInput(f'{field} must map currencies to amounts, e.g. {{"USD": "25.00"}}', field)
     found: dict[str, str] = {}
     for key, raw in value.items():
-        code = currency(key, f"{field}.{key}")
+        where = f"{field}.{str(key)[:20]}"
+        code = currency(key, where)
         if code in found:
-            raise InvalidInput(f"{field}: {code} is given twice", f"{field}.{key}")
-        found[code] = str(amount(raw, code, f"{field}.{key}", positive=False))
+            raise InvalidInput(f"{field}: {code} is given twice", where)
+        found[code] = str(amount(raw, code, where, positive=False))
     return dict(sorted(found.items()))
 
 
@@ -247,11 +252,16 @@ def send_window(value: Any, field: str) -> dict[str, Any] | None:
     return {"days": sorted(set(days)), "start": bounds["start"], "end": bounds["end"]}
 
 
+def is_row_id(value: Any) -> bool:
+    """True when `value` is an int that can be a row id (1 .. ROW_ID_MAX; not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ROW_ID_MAX
+
+
 def live_cadence(uow: UnitOfWork, organization_id: int, value: Any, field: str) -> LibraryItem | None:
     """None, or the organization's live (not deleted) library cadence with id `value`."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_row_id(value):
         raise InvalidInput(f"{field} must be the id of a cadence of your library (or null)", field)
     item = uow.session.scalar(
         select(LibraryItem).where(
@@ -267,6 +277,14 @@ def live_cadence(uow: UnitOfWork, organization_id: int, value: Any, field: str) 
 
 
 FAR_AHEAD_YEARS = 10  # the planner adds offsets to these dates: keep them far from date.max
+
+
+def near_day(value: Any, field: str, today: date) -> date:
+    """A date at most FAR_AHEAD_YEARS before or after `today` (the planner adds offsets to it)."""
+    found = day(value, field)
+    if abs(found.year - today.year) > FAR_AHEAD_YEARS:
+        raise InvalidInput(f"{field}: {found.isoformat()} is more than {FAR_AHEAD_YEARS} years from today", field)
+    return found
 
 
 def coming_day(value: Any, field: str, today: date) -> date:

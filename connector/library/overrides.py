@@ -105,7 +105,8 @@ class InvoiceOverrideView:
 
 # -- look-ups ---------------------------------------------------------------------------------------
 def _connection(uow: UnitOfWork, org_id: int, connection_id: int) -> Connection:
-    found = uow.connections.get(org_id, connection_id)
+    ids_ok = inputs.is_row_id(org_id) and inputs.is_row_id(connection_id)
+    found = uow.connections.get(org_id, connection_id) if ids_ok else None
     if found is None:
         raise UnknownRecord(f"no client {connection_id} in this organization", "connection_id")
     return found
@@ -115,7 +116,7 @@ def _customer(uow: UnitOfWork, org_id: int, connection_id: int, customer_id: Any
     connection = _connection(uow, org_id, connection_id)
     row = (
         uow.session.scalar(select(Customer).where(Customer.id == customer_id, Customer.connection_id == connection_id))
-        if isinstance(customer_id, int) and not isinstance(customer_id, bool)
+        if inputs.is_row_id(customer_id)
         else None
     )
     if row is None:
@@ -128,7 +129,7 @@ def invoice_of(uow: UnitOfWork, org_id: int, connection_id: int, invoice_id: Any
     connection = _connection(uow, org_id, connection_id)
     row = (
         uow.session.scalar(select(Invoice).where(Invoice.id == invoice_id, Invoice.connection_id == connection_id))
-        if isinstance(invoice_id, int) and not isinstance(invoice_id, bool)
+        if inputs.is_row_id(invoice_id)
         else None
     )
     if row is None:
@@ -484,9 +485,7 @@ def _agreed_date(invoice: Invoice, found: date, name: str, today: date) -> date:
         raise InvalidInput(
             f"{name}: {found.isoformat()} is before the invoice's issue date {invoice.issue_date.isoformat()}", name
         )
-    if found.year > today.year + inputs.FAR_AHEAD_YEARS:
-        raise InvalidInput(f"{name}: {found.isoformat()} is more than {inputs.FAR_AHEAD_YEARS} years ahead", name)
-    return found
+    return inputs.near_day(found, name, today)
 
 
 def _check_invoice(

@@ -313,8 +313,8 @@ def cancel_plan(
     """Cancel plan `plan_id` of invoice `invoice_id` (active or broken); the cadence chases the due date again."""
     with store.unit_of_work() as uow:
         connection, invoice = invoice_of(uow, org_id, connection_id, invoice_id)
-        plan = next((p for p in _plans(uow, invoice) if p.id == plan_id), None)
-        if plan is None or isinstance(plan_id, bool):
+        plan = next((p for p in _plans(uow, invoice) if p.id == plan_id), None) if inputs.is_row_id(plan_id) else None
+        if plan is None:
             raise UnknownRecord(f"no payment plan {plan_id} of this invoice", "plan_id")
         if plan.state not in (ACTIVE, BROKEN):
             raise InvalidInput(f"only an active or broken plan can be cancelled; this one is {plan.state}", "plan_id")

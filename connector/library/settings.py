@@ -110,7 +110,8 @@ class OrganizationSettingsView:
 
 
 def _connection(uow: UnitOfWork, organization_id: int, connection_id: int) -> Connection:
-    found = uow.connections.get(organization_id, connection_id)
+    ids_ok = inputs.is_row_id(organization_id) and inputs.is_row_id(connection_id)
+    found = uow.connections.get(organization_id, connection_id) if ids_ok else None
     if found is None:
         raise UnknownRecord(f"no client {connection_id} in this organization", "connection_id")
     return found
@@ -327,7 +328,7 @@ def organization_settings(
     uow: UnitOfWork, org_id: int, defaults: InstallDefaults | None = None
 ) -> OrganizationSettingsView:
     """The organization's defaults (UnknownRecord when there is no such organization)."""
-    organization = uow.organizations.get(org_id)
+    organization = uow.organizations.get(org_id) if inputs.is_row_id(org_id) else None
     if organization is None:
         raise UnknownRecord(f"no organization {org_id}", "org_id")
     library = library_for(uow, org_id, (defaults or InstallDefaults()).rules)
@@ -348,7 +349,7 @@ def update_organization_settings(
     """Change the organization's defaults (`default_cadence_id`: a live library cadence, or None for the
     install's first). Audited with an activity `organization_settings.updated`."""
     with store.unit_of_work() as uow:
-        organization = uow.organizations.get(org_id)
+        organization = uow.organizations.get(org_id) if inputs.is_row_id(org_id) else None
         if organization is None:
             raise UnknownRecord(f"no organization {org_id}", "org_id")
         if not isinstance(changes, Mapping):

@@ -138,6 +138,7 @@ REFUSALS: list[tuple[str, Any, str]] = [
     ("cadence_id", 999_999, "cadence_id"),
     ("cadence_id", "1", "cadence_id"),
     ("cadence_id", True, "cadence_id"),
+    ("cadence_id", 2**70, "cadence_id"),
     ("time_zone", "Mars/Olympus", "time_zone"),
     ("time_zone", 5, "time_zone"),
     ("holiday_calendar", "XX", "holiday_calendar"),
@@ -160,6 +161,8 @@ REFUSALS: list[tuple[str, Any, str]] = [
     ("minimum_amounts", {"USD": 2.5}, "minimum_amounts.USD"),
     ("minimum_amounts", {"USD": "NaN"}, "minimum_amounts.USD"),
     ("minimum_amounts", {"USD": "five"}, "minimum_amounts.USD"),
+    ("minimum_amounts", {"USD": "1e999999"}, "minimum_amounts.USD"),
+    ("minimum_amounts", {"USD": "1000000000000000"}, "minimum_amounts.USD"),
     ("minimum_amounts", {"usd": "1", "USD": "2"}, "minimum_amounts.USD"),
     ("minimum_amounts", ["USD", "5"], "minimum_amounts"),
     ("locale", "xx_YY_ZZ", "locale"),
@@ -210,8 +213,9 @@ def test_a_cadence_of_another_organization_or_a_deleted_one_is_refused(store: St
 def test_a_client_of_another_organization_is_unknown(store: Store) -> None:
     c = client(store)
     other = client(store, organization="Other practice")
-    with pytest.raises(UnknownRecord):
-        update_client_settings(store, c.org_id, other.connection_id, {"locale": "fr_FR"}, ACTOR, NOW)
+    for cid in (other.connection_id, 2**70, -1):
+        with pytest.raises(UnknownRecord):
+            update_client_settings(store, c.org_id, cid, {"locale": "fr_FR"}, ACTOR, NOW)
     with store.unit_of_work() as uow, pytest.raises(UnknownRecord):
         client_settings(uow, c.org_id, other.connection_id)
     with store.unit_of_work() as uow:

@@ -174,6 +174,7 @@ CUSTOMER_REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"promise_to_pay_until": "2026-11-30", "promise_amount": "10.001"}, "promise_amount"),
     ({"promise_to_pay_until": "2026-11-30", "promise_amount": 10.5}, "promise_amount"),
     ({"promise_to_pay_until": "2026-11-30", "promise_amount": "ten"}, "promise_amount"),
+    ({"promise_to_pay_until": "2026-11-30", "promise_amount": "1e999999"}, "promise_amount"),
     ({"promise_to_pay_until": "2026-11-30", "promise_amount": "10", "promise_currency": "EUR"}, "promise_currency"),
     ({"promise_to_pay_until": "2026-11-30", "promise_amount": "10", "promise_currency": "XYZ"}, "promise_currency"),
     ({"promise_to_pay_until": "2026-11-30", "promise_grace_days": 31}, "promise_grace_days"),
@@ -236,6 +237,8 @@ def test_customers_of_another_client_or_organization_are_unknown(store: Store) -
         (c.org_id, other.connection_id, theirs),  # another organization's client
         (c.org_id, second_id, cust),  # the same organization, another client
         (c.org_id, c.connection_id, 999_999),
+        (c.org_id, c.connection_id, 2**70),
+        (c.org_id, 2**70, cust),
     ):
         with pytest.raises(UnknownRecord):
             update_customer_overrides(store, org_id, cid, customer_id, {"excluded": True}, ACTOR, NOW)

@@ -259,8 +259,9 @@ def test_plans_of_other_clients_invoices_are_unknown(store: Store) -> None:
         )
     with pytest.raises(UnknownRecord):
         cancel_plan(store, other.org_id, other.connection_id, theirs, plan.id, ACTOR, NOW)
-    with pytest.raises(UnknownRecord):
-        cancel_plan(store, c.org_id, c.connection_id, inv, 999_999, ACTOR, NOW)
+    for wrong in (999_999, 2**70, True):
+        with pytest.raises(UnknownRecord):
+            cancel_plan(store, c.org_id, c.connection_id, inv, wrong, ACTOR, NOW)
     with store.unit_of_work() as uow, pytest.raises(UnknownRecord):
         list_plans(uow, c.org_id, other.connection_id, theirs)
 
