@@ -5,12 +5,15 @@ invoice; cancel and list; an equal split with the remainder on the last; audited
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from connector.domain.money import Money
 from connector.domain.payment_plans import PlanError, equal_amounts
@@ -18,7 +21,7 @@ from connector.errors import InUse, InvalidInput, UnknownRecord
 from connector.library.audit import entries
 from connector.library.payment_plans import cancel_plan, create_plan, list_plans, propose_plan
 from connector.storage import Store
-from connector.storage.tables import Activity, LibraryItem, PaymentPlan
+from connector.storage.tables import Activity, Installment, Invoice, LibraryItem, PaymentPlan
 from tests.support.clients import Client, client, invoice
 
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
@@ -315,3 +318,59 @@ def test_a_proposal_splits_the_current_balance_over_dates_and_saves_nothing(stor
         now=NOW,
     )
     assert plan.total == "100.00"
+
+
+def test_two_people_agreeing_plans_at_once_cannot_both_succeed(postgres_database: Any) -> None:
+    """PostgreSQL: while another transaction holds the invoice (creating its plan), a second create waits for
+    it, then sees that plan and is refused, instead of adding a second active plan."""
+    name = f"plan-race-{uuid.uuid4().hex[:8]}"
+    store = postgres_database.store(application_name=name)
+    store.upgrade()
+    try:
+        c, inv = _setup(store)
+        outcome: dict[str, Any] = {}
+        with store.unit_of_work() as first:
+            first.session.execute(select(Invoice.id).where(Invoice.id == inv).with_for_update())
+            plan = PaymentPlan(connection_id=c.connection_id, invoice_external_id="1", policy="monthly", created_at=NOW)
+            plan.installments = [Installment(due_date=date(2026, 12, 1), amount=Decimal("500.00"), currency="GBP")]
+            first.session.add(plan)
+            first.flush()
+
+            def second() -> None:
+                try:
+                    create_plan(
+                        store,
+                        c.org_id,
+                        c.connection_id,
+                        inv,
+                        installments=THREE,
+                        policy="monthly",
+                        actor=ACTOR,
+                        now=NOW,
+                    )
+                    outcome["result"] = "created"
+                except InUse as exc:
+                    outcome["result"] = exc
+
+            thread = threading.Thread(target=second)
+            thread.start()
+            _wait_until_blocked(store, name)
+            first.commit()
+        thread.join(timeout=60)
+        assert isinstance(outcome.get("result"), InUse)
+        with store.unit_of_work() as uow:
+            states = list(uow.session.scalars(select(PaymentPlan.state)))
+        assert states == ["active"]
+    finally:
+        store.dispose()
+
+
+def _wait_until_blocked(store: Store, application_name: str) -> None:
+    """Until a session of `application_name` waits for a row lock (the second create reached the lock)."""
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'")
+    for _ in range(600):
+        with store.engine.connect() as connection:
+            if connection.execute(query, {"name": application_name}).scalar_one():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the second create never waited for the invoice's lock")
