@@ -16,7 +16,7 @@ from sqlalchemy import select
 from connector.accounts import tokens
 from connector.domain.model import Role
 from connector.storage import Store
-from connector.storage.tables import Activity, AuditEntry
+from connector.storage.tables import Activity, AuditEntry, Membership, MembershipClient
 from tests.support.clients import cadence_body, customer, invoice, library_item
 from tests.support.clock import FakeClock
 from web.extensions import SERVICES_KEY
@@ -285,3 +285,42 @@ def test_the_openapi_document_describes_every_route(client: FlaskClient) -> None
         assert methods <= set(paths[path]), path
         for method in methods:
             assert "200" in paths[path][method]["responses"] or "201" in paths[path][method]["responses"]
+
+
+def test_a_client_limited_member_reaches_only_their_clients(
+    client: FlaskClient, world: dict[str, Any], store: Store, make_user: Callable[..., Any]
+) -> None:
+    a = world["Alpha Practice"]
+    member = make_user("Alpha Practice", Role.ACCOUNTANT)
+    with store.unit_of_work() as uow:
+        own = uow.connections.add(a["org_id"], "fake", "t-own", "Their own books", time_zone="Europe/London")
+        uow.flush()
+        membership = uow.session.scalars(
+            select(Membership).where(Membership.user_id == member.user_id, Membership.organization_id == a["org_id"])
+        ).one()
+        membership.client_limited = True
+        uow.session.add(MembershipClient(membership_id=membership.id, connection_id=own.id))
+        created = tokens.create(
+            uow,
+            user_id=member.user_id,
+            organization_id=a["org_id"],
+            name="ci",
+            role=Role.ACCOUNTANT,
+            now=NOW,
+            actor="t",
+        )
+        uow.commit()
+        own_id = own.id
+    limited = Api(client, created.secret, a["org_id"])
+    assert limited("GET", f"/clients/{own_id}/settings").status_code == 200
+    assert limited("PATCH", f"/clients/{own_id}/settings", {"from_name": "Own books"}).status_code == 200
+    other = f"/clients/{a['connection_id']}"
+    for method, path, body in (
+        ("GET", f"{other}/settings", None),
+        ("PATCH", f"{other}/settings", {"from_name": "x"}),
+        ("GET", f"{other}/customers", None),
+        ("PATCH", f"{other}/customers/{a['customer']}/overrides", {"excluded": True}),
+        ("PUT", f"{other}/invoices/{a['invoice']}/override", {"excluded": True}),
+        ("POST", f"{other}/invoices/{a['invoice']}/payment-plans", {"policy": "monthly", "installments": []}),
+    ):
+        assert limited(method, path, body).status_code == 404, (method, path)
