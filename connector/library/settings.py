@@ -1,7 +1,7 @@
 """Each client's (connection's) own settings and the organization's defaults, as people read and change them.
 
 A client setting left empty inherits: the cadence from the organization's default cadence (then the install's
-first), the time zone and holiday calendar from the ledger, the send window, approval mode and minimum amounts
+first), the time zone and holiday calendar from the cadence when it names them, else from the ledger, the send window, approval mode and minimum amounts
 from the cadence, the locale and Reply-To from the install, the business name from the ledger's name and the
 From name from the business name. `client_settings` shows every effective value with where it comes from;
 `update_client_settings` checks every field (InvalidInput naming it), saves, and records an audit entry
@@ -150,6 +150,11 @@ def _default_cadence_id(organization: Organization | None) -> int | None:
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
+def _calendar_code(country: str | None, subdiv: str | None) -> str:
+    """A holiday calendar as stored: "CC" or "CC-SUBDIV" ("" for none)."""
+    return "-".join(part for part in (country, subdiv) if part)
+
+
 def _window_of(cadence: Cadence) -> dict[str, Any]:
     window = cadence.window
     return {
@@ -200,14 +205,24 @@ def client_settings(
         value = stored[name]
         return Effective(value, CLIENT) if value not in ("", None, {}) else Effective(fallback, source)
 
-    ledger_calendar = "-".join(part for part in (connection.holiday_country, connection.holiday_subdiv) if part)
+    ledger_calendar = _calendar_code(connection.holiday_country, connection.holiday_subdiv)
     cadence_minimums = {code: str(value) for code, value in (cadence.minimum_by_currency if cadence else {}).items()}
     business = own_or("business_name", connection.name, LEDGER)
     from_fallback = (business.value, BUSINESS_NAME if stored["business_name"] else LEDGER)
     effective = {
         "cadence_id": cadence_setting,
-        "time_zone": own_or("time_zone", connection.time_zone or "UTC", LEDGER),
-        "holiday_calendar": own_or("holiday_calendar", ledger_calendar, LEDGER if ledger_calendar else NONE),
+        "time_zone": (
+            own_or("time_zone", cadence.time_zone, CADENCE_SOURCE)
+            if cadence is not None and cadence.time_zone
+            else own_or("time_zone", connection.time_zone or "UTC", LEDGER)
+        ),
+        "holiday_calendar": (
+            own_or(
+                "holiday_calendar", _calendar_code(cadence.holidays.country, cadence.holidays.subdiv), CADENCE_SOURCE
+            )
+            if cadence is not None and cadence.holidays is not None
+            else own_or("holiday_calendar", ledger_calendar, LEDGER if ledger_calendar else NONE)
+        ),
         "send_window": own_or("send_window", _window_of(cadence) if cadence else None, CADENCE_SOURCE),
         "approval": own_or("approval", cadence.approval.value if cadence else "none", CADENCE_SOURCE),
         "minimum_amounts": (

@@ -287,3 +287,18 @@ def test_the_install_defaults_come_from_the_configuration(store: Store) -> None:
         view = client_settings(uow, c.org_id, c.connection_id)
     assert view.effective["reply_to"].value == ""
     assert view.effective["locale"].value == "en_US"
+
+
+def test_a_cadence_naming_its_zone_and_holidays_is_where_they_come_from(store: Store) -> None:
+    c = client(store)
+    own = library_item(
+        store, c.org_id, "cadence", "paris", cadence_body(time_zone="Europe/Paris", holidays={"country": "FR"})
+    )
+    view = update_client_settings(store, c.org_id, c.connection_id, {"cadence_id": own}, ACTOR, NOW, DEFAULTS)
+    assert (view.effective["time_zone"].value, view.effective["time_zone"].source) == ("Europe/Paris", CADENCE_SOURCE)
+    assert (view.effective["holiday_calendar"].value, view.effective["holiday_calendar"].source) == (
+        "FR",
+        CADENCE_SOURCE,
+    )
+    view = update_client_settings(store, c.org_id, c.connection_id, {"time_zone": "Asia/Tokyo"}, ACTOR, NOW)
+    assert (view.effective["time_zone"].value, view.effective["time_zone"].source) == ("Asia/Tokyo", CLIENT)
