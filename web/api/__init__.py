@@ -43,6 +43,8 @@ API_VERSION = "1.0.0"
 RESOURCES: tuple[str, ...] = (
     "me",
     "organizations",
+    "members",
+    "tokens",
     "settings",
     "customers",
     "plans",
@@ -110,12 +112,7 @@ def init_api(app: Flask) -> NudgeApi:
     problems.init_app(app)
     auth.init_checks(app)
     settings = app.extensions[SERVICES_KEY].settings
-    api_settings = getattr(settings, "api", None)
-    ratelimit.init_app(
-        app,
-        settings.web.ratelimit_storage_uri,
-        getattr(api_settings, "rate_limit", ratelimit.DEFAULT_RATE_LIMIT),
-    )
+    ratelimit.init_app(app, settings.web.ratelimit_storage_uri, settings.api.rate_limit)
 
     from web.api import docs
 
