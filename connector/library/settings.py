@@ -1,11 +1,12 @@
 """Each client's (connection's) own settings and the organization's defaults, as people read and change them.
 
-A client setting left empty inherits: the cadence from the organization's default cadence (then the install's
-first), the time zone and holiday calendar from the cadence when it names them, else from the ledger, the send window, approval mode and minimum amounts
-from the cadence, the locale and Reply-To from the install, the business name from the ledger's name and the
-From name from the business name. `client_settings` shows every effective value with where it comes from;
-`update_client_settings` checks every field (InvalidInput naming it), saves, and records an audit entry
-(before/after) and an activity in the same unit of work. docs/settings.md explains each setting.
+A client setting left empty inherits: the cadence from the organization's default cadence (then the
+install's first); the time zone and holiday calendar from the cadence when it names them, else from the
+ledger; the send window, approval mode and minimum amounts from the cadence; the locale and Reply-To from
+the install; the business name from the ledger's name and the From name from the business name.
+`client_settings` shows every effective value with where it comes from; `update_client_settings` checks
+every field (InvalidInput naming it), saves, and records an audit entry (before/after) and an activity in
+the same unit of work. docs/settings.md explains each setting.
 """
 
 from __future__ import annotations

@@ -115,6 +115,7 @@ def _position(value: Any) -> tuple[str, int] | None:
 @blp.get("/orgs/<int:org_id>/clients/<int:connection_id>/customers")
 @blp.arguments(CustomerListArgsSchema, location="query")
 @blp.response(200, CustomerPageSchema)
+@blp.alt_response(404, response="NOT_FOUND")
 def list_customers(args: dict[str, Any], org_id: int, connection_id: int) -> dict[str, Any]:
     """The client's customers by name, with their overrides; `search` filters by part of the name."""
     context.connection_or_404(org_id, connection_id)
@@ -131,6 +132,7 @@ def list_customers(args: dict[str, Any], org_id: int, connection_id: int) -> dic
 
 @blp.get("/orgs/<int:org_id>/clients/<int:connection_id>/customers/<int:customer_id>/overrides")
 @blp.response(200, CustomerSchema)
+@blp.alt_response(404, response="NOT_FOUND")
 def get_customer_overrides(org_id: int, connection_id: int, customer_id: int) -> dict[str, Any]:
     """One customer of the client with its overrides."""
     context.connection_or_404(org_id, connection_id)
@@ -142,6 +144,8 @@ def get_customer_overrides(org_id: int, connection_id: int, customer_id: int) ->
 @context.require_role(*context.WRITERS)
 @blp.arguments(CustomerOverridesPatchSchema)
 @blp.response(200, CustomerSchema)
+@blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(404, response="NOT_FOUND")
 def patch_customer_overrides(
     changes: dict[str, Any], org_id: int, connection_id: int, customer_id: int
 ) -> dict[str, Any]:

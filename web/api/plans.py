@@ -153,6 +153,7 @@ def _plan_body(view: payment_plans.PlanView) -> dict[str, Any]:
 
 @blp.get(f"{INVOICE}/override")
 @blp.response(200, InvoiceOverrideSchema)
+@blp.alt_response(404, response="NOT_FOUND")
 def get_override(org_id: int, connection_id: int, invoice_id: int) -> dict[str, Any]:
     """The invoice's override (defaults with `exists` false when none is set)."""
     context.connection_or_404(org_id, connection_id)
@@ -164,6 +165,8 @@ def get_override(org_id: int, connection_id: int, invoice_id: int) -> dict[str, 
 @context.require_role(*context.WRITERS)
 @blp.arguments(InvoiceOverrideInputSchema)
 @blp.response(200, InvoiceOverrideSchema)
+@blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(404, response="NOT_FOUND")
 def put_override(values: dict[str, Any], org_id: int, connection_id: int, invoice_id: int) -> dict[str, Any]:
     """Set the invoice's whole override. Audited and on the invoice's timeline."""
     context.connection_or_404(org_id, connection_id)
@@ -177,6 +180,8 @@ def put_override(values: dict[str, Any], org_id: int, connection_id: int, invoic
 @blp.delete(f"{INVOICE}/override")
 @context.require_role(*context.WRITERS)
 @blp.response(200, InvoiceOverrideSchema)
+@blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(404, response="NOT_FOUND")
 def delete_override(org_id: int, connection_id: int, invoice_id: int) -> dict[str, Any]:
     """Remove the invoice's override (the cadence treats it as the ledger says again)."""
     context.connection_or_404(org_id, connection_id)
@@ -189,6 +194,7 @@ def delete_override(org_id: int, connection_id: int, invoice_id: int) -> dict[st
 
 @blp.get(f"{INVOICE}/payment-plans")
 @blp.response(200, PlanListSchema)
+@blp.alt_response(404, response="NOT_FOUND")
 def list_plans(org_id: int, connection_id: int, invoice_id: int) -> dict[str, Any]:
     """Every payment plan of the invoice, newest first."""
     context.connection_or_404(org_id, connection_id)
@@ -200,6 +206,9 @@ def list_plans(org_id: int, connection_id: int, invoice_id: int) -> dict[str, An
 @context.require_role(*context.WRITERS)
 @blp.arguments(PlanInputSchema)
 @blp.response(201, PlanSchema)
+@blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT")
 def create_plan(body: dict[str, Any], org_id: int, connection_id: int, invoice_id: int) -> dict[str, Any]:
     """Agree a payment plan: installments adding up to the invoice's current balance exactly."""
     context.connection_or_404(org_id, connection_id)
@@ -221,6 +230,7 @@ def create_plan(body: dict[str, Any], org_id: int, connection_id: int, invoice_i
 @blp.get(f"{INVOICE}/payment-plans/proposal")
 @blp.arguments(ProposalArgsSchema, location="query")
 @blp.response(200, ProposalSchema)
+@blp.alt_response(404, response="NOT_FOUND")
 def propose_plan(args: dict[str, Any], org_id: int, connection_id: int, invoice_id: int) -> dict[str, Any]:
     """A proposal to start from: the current balance in equal installments, the remainder on the last."""
     context.connection_or_404(org_id, connection_id)
@@ -247,6 +257,8 @@ def propose_plan(args: dict[str, Any], org_id: int, connection_id: int, invoice_
 @blp.post(f"{INVOICE}/payment-plans/<int:plan_id>/cancel")
 @context.require_role(*context.WRITERS)
 @blp.response(200, PlanSchema)
+@blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(404, response="NOT_FOUND")
 def cancel_plan(org_id: int, connection_id: int, invoice_id: int, plan_id: int) -> dict[str, Any]:
     """Cancel an active or broken plan: the cadence chases the invoice's due date again."""
     context.connection_or_404(org_id, connection_id)

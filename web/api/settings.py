@@ -124,6 +124,7 @@ def _defaults() -> service.InstallDefaults:
 
 @blp.get("/orgs/<int:org_id>/clients/<int:connection_id>/settings")
 @blp.response(200, ClientSettingsSchema)
+@blp.alt_response(404, response="NOT_FOUND")
 def get_client_settings(org_id: int, connection_id: int) -> dict[str, Any]:
     """The client's settings: what it sets itself, and every effective value with where it comes from."""
     context.connection_or_404(org_id, connection_id)
@@ -135,6 +136,8 @@ def get_client_settings(org_id: int, connection_id: int) -> dict[str, Any]:
 @context.require_role(*context.WRITERS)
 @blp.arguments(ClientSettingsPatchSchema)
 @blp.response(200, ClientSettingsSchema)
+@blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(404, response="NOT_FOUND")
 def patch_client_settings(changes: dict[str, Any], org_id: int, connection_id: int) -> dict[str, Any]:
     """Change some settings (null or "" clears one). Audited; owners and accountants only."""
     context.connection_or_404(org_id, connection_id)
@@ -157,6 +160,7 @@ def get_organization_settings(org_id: int) -> dict[str, Any]:
 @context.require_role(*context.WRITERS)
 @blp.arguments(OrganizationSettingsPatchSchema)
 @blp.response(200, OrganizationSettingsSchema)
+@blp.alt_response(403, response="FORBIDDEN")
 def patch_organization_settings(changes: dict[str, Any], org_id: int) -> dict[str, Any]:
     """Change the organization's defaults. Audited; owners and accountants only."""
     found = services()
