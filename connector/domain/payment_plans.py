@@ -103,3 +103,18 @@ def plan_status(plan: PaymentPlan, policy: PaymentPlanPolicy, payments: Sequence
             remaining = cumulative - max(paid_total, before)
             open_items.append(OpenInstallment(index, inst.due_date, Money(remaining, currency)))
     return PlanStatus(kept=True, open=tuple(open_items))
+
+
+def equal_amounts(balance: Money, count: int) -> tuple[Money, ...]:
+    """`balance` split into `count` equal amounts rounded down to minor units, the remainder on the last
+    (100.00 in 3: 33.33, 33.33, 33.34); the sum is exactly `balance`. PlanError when that is impossible."""
+    if count < 1:
+        raise PlanError("a payment plan needs at least one installment")
+    if not balance.is_positive():
+        raise PlanError(f"nothing to split: the balance is {balance}")
+    unit = quantum(balance.currency)
+    base = (balance.amount / count).quantize(unit, rounding=ROUND_DOWN)
+    if base <= 0:
+        raise PlanError(f"{balance} cannot be split into {count} positive installments")
+    last = balance.amount - base * (count - 1)
+    return (*(Money(base, balance.currency) for _ in range(count - 1)), Money(last, balance.currency))

@@ -52,6 +52,9 @@ RESOURCES: tuple[str, ...] = (
     "members",
     "tokens",
     "library",
+    "settings",
+    "customers",
+    "plans",
 )
 
 SECURITY_SCHEMES = {
