@@ -229,6 +229,19 @@ def mark_sent(
     return get_action(store, org_id, action_id, connection_ids=connection_ids)
 
 
+def organization_of_action(store: Store, action_id: int) -> int:
+    """The organization an action belongs to (the operator's CLI names actions by id alone); UnknownRecord if none."""
+    with store.unit_of_work() as uow:
+        found = uow.session.scalar(
+            select(Connection.organization_id)
+            .join(ActionRow, ActionRow.connection_id == Connection.id)
+            .where(ActionRow.id == action_id)
+        )
+    if found is None:
+        raise UnknownRecord(f"no action with id {action_id}", "action_id")
+    return int(found)
+
+
 # -- helpers --------------------------------------------------------------------------------------------------
 
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from connector.cli import main
+from connector.config import load_settings
 from connector.domain.actions import Action, ActionKind
 from connector.domain.model import InvoiceSnapshot
 from connector.domain.policy_parsing import policy_from_dict
@@ -309,3 +313,32 @@ def test_mark_sent_turns_an_uncertain_email_into_a_delivered_one(store: Store, o
     with pytest.raises(InvalidInput) as not_mail:
         mark_sent(store, p, uncertain_note, ANN, NOW)
     assert not_mail.value.field == "kind"
+
+
+def test_the_cli_retries_a_failed_action_and_marks_an_uncertain_email_sent(tmp_path: Path) -> None:
+    config = tmp_path / "nudge.yaml"
+    config.write_text(f"mode: development\ndatabase:\n  url: sqlite:///{tmp_path / 'n.sqlite3'}\n")
+    store = Store.from_url(load_settings(str(config), environ={}).database.url)
+    try:
+        store.upgrade()
+        p = seed.organization(store, "P")
+        a = seed.client(store, p, "Alpha")
+        failed = seed.action(store, a, _key(1), state="failed", kind=ActionKind.NOTE)
+        uncertain = seed.action(store, a, _key(2), state="uncertain")
+        runner = CliRunner()
+        retried = runner.invoke(main, ["--config", str(config), "retry", "--action", str(failed), "--by", ANN])
+        assert retried.exit_code == 0, retried.output
+        assert "planned again" in retried.output
+        sent = runner.invoke(main, ["--config", str(config), "mark-sent", "--action", str(uncertain), "--by", ANN])
+        assert sent.exit_code == 0, sent.output
+        assert "recorded as sent" in sent.output
+        again = runner.invoke(main, ["--config", str(config), "retry", "--action", str(failed)])
+        assert again.exit_code == 1
+        assert "only failed actions can be retried; this one is planned" in again.output
+        missing = runner.invoke(main, ["--config", str(config), "mark-sent", "--action", "999"])
+        assert "no action with id 999" in missing.output
+        assert _row(store, failed).state == "planned"
+        assert _row(store, uncertain).state == "done"
+        assert [activity.actor for activity in _activities(store, "action.marked_sent")] == [ANN]
+    finally:
+        store.dispose()
