@@ -43,6 +43,11 @@ API_VERSION = "1.0.0"
 RESOURCES: tuple[str, ...] = (
     "me",
     "organizations",
+    "invoices",
+    "actions",
+    "tasks",
+    "activity",
+    "reports",
 )
 
 SECURITY_SCHEMES = {
