@@ -195,7 +195,12 @@ class DsoRowSchema(ma.Schema):
     period_end = ma.fields.Date(required=True)
     receivables = ma.fields.Nested(MoneySchema, required=True, allow_none=True)
     sales = ma.fields.Nested(MoneySchema, required=True, allow_none=True)
-    dso = ma.fields.Decimal(required=True, allow_none=True, as_string=True, metadata={"description": "days"})
+    dso = ma.fields.String(
+        required=True,
+        allow_none=True,
+        validate=ma.validate.Regexp(AMOUNT_PATTERN),
+        metadata={"description": "days, to a tenth (a decimal string); null while the home currency is unknown"},
+    )
     other_currency_invoices = ma.fields.Integer(required=True)
     note = ma.fields.String(required=True)
 
