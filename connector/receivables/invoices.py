@@ -21,7 +21,6 @@ from connector.domain.actions import ActionKind
 from connector.domain.model import InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import InvalidInput, UnknownRecord
-from connector.library.audit import entries as audit_entries
 from connector.receivables.common import (
     DEFAULT_LIMIT,
     Page,
@@ -39,7 +38,16 @@ from connector.receivables.common import (
 from connector.receivables.views import ActionView, action_view, decoded, invoice_ids_of
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Activity, Connection, Customer, Invoice, Payment, Task
+from connector.storage.tables import (
+    Activity,
+    AuditEntry,
+    Connection,
+    Customer,
+    Invoice,
+    Payment,
+    PaymentPlan,
+    Task,
+)
 
 CURRENT = "current"
 BUCKETS: tuple[str, ...] = (CURRENT, "1-30", "31-60", "61-90", "90+")
@@ -53,8 +61,8 @@ _SPANS: dict[str, tuple[int | None, int | None]] = {
 }
 _CURSOR = "invoices"
 TIMELINE_MAX = 500  # entries of one invoice's timeline (newest first)
-# Audit entities that are about one invoice (h-settings' invoice overrides and payment plans).
-INVOICE_AUDIT_ENTITIES = ("invoice", "invoice_override", "payment_plan")
+# Audit entities whose id is an invoice's (internal, or the ledger's); payment plans are found by their own ids.
+INVOICE_AUDIT_ENTITIES = ("invoice", "invoice_override")
 
 
 def bucket_of(days_past_due: int | None) -> str:
@@ -537,27 +545,38 @@ def _activities_of(uow: UnitOfWork, invoice: Invoice, keys: list[str]) -> list[A
 
 
 def _audit_of(uow: UnitOfWork, connection: Connection, invoice: Invoice) -> list[TimelineEntry]:
-    """Audit entries about the invoice (its overrides, its payment plan), by internal or external id."""
-    found: list[TimelineEntry] = []
-    for entity in INVOICE_AUDIT_ENTITIES:
-        for entity_id in dict.fromkeys((str(invoice.id), invoice.external_id)):
-            for entry in audit_entries(
-                uow,
-                connection.organization_id,
-                connection_id=connection.id,
-                entity=entity,
-                entity_id=entity_id,
-                limit=TIMELINE_MAX,
-            ):
-                found.append(
-                    TimelineEntry(
-                        at=entry.at,
-                        type="audit",
-                        kind=f"{entry.entity}.{entry.change}",
-                        summary=f"{entry.entity.replace('_', ' ')}: {entry.change} by {entry.actor}",
-                        actor=entry.actor,
-                        ref=str(entry.id),
-                        detail={"before": entry.before, "after": entry.after},
-                    )
-                )
-    return found
+    """Audit entries about the invoice: its override (by internal or external id) and its payment plans (by plan id)."""
+    plan_ids = [
+        str(plan_id)
+        for plan_id in uow.session.scalars(
+            select(PaymentPlan.id).where(
+                PaymentPlan.connection_id == connection.id, PaymentPlan.invoice_external_id == invoice.external_id
+            )
+        )
+    ]
+    own_ids = list(dict.fromkeys((str(invoice.id), invoice.external_id)))
+    about = [AuditEntry.entity.in_(INVOICE_AUDIT_ENTITIES) & AuditEntry.entity_id.in_(own_ids)]
+    if plan_ids:
+        about.append((AuditEntry.entity == "payment_plan") & AuditEntry.entity_id.in_(plan_ids))
+    rows = uow.session.scalars(
+        select(AuditEntry)
+        .where(
+            AuditEntry.organization_id == connection.organization_id,
+            AuditEntry.connection_id == connection.id,
+            or_(*about),
+        )
+        .order_by(AuditEntry.id.desc())
+        .limit(TIMELINE_MAX)
+    )
+    return [
+        TimelineEntry(
+            at=entry.at,
+            type="audit",
+            kind=f"{entry.entity}.{entry.change}",
+            summary=f"{entry.entity.replace('_', ' ')}: {entry.change} by {entry.actor}",
+            actor=entry.actor,
+            ref=str(entry.id),
+            detail={"before": entry.before, "after": entry.after},
+        )
+        for entry in rows
+    ]

@@ -14,7 +14,7 @@ from connector.library import audit
 from connector.receivables.common import Page
 from connector.receivables.invoices import InvoiceFilter, InvoiceView, bucket_of, invoice_detail, list_invoices
 from connector.storage import Store
-from connector.storage.tables import ClientSettings
+from connector.storage.tables import ClientSettings, PaymentPlan
 from tests.support import receivables as seed
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -304,6 +304,23 @@ def test_the_detail_merges_actions_holds_payments_tasks_activities_and_audit_new
             after={"dispute": True, "dispute_reason": "wrong quantity"},
             connection_id=a,
         )
+        plan = PaymentPlan(connection_id=a, invoice_external_id="1", grace_days=3)
+        other_plan = PaymentPlan(connection_id=a, invoice_external_id="2", grace_days=3)
+        uow.session.add_all([plan, other_plan])
+        uow.flush()
+        for plan_id, day in ((plan.id, 27), (other_plan.id, 28)):  # the second is invoice 2's: not in this timeline
+            audit.record(
+                uow,
+                organization_id=p,
+                actor="ann@practice.example",
+                at=datetime(2026, 11, day, 8, 0, tzinfo=UTC),
+                entity="payment_plan",
+                entity_id=plan_id,
+                change="create",
+                before=None,
+                after={"installments": 2},
+                connection_id=a,
+            )
         uow.commit()
 
     detail = invoice_detail(store, p, a, inv, NOW)
@@ -318,6 +335,7 @@ def test_the_detail_merges_actions_holds_payments_tasks_activities_and_audit_new
     types = [(entry.type, entry.kind) for entry in timeline]
     assert types == [
         ("action", "remind"),  # planned for 2 December
+        ("audit", "payment_plan.create"),
         ("audit", "invoice_override.update"),
         ("activity", "action.approved"),
         ("hold", "dispute"),
@@ -336,7 +354,7 @@ def test_the_detail_merges_actions_holds_payments_tasks_activities_and_audit_new
     assert fee_entry.detail["currency"] == "GBP"
     hold = next(entry for entry in timeline if entry.type == "hold")
     assert "dispute" in hold.summary
-    audit_entry = next(entry for entry in timeline if entry.type == "audit")
+    audit_entry = next(entry for entry in timeline if entry.kind == "invoice_override.update")
     assert audit_entry.actor == "ann@practice.example"
     assert audit_entry.detail["after"] == {"dispute": True, "dispute_reason": "wrong quantity"}
     # The payment sorts at the start of its London day.
