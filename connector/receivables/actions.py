@@ -24,11 +24,13 @@ from connector.library import audit
 from connector.receivables.common import (
     DEFAULT_LIMIT,
     Page,
+    check_instant,
     check_limit,
     cursor_instant,
     cursor_int,
     decode_cursor,
     encode_cursor,
+    row_id,
     visible,
     visible_connection,
 )
@@ -231,6 +233,7 @@ def mark_sent(
 
 def organization_of_action(store: Store, action_id: int) -> int:
     """The organization an action belongs to (the operator's CLI names actions by id alone); UnknownRecord if none."""
+    row_id(action_id, "action_id", "action")
     with store.unit_of_work() as uow:
         found = uow.session.scalar(
             select(Connection.organization_id)
@@ -250,10 +253,8 @@ def _check_filters(filters: ActionFilter) -> None:
         raise InvalidInput(f"state must be one of {', '.join(state.value for state in ActionState)}", "state")
     if filters.kind is not None and filters.kind not in {kind.value for kind in ActionKind}:
         raise InvalidInput(f"kind must be one of {', '.join(kind.value for kind in ActionKind)}", "kind")
-    for name in ("due_from", "due_to"):
-        value = getattr(filters, name)
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput(f"{name} needs a time zone (e.g. 2026-11-30T09:00:00Z)", name)
+    check_instant(filters.due_from, "due_from")
+    check_instant(filters.due_to, "due_to")
     if filters.due_from is not None and filters.due_to is not None and filters.due_from > filters.due_to:
         raise InvalidInput("due_from is after due_to: nothing can be due in that range", "due_from")
 
@@ -267,6 +268,7 @@ def _after(cursor: str) -> ColumnElement[bool]:
 def _visible_action(
     uow: UnitOfWork, org_id: int, action_id: int, connection_ids: Collection[int] | None
 ) -> tuple[ActionRow, Connection]:
+    row_id(action_id, "action_id", "action")
     found = uow.session.execute(
         select(ActionRow, Connection)
         .join(Connection, Connection.id == ActionRow.connection_id)

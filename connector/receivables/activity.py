@@ -23,6 +23,7 @@ from connector.receivables.common import (
     cursor_int,
     decode_cursor,
     encode_cursor,
+    row_id,
     visible,
     visible_connection,
 )
@@ -105,6 +106,7 @@ def list_activity(
 def _about_customer(
     uow: UnitOfWork, org_id: int, customer_id: int, connection_ids: Collection[int] | None
 ) -> ColumnElement[bool]:
+    row_id(customer_id, "customer_id", "customer")
     customer = uow.session.scalars(
         select(Customer).where(Customer.id == customer_id, visible(Customer.connection_id, org_id, connection_ids))
     ).first()
@@ -130,6 +132,7 @@ def _about_customer(
 def _about_invoice(
     uow: UnitOfWork, org_id: int, invoice_id: int, connection_ids: Collection[int] | None
 ) -> ColumnElement[bool]:
+    row_id(invoice_id, "invoice_id", "invoice")
     invoice = uow.session.scalars(
         select(Invoice).where(Invoice.id == invoice_id, visible(Invoice.connection_id, org_id, connection_ids))
     ).first()

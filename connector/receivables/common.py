@@ -23,6 +23,8 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+ROW_ID_MAX = 2**31 - 1  # row ids are 32-bit: a larger number names nothing (and the databases cannot bind it)
+_EARLIEST, _LATEST = 1900, 9000  # years a filter's instant or date may name (date arithmetic stays in range)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,41 @@ def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be a whole number from 1 to {MAX_LIMIT}", "limit")
     return limit
+
+
+def row_id(value: int, field: str, what: str) -> int:
+    """`value` when it can be a row id; UnknownRecord naming `field` otherwise (it names nothing)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ROW_ID_MAX:
+        raise UnknownRecord(f"no {what} with id {value}", field)
+    return value
+
+
+def plain_text(value: str, field: str, max_length: int) -> str:
+    """`value` when it is text of at most `max_length` characters without control characters (tabs and line
+    breaks aside); InvalidInput naming `field` otherwise (PostgreSQL refuses NUL in text, for one)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text", field)
+    if len(value) > max_length:
+        raise InvalidInput(f"{field} is at most {max_length} characters", field)
+    if any((ord(char) < 32 and char not in "\t\r\n") or ord(char) == 127 for char in value):
+        raise InvalidInput(f"{field} must not contain control characters", field)
+    return value
+
+
+def check_instant(value: datetime | None, field: str) -> None:
+    """InvalidInput naming `field` unless `value` is None or an aware instant in a plausible year."""
+    if value is None:
+        return
+    if value.tzinfo is None:
+        raise InvalidInput(f"{field} needs a time zone (e.g. 2026-11-30T09:00:00Z)", field)
+    if not _EARLIEST <= value.year <= _LATEST:
+        raise InvalidInput(f"{field} must be between the years {_EARLIEST} and {_LATEST}", field)
+
+
+def check_day(value: date | None, field: str) -> None:
+    """InvalidInput naming `field` unless `value` is None or a date in a plausible year."""
+    if value is not None and not _EARLIEST <= value.year <= _LATEST:
+        raise InvalidInput(f"{field} must be between the years {_EARLIEST} and {_LATEST}", field)
 
 
 def encode_cursor(kind: str, values: Sequence[Any]) -> str:
@@ -109,6 +146,7 @@ def visible_connection(
     field: str = "connection_id",
 ) -> Connection:
     """The connection, when it is the organization's and the member may see it; UnknownRecord otherwise."""
+    row_id(connection_id, field, "client")
     connection = uow.connections.get(org_id, connection_id)
     if connection is None or (connection_ids is not None and connection_id not in connection_ids):
         raise UnknownRecord(f"no client with id {connection_id}", field)

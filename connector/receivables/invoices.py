@@ -24,6 +24,7 @@ from connector.errors import InvalidInput, UnknownRecord
 from connector.receivables.common import (
     DEFAULT_LIMIT,
     Page,
+    check_day,
     check_limit,
     client_zones,
     cursor_date,
@@ -31,6 +32,8 @@ from connector.receivables.common import (
     decode_cursor,
     encode_cursor,
     local_today,
+    plain_text,
+    row_id,
     visible,
     visible_connection,
     visible_connections,
@@ -251,6 +254,7 @@ def invoice_detail(
     connection_ids: Collection[int] | None = None,
 ) -> InvoiceDetail:
     """The invoice (internal id) of that client, its customer, payments, actions and timeline (newest first)."""
+    row_id(invoice_id, "invoice_id", "invoice")
     with store.unit_of_work() as uow:
         connection = visible_connection(uow, org_id, connection_id, connection_ids)
         invoice = uow.session.scalars(
@@ -290,13 +294,16 @@ def _check_filters(filters: InvoiceFilter) -> None:
         raise InvalidInput(f"aging must be one of {', '.join(BUCKETS)}", "aging")
     if filters.due_from is not None and filters.due_to is not None and filters.due_from > filters.due_to:
         raise InvalidInput("due_from is after due_to: nothing can be due in that range", "due_from")
-    if filters.search is not None and len(filters.search) > 200:
-        raise InvalidInput("search is at most 200 characters", "search")
+    if filters.search is not None:
+        plain_text(filters.search, "search", 200)
+    check_day(filters.due_from, "due_from")
+    check_day(filters.due_to, "due_to")
 
 
 def _visible_customer(
     uow: UnitOfWork, org_id: int, customer_id: int, connection_ids: Collection[int] | None
 ) -> Customer:
+    row_id(customer_id, "customer_id", "customer")
     customer = uow.session.scalars(
         select(Customer).where(Customer.id == customer_id, visible(Customer.connection_id, org_id, connection_ids))
     ).first()

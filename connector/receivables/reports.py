@@ -19,7 +19,7 @@ from connector.domain.model import InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import InvalidInput
 from connector.outbox.attribution import recovery_by_step
-from connector.receivables.common import client_zones, local_today, visible_connections
+from connector.receivables.common import check_day, client_zones, local_today, visible_connections
 from connector.receivables.invoices import BUCKETS, bucket_of, days_past_due
 from connector.storage import Store
 from connector.storage.tables import Invoice
@@ -222,6 +222,7 @@ def recovery(
     connection_id: int | None = None,
 ) -> list[StepRow]:
     """Per cadence step, since `since`: reminders sent, invoices paid within 7 days after one, amount recovered."""
+    check_day(since, "since")
     with store.unit_of_work() as uow:
         ids = [connection.id for connection in visible_connections(uow, org_id, connection_ids, connection_id)]
         steps = recovery_by_step(uow, ids, since) if ids else []

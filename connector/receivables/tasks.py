@@ -19,6 +19,8 @@ from connector.receivables.common import (
     cursor_int,
     decode_cursor,
     encode_cursor,
+    plain_text,
+    row_id,
     visible,
     visible_connection,
 )
@@ -52,6 +54,8 @@ def list_tasks_page(
         if due is None:
             raise InvalidInput("cursor is not one this listing gave out: start again without it", "cursor")
         after = (due, cursor_int(last_id))
+    if assignee_user_id is not None:
+        row_id(assignee_user_id, "assignee_id", "member")
     if connection_id is not None:
         with store.unit_of_work() as uow:
             visible_connection(uow, org_id, connection_id, connection_ids)
@@ -84,8 +88,8 @@ def complete(
     """Complete an open task the member may see, with what happened (the note); activity and audit entry."""
     if not isinstance(note, str) or not " ".join(note.split()):
         raise InvalidInput("say what happened: the note must not be empty", "note")
-    if len(note) > OUTCOME_MAX:
-        raise InvalidInput(f"the note is at most {OUTCOME_MAX} characters", "note")
+    plain_text(note, "note", OUTCOME_MAX)
+    row_id(task_id, "task_id", "task")
     with store.unit_of_work() as uow:
         owned = uow.session.scalars(
             select(Task.id).where(

@@ -12,6 +12,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 
 from connector.receivables import actions as service
+from connector.receivables.common import ROW_ID_MAX
 from connector.receivables.views import ActionView
 from connector.storage import Store
 from web.api import context
@@ -27,7 +28,7 @@ class ActionArgsSchema(PageArgsSchema):
     """Filters of the action listing (all optional)."""
 
     state = ma.fields.String(load_default=None, validate=ma.validate.OneOf(ACTION_STATES))
-    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
+    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=ROW_ID_MAX))
     kind = ma.fields.String(load_default=None, validate=ma.validate.OneOf(ACTION_KINDS))
     due_from = ma.fields.AwareDateTime(load_default=None, metadata={"description": "scheduled at or after"})
     due_to = ma.fields.AwareDateTime(load_default=None, metadata={"description": "scheduled at or before"})

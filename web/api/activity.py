@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 
 from connector.receivables.activity import list_activity
+from connector.receivables.common import ROW_ID_MAX
 from web.api import context
 from web.api.pagination import PageArgsSchema, page_request, page_schema
 from web.api.receivables_pages import service_cursor, service_page
@@ -21,9 +22,9 @@ blp = Blueprint("activity", __name__, description="What happened, newest first")
 class ActivityArgsSchema(PageArgsSchema):
     """Whose timeline (all optional; a customer's or an invoice's, not both)."""
 
-    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
-    customer_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
-    invoice_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
+    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=ROW_ID_MAX))
+    customer_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=ROW_ID_MAX))
+    invoice_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=ROW_ID_MAX))
 
 
 @blp.get("/orgs/<int:org_id>/activity")

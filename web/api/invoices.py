@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Blueprint
 
+from connector.receivables.common import ROW_ID_MAX
 from connector.receivables.invoices import BUCKETS, InvoiceFilter, invoice_detail, list_invoices
 from web.api import context
 from web.api.pagination import PageArgsSchema, page_request, page_schema
@@ -21,9 +22,11 @@ blp = Blueprint("invoices", __name__, description="Invoices across the clients y
 class InvoiceArgsSchema(PageArgsSchema):
     """Filters of the invoice listing (all optional)."""
 
-    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
+    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=ROW_ID_MAX))
     customer_id = ma.fields.Integer(
-        load_default=None, validate=ma.validate.Range(min=1), metadata={"description": "the customer's internal id"}
+        load_default=None,
+        validate=ma.validate.Range(min=1, max=ROW_ID_MAX),
+        metadata={"description": "the customer's internal id"},
     )
     status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(INVOICE_STATUSES))
     aging = ma.fields.String(

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from connector.domain.dso import DEFAULT_PERIOD_DAYS
 from connector.receivables import reports
+from connector.receivables.common import ROW_ID_MAX
 from web.api import context
 from web.api.receivables_schemas import AgingRowSchema, DsoRowSchema, StepRowSchema, report_schema
 from web.extensions import services
@@ -22,7 +23,7 @@ RECOVERY_DAYS = 90
 class ClientArgsSchema(ma.Schema):
     """One client only (optional)."""
 
-    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
+    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=ROW_ID_MAX))
 
 
 class DsoArgsSchema(ClientArgsSchema):

@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Blueprint
 
+from connector.receivables.common import ROW_ID_MAX
 from connector.receivables.tasks import STATES, complete, list_tasks_page
 from connector.tasks.service import OUTCOME_MAX, TaskView
 from web.api import context
@@ -25,9 +26,11 @@ class TaskArgsSchema(PageArgsSchema):
     state = ma.fields.String(
         load_default="open", validate=ma.validate.OneOf([*STATES, "all"]), metadata={"description": "default open"}
     )
-    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1))
+    client_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=ROW_ID_MAX))
     assignee_id = ma.fields.Integer(
-        load_default=None, validate=ma.validate.Range(min=1), metadata={"description": "the assignee's user id"}
+        load_default=None,
+        validate=ma.validate.Range(min=1, max=ROW_ID_MAX),
+        metadata={"description": "the assignee's user id"},
     )
 
 
