@@ -61,6 +61,13 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The `api:` section: limits of the JSON API under /api/v1 (storage: `web.ratelimit_storage_uri`)."""
+
+    rate_limit: str = "600 per minute"  # per API token, or per user for calls made from a signed-in session
+
+
+@dataclass(frozen=True)
 class SchedulerSettings:
     """The `scheduler:` section: tick, sync interval, leases and backoff of the worker."""
 
@@ -123,6 +130,7 @@ class Settings:
     policies: Mapping[str, Any] = field(default_factory=dict)
     rules: PolicySet = field(default_factory=PolicySet)
     warnings: tuple[str, ...] = ()
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 # -- YAML with line numbers --------------------------------------------------------------------
@@ -341,6 +349,7 @@ TOP_KEYS = [
     "database",
     "vault",
     "web",
+    "api",
     "scheduler",
     "mail",
     "statutory",
@@ -401,6 +410,7 @@ def parse_settings(
     database = _database_section(check, top, instance_path)
     vault = _vault_section(check, top)
     web = _web_section(check, top)
+    api = _api_section(check, top)
     scheduler = _scheduler_section(check, top)
     mail = _mail_section(check, top, instance_path)
     statutory = _statutory_section(check, top)
@@ -433,6 +443,7 @@ def parse_settings(
         policies=policies,
         rules=rules,
         warnings=tuple(check.warnings),
+        api=api,
     )
 
 
@@ -532,6 +543,14 @@ def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
     if not web.secret_key:
         check.warnings.append("web.secret_key is empty; `nudge serve` will refuse to start")
     return web
+
+
+def _api_section(check: _Checker, top: dict[str, _Node]) -> ApiSettings:
+    """The `api:` section: the per-token (or per-user) rate limit."""
+    api_node = check.mapping(top.get("api"), "api", list(ApiSettings.__dataclass_fields__))
+    return ApiSettings(
+        rate_limit=check.scalar(api_node, "api", "rate_limit", str, ApiSettings.rate_limit, check=_rate_limits)
+    )
 
 
 def _scheduler_section(check: _Checker, top: dict[str, _Node]) -> SchedulerSettings:

@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(connections.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
-    api.init_api(app)  # /api/v1 (after CSRFProtect: its checks run after the membership check)
+    api.init_api(app, settings)  # /api/v1 (after CSRFProtect: its checks run after the membership check)
     access.check_rules(app)
 
     _register_error_pages(app)

@@ -1,18 +1,23 @@
 """Members of an organization: what one member may see (role, client limits), and owners changing members.
 
 A member holds one role (owner > accountant > viewer). A client-limited member sees only the connections
-listed for them in `membership_clients`; everyone else sees every connection of the organization.
+listed for them in `membership_clients`; everyone else sees every connection of the organization. Owners
+change roles and client limits (audit-logged); the last owner cannot be demoted, and owners are never limited.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
 from connector.domain.model import Role
+from connector.errors import InvalidInput, NotPermitted, UnknownRecord
+from connector.library.audit import record
 from connector.storage import UnitOfWork
-from connector.storage.tables import Membership, MembershipClient
+from connector.storage.tables import Connection, Membership, MembershipClient, User
 
 # Higher sees and does more; a token or a change never raises a role above the member's own.
 RANK: dict[Role, int] = {Role.VIEWER: 0, Role.ACCOUNTANT: 1, Role.OWNER: 2}
@@ -71,3 +76,142 @@ def scope(uow: UnitOfWork, user_id: int, organization_id: int) -> MemberScope | 
         client_limited=bool(membership.client_limited),
         connection_ids=connection_ids,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """A member as the organization's members see them (the membership id is the member's id in the API)."""
+
+    id: int
+    user_id: int
+    email: str
+    display_name: str
+    role: Role
+    client_limited: bool
+    connection_ids: tuple[int, ...]
+
+    def state(self) -> dict[str, object]:
+        """What an owner can change, as the audit log records it."""
+        return {
+            "role": self.role.value,
+            "client_limited": self.client_limited,
+            "connection_ids": list(self.connection_ids),
+        }
+
+
+def _member_view(uow: UnitOfWork, membership: Membership) -> MemberView:
+    user = uow.session.get(User, membership.user_id)
+    ids = uow.session.scalars(
+        select(MembershipClient.connection_id)
+        .where(MembershipClient.membership_id == membership.id)
+        .order_by(MembershipClient.connection_id)
+    )
+    return MemberView(
+        id=membership.id,
+        user_id=membership.user_id,
+        email=user.email if user is not None else "",
+        display_name=(user.display_name or "") if user is not None else "",
+        role=Role(membership.role),
+        client_limited=bool(membership.client_limited),
+        connection_ids=tuple(ids),
+    )
+
+
+def members_of(
+    uow: UnitOfWork, organization_id: int, *, after_id: int | None = None, limit: int | None = None
+) -> list[MemberView]:
+    """The organization's members in id order (`after_id`, `limit`: one page of them)."""
+    query = select(Membership).where(Membership.organization_id == organization_id)
+    if after_id is not None:
+        query = query.where(Membership.id > after_id)
+    query = query.order_by(Membership.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_member_view(uow, row) for row in uow.session.scalars(query)]
+
+
+def update_member(
+    uow: UnitOfWork,
+    *,
+    organization_id: int,
+    member_id: int,
+    acting_user_id: int,
+    now: datetime,
+    actor: str,
+    role: Role | str | None = None,
+    client_limited: bool | None = None,
+    connection_ids: Sequence[int] | None = None,
+) -> MemberView:
+    """Change a member's role, client limit or clients (owners only; uncommitted; audit-logged).
+
+    NotPermitted unless the acting user is an owner; UnknownRecord for a member of another organization;
+    InvalidInput("role") when the last owner would be demoted, ("client_limited") for a limited owner,
+    ("connection_ids") for a connection outside the organization.
+    """
+    acting = scope(uow, acting_user_id, organization_id)
+    if acting is None or acting.role is not Role.OWNER:
+        raise NotPermitted("only an owner can change members")
+    membership = uow.session.get(Membership, member_id)
+    if membership is None or membership.organization_id != organization_id:
+        raise UnknownRecord("no such member", "member_id")
+    before = _member_view(uow, membership)
+    new_role = _checked_role(role, before.role)
+    limited = before.client_limited if client_limited is None else bool(client_limited)
+    if before.role is Role.OWNER and new_role is not Role.OWNER and _owner_count(uow, organization_id) <= 1:
+        raise InvalidInput("the organization needs an owner: make another member owner first", "role")
+    if limited and new_role is Role.OWNER:
+        raise InvalidInput("an owner sees every client: change the role before limiting the member", "client_limited")
+    wanted = (
+        set(before.connection_ids) if connection_ids is None else _checked_clients(uow, organization_id, connection_ids)
+    )
+    membership.role = new_role.value
+    membership.client_limited = limited
+    current = set(before.connection_ids)
+    for connection_id in sorted(current - wanted):
+        row = uow.session.get(MembershipClient, (membership.id, connection_id))
+        if row is not None:
+            uow.session.delete(row)
+    for connection_id in sorted(wanted - current):
+        uow.session.add(MembershipClient(membership_id=membership.id, connection_id=connection_id))
+    uow.flush()
+    after = _member_view(uow, membership)
+    record(
+        uow,
+        organization_id=organization_id,
+        actor=actor,
+        at=now,
+        entity="member",
+        entity_id=membership.id,
+        change="update",
+        before=before.state(),
+        after=after.state(),
+    )
+    return after
+
+
+def _checked_role(role: Role | str | None, current: Role) -> Role:
+    if role is None:
+        return current
+    try:
+        return Role(role)
+    except ValueError:
+        raise InvalidInput("role must be one of owner, accountant, viewer", "role") from None
+
+
+def _checked_clients(uow: UnitOfWork, organization_id: int, connection_ids: Sequence[int]) -> set[int]:
+    wanted = set(connection_ids)
+    known = set(
+        uow.session.scalars(
+            select(Connection.id).where(Connection.organization_id == organization_id, Connection.id.in_(wanted))
+        )
+    )
+    if unknown := sorted(wanted - known):
+        raise InvalidInput(f"no such client in this organization: {unknown[0]}", "connection_ids")
+    return wanted
+
+
+def _owner_count(uow: UnitOfWork, organization_id: int) -> int:
+    owners = uow.session.scalars(
+        select(Membership.id).where(Membership.organization_id == organization_id, Membership.role == Role.OWNER.value)
+    )
+    return len(list(owners))

@@ -141,13 +141,25 @@ def create(
 
 
 def for_member(
-    uow: UnitOfWork, user_id: int, organization_id: int, *, include_revoked: bool = False
+    uow: UnitOfWork,
+    user_id: int,
+    organization_id: int,
+    *,
+    include_revoked: bool = False,
+    after_id: int | None = None,
+    limit: int | None = None,
 ) -> list[TokenView]:
-    """The tokens member `user_id` made for `organization_id`, oldest first (revoked ones only when asked)."""
+    """The tokens member `user_id` made for `organization_id`, oldest first (revoked ones only when asked;
+    `after_id`, `limit`: one page of them)."""
     query = select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.organization_id == organization_id)
     if not include_revoked:
         query = query.where(ApiToken.revoked_at.is_(None))
-    return [_view(row) for row in uow.session.scalars(query.order_by(ApiToken.id))]
+    if after_id is not None:
+        query = query.where(ApiToken.id > after_id)
+    query = query.order_by(ApiToken.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_view(row) for row in uow.session.scalars(query)]
 
 
 def revoke(

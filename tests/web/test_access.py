@@ -216,3 +216,111 @@ def test_the_organization_under_another_name_is_refused_at_start_up(fresh_app: F
 
     with pytest.raises(RuntimeError, match="organization_id"):
         access.check_rules(fresh_app)
+
+
+def test_every_api_org_route_is_404_for_a_token_of_another_organization(
+    app: Flask, store: Any, make_user: Callable[..., Any]
+) -> None:
+    from connector.accounts import tokens
+    from tests.support.domain import utc
+
+    alice = make_user("Alpha Books", Role.OWNER)
+    bob = make_user("Beta Bakery", Role.OWNER)
+    with store.unit_of_work() as uow:
+        secret = tokens.create(
+            uow,
+            user_id=alice.user_id,
+            organization_id=alice.org_id,
+            name="t",
+            role="owner",
+            now=utc(2026, 1, 1),
+            actor="a",
+        ).secret
+        uow.commit()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {secret}"}
+    rules = [rule for rule in org_rules(app) if rule.rule.startswith("/api/v1/")]
+    assert rules
+    failures = []
+    for rule in rules:
+        for method in sorted((rule.methods or set()) - SAFE):
+            for org_id in (bob.org_id, 999999):
+                response = client.open(rule_url(app, rule, org_id), method=method, headers=headers, json={})
+                if (response.status_code, response.content_type) != (404, "application/problem+json"):
+                    failures.append(f"{method} {rule.rule} org {org_id}: {response.status_code}")
+    assert failures == []
+
+
+def _client_rules(app: Flask) -> list[Any]:
+    return [rule for rule in org_rules(app) if "connection_id" in rule.arguments]
+
+
+def test_a_client_limited_member_gets_404_on_every_route_of_other_clients(
+    fresh_app: Flask,
+    store: Any,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
+) -> None:
+    from connector.accounts import members
+    from tests.support.domain import utc
+
+    app = fresh_app
+
+    @app.get("/orgs/<int:org_id>/connections/<int:connection_id>/probe")
+    def probe(org_id: int, connection_id: int) -> str:
+        return f"client {connection_id} as {g.role.value}"
+
+    owner = make_user("Alpha Books", Role.OWNER)
+    limited = make_user("Alpha Books", Role.ACCOUNTANT)
+    other = make_user("Beta Bakery", Role.OWNER)
+    with store.unit_of_work() as uow:
+        mine, theirs = (uow.connections.add(owner.org_id, "quickbooks", f"realm-{n}", f"Client {n}").id for n in (1, 2))
+        foreign = uow.connections.add(other.org_id, "quickbooks", "realm-9", "Elsewhere").id
+        membership = next(m.id for m in members.members_of(uow, owner.org_id) if m.user_id == limited.user_id)
+        members.update_member(
+            uow,
+            organization_id=owner.org_id,
+            member_id=membership,
+            acting_user_id=owner.user_id,
+            now=utc(2026, 1, 1),
+            actor=owner.email,
+            client_limited=True,
+            connection_ids=[mine],
+        )
+        uow.commit()
+    rules = _client_rules(app)
+    assert rules, "no client-scoped routes found"
+    failures = []
+    for account, hidden in ((limited, (theirs, foreign, 999999)), (owner, (foreign, 999999))):
+        client = app.test_client()
+        assert login(client, account.email, account.password).status_code == 302
+        seen = client.get(f"/orgs/{owner.org_id}/connections/{mine}/probe")
+        if (seen.status_code, seen.text) != (200, f"client {mine} as {account.role.value}"):
+            failures.append(f"{account.role}: the probe of a client they may see answered {seen.status_code}")
+        for rule in rules:
+            for method in sorted((rule.methods or set()) - SAFE):
+                for connection_id in hidden:
+                    url = rule_url(app, rule, owner.org_id, other_id=connection_id)
+                    response = client.open(url, method=method)
+                    if response.status_code != 404:
+                        failures.append(
+                            f"{account.role} {method} {rule.rule} client {connection_id}: {response.status_code}"
+                        )
+    assert failures == []
+
+
+def test_a_client_under_another_name_or_outside_an_organization_is_refused_at_start_up(fresh_app: Flask) -> None:
+    @fresh_app.get("/orgs/<int:org_id>/clients/<int:client_id>/settings")
+    def renamed(org_id: int, client_id: int) -> str:
+        return "would skip the client check"
+
+    with pytest.raises(RuntimeError, match="client_id"):
+        access.check_rules(fresh_app)
+
+
+def test_a_client_route_needs_its_organization_and_the_int_converter(settings: Settings, app: Flask) -> None:
+    for rule in ("/connections/<int:connection_id>/peek", "/orgs/<int:org_id>/connections/<connection_id>/peek"):
+        fresh = create_app(settings, app.extensions[SERVICES_KEY])
+        fresh.add_url_rule(rule, "peek", lambda **_: "never")
+        with pytest.raises(RuntimeError, match="connection_id"):
+            access.check_rules(fresh)

@@ -30,6 +30,7 @@ from flask import Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
+from connector.config import Settings
 from web.api import auth, problems, ratelimit
 from web.api.problems import PROBLEM_JSON, ProblemSchema
 from web.extensions import SERVICES_KEY, csrf
@@ -43,6 +44,8 @@ API_VERSION = "1.0.0"
 RESOURCES: tuple[str, ...] = (
     "me",
     "organizations",
+    "members",
+    "tokens",
     "invoices",
     "actions",
     "tasks",
@@ -91,8 +94,9 @@ def init_auth(app: Flask) -> None:
     auth.init_auth(app)
 
 
-def init_api(app: Flask) -> NudgeApi:
-    """Mount /api/v1 on `app`: the spec, the docs page, every module of RESOURCES, errors, CSRF and limits."""
+def init_api(app: Flask, settings: Settings | None = None) -> NudgeApi:
+    """Mount /api/v1 on `app`: the spec, the docs page, every module of RESOURCES, errors, CSRF and limits
+    (`settings`: the app's, by default its services' settings)."""
     app.config.update(
         API_TITLE="Nudge API",
         API_VERSION=API_VERSION,
@@ -111,13 +115,8 @@ def init_api(app: Flask) -> NudgeApi:
         api.spec.components.security_scheme(name, scheme)
     problems.init_app(app)
     auth.init_checks(app)
-    settings = app.extensions[SERVICES_KEY].settings
-    api_settings = getattr(settings, "api", None)
-    ratelimit.init_app(
-        app,
-        settings.web.ratelimit_storage_uri,
-        getattr(api_settings, "rate_limit", ratelimit.DEFAULT_RATE_LIMIT),
-    )
+    settings = settings or app.extensions[SERVICES_KEY].settings
+    ratelimit.init_app(app, settings.web.ratelimit_storage_uri, settings.api.rate_limit)
 
     from web.api import docs
 

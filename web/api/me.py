@@ -6,6 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask_smorest import Blueprint
+from flask_wtf.csrf import generate_csrf
 
 from connector.accounts.members import lesser_role
 from web.api import context
@@ -25,6 +26,11 @@ class MeSchema(ma.Schema):
         required=True, allow_none=True, metadata={"description": "the API token's prefix; null for a session"}
     )
     organizations = ma.fields.List(ma.fields.Nested(OrganizationSchema), required=True)
+    csrf_token = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "session calls: send it as X-CSRFToken on POST/PUT/PATCH/DELETE; null for a token"},
+    )
 
 
 @blp.get("/me")
@@ -50,4 +56,5 @@ def me() -> dict[str, Any]:
             "display_name": user.display_name or "",
             "token": token.prefix if token is not None else None,
             "organizations": organizations,
+            "csrf_token": generate_csrf() if token is None else None,
         }

@@ -118,6 +118,20 @@ def flatten_messages(messages: Any, path: str = "") -> Iterator[dict[str, str]]:
         yield {"field": path, "message": str(messages)}
 
 
+# webargs keys its messages by location; the field name alone is what the client sent (a whole-body
+# error, such as invalid JSON, names the location instead).
+LOCATIONS = {
+    "json": "body",
+    "form": "body",
+    "query": "query",
+    "querystring": "query",
+    "headers": "headers",
+    "files": "files",
+    "view_args": "path",
+    "path": "path",
+}
+
+
 def _validation_errors(error: HTTPException) -> list[dict[str, str]]:
     data = getattr(error, "data", None) or {}
     messages = data.get("messages") or data.get("errors")
@@ -125,9 +139,11 @@ def _validation_errors(error: HTTPException) -> list[dict[str, str]]:
         return []
     entries: list[dict[str, str]] = []
     for location, fields in messages.items():
-        # webargs keys messages by location (json, query, ...): the field name alone is what the client sent.
-        known = location in {"json", "query", "querystring", "form", "headers", "files", "view_args", "path"}
-        entries.extend(flatten_messages(fields if known else {location: fields}))
+        if location not in LOCATIONS:
+            entries.extend(flatten_messages({location: fields}))
+            continue
+        for entry in flatten_messages(fields):
+            entries.append({"field": entry["field"] or LOCATIONS[location], "message": entry["message"]})
     return entries
 
 

@@ -18,7 +18,6 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 LIMITER_KEY = "nudge.api_limiter"
-DEFAULT_RATE_LIMIT = "600 per minute"
 
 
 @dataclass(frozen=True, slots=True)
