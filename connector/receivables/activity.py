@@ -22,6 +22,7 @@ from connector.receivables.common import (
     cursor_instant,
     cursor_int,
     decode_cursor,
+    detail_id_in,
     encode_cursor,
     row_id,
     visible,
@@ -115,16 +116,20 @@ def _about_customer(
     keys = select(ActionRow.key).where(
         ActionRow.connection_id == customer.connection_id, ActionRow.customer_external_id == customer.external_id
     )
-    tasks = select(Task.id).where(
-        Task.connection_id == customer.connection_id, Task.customer_external_id == customer.external_id
+    tasks = list(
+        uow.session.scalars(
+            select(Task.id).where(
+                Task.connection_id == customer.connection_id, Task.customer_external_id == customer.external_id
+            )
+        )
     )
     return and_(
         Activity.connection_id == customer.connection_id,
         or_(
             Activity.detail["customer"].as_string() == customer.external_id,
-            Activity.detail["customer_id"].as_integer() == customer.id,
+            detail_id_in(uow, "customer_id", [customer.id]),
             Activity.subject.in_(keys),
-            Activity.detail["task"].as_integer().in_(tasks),
+            detail_id_in(uow, "task", tasks),
         ),
     )
 
@@ -141,7 +146,7 @@ def _about_invoice(
     keys = [row.key for row in actions_about(uow, invoice)]
     about = [
         Activity.detail["invoice"].as_string() == invoice.external_id,
-        Activity.detail["invoice_id"].as_integer() == invoice.id,
+        detail_id_in(uow, "invoice_id", [invoice.id]),
     ]
     if keys:
         about.append(Activity.subject.in_(keys))

@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import SQLCoreOperations
 from connector.domain.calendar import zone
 from connector.errors import InvalidInput, UnknownRecord
 from connector.storage import UnitOfWork
-from connector.storage.tables import ClientSettings, Connection
+from connector.storage.tables import Activity, ClientSettings, Connection
 
 T = TypeVar("T")
 
@@ -192,6 +192,22 @@ def client_zones(uow: UnitOfWork, connections: Sequence[Connection]) -> dict[int
 def local_today(now: datetime, tz: ZoneInfo) -> date:
     """The calendar date it is at `now` (aware) in `tz`."""
     return now.astimezone(tz).date()
+
+
+def detail_id_in(uow: UnitOfWork, key: str, ids: Collection[int]) -> ColumnElement[bool]:
+    """The condition "the activity's `detail[key]` is one of the row ids `ids`".
+
+    PostgreSQL compares the JSON value as text: a cast to integer would fail the whole query on any row whose
+    value is not a number. SQLite's casts never fail, and its JSON numbers do not equal text.
+    """
+    if not ids:
+        return false()
+    condition: ColumnElement[bool]
+    if uow.session.get_bind().dialect.name == "postgresql":
+        condition = Activity.detail[key].as_string().in_(sorted(str(value) for value in ids))
+    else:
+        condition = Activity.detail[key].as_integer().in_(sorted(ids))
+    return condition
 
 
 def always() -> ColumnElement[bool]:

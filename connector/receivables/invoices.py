@@ -30,6 +30,7 @@ from connector.receivables.common import (
     cursor_date,
     cursor_int,
     decode_cursor,
+    detail_id_in,
     encode_cursor,
     local_today,
     plain_text,
@@ -538,7 +539,7 @@ def _activities_of(uow: UnitOfWork, invoice: Invoice, keys: list[str]) -> list[A
     """Activities of the invoice's actions (by key) and those naming the invoice in their detail."""
     about = or_(
         Activity.detail["invoice"].as_string() == invoice.external_id,
-        Activity.detail["invoice_id"].as_integer() == invoice.id,
+        detail_id_in(uow, "invoice_id", [invoice.id]),
     )
     condition = or_(Activity.subject.in_(keys), about) if keys else about
     return list(

@@ -136,10 +136,13 @@ def test_the_activity_timeline_per_organization_client_customer_and_invoice(stor
         record("invoice_override.updated", "INV-1", a, 3, invoice_id=inv1)
         record("sync.finished", "Beta", b, 4)
         record("connection.connected", "Other", None, 5)
+        # Someone else's detail with the same keys holding text: a customer's or invoice's timeline still reads.
+        record("note.added", "free text", a, 6, task="call them", invoice_id="INV-1", customer_id="c1")
         uow.activities.record(org["q"], "user.created", "theirs", at=start)
         uow.commit()
     everything = _activity(store, p, limit=2)
     assert [item.kind for item in everything] == [
+        "note.added",
         "connection.connected",
         "sync.finished",
         "invoice_override.updated",
@@ -147,7 +150,7 @@ def test_the_activity_timeline_per_organization_client_customer_and_invoice(stor
         "action.remind",
         "user.created",
     ]
-    assert everything[1].client == "Beta"
+    assert everything[2].client == "Beta"
     assert [item.kind for item in _activity(store, p, connection_id=b)] == ["sync.finished"]
     # A client-limited member: their clients' entries only, never organization-wide ones.
     assert [item.connection_id for item in _activity(store, p, connection_ids={b})] == [b]
