@@ -352,6 +352,38 @@ def actions_list(context: _Context, state: str | None, connection_id: int | None
     click.echo(f"{len(rows)} action(s)")
 
 
+@main.command("retry")
+@click.option("--action", "action_id", type=int, required=True, help="The failed action's id (see `nudge actions`).")
+@click.option("--by", "--actor", "actor", default=None, help="Who retries (recorded; default: the OS user).")
+@pass_context
+def retry_command(context: _Context, action_id: int, actor: str | None) -> None:
+    """Put a failed action back in the outbox (attempts reset, same idempotency key: never written twice)."""
+    from connector.receivables.actions import organization_of_action, retry_action
+    from connector.review.commands import _default_actor
+
+    services = context.services()
+    org_id = organization_of_action(services.store, action_id)
+    view = retry_action(services.store, org_id, action_id, actor or _default_actor(), services.clock.now())
+    click.echo(
+        f"action {view.id} ({view.kind}, connection {view.connection_id}) is planned again: it runs at the next tick"
+    )
+
+
+@main.command("mark-sent")
+@click.option("--action", "action_id", type=int, required=True, help="The uncertain email's id (see `nudge actions`).")
+@click.option("--by", "--actor", "actor", default=None, help="Who checked it arrived (recorded; default: the OS user).")
+@pass_context
+def mark_sent_command(context: _Context, action_id: int, actor: str | None) -> None:
+    """Record that an email whose delivery was uncertain did reach the customer (it then counts as sent)."""
+    from connector.receivables.actions import mark_sent, organization_of_action
+    from connector.review.commands import _default_actor
+
+    services = context.services()
+    org_id = organization_of_action(services.store, action_id)
+    view = mark_sent(services.store, org_id, action_id, actor or _default_actor(), services.clock.now())
+    click.echo(f"action {view.id} (reminder, connection {view.connection_id}) is recorded as sent")
+
+
 def _organization_name(uow: Any, org_id: int | None) -> str:
     from connector.storage.tables import Organization
 

@@ -21,6 +21,7 @@ from connector.domain.actions import Action, ActionKind
 from connector.domain.model import ActionState, InvoiceStatus
 from connector.domain.money import Money
 from connector.errors import NudgeError
+from connector.library import audit
 from connector.outbox.codec import action_from_json
 from connector.outbox.planning import Chasing
 from connector.storage import Store, UnitOfWork
@@ -222,6 +223,18 @@ def approve(
             row.state = ActionState.PLANNED.value
             row.updated_at = now
         if keys is None and connection.chasing == Chasing.REVIEW:
+            audit.record(
+                uow,
+                organization_id=connection.organization_id,
+                actor=actor,
+                at=now,
+                entity="connection",
+                entity_id=connection.id,
+                change="update",
+                before={"chasing": Chasing.REVIEW.value},
+                after={"chasing": Chasing.ACTIVE.value, "approved": len(rows)},
+                connection_id=connection.id,
+            )
             uow.activities.record(
                 connection.organization_id,
                 "review.approved",
@@ -235,7 +248,7 @@ def approve(
             ended = True
         else:
             for row in rows:
-                _record_decision(uow, connection, row, "action.approved", actor, now)
+                _record_decision(uow, connection, row, "action.approved", actor, now, ActionState.AWAITING_APPROVAL)
             ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
@@ -270,10 +283,11 @@ def skip(
             )
         )
         for row in rows:
+            before = ActionState(row.state)
             row.state = ActionState.SKIPPED.value
             row.error = f"skipped by {actor}" if actor else "skipped"
             row.updated_at = now
-            _record_decision(uow, connection, row, "action.skipped", actor, now)
+            _record_decision(uow, connection, row, "action.skipped", actor, now, before)
         ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)  # unknown keys end nothing
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
@@ -281,9 +295,27 @@ def skip(
 
 
 def _record_decision(
-    uow: UnitOfWork, connection: Connection, row: ActionRow, kind: str, actor: str, now: datetime
+    uow: UnitOfWork,
+    connection: Connection,
+    row: ActionRow,
+    kind: str,
+    actor: str,
+    now: datetime,
+    before: ActionState,
 ) -> None:
-    """The activity of one person's decision on one action (approved, skipped), naming what it was about."""
+    """The activity and the audit entry of one person's decision on one action (approved, skipped)."""
+    audit.record(
+        uow,
+        organization_id=connection.organization_id,
+        actor=actor,
+        at=now,
+        entity="action",
+        entity_id=row.id,
+        change="update",
+        before={"state": before.value},
+        after={"state": row.state, "decision": kind.removeprefix("action.")},
+        connection_id=connection.id,
+    )
     uow.activities.record(
         connection.organization_id,
         kind,

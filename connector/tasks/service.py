@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from connector.domain.actions import KEY_LENGTH, Action, ActionKind
 from connector.domain.calendar import zone
 from connector.domain.model import ActionState, Role
 from connector.errors import NudgeError
+from connector.library import audit
 from connector.outbox.codec import action_to_json
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
@@ -161,8 +162,17 @@ def list_tasks(
     organization_id: int | None = None,
     connection_id: int | None = None,
     include_done: bool = False,
+    connection_ids: Collection[int] | None = None,
+    state: str | None = None,
+    assignee_user_id: int | None = None,
+    after: tuple[date, int] | None = None,
+    limit: int | None = None,
 ) -> list[TaskView]:
-    """Tasks (open ones unless `include_done`), of one organization and/or connection, by due date then id."""
+    """Tasks (open ones unless `include_done` or `state`), of one organization and/or connection, by due date then id.
+
+    `connection_ids` limits them to those clients (a client-limited member), `state` to one state,
+    `assignee_user_id` to one person's; `after` (due date, id) and `limit` page through them.
+    """
     query = (
         select(Task, Connection.name, User.email)
         .join(Connection, Connection.id == Task.connection_id)
@@ -173,8 +183,19 @@ def list_tasks(
         query = query.where(Task.organization_id == organization_id)
     if connection_id is not None:
         query = query.where(Task.connection_id == connection_id)
-    if not include_done:
+    if connection_ids is not None:
+        query = query.where(Task.connection_id.in_(sorted(connection_ids)))
+    if state is not None:
+        query = query.where(Task.state == state)
+    elif not include_done:
         query = query.where(Task.state == OPEN)
+    if assignee_user_id is not None:
+        query = query.where(Task.assignee_user_id == assignee_user_id)
+    if after is not None:
+        due_on, task_id = after
+        query = query.where(or_(Task.due_on > due_on, and_(Task.due_on == due_on, Task.id > task_id)))
+    if limit is not None:
+        query = query.limit(limit)
     with store.unit_of_work() as uow:
         rows = uow.session.execute(query).all()
         numbers: dict[tuple[int, str], str] = {}
@@ -230,6 +251,18 @@ def complete_task(store: Store, task_id: int, actor: str, outcome: str, now: dat
                 "outcome": said,
                 "ledger_note": note_key or "",
             },
+        )
+        audit.record(
+            uow,
+            organization_id=task.organization_id,
+            actor=who,
+            at=now,
+            entity="task",
+            entity_id=task.id,
+            change="update",
+            before={"state": OPEN},
+            after={"state": DONE, "outcome": said, "ledger_note": note_key or ""},
+            connection_id=task.connection_id,
         )
         uow.commit()
         email = uow.session.scalars(select(User.email).where(User.id == task.assignee_user_id)).first() or ""

@@ -55,6 +55,11 @@ RESOURCES: tuple[str, ...] = (
     "settings",
     "customers",
     "plans",
+    "invoices",
+    "actions",
+    "tasks",
+    "activity",
+    "reports",
 )
 
 SECURITY_SCHEMES = {
