@@ -65,7 +65,16 @@ from connector.domain.fees import (
     fee_reversal,
     uk_compensation,
 )
-from connector.domain.model import NO_OVERRIDES, CustomerOverrides, InvoiceSnapshot, InvoiceStatus, PaymentPlan
+from connector.domain.model import (
+    NO_INVOICE_OVERRIDES,
+    NO_OVERRIDES,
+    CustomerOverrides,
+    InvoiceOverrides,
+    InvoiceSnapshot,
+    InvoiceStatus,
+    Payment,
+    PaymentPlan,
+)
 from connector.domain.money import Money
 from connector.domain.payment_plans import plan_status
 from connector.domain.policy import (
@@ -84,6 +93,8 @@ from connector.domain.policy import (
 )
 
 _ZERO_DELTA = timedelta(0)
+# How far before a promise-to-pay date a payment still counts towards keeping it (`promise_kept`).
+PROMISE_LOOKBACK = timedelta(days=30)
 # How `plan` orders the actions of one send moment and customer (`_in_plan_order`); `kind` is a StrEnum, so it
 # orders as its value does.
 _BUCKET_ORDER = attrgetter("kind", "invoice_external_ids", "key")
@@ -218,6 +229,7 @@ class _Planner:
         horizon: timedelta,
         calendars: Calendars,
         through_next_send_day: bool = False,
+        invoice_overrides: Mapping[str, InvoiceOverrides] | None = None,
     ) -> None:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be a timezone-aware datetime")
@@ -236,6 +248,7 @@ class _Planner:
         self.unapplied_credit = unapplied_credit
         self.calendars = calendars
         self.through_next_send_day = through_next_send_day
+        self.invoice_overrides = invoice_overrides or {}
         self.actions: list[Action] = []
         self.reminders: dict[tuple[str, date], _Digest] = {}
         self._customers: dict[str, _Customer] = {}
@@ -614,6 +627,12 @@ class _Planner:
     def _invoice_holds(self, cust: _Customer, inv: InvoiceSnapshot) -> tuple[HoldReason, str, str] | None:
         if cust.holds:
             return cust.holds[0]
+        if self.invoice_overrides:
+            own = self.invoice_overrides.get(inv.external_id)
+            if own is not None and own.holds_something:
+                found = _invoice_override_hold(own, inv, cust.today)
+                if found is not None:
+                    return found
         cadence = cust.info.cadence if cust.info else self.cadence
         minimum = cadence.minimum_for(inv.currency)
         if minimum and inv.balance.amount < minimum:
@@ -1384,14 +1403,71 @@ def _override_holds(over: CustomerOverrides, today: date) -> list[tuple[HoldReas
     if over.excluded:
         holds.append((HoldReason.EXCLUDED, "", "the customer is excluded from chasing"))
     if over.dispute:
-        holds.append((HoldReason.DISPUTE, "", "the customer is in dispute"))
+        text = "the customer is in dispute" + (f": {over.dispute_reason}" if over.dispute_reason else "")
+        holds.append((HoldReason.DISPUTE, "", text))
     if over.paused_until is not None and today < over.paused_until:
         paused_until = over.paused_until.isoformat()
         holds.append((HoldReason.PAUSED, paused_until, f"chasing is paused until {paused_until}"))
-    if over.promise_to_pay is not None and today <= over.promise_to_pay:
+    waits_until = over.promise_waits_until
+    if over.promise_to_pay is not None and waits_until is not None and today <= waits_until:
         promised_by = over.promise_to_pay.isoformat()
-        holds.append((HoldReason.PROMISE_TO_PAY, promised_by, f"the customer promised to pay by {promised_by}"))
+        amount = f" {over.promise_amount}" if over.promise_amount is not None else ""
+        text = f"the customer promised to pay{amount} by {promised_by}"
+        if waits_until > over.promise_to_pay:
+            grace = (waits_until - over.promise_to_pay).days
+            text += f"; chasing waits until {waits_until.isoformat()} ({grace} days' grace), then resumes if not kept"
+        holds.append((HoldReason.PROMISE_TO_PAY, promised_by, text))
     return holds
+
+
+def promise_kept(over: CustomerOverrides, payments: Iterable[Payment]) -> tuple[bool, list[Money]]:
+    """Whether a customer kept their promise to pay, from their dated payments (and the totals paid, per currency).
+
+    Counted: payments dated on or before the promise date and no more than `PROMISE_LOOKBACK` before it (a
+    payment older than that settled earlier business, not the promise). With an amount, kept when the payments
+    in its currency cover it; without one, kept when any payment was made."""
+    if over.promise_to_pay is None:
+        return False, []
+    earliest = over.promise_to_pay - PROMISE_LOOKBACK
+    totals: dict[str, Money] = {}
+    for payment in payments:
+        if earliest <= payment.paid_on <= over.promise_to_pay:
+            currency = payment.amount.currency
+            totals[currency] = totals[currency] + payment.amount if currency in totals else payment.amount
+    paid = [totals[currency] for currency in sorted(totals)]
+    if over.promise_amount is None:
+        return bool(paid), paid
+    covered = totals.get(over.promise_amount.currency)
+    return covered is not None and covered.amount >= over.promise_amount.amount, paid
+
+
+def _invoice_override_hold(
+    over: InvoiceOverrides, inv: InvoiceSnapshot, today: date
+) -> tuple[HoldReason, str, str] | None:
+    """The hold one invoice's own overrides put on it on local `today` (excluded, dispute, pause), if any."""
+    name = f"invoice {inv.number or inv.external_id}"
+    if over.excluded:
+        return (HoldReason.EXCLUDED, "invoice", f"{name} is excluded from chasing")
+    if over.dispute:
+        reason = f": {over.dispute_reason}" if over.dispute_reason else ""
+        return (HoldReason.DISPUTE, "invoice", f"{name} is in dispute{reason}")
+    if over.paused_until is not None and today < over.paused_until:
+        paused_until = over.paused_until.isoformat()
+        return (HoldReason.PAUSED, f"invoice:{paused_until}", f"chasing of {name} is paused until {paused_until}")
+    return None
+
+
+def with_agreed_due_dates(
+    invoices: Iterable[InvoiceSnapshot], overrides: Mapping[str, InvoiceOverrides]
+) -> Iterable[InvoiceSnapshot]:
+    """`invoices` with each agreed due date (flexible terms) in place of the ledger's, for planning only."""
+    if not overrides:
+        return invoices
+    moved = []
+    for inv in invoices:
+        agreed = overrides.get(inv.external_id, NO_INVOICE_OVERRIDES).agreed_due_date
+        moved.append(replace(inv, due_date=agreed) if agreed is not None and agreed != inv.due_date else inv)
+    return moved
 
 
 def _latest_date(*days: date | None) -> date | None:
@@ -1442,6 +1518,7 @@ def plan(
     horizon: timedelta = _ZERO_DELTA,
     calendars: Calendars | None = None,
     through_next_send_day: bool = False,
+    invoice_overrides: Mapping[str, InvoiceOverrides] | None = None,
 ) -> list[Action]:
     """Every action due by `now` + `horizon` that `history` does not already hold, deterministically.
 
@@ -1451,8 +1528,11 @@ def plan(
     `horizon` looks ahead (preview plans a day at a time with horizon one day); 0 plans what is due
     now. `through_next_send_day` looks ahead, per customer, to the close of the next send day's window
     (an onboarding review shows what the first send day brings, whatever the hour it is planned at). Pass
-    one `Calendars` to many calls to load holidays once. Sorted by (scheduled_at, customer, kind, invoices, key).
+    one `Calendars` to many calls to load holidays once. `invoice_overrides` (by invoice external id) hold single
+    invoices and move their due dates (`with_agreed_due_dates`). Sorted by (scheduled_at, customer, kind,
+    invoices, key).
     """
+    overrides = invoice_overrides or {}
     planner = _Planner(
         cadence,
         policies,
@@ -1465,5 +1545,6 @@ def plan(
         horizon,
         calendars or Calendars(),
         through_next_send_day,
+        overrides,
     )
-    return planner.run(invoices)
+    return planner.run(with_agreed_due_dates(invoices, overrides))

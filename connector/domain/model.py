@@ -7,7 +7,7 @@ instants (`updated_at`, `occurred_at`) are aware datetimes, normally UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from itertools import pairwise
 
@@ -140,8 +140,9 @@ class CustomerOverrides:
 
     Dates are calendar dates in the customer's zone (`time_zone`, else the connection's).
     `paused_until`: nothing goes out before that date. `promise_to_pay`: the customer promised to
-    pay by that date; chasing resumes the day after. `cadence`: name of a cadence replacing the
-    connection's. `holiday_country`/`holiday_subdiv`: the holiday calendar for this customer.
+    pay (`promise_amount`, when given) by that date; chasing waits `promise_grace_days` more days and
+    resumes the day after. `dispute_reason` is shown in the hold. `cadence`: name of a cadence replacing
+    the connection's. `holiday_country`/`holiday_subdiv`: the holiday calendar for this customer.
     """
 
     paused_until: date | None = None
@@ -152,9 +153,44 @@ class CustomerOverrides:
     holiday_country: str | None = None
     holiday_subdiv: str | None = None
     cadence: str | None = None
+    dispute_reason: str = ""
+    promise_amount: Money | None = None
+    promise_grace_days: int = 0
+
+    @property
+    def promise_waits_until(self) -> date | None:
+        """The last local date the promise holds chasing (promise date + grace), None without a promise."""
+        if self.promise_to_pay is None:
+            return None
+        return self.promise_to_pay + timedelta(days=max(self.promise_grace_days, 0))
 
 
 NO_OVERRIDES = CustomerOverrides()
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceOverrides:
+    """What people decided about one invoice (dates local to its customer): hold it, or move its due date.
+
+    `paused_until`: nothing goes out for it before that date; `excluded`: never chased; `dispute`: disputed
+    (`dispute_reason` shown in the hold). Each holds THIS invoice only: a grouped reminder leaves it out and its
+    fees stop. `agreed_due_date` (flexible terms) replaces the ledger's due date for planning: the cadence counts
+    from it, and a changed date starts a fresh cycle (action keys carry the due date).
+    """
+
+    paused_until: date | None = None
+    excluded: bool = False
+    dispute: bool = False
+    dispute_reason: str = ""
+    agreed_due_date: date | None = None
+
+    @property
+    def holds_something(self) -> bool:
+        """Whether any field would hold the invoice on some day (the agreed date alone never holds)."""
+        return self.excluded or self.dispute or self.paused_until is not None
+
+
+NO_INVOICE_OVERRIDES = InvoiceOverrides()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from connector.domain.actions import Action, History
 from connector.domain.cadence import ConnectionSettings, plan
 from connector.domain.calendar import Calendars
-from connector.domain.model import CustomerOverrides, InvoiceSnapshot, PaymentPlan
+from connector.domain.model import CustomerOverrides, InvoiceOverrides, InvoiceSnapshot, PaymentPlan
 from connector.domain.money import Money
 from connector.domain.policy import Cadence, PolicySet
 
@@ -34,6 +34,7 @@ class PlanningState:
     history: History = field(default_factory=History)
     payment_plans: Mapping[str, PaymentPlan] = field(default_factory=lambda: MappingProxyType({}))
     unapplied_credit: Mapping[str, Money] = field(default_factory=lambda: MappingProxyType({}))
+    invoice_overrides: Mapping[str, InvoiceOverrides] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def plan_state(
@@ -58,6 +59,7 @@ def plan_state(
         horizon=horizon,
         calendars=calendars,
         through_next_send_day=through_next_send_day,
+        invoice_overrides=state.invoice_overrides,
     )
 
 
@@ -131,6 +133,7 @@ def preview(state: PlanningState, now: datetime, days: int) -> Timeline:
             unapplied_credit=state.unapplied_credit,
             horizon=ONE_DAY,
             calendars=calendars,
+            invoice_overrides=state.invoice_overrides,
         )
         history = history.record(actions)
         out.append((at, tuple(actions)))

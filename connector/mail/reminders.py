@@ -1,9 +1,14 @@
 """Reminder emails for planned `remind` actions: who gets them, what they say, how they thread.
 
-Recipients are the customer's synced addresses (else the invoice's); a reminder about one invoice
-threads under that invoice's earlier reminders, a grouped (statement-style) one under the
-customer's. Amounts and dates are formatted for the customer's locale, and `today` is the date in
-the customer's zone (their override, else the connection's).
+Reminders come from the client's business (issue 14): the From display name is the client's `from_name`,
+else its `business_name`, else the connection's name; Reply-To is the client's `reply_to`, else the install's
+`mail.reply_to`; the From ADDRESS is always the install's `mail.from_address` (SPF and DKIM belong to the
+install's domain). Templates are the organization's library templates where they differ from the built-in
+files. Recipients are the customer's own (`recipients_to`/`recipients_cc`) where people set them, else the
+synced addresses (else the invoice's); a reminder about one invoice threads under that invoice's earlier
+reminders, a grouped (statement-style) one under the customer's. Amounts and dates are formatted for the
+customer's locale (else the client's, else the default), and `today` is the date in the customer's zone
+(their override, else the client's, else the connection's).
 
 What the email may say about earlier contact comes from the outbox, never from the step: `history`
 counts the reminders actually sent (state `done`) to this customer that listed any of this
@@ -13,9 +18,12 @@ reminder announces) comes from the action's items, matched by invoice id.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
+from threading import Lock
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -23,16 +31,26 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from connector.domain.actions import Action, ReminderItem
+from connector.domain.calendar import is_time_zone
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import MailRejected, NudgeError
 from connector.mail.message import Attachment, Mailer, OutgoingMessage
-from connector.mail.rendering import DiscountOffer, InvoiceLine, ReminderContext, ReminderHistory, render_reminder
+from connector.mail.rendering import (
+    TEMPLATE_DIR,
+    DiscountOffer,
+    InvoiceLine,
+    ReminderContext,
+    ReminderHistory,
+    render_reminder,
+)
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Connection, Customer
+from connector.storage.tables import ClientSettings, Connection, Customer, LibraryItem, LibraryVersion
 
 DEFAULT_LOCALE = "en_US"
+TEMPLATE_KIND = "template"  # LibraryItem.kind of an email template (connector.library.resolve.TEMPLATE)
+TEMPLATE_PARTS = ("subject.txt", "body.txt", "body.html")
 T = TypeVar("T")
 
 
@@ -53,6 +71,7 @@ class MailReminderSender:
         self.now = now
         self.default_locale = default_locale
         self.attach_pdf = attach_pdf
+        self.templates = LibraryTemplates()
 
     def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str:
         """Send the reminder for `action` about the still-open `invoices`; returns the Message-ID."""
@@ -83,14 +102,21 @@ class MailReminderSender:
                     .order_by(ActionRow.updated_at, ActionRow.id)
                 )
             )
-            business = connection.name if connection is not None else ""
-            zone_name = (customer.time_zone if customer and customer.time_zone else None) or (
-                connection.time_zone if connection else "UTC"
+            client = uow.session.get(ClientSettings, connection_id)
+            sender = sender_of(connection, client)
+            zone_name = _first_zone(
+                customer.time_zone if customer else "",
+                client.time_zone if client else "",
+                connection.time_zone if connection else "",
             )
-            locale = (customer.locale if customer and customer.locale else "") or self.default_locale
-            to = list(customer.emails) if customer and customer.emails else []
-            cc = list(customer.cc_emails) if customer and customer.cc_emails else []
+            locale = (
+                (customer.locale if customer and customer.locale else "")
+                or (client.locale if client and client.locale else "")
+                or self.default_locale
+            )
+            to, cc = recipients_of(customer)
             history = _sent_before(uow.session, connection_id, action, ZoneInfo(zone_name))
+            overrides = self.templates.for_organization(uow.session, connection.organization_id) if connection else {}
         if not to:
             to = sorted({address for invoice in invoices for address in invoice.emails})
         if not to:
@@ -114,7 +140,7 @@ class MailReminderSender:
                 attachments.append(Attachment(f"Invoice {invoices[0].number}.pdf", pdf, "application/pdf"))
         context = ReminderContext(
             customer_name=action.customer_name or (invoices[0].customer_name if invoices else ""),
-            business_name=business,
+            business_name=sender.business_name,
             invoices=lines,
             today=self.now().astimezone(ZoneInfo(zone_name)).date(),
             payment_link=links.get(invoices[0].external_id) if len(invoices) == 1 else None,
@@ -125,7 +151,7 @@ class MailReminderSender:
             history=history,
         )
         template = action.template or (action.items[0].template if action.items else "") or "gentle_nudge"
-        rendered = render_reminder(template, context, locale=locale)
+        rendered = render_reminder(template, context, locale=locale, overrides=overrides)
         receipt = self.mailer.send(
             OutgoingMessage(
                 to=to,
@@ -137,9 +163,117 @@ class MailReminderSender:
                 message_key=action.key,
                 earlier_keys=earlier,
                 attachments=attachments,
+                from_name=sender.from_name,
+                reply_to=sender.reply_to,
             )
         )
         return receipt.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who a client's reminders come from, as customers see it (the From ADDRESS stays the install's)."""
+
+    business_name: str  # `business_name` in templates
+    from_name: str  # the From display name ("" → mail.from_name)
+    reply_to: str  # "" → mail.reply_to
+
+
+def sender_of(connection: Connection | None, client: ClientSettings | None) -> Sender:
+    """The client's business as sender: its settings' names and Reply-To, else the connection's name. The From
+    address is never the client's: SPF and DKIM are the install's domain's, so only the name and Reply-To change."""
+    ledger_name = connection.name if connection is not None else ""
+    business = (client.business_name if client else "") or ledger_name
+    from_name = (client.from_name if client else "") or business
+    return Sender(business, from_name, (client.reply_to if client else "") or "")
+
+
+def recipients_of(customer: Customer | None) -> tuple[list[str], list[str]]:
+    """(to, cc): the customer's own recipients where people set them (`recipients_to`/`recipients_cc`), else the
+    ledger's addresses; `to` may come back empty (the invoices' addresses are the last resort)."""
+    if customer is None:
+        return [], []
+    to = _addresses(customer.recipients_to) or _addresses(customer.emails)
+    cc = _addresses(customer.recipients_cc) if customer.recipients_cc is not None else _addresses(customer.cc_emails)
+    return to, cc
+
+
+def _addresses(value: Any) -> list[str]:
+    """The non-empty strings of a stored address list (anything else left out)."""
+    if not isinstance(value, list):
+        return []
+    return [address.strip() for address in value if isinstance(address, str) and address.strip()]
+
+
+class LibraryTemplates:
+    """An organization's edited templates (library items of kind template, current versions) as `render_reminder`
+    overrides, keeping only the parts that differ from the built-in files: an organization whose library holds
+    the starter copies renders from the shared, already compiled built-ins. A version never changes once
+    written, so what it contributes is cached by version id; each send asks only which versions are current."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._parts: dict[int, dict[str, str]] = {}
+        self._lock = Lock()
+
+    def for_organization(self, session: Session, organization_id: int) -> dict[str, str]:
+        """{"<template>/<part>": source} of every part the organization edited."""
+        rows = session.execute(
+            select(LibraryItem.name, LibraryItem.current_version_id).where(
+                LibraryItem.organization_id == organization_id,
+                LibraryItem.kind == TEMPLATE_KIND,
+                LibraryItem.deleted_at.is_(None),
+                LibraryItem.current_version_id.is_not(None),
+            )
+        ).all()
+        current = [(name, version_id) for name, version_id in rows if version_id is not None]
+        if not current:
+            return {}
+        with self._lock:
+            missing = [version_id for _, version_id in current if version_id not in self._parts]
+        if missing:
+            bodies: dict[int, Any] = dict(
+                session.execute(
+                    select(LibraryVersion.id, LibraryVersion.body).where(LibraryVersion.id.in_(missing))
+                ).all()
+            )
+            with self._lock:
+                if len(self._parts) + len(missing) > self.capacity:
+                    self._parts.clear()
+                for name, version_id in current:
+                    if version_id in bodies:
+                        self._parts[version_id] = _edited_parts(name, bodies[version_id])
+        overrides: dict[str, str] = {}
+        with self._lock:
+            for _, version_id in current:
+                overrides.update(self._parts.get(version_id, {}))
+        return overrides
+
+
+def _edited_parts(name: str, body: Any) -> dict[str, str]:
+    """The parts of template `name`'s body that differ from the built-in file of the same name."""
+    if not isinstance(body, Mapping) or not name or "/" in name or name.startswith((".", "_")):
+        return {}
+    return {
+        f"{name}/{part}": source
+        for part, source in body.items()
+        if part in TEMPLATE_PARTS and isinstance(source, str) and source != _built_in(name, part)
+    }
+
+
+@functools.lru_cache(maxsize=128)
+def _built_in(name: str, part: str) -> str | None:
+    """The source of the built-in template part (None when the install ships no such part)."""
+    path = TEMPLATE_DIR / name / part
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _first_zone(*names: str) -> str:
+    """The first of `names` that is a known IANA zone (UTC when none is)."""
+    for name in names:
+        if name and is_time_zone(name):
+            return name
+    return "UTC"
 
 
 def _line(invoice: InvoiceSnapshot, item: ReminderItem | None, link: str | None, now: datetime) -> InvoiceLine:

@@ -66,7 +66,7 @@ from connector.outbox.send_window import SendGate, SendVerdict
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Connection
+from connector.storage.tables import Connection, InvoiceOverride
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,10 @@ class Executor:
             return ActionState.PLANNED, "", verdict.reason
         if verdict is not None and action.kind in CUSTOMER_FACING_KINDS:
             action = self._dated(action_id, action, verdict.local_today)
-        current = {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids}
+        current = self._with_agreed_terms(
+            connection_id,
+            {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids},
+        )
         if action.kind is ActionKind.REMIND:
             return self._send_reminder(action_id, action, current)
         invoice = current[action.invoice_external_ids[0]]
@@ -428,6 +431,30 @@ class Executor:
             what = f"early-payment discount of {action.amount} credited as credit {ref}"
             return ActionState.DONE, ref, self._leave_note(action, invoice, what)
         raise Rejected(f"unknown action kind {action.kind.value!r}")
+
+    def _with_agreed_terms(
+        self, connection_id: int, current: dict[str, InvoiceSnapshot | None]
+    ) -> dict[str, InvoiceSnapshot | None]:
+        """The ledger's invoices with each agreed due date (an invoice override) in place of the ledger's, as the
+        planner saw them: an action planned from an agreed date is in the same cycle, not a changed one."""
+        with self.store.unit_of_work() as uow:
+            agreed = dict(
+                uow.session.execute(
+                    select(InvoiceOverride.invoice_external_id, InvoiceOverride.agreed_due_date).where(
+                        InvoiceOverride.connection_id == connection_id,
+                        InvoiceOverride.invoice_external_id.in_(list(current)),
+                        InvoiceOverride.agreed_due_date.is_not(None),
+                    )
+                ).all()
+            )
+        if not agreed:
+            return current
+        return {
+            invoice_id: replace(invoice, due_date=agreed[invoice_id])
+            if invoice is not None and invoice_id in agreed
+            else invoice
+            for invoice_id, invoice in current.items()
+        }
 
     @staticmethod
     def _same_cycle(action: Action, invoice: InvoiceSnapshot) -> bool:

@@ -30,19 +30,28 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector.domain.actions import Action, ActionKind, History, HoldReason, InvoiceFacts
-from connector.domain.cadence import ConnectionSettings
+from connector.domain.cadence import ConnectionSettings, promise_kept
 from connector.domain.calendar import Calendars
 from connector.domain.fees import ReferenceRates
-from connector.domain.model import ActionState, CustomerOverrides, InvoiceSnapshot, InvoiceStatus
+from connector.domain.model import (
+    NO_INVOICE_OVERRIDES,
+    ActionState,
+    CustomerOverrides,
+    InvoiceOverrides,
+    InvoiceSnapshot,
+    InvoiceStatus,
+)
 from connector.domain.money import Money
 from connector.domain.payment_plans import plan_status
 from connector.domain.policy import PolicySet
 from connector.domain.preview import PlanningState, TimelineRow, plan_state, preview
+from connector.library.resolve import OrgLibrary, library_for
+from connector.outbox.client import ClientPlanning, Notice, client_planning
 from connector.outbox.codec import action_from_json, action_to_json
 from connector.outbox.money import LedgerMoney, closed_with_history, load_money, load_plans
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Connection, Customer, Invoice
+from connector.storage.tables import Activity, Connection, Customer, Invoice, InvoiceOverride
 from connector.storage.tables import PaymentPlan as PlanRow
 
 CORRECTION_WINDOW = timedelta(days=120)  # a closed invoice updated this recently may still owe a reversal
@@ -88,9 +97,16 @@ def snapshot_of(row: Invoice) -> InvoiceSnapshot:
     )
 
 
-def overrides_of(row: Customer) -> CustomerOverrides:
-    """The domain view of a customer's overrides (holiday calendar written as CC or CC-SUBDIV)."""
+def overrides_of(row: Customer, cadence: str | None = None) -> CustomerOverrides:
+    """The domain view of a customer's overrides (holiday calendar written as CC or CC-SUBDIV); `cadence`: the
+    resolved name of the customer's cadence (default: the legacy name on the row)."""
     country, _, subdiv = (row.holiday_calendar or "").partition("-")
+    promised: Money | None = None
+    if row.promise_amount is not None and row.promise_currency:
+        try:
+            promised = Money.of(row.promise_amount, row.promise_currency)
+        except ValueError:  # a currency the money type refuses: the promise still holds, without its amount
+            promised = None
     return CustomerOverrides(
         paused_until=row.paused_until,
         excluded=row.excluded,
@@ -99,8 +115,30 @@ def overrides_of(row: Customer) -> CustomerOverrides:
         time_zone=row.time_zone or None,
         holiday_country=country or None,
         holiday_subdiv=subdiv or None,
-        cadence=row.cadence or None,
+        cadence=(row.cadence or None) if cadence is None else (cadence or None),
+        dispute_reason=row.dispute_reason or "",
+        promise_amount=promised,
+        promise_grace_days=max(row.promise_grace_days or 0, 0),
     )
+
+
+def load_invoice_overrides(uow: UnitOfWork, connection_id: int) -> dict[str, InvoiceOverrides]:
+    """Every invoice override of the connection that changes anything, by invoice external id (one query)."""
+    found: dict[str, InvoiceOverrides] = {}
+    for row in uow.session.execute(
+        select(
+            InvoiceOverride.invoice_external_id,
+            InvoiceOverride.paused_until,
+            InvoiceOverride.excluded,
+            InvoiceOverride.dispute,
+            InvoiceOverride.dispute_reason,
+            InvoiceOverride.agreed_due_date,
+        ).where(InvoiceOverride.connection_id == connection_id)
+    ):
+        over = InvoiceOverrides(row[1], bool(row[2]), bool(row[3]), row[4] or "", row[5])
+        if over != NO_INVOICE_OVERRIDES:
+            found[row[0]] = over
+    return found
 
 
 def load_history(uow: UnitOfWork, connection_id: int, time_zone: str, money: LedgerMoney | None = None) -> History:
@@ -168,12 +206,39 @@ def load_states(
     default_cadence: str = "",
     rates: ReferenceRates | None = None,
     now: datetime | None = None,
+    library: OrgLibrary | None = None,
 ) -> list[PlanningState]:
-    """The planner's input for one connection: one state per cadence in use (customers may override it)."""
+    """The planner's input for one connection: one state per cadence in use (customers may override it).
+
+    `rules` are the install's starter rules, used as they are by an organization with no library rows;
+    `library` (a proposed change, in memory: the impact preview) replaces the organization's stored library.
+    The client's settings and cadence apply as connector.outbox.client describes."""
+    return client_states(
+        uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now, library=library
+    )[0]
+
+
+def client_states(
+    uow: UnitOfWork,
+    connection_id: int,
+    rules: PolicySet,
+    *,
+    default_cadence: str = "",
+    rates: ReferenceRates | None = None,
+    now: datetime | None = None,
+    library: OrgLibrary | None = None,
+) -> tuple[list[PlanningState], ClientPlanning | None]:
+    """`load_states` and the client's planning context (library, resolved cadence, notices) it was built with."""
     connection = uow.connections.by_id(connection_id)
     if connection is None:
-        return []
-    settings = connection_settings(connection, rates)
+        return [], None
+    if library is None:
+        library = library_for(uow, connection.organization_id, rules)
+    rules = library.rules
+    client = client_planning(
+        uow, connection, connection_settings(connection, rates), library, default_cadence=default_cadence
+    )
+    settings = client.settings
     money = load_money(uow, connection_id)
     # Nudge's own fee invoices come back through the sync; chasing them would charge fees on fees.
     corrections = closed_with_history(connection_id)
@@ -190,32 +255,39 @@ def load_states(
         )
         if not money.is_own_invoice(row.external_id)
     ]
-    customers = {
-        row.external_id: overrides_of(row)
-        for row in uow.session.scalars(select(Customer).where(Customer.connection_id == connection_id))
-    }
+    customers: dict[str, CustomerOverrides] = {}
+    for row in uow.session.scalars(select(Customer).where(Customer.connection_id == connection_id)):
+        name = client.cadence_name
+        if row.cadence_id is not None or row.cadence:
+            name = client.customer_cadence(row.external_id, row.cadence_id, row.cadence or "")
+        customers[row.external_id] = overrides_of(row, "" if name == client.cadence_name else name)
     history = load_history(uow, connection_id, settings.time_zone, money)
     plans = load_plans(uow, connection_id, settings.time_zone)
-    connection_cadence = connection.cadence or default_cadence or next(iter(rules.cadences), "")
+    invoice_overrides = load_invoice_overrides(uow, connection_id)
     by_cadence: dict[str, list[InvoiceSnapshot]] = defaultdict(list)
     for invoice in invoices:
         override = customers.get(invoice.customer_external_id)
-        name = (override.cadence if override and override.cadence else None) or connection_cadence
+        name = (override.cadence if override and override.cadence else None) or client.cadence_name
         by_cadence[name].append(invoice)
-    return [
-        PlanningState(
-            connection=settings,
-            invoices=tuple(members),
-            cadence=rules.cadences[name],
-            policies=rules,
-            customers=customers,
-            history=history,
-            payment_plans=plans,
-            unapplied_credit=money.unapplied,
+    states = []
+    for name, members in sorted(by_cadence.items()):
+        cadence = client.cadence(name)
+        if cadence is None:  # the library has no cadence at all: nothing can be planned
+            continue
+        states.append(
+            PlanningState(
+                connection=settings,
+                invoices=tuple(members),
+                cadence=cadence,
+                policies=rules,
+                customers=customers,
+                history=history,
+                payment_plans=plans,
+                unapplied_credit=money.unapplied,
+                invoice_overrides=invoice_overrides,
+            )
         )
-        for name, members in sorted(by_cadence.items())
-        if name in rules.cadences  # config validation guarantees the connection's; a stale override is skipped
-    ]
+    return states, client
 
 
 def plan_connection(
@@ -241,19 +313,13 @@ def plan_connection(
         in_review = connection.chasing == Chasing.REVIEW
         shared_calendars = calendars or Calendars()
 
-        def make_plan() -> list[Action]:
-            states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
-            _track_plans(uow, connection_id, rules, now, connection.time_zone or "UTC")
-            _cancel_orphaned_reversals(uow, connection_id, states, now)
-            # A review shows what the first send day brings, whatever the hour it is planned at.
-            return [
-                action
-                for state in states
-                for action in plan_state(state, now, calendars=shared_calendars, through_next_send_day=in_review)
-            ]
+        def make_plan() -> list[tuple[Action, int | None]]:
+            return _make_plan(
+                uow, connection, rules, now, default_cadence, rates, shared_calendars, through_next_send_day=in_review
+            )
 
         actions = make_plan()
-        if before_acting is not None and _acts(uow, actions):
+        if before_acting is not None and _acts(uow, [action for action, _ in actions]):
             uow.commit()  # no transaction stays open while the provider is asked
             if before_acting():
                 actions = make_plan()
@@ -261,7 +327,7 @@ def plan_connection(
         # must not release a backlog of steps at once; the cadence runs from the day it is approved).
         frozen = in_review and _has_waiting(uow, connection_id)
         planned = known = waiting = 0
-        for action in actions:
+        for action, version in actions:
             if frozen and action.kind != ActionKind.HOLD:
                 continue
             # In review every action waits for a person, except holds: they only inform, nothing goes out.
@@ -269,13 +335,40 @@ def plan_connection(
                 action.requires_approval or connection.approval_mode or (in_review and action.kind != ActionKind.HOLD)
             )
             state = ActionState.AWAITING_APPROVAL if held else ActionState.PLANNED
-            if _insert(uow, connection_id, action, state):
+            if _insert(uow, connection_id, action, state, version):
                 planned += 1
                 waiting += state is ActionState.AWAITING_APPROVAL
             else:
                 known += 1
         uow.commit()
         return PlanReport(planned, known, waiting)
+
+
+def _make_plan(
+    uow: UnitOfWork,
+    connection: Connection,
+    rules: PolicySet,
+    now: datetime,
+    default_cadence: str,
+    rates: ReferenceRates | None,
+    calendars: Calendars,
+    *,
+    through_next_send_day: bool,
+) -> list[tuple[Action, int | None]]:
+    """The connection's plan now, each action with the library version of the cadence that planned it; tracks
+    payment plans, cancels orphaned reversals and logs cadence fallbacks and ended promises on the way."""
+    states, client = client_states(uow, connection.id, rules, default_cadence=default_cadence, rates=rates, now=now)
+    if client is None:
+        return []
+    _track_plans(uow, connection.id, client.library.rules, now, client.settings.time_zone)
+    _cancel_orphaned_reversals(uow, connection.id, states, now)
+    _record_notices(uow, connection, client.notices, now)
+    _record_promises(uow, connection, states, now)
+    return [
+        (action, client.version_of(state.cadence.name))
+        for state in states
+        for action in plan_state(state, now, calendars=calendars, through_next_send_day=through_next_send_day)
+    ]
 
 
 def _acts(uow: UnitOfWork, actions: list[Action]) -> bool:
@@ -313,10 +406,15 @@ def preview_connection(
     *,
     default_cadence: str = "",
     rates: ReferenceRates | None = None,
+    library: OrgLibrary | None = None,
 ) -> list[TimelineRow]:
-    """What would go out over the next `days` days if nobody paid: the planner run forward, day by day."""
+    """What would go out over the next `days` days if nobody paid: the planner run forward, day by day.
+
+    `library` (a proposed change, in memory) is planned with instead of the organization's stored library."""
     with store.unit_of_work() as uow:
-        states = load_states(uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now)
+        states = load_states(
+            uow, connection_id, rules, default_cadence=default_cadence, rates=rates, now=now, library=library
+        )
     rows = [row for state in states for row in preview(state, now, days).rows()]
     return sorted(rows, key=lambda row: (row.scheduled_at, row.customer, row.kind, row.invoices))
 
@@ -337,6 +435,90 @@ def _track_plans(uow: UnitOfWork, connection_id: int, rules: PolicySet, now: dat
         row = uow.session.get(PlanRow, int(plan.plan_id))
         if row is not None and row.state == "active" and outcome != "active":
             row.state = outcome
+
+
+CADENCE_FALLBACK = "planning.cadence_fallback"
+PROMISE_KEPT = "customer.promise_kept"
+PROMISE_BROKEN = "customer.promise_broken"
+
+
+def _record_notices(uow: UnitOfWork, connection: Connection, notices: list[Notice], now: datetime) -> None:
+    """Log each cadence that did not resolve (and what chases instead) once, not on every plan: a notice is
+    recorded again only when its text for that subject changed."""
+    if not notices:
+        return
+    known = {
+        (subject, (detail or {}).get("notice"))
+        for subject, detail in uow.session.execute(
+            select(Activity.subject, Activity.detail).where(
+                Activity.connection_id == connection.id, Activity.kind == CADENCE_FALLBACK
+            )
+        )
+    }
+    for notice in dict.fromkeys(notices):
+        if (notice.subject, notice.text) not in known:
+            uow.activities.record(
+                connection.organization_id,
+                CADENCE_FALLBACK,
+                notice.subject,
+                connection_id=connection.id,
+                detail={"notice": notice.text},
+                actor="planner",
+                at=now,
+            )
+
+
+def _record_promises(uow: UnitOfWork, connection: Connection, states: list[PlanningState], now: datetime) -> None:
+    """Once a customer's promise to pay stops holding (its date + grace passed), log whether it was kept: the
+    customer's payments dated on or before the promise date cover the promised amount."""
+    if not states:
+        return
+    first = states[0]
+    ended = {
+        customer_id: over
+        for customer_id, over in first.customers.items()
+        if over.promise_waits_until is not None
+        and over.promise_waits_until < now.astimezone(ZoneInfo(over.time_zone or first.connection.time_zone)).date()
+    }
+    if not ended:
+        return
+    recorded = {
+        (subject, (detail or {}).get("promised_by"))
+        for subject, detail in uow.session.execute(
+            select(Activity.subject, Activity.detail).where(
+                Activity.connection_id == connection.id, Activity.kind.in_((PROMISE_KEPT, PROMISE_BROKEN))
+            )
+        )
+    }
+    invoices_of: dict[str, list[str]] = defaultdict(list)
+    for invoice_id, customer_id in uow.session.execute(
+        select(Invoice.external_id, Invoice.customer_external_id).where(
+            Invoice.connection_id == connection.id, Invoice.customer_external_id.in_(list(ended))
+        )
+    ):
+        invoices_of[customer_id].append(invoice_id)
+    facts = first.history.invoices
+    for customer_id, over in sorted(ended.items()):
+        assert over.promise_to_pay is not None
+        if (customer_id, over.promise_to_pay.isoformat()) in recorded:
+            continue
+        payments = [
+            p for invoice_id in invoices_of[customer_id] for p in facts.get(invoice_id, InvoiceFacts()).payments
+        ]
+        kept, paid = promise_kept(over, payments)
+        uow.activities.record(
+            connection.organization_id,
+            PROMISE_KEPT if kept else PROMISE_BROKEN,
+            customer_id,
+            connection_id=connection.id,
+            detail={
+                "promised_by": over.promise_to_pay.isoformat(),
+                "promised": str(over.promise_amount) if over.promise_amount is not None else "",
+                "paid": ", ".join(str(amount) for amount in paid),
+            },
+            actor="planner",
+            at=now,
+        )
 
 
 ORPHANED = "the payment dated on or before the fee's assessment was deleted or voided in the ledger"
@@ -365,8 +547,11 @@ def _cancel_orphaned_reversals(uow: UnitOfWork, connection_id: int, states: list
             row.updated_at = now
 
 
-def _insert(uow: UnitOfWork, connection_id: int, action: Action, state: ActionState) -> bool:
+def _insert(
+    uow: UnitOfWork, connection_id: int, action: Action, state: ActionState, library_version_id: int | None = None
+) -> bool:
     values = {
+        "library_version_id": library_version_id,
         "key": action.key,
         "connection_id": connection_id,
         "kind": action.kind.value,

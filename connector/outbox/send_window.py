@@ -6,9 +6,11 @@ on a Saturday, or several times on one day. The executor therefore asks a `SendG
 sending. `WindowGate` answers from the synced state, resolving the customer's calendar exactly as the
 planner does (connector.outbox.planning.load_states, connector.domain.cadence):
 
-- cadence: the customer's override, else the connection's, else the config's default / first cadence;
-- zone: the customer's override, else the cadence's, else the connection's `time_zone`;
-- holidays: the customer's override, else the cadence's, else the connection's own
+- cadence: the customer's (by library id, else legacy name), else the client's (connector.outbox.client: the
+  client settings' cadence id, the legacy name, the organization's default, the config's default, the first),
+  from the organization's library, with the client's settings applied (zone, holidays, send window);
+- zone: the customer's override, else the client's, else the cadence's, else the connection's `time_zone`;
+- holidays: the customer's override, else the client's, else the cadence's, else the connection's own
   `holiday_country` / `holiday_subdiv`.
 
 A reminder may go out when now is inside the cadence's send window on a send day (a window weekday
@@ -27,12 +29,16 @@ from typing import Protocol
 from sqlalchemy import select
 
 from connector.domain.actions import Action, ActionKind
+from connector.domain.cadence import ConnectionSettings
 from connector.domain.calendar import Calendars, HolidayCalendar, Schedule, SendWindow, local_to_utc, zone
 from connector.domain.model import ActionState
 from connector.domain.policy import Cadence, PolicySet
+from connector.library.resolve import library_for
+from connector.outbox.client import client_planning
+from connector.outbox.planning import connection_settings
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Connection, Customer
+from connector.storage.tables import Customer
 
 # A reminder in these states reached (or may have reached) the customer.
 SENT_STATES = (ActionState.DONE.value, ActionState.SENDING.value, ActionState.UNCERTAIN.value)
@@ -119,22 +125,29 @@ class WindowGate:
 
     # -- resolving the customer's calendar, as the planner does ---------------------------------------
     def calendar(self, uow: UnitOfWork, connection_id: int, customer_external_id: str) -> CustomerCalendar | None:
-        """The customer's schedule: cadence, zone and holidays by override, cadence, then connection."""
+        """The customer's schedule: cadence, zone and holidays by override, client settings, cadence, then ledger."""
         connection = uow.connections.by_id(connection_id)
         if connection is None:
             return None
+        library = library_for(uow, connection.organization_id, self.rules)
+        client = client_planning(
+            uow, connection, connection_settings(connection), library, default_cadence=self.default_cadence
+        )
         customer = uow.session.scalars(
             select(Customer).where(
                 Customer.connection_id == connection_id, Customer.external_id == customer_external_id
             )
         ).first()
-        cadence = self._cadence(connection, customer)
+        name = client.cadence_name
+        if customer is not None and (customer.cadence_id is not None or customer.cadence):
+            name = client.customer_cadence(customer.external_id, customer.cadence_id, customer.cadence or "")
+        cadence = client.cadence(name)
         if cadence is None:
             return None
         zone_name = _first_zone(
-            customer.time_zone if customer is not None else "", cadence.time_zone or "", connection.time_zone or ""
+            customer.time_zone if customer is not None else "", cadence.time_zone or "", client.settings.time_zone
         )
-        holidays = self._holidays(connection, customer, cadence)
+        holidays = self._holidays(client.settings, customer, cadence)
         schedule = Schedule(
             tz=zone(zone_name),
             window=cadence.window,
@@ -144,24 +157,15 @@ class WindowGate:
         )
         return CustomerCalendar(schedule, zone_name, holidays)
 
-    def _cadence(self, connection: Connection, customer: Customer | None) -> Cadence | None:
-        cadences = self.rules.cadences
-        connection_cadence = connection.cadence or self.default_cadence or next(iter(cadences), "")
-        override = (customer.cadence if customer is not None else "") or ""
-        # A stale override names a cadence that no longer exists: the planner holds the customer; the
-        # connection's window is still the right one to respect for anything already planned.
-        found = cadences.get(override) if override else None
-        return found or cadences.get(connection_cadence)
-
-    def _holidays(self, connection: Connection, customer: Customer | None, cadence: Cadence) -> HolidayCalendar:
+    def _holidays(self, settings: ConnectionSettings, customer: Customer | None, cadence: Cadence) -> HolidayCalendar:
         choices: list[tuple[str | None, str | None]] = []
         if customer is not None and customer.holiday_calendar:
             code, _, region = customer.holiday_calendar.partition("-")  # written CC or CC-SUBDIV
             choices.append((code or None, region or None))
         if cadence.holidays is not None:
             choices.append((cadence.holidays.country, cadence.holidays.subdiv))
-        if connection.holiday_country:
-            choices.append((connection.holiday_country, connection.holiday_subdiv or None))
+        if settings.holiday_country:
+            choices.append((settings.holiday_country, settings.holiday_subdiv or None))
         for country, subdiv in choices:
             try:
                 return self.calendars.get(country, subdiv)
