@@ -17,7 +17,8 @@ from connector.bootstrap import Services, build
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConfigIssue
 from connector.vault import redaction
-from web import access, security, throttle
+from web import access, api, security, throttle
+from web.api.problems import from_http_exception, is_api_request
 from web.extensions import SERVICES_KEY, csrf, login_manager
 
 __all__ = ["create_app", "serve"]
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
 
+    api.init_auth(app)  # an API token, when one is sent, is the request's user before the membership check
     access.init_app(app)  # before CSRF: a non-member gets 404 whatever the method or token
     csrf.init_app(app)
 
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     metrics.init_app(app, settings.metrics.token, services.store, services.clock.now)
+    api.init_api(app)  # /api/v1 (after CSRFProtect: its checks run after the membership check)
     access.check_rules(app)
 
     _register_error_pages(app)
@@ -104,10 +107,14 @@ ERROR_TEXT = {
 def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_failed(error: CSRFError) -> ResponseReturnValue:
+        if is_api_request():
+            return from_http_exception(error)
         message = "Your form expired or was not sent from this site. Go back, reload the page and try again."
         return render_template("error.html", title="Form expired", message=message), 400
 
     def http_error(error: HTTPException) -> ResponseReturnValue:
+        if is_api_request():  # problem+json under /api/ (web.api.problems)
+            return from_http_exception(error)
         code = error.code or 500
         title, message = ERROR_TEXT.get(code, ("Error", "Something went wrong."))
         headers = {"Allow": error.get_response().headers["Allow"]} if code == 405 else {}

@@ -7,6 +7,14 @@ not exist, so ids reveal nothing. The organization and the user's role are left 
 and `g.role`; `require_role` narrows a view to some roles (403: the member already knows the org).
 `check_rules` refuses, at start-up, a rule that could slip past the check — `org_id` without the int
 converter, or the organization under another name such as `organization_id` (RuntimeError: a bug).
+
+A route that also carries `<int:connection_id>` is client-scoped: the connection must belong to the
+organization and, for a member limited to some clients, be one of theirs (else 404, as for a missing one).
+`check_rules` refuses a client under another name (`client_id`, `conn_id`, ...) or without the int converter,
+and a client route without the organization.
+
+API requests (web.api.auth) may act through a personal API token, left in `g.api_token`: it works in its
+one organization only (404 elsewhere) and with its own role capped by the member's current role.
 """
 
 from __future__ import annotations
@@ -22,11 +30,15 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 from werkzeug.routing import IntegerConverter, Rule
 
+from connector.accounts.members import lesser_role
+from connector.accounts.members import scope as member_scope
 from connector.domain.model import Role
 from web.extensions import login_manager, services
 
 ORG_ARG = "org_id"
+CONNECTION_ARG = "connection_id"
 _ORG_LIKE = re.compile(r"(^|_)org(_|$)|organi[sz]ation", re.IGNORECASE)
+_CLIENT_LIKE = re.compile(r"(^|_)(client|conn|connection)s?(_|$)", re.IGNORECASE)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,7 +53,7 @@ class OrganizationView:
 
 
 def enforce_membership() -> ResponseReturnValue | None:
-    """Before-request hook: for an organization-scoped route, sign-in and membership or 404."""
+    """Before-request hook: for an organization-scoped route, sign-in and membership or 404 (and the client)."""
     view_args = request.view_args or {}
     if ORG_ARG not in view_args:
         return None
@@ -50,13 +62,23 @@ def enforce_membership() -> ResponseReturnValue | None:
     org_id = view_args[ORG_ARG]
     if not isinstance(org_id, int) or isinstance(org_id, bool):
         abort(404)
+    token = g.get("api_token")  # web.api.auth: a personal API token acts in its one organization only
+    if token is not None and token.organization_id != org_id:
+        abort(404)
     with services().store.unit_of_work() as uow:
-        role = uow.memberships.role(current_user.user_id, org_id)
-        organization = uow.organizations.get(org_id) if role is not None else None
-        if role is None or organization is None:
+        scope = member_scope(uow, current_user.user_id, org_id)
+        organization = uow.organizations.get(org_id) if scope is not None else None
+        if scope is None or organization is None:
             abort(404)
+        if CONNECTION_ARG in view_args:
+            connection_id = view_args[CONNECTION_ARG]
+            if not isinstance(connection_id, int) or not scope.sees(connection_id):
+                abort(404)
+            if uow.connections.get(org_id, connection_id) is None:
+                abort(404)
         g.organization = OrganizationView(id=organization.id, name=organization.name)
-        g.role = Role(role)
+        g.role = scope.role if token is None else lesser_role(token.role, scope.role)
+        g.member_scope = scope
     return None
 
 
@@ -87,12 +109,21 @@ def organization_rules(app: Flask) -> list[Rule]:
 
 
 def check_rules(app: Flask) -> None:
-    """Fail start-up if a rule could escape the check: `org_id` not an int, or the org under another name."""
+    """Fail start-up if a rule could escape the checks: `org_id` or `connection_id` not an int, the organization
+    or a client under another name, or a client route outside an organization."""
     loose = [
         rule.rule for rule in organization_rules(app) if not isinstance(rule._converters.get(ORG_ARG), IntegerConverter)
     ]
+    loose += [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if CONNECTION_ARG in rule.arguments and not isinstance(rule._converters.get(CONNECTION_ARG), IntegerConverter)
+    ]
     if loose:
-        raise RuntimeError(f"organization-scoped routes must use <int:{ORG_ARG}>: {', '.join(sorted(loose))}")
+        raise RuntimeError(
+            f"organization- and client-scoped routes must use <int:{ORG_ARG}> and <int:{CONNECTION_ARG}>: "
+            f"{', '.join(sorted(loose))}"
+        )
     renamed = [
         rule.rule
         for rule in app.url_map.iter_rules()
@@ -101,6 +132,17 @@ def check_rules(app: Flask) -> None:
     if renamed:
         raise RuntimeError(
             f"name the organization <int:{ORG_ARG}> so the membership check applies: {', '.join(sorted(renamed))}"
+        )
+    clients = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if any(_CLIENT_LIKE.search(name) for name in rule.arguments if name != CONNECTION_ARG)
+        or (CONNECTION_ARG in rule.arguments and ORG_ARG not in rule.arguments)
+    ]
+    if clients:
+        raise RuntimeError(
+            f"name a client <int:{CONNECTION_ARG}> under <int:{ORG_ARG}> so the client check applies: "
+            f"{', '.join(sorted(clients))}"
         )
 
 

@@ -42,6 +42,10 @@ def test_every_org_route_is_404_for_members_of_another_organization(
 
     not_found = client.get("/orgs/999999/")
     assert not_found.status_code == 404
+    api_not_found = client.get("/api/v1/orgs/999999")
+    assert api_not_found.status_code == 404
+    assert api_not_found.content_type == "application/problem+json"
+    assert any(rule.rule.startswith("/api/v1/") for rule in org_rules(app)), "the API's org routes are not covered"
     failures = []
     for rule in org_rules(app):
         for method in sorted((rule.methods or set()) - SAFE):
@@ -49,9 +53,19 @@ def test_every_org_route_is_404_for_members_of_another_organization(
                 response = send(client, method, rule_url(app, rule, org_id), token)
                 if response.status_code != 404:
                     failures.append(f"{method} {rule.rule} org {org_id}: {response.status_code}")
+                elif rule.rule.startswith("/api/"):
+                    if _problem(response) != _problem(api_not_found):
+                        failures.append(f"{method} {rule.rule} org {org_id}: a 404 that differs from a missing org's")
                 elif _without_csrf(response.text) != _without_csrf(not_found.text):
                     failures.append(f"{method} {rule.rule} org {org_id}: a 404 that differs from a missing org's")
     assert failures == []
+
+
+def _problem(response: TestResponse) -> tuple[str, dict[str, Any]]:
+    """An API error as (content type, body without `instance`, which is the request's own path)."""
+    body = dict(response.get_json(force=True))
+    body.pop("instance", None)
+    return response.content_type, body
 
 
 def _without_csrf(page: str) -> str:
@@ -60,12 +74,19 @@ def _without_csrf(page: str) -> str:
     return re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', page)
 
 
-def test_every_org_route_sends_anonymous_visitors_to_sign_in(app: Flask, client: FlaskClient) -> None:
+def test_every_org_route_sends_anonymous_visitors_to_sign_in_or_answers_401_under_the_api(
+    app: Flask, client: FlaskClient
+) -> None:
     failures = []
     for rule in org_rules(app):
         for method in sorted((rule.methods or set()) - SAFE):
             response = send(client, method, rule_url(app, rule, 1), "")
-            if response.status_code != 302 or not response.location.startswith("/login"):
+            if rule.rule.startswith("/api/"):  # an API client is told to authenticate, not sent to a form
+                if response.status_code != 401 or response.content_type != "application/problem+json":
+                    failures.append(f"{method} {rule.rule}: {response.status_code} {response.content_type}")
+                elif not response.headers.get("WWW-Authenticate", "").startswith("Bearer"):
+                    failures.append(f"{method} {rule.rule}: 401 without a Bearer challenge")
+            elif response.status_code != 302 or not response.location.startswith("/login"):
                 failures.append(f"{method} {rule.rule}: {response.status_code} {response.location}")
     assert failures == []
 

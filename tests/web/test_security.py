@@ -98,7 +98,12 @@ def test_templates_have_no_inline_script_style_or_handlers() -> None:
     templates = sorted((Path(web.__file__).parent / "templates").glob("**/*.html"))
     assert len(templates) >= 4
     for template in templates:
-        text = template.read_text(encoding="utf-8")
+        # A script loaded from this site's static files is allowed (the API docs page's Swagger UI); inline is not.
+        text = re.sub(
+            r"<script src=\"\{\{ url_for\('static', filename='[^']+'\) \}\}\"></script>",
+            "",
+            template.read_text(encoding="utf-8"),
+        )
         assert not re.search(r"<script|<style|\sstyle\s*=|\son[a-z]+\s*=|javascript:", text, re.I), template.name
         assert not re.search(r"(src|href)\s*=\s*\"(https?:)?//", text), f"{template.name} loads from another host"
 

@@ -32,7 +32,7 @@ def test_every_template_sits_in_its_blueprints_folder_or_is_shared(app: Flask) -
 def test_every_rendered_or_referenced_template_exists() -> None:
     templates = set(_templates())
     names: set[str] = set()
-    for module in WEB.glob("*.py"):
+    for module in WEB.rglob("*.py"):  # web/api/ too
         names.update(_RENDERED.findall(module.read_text(encoding="utf-8")))
     for template in templates:
         names.update(_REFERENCED.findall((WEB / "templates" / template).read_text(encoding="utf-8")))

@@ -1,0 +1,124 @@
+"""The JSON API under /api/v1: flask-smorest blueprints over the same services as the web app.
+
+Adding a resource (the pattern every resource module follows):
+
+1. Write `web/api/<resource>.py` exposing `blp = Blueprint("<resource>", __name__, description=...)`
+   (a `flask_smorest.Blueprint`) with routes relative to /api/v1, e.g. `@blp.route("/orgs/<int:org_id>/invoices")`.
+   Organization-scoped routes carry `<int:org_id>` (web.access: 404 for non-members and for other
+   organizations than an API token's); client-scoped ones also `<int:connection_id>` (404 for a client of
+   another organization or outside a client-limited member's clients). Other names are refused at start-up.
+2. Add "<resource>" to `RESOURCES` below. `init_api` imports it, registers `blp` under /api/v1 and
+   exempts it from the form CSRF hook (web.api.auth checks CSRF itself, for session writes only).
+3. In views, use web.api.context (`actor()`, `ensure_role`/`require_role`, `visible_connection_ids`,
+   `connection_or_404`), web.api.pagination for lists (`PageArgsSchema`, `page_schema`, `page_request`,
+   `page_of`), and raise connector.errors (`InvalidInput(field)`, `UnknownRecord`, `InUse`, `NotPermitted`):
+   web.api.problems turns them (and every HTTP error) into application/problem+json.
+   Declare request bodies and responses with marshmallow schemas (`@blp.arguments`, `@blp.response`) so
+   the OpenAPI document, the schemathesis run in `make test`, and the docs page cover the resource.
+
+The OpenAPI 3.1 document is served at /api/v1/openapi.json and rendered at /api/v1/docs (vendored
+Swagger UI, web/static/vendor/swagger-ui); both are public. Everything else needs a signed-in session or
+`Authorization: Bearer <token>`; see docs/api.md.
+"""
+
+from __future__ import annotations
+
+import http
+import importlib
+
+from flask import Flask
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+
+from web.api import auth, problems, ratelimit
+from web.api.problems import PROBLEM_JSON, ProblemSchema
+from web.extensions import SERVICES_KEY, csrf
+
+__all__ = ["API_PREFIX", "RESOURCES", "init_api", "init_auth"]
+
+API_PREFIX = "/api/v1"
+API_VERSION = "1.0.0"
+
+# The resource modules of web.api, each exposing `blp`. Add one name per resource module.
+RESOURCES: tuple[str, ...] = (
+    "me",
+    "organizations",
+)
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A personal API token (`POST /api/v1/orgs/{org_id}/tokens`), scoped to one organization.",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "nudge_session",
+        "description": "The web session; unsafe methods also need the X-CSRFToken header.",
+    },
+}
+
+
+class NudgeApi(Api):
+    """flask-smorest's Api with problem+json errors, documented as such."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self) -> None:
+        """Nothing here: web.api.problems answers errors under /api/ only, leaving the HTML pages alone."""
+
+    def _register_responses(self) -> None:
+        """The shared error responses (one per status, and DEFAULT_ERROR) as problem+json."""
+        for status in http.HTTPStatus:
+            response: dict[str, object] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        default: dict[str, object] = {"description": "An error (RFC 9457 problem details)", "schema": ProblemSchema}
+        prepare_response(default, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
+def init_auth(app: Flask) -> None:
+    """The API's authentication hook; `create_app` calls it just before web.access.init_app."""
+    auth.init_auth(app)
+
+
+def init_api(app: Flask) -> NudgeApi:
+    """Mount /api/v1 on `app`: the spec, the docs page, every module of RESOURCES, errors, CSRF and limits."""
+    app.config.update(
+        API_TITLE="Nudge API",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Nudge's JSON API. Errors are application/problem+json (RFC 9457). See docs/api.md."
+            },
+            "security": [{"bearerAuth": []}, {"sessionCookie": []}],
+        },
+    )
+    api = NudgeApi(app)
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
+    problems.init_app(app)
+    auth.init_checks(app)
+    settings = app.extensions[SERVICES_KEY].settings
+    api_settings = getattr(settings, "api", None)
+    ratelimit.init_app(
+        app,
+        settings.web.ratelimit_storage_uri,
+        getattr(api_settings, "rate_limit", ratelimit.DEFAULT_RATE_LIMIT),
+    )
+
+    from web.api import docs
+
+    app.register_blueprint(docs.bp, url_prefix=API_PREFIX)
+    for name in RESOURCES:
+        module = importlib.import_module(f"web.api.{name}")
+        csrf.exempt(module.blp)
+        api.register_blueprint(module.blp, url_prefix=API_PREFIX)
+    return api
