@@ -1,92 +1,25 @@
 """Impact preview of a library change (issue 14), on SQLite and PostgreSQL: what a cadence or policy change does over
 the next 14 days to exactly the clients that use it, before anything is saved.
 
-One practice, three clients, each with customer c1 (an invoice in GBP) and c2 (GBP, or EUR for Alpha):
-Alpha follows "standard", Bravo follows "gentle", Charlie follows "gentle" but its customer c1 follows "standard".
-"standard" has a due-date reminder, a reminder 5 days late and a flat 25.00 late fee 10 days late.
+The practice (tests/support/impact.py): Alpha follows "standard", Bravo "gentle", Charlie "gentle" but its customer c1
+"standard", which reminds on the due date and 5 days late and charges a flat 25.00 fee 10 days late.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from connector.domain.money import Money
-from connector.domain.policy_parsing import policy_from_dict
 from connector.errors import InUse, InvalidInput, UnknownRecord
 from connector.library.resolve import CADENCE, DISCOUNT, LATE_FEE, TEMPLATE
 from connector.outbox.impact import impact_of_change
 from connector.storage import Store
-from connector.storage.tables import Action, ClientSettings, Connection, Customer, Invoice, LibraryVersion
-from tests.support.library import seed_library
-
-NOW = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)  # a Monday morning, before any step
-DUE = date(2026, 11, 4)
-WINDOW = {"weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "08:00", "end": "18:00"}
-
-
-def cadence(*steps: dict[str, Any]) -> dict[str, Any]:
-    return {"time_zone": "Europe/London", "send_time": "09:30", "window": WINDOW, "steps": list(steps)}
-
-
-STANDARD = cadence(
-    {"id": "due", "offset": 0, "remind": "due_today"},
-    {"id": "late", "offset": 5, "remind": "firm"},
-    {"id": "fee", "offset": 10, "late_fee": "flat"},
-)
-GENTLE = cadence({"id": "due", "offset": 0, "remind": "due_today"})
-LIBRARY = {
-    "cadences": {"standard": STANDARD, "gentle": GENTLE},
-    "late_fees": {"flat": {"kind": "flat", "amount": 25, "grace_days": 0, "warning_days": 0}},
-    "discounts": {"spare": {"percent": 2, "days": 10, "basis": "issue"}},
-}
-STARTER = policy_from_dict({"cadences": {"gentle": GENTLE}})  # the install's rules: unused once rows exist
-
-
-def _practice(store: Store) -> tuple[int, dict[str, int], dict[str, int]]:
-    """The organization, its clients by name and its library item ids by "kind:name"."""
-    with store.unit_of_work() as uow:
-        org_id = uow.organizations.add("Practice").id
-        uow.commit()
-    items = {key: entry.item_id for key, entry in seed_library(store, org_id, LIBRARY).items()}
-    clients: dict[str, int] = {}
-    follows = {"Alpha": "standard", "Bravo": "gentle", "Charlie": "gentle"}
-    with store.unit_of_work() as uow:
-        for name, followed in follows.items():
-            connection = Connection(organization_id=org_id, provider="fake", tenant_id=f"t-{name}", name=name)
-            uow.session.add(connection)
-            uow.session.flush()
-            clients[name] = connection.id
-            uow.session.add(ClientSettings(connection_id=connection.id, cadence_id=items[f"{CADENCE}:{followed}"]))
-            for customer, currency in (("c1", "GBP"), ("c2", "EUR" if name == "Alpha" else "GBP")):
-                override = items[f"{CADENCE}:standard"] if (name, customer) == ("Charlie", "c1") else None
-                uow.session.add(
-                    Customer(connection_id=connection.id, external_id=customer, name=customer, cadence_id=override)
-                )
-                uow.session.add(
-                    Invoice(
-                        connection_id=connection.id,
-                        external_id=f"{name}-{customer}",
-                        number=f"INV-{customer}",
-                        customer_external_id=customer,
-                        customer_name=f"{name} {customer}",
-                        currency=currency,
-                        total=Decimal("500.00"),
-                        balance=Decimal("500.00"),
-                        issue_date=DUE - timedelta(days=30),
-                        due_date=DUE,
-                        status="open",
-                        emails=[f"{customer}@example.com"],
-                        updated_at=NOW - timedelta(days=30),
-                        first_seen_at=NOW - timedelta(days=30),
-                    )
-                )
-        uow.commit()
-    return org_id, clients, items
+from connector.storage.tables import Action, LibraryVersion
+from tests.support.impact import DUE, GENTLE, NOW, STANDARD, STARTER, cadence, practice
 
 
 def _impact(store: Store, org_id: int, kind: str, item_id: int | None, body: Any, **kwargs: Any) -> Any:
@@ -94,7 +27,7 @@ def _impact(store: Store, org_id: int, kind: str, item_id: int | None, body: Any
 
 
 def test_a_cadence_step_added_shows_its_reminders_for_exactly_the_clients_using_it(store: Store) -> None:
-    org_id, _, items = _practice(store)
+    org_id, _, items = practice(store)
     nudged = cadence(*STANDARD["steps"][:2], {"id": "nudge", "offset": 7, "remind": "firm"}, STANDARD["steps"][2])
     impact = _impact(store, org_id, CADENCE, items["cadence:standard"], nudged)
 
@@ -112,7 +45,7 @@ def test_a_cadence_step_added_shows_its_reminders_for_exactly_the_clients_using_
 
 
 def test_a_late_fee_change_shows_the_changed_amounts_per_currency(store: Store) -> None:
-    org_id, _, items = _practice(store)
+    org_id, _, items = practice(store)
     dearer = {"kind": "flat", "amount": 40, "grace_days": 0, "warning_days": 0}
     impact = _impact(store, org_id, LATE_FEE, items["late_fee:flat"], dearer)
 
@@ -131,7 +64,7 @@ def test_a_late_fee_change_shows_the_changed_amounts_per_currency(store: Store) 
 
 
 def test_deleting_an_unused_policy_shows_nothing(store: Store) -> None:
-    org_id, _, items = _practice(store)
+    org_id, _, items = practice(store)
     impact = _impact(store, org_id, DISCOUNT, items["discount:spare"], None)
     assert impact.change == "delete"
     assert impact.clients == ()
@@ -139,7 +72,7 @@ def test_deleting_an_unused_policy_shows_nothing(store: Store) -> None:
 
 
 def test_an_invalid_proposal_is_refused_with_the_field(store: Store) -> None:
-    org_id, _, items = _practice(store)
+    org_id, _, items = practice(store)
     broken = cadence({"id": "due", "offset": "soon", "remind": "due_today"})
     with pytest.raises(InvalidInput) as error:
         _impact(store, org_id, CADENCE, items["cadence:standard"], broken)
@@ -152,7 +85,7 @@ def test_an_invalid_proposal_is_refused_with_the_field(store: Store) -> None:
 
 
 def test_what_cannot_be_previewed_is_refused_naming_the_field(store: Store) -> None:
-    org_id, _, items = _practice(store)
+    org_id, _, items = practice(store)
     with pytest.raises(InUse) as in_use:
         _impact(store, org_id, CADENCE, items["cadence:standard"], None)
     assert (in_use.value.field, "Alpha, Charlie" in str(in_use.value)) == ("item_id", True)
@@ -171,7 +104,7 @@ def test_what_cannot_be_previewed_is_refused_naming_the_field(store: Store) -> N
 
 
 def test_a_new_cadence_nobody_follows_changes_nothing_and_a_preview_writes_nothing(store: Store) -> None:
-    org_id, _, items = _practice(store)
+    org_id, _, items = practice(store)
     impact = _impact(store, org_id, CADENCE, None, GENTLE, name="brand new")
     assert (impact.change, impact.item_id, impact.clients) == ("create", None, ())
     again = _impact(store, org_id, LATE_FEE, items["late_fee:flat"], {"kind": "flat", "amount": 30})
@@ -182,7 +115,7 @@ def test_a_new_cadence_nobody_follows_changes_nothing_and_a_preview_writes_nothi
 
 
 def test_a_client_limited_caller_sees_only_its_clients(store: Store) -> None:
-    org_id, clients, items = _practice(store)
+    org_id, clients, items = practice(store)
     nudged = cadence(*STANDARD["steps"][:2], {"id": "nudge", "offset": 7, "remind": "firm"}, STANDARD["steps"][2])
     impact = _impact(store, org_id, CADENCE, items["cadence:standard"], nudged, connection_ids={clients["Charlie"]})
     assert [client.name for client in impact.clients] == ["Charlie"]

@@ -43,6 +43,7 @@ API_VERSION = "1.0.0"
 RESOURCES: tuple[str, ...] = (
     "me",
     "organizations",
+    "impact",
 )
 
 SECURITY_SCHEMES = {
