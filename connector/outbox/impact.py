@@ -16,7 +16,8 @@ Who uses an item:
 - a late-fee or discount policy: clients one of whose cadences (their own, their customers') has a step naming it;
 - a payment-plan policy: clients with an active payment plan under it.
 Deleting a cadence that clients use is refused (InUse, naming them), as the library refuses it; a deleted policy
-that a cadence still names makes the proposal invalid.
+that a cadence still names makes the proposal invalid. A renamed late-fee or discount policy is renamed in the
+cadences' steps too (as the library's rename rewrites them), so a rename alone changes nothing.
 
 This lives in `outbox` (not `library`): it runs the planner, and `library` sits below `outbox` in the layers.
 """
@@ -24,7 +25,7 @@ This lives in `outbox` (not `library`): it runs the planner, and `library` sits 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,7 @@ KINDS = (CADENCE, LATE_FEE, DISCOUNT, PAYMENT_PLAN)
 NAME_LENGTH = 100
 NEW_ITEM_ID = 0  # the proposed new item's id in memory (real ids start at 1)
 CREATE, UPDATE, DELETE = "create", "update", "delete"
+STEP_FIELDS = {LATE_FEE: "late_fee", DISCOUNT: "discount"}  # the step field naming a policy of that kind
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,18 @@ def _proposal(
     changed = LibraryEntry(
         entry.item_id, kind, proposed_name, entry.version_id, entry.version_number + 1, dict(new_body)
     )
+    if proposed_name != entry.name and kind in STEP_FIELDS:  # a renamed policy: its cadences follow, as on save
+        others = tuple(_renamed_in(e, STEP_FIELDS[kind], entry.name, proposed_name) for e in others)
     return _Proposal(_assemble(organization_id, (*others, changed)), kind, UPDATE, proposed_name, entry.name)
+
+
+def _renamed_in(entry: LibraryEntry, field: str, old: str, new: str) -> LibraryEntry:
+    """`entry` with its cadence steps that name policy `old` (in `field`) naming `new` instead."""
+    steps = entry.body.get("steps") if entry.kind == CADENCE else None
+    if not isinstance(steps, list) or not any(isinstance(s, Mapping) and s.get(field) == old for s in steps):
+        return entry
+    renamed = [{**s, field: new} if isinstance(s, Mapping) and s.get(field) == old else s for s in steps]
+    return replace(entry, body={**entry.body, "steps": renamed})
 
 
 def _checked_name(name: str, kind: str, others: tuple[LibraryEntry, ...]) -> str:
@@ -260,7 +273,7 @@ def _uses(
             )
             is not None
         )
-    field = "late_fee" if kind == LATE_FEE else "discount"
+    field = STEP_FIELDS[kind]
     rules = library.rules.cadences
     steps = [step for cadence in cadences if cadence in rules for step in rules[cadence].steps]
     return any(getattr(step, field) == name for step in steps)

@@ -120,3 +120,13 @@ def test_a_client_limited_caller_sees_only_its_clients(store: Store) -> None:
     impact = _impact(store, org_id, CADENCE, items["cadence:standard"], nudged, connection_ids={clients["Charlie"]})
     assert [client.name for client in impact.clients] == ["Charlie"]
     assert impact.total.reminders_added == 1
+
+
+def test_a_renamed_fee_policy_keeps_its_cadences_and_changes_nothing(store: Store) -> None:
+    org_id, _, items = practice(store)
+    same = {"kind": "flat", "amount": 25, "grace_days": 0, "warning_days": 0}
+    impact = _impact(store, org_id, LATE_FEE, items["late_fee:flat"], same, name="flat fee")
+    assert (impact.change, impact.name) == ("update", "flat fee")
+    assert [client.name for client in impact.clients] == ["Alpha", "Charlie"]  # they use it before and after
+    assert all(client.diff.unchanged for client in impact.clients)
+    assert impact.total.fees_before == impact.total.fees_after
