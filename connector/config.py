@@ -104,6 +104,13 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """The `metrics:` section: the bearer token GET /metrics requires ("" = the endpoint answers 404)."""
+
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class StatutorySettings:
     """Reference rates for the statutory late-payment presets (annual percentages, as Decimals)."""
 
@@ -131,6 +138,7 @@ class Settings:
     rules: PolicySet = field(default_factory=PolicySet)
     warnings: tuple[str, ...] = ()
     api: ApiSettings = field(default_factory=ApiSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 # -- YAML with line numbers --------------------------------------------------------------------
@@ -353,6 +361,7 @@ TOP_KEYS = [
     "scheduler",
     "mail",
     "statutory",
+    "metrics",
     "providers",
     "log_level",
     "cadences",
@@ -414,6 +423,7 @@ def parse_settings(
     scheduler = _scheduler_section(check, top)
     mail = _mail_section(check, top, instance_path)
     statutory = _statutory_section(check, top)
+    metrics = _metrics_section(check, top)
     known_providers = provider_names if provider_names is not None else _provider_names()
     providers = _providers_section(check, top, known_providers, web.base_url)
     if mode == "production":
@@ -444,6 +454,7 @@ def parse_settings(
         rules=rules,
         warnings=tuple(check.warnings),
         api=api,
+        metrics=metrics,
     )
 
 
@@ -591,6 +602,33 @@ def _statutory_section(check: _Checker, top: dict[str, _Node]) -> StatutorySetti
             stat_node, "statutory", "eu_reference_rate", Decimal, StatutorySettings.eu_reference_rate
         ),
     )
+
+
+METRICS_TOKEN_MIN_LENGTH = 16
+_TOKEN_TEXT = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: it travels in an Authorization header
+
+
+def _metrics_token(token: str) -> str | None:
+    if not token:
+        return None
+    if not _TOKEN_TEXT.match(token):
+        return "expected printable ASCII without spaces (it is sent as 'Authorization: Bearer <token>')"
+    if len(token) < METRICS_TOKEN_MIN_LENGTH:
+        return f"too short: use at least {METRICS_TOKEN_MIN_LENGTH} random characters (got {len(token)})"
+    return None
+
+
+def _metrics_section(check: _Checker, top: dict[str, _Node]) -> MetricsSettings:
+    """The `metrics:` section; the token defaults to $NUDGE_METRICS_TOKEN (unset: /metrics answers 404)."""
+    node = check.mapping(top.get("metrics"), "metrics", ["token"])
+    if "token" in node:
+        return MetricsSettings(token=check.scalar(node, "metrics", "token", str, "", check=_metrics_token))
+    token = check.resolve("${NUDGE_METRICS_TOKEN:-}", 0, "metrics.token")
+    problem = _metrics_token(token)
+    if problem:  # no line to name: the value came from the environment alone
+        check.issue(None, "metrics.token", f"{problem} (from NUDGE_METRICS_TOKEN)")
+        return MetricsSettings()
+    return MetricsSettings(token=token)
 
 
 def _providers_section(

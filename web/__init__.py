@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             ]
         )
     redaction.register_secret(settings.web.secret_key)
+    redaction.register_secret(settings.metrics.token)  # never in a log line, whatever logs the request
 
     app = Flask(
         __name__,
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     access.init_app(app)  # before CSRF: a non-member gets 404 whatever the method or token
     csrf.init_app(app)
 
-    from web import auth, connections, health, home, signup, webhooks
+    from web import auth, connections, health, home, metrics, signup, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(signup.bp)
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(connections.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    metrics.init_app(app, settings.metrics.token, services.store, services.clock.now)
     api.init_api(app, settings)  # /api/v1 (after CSRFProtect: its checks run after the membership check)
     access.check_rules(app)
 

@@ -4,6 +4,9 @@ Providers limit calls per tenant (QuickBooks 500/min and 10 at once per realm, X
 once per organisation), so every client of one tenant in a process must share one limiter:
 `TenantLimiters` hands out that one instance per key. Providers with richer signals (Xero's
 remaining-calls headers) extend `TenantRateLimiter` through `extra_wait` and `after_wait`.
+
+Every wait for a tenant's limits is counted (`limit_waits()`): the sync records the counts of its turn in
+`sync_runs`, where GET /metrics (another process) reads how often and how long workers waited.
 """
 
 from __future__ import annotations
@@ -13,10 +16,37 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 WINDOW_SECONDS = 60.0
 MIN_SLEEP_SECONDS = 0.01  # never spin on a zero or negative wait
+
+
+@dataclass(frozen=True, slots=True)
+class LimitWaits:
+    """How many times calls waited for a tenant's limits and for how many seconds in all."""
+
+    count: int = 0
+    seconds: float = 0.0
+
+    def since(self, earlier: LimitWaits) -> LimitWaits:
+        """The waits counted after `earlier` (a reading of the same limiter)."""
+        return LimitWaits(max(0, self.count - earlier.count), max(0.0, self.seconds - earlier.seconds))
+
+
+@runtime_checkable
+class CountsLimitWaits(Protocol):
+    """An adapter that can tell how often its calls waited for the tenant's limits (the limiter's counters)."""
+
+    def limit_waits(self) -> LimitWaits:
+        """The counters now; subtract an earlier reading (`LimitWaits.since`) for the waits in between."""
+        ...
+
+
+def read_limit_waits(adapter: object) -> LimitWaits:
+    """The limit-wait counters of `adapter` (zero for one that does not count them, e.g. a test fake)."""
+    return adapter.limit_waits() if isinstance(adapter, CountsLimitWaits) else LimitWaits()
 
 
 class TenantRateLimiter:
@@ -32,7 +62,9 @@ class TenantRateLimiter:
     ) -> None:
         self.per_minute = per_minute
         self.concurrent = max(1, concurrent)
-        self.waited = 0.0  # seconds spent waiting for the budget (reported by benches and tests)
+        self.waited = 0.0  # seconds spent waiting for the budget (reported by benches, tests and sync_runs)
+        self.waits = 0  # how many such waits
+        self._counts_lock = threading.Lock()
         self._sleep = sleep
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -79,10 +111,22 @@ class TenantRateLimiter:
         """Seconds since the oldest call still in the window (None when the window is empty)."""
         return now - self._recent[0] if self._recent else None
 
-    def pause(self, seconds: float) -> None:
-        """Sleep `seconds` through the injected sleep, counted in `waited`."""
-        self.waited += seconds
+    def pause(self, seconds: float, *, limit: bool = True) -> None:
+        """Sleep `seconds` through the injected sleep; a wait for the limits (`limit`) is counted."""
+        if limit:
+            self.record_wait(seconds)
         self._sleep(seconds)
+
+    def record_wait(self, seconds: float) -> None:
+        """Count one wait of `seconds` for the tenant's limits (the caller sleeps it through its own sleep)."""
+        with self._counts_lock:
+            self.waits += 1
+            self.waited += seconds
+
+    def limit_waits(self) -> LimitWaits:
+        """How often and how long calls of this tenant waited for its limits since the limiter was made."""
+        with self._counts_lock:
+            return LimitWaits(self.waits, self.waited)
 
     @contextmanager
     def slot(self) -> Iterator[None]:

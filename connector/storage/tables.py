@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -399,7 +400,7 @@ class Activity(Base):
 
 
 class SyncRun(Base):
-    """One sync of one connection: calls made, changes, duration, outcome."""
+    """One sync of one connection: calls made, changes, duration, outcome, waits on the provider's limits."""
 
     __tablename__ = "sync_runs"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -411,6 +412,10 @@ class SyncRun(Base):
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str] = mapped_column(String(20), default="running")
     error: Mapped[str] = mapped_column(Text, default="")
+    # How often and how long the worker waited on the provider's limits during the turn this sync began (the
+    # tenant limiter's counters; GET /metrics reads them here because the web and the worker are two processes).
+    limit_waits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    limit_wait_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class WebhookDelivery(Base):

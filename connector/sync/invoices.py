@@ -4,12 +4,16 @@ Each page is stored in one transaction together with the cursor after it, so an 
 resumes where it stopped; upserts are idempotent, so re-reading an inclusive boundary is harmless.
 Paid, voided and deleted invoices cancel their pending actions in the same transaction; the page's
 money objects (payments, credits, overpayments, prepayments) replace their stored rows there too.
+
+The sync's `sync_runs` row records its calls and how often and how long they waited for the provider's limits
+(the tenant limiter's counters, read before and after); the worker's turn adds the waits of its planning and
+execution to the same row (`add_limit_waits`), so the row counts every wait of the turn it began.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -18,6 +22,7 @@ from connector.domain.actions import ActionKind
 from connector.domain.model import ActionState, CustomerSnapshot, InvoiceSnapshot, InvoiceStatus, PaymentKind
 from connector.errors import ProviderError
 from connector.ports import AccountingAdapter, Page
+from connector.ratelimit.tenant import LimitWaits, read_limit_waits
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action, Customer, Invoice, Payment, SyncCursor, SyncRun
 
@@ -40,6 +45,8 @@ class SyncReport:
     closed: int
     quarantined: int
     cancelled_actions: int
+    run_id: int = 0  # its sync_runs row
+    limit_waits: LimitWaits = field(default_factory=LimitWaits)  # waits for the provider's limits during the sync
 
 
 def sync_connection(
@@ -53,6 +60,7 @@ def sync_connection(
 ) -> SyncReport:
     """Sync `connection_id` through `adapter`; a full reconcile when none ran within `full_reconcile_every`."""
     started = now()
+    waits_from = read_limit_waits(adapter)
     with store.unit_of_work() as uow:
         cursor_row = uow.session.get(SyncCursor, (connection_id, INVOICE_ENTITY))
         run = SyncRun(connection_id=connection_id, started_at=started)
@@ -99,10 +107,12 @@ def sync_connection(
                     mark_credits_read(uow, connection_id, started)
                 uow.commit()
     except ProviderError as exc:
-        _finish_run(store, run_id, now(), calls, changed, quarantined, "failed", exc.user_message)
+        waits = read_limit_waits(adapter).since(waits_from)
+        _finish_run(store, run_id, now(), calls, changed, quarantined, "failed", exc.user_message, waits)
         raise
-    _finish_run(store, run_id, now(), calls, changed, quarantined, "ok", "")
-    return SyncReport(connection_id, full, pages, calls, changed, closed, quarantined, cancelled)
+    waits = read_limit_waits(adapter).since(waits_from)
+    _finish_run(store, run_id, now(), calls, changed, quarantined, "ok", "", waits)
+    return SyncReport(connection_id, full, pages, calls, changed, closed, quarantined, cancelled, run_id, waits)
 
 
 def _store_page(uow: UnitOfWork, connection_id: int, page: Page, at: datetime) -> tuple[int, int, int]:
@@ -280,7 +290,15 @@ def drop_stale_unapplied(uow: UnitOfWork, connection_id: int, listed: set[tuple[
 
 
 def _finish_run(
-    store: Store, run_id: int, at: datetime, calls: int, changes: int, quarantined: int, outcome: str, error: str
+    store: Store,
+    run_id: int,
+    at: datetime,
+    calls: int,
+    changes: int,
+    quarantined: int,
+    outcome: str,
+    error: str,
+    waits: LimitWaits,
 ) -> None:
     with store.unit_of_work() as uow:
         run = uow.session.get(SyncRun, run_id)
@@ -291,4 +309,23 @@ def _finish_run(
             run.quarantined = quarantined
             run.outcome = outcome
             run.error = error
+            run.limit_waits = waits.count
+            run.limit_wait_seconds = waits.seconds
             uow.commit()
+
+
+def add_limit_waits(store: Store, run_id: int, waits: LimitWaits) -> None:
+    """Add `waits` (of the rest of the turn: planning and execution) to sync run `run_id`'s counters."""
+    if not run_id or not waits.count:
+        return
+    with store.unit_of_work() as uow:
+        uow.session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id)
+            .values(
+                limit_waits=SyncRun.limit_waits + waits.count,
+                limit_wait_seconds=SyncRun.limit_wait_seconds + waits.seconds,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        uow.commit()

@@ -25,9 +25,10 @@ from connector.outbox.executor import ExecutionReport, Executor, ReminderSender
 from connector.outbox.planning import PlanReport, plan_connection
 from connector.outbox.send_window import WindowGate
 from connector.ports import AccountingAdapter
+from connector.ratelimit.tenant import LimitWaits, read_limit_waits
 from connector.storage.tables import Connection
 from connector.sync.credits import credits_read_since, refresh_open_credits
-from connector.sync.invoices import SyncReport, sync_connection
+from connector.sync.invoices import SyncReport, add_limit_waits, sync_connection
 from connector.tasks.service import StoreTaskDesk
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,32 @@ def _turn(
     synced = sync_connection(
         services.store, adapter, connection_id, now, full_reconcile_every=reconcile_every(settings)
     )
+    after_sync = read_limit_waits(adapter)
+    try:
+        planned, executed = _plan_and_execute(services, adapter, connection_id, owner, reminders, renew, should_stop)
+    finally:  # the waits of planning (credit reads) and execution count with the sync run of this turn
+        _count_waits(services, synced.run_id, read_limit_waits(adapter).since(after_sync))
+    return ConnectionTurn(synced, planned, executed)
+
+
+def _count_waits(services: Services, run_id: int, waits: LimitWaits) -> None:
+    try:
+        add_limit_waits(services.store, run_id, waits)
+    except StorageError:  # the database is away: the turn's own outcome is what matters; the figure is lost
+        log.warning("could not record the rate-limit waits of sync run %s", run_id)
+
+
+def _plan_and_execute(
+    services: Services,
+    adapter: AccountingAdapter,
+    connection_id: int,
+    owner: str,
+    reminders: ReminderSender | None,
+    renew: Callable[[], object],
+    should_stop: Callable[[], bool],
+) -> tuple[PlanReport, ExecutionReport]:
+    settings = services.settings
+    now = services.clock.now
     renew()
     rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
     planned = plan_connection(
@@ -146,7 +173,7 @@ def _turn(
         gate=WindowGate(services.store, settings.rules),  # the send window, re-checked at send time
     )
     executed = executor.run_due(connection_id, renew=renew, should_stop=should_stop)
-    return ConnectionTurn(synced, planned, executed)
+    return planned, executed
 
 
 def reconcile_every(settings: Settings) -> timedelta:

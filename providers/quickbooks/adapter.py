@@ -29,6 +29,7 @@ from connector.domain.money import Money
 from connector.errors import MappingError, NotFound, ProviderError, Rejected, ReplayedObjectGone, Transient
 from connector.ports import OpenCredits, Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
 from connector.ratelimit.readahead import ReadAhead, read_ahead_width
+from connector.ratelimit.tenant import LimitWaits
 from providers.quickbooks.client import Duplicate, QboClient, StaleObject, digits, quote, request_id
 from providers.quickbooks.constants import (
     CDC_MAX_OBJECTS,
@@ -138,6 +139,10 @@ class QuickBooksAdapter:
 
     def __repr__(self) -> str:
         return f"QuickBooksAdapter(realm={self.realm!r})"
+
+    def limit_waits(self) -> LimitWaits:
+        """How often and how long calls of this tenant waited for its limits (connector.ratelimit.CountsLimitWaits)."""
+        return self.client.limiter.limit_waits()
 
     @property
     def calls(self) -> int:

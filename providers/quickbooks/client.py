@@ -337,6 +337,7 @@ class QboClient:
             given = retry_after_seconds(response)
             wait = given if given is not None else self._backoff(attempt)
             if attempt < self.max_retries and wait <= self.max_retry_after_s:
+                self.limiter.record_wait(wait)  # slept by `send` through this client's sleep
                 return wait
             raise RateLimited(
                 "QuickBooks' rate limit was reached; the sync continues later.",

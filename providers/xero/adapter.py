@@ -70,6 +70,7 @@ from connector.domain.money import Money
 from connector.errors import AuthError, MappingError, NotFound, Rejected, Transient
 from connector.ports import OpenCredits, Page, ProviderSettings, Quarantined, TokenSet, TokenSource, WriteResult
 from connector.ratelimit.readahead import ReadAhead, read_ahead_width
+from connector.ratelimit.tenant import LimitWaits
 from providers.xero import mapping
 from providers.xero.client import Answer, RateLimiter, XeroClient, status_of
 from providers.xero.constants import (
@@ -182,6 +183,10 @@ class XeroAdapter:
 
     def __repr__(self) -> str:
         return f"XeroAdapter(tenant={self.tenant_id!r})"
+
+    def limit_waits(self) -> LimitWaits:
+        """How often and how long calls of this tenant waited for its limits (connector.ratelimit.CountsLimitWaits)."""
+        return self.client.limiter.limit_waits()
 
     # -- helpers ------------------------------------------------------------------------------------
     def organisation(self) -> dict[str, Any]:

@@ -185,9 +185,10 @@ class RateLimiter(TenantRateLimiter):
             )
         return wait
 
-    def sleep(self, seconds: float, *, window_passed: bool = False) -> None:
-        """Wait `seconds`; `window_passed`: the wait was Xero's Retry-After, so old counts are stale."""
-        self.pause(seconds)
+    def sleep(self, seconds: float, *, window_passed: bool = False, limit: bool = True) -> None:
+        """Wait `seconds`; `window_passed`: the wait was Xero's Retry-After, so old counts are stale; `limit`
+        False: a back-off after a failure, not a wait for the limits (not counted as one)."""
+        self.pause(seconds, limit=limit)
         if window_passed:
             self.after_wait()
 
@@ -400,7 +401,7 @@ class XeroClient:
         """Back off before another try of a retryable call, or raise `error` once the tries are spent."""
         attempts.transient += 1
         if attempts.retryable and attempts.transient < MAX_TRANSIENT_RETRIES:
-            self.limiter.sleep(self._backoff(attempts.transient))
+            self.limiter.sleep(self._backoff(attempts.transient), limit=False)
             return
         raise error from None
 

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from connector.domain.model import InvoiceSnapshot
+from connector.ratelimit.tenant import LimitWaits
 from providers.quickbooks.adapter import QuickBooksAdapter
 from providers.quickbooks.client import QboClient
 from providers.quickbooks.emulator import EmulatorHandle
@@ -57,8 +58,12 @@ def test_rs20_throttled_sync_honours_retry_after_and_finishes(
     company.seed(customers=3, invoices=25)
     _throttle(qbo, status=status, format=body_format, retry_after=7, times=2, path="/query")
     sleeps: list[float] = []
-    assert _full_sync(_adapter(company, sleeps)) == 25
+    adapter = _adapter(company, sleeps)
+    before = adapter.limit_waits()
+    assert _full_sync(adapter) == 25
     assert sleeps == [7.0, 7.0]
+    # Counted as waits for the realm's limit (the sync run records them; GET /metrics reports them).
+    assert adapter.limit_waits().since(before) == LimitWaits(2, 14.0)
     throttled = [c for c in qbo.core.calls("data", company.realm) if c.path.endswith("/query") and c.status == status]
     assert len(throttled) >= 2
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from connector.bootstrap import Services, build
 from connector.config import load_settings
-from connector.storage.tables import Connection, Invoice
+from connector.storage.tables import Connection, Invoice, SyncRun
 from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import run_connection
 from providers._emulator.kit import EmulatorKit, emulator_kit
@@ -53,6 +53,11 @@ class World:
         with self.services.store.unit_of_work() as uow:
             query = select(func.count()).select_from(Invoice).where(Invoice.connection_id == connection_id)
             return int(uow.session.scalar(query) or 0)
+
+    def limit_waits(self, connection_id: int) -> tuple[int, float]:
+        with self.services.store.unit_of_work() as uow:
+            run = uow.session.scalars(select(SyncRun).where(SyncRun.connection_id == connection_id)).one()
+            return run.limit_waits, run.limit_wait_seconds
 
     def statuses(self, connection_id: int) -> list[int]:
         return [int(c["status"]) for c in self.kit.calls("data", self.tenants[connection_id])]
@@ -111,6 +116,9 @@ def test_rs21_minute_limit_waits_and_completes(world: World) -> None:
     assert waited >= 1
     assert waited <= world.limiters[tenant].max_wait
     assert world.connection(first).last_error == ""
+    # The wait is on the turn's sync run, where GET /metrics reads it (nudge_rate_limit_waits_total).
+    assert world.limit_waits(first) == (1, waited)
+    assert world.limit_waits(second) == (0, 0.0)
 
 
 def test_rs21_day_limit_reschedules_that_tenant_after_the_window(world: World) -> None:

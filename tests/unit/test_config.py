@@ -230,3 +230,30 @@ def test_sign_in_throttle_settings_have_documented_defaults_and_are_checked() ->
         "web.login_limit_per_address: expected limits such as '5 per minute; 20 per hour', got '5 per fortnight'"
         in message
     )
+
+
+def test_metrics_token_comes_from_the_environment_is_checked_and_is_kept_out_of_reprs() -> None:
+    """metrics.token (GET /metrics): empty by default (the endpoint answers 404), $NUDGE_METRICS_TOKEN otherwise."""
+    token = "m3trics-" + "x" * 24
+    assert parse_settings("", environ={}, provider_names=[]).metrics.token == ""
+    assert load_settings(str(EXAMPLE), environ=CLEAN_ENV).metrics.token == ""
+    example = load_settings(str(EXAMPLE), environ={**CLEAN_ENV, "NUDGE_METRICS_TOKEN": token})
+    assert example.metrics.token == token
+    assert parse_settings("", environ={"NUDGE_METRICS_TOKEN": token}, provider_names=[]).metrics.token == token
+    settings = parse_settings("metrics:\n  token: ${MT}\n", environ={"MT": token}, provider_names=[])
+    assert settings.metrics.token == token
+    assert token not in repr(settings)
+
+    message = _problems("mail:\n  backend: maildir\nmetrics:\n  token: short\n")
+    assert "<config>:4:3: metrics.token: too short: use at least 16 random characters (got 5)" in message
+    message = _problems("metrics:\n  token: has a space in the middle\n")
+    assert "<config>:2:3: metrics.token: expected printable ASCII without spaces" in message
+    message = _problems("metrics:\n  tokn: abc\n")
+    assert "<config>:2:3: metrics.tokn: unknown key 'tokn'; did you mean 'token'?" in message
+    with pytest.raises(ConfigError) as error:
+        parse_settings("", environ={"NUDGE_METRICS_TOKEN": "weak"}, provider_names=[])
+    assert "metrics.token: too short" in str(error.value)
+    assert "NUDGE_METRICS_TOKEN" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        parse_settings("metrics:\n  token: ${UNSET_METRICS_TOKEN}\n", environ={}, provider_names=[])
+    assert "<config>:2:3: metrics.token: environment variable UNSET_METRICS_TOKEN is not set" in str(error.value)

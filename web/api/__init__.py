@@ -60,6 +60,7 @@ RESOURCES: tuple[str, ...] = (
     "tasks",
     "activity",
     "reports",
+    "impact",
 )
 
 SECURITY_SCHEMES = {

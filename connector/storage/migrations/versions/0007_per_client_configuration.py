@@ -208,8 +208,16 @@ def upgrade() -> None:
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.add_column(sa.Column("client_limited", sa.Boolean(), server_default="0", nullable=False))
 
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("limit_waits", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("limit_wait_seconds", sa.Float(), server_default="0", nullable=False))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.drop_column("limit_wait_seconds")
+        batch_op.drop_column("limit_waits")
+
     with op.batch_alter_table("memberships", schema=None) as batch_op:
         batch_op.drop_column("client_limited")
 
