@@ -21,6 +21,7 @@ from connector.config import Settings
 from connector.connections.token_source import StoredTokenSource
 from connector.domain.fees import ReferenceRates
 from connector.errors import StorageError
+from connector.library.starter import ensure_library
 from connector.outbox.executor import ExecutionReport, Executor, ReminderSender
 from connector.outbox.planning import PlanReport, plan_connection
 from connector.outbox.send_window import WindowGate
@@ -148,6 +149,7 @@ def _plan_and_execute(
     settings = services.settings
     now = services.clock.now
     renew()
+    seed_library(services, connection_id)
     rates = ReferenceRates(settings.statutory.uk_base_rate, settings.statutory.eu_reference_rate)
     planned = plan_connection(
         services.store,
@@ -174,6 +176,22 @@ def _plan_and_execute(
     )
     executed = executor.run_due(connection_id, renew=renew, should_stop=should_stop)
     return planned, executed
+
+
+def seed_library(services: Services, connection_id: int) -> bool:
+    """Give the connection's organization its own library (the install's starter cadences, policies and templates)
+    when it has none yet, so its plans record library versions and people can edit it; True when it seeded.
+    An install whose config names no cadences has no starter to copy: its organizations plan with the given rules."""
+    if not services.settings.cadences:
+        return False
+    with services.store.unit_of_work() as uow:
+        connection = uow.connections.by_id(connection_id)
+        if connection is None or not ensure_library(
+            uow, connection.organization_id, services.settings, services.clock.now()
+        ):
+            return False
+        uow.commit()
+        return True
 
 
 def reconcile_every(settings: Settings) -> timedelta:
