@@ -16,6 +16,7 @@ from connector.config import Settings, load_settings
 from connector.domain.model import ActionState, Role
 from connector.errors import NudgeError
 from connector.library.commands import library as library_commands
+from connector.library.starter import seed_organizations
 from connector.review.commands import COMMANDS as review_commands
 from connector.tasks.commands import tasks as tasks_commands
 
@@ -103,6 +104,7 @@ def init(context: _Context) -> None:
     os.makedirs(settings.instance_path, exist_ok=True)
     services = context.services()
     services.store.upgrade()
+    seed_organizations(services.store, settings, services.clock.now())
     click.echo(f"database ready: {_safe_url(settings.database.url)}")
 
 
@@ -116,8 +118,13 @@ def db() -> None:
 @pass_context
 def db_upgrade(context: _Context, revision: str) -> None:
     """Apply the Alembic migrations."""
-    context.services().store.upgrade(revision)
+    services = context.services()
+    services.store.upgrade(revision)
     click.echo(f"database upgraded to {revision}")
+    if revision == "head":
+        seeded = seed_organizations(services.store, context.settings, services.clock.now())
+        if seeded:
+            click.echo(f"{seeded} organization(s) given the starter library (cadences, policies, templates)")
 
 
 @main.group()

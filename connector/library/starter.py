@@ -19,7 +19,7 @@ from connector.library import audit
 from connector.library.items import DEFAULT_CADENCE_KEY
 from connector.library.resolve import CADENCE, POLICY_SECTIONS, TEMPLATE
 from connector.library.templates import builtin_templates
-from connector.storage import UnitOfWork
+from connector.storage import Store, UnitOfWork
 from connector.storage.tables import (
     ClientSettings,
     Connection,
@@ -59,6 +59,23 @@ def ensure_library(uow: UnitOfWork, organization_id: int, settings: Settings, no
     _assign_legacy_cadences(uow, organization_id, cadence_ids)
     uow.session.flush()
     return True
+
+
+def seed_organizations(store: Store, settings: Settings, now: datetime) -> int:
+    """Seed every organization that has no library yet (those created before libraries existed), one transaction
+    each; how many were seeded. `nudge db upgrade` runs it, so reading a library never has to write one."""
+    if not settings.cadences:
+        return 0
+    with store.unit_of_work() as uow:
+        seeded_ids = select(LibraryItem.organization_id).distinct()
+        bare = list(uow.session.scalars(select(Organization.id).where(Organization.id.not_in(seeded_ids))))
+    count = 0
+    for organization_id in bare:
+        with store.unit_of_work() as uow:
+            if ensure_library(uow, organization_id, settings, now):
+                uow.commit()
+                count += 1
+    return count
 
 
 def _has_library(uow: UnitOfWork, organization_id: int) -> bool:

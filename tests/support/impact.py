@@ -15,7 +15,7 @@ from connector.domain.policy_parsing import policy_from_dict
 from connector.library.resolve import CADENCE
 from connector.storage import Store
 from connector.storage.tables import ClientSettings, Connection, Customer, Invoice
-from tests.support.library import seed_library
+from tests.support.library_rows import seed_library
 
 NOW = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)  # a Monday morning, before any step
 DUE = date(2026, 11, 4)

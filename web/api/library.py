@@ -268,8 +268,7 @@ def _read_routes(segment: str, kind: str) -> None:
     @blp.response(200, ItemPage)
     @_named(segment, "list", f"The organization's {label}s at their current versions, by id.")
     def list_view(args: dict[str, Any], org_id: int) -> dict[str, Any]:
-        with services().store.unit_of_work() as uow:
-            _seeded(uow, org_id)
+        with services().store.unit_of_work() as uow:  # a GET never writes: organizations are seeded when created
             page = page_request(args)
             after = int(page.position) if isinstance(page.position, int) else 0
             rows = sorted((i for i in items.list_items(uow, org_id, kind) if i.id > after), key=lambda i: i.id)

@@ -3,7 +3,7 @@ restore, versions, usage for every kind; refusals as problems naming the field; 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,9 +17,10 @@ from connector.accounts import tokens
 from connector.config import Settings
 from connector.domain.model import Role
 from connector.library import audit
+from connector.library.starter import ensure_library
 from connector.storage import Store
 from connector.storage.tables import Membership, MembershipClient
-from tests.support.databases import fresh_postgres_schema
+from tests.support.databases import Database
 from tests.support.domain import utc
 from tests.support.library import add_client, add_customer, starter_settings
 
@@ -27,20 +28,11 @@ PROBLEM = "application/problem+json"
 KINDS = ("cadences", "late_fees", "discounts", "payment_plans", "templates")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """The web app's database on each backend (PostgreSQL: a fresh schema, pinned by the URL's search_path)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'web.sqlite3'}"
-        return
-    for database in fresh_postgres_schema():
-        yield f"{database.url}?options=-csearch_path%3D{database.schema}"
-
-
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    starter = starter_settings(database_url)
-    return replace(starter, database=replace(starter.database, url=database_url))
+def settings(database: Database) -> Settings:
+    """The install's settings with a starter library, over the test's database (tests/conftest.py: each backend)."""
+    starter = starter_settings(database.url)
+    return replace(starter, database=replace(starter.database, url=database.url))
 
 
 class Api:
@@ -65,10 +57,12 @@ class Api:
 
 
 @pytest.fixture
-def api_for(app: Flask, store: Store, make_user: Callable[..., Any]) -> Callable[..., Api]:
+def api_for(app: Flask, store: Store, settings: Settings, make_user: Callable[..., Any]) -> Callable[..., Api]:
     def make(org_name: str = "Alpha Books", role: Role = Role.OWNER) -> Api:
         account = make_user(org_name, role)
         with store.unit_of_work() as uow:
+            # as when an organization is created (sign-up, `nudge users create`, `nudge db upgrade` for older ones)
+            ensure_library(uow, account.org_id, settings, utc(2026, 1, 5))
             created = tokens.create(
                 uow,
                 user_id=account.user_id,
@@ -254,8 +248,8 @@ def test_the_openapi_document_covers_the_library_and_audit(client: FlaskClient) 
     assert "get" in paths["/api/v1/orgs/{org_id}/audit"]
 
 
-def test_the_app_runs_on_the_backend_asked_for(store: Store, database_url: str) -> None:
-    expected = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+def test_the_app_runs_on_the_backend_asked_for(store: Store, database: Database) -> None:
+    expected = "postgresql" if database.url.startswith("postgresql") else "sqlite"
     assert store.dialect == expected
 
 
