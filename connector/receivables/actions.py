@@ -11,7 +11,7 @@ Each checks the state first (InUse, saying what the action is now), records an a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +20,6 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from connector.domain.actions import ActionKind
 from connector.domain.model import ActionState
 from connector.errors import InUse, InvalidInput, UnknownRecord
-from connector.library import audit
 from connector.receivables.common import (
     DEFAULT_LIMIT,
     Page,
@@ -38,6 +37,7 @@ from connector.receivables.views import ActionView, action_view
 from connector.review import ReviewError
 from connector.review import approve as review_approve
 from connector.review import skip as review_skip
+from connector.review.service import record_action_change
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import Connection
@@ -187,7 +187,9 @@ def retry_action(
         if not changed.rowcount:  # type: ignore[attr-defined]
             raise InUse(f"action {action_id} changed meanwhile: look again before retrying it", "state")
         _wake(connection, now)
-        _record(uow, connection, row, "action.retried", actor, now, before, {"state": "planned", "attempts": 0})
+        record_action_change(
+            uow, connection, row, "action.retried", actor, now, before, {"state": "planned", "attempts": 0}
+        )
         uow.commit()
     return get_action(store, org_id, action_id, connection_ids=connection_ids)
 
@@ -226,7 +228,7 @@ def mark_sent(
         if not changed.rowcount:  # type: ignore[attr-defined]
             raise InUse(f"action {action_id} changed meanwhile: look again before marking it", "state")
         after = {"state": "done", "marked_sent_by": actor, "marked_sent_at": now.isoformat()}
-        _record(uow, connection, row, "action.marked_sent", actor, now, before, after)
+        record_action_change(uow, connection, row, "action.marked_sent", actor, now, before, after)
         uow.commit()
     return get_action(store, org_id, action_id, connection_ids=connection_ids)
 
@@ -295,37 +297,3 @@ def _wake(connection: Connection, now: datetime) -> None:
     """The connection's worker turn comes at the next tick, so what was released goes out when due."""
     if connection.next_run_at is None or connection.next_run_at > now:
         connection.next_run_at = now
-
-
-def _record(
-    uow: UnitOfWork,
-    connection: Connection,
-    row: ActionRow,
-    kind: str,
-    actor: str,
-    now: datetime,
-    before: Mapping[str, object],
-    after: Mapping[str, object],
-) -> None:
-    """The activity and the audit entry of one person's operation on one action."""
-    uow.activities.record(
-        connection.organization_id,
-        kind,
-        row.key,
-        connection_id=connection.id,
-        actor=actor,
-        detail={"kind": row.kind, "invoice": row.invoice_external_id, "customer": row.customer_external_id},
-        at=now,
-    )
-    audit.record(
-        uow,
-        organization_id=connection.organization_id,
-        actor=actor,
-        at=now,
-        entity="action",
-        entity_id=row.id,
-        change="update",
-        before=before,
-        after={**after, "operation": kind.removeprefix("action.")},
-        connection_id=connection.id,
-    )

@@ -10,7 +10,7 @@ nothing waiting.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -248,7 +248,16 @@ def approve(
             ended = True
         else:
             for row in rows:
-                _record_decision(uow, connection, row, "action.approved", actor, now, ActionState.AWAITING_APPROVAL)
+                record_action_change(
+                    uow,
+                    connection,
+                    row,
+                    "action.approved",
+                    actor,
+                    now,
+                    {"state": ActionState.AWAITING_APPROVAL.value},
+                    {"state": row.state},
+                )
             ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
@@ -287,23 +296,27 @@ def skip(
             row.state = ActionState.SKIPPED.value
             row.error = f"skipped by {actor}" if actor else "skipped"
             row.updated_at = now
-            _record_decision(uow, connection, row, "action.skipped", actor, now, before)
+            record_action_change(
+                uow, connection, row, "action.skipped", actor, now, {"state": before.value}, {"state": row.state}
+            )
         ended = bool(rows) and _end_review_if_done(uow, connection, actor, now)  # unknown keys end nothing
         report = _report(uow, connection_id, rows, keys, ended)
         uow.commit()
         return report
 
 
-def _record_decision(
+def record_action_change(
     uow: UnitOfWork,
     connection: Connection,
     row: ActionRow,
     kind: str,
     actor: str,
     now: datetime,
-    before: ActionState,
+    before: Mapping[str, object],
+    after: Mapping[str, object],
 ) -> None:
-    """The activity and the audit entry of one person's decision on one action (approved, skipped)."""
+    """The activity and the audit entry of one person's operation on one action (approved, skipped, retried, …);
+    the audit's `after` names the operation (`kind` without its "action." prefix)."""
     audit.record(
         uow,
         organization_id=connection.organization_id,
@@ -312,8 +325,8 @@ def _record_decision(
         entity="action",
         entity_id=row.id,
         change="update",
-        before={"state": before.value},
-        after={"state": row.state, "decision": kind.removeprefix("action.")},
+        before=before,
+        after={**after, "operation": kind.removeprefix("action.")},
         connection_id=connection.id,
     )
     uow.activities.record(

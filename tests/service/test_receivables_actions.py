@@ -144,7 +144,7 @@ def test_approve_releases_a_waiting_action_with_an_activity_and_an_audit_entry(
     with store.unit_of_work() as uow:
         (entry,) = entries(uow, p, entity="action", entity_id=str(waiting))
     assert entry.before == {"state": "awaiting_approval"}
-    assert entry.after == {"state": "planned", "decision": "approved"}
+    assert entry.after == {"state": "planned", "operation": "approved"}
     assert entry.actor == ANN
     with pytest.raises(InUse) as refused:
         approve_action(store, p, waiting, ANN, NOW)
@@ -178,7 +178,7 @@ def test_skip_drops_a_planned_or_waiting_action_and_refuses_others(store: Store,
     with store.unit_of_work() as uow:
         (entry,) = entries(uow, p, entity="action", entity_id=str(planned))
     assert entry.before == {"state": "planned"}
-    assert entry.after == {"state": "skipped", "decision": "skipped"}
+    assert entry.after == {"state": "skipped", "operation": "skipped"}
     with pytest.raises(InUse) as refused:
         skip_action(store, p, done, ANN, NOW)
     assert refused.value.user_message == (
