@@ -52,9 +52,15 @@ class OrganizationView:
     name: str
 
 
+MAX_ROW_ID = 2**31 - 1  # ids are 32-bit INTEGER columns; a larger number names no row (and SQLite cannot bind it)
+
+
 def enforce_membership() -> ResponseReturnValue | None:
-    """Before-request hook: for an organization-scoped route, sign-in and membership or 404 (and the client)."""
+    """Before-request hook: for an organization-scoped route, sign-in and membership or 404 (and the client).
+    Any id in the path beyond what a row can have is 404 on every route, before a query could choke on it."""
     view_args = request.view_args or {}
+    if any(isinstance(value, int) and not 0 <= value <= MAX_ROW_ID for value in view_args.values()):
+        abort(404)
     if ORG_ARG not in view_args:
         return None
     if not current_user.is_authenticated:

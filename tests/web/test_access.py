@@ -61,6 +61,32 @@ def test_every_org_route_is_404_for_members_of_another_organization(
     assert failures == []
 
 
+@pytest.mark.parametrize("huge", [2**31, 10**30])
+def test_ids_beyond_any_row_are_404_on_every_route_never_a_database_error(
+    app: Flask,
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    login: Callable[..., TestResponse],
+    token_of: Callable[[str], str],
+    huge: int,
+) -> None:
+    alice = make_user("Alpha Books", Role.OWNER)
+    assert login(client, alice.email, alice.password).status_code == 302
+    token = token_of(client.get(f"/orgs/{alice.org_id}/").text)
+    failures = []
+    for rule in org_rules(app):
+        for method in sorted(rule.methods or set()):
+            for org_id, other_id in ((huge, 1), (alice.org_id, huge)):
+                if other_id == huge and not any(
+                    isinstance(rule._converters.get(n), IntegerConverter) for n in rule.arguments if n != "org_id"
+                ):
+                    continue
+                response = send(client, method, rule_url(app, rule, org_id, other_id=other_id), token)
+                if response.status_code != 404:
+                    failures.append(f"{method} {rule.rule} ({org_id}, {other_id}): {response.status_code}")
+    assert failures == []
+
+
 def _problem(response: TestResponse) -> tuple[str, dict[str, Any]]:
     """An API error as (content type, body without `instance`, which is the request's own path)."""
     body = dict(response.get_json(force=True))
