@@ -109,6 +109,11 @@ def _bool(data: Mapping[str, Any], key: str, where: _Where, default: bool) -> bo
     return value
 
 
+# Amounts, rates and caps beyond this are typing mistakes, and would overflow money's rounding (and the
+# database's NUMERIC(20, 4)) further on; an amount stored there is at most 10^16.
+MAX_POLICY_NUMBER = Decimal(10) ** 12
+
+
 def _decimal(data: Mapping[str, Any], key: str, where: _Where, *, positive: bool = False) -> Decimal | None:
     value = data.get(key)
     if value is None:
@@ -122,8 +127,12 @@ def _decimal(data: Mapping[str, Any], key: str, where: _Where, *, positive: bool
         number = to_decimal(value)
     except (TypeError, ValueError) as exc:
         raise where.error(key, f"expected a number, got {value!r}") from exc
+    if not number.is_finite():
+        raise where.error(key, f"expected a number, got {value!r}")
     if number < 0 or (positive and number == 0):
         raise where.error(key, f"must be {'above' if positive else 'at least'} zero, got {value!r}")
+    if number > MAX_POLICY_NUMBER:
+        raise where.error(key, f"must be at most {MAX_POLICY_NUMBER:,}, got {value!r}")
     return number
 
 

@@ -282,3 +282,10 @@ def test_the_documented_example_parses() -> None:
     assert standard.send_time == time(9, 30)
     assert parsed.late_fees["monthly_interest"].annual_rate == Decimal("18.0")
     assert parsed.payment_plans["monthly"].remind_offsets == (-3, 0, 2)
+
+
+@pytest.mark.parametrize("value", ["1e308", "Infinity", "NaN", "-Infinity", 10**13])
+def test_numbers_a_policy_cannot_mean_are_refused_by_field(value: object) -> None:
+    """A fee of 1e308 (or NaN) would pass "at least zero" and then break money rounding in the planner."""
+    with pytest.raises(PolicyError, match="field 'amount'"):
+        policy_from_dict({"late_fees": {"f": {"kind": "flat", "amount": value}}})
