@@ -66,7 +66,7 @@ from connector.outbox.send_window import SendGate, SendVerdict
 from connector.ports import AccountingAdapter
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Connection, InvoiceOverride
+from connector.storage.tables import Connection, Customer, InvoiceOverride
 
 log = logging.getLogger(__name__)
 
@@ -336,6 +336,7 @@ class Executor:
             connection_id,
             {invoice_id: self.adapter.get_invoice(invoice_id) for invoice_id in action.invoice_external_ids},
             action.local_date,
+            action.customer_external_id,
         )
         if action.kind is ActionKind.REMIND:
             # an invoice people held since the plan is left out of the reminder (the others still go)
@@ -444,11 +445,17 @@ class Executor:
         raise Rejected(f"unknown action kind {action.kind.value!r}")
 
     def _with_overrides(
-        self, connection_id: int, current: dict[str, InvoiceSnapshot | None], local_today: date
+        self,
+        connection_id: int,
+        current: dict[str, InvoiceSnapshot | None],
+        local_today: date,
+        customer_external_id: str = "",
     ) -> tuple[dict[str, InvoiceSnapshot | None], dict[str, str]]:
         """The ledger's invoices as the planner saw them, with each agreed due date (an invoice override) in place
         of the ledger's (an action planned from an agreed date is in the same cycle, not a changed one), and the
-        invoices people held since the plan (excluded, disputed, paused on `local_today`) with the reason why."""
+        invoices people held since the plan (excluded, disputed, paused on `local_today`, or their customer
+        excluded, disputed, paused or under a promise to pay) with the reason why."""
+        customer_hold = self._customer_hold(connection_id, customer_external_id, local_today)
         with self.store.unit_of_work() as uow:
             rows = uow.session.execute(
                 select(
@@ -475,7 +482,34 @@ class Executor:
                 held[invoice_id] = f"{name} is in dispute" + (f": {reason}" if reason else "")
             elif paused_until is not None and local_today < paused_until:
                 held[invoice_id] = f"chasing of {name} is paused until {paused_until.isoformat()}"
+        if customer_hold:
+            for invoice_id in current:
+                held.setdefault(invoice_id, customer_hold)
         return current, held
+
+    def _customer_hold(self, connection_id: int, customer_external_id: str, local_today: date) -> str:
+        """Why the customer may not be chased on `local_today` (set by a person after the plan), or ""."""
+        if not customer_external_id:
+            return ""
+        with self.store.unit_of_work() as uow:
+            row = uow.session.scalars(
+                select(Customer).where(
+                    Customer.connection_id == connection_id, Customer.external_id == customer_external_id
+                )
+            ).first()
+        if row is None:
+            return ""
+        name = f"customer {row.name or row.external_id}"
+        promised = row.promise_to_pay_until
+        if row.excluded:
+            return f"{name} is excluded from chasing"
+        if row.dispute:
+            return f"{name} is in dispute" + (f": {row.dispute_reason}" if row.dispute_reason else "")
+        if row.paused_until is not None and local_today < row.paused_until:
+            return f"chasing of {name} is paused until {row.paused_until.isoformat()}"
+        if promised is not None and local_today <= promised + timedelta(days=max(row.promise_grace_days or 0, 0)):
+            return f"{name} promised to pay by {promised.isoformat()}"
+        return ""
 
     @staticmethod
     def _same_cycle(action: Action, invoice: InvoiceSnapshot) -> bool:

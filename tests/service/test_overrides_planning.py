@@ -202,3 +202,27 @@ def test_a_kept_promise_is_logged_as_kept_even_with_an_unknown_customer_zone(sto
             for row in uow.session.scalars(select(Activity).where(Activity.connection_id == cid))
         ]
     assert logged == [(PROMISE_KEPT, "300.00 GBP", "300.00 GBP")]
+
+
+def test_a_customer_paused_or_disputed_after_the_plan_gets_nothing_at_send_time(store: Store) -> None:
+    """A person pauses (or disputes) the customer after today's plan: the reminder already planned is cancelled
+    with the reason, not sent; a promise to pay within its grace holds the same way."""
+    for hold, reason in (
+        ({"paused_until": date(2026, 11, 30)}, "chasing of customer Cust One is paused until 2026-11-30"),
+        ({"dispute": True, "dispute_reason": "wrong rate"}, "customer Cust One is in dispute: wrong rate"),
+        ({"promise_to_pay_until": date(2026, 11, 14), "promise_grace_days": 3}, "promised to pay by 2026-11-14"),
+    ):
+        cid = setup(store, [snapshot(1)])
+        customer(store, cid)
+        plan_connection(store, cid, RULES, NOW)
+        with store.unit_of_work() as uow:
+            row = uow.session.scalars(select(Customer).where(Customer.connection_id == cid)).one()
+            for name, value in hold.items():
+                setattr(row, name, value)
+            uow.commit()
+        outbox = Outbox()
+        Executor(store, FakeLedger([snapshot(1)]), outbox, lambda: NOW, "w1").run_due(cid)
+        assert outbox.sent == []
+        [reminder] = rows(store, cid)
+        assert reminder.state == "cancelled"
+        assert reason in reminder.error
