@@ -17,7 +17,7 @@ from connector.bootstrap import Services, build
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConfigIssue
 from connector.vault import redaction
-from web import access, api, security, throttle
+from web import access, api, pages, security, throttle
 from web.api.problems import from_http_exception, is_api_request
 from web.extensions import SERVICES_KEY, csrf, login_manager
 
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(connections.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    pages.register(app)
     metrics.init_app(app, settings.metrics.token, services.store, services.clock.now)
     api.init_api(app, settings)  # /api/v1 (after CSRFProtect: its checks run after the membership check)
     access.check_rules(app)

@@ -1,0 +1,7 @@
+"""The overview screen."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("overview_page", __name__)
