@@ -1,6 +1,6 @@
 """The pages in a real browser, on the demo's data.
 
-`demo_world` runs `nudge demo` (three weeks, both emulated companies) once per test worker and keeps its folder
+`demo_world` runs `nudge demo` (three weeks, both emulated companies) once per test session and keeps its folder
 pristine; every test gets its own copy (`world`: database, outbox and config), an app on it whose clock stands
 at the demo's end, and a live server. `browse(width)` opens a signed-in Chromium page at 1440 or 390 px;
 `check(page, name)` saves a full-page screenshot under tests/web/screenshots/ (ignored by git: look at them)
@@ -9,6 +9,7 @@ and runs axe-core on the page: any serious or critical violation fails the test 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import threading
@@ -62,11 +63,24 @@ class World:
 
 @pytest.fixture(scope="session")
 def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's folder after `nudge demo --days 21 --start 2026-11-09` (once per test worker; never changed)."""
+    """The demo's folder after `nudge demo --days 21 --start 2026-11-09`: run once per test session, shared by the
+    xdist workers (the first one runs it under a file lock, the others wait and reuse it; never changed after)."""
     from providers._emulator.demo import run_demo
 
-    out = tmp_path_factory.mktemp("demo") / "demo-out"
-    run_demo(days=DEMO_DAYS, start=DEMO_START, out=out, echo=lambda line: None)
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's base is <session root>/popen-gwN: the root is common to the session's workers.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = shared / "pages-demo" / "demo-out"
+    done = shared / "pages-demo" / "done"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(shared / "pages-demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                run_demo(days=DEMO_DAYS, start=DEMO_START, out=out, echo=lambda line: None)
+                done.write_text("ok\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return out
 
 
