@@ -10,7 +10,7 @@ from flask import Flask
 import web
 
 WEB = Path(web.__file__).parent
-SHARED = {"base.html", "error.html", "oauth_redirect.html"}  # the layout, the app's error pages, the OAuth hop
+SHARED = {"base.html", "_ui.html", "error.html", "oauth_redirect.html"}  # layout, macros, error pages, OAuth hop
 _RENDERED = re.compile(r"""(?:render_template\(\s*|^\s*)"([\w/]+\.html)\"""", re.M)
 _REFERENCED = re.compile(r"""{%-?\s*(?:extends|include|import|from)\s+"([^"]+)\"""")
 
@@ -24,7 +24,10 @@ def test_every_template_sits_in_its_blueprints_folder_or_is_shared(app: Flask) -
     for name in _templates():
         folder, _, _rest = name.rpartition("/")
         if folder:
-            assert folder in app.blueprints, f"{name}: {folder}/ names no blueprint"
+            # A page's blueprint is `<module>_page` (web/pages) with its templates in `<module>/`.
+            assert folder in app.blueprints or f"{folder}_page" in app.blueprints, (
+                f"{name}: {folder}/ names no blueprint"
+            )
         else:
             assert name in SHARED, f"{name} belongs in the folder of the blueprint that renders it"
 
