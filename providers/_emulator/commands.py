@@ -33,7 +33,7 @@ def emulator(ctx: click.Context, provider: str) -> None:
     "--start",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help="First simulated day (YYYY-MM-DD, midnight UTC); default today.",
+    help="First simulated day (YYYY-MM-DD, midnight UTC); default: DAYS days ago, so the last one is yesterday.",
 )
 def demo(days: int, out: str, seed: int, start: datetime | None) -> None:
     """Run the whole job against the bundled QuickBooks and Xero emulators and print what happened."""

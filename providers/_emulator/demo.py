@@ -1,15 +1,33 @@
 """`nudge demo`: the whole job against the bundled emulators, 60 simulated days in a few minutes.
 
 Two realistic companies (one per provider) are seeded: a QuickBooks company in New York (US-NY holidays,
-America/New_York) and a Xero organisation in London (GB holidays, Europe/London), connected through the real
-OAuth flows; Nudge takes each connection's zone and holiday calendar from the ledger itself. A new connection
-starts in its onboarding review: the first day's turns sync and plan, nothing goes out; at that day's last
-tick the owner reads each review (what would go out, what is held) and approves it as `nudge approve --all`
-does (connector.review), and chasing starts. Then the clocks of Nudge and the emulators advance six hours at
-a time (so every customer's send window, from Sydney to New York, gets a worker tick). Call tasks and hand-overs
-become people's tasks (connector.tasks): on weekdays the demo's accountant makes every other call a day after it
-fell due and records what was said (a ledger note, as the call step asks); the rest stay open. Each day prints
-what was sent, noted, charged and collected; the end prints a summary.
+America/New_York) and a Xero organisation in London (GB holidays, Europe/London). The demo practice signs up
+(its library seeded from the starter cadences, as sign-up does), connects both through the real OAuth flows
+(Nudge takes each connection's zone and holiday calendar from the ledger itself) and picks each client's
+cadence in its settings. A first sync brings the customers in; the accountant sets their details through the
+same services the customer page uses (zones, locales, two disputes with their reasons, and a customer with an
+older debt put on the library's `long_overdue` cadence). A new connection starts in its onboarding review: the
+first day's turns sync and plan, nothing goes out; at that day's last tick the owner reads each review (what
+would go out, what is held) and approves it as `nudge approve --all` does (connector.review), and chasing
+starts. Then the clocks of Nudge and the emulators advance six hours at a time (so every customer's send
+window, from Sydney to New York, gets a worker tick). Call tasks and hand-overs become people's tasks
+(connector.tasks): on weekdays the demo's accountant makes every other call a day after it fell due and records
+what was said (a ledger note, as the call step asks); the rest stay open. Each day prints what was sent, noted,
+charged and collected; the end prints a summary, then how to browse the result.
+
+So that the web app opens on a world with something in every corner of its inbox (the browser tests' 21-day run
+included), three things happen through the product's own paths (`_Story`):
+- a customer with an older debt (two invoices from the summer, in the last company; it does not pay during the
+  demo) is chased with the `long_overdue` cadence (a firm reminder at once, a call a week later, a final notice
+  handing the debt over to a person after two weeks), so hand-over tasks are open from the fifteenth day on,
+  a week before the standard cadence's first;
+- the first company's ledger holds an invoice in a currency that no longer exists (Lithuanian litas, an old
+  import): the sync cannot map it and quarantines it (`sync.quarantined`, naming the field and why);
+- for the last two working days of the run (its own calendar's: weekdays, no public holidays) the first
+  company's owner asks to approve everything before it goes out (`update_client_settings(approval="all")`, as the
+  settings screen does): what falls due from then on waits for a person's approval.
+Without `--start` the simulated days end yesterday, so the web app, which reads the real clock, looks at the
+world the morning after the demo's last day (as the browser tests do).
 
 Customers pay on a behaviour model, deterministic from the seed and the invoice number (`_habit`): some
 pay early for the discount the courtesy reminder offers, some after the first reminder, some only after
@@ -19,10 +37,10 @@ an own date on which it pays anyway. The same seeded world without Nudge is a pu
 (`_without_nudge`): no reminders, so each invoice is paid on that own date or never; its DSO and amount
 collected are reported next to the real run's (collected with Nudge: the home-currency payments the
 emulated ledgers received during the run). `demo-out/summary.json` holds the counts, each read from the
-store (done actions, synced payment and plan rows, tasks), the emails the customers received or the emulated
-ledgers, never from the behaviour model; the careful-by-default numbers (fees without a warning a week before,
-fees on the first day, final notices as a first message, reminders on a public holiday) are computed from
-what was sent and charged by providers._emulator.demo_truth.
+store (done actions, synced payment and plan rows, tasks, actions awaiting approval, quarantined invoices),
+the emails the customers received or the emulated ledgers, never from the behaviour model; the careful-by-default
+numbers (fees without a warning a week before, fees on the first day, final notices as a first message, reminders
+on a public holiday) are computed from what was sent and charged by providers._emulator.demo_truth.
 Provider specifics come from each emulator's kit (providers._emulator.kit, found through the
 `nudge.emulators` entry points).
 """
@@ -35,6 +53,8 @@ import hashlib
 import json
 import random
 import re
+import shutil
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,19 +68,24 @@ from typing import Any
 import yaml
 from sqlalchemy import func, inspect, select, text
 
-from connector.accounts.users import create_user
+from connector.accounts.users import create_organization, create_user
 from connector.bootstrap import Services, build
 from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.calendar import HolidayCalendar
 from connector.domain.dso import DEFAULT_PERIOD_DAYS, days_sales_outstanding, sales_in_period
 from connector.domain.model import Role
+from connector.library.items import list_items
+from connector.library.overrides import update_customer_overrides
+from connector.library.resolve import CADENCE
+from connector.library.settings import InstallDefaults, update_client_settings
 from connector.review import Review, approve, review_of
-from connector.storage.tables import Action, Customer, Installment, Invoice, PaymentPlan
+from connector.storage.tables import Action, Activity, Customer, Installment, Invoice, PaymentPlan
+from connector.sync.invoices import sync_connection
 from connector.tasks.service import CALL, complete_task, list_tasks
 from connector.vault.keyring import generate_key
 from connector.worker.scheduler import Lease, Worker
-from connector.worker.turn import run_connection
+from connector.worker.turn import adapter_for, reconcile_every, run_connection
 from providers._emulator.demo_truth import CarefulNumbers, careful_numbers
 from providers._emulator.kit import EmulatorKit, emulator_kit, emulator_names
 
@@ -78,6 +103,12 @@ REVIEW_TICK = 3
 APPROVAL_PICKED_UP = timedelta(minutes=1)
 DEMO_PASSWORD = "nudge-demo-password"
 DEMO_EMAIL = "demo@example.com"
+DEMO_URL = "http://127.0.0.1:5000"  # where `nudge serve` listens with the config the demo writes
+# The first company's owner asks to approve everything before it goes out for this many working days (weekdays
+# that are no public holiday of the company's) before the end.
+APPROVAL_WORKING_DAYS = 2
+OLDER_DEBT_CADENCE = "long_overdue"
+DISPUTED = {2: "Says the goods delivered were not what was ordered", 11: "Disputes the hours billed"}
 
 
 @dataclass(frozen=True)
@@ -177,7 +208,30 @@ RULES: dict[str, Any] = {
                 },
                 {"id": "final", "offset": 24, "remind": "final_notice", "escalate": True},
             ],
-        }
+        },
+        # For a customer whose debt is months old when the practice takes it on (see `_Story`): first contacted
+        # with a firm reminder (a late start's first contact is never a final notice), a call a week later, and
+        # handed over to a person after two weeks.
+        OLDER_DEBT_CADENCE: {
+            "send_time": "09:30",
+            "window": {"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00"},
+            "catch_up": "latest",
+            "steps": [
+                {
+                    "id": "overdue",
+                    "offset": 1,
+                    "remind": "firm",
+                    "note": "Long-overdue account: reminder sent by Nudge",
+                },
+                {
+                    "id": "overdue-call",
+                    "offset": 8,
+                    "call_task": "Phone about the long-overdue account before it is handed over",
+                    "record_outcome_in_ledger": True,
+                },
+                {"id": "hand-over", "offset": 15, "remind": "final_notice", "escalate": True},
+            ],
+        },
     },
     "policies": {
         "templates": ["gentle_nudge", "due_today", "firm", "final_notice", "discount_offer", "installment"],
@@ -213,6 +267,7 @@ class DayTally:
     collected: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     payments: int = 0
     calls_made: int = 0  # call tasks a person completed (the phone call made, its outcome recorded)
+    awaiting: int = 0  # actions newly waiting for a person's approval (approval mode)
 
 
 @dataclass
@@ -317,6 +372,42 @@ class _Company:
     where: str = ""  # the connection's zone and holiday calendar as Nudge took them from the ledger
     number_of: dict[str, str] = field(default_factory=dict)  # invoice id -> its number
     discount_taken: set[str] = field(default_factory=set)  # paid total less discount: no own-date payment
+    org_id: int = 0
+    story_invoices: dict[str, str] = field(default_factory=dict)  # `_Story`'s invoices (id -> number): never paid
+    story_customers: int = 0
+
+
+@dataclass(frozen=True)
+class StoryInvoice:
+    """An invoice the story adds to a ledger (outside the behaviour model: its customer does not pay in the demo)."""
+
+    number: int  # after the company's prefix: lower than the seeded ones (1001 on), as older invoices are
+    amount: Decimal
+    issued_days_before: int  # before the first simulated day
+    terms_days: int
+
+
+# A customer whose debt is months old when the practice takes the company on (chased with OLDER_DEBT_CADENCE).
+OLDER_DEBT_CUSTOMER = "Old Mill Interiors"
+OLDER_DEBT = (StoryInvoice(931, Decimal("4860.00"), 100, 30), StoryInvoice(947, Decimal("2315.50"), 85, 30))
+# An invoice an old import left in Lithuanian litas (replaced by the euro in 2015, no longer ISO 4217): the
+# sync cannot read its amounts and quarantines it.
+RETIRED_CURRENCY = "LTL"
+RETIRED_CURRENCY_CUSTOMER = "Baltic Linen Traders"
+RETIRED_CURRENCY_INVOICE = StoryInvoice(988, Decimal("12400.00"), 40, 30)
+
+
+@dataclass
+class _Story:
+    """What the web app's inbox should hold at the end, brought about through the product's own paths: an older
+    debt handed over to a person (the last company), an invoice the sync quarantines and actions waiting for
+    approval (the first company, from `approval_day` on)."""
+
+    older_debt: _Company
+    quarantine: _Company
+    approval: _Company
+    approval_day: int | None  # the simulated day (0-based) approval mode is switched on; None: never
+    older_debt_customer: str = ""  # its external id in the ledger
 
 
 def _write_config(out: Path, companies: list[_Company], base_url: str) -> Path:
@@ -375,8 +466,7 @@ def _seed(company: _Company, rng: random.Random, start: date) -> list[tuple[str,
     for n in range(profile.customers):
         currency, zone = profile.foreign[n % len(profile.foreign)] if n % 5 == 4 else (profile.currency, "")
         name = _name(rng, used)
-        email = f"accounts@{name.lower().replace(' ', '-')}.example"
-        external = kit.add_customer(company.tenant, name, email, currency)
+        external = kit.add_customer(company.tenant, name, _address(name), currency)
         customers.append((external, currency, zone, locales.get(currency, "en_US")))
     for _ in range(profile.invoices):
         customer, currency, _, _ = customers[rng.randrange(len(customers))]
@@ -399,6 +489,36 @@ def _add_invoice(company: _Company, rng: random.Random, customer: str, currency:
     company.number_of[invoice_id] = number
     company.issued.append((issued, amount, currency))
     company.habits[invoice_id] = _habit(company.seed, number, due, company.start)
+
+
+def _seed_story(story: _Story, first_day: date) -> None:
+    """The story's customers and invoices, in the ledgers before Nudge connects (no draw from the demo's random
+    numbers, so the rest of the seeded world is the same with or without them)."""
+    company, kit = story.older_debt, story.older_debt.kit
+    story.older_debt_customer = kit.add_customer(
+        company.tenant, OLDER_DEBT_CUSTOMER, _address(OLDER_DEBT_CUSTOMER), company.profile.currency
+    )
+    company.story_customers += 1
+    for invoice in OLDER_DEBT:
+        _add_story_invoice(company, story.older_debt_customer, invoice, company.profile.currency, first_day)
+    company, kit = story.quarantine, story.quarantine.kit
+    customer = kit.add_customer(
+        company.tenant, RETIRED_CURRENCY_CUSTOMER, _address(RETIRED_CURRENCY_CUSTOMER), RETIRED_CURRENCY
+    )
+    company.story_customers += 1
+    _add_story_invoice(company, customer, RETIRED_CURRENCY_INVOICE, RETIRED_CURRENCY, first_day)
+
+
+def _add_story_invoice(company: _Company, customer: str, invoice: StoryInvoice, currency: str, first_day: date) -> None:
+    number = f"{company.profile.prefix}-{invoice.number:04d}"
+    issued = first_day - timedelta(days=invoice.issued_days_before)
+    due = issued + timedelta(days=invoice.terms_days)
+    invoice_id = company.kit.add_invoice(company.tenant, customer, number, invoice.amount, currency, issued, due)
+    company.story_invoices[invoice_id] = number
+
+
+def _address(name: str) -> str:
+    return f"accounts@{name.lower().replace(' ', '-')}.example"
 
 
 def _dso(company: _Company, today: date) -> Decimal:
@@ -449,19 +569,24 @@ def run_demo(
     # Limits off: the demo compresses days into seconds, so the providers' per-minute budgets would only add waits.
     kits = [emulator_kit(name, rate_limits=False) for name in names]
     out = _fresh_folder(out)
-    first = (start or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = default_start(days) if start is None else start.astimezone(UTC)
+    first = first.replace(hour=0, minute=0, second=0, microsecond=0)
     clock = DemoClock(first)
     with _started(kits):
         companies = [_Company(PROFILES[kit.provider], kit, seed=seed, start=first.date()) for kit in kits]
         for kit in kits:
             kit.set_now(first)
         zones = {company.profile.provider: _seed(company, rng, first.date()) for company in companies}
-        config = _write_config(out, companies, "http://127.0.0.1:5000")
+        approval_day = _approval_day(days, first.date(), companies[0])
+        story = _Story(companies[-1], companies[0], companies[0], approval_day=approval_day)
+        _seed_story(story, first.date())
+        config = _write_config(out, companies, DEMO_URL)
         services = build(load_settings(str(config)), clock=clock)
         services.store.upgrade()
-        _connect_companies(services, companies, zones, rng, clock)
+        _connect_companies(services, companies, zones, story)
         _announce(echo, companies, days, first, out)
-        run = _Simulation(services, companies, _demo_worker(services, clock), clock, rng, echo, _Outbox(out / "outbox"))
+        worker = _demo_worker(services, clock)
+        run = _Simulation(services, companies, worker, clock, rng, echo, _Outbox(out / "outbox"), story)
         for day in range(days):
             run.day(first, day)
         run.last_sync()
@@ -476,6 +601,7 @@ def run_demo(
             home_countries={c.connection_id: c.profile.country for c in companies},
         )
         report = _report(services, companies, end, run.reminded_paid, duplicates, careful)
+        report.update(_inbox(services))
     totals = run.totals
     summary = DemoSummary(
         days=days,
@@ -508,6 +634,27 @@ def run_demo(
     return summary
 
 
+def default_start(days: int, now: datetime | None = None) -> datetime:
+    """The first simulated day without `--start`: `days` before today (UTC), so the last one is yesterday and the
+    web app, which reads the real clock, looks at the demo's world the morning after (never at a future one)."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
+def _approval_day(days: int, first: date, company: _Company) -> int | None:
+    """The simulated day the company switches to approval mode: so that its last APPROVAL_WORKING_DAYS working days
+    fall in it (a run ending over Christmas still has reminders falling due), never before the day after the review;
+    None in a one-day run."""
+    calendar = HolidayCalendar(company.profile.country, company.profile.subdivision or None)
+    working = 0
+    for day in range(days - 1, 0, -1):
+        today = first + timedelta(days=day)
+        working += today.weekday() < 5 and not calendar.is_holiday(today)
+        if working == APPROVAL_WORKING_DAYS:
+            return day
+    return 1 if days > 1 else None
+
+
 def _fresh_folder(out: Path) -> Path:
     """The demo folder, absolute and created, without the database of an earlier run."""
     out = out.resolve()
@@ -518,17 +665,18 @@ def _fresh_folder(out: Path) -> Path:
 
 
 def _connect_companies(
-    services: Services,
-    companies: list[_Company],
-    zones: dict[str, list[tuple[str, str, str]]],
-    rng: random.Random,
-    clock: DemoClock,
+    services: Services, companies: list[_Company], zones: dict[str, list[tuple[str, str, str]]], story: _Story
 ) -> None:
-    """The demo practice connects every company and sets its customers' details."""
+    """The demo practice signs up and connects every company; a first sync brings the customers in, and the
+    accountant sets their details (and puts the customer with the older debt on its own cadence)."""
     org_id = _organization(services)
     for company in companies:
-        _connect(services, company, org_id, clock)
-        _customer_details(services, company, zones[company.profile.provider], rng)
+        company.org_id = org_id
+        _connect(services, company)
+    for company in companies:
+        _first_sync(services, company)
+        _customer_details(services, company, zones[company.profile.provider])
+    _older_debt_cadence(services, story)
 
 
 def _announce(echo: Callable[[str], None], companies: list[_Company], days: int, first: datetime, out: Path) -> None:
@@ -537,9 +685,11 @@ def _announce(echo: Callable[[str], None], companies: list[_Company], days: int,
         f"Nudge demo: {len(companies)} companies, {days} days from {first.date().isoformat()}; outbox: {out / 'outbox'}"
     )
     for company in companies:
+        invoices = len(company.invoices) + len(company.story_invoices)
+        customers = company.profile.customers + company.story_customers
         echo(
             f"  connected {company.profile.provider}: {company.profile.name} "
-            f"({len(company.invoices)} invoices, {company.profile.customers} customers; {company.where})"
+            f"({invoices} invoices, {customers} customers; {company.where})"
         )
 
 
@@ -564,10 +714,12 @@ class _Simulation:
     rng: random.Random
     echo: Callable[[str], None]
     outbox: _Outbox
+    story: _Story
     totals: DayTally = field(default_factory=DayTally)
     dso_before: dict[str, Decimal] = field(default_factory=dict)
     pending: list[_Pay] = field(default_factory=list)
     seen_actions: set[int] = field(default_factory=set)
+    seen_waiting: set[int] = field(default_factory=set)
     paid_after_reminder: set[tuple[str, str]] = field(default_factory=set)
     reminded_paid: int = 0
 
@@ -577,7 +729,13 @@ class _Simulation:
         today = (first + timedelta(days=day)).date()
         for tick in range(4):
             moment = first + timedelta(days=day) + tick * TICK
-            self.tick(moment, today, tally, first_tick_of_day=tick == 0)
+            self.tick(
+                moment,
+                today,
+                tally,
+                first_tick_of_day=tick == 0,
+                ask_approval=tick == 0 and day == self.story.approval_day,
+            )
             if day == 0 and tick == 0:
                 self.dso_before = {c.profile.name: _dso(c, today) for c in self.companies}
             if day == 0 and tick == REVIEW_TICK:
@@ -586,17 +744,24 @@ class _Simulation:
             self.reminded_paid += _tally(
                 self.services, self.companies, self.seen_actions, tally, self.pending, today, self.outbox
             )
+            if self.story.approval_day is not None and day >= self.story.approval_day:
+                tally.awaiting += _newly_waiting(self.services, self.seen_waiting)
         self.echo(_day_line(today, tally))
         _accumulate(self.totals, tally)
 
-    def tick(self, moment: datetime, today: date, tally: DayTally, *, first_tick_of_day: bool) -> None:
-        """Move the clocks to `moment` (customers pay and new sales are issued at a day's start), then a worker tick."""
+    def tick(
+        self, moment: datetime, today: date, tally: DayTally, *, first_tick_of_day: bool, ask_approval: bool = False
+    ) -> None:
+        """Move the clocks to `moment` (customers pay and new sales are issued at a day's start), then a worker tick;
+        `ask_approval`: before it, the first company's owner switches approval mode on."""
         self.set_now(moment)
         if first_tick_of_day:
             self.pending = _customers_pay(self.companies, self.pending, today, tally, self.paid_after_reminder)
             _new_sales(self.companies, self.rng, today)
             days_off = [HolidayCalendar(c.profile.country, c.profile.subdivision or None) for c in self.companies]
             tally.calls_made += _make_calls(self.services, today, days_off)
+        if ask_approval:
+            self.ask_approval(today)
         report = self.worker.tick()
         for connection_id, error in report.failed.items():
             self.echo(f"    connection {connection_id} failed: {error}")
@@ -611,6 +776,16 @@ class _Simulation:
             approve(self.services.store, company.connection_id, DEMO_EMAIL, self.clock.now(), keys=None)
             self.echo(f"    approved by {DEMO_EMAIL}: chasing starts now")
 
+    def ask_approval(self, today: date) -> None:
+        """The owner of the story's approval company wants to see everything before it goes out: approval mode
+        "all" in its client settings (what the settings screen saves); what falls due from now on waits."""
+        company = self.story.approval
+        _set_client(self.services, company, {"approval": "all"})
+        self.echo(
+            f"  from {today.strftime('%a %d %b')} {company.profile.name} approves everything before it goes out "
+            f"(approval mode, set by {DEMO_EMAIL})"
+        )
+
     def last_sync(self) -> None:
         """A minute on, a last worker tick, so the closing numbers see every payment."""
         self.set_now(self.clock.moment + timedelta(minutes=1))
@@ -624,16 +799,18 @@ class _Simulation:
 
 
 def _organization(services: Services) -> int:
+    """The demo practice and its owner, the library seeded from the starter cadences (as sign-up does)."""
     with services.store.unit_of_work() as uow:
-        org = uow.organizations.add("Demo Bookkeeping Practice")
+        org = create_organization(uow, "Demo Bookkeeping Practice", services.settings, services.clock.now())
         user = create_user(uow, DEMO_EMAIL, DEMO_PASSWORD, "Demo Accountant")
         uow.memberships.add(user.id, org.id, Role.OWNER)
         uow.commit()
         return org.id
 
 
-def _connect(services: Services, company: _Company, org_id: int, clock: DemoClock) -> None:
-    """The real OAuth flow: Nudge's authorize URL, the emulator's consent page, Nudge's callback."""
+def _connect(services: Services, company: _Company) -> None:
+    """The real OAuth flow: Nudge's authorize URL, the emulator's consent page, Nudge's callback; then the user
+    picks the client's cadence in its settings."""
     key = company.profile.provider
     spec, settings = services.registry.spec(key), services.registry.settings(key)
     request = begin_connect(spec, settings)
@@ -643,45 +820,90 @@ def _connect(services: Services, company: _Company, org_id: int, clock: DemoCloc
         services.vault,
         spec,
         settings,
-        org_id,
+        company.org_id,
         params,
         request.state,
         request.code_verifier,
-        clock.now(),
+        services.clock.now(),
         actor=DEMO_EMAIL,
     )[0]  # one company was chosen on the consent page
     company.connection_id = connected.connection_id
+    # The user picks the cadence; the zone, holiday calendar and home currency come from the ledger itself.
+    _set_client(services, company, {"cadence_id": _cadence_id(services, company.org_id, "standard")})
     with services.store.unit_of_work() as uow:
         connection = uow.connections.by_id(connected.connection_id)
         assert connection is not None
-        # The user picks the cadence; the zone, holiday calendar and home currency come from the ledger itself.
-        connection.cadence = "standard"
         calendar = "-".join(part for part in (connection.holiday_country, connection.holiday_subdiv) if part)
         company.where = (
             f"{connection.time_zone}, {calendar or 'no'} public holidays, "
             f"{'waiting for review' if connection.chasing == 'review' else connection.chasing}"
         )
-        uow.commit()
 
 
-def _customer_details(
-    services: Services, company: _Company, zones: list[tuple[str, str, str]], rng: random.Random
-) -> None:
-    """What a user sets in Nudge: customers' own zones and locales, and a couple of disputes."""
+def _cadence_id(services: Services, org_id: int, name: str) -> int:
+    """The id of the library cadence `name` (what the cadence pickers send)."""
     with services.store.unit_of_work() as uow:
-        for index, (external, zone, locale) in enumerate(zones):
-            customer = uow.session.scalars(
-                select(Customer).where(
-                    Customer.connection_id == company.connection_id, Customer.external_id == external
-                )
-            ).first()
-            if customer is None:
-                customer = Customer(connection_id=company.connection_id, external_id=external)
-                uow.session.add(customer)
-            customer.time_zone = zone
-            customer.locale = locale
-            customer.dispute = index in (2, 11)
-        uow.commit()
+        return next(item.id for item in list_items(uow, org_id, CADENCE) if item.name == name)
+
+
+def _set_client(services: Services, company: _Company, changes: dict[str, Any]) -> None:
+    """Change a client's settings as the settings screen does (checked, audited, an activity)."""
+    update_client_settings(
+        services.store,
+        company.org_id,
+        company.connection_id,
+        changes,
+        DEMO_EMAIL,
+        services.clock.now(),
+        InstallDefaults.of(services.settings),
+    )
+
+
+def _first_sync(services: Services, company: _Company) -> None:
+    """The connection's first sync (what a worker turn does first), so its customers are there to set up."""
+    with services.store.unit_of_work() as uow:
+        connection = uow.connections.by_id(company.connection_id)
+        assert connection is not None
+        adapter = adapter_for(services, connection)
+    every = reconcile_every(services.settings)
+    sync_connection(services.store, adapter, company.connection_id, services.clock.now, full_reconcile_every=every)
+
+
+def _customer_ids(services: Services, company: _Company) -> dict[str, int]:
+    """The company's synced customers: external id -> row id (what the customer pages are addressed by)."""
+    with services.store.unit_of_work() as uow:
+        return dict(
+            uow.session.execute(
+                select(Customer.external_id, Customer.id).where(Customer.connection_id == company.connection_id)
+            ).all()
+        )
+
+
+def _set_customer(services: Services, company: _Company, customer_id: int, changes: dict[str, Any]) -> None:
+    """Change a customer's overrides as the customer page does (checked, audited, on its timeline)."""
+    update_customer_overrides(
+        services.store, company.org_id, company.connection_id, customer_id, changes, DEMO_EMAIL, services.clock.now()
+    )
+
+
+def _customer_details(services: Services, company: _Company, zones: list[tuple[str, str, str]]) -> None:
+    """What a user sets in Nudge: customers' own zones and locales, and a couple of disputes with their reasons."""
+    ids = _customer_ids(services, company)
+    for index, (external, zone, locale) in enumerate(zones):
+        changes: dict[str, Any] = {"locale": locale}
+        if zone:
+            changes["time_zone"] = zone
+        if index in DISPUTED:
+            changes.update(dispute=True, dispute_reason=DISPUTED[index])
+        _set_customer(services, company, ids[external], changes)
+
+
+def _older_debt_cadence(services: Services, story: _Story) -> None:
+    """The accountant puts the customer with the older debt on the library's long-overdue cadence."""
+    company = story.older_debt
+    customer_id = _customer_ids(services, company)[story.older_debt_customer]
+    cadence_id = _cadence_id(services, company.org_id, OLDER_DEBT_CADENCE)
+    _set_customer(services, company, customer_id, {"cadence_id": cadence_id})
 
 
 def _new_sales(companies: list[_Company], rng: random.Random, today: date) -> None:
@@ -898,7 +1120,17 @@ def _pay(company: _Company, invoice_id: str, amount: Decimal, dated: date, tally
 
 
 def _accumulate(totals: DayTally, day: DayTally) -> None:
-    for name in ("reminders", "notes", "fee_count", "calls", "escalations", "holds", "payments", "calls_made"):
+    for name in (
+        "reminders",
+        "notes",
+        "fee_count",
+        "calls",
+        "escalations",
+        "holds",
+        "payments",
+        "calls_made",
+        "awaiting",
+    ):
         setattr(totals, name, getattr(totals, name) + getattr(day, name))
     for currency, amount in day.fees.items():
         totals.fees[currency] += amount
@@ -924,12 +1156,23 @@ def _day_line(today: date, tally: DayTally) -> str:
         parts.append(f"{_count(tally.calls_made, 'call')} made")
     if tally.escalations:
         parts.append(f"{tally.escalations} handed over to you")
+    if tally.awaiting:
+        parts.append(f"{tally.awaiting} waiting for approval")
     collected = (
         f"collected {_money(tally.collected)} ({_count(tally.payments, 'payment')})"
         if tally.payments
         else "collected 0"
     )
     return f"{today.strftime('%a %d %b')}: {', '.join(parts)}; {collected}"
+
+
+def _newly_waiting(services: Services, seen: set[int]) -> int:
+    """Actions that started waiting for a person's approval since last asked (their ids join `seen`)."""
+    with services.store.unit_of_work() as uow:
+        ids = set(uow.session.scalars(select(Action.id).where(Action.state == "awaiting_approval")))
+    new = ids - seen
+    seen |= new
+    return len(new)
 
 
 def _duplicates(services: Services) -> int:
@@ -991,7 +1234,8 @@ def _ledger_writes(company: _Company) -> dict[str, int]:
     Nudge's marker on the customers' invoices (Xero keeps a long note as several history records)."""
     writes = dict(company.kit.ledger_writes(company.tenant))
     writes["notes"] = sum(
-        company.kit.note_count(company.tenant, invoice_id, NOTE_MARKER) for invoice_id in company.invoices
+        company.kit.note_count(company.tenant, invoice_id, NOTE_MARKER)
+        for invoice_id in [*company.invoices, *company.story_invoices]
     )
     return writes
 
@@ -1073,6 +1317,20 @@ def _report(
     }
 
 
+def _inbox(services: Services) -> dict[str, int]:
+    """What waits for a person at the end, from the store: actions awaiting approval, and invoices the sync
+    quarantined that are still not stored (the summary.json keys; open tasks are counted by demo_truth)."""
+    with services.store.unit_of_work() as uow:
+        waiting = uow.session.scalar(select(func.count()).where(Action.state == "awaiting_approval"))
+        set_aside = set(
+            uow.session.execute(
+                select(Activity.connection_id, Activity.subject).where(Activity.kind == "sync.quarantined")
+            ).all()
+        )
+        stored = set(uow.session.execute(select(Invoice.connection_id, Invoice.external_id)).all())
+    return {"actions_awaiting_approval": int(waiting or 0), "invoices_quarantined": len(set_aside - stored)}
+
+
 def _summary_lines(summary: DemoSummary) -> list[str]:
     """The closing summary, in the words of a business owner reading it."""
     report = summary.report
@@ -1112,10 +1370,49 @@ def _summary_lines(summary: DemoSummary) -> list[str]:
         f"{summary.duplicate_keys}",
         "",
         f"Emails: {summary.outbox} (one .eml file per reminder); numbers: {summary.report_path}",
-        f"Browse: NUDGE_CONFIG={summary.config} nudge serve  → http://127.0.0.1:5000 "
-        f"(sign in as {DEMO_EMAIL} / {DEMO_PASSWORD})",
+        *_browse_lines(summary),
     ]
     return lines
+
+
+def _browse_lines(summary: DemoSummary) -> list[str]:
+    """How to open the demo's world in the web app, and what waits in its inbox (counted from the store)."""
+    report = summary.report
+    open_tasks = report.get("open_tasks") or {}
+    waiting = [
+        _count(report.get("actions_awaiting_approval", 0), "action") + " to approve",
+        _count(open_tasks.get("call", 0), "call") + " to make",
+        _count(open_tasks.get("handoff", 0), "hand-over") + " to decide",
+        _count(report.get("invoices_quarantined", 0), "quarantined invoice"),
+    ]
+    lines = [
+        "",
+        "Browse it (the web app on this demo's database):",
+        f"  NUDGE_CONFIG={summary.config} nudge serve",
+    ]
+    hint = _nudge_hint()
+    if hint:
+        lines.append(f"  ({hint})")
+    return [
+        *lines,
+        f"  then open {DEMO_URL} and sign in as {DEMO_EMAIL} with the password {DEMO_PASSWORD}",
+        f"  waiting in the inbox: {', '.join(waiting)}",
+    ]
+
+
+def _nudge_hint() -> str:
+    """Where this `nudge` is when the shell would not find it on PATH ("" when it would, or when not run as nudge)."""
+    running = Path(sys.argv[0]) if sys.argv and Path(sys.argv[0]).name == "nudge" else None
+    if running is None:
+        return ""
+    found = shutil.which("nudge")
+    if found is not None and Path(found).resolve() == running.resolve():
+        return ""
+    try:
+        shown = running.resolve().relative_to(Path.cwd())
+    except ValueError:
+        shown = running.resolve()
+    return f"nudge is not on your PATH: run {shown} in its place, or activate its virtualenv first"
 
 
 WARNING_TEXT = "sent a week before"

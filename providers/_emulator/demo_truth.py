@@ -15,6 +15,10 @@ configured rules and the `tasks` table, and checked against an independent readi
 - `first_contacts_final`: customers whose first done reminder came from a final-tone step
   (`connector.domain.policy.tone_of`);
 - tasks opened for people (open / done, by kind) from the `tasks` table.
+
+A customer's cadence is theirs (by library id, else their legacy name), else their client's (by library id in
+the client settings, else the connection's legacy name), else `default_cadence`, else the rules' first, read by
+name from `rules` (the demo never edits its library, so the starter rules are its bodies).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from sqlalchemy import select
 
 from connector.domain.calendar import Calendars, HolidayCalendar, is_time_zone, zone
 from connector.domain.policy import Cadence, PolicySet, Tone, tone_of
+from connector.library.resolve import CADENCE
 from connector.storage import Store
-from connector.storage.tables import Action, Connection, Customer, Task
+from connector.storage.tables import Action, ClientSettings, Connection, Customer, LibraryItem, Task
 
 DEFAULT_WARNING_DAYS = 7
 
@@ -83,6 +88,13 @@ def careful_numbers(
         connections = {c.id: c for c in uow.session.scalars(select(Connection))}
         customers = {(c.connection_id, c.external_id): c for c in uow.session.scalars(select(Customer))}
         tasks = list(uow.session.scalars(select(Task)))
+        names = _CadenceNames(
+            dict(
+                uow.session.execute(select(LibraryItem.id, LibraryItem.name).where(LibraryItem.kind == CADENCE)).all()
+            ),
+            {row.connection_id: row.cadence_id for row in uow.session.scalars(select(ClientSettings))},
+            default_cadence,
+        )
         places = {
             (row.connection_id, row.customer_external_id): _place(
                 connections[row.connection_id],
@@ -90,7 +102,7 @@ def careful_numbers(
                 rules,
                 calendars,
                 (home_countries or {}).get(row.connection_id, ""),
-                default_cadence,
+                names,
             )
             for row in done
             if row.connection_id in connections
@@ -104,7 +116,7 @@ def careful_numbers(
         fees_without_prior_warning=sum(1 for fee in fees if not _warned(fee, reminders, sent_on, rules)),
         reminders_on_public_holidays=len(holiday_reminders),
         late_fees_on_day_one=sum(1 for fee in fees if _assessed_on(fee) <= first_day),
-        first_contacts_final=_first_contacts_final(reminders, connections, customers, rules, default_cadence),
+        first_contacts_final=_first_contacts_final(reminders, connections, customers, rules, names),
         open_tasks=dict(open_tasks),
         tasks_completed=sum(1 for task in tasks if task.state == "done"),
         holiday_reminders=holiday_reminders,
@@ -154,9 +166,9 @@ def _place(
     rules: PolicySet,
     calendars: Calendars,
     home_country: str,
-    default_cadence: str,
+    names: _CadenceNames,
 ) -> CustomerPlace:
-    cadence = _cadence(connection, customer, rules, default_cadence)
+    cadence = _cadence(connection, customer, rules, names)
     zones = [customer.time_zone if customer else "", cadence.time_zone if cadence else "", connection.time_zone]
     zone_name = next((name for name in zones if name and is_time_zone(name)), "UTC")
     choices: list[tuple[str | None, str | None]] = []
@@ -177,11 +189,23 @@ def _place(
     return CustomerPlace(zone_name, calendars.get(None))
 
 
+@dataclass(frozen=True)
+class _CadenceNames:
+    """What names a cadence: library cadence names by item id, each client's cadence id, the default name."""
+
+    by_id: Mapping[int, str]
+    client_ids: Mapping[int, int | None]  # connection id -> ClientSettings.cadence_id
+    default: str
+
+
 def _cadence(
-    connection: Connection, customer: Customer | None, rules: PolicySet, default_cadence: str
+    connection: Connection, customer: Customer | None, rules: PolicySet, names: _CadenceNames
 ) -> Cadence | None:
-    override = customer.cadence if customer is not None and customer.cadence else ""
-    name = connection.cadence or default_cadence or next(iter(rules.cadences), "")
+    override = ""
+    if customer is not None:
+        override = names.by_id.get(customer.cadence_id or 0, "") or customer.cadence
+    client = names.by_id.get(names.client_ids.get(connection.id) or 0, "")
+    name = client or connection.cadence or names.default or next(iter(rules.cadences), "")
     return rules.cadences.get(override) or rules.cadences.get(name)
 
 
@@ -220,7 +244,7 @@ def _first_contacts_final(
     connections: Mapping[int, Connection],
     customers: Mapping[tuple[int, str], Customer],
     rules: PolicySet,
-    default_cadence: str,
+    names: _CadenceNames,
 ) -> int:
     """Customers whose first done reminder came from a final-tone step of their cadence (or a final template)."""
     first: dict[tuple[int, str], Action] = {}
@@ -230,7 +254,7 @@ def _first_contacts_final(
     for (connection_id, customer_id), row in first.items():
         connection = connections.get(connection_id)
         cadence = (
-            _cadence(connection, customers.get((connection_id, customer_id)), rules, default_cadence)
+            _cadence(connection, customers.get((connection_id, customer_id)), rules, names)
             if connection is not None
             else None
         )

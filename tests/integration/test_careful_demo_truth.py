@@ -8,9 +8,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import delete
+
 from connector.domain.policy_parsing import policy_from_dict
 from connector.storage import Store
-from connector.storage.tables import Action, Customer, Task
+from connector.storage.tables import Action, Customer, LibraryItem, Task
 from providers._emulator.demo import RULES
 from providers._emulator.demo_truth import careful_numbers
 
@@ -152,3 +154,26 @@ def test_a_reminder_counts_on_the_customers_local_day(store: Store) -> None:
         uow.session.add(Customer(connection_id=london, external_id="A", time_zone="Australia/Sydney"))
         uow.commit()
     assert careful_numbers(store, DEMO_RULES, FIRST_DAY).reminders_on_public_holidays == 1
+
+
+def test_a_customers_cadence_by_library_id_decides_which_steps_are_final(store: Store) -> None:
+    """The demo puts a customer on its `long_overdue` cadence by library id (as the customer page does): that
+    cadence's steps name the tone of its reminders, not the client's. A first reminder from a step id the client's
+    cadence calls final ("final") is no final notice on a cadence that has no such step; its "hand-over" is."""
+    london = _connection(store, "gb", country="GB", zone="Europe/London")
+    with store.unit_of_work() as uow:
+        connection = uow.connections.by_id(london)
+        assert connection is not None
+        item = LibraryItem(organization_id=connection.organization_id, kind="cadence", name="long_overdue")
+        uow.session.add(item)
+        uow.session.flush()
+        for external in ("K", "L"):
+            uow.session.add(Customer(connection_id=london, external_id=external, cadence_id=item.id))
+        uow.commit()
+    _done(store, london, [_reminder("K", "1", _at(date(2026, 12, 1)), "final", template="firm")])
+    assert careful_numbers(store, DEMO_RULES, FIRST_DAY).first_contacts_final == 0
+    with store.unit_of_work() as uow:
+        uow.session.execute(delete(Action))
+        uow.commit()
+    _done(store, london, [_reminder("L", "2", _at(date(2026, 12, 1)), "hand-over", template="firm")])
+    assert careful_numbers(store, DEMO_RULES, FIRST_DAY).first_contacts_final == 1
