@@ -58,7 +58,7 @@ def test_every_org_route_is_404_for_members_of_another_organization(
                         failures.append(f"{method} {rule.rule} org {org_id}: a 404 that differs from a missing org's")
                 elif _without_csrf(response.text) != _without_csrf(not_found.text):
                     failures.append(f"{method} {rule.rule} org {org_id}: a 404 that differs from a missing org's")
-    assert failures == []
+    assert failures == [], "\n".join(failures)
 
 
 @pytest.mark.parametrize("huge", [2**31, 10**30])
@@ -84,7 +84,7 @@ def test_ids_beyond_any_row_are_404_on_every_route_never_a_database_error(
                 response = send(client, method, rule_url(app, rule, org_id, other_id=other_id), token)
                 if response.status_code != 404:
                     failures.append(f"{method} {rule.rule} ({org_id}, {other_id}): {response.status_code}")
-    assert failures == []
+    assert failures == [], "\n".join(failures)
 
 
 def _problem(response: TestResponse) -> tuple[str, dict[str, Any]]:
@@ -95,9 +95,10 @@ def _problem(response: TestResponse) -> tuple[str, dict[str, Any]]:
 
 
 def _without_csrf(page: str) -> str:
-    """The page with its CSRF token blanked: the token embeds the second it was made, so two pages rendered a
-    second apart differ there and only there."""
-    return re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', page)
+    """The page with its CSRF tokens (forms' and the layout's meta for htmx) blanked: the token embeds the second
+    it was made, so two pages rendered a second apart differ there and only there."""
+    page = re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', page)
+    return re.sub(r'name="csrf-token" content="[^"]*"', 'name="csrf-token" content=""', page)
 
 
 def test_every_org_route_sends_anonymous_visitors_to_sign_in_or_answers_401_under_the_api(
@@ -114,7 +115,7 @@ def test_every_org_route_sends_anonymous_visitors_to_sign_in_or_answers_401_unde
                     failures.append(f"{method} {rule.rule}: 401 without a Bearer challenge")
             elif response.status_code != 302 or not response.location.startswith("/login"):
                 failures.append(f"{method} {rule.rule}: {response.status_code} {response.location}")
-    assert failures == []
+    assert failures == [], "\n".join(failures)
 
 
 def test_members_get_through_on_every_org_page_without_other_arguments(
@@ -274,7 +275,7 @@ def test_every_api_org_route_is_404_for_a_token_of_another_organization(
                 response = client.open(rule_url(app, rule, org_id), method=method, headers=headers, json={})
                 if (response.status_code, response.content_type) != (404, "application/problem+json"):
                     failures.append(f"{method} {rule.rule} org {org_id}: {response.status_code}")
-    assert failures == []
+    assert failures == [], "\n".join(failures)
 
 
 def _client_rules(app: Flask) -> list[Any]:
@@ -332,7 +333,7 @@ def test_a_client_limited_member_gets_404_on_every_route_of_other_clients(
                         failures.append(
                             f"{account.role} {method} {rule.rule} client {connection_id}: {response.status_code}"
                         )
-    assert failures == []
+    assert failures == [], "\n".join(failures)
 
 
 def test_a_client_under_another_name_or_outside_an_organization_is_refused_at_start_up(fresh_app: Flask) -> None:
