@@ -14,7 +14,8 @@ people take on it and its invoices; and the client's customers as a searchable l
 
 Every change goes through connector.library.overrides or connector.library.payment_plans (they check each field,
 audit who/when/before/after and write the timeline activity), then says what it did in a flash message and
-redirects (PRG). A refused value is shown next to its field with what the user typed kept (status 422). Viewers
+redirects (PRG). A refused value is shown next to its field with what the user typed kept: the form is re-rendered
+with status 200 and "Nothing was saved" at the top (a 4xx document is an error in the browser's console). Viewers
 see everything but no forms, and get 403 on every POST and on the wizard; a customer or invoice outside the
 client, or a client outside the member's scope, is 404 (web.access checks the client first).
 """
@@ -57,6 +58,7 @@ CLIENT = "/orgs/<int:org_id>/clients/<int:connection_id>"
 CUSTOMER = f"{CLIENT}/customers/<int:customer_id>"
 INVOICE = f"{CUSTOMER}/invoices/<int:invoice_id>"
 WRITERS = (Role.OWNER, Role.ACCOUNTANT)
+REFUSED = 200  # a refused form comes back as a page to correct, not as an error document
 FORM_TEXT_MAX = 4000  # longer form values are refused before any service sees them
 DEFAULT_INSTALLMENTS = 3
 EVERY_WORDS = {"week": "Every week", "fortnight": "Every two weeks", "month": "Every month"}
@@ -79,6 +81,21 @@ LABELS = {
     "first": "The first date",
     "every": "How often",
     "policy": "The plan policy",
+}
+# The form each field belongs to (a refusal shows next to its field, whichever form was posted).
+FIELD_FORMS = {
+    "paused_until": "pause",
+    "dispute_reason": "dispute",
+    "promise_to_pay_until": "promise",
+    "promise_amount": "promise",
+    "promise_currency": "promise",
+    "promise_grace_days": "promise",
+    "recipients_to": "recipients",
+    "recipients_cc": "recipients",
+    "cadence_id": "cadence",
+    "locale": "language",
+    "time_zone": "language",
+    "agreed_due_date": "agreed",
 }
 _INDEXED = re.compile(r"^(?P<name>[a-z_]+)\[(?P<index>\d+)\](?:\.(?P<part>[a-z_]+))?$")
 _WHOLE = re.compile(r"^\s*\d{1,12}\s*$")
@@ -170,8 +187,14 @@ def _words(error: ChangeRefused) -> str:
     return message[:1].upper() + message[1:]
 
 
-def _refused(error: ChangeRefused) -> dict[str, str]:
-    return {_field_of(error.field): _words(error)}
+def _refused(error: ChangeRefused, form: str = "", subject: str = "") -> dict[str, str]:
+    """The refusal as {field: sentence}. A dispute recorded without a reason (before reasons were asked for)
+    refuses every other change until it has one: say so next to the dispute's reason."""
+    field = _field_of(error.field)
+    if field == "dispute_reason" and form and form != "dispute":
+        return {field: f"{subject} is marked as disputed without a reason: give the reason here (or resolve the "
+                       "dispute), then try again."}  # fmt: skip
+    return {field: _words(error)}
 
 
 def local_time(value: datetime | None, zone: str) -> str:
@@ -312,6 +335,7 @@ def _common(detail: CustomerDetail) -> dict[str, Any]:
         "change_words": change_words,
         "template_words": template_words,
         "payment_words": PAYMENT_WORDS,
+        "field_forms": FIELD_FORMS,
         "task_words": TASK_WORDS,
         "state_words": STATE_WORDS,
         "invoice_url": lambda invoice_id: invoice_url(org_id, detail.connection_id, invoice_id),
@@ -415,7 +439,7 @@ def _change_customer(
     except NotPermitted:
         abort(403)
     except ChangeRefused as exc:
-        return _page(detail, form=form, errors=_refused(exc), status=422)
+        return _page(detail, form=form, errors=_refused(exc, form, _name(detail.customer)), status=REFUSED)
     flash(said(view), "success")
     return _back(detail)
 
@@ -637,7 +661,9 @@ def _change_invoice(
     except NotPermitted:
         abort(403)
     except ChangeRefused as exc:
-        return _invoice_page(detail, invoice, form=form, errors=_refused(exc), status=422)
+        return _invoice_page(
+            detail, invoice, form=form, errors=_refused(exc, form, f"Invoice {invoice.number}"), status=REFUSED
+        )
     flash(said, "success")
     return redirect(
         url_for(
@@ -827,7 +853,7 @@ def plan_proposal(org_id: int, connection_id: int, customer_id: int, invoice_id:
     except UnknownRecord:
         abort(404)
     except ChangeRefused as exc:
-        return _step1(detail, invoice, request.args, _refused(exc), 422)
+        return _step1(detail, invoice, request.args, _refused(exc), REFUSED)
     rows = [(item.due_date.isoformat(), item.amount) for item in proposal.installments]
     return _step2(detail, invoice, policy, rows)
 
@@ -860,7 +886,7 @@ def plan_edit(org_id: int, connection_id: int, customer_id: int, invoice_id: int
     try:
         rows = _typed_rows()
     except InvalidInput as exc:
-        return _step2(detail, invoice, policy, [], _refused(exc), 422)
+        return _step2(detail, invoice, policy, [], _refused(exc), REFUSED)
     intent = request.form.get("intent", "save")
     if intent == "add":
         totals = plan_totals(invoice.balance, [amount for _, amount in rows])
@@ -892,9 +918,9 @@ def plan_edit(org_id: int, connection_id: int, customer_id: int, invoice_id: int
     except NotPermitted:
         abort(403)
     except InUse as exc:
-        return _step2(detail, invoice, policy, rows, {"_form": _words(exc)}, 409)
+        return _step2(detail, invoice, policy, rows, {"_form": _words(exc)}, REFUSED)
     except ChangeRefused as exc:
-        return _step2(detail, invoice, policy, rows, _refused(exc), 422)
+        return _step2(detail, invoice, policy, rows, _refused(exc), REFUSED)
     first = saved.installments[0]
     count = len(saved.installments)
     flash(
