@@ -758,3 +758,45 @@ def test_a_dispute_recorded_without_a_reason_asks_for_one_before_other_changes(
     assert 'value="2026-12-01"' in refused.text  # the pause typed is kept
     _flash(owner, form.post(f"{shop.base}/dispute", {"dispute_reason": "Goods arrived late"}))
     assert _flash(owner, form.post(f"{shop.base}/pause", {"paused_until": "2026-12-01"})).startswith("Reminders")
+
+
+def test_huge_and_garbage_form_values_are_refused_in_words_never_a_500(
+    browser: Callable[[str], FlaskClient], shop: Shop
+) -> None:
+    owner = browser("owner")
+    form = Form(owner, shop.invoice())
+    huge = "9" * 5000
+    for url, data, field in (
+        (f"{shop.invoice()}/pause", {"paused_until": huge}, "pause-paused_until"),
+        (f"{shop.invoice()}/agreed-date", {"agreed_due_date": huge}, "agreed-agreed_due_date"),
+        (f"{shop.invoice()}/dispute", {"dispute_reason": huge}, "dispute-dispute_reason"),
+        (
+            f"{shop.base}/promise",
+            {"promise_to_pay_until": "2026-12-01", "promise_amount": huge},
+            "promise-promise_amount",
+        ),
+        (
+            f"{shop.base}/promise",
+            {"promise_to_pay_until": "2026-12-01", "promise_grace_days": huge},
+            "promise-promise_grace_days",
+        ),
+        (f"{shop.base}/cadence", {"cadence_id": huge}, "cadence-cadence_id"),
+        (f"{shop.base}/language", {"locale": huge, "time_zone": ""}, "language-locale"),
+    ):
+        answer = form.post(url, data)
+        assert answer.status_code == 200, url
+        assert "Nothing was saved." in answer.text
+        assert _field_error(answer.text, field)
+    plan = f"{shop.invoice()}/plan/installments"
+    answer = form.post(plan, _plan_form([("2026-12-01", "500.00")], policy="p" * 5000))
+    assert answer.status_code == 200
+    assert "payment-plan policy" in answer.text
+    many = [("2026-12-01", "1.00")] * 130
+    answer = form.post(plan, _plan_form(many))
+    assert answer.status_code == 200
+    assert "1 to 120 installments" in answer.text
+    mismatched = [("policy", "monthly"), ("due_date", "2026-12-01"), ("amount", "1"), ("amount", "2")]
+    assert "each a date and an amount" in form.post(plan, mismatched).text
+    listing = owner.get(f"/orgs/{shop.org_id}/clients/{shop.connection_id}/customers", query_string={"q": "a\x00b"})
+    assert listing.status_code == 200
+    assert "control character" in listing.text

@@ -643,11 +643,17 @@ def invoice_terms(org_id: int, connection_id: int, customer_id: int, invoice_id:
 
 
 def _change_invoice(
-    detail: CustomerDetail, invoice: InvoiceLine, form: str, read: Callable[[], dict[str, Any]], said: str
+    detail: CustomerDetail,
+    invoice: InvoiceLine,
+    form: str,
+    read: Callable[[], dict[str, Any]],
+    said: str | Callable[[overrides.InvoiceOverrideView], str],
 ) -> ResponseReturnValue:
+    """Read the form's changes, hand them to the overrides service, flash what it did (`said`, or what `said`
+    makes of the saved override) and go back to the invoice's terms (PRG)."""
     found = services()
     try:
-        overrides.update_invoice_override(
+        view = overrides.update_invoice_override(
             found.store,
             g.organization.id,
             detail.connection_id,
@@ -664,7 +670,7 @@ def _change_invoice(
         return _invoice_page(
             detail, invoice, form=form, errors=_refused(exc, form, f"Invoice {invoice.number}"), status=REFUSED
         )
-    flash(said, "success")
+    flash(said if isinstance(said, str) else said(view), "success")
     return redirect(
         url_for(
             ".invoice",
@@ -686,15 +692,20 @@ def invoice_pause(org_id: int, connection_id: int, customer_id: int, invoice_id:
         return _change_invoice(
             detail, invoice, "pause", lambda: {"paused_until": None}, f"Reminders for invoice {invoice.number} resumed."
         )
-    until = _form("paused_until")
 
     def read() -> dict[str, Any]:
+        until = _form("paused_until")
         if not until:
             raise InvalidInput("paused_until: choose the date reminders start again", "paused_until")
         return {"paused_until": until}
 
-    said = f"Reminders for invoice {invoice.number} paused until {_day_text(until)}."
-    return _change_invoice(detail, invoice, "pause", read, said)
+    return _change_invoice(
+        detail,
+        invoice,
+        "pause",
+        read,
+        lambda v: f"Reminders for invoice {invoice.number} paused until {day(v.paused_until)}.",
+    )
 
 
 def _day_text(text: str) -> str:
@@ -743,14 +754,17 @@ def invoice_agreed_date(org_id: int, connection_id: int, customer_id: int, invoi
     if request.form.get("clear"):
         said = f"Invoice {invoice.number} follows its due date in the ledger again."
         return _change_invoice(detail, invoice, "agreed", lambda: {"agreed_due_date": None}, said)
-    agreed = _form("agreed_due_date")
 
     def read() -> dict[str, Any]:
+        agreed = _form("agreed_due_date")
         if not agreed:
             raise InvalidInput("agreed_due_date: choose the new date agreed with the customer", "agreed_due_date")
         return {"agreed_due_date": agreed}
 
-    said = f"Invoice {invoice.number} is now due on {_day_text(agreed)} as agreed: the cadence counts from that date."
+    def said(view: overrides.InvoiceOverrideView) -> str:
+        when = day(view.agreed_due_date)
+        return f"Invoice {invoice.number} is now due on {when} as agreed: the cadence counts from that date."
+
     return _change_invoice(detail, invoice, "agreed", read, said)
 
 
@@ -882,7 +896,7 @@ def plan_edit(org_id: int, connection_id: int, customer_id: int, invoice_id: int
     """Step 2 posted: `intent` save (create the plan), check (recount), add (a row) or remove-<n> (a row)."""
     detail = _detail(org_id, connection_id, customer_id)
     invoice = _invoice(detail, invoice_id)
-    policy = _form("policy")
+    policy = request.form.get("policy", "")[:200].strip()  # the service refuses any name not in the library
     try:
         rows = _typed_rows()
     except InvalidInput as exc:
