@@ -752,8 +752,8 @@ def invoice_agreed_date(org_id: int, connection_id: int, customer_id: int, invoi
     detail = _detail(org_id, connection_id, customer_id)
     invoice = _invoice(detail, invoice_id)
     if request.form.get("clear"):
-        said = f"Invoice {invoice.number} follows its due date in the ledger again."
-        return _change_invoice(detail, invoice, "agreed", lambda: {"agreed_due_date": None}, said)
+        cleared = f"Invoice {invoice.number} follows its due date in the ledger again."
+        return _change_invoice(detail, invoice, "agreed", lambda: {"agreed_due_date": None}, cleared)
 
     def read() -> dict[str, Any]:
         agreed = _form("agreed_due_date")
@@ -761,11 +761,11 @@ def invoice_agreed_date(org_id: int, connection_id: int, customer_id: int, invoi
             raise InvalidInput("agreed_due_date: choose the new date agreed with the customer", "agreed_due_date")
         return {"agreed_due_date": agreed}
 
-    def said(view: overrides.InvoiceOverrideView) -> str:
+    def agreed(view: overrides.InvoiceOverrideView) -> str:
         when = day(view.agreed_due_date)
         return f"Invoice {invoice.number} is now due on {when} as agreed: the cadence counts from that date."
 
-    return _change_invoice(detail, invoice, "agreed", read, said)
+    return _change_invoice(detail, invoice, "agreed", read, agreed)
 
 
 # -- the payment plan wizard ----------------------------------------------------------------------------------
