@@ -28,6 +28,7 @@ from connector.storage import Store
 from connector.storage.tables import Membership, MembershipClient
 from tests.support.clock import FakeClock
 from tests.support.impact import NOW, practice
+from tests.support.library_rows import add_item
 from tests.support.statements import counting_statements
 from tests.web.conftest import Account, csrf_token
 from web import create_app
@@ -508,3 +509,37 @@ def test_a_client_limited_accountant_previews_on_their_client_but_cannot_change_
         f"/orgs/{org}/cadences/{standard}/impact", data={**form, "steps-2-late_fee": "", "steps-2-note": "No fee"}
     )
     assert "Alpha" not in impact.text
+
+
+def test_more_steps_than_the_editor_takes_are_refused_not_cut(
+    client: FlaskClient, world: dict[str, Any], store: Store
+) -> None:
+    org, standard = world["org"], world["items"]["cadence:standard"]
+    _, form = _editor(client, org, standard)
+    for index in range(3, 80):
+        form[f"steps-{index}-id"] = f"s{index}"
+        form[f"steps-{index}-offset"] = str(20 + index)
+        form[f"steps-{index}-remind"] = "firm"
+    answer = client.post(f"/orgs/{org}/cadences/{standard}", data={**form, "op": "save"})
+    assert "A cadence has at most 60 steps." in answer.text
+    assert _body(store, org, standard)[0] == 1
+
+
+def test_the_library_sends_the_same_statements_however_many_cadences_and_clients(
+    client: FlaskClient, world: dict[str, Any], store: Store
+) -> None:
+    org = world["org"]
+    with counting_statements(store.engine) as before:
+        assert client.get(f"/orgs/{org}/cadences").status_code == 200
+    with store.unit_of_work() as uow:
+        for number in range(12):
+            uow.connections.add(org, "fake", f"t-more-{number}", f"More {number}")
+        uow.commit()
+    gentle = _body(store, org, world["items"]["cadence:gentle"])[1]
+    for number in range(12):
+        add_item(store, org, "cadence", f"copy{number}", gentle)
+    with counting_statements(store.engine) as after:
+        page = client.get(f"/orgs/{org}/cadences")
+    assert "copy11" in page.text
+    assert "More 11" in page.text
+    assert after.count == before.count, after.report()

@@ -31,6 +31,7 @@ from connector.storage.tables import Invoice
 from tests.support.clock import FakeClock
 from tests.support.impact import NOW, practice
 from tests.support.library_rows import add_item
+from tests.support.statements import counting_statements
 from tests.web.conftest import Account, csrf_token
 from web import create_app
 
@@ -315,3 +316,18 @@ def test_another_organizations_member_gets_404(
     assert client.get(f"/orgs/{stranger.org_id}/templates/{chaser}").status_code == 404
     assert "No templates yet" in client.get(f"/orgs/{stranger.org_id}/templates").text
     assert client.get(f"/orgs/{stranger.org_id}/templates/{chaser}/invoices").status_code == 404
+
+
+def test_the_list_sends_the_same_statements_however_many_templates(
+    client: FlaskClient, world: dict[str, Any], store: Store
+) -> None:
+    org = world["org"]
+    with counting_statements(store.engine) as before:
+        assert client.get(f"/orgs/{org}/templates").status_code == 200
+    for number in range(15):
+        add_item(store, org, TEMPLATE, f"extra{number}", CHASER)
+    with counting_statements(store.engine) as after:
+        page = client.get(f"/orgs/{org}/templates")
+    assert "extra14" in page.text
+    assert after.count == before.count, after.report()
+    assert after.count <= 12, after.report()

@@ -21,7 +21,7 @@ from connector.domain.policy import MAX_OFFSET_DAYS
 from connector.errors import InvalidInput
 from connector.library.resolve import DISCOUNT, LATE_FEE, PAYMENT_PLAN
 
-MAX_STEPS = 30
+MAX_STEPS = 60
 MAX_TEXT = 500
 MAX_ID = 2**31 - 1
 POLICY_KINDS = (LATE_FEE, DISCOUNT, PAYMENT_PLAN)
@@ -168,6 +168,7 @@ class CadenceForm:
     catch_up: str = "latest"
     minimum: str = ""
     base_version: int = 0
+    too_many: bool = False  # more steps were posted than the editor takes: refused, never cut silently
 
     @classmethod
     def of(cls, body: Mapping[str, Any], version: int) -> CadenceForm:
@@ -217,6 +218,7 @@ class CadenceForm:
             catch_up=form.get("catch_up", "latest")[:20],
             minimum=form.get("minimum", "")[:300],
             base_version=base,
+            too_many=f"steps-{MAX_STEPS}-id" in form,
         )
 
     def body(self, base: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -226,6 +228,8 @@ class CadenceForm:
         body = {key: value for key, value in base.items() if key not in _CONTROLLED}
         if not self.steps:
             errors["form"] = "A cadence needs at least one step."
+        if self.too_many:
+            errors["form"] = f"A cadence has at most {MAX_STEPS} steps."
         body["steps"] = [step.body(index, errors) for index, step in enumerate(self.steps)]
         for key, value in (("send_time", self.send_time), ("start", self.start), ("end", self.end)):
             if not _TIME.match(value.strip()):
