@@ -543,3 +543,21 @@ def test_the_library_sends_the_same_statements_however_many_cadences_and_clients
     assert "copy11" in page.text
     assert "More 11" in page.text
     assert after.count == before.count, after.report()
+
+
+def test_markup_in_names_and_texts_is_shown_as_text(client: FlaskClient, world: dict[str, Any]) -> None:
+    org, standard = world["org"], world["items"]["cadence:standard"]
+    token = csrf_token(client.get(f"/orgs/{org}/cadences").text)
+    answer = client.post(
+        f"/orgs/{org}/cadences/new",
+        data={"csrf_token": token, "name": '<img src=x onerror="alert(1)">', "copy_from": standard},
+    )
+    page = client.get(answer.headers["Location"]).text
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+    index = client.get(f"/orgs/{org}/cadences").text
+    assert "<img src=x" not in index
+    blank = client.post(f"/orgs/{org}/cadences/new", data={"csrf_token": token, "name": "  ", "copy_from": standard})
+    assert "expected a non-empty name" in html.unescape(client.get(blank.headers["Location"]).text)
+    newline = client.post(f"/orgs/{org}/cadences/{standard}/rename", data={"csrf_token": token, "name": "a\nb"})
+    assert "one line of printable characters" in html.unescape(client.get(newline.headers["Location"]).text)

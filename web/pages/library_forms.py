@@ -251,6 +251,16 @@ class CadenceForm:
         )
         if self.time_zone.strip():
             body["time_zone"] = self.time_zone.strip()
+        self._holidays(body, errors)
+        _put(body, base, "approval", self.approval, "none")
+        _put(body, base, "catch_up", self.catch_up, "latest")
+        minimum = _parse_minimum(self.minimum, errors)
+        if minimum is not None:
+            body["minimum_amount"] = minimum
+        return body, errors
+
+    def _holidays(self, body: dict[str, Any], errors: dict[str, str]) -> None:
+        """The public holidays: a country and an optional region (a region alone is refused)."""
         if self.holiday_country.strip():
             holidays = {"country": self.holiday_country.strip().upper()}
             if self.holiday_subdiv.strip():
@@ -258,12 +268,6 @@ class CadenceForm:
             body["holidays"] = holidays
         elif self.holiday_subdiv.strip():
             errors["holiday_country"] = "Give the country of the region."
-        _put(body, base, "approval", self.approval, "none")
-        _put(body, base, "catch_up", self.catch_up, "latest")
-        minimum = _parse_minimum(self.minimum, errors)
-        if minimum is not None:
-            body["minimum_amount"] = minimum
-        return body, errors
 
     def apply(self, op: str) -> set[int]:
         """Add a step, or remove / move step i ("remove-i", "up-i", "down-i"); anything else is ignored. Returns
