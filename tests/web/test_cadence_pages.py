@@ -413,7 +413,7 @@ def test_a_discount_and_a_new_policy(client: FlaskClient, world: dict[str, Any],
     in_use = client.post(
         f"/orgs/{org}/cadences/policies/{world['items']['late_fee:flat']}/delete", data={"csrf_token": token}
     )
-    assert "is in use (cadence 'standard')" in html.unescape(client.get(in_use.headers["Location"]).text)
+    assert "is in use (cadence “standard”)" in html.unescape(client.get(in_use.headers["Location"]).text)
     with store.unit_of_work() as uow:
         assert [item.name for item in items.list_items(uow, org, DISCOUNT)] == []
 

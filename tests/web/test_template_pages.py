@@ -280,7 +280,7 @@ def test_create_rename_restore_and_delete(client: FlaskClient, world: dict[str, 
 
     in_use = client.post(f"/orgs/{org}/templates/{firm}/delete", data={"csrf_token": token})
     text = html.unescape(client.get(in_use.headers["Location"]).text)
-    assert "Not deleted: the template “firm” is in use (cadence 'standard')" in text
+    assert "Not deleted: the template “firm” is in use (cadence “standard”)" in text
     gone = client.post(f"/orgs/{org}/templates/{chaser}/delete", data={"csrf_token": token}, follow_redirects=True)
     assert "Deleted the template “chase”" in gone.text
     assert client.get(f"/orgs/{org}/templates/{chaser}").status_code == 404

@@ -69,6 +69,7 @@ from web.pages.library_words import (
     describe_policy,
     describe_step,
     describe_steps,
+    describe_usage,
     impact_sentence,
     summarize,
 )
@@ -439,7 +440,7 @@ def _editor(
         other_clients=others,
         versions=versions,
         in_use=bool(usage),
-        usage=usage.describe(),
+        usage=describe_usage(usage),
         can_edit=can_edit(),
         can_preview=g.get("role") in WRITERS,
         open_steps=open_steps or set(),
@@ -512,7 +513,7 @@ def _delete(org_id: int, item_id: int, kind: str, back: str, after: str = "") ->
             users = items.usage(uow, org_id, item_id)
             if users:
                 flash(
-                    f"Not deleted: the {words} “{item.name}” is in use ({users.describe()}). "
+                    f"Not deleted: the {words} “{item.name}” is in use ({describe_usage(users)}). "
                     "Move them to another one first.",
                     "error",
                 )
@@ -689,7 +690,7 @@ def _policy_editor(
         stale=stale,
         template_options=[(name, name) for name in choices[TEMPLATE]],
         versions=versions,
-        usage=usage.describe(),
+        usage=describe_usage(usage),
         in_use=bool(usage),
         summary=describe_policy(item.kind, item.body),
         can_edit=can_edit(),

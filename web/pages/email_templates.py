@@ -40,6 +40,7 @@ from connector.mail.rendering import MAX_TEMPLATE_CHARS, TEMPLATE_NAMES
 from web.api.context import WRITERS
 from web.extensions import services
 from web.pages import cadences
+from web.pages.library_words import describe_usage
 
 bp = Blueprint("email_templates_page", __name__, url_prefix="/orgs/<int:org_id>/templates")
 bp.after_request(cadences.page_policy)
@@ -278,7 +279,7 @@ def _editor(
         clients=clients,
         invoices=first,
         versions=versions,
-        usage=usage.describe(),
+        usage=describe_usage(usage),
         in_use=bool(usage),
         can_edit=cadences.can_edit(),
         can_preview=g.get("role") in WRITERS,

@@ -8,6 +8,7 @@ from typing import Any
 
 from connector.domain.impact import ActionsDiff
 from connector.domain.money import Money
+from connector.library.items import Usage
 from connector.library.resolve import CADENCE, DISCOUNT, LATE_FEE, PAYMENT_PLAN, TEMPLATE
 from connector.outbox.cadence_preview import CadencePreview, PreviewLine
 from web.pages.library_forms import FEE_KINDS, StepForm
@@ -241,3 +242,31 @@ def impact_sentence(diff: ActionsDiff) -> str:
 def _signed(value: Money) -> str:
     text = money(abs(value.amount), value.currency)
     return f"+{text}" if value.amount > 0 else f"{MINUS}{text}"
+
+
+def describe_usage(usage: Usage) -> str:
+    """Who uses a library item, in words: clients and customers by name (counted when many), the default cadence,
+    the items that name it, and active payment plans counted per client (never the ledger's invoice ids)."""
+    parts: list[str] = []
+    if usage.clients:
+        parts.append(_names("client", [name or f"#{cid}" for cid, name in usage.clients]))
+    if usage.customers:
+        parts.append(_names("customer", [name or f"#{cid}" for cid, name in usage.customers]))
+    if usage.default:
+        parts.append("the organization's default cadence")
+    if usage.items:
+        parts.append(", ".join(f"{KIND_WORDS.get(kind, kind)} “{name}”" for kind, name in usage.items))
+    if usage.plans:
+        per_client: dict[str, int] = {}
+        for client, _invoice in usage.plans:
+            per_client[client] = per_client.get(client, 0) + 1
+        count = len(usage.plans)
+        where = ", ".join(f"{client} {number}" for client, number in sorted(per_client.items()))
+        parts.append(f"{count} active payment plan{'s' if count != 1 else ''} ({where})")
+    return "; ".join(parts)
+
+
+def _names(noun: str, names: Sequence[str], limit: int = 6) -> str:
+    if len(names) > limit:
+        return f"{len(names)} {noun}s ({', '.join(names[:limit])} and {len(names) - limit} more)"
+    return f"{noun}{'s' if len(names) != 1 else ''} {', '.join(names)}"

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from connector.library import items
-from connector.library.resolve import CADENCE, LATE_FEE
+from connector.library.resolve import CADENCE, DISCOUNT, LATE_FEE, PAYMENT_PLAN
 from tests.web.pages.conftest import World
 
 pytestmark = [pytest.mark.web, pytest.mark.browser]
@@ -53,6 +53,13 @@ def test_the_library_the_cadence_editor_and_a_policy_at_both_widths(
     expect(page.get_by_role("heading", name="monthly_interest")).to_be_visible()
     expect(page.get_by_label("Or a monthly interest rate, %")).to_have_value("1.5")
     check(page, "late-fee-policy")
+
+    page.goto(f"/orgs/{ORG}/cadences/policies/{_item(world, DISCOUNT, 'early').id}")
+    expect(page.get_by_label("Discount, % of the invoice total")).to_have_value("2")
+    check(page, "discount-policy")
+    page.goto(f"/orgs/{ORG}/cadences/policies/{_item(world, PAYMENT_PLAN, 'monthly').id}")
+    expect(page.get_by_label("Grace days for an installment")).to_have_value("5")
+    check(page, "payment-plan-policy")
 
 
 def test_edit_a_step_preview_it_on_a_client_see_the_impact_and_save(browse: Callable[..., Any], world: World) -> None:
