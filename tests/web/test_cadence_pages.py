@@ -109,7 +109,7 @@ def test_the_library_lists_cadences_with_their_clients_and_the_policies(
     assert "cadence “standard”" in text  # the flat fee is named by standard
     assert "No cadence names it" in text  # the spare discount
     assert log.count <= 12, log.report()
-    assert "img-src 'self' data:" in page.headers["Content-Security-Policy"]
+    assert "img-src 'self' data:" in page.headers["Content-Security-Policy"]  # the app's policy (Pico's icons)
 
 
 def test_an_organization_without_a_library_sets_it_up_from_the_starter(

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from connector.domain.fees import ReferenceRates
@@ -73,21 +73,8 @@ from web.pages.library_words import (
     impact_sentence,
     summarize,
 )
-from web.security import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("cadences_page", __name__, url_prefix="/orgs/<int:org_id>/cadences")
-
-# Pico.css draws its form controls' icons (a select's chevron, a ticked checkbox, a time field's clock) as data:
-# images, which the app's policy (default-src 'self') blocks: these pages also allow data: images, as the API
-# docs page does for Swagger UI's icons. Nothing else is loosened.
-PAGE_CSP = f"{CONTENT_SECURITY_POLICY}; img-src 'self' data:"
-
-
-@bp.after_request
-def page_policy(response: Response) -> Response:
-    """These pages' policy (the templates screen shares it)."""
-    response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
-    return response
 
 
 PREVIEW_DAYS = 30

@@ -41,14 +41,14 @@ from web.api.context import WRITERS
 from web.extensions import services
 from web.pages import cadences
 from web.pages.library_words import describe_usage
+from web.security import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("email_templates_page", __name__, url_prefix="/orgs/<int:org_id>/templates")
-bp.after_request(cadences.page_policy)
 
 PARTS = (("subject", "subject.txt", "Subject"), ("text", "body.txt", "Plain text"), ("html", "body.html", "HTML"))
 # The email's own inline styles render in the preview's sandboxed iframe, which takes this page's policy
 # (a srcdoc frame inherits it); scripts stay 'self' only and the frame runs none (no allow-scripts).
-EDITOR_CSP = f"{cadences.PAGE_CSP}; style-src 'self' 'unsafe-inline'"
+EDITOR_CSP = f"{CONTENT_SECURITY_POLICY}; style-src 'self' 'unsafe-inline'"
 _LINE = re.compile(r"^line (\d+): ")
 
 
