@@ -58,6 +58,25 @@ TITLES = {
     CALLS: "Calls to make",
     HANDOFFS: "Debts to take over",
 }
+INTROS = {
+    REVIEWS: "A newly connected client's first plan waits for a person before anything goes out.",
+    APPROVALS: (
+        "Held for your approval (approval mode, or a new client's first plan). "
+        "Tick what may go out, then approve or skip it."
+    ),
+    UNCERTAIN: "The mail server may or may not have taken these emails: Nudge never sends them again on its own.",
+    FAILED: "These stopped with an error. Retrying uses the same key, so the ledger never gets anything twice.",
+    RECONNECT: "Nothing is synced, sent or written for these clients until someone reconnects them.",
+    UNREADABLE: (
+        "Nudge skips a record it cannot read and chases everything else. "
+        "Correct the field in the ledger: the next sync reads it again."
+    ),
+    CALLS: "Phone the customer, then complete the task with what was said: it goes into the invoice's timeline.",
+    HANDOFFS: (
+        "The cadence has run its course and no more reminders go out. "
+        "Hand the debt over (or deal with it yourself), then complete the task with a note."
+    ),
+}
 GROUP_LIMIT = 100  # items listed per group (the count says how many there are in all)
 QUARANTINED = "sync.quarantined"
 _NEEDS_RECONNECT = (ConnectionStatus.NEEDS_REAUTH.value, ConnectionStatus.DISCONNECTED.value)
@@ -121,6 +140,7 @@ class InboxItem:
     waiting: int = 0  # a review: how many actions wait
     waiting_words: str = ""  # a review: "12 reminders, 3 late fees"
     provider: str = ""  # the client's provider key
+    note_to_ledger: bool = False  # a task whose note is also written to the ledger
 
     @property
     def sentence(self) -> str:
@@ -141,6 +161,11 @@ class InboxGroup:
     def title(self) -> str:
         """The group's heading."""
         return TITLES[self.key]
+
+    @property
+    def intro(self) -> str:
+        """What the group is and what people do about it, in a sentence or two."""
+        return INTROS[self.key]
 
     @property
     def more(self) -> int:
@@ -527,15 +552,16 @@ def _unreadable_item(
     found = lookups.invoices.get((connection.id, activity.subject)) if what == "invoice" else None
     invoices = (InvoiceRef(activity.subject, found[1] or activity.subject, found[0]),) if found else ()
     label = f"{what} {invoices[0].number}" if invoices else f"{what} {activity.subject} (the ledger's id)"
-    reason = str(detail.get("reason") or "its value could not be read")
-    field_words = f"its {field_name} field" if field_name else "it"
+    reason = _reason(str(detail.get("reason") or "")) or "its value could not be read"
+    if field_name:
+        reason += f" (field {field_name})"
     return InboxItem(
         group=UNREADABLE,
         id=activity.id,
         connection_id=connection.id,
         client=_client(connection),
         headline=f"{_capital(label)} of {_client(connection)} could not be read from {provider}",
-        reason=f"{field_words}: {reason}",
+        reason=reason,
         advice=(
             f"Correct it in {provider}; the next sync reads it again. Until then Nudge does not chase it."
             if what == "invoice"
@@ -583,6 +609,7 @@ def _task_item(
         assignee=email or "",
         detail=task.detail,
         provider=connection.provider,
+        note_to_ledger=bool(task.record_in_ledger and invoices),
     )
 
 

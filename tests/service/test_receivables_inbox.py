@@ -184,7 +184,7 @@ def test_items_read_in_plain_words_with_links(store: Store, world: dict[str, int
     assert unreadable.field == "DueDate"
     assert unreadable.invoices[0].number == "INV-1001"
     assert unreadable.sentence.startswith(
-        "Invoice INV-1001 of Alpha could not be read from Fake Books: its DueDate field: not a date: '31/02/2026'."
+        "Invoice INV-1001 of Alpha could not be read from Fake Books: not a date: '31/02/2026' (field DueDate)."
     )
     reconnect = box.group(RECONNECT).items[0]
     assert reconnect.headline == "Beta: reconnect needed"
