@@ -95,8 +95,9 @@ def _problem(response: TestResponse) -> tuple[str, dict[str, Any]]:
 
 
 def _without_csrf(page: str) -> str:
-    """The page with its CSRF token blanked: the token embeds the second it was made, so two pages rendered a
-    second apart differ there and only there."""
+    """The page with its CSRF tokens blanked (form fields and htmx's X-CSRFToken header): a token embeds the second
+    it was made, so two pages rendered a second apart differ there and only there."""
+    page = re.sub(r'"X-CSRFToken": "[^"]*"', '"X-CSRFToken": ""', page)
     return re.sub(r'name="csrf_token" value="[^"]*"', 'name="csrf_token" value=""', page)
 
 
