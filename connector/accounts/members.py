@@ -121,14 +121,40 @@ def _member_view(uow: UnitOfWork, membership: Membership) -> MemberView:
 def members_of(
     uow: UnitOfWork, organization_id: int, *, after_id: int | None = None, limit: int | None = None
 ) -> list[MemberView]:
-    """The organization's members in id order (`after_id`, `limit`: one page of them)."""
-    query = select(Membership).where(Membership.organization_id == organization_id)
+    """The organization's members in id order (`after_id`, `limit`: one page of them); two statements however
+    many members there are (memberships with their users, then the client limits)."""
+    query = (
+        select(Membership, User)
+        .outerjoin(User, User.id == Membership.user_id)
+        .where(Membership.organization_id == organization_id)
+    )
     if after_id is not None:
         query = query.where(Membership.id > after_id)
     query = query.order_by(Membership.id)
     if limit is not None:
         query = query.limit(limit)
-    return [_member_view(uow, row) for row in uow.session.scalars(query)]
+    rows = uow.session.execute(query).all()
+    clients: dict[int, list[int]] = {}
+    if rows:
+        found = uow.session.execute(
+            select(MembershipClient.membership_id, MembershipClient.connection_id)
+            .where(MembershipClient.membership_id.in_([membership.id for membership, _ in rows]))
+            .order_by(MembershipClient.connection_id)
+        )
+        for membership_id, connection_id in found:
+            clients.setdefault(membership_id, []).append(connection_id)
+    return [
+        MemberView(
+            id=membership.id,
+            user_id=membership.user_id,
+            email=user.email if user is not None else "",
+            display_name=(user.display_name or "") if user is not None else "",
+            role=Role(membership.role),
+            client_limited=bool(membership.client_limited),
+            connection_ids=tuple(clients.get(membership.id, ())),
+        )
+        for membership, user in rows
+    ]
 
 
 def update_member(

@@ -18,6 +18,7 @@ from connector.domain.model import Role
 from connector.storage import Store
 from connector.storage.tables import AuditEntry, ClientSettings, Membership, MembershipClient, Organization
 from tests.support.clients import cadence_body, library_item
+from tests.support.statements import counting_statements
 from tests.web.conftest import Account, csrf_token
 
 pytestmark = pytest.mark.web
@@ -315,3 +316,21 @@ def test_a_client_limited_member_sees_only_their_clients(
     assert answer.status_code == 403
     assert browser.get(place.client_url(place.alpha)).status_code == 404
     assert _save(browser, place.client_url(place.beta), from_name="Beta AR").status_code == 303
+
+
+def test_the_organization_page_reads_in_a_fixed_number_of_statements(
+    place: Place, as_user: Callable[[Account], FlaskClient], store: Store
+) -> None:
+    browser = as_user(place.owner)
+    url = f"/orgs/{place.org}/settings"
+    browser.get(url)
+    with counting_statements(store.engine) as few:
+        browser.get(url)
+    with store.unit_of_work() as uow:
+        for index in range(15):
+            uow.connections.add(place.org, "fake", f"t-more-{index}", f"Client {index}")
+        uow.commit()
+    with counting_statements(store.engine) as many:
+        page = browser.get(url)
+    assert "Client 14" in page.text
+    assert many.count == few.count, many.report()

@@ -20,6 +20,7 @@ from connector.accounts.tokens import authenticate
 from connector.domain.model import Role
 from connector.storage import Store
 from connector.storage.tables import ApiToken, Membership, MembershipClient
+from tests.support.statements import counting_statements
 from tests.web.conftest import Account, csrf_token
 
 pytestmark = pytest.mark.web
@@ -280,3 +281,23 @@ def test_a_client_limited_member_sees_only_their_clients_names(
     assert "Sees only Beta &lt;b&gt;" in page
     assert "Sees only clients you do not see" in page  # ann's Alpha is not named to vic
     assert "Alpha" not in page
+
+
+def test_the_page_reads_in_a_fixed_number_of_statements(
+    team: Team, as_user: Callable[[Account], FlaskClient], store: Store, make_user: Callable[..., Account]
+) -> None:
+    browser = as_user(team.owner)
+    browser.get(team.url)
+    with counting_statements(store.engine) as few:
+        browser.get(team.url)
+    for index in range(12):
+        person = make_user("Acme Practice", Role.ACCOUNTANT, email=f"extra{index}@acme.example")
+        with store.unit_of_work() as uow:
+            membership = uow.session.scalars(select(Membership).where(Membership.user_id == person.user_id)).one()
+            membership.client_limited = True
+            uow.session.add(MembershipClient(membership_id=membership.id, connection_id=team.alpha))
+            uow.commit()
+    with counting_statements(store.engine) as many:
+        page = browser.get(team.url)
+    assert "extra11@acme.example" in page.text
+    assert many.count == few.count, many.report()
