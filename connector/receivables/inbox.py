@@ -65,7 +65,7 @@ INTROS = {
         "Tick what may go out, then approve or skip it."
     ),
     UNCERTAIN: "The mail server may or may not have taken these emails: Nudge never sends them again on its own.",
-    FAILED: "These stopped with an error. Retrying uses the same key, so the ledger never gets anything twice.",
+    FAILED: "These stopped with an error and wait for you: fix the cause, then retry.",
     RECONNECT: "Nothing is synced, sent or written for these clients until someone reconnects them.",
     UNREADABLE: (
         "Nudge skips a record it cannot read and chases everything else. "

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connector.domain.actions import Action, ActionKind
 from connector.domain.money import Money
@@ -74,10 +74,13 @@ def _action(world: World, invoice: Invoice, key: str, kind: ActionKind, state: s
     action_id = insert_action(world.services.store, invoice.connection_id, action, state=state)
     if error:
         with world.services.store.unit_of_work() as uow:
-            row = uow.session.get(ActionRow, action_id)
-            assert row is not None
-            row.error = error
-            row.updated_at = row.scheduled_at  # as the executor stamps it (the column's onupdate is the real clock)
+            # updated_at kept as stamped (by Nudge's clock): the column's onupdate would take the real one.
+            uow.session.execute(
+                update(ActionRow)
+                .where(ActionRow.id == action_id)
+                .values(error=error, updated_at=ActionRow.updated_at)
+                .execution_options(synchronize_session=False)
+            )
             uow.commit()
     return action_id
 
