@@ -2,7 +2,8 @@
 
 A member holds one role (owner > accountant > viewer). A client-limited member sees only the connections
 listed for them in `membership_clients`; everyone else sees every connection of the organization. Owners
-change roles and client limits (audit-logged); the last owner cannot be demoted, and owners are never limited.
+change roles and client limits and remove members (audit-logged); the last owner cannot be demoted or removed,
+and owners are never limited.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from connector.domain.model import Role
 from connector.errors import InvalidInput, NotPermitted, UnknownRecord
 from connector.library.audit import record
 from connector.storage import UnitOfWork
-from connector.storage.tables import Connection, Membership, MembershipClient, User
+from connector.storage.tables import ApiToken, Connection, Membership, MembershipClient, Task, User
 
 # Higher sees and does more; a token or a change never raises a role above the member's own.
 RANK: dict[Role, int] = {Role.VIEWER: 0, Role.ACCOUNTANT: 1, Role.OWNER: 2}
@@ -120,14 +121,40 @@ def _member_view(uow: UnitOfWork, membership: Membership) -> MemberView:
 def members_of(
     uow: UnitOfWork, organization_id: int, *, after_id: int | None = None, limit: int | None = None
 ) -> list[MemberView]:
-    """The organization's members in id order (`after_id`, `limit`: one page of them)."""
-    query = select(Membership).where(Membership.organization_id == organization_id)
+    """The organization's members in id order (`after_id`, `limit`: one page of them); two statements however
+    many members there are (memberships with their users, then the client limits)."""
+    query = (
+        select(Membership, User)
+        .outerjoin(User, User.id == Membership.user_id)
+        .where(Membership.organization_id == organization_id)
+    )
     if after_id is not None:
         query = query.where(Membership.id > after_id)
     query = query.order_by(Membership.id)
     if limit is not None:
         query = query.limit(limit)
-    return [_member_view(uow, row) for row in uow.session.scalars(query)]
+    rows = uow.session.execute(query).all()
+    clients: dict[int, list[int]] = {}
+    if rows:
+        found = uow.session.execute(
+            select(MembershipClient.membership_id, MembershipClient.connection_id)
+            .where(MembershipClient.membership_id.in_([membership.id for membership, _ in rows]))
+            .order_by(MembershipClient.connection_id)
+        )
+        for membership_id, connection_id in found:
+            clients.setdefault(membership_id, []).append(connection_id)
+    return [
+        MemberView(
+            id=membership.id,
+            user_id=membership.user_id,
+            email=user.email if user is not None else "",
+            display_name=(user.display_name or "") if user is not None else "",
+            role=Role(membership.role),
+            client_limited=bool(membership.client_limited),
+            connection_ids=tuple(clients.get(membership.id, ())),
+        )
+        for membership, user in rows
+    ]
 
 
 def update_member(
@@ -218,3 +245,58 @@ def _owner_count(uow: UnitOfWork, organization_id: int) -> int:
         .with_for_update()
     )
     return len(list(owners))
+
+
+def remove_member(
+    uow: UnitOfWork, *, organization_id: int, member_id: int, acting_user_id: int, now: datetime, actor: str
+) -> MemberView:
+    """Take a member out of the organization (owners only; uncommitted; audit-logged): the membership and its
+    client limits go, the member's API tokens for the organization are revoked, their open tasks unassigned.
+
+    NotPermitted unless the acting user is an owner; UnknownRecord for a member of another organization;
+    InvalidInput("member_id") for the last owner.
+    """
+    acting = scope(uow, acting_user_id, organization_id)
+    if acting is None or acting.role is not Role.OWNER:
+        raise NotPermitted("only an owner can remove members")
+    membership = uow.session.get(Membership, member_id)
+    if membership is None or membership.organization_id != organization_id:
+        raise UnknownRecord("no such member", "member_id")
+    before = _member_view(uow, membership)
+    if before.role is Role.OWNER and _owner_count(uow, organization_id) <= 1:
+        raise InvalidInput("the organization needs an owner: make another member owner first", "member_id")
+    uow.session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.user_id == membership.user_id,
+            ApiToken.organization_id == organization_id,
+            ApiToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.execute(
+        update(Task)
+        .where(
+            Task.organization_id == organization_id,
+            Task.assignee_user_id == membership.user_id,
+            Task.state == "open",
+        )
+        .values(assignee_user_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.execute(delete(MembershipClient).where(MembershipClient.membership_id == membership.id))
+    uow.session.delete(membership)
+    uow.flush()
+    record(
+        uow,
+        organization_id=organization_id,
+        actor=actor,
+        at=now,
+        entity="member",
+        entity_id=before.id,
+        change="delete",
+        before={**before.state(), "email": before.email},
+        after=None,
+    )
+    return before

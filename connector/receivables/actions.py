@@ -1,11 +1,12 @@
-"""Outbox actions: the listing by state (keyset-paged) and the four things a person may do to one action.
+"""Outbox actions: the listing by state (keyset-paged) and the five things a person may do to one action.
 
 - approve: awaiting_approval → planned, and skip: awaiting_approval or planned → skipped, both through
   connector.review (so the last decision of an onboarding review ends it, as in the review screen);
 - retry: failed → planned, attempts reset to 0, due now; the key is unchanged, so whatever the failed attempt
   may have written is answered from the provider's idempotency store, never written twice;
 - mark sent: an uncertain email (the worker stopped while handing it over) → done, with who and when; it then
-  counts as delivered (history, recovery) and is never sent again.
+  counts as delivered (history, recovery) and is never sent again;
+- send again: an uncertain email a person found was not delivered → planned, due now (same key).
 Each checks the state first (InUse, saying what the action is now), records an activity and an audit entry.
 """
 
@@ -229,6 +230,49 @@ def mark_sent(
             raise InUse(f"action {action_id} changed meanwhile: look again before marking it", "state")
         after = {"state": "done", "marked_sent_by": actor, "marked_sent_at": now.isoformat()}
         record_action_change(uow, connection, row, "action.marked_sent", actor, now, before, after)
+        uow.commit()
+    return get_action(store, org_id, action_id, connection_ids=connection_ids)
+
+
+def send_again(
+    store: Store,
+    org_id: int,
+    action_id: int,
+    actor: str,
+    now: datetime,
+    *,
+    connection_ids: Collection[int] | None = None,
+) -> ActionView:
+    """An uncertain email → planned, due now: a person checked it did not reach the customer and asks for it
+    again (who and when are recorded). Same key; the send window and one-reminder-a-day still apply."""
+    with store.unit_of_work() as uow:
+        row, connection = _visible_action(uow, org_id, action_id, connection_ids)
+        if row.kind != ActionKind.REMIND.value:
+            raise InvalidInput(f"only emails can be sent again; this action is a {row.kind.replace('_', ' ')}", "kind")
+        if row.state != ActionState.UNCERTAIN.value:
+            raise InUse(
+                f"only emails whose delivery is uncertain can be sent again; this one is {_state_words(row)}", "state"
+            )
+        before = {"state": row.state, "error": row.error}
+        changed = uow.session.execute(
+            update(ActionRow)
+            .where(ActionRow.id == row.id, ActionRow.state == ActionState.UNCERTAIN.value)
+            .values(
+                state=ActionState.PLANNED.value,
+                attempts=0,
+                error="",
+                scheduled_at=now,
+                lease_owner="",
+                lease_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            raise InUse(f"action {action_id} changed meanwhile: look again before sending it", "state")
+        _wake(connection, now)
+        after = {"state": "planned", "sent_again_by": actor, "sent_again_at": now.isoformat()}
+        record_action_change(uow, connection, row, "action.sent_again", actor, now, before, after)
         uow.commit()
     return get_action(store, org_id, action_id, connection_ids=connection_ids)
 

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from connector.domain.money import Money
 from connector.mail.rendering import format_money
+from connector.receivables.inbox import open_count
 from web.extensions import services
 
 UI_LOCALE = "en_US"
@@ -56,12 +57,27 @@ def nav_items() -> list[NavItem]:
     """The organization's navigation: the screens this app serves, in order (none outside an organization)."""
     if getattr(g, "organization", None) is None:
         return []
-    counts: dict[str, int] = getattr(g, "nav_counts", {})
+    counts = nav_counts()
     return [
         NavItem(label, endpoint, counts.get(endpoint))
         for label, endpoint in NAV
         if endpoint in current_app.view_functions
     ]
+
+
+def nav_counts() -> dict[str, int]:
+    """Counts shown next to navigation entries (the inbox's open items), by endpoint: `g.nav_counts`, filled
+    once per request with one count statement for the member's clients."""
+    if "nav_counts" not in g:
+        scope = g.get("member_scope")
+        with services().store.unit_of_work() as uow:
+            g.nav_counts = {
+                "inbox_page.index": open_count(
+                    uow, g.organization.id, scope.visible_connection_ids() if scope is not None else None
+                )
+            }
+    counts: dict[str, int] = g.nav_counts
+    return counts
 
 
 def money(amount: Any, currency: str) -> str:
