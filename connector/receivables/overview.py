@@ -10,8 +10,10 @@ DSO is computed as `connector.receivables.reports.dso` does (60 days, the client
 currency is not known yet, the currency most of its invoices are in). The figure 30 days earlier is rebuilt from
 what is stored now: the open balance then is today's balance of the invoices issued by then plus the money
 applied to them since (payments and credits, voided ones aside), and sales are the invoices issued in the 60 days
-that ended then. The statements group by client, currency and aging bucket in SQL: one over invoices, one over
-payments, one over actions, one over tasks, one over sync runs and one over the clients themselves.
+that ended then. Seven statements, grouped by client and currency in SQL (the aging buckets as columns): the
+clients themselves, open invoices per bucket, sales and open balances, money applied since the earlier date,
+actions, tasks and sync runs. The clients' local dates differ by a day at most across the world's zones: each
+statement over invoices has an arm per local date (UNION ALL), so every comparison is with a constant date.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from connector.domain.actions import ActionKind
@@ -31,7 +33,7 @@ from connector.domain.calendar import zone
 from connector.domain.dso import DEFAULT_PERIOD_DAYS, days_sales_outstanding
 from connector.domain.model import ActionState, ConnectionStatus, InvoiceStatus
 from connector.domain.money import Money
-from connector.receivables.invoices import BUCKETS, CURRENT
+from connector.receivables.invoices import BUCKETS
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
 from connector.storage.tables import ClientSettings, Connection, Invoice, Organization, Payment, SyncRun, Task
@@ -229,9 +231,7 @@ def overview(
             return []
         ids = sorted(clients)
         days = _by_day(clients.values(), lambda client: client.today)
-        then = {day - timedelta(days=TREND_DAYS): members for day, members in days.items()}
-        sums = _invoice_sums(uow.session, ids, days, then)
-        applied = _applied_since(uow.session, ids, then)
+        sums = _invoice_sums(uow.session, days)
         actions = _action_counts(uow.session, ids, now)
         tasks = dict(
             uow.session.execute(
@@ -251,7 +251,6 @@ def overview(
         _client_line(
             clients[cid],
             sums.get(cid, {}),
-            applied.get(cid, {}),
             actions.get(cid, {}),
             int(tasks.get(cid, 0)),
             synced.get(cid),
@@ -322,111 +321,107 @@ def _by_day(clients: Iterable[_Client], day_of: Callable[[_Client], date]) -> di
     return dict(days)
 
 
-def per_client(
-    column: Any, days: dict[date, list[int]], condition: Callable[[date], ColumnElement[bool]]
-) -> ColumnElement[bool]:
-    """`condition(day)` with each client's own local `day` (`column` holds the client's id)."""
-    if len(days) == 1:
-        return condition(next(iter(days)))
-    return or_(*(and_(column.in_(ids), condition(day)) for day, ids in sorted(days.items())))
-
-
-def bucket_case(column: Any, due: Any, days: dict[date, list[int]]) -> Any:
-    """The SQL expression of an invoice's aging bucket, days past due counted on its client's local date."""
-
-    def since(back: int) -> Callable[[date], ColumnElement[bool]]:
-        return lambda day: cast(ColumnElement[bool], due >= day - timedelta(days=back))
-
-    whens: list[tuple[ColumnElement[bool], str]] = [(due.is_(None), CURRENT)]
-    for name, back in ((CURRENT, 0), ("1-30", 30), ("31-60", 60), ("61-90", 90)):
-        whens.append((per_client(column, days, since(back)), name))
-    return case(*whens, else_="90+")
-
-
 def _decimal(value: Any) -> Decimal:
     if value is None:
         return Decimal(0)
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def _invoice_sums(
-    session: Any, ids: list[int], days: dict[date, list[int]], then: dict[date, list[int]]
-) -> dict[int, dict[str, _Sums]]:
-    """Per client and currency: open invoices per aging bucket, the open balance, sales now and then, and the
-    balance of invoices issued by then — one pass over the invoices, grouped in SQL."""
-    period = timedelta(days=DEFAULT_PERIOD_DAYS)
-    is_open = Invoice.status == InvoiceStatus.OPEN.value
-    owing = and_(is_open, Invoice.balance > 0)
-    issued_by = lambda day: or_(Invoice.issue_date.is_(None), Invoice.issue_date <= day)  # noqa: E731
-    inner = (
-        select(
-            Invoice.connection_id.label("cid"),
-            Invoice.currency.label("currency"),
-            bucket_case(Invoice.connection_id, Invoice.due_date, days).label("bucket"),
-            case((owing, 1), else_=0).label("owing"),
-            case((owing, Invoice.balance), else_=0).label("owed"),
-            case((is_open, Invoice.balance), else_=0).label("open_all"),
-            case(
-                (
-                    per_client(
-                        Invoice.connection_id,
-                        days,
-                        lambda day: and_(Invoice.issue_date > day - period, Invoice.issue_date <= day),
-                    ),
-                    Invoice.total,
-                ),
-                else_=0,
-            ).label("sales_now"),
-            case(
-                (
-                    per_client(
-                        Invoice.connection_id,
-                        then,
-                        lambda day: and_(Invoice.issue_date > day - period, Invoice.issue_date <= day),
-                    ),
-                    Invoice.total,
-                ),
-                else_=0,
-            ).label("sales_then"),
-            case((and_(is_open, per_client(Invoice.connection_id, then, issued_by)), Invoice.balance), else_=0).label(
-                "open_then"
-            ),
-        )
-        .where(Invoice.connection_id.in_(ids), Invoice.status.in_(_SALES))
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            inner.c.cid,
-            inner.c.currency,
-            inner.c.bucket,
-            func.count(),
-            func.sum(inner.c.owing),
-            func.sum(inner.c.owed),
-            func.sum(inner.c.open_all),
-            func.sum(inner.c.sales_now),
-            func.sum(inner.c.sales_then),
-            func.sum(inner.c.open_then),
-        ).group_by(inner.c.cid, inner.c.currency, inner.c.bucket)
-    )
+def _bucket_conditions(due: Any, today: date) -> list[ColumnElement[bool]]:
+    """For each of BUCKETS, the condition "`due` puts an invoice in it" on `today` (no due date: current)."""
+    edges = [today - timedelta(days=back) for back in (0, 30, 60, 90)]  # the earliest due date of each bucket
+    return [
+        or_(due.is_(None), due >= edges[0]),
+        and_(due < edges[0], due >= edges[1]),
+        and_(due < edges[1], due >= edges[2]),
+        and_(due < edges[2], due >= edges[3]),
+        due < edges[3],
+    ]
+
+
+def _union(arms: list[Any]) -> Any:
+    return arms[0] if len(arms) == 1 else union_all(*arms)
+
+
+def _invoice_sums(session: Any, days: dict[date, list[int]]) -> dict[int, dict[str, _Sums]]:
+    """Per client and currency: open invoices and amounts per aging bucket, the open balance, sales now and 30 days
+    earlier, and what was owed then (today's balance of the invoices issued by then plus the money applied to them
+    since). Three statements (aging, sales, money applied since), each with an arm per local date (the clients
+    sharing it) grouped by client and currency: simple scans PostgreSQL runs fast, whatever the number of clients."""
     sums: dict[int, dict[str, _Sums]] = defaultdict(dict)
-    for cid, currency, bucket, invoices, owing_count, owed, open_all, sales_now, sales_then, open_then in rows:
-        found = sums[cid].setdefault(currency, _Sums())
-        index = BUCKETS.index(bucket)
-        found.counts[index] += int(owing_count or 0)
-        found.amounts[index] += _decimal(owed)
-        found.open_all += _decimal(open_all)
-        found.sales_now += _decimal(sales_now)
-        found.sales_then += _decimal(sales_then)
-        found.open_then += _decimal(open_then)
-        found.invoices += int(invoices or 0)
+
+    def found(cid: int, currency: str) -> _Sums:
+        return sums[cid].setdefault(currency, _Sums())
+
+    for row in session.execute(_union([_aging_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
+        entry = found(row["cid"], row["currency"])
+        entry.counts = [int(row[f"n{index}"] or 0) for index in range(len(BUCKETS))]
+        entry.amounts = [_decimal(row[f"a{index}"]) for index in range(len(BUCKETS))]
+    for row in session.execute(_union([_sales_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
+        entry = found(row["cid"], row["currency"])
+        entry.open_all = _decimal(row["open_all"])
+        entry.sales_now = _decimal(row["sales_now"])
+        entry.sales_then = _decimal(row["sales_then"])
+        entry.open_then += _decimal(row["open_then"])
+        entry.invoices = int(row["invoices"] or 0)
+    for row in session.execute(_union([_applied_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
+        found(row["cid"], row["currency"]).open_then += _decimal(row["applied"])
     return sums
 
 
-def _applied_since(session: Any, ids: list[int], then: dict[date, list[int]]) -> dict[int, dict[str, Decimal]]:
-    """Per client and invoice currency: money applied after the earlier date to invoices issued by then."""
-    rows = session.execute(
-        select(Payment.connection_id, Invoice.currency, func.sum(Payment.amount))
+def _aging_arm(today: date, ids: list[int]) -> Any:
+    """Open invoices with something to pay, per bucket (as columns), of the clients whose local date is `today`."""
+    columns: list[Any] = [Invoice.connection_id.label("cid"), Invoice.currency.label("currency")]
+    for index, condition in enumerate(_bucket_conditions(Invoice.due_date, today)):
+        columns.append(func.count().filter(condition).label(f"n{index}"))
+        columns.append(func.sum(Invoice.balance).filter(condition).label(f"a{index}"))
+    return (
+        select(*columns)
+        .where(Invoice.connection_id.in_(ids), Invoice.status == InvoiceStatus.OPEN.value, Invoice.balance > 0)
+        .group_by(Invoice.connection_id, Invoice.currency)
+    )
+
+
+def _sales_arm(today: date, ids: list[int]) -> Any:
+    """Sales over the period ending today and the one ending 30 days earlier, the open balance now and that of the
+    invoices issued by then (the paid history before both periods is not read)."""
+    period = timedelta(days=DEFAULT_PERIOD_DAYS)
+    then = today - timedelta(days=TREND_DAYS)
+    is_open = Invoice.status == InvoiceStatus.OPEN.value
+    return (
+        select(
+            Invoice.connection_id.label("cid"),
+            Invoice.currency.label("currency"),
+            func.sum(Invoice.balance).filter(is_open).label("open_all"),
+            func.sum(Invoice.total)
+            .filter(Invoice.issue_date > today - period, Invoice.issue_date <= today)
+            .label("sales_now"),
+            func.sum(Invoice.total)
+            .filter(Invoice.issue_date > then - period, Invoice.issue_date <= then)
+            .label("sales_then"),
+            func.sum(Invoice.balance)
+            .filter(is_open, or_(Invoice.issue_date.is_(None), Invoice.issue_date <= then))
+            .label("open_then"),
+            func.count().label("invoices"),
+        )
+        .where(
+            Invoice.connection_id.in_(ids),
+            Invoice.status.in_(_SALES),
+            or_(is_open, Invoice.issue_date > then - period),
+        )
+        .group_by(Invoice.connection_id, Invoice.currency)
+    )
+
+
+def _applied_arm(today: date, ids: list[int]) -> Any:
+    """Money applied after the date 30 days back to invoices issued by then, per client and invoice currency."""
+    then = today - timedelta(days=TREND_DAYS)
+    return (
+        select(
+            Payment.connection_id.label("cid"),
+            Invoice.currency.label("currency"),
+            func.sum(Payment.amount).label("applied"),
+        )
         .join(
             Invoice,
             and_(Invoice.connection_id == Payment.connection_id, Invoice.external_id == Payment.invoice_external_id),
@@ -435,19 +430,12 @@ def _applied_since(session: Any, ids: list[int], then: dict[date, list[int]]) ->
             Payment.connection_id.in_(ids),
             Payment.voided.is_(False),
             Payment.invoice_external_id != "",
+            Payment.paid_on > then,
             Invoice.status.in_(_SALES),
-            per_client(
-                Payment.connection_id,
-                then,
-                lambda day: and_(Payment.paid_on > day, or_(Invoice.issue_date.is_(None), Invoice.issue_date <= day)),
-            ),
+            or_(Invoice.issue_date.is_(None), Invoice.issue_date <= then),
         )
         .group_by(Payment.connection_id, Invoice.currency)
     )
-    applied: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    for cid, currency, amount in rows:
-        applied[cid][currency] = _decimal(amount)
-    return applied
 
 
 def _action_counts(session: Any, ids: list[int], now: datetime) -> dict[int, dict[str, tuple[int, int]]]:
@@ -476,7 +464,6 @@ def _action_counts(session: Any, ids: list[int], now: datetime) -> dict[int, dic
 def _client_line(
     client: _Client,
     sums: dict[str, _Sums],
-    applied: dict[str, Decimal],
     actions: dict[str, tuple[int, int]],
     tasks: int,
     last_ok: datetime | None,
@@ -505,7 +492,7 @@ def _client_line(
         managed_by=client.managed_by,
         home_currency=client.home_currency,
         money=tuple(money),
-        dso=_dso(dso_currency, sums.get(dso_currency), applied.get(dso_currency, Decimal(0))),
+        dso=_dso(dso_currency, sums.get(dso_currency)),
         next_days=next_days,
         exceptions=exceptions,
         health=health(client, last_ok, now),
@@ -534,13 +521,12 @@ def _figures(currency: str, found: _Sums) -> CurrencyFigures:
     )
 
 
-def _dso(currency: str, found: _Sums | None, applied: Decimal) -> Dso:
+def _dso(currency: str, found: _Sums | None) -> Dso:
     if not currency or found is None:
         return Dso(currency, None, None)
     period = DEFAULT_PERIOD_DAYS
     now = days_sales_outstanding(found.open_all, found.sales_now, period) if found.sales_now > 0 else None
-    owed_then = found.open_then + applied
-    before = days_sales_outstanding(owed_then, found.sales_then, period) if found.sales_then > 0 else None
+    before = days_sales_outstanding(found.open_then, found.sales_then, period) if found.sales_then > 0 else None
     return Dso(currency, now, before, period)
 
 

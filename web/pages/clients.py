@@ -149,6 +149,7 @@ def index(org_id: int, connection_id: int) -> ResponseReturnValue:
     collected = client_figures.collected_per_week(
         found.store, org_id, connection_id, row.as_of, connection_ids=visible, currencies=[row.dso.currency]
     )
+    received = [series for series in collected if series.total.amount]  # the client's own currency first
     steps = reports.recovery(
         found.store,
         org_id,
@@ -179,8 +180,8 @@ def index(org_id: int, connection_id: int) -> ResponseReturnValue:
         other_money=row.money[1:],
         bucket_labels=[(name, BUCKET_LABELS[name]) for name in BUCKETS],
         dso_chart=dso_chart(trend, row.dso.currency) if trend else None,
-        collected_chart=collected_chart(collected[0]) if collected else None,
-        other_collected=[series for series in collected[1:] if series.total.amount],
+        collected_chart=collected_chart(received[0]) if received else None,
+        other_collected=received[1:],
         steps=steps,
         step_label=step_label,
         recovery_chart=recovery_chart(steps),
