@@ -344,70 +344,74 @@ def _union(arms: list[Any]) -> Any:
 
 
 def _invoice_sums(session: Any, days: dict[date, list[int]]) -> dict[int, dict[str, _Sums]]:
-    """Per client and currency: open invoices and amounts per aging bucket, the open balance, sales now and 30 days
-    earlier, and what was owed then (today's balance of the invoices issued by then plus the money applied to them
-    since). Three statements (aging, sales, money applied since), each with an arm per local date (the clients
-    sharing it) grouped by client and currency: simple scans PostgreSQL runs fast, whatever the number of clients."""
+    """Per client and currency: open invoices and amounts per aging bucket, the open balance now and that of the
+    invoices issued by 30 days ago, sales in the periods ending today and then, and the money applied since then
+    (to add to what was owed then). Three statements, each with an arm per local date (the clients sharing it),
+    grouped by client and currency: the open invoices, the invoices issued in the last 90 days, the payments since
+    30 days ago; none reads the paid history before that."""
     sums: dict[int, dict[str, _Sums]] = defaultdict(dict)
 
     def found(cid: int, currency: str) -> _Sums:
         return sums[cid].setdefault(currency, _Sums())
 
-    for row in session.execute(_union([_aging_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
+    for row in session.execute(_union([_open_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
         entry = found(row["cid"], row["currency"])
         entry.counts = [int(row[f"n{index}"] or 0) for index in range(len(BUCKETS))]
         entry.amounts = [_decimal(row[f"a{index}"]) for index in range(len(BUCKETS))]
+        entry.open_all = _decimal(row["open_all"])
+        entry.open_then += _decimal(row["open_then"])
+        entry.invoices += int(row["invoices"] or 0)
     for row in session.execute(_union([_sales_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
         entry = found(row["cid"], row["currency"])
-        entry.open_all = _decimal(row["open_all"])
         entry.sales_now = _decimal(row["sales_now"])
         entry.sales_then = _decimal(row["sales_then"])
-        entry.open_then += _decimal(row["open_then"])
-        entry.invoices = int(row["invoices"] or 0)
+        entry.invoices += int(row["invoices"] or 0)
     for row in session.execute(_union([_applied_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
         found(row["cid"], row["currency"]).open_then += _decimal(row["applied"])
     return sums
 
 
-def _aging_arm(today: date, ids: list[int]) -> Any:
-    """Open invoices with something to pay, per bucket (as columns), of the clients whose local date is `today`."""
+def _open_arm(today: date, ids: list[int]) -> Any:
+    """The open invoices of the clients whose local date is `today`: those with something to pay per aging bucket
+    (as columns), the open balance, and the open balance of those issued by 30 days ago."""
+    then = today - timedelta(days=TREND_DAYS)
+    owing = Invoice.balance > 0
     columns: list[Any] = [Invoice.connection_id.label("cid"), Invoice.currency.label("currency")]
     for index, condition in enumerate(_bucket_conditions(Invoice.due_date, today)):
-        columns.append(func.count().filter(condition).label(f"n{index}"))
-        columns.append(func.sum(Invoice.balance).filter(condition).label(f"a{index}"))
+        columns.append(func.count().filter(owing, condition).label(f"n{index}"))
+        columns.append(func.sum(Invoice.balance).filter(owing, condition).label(f"a{index}"))
+    columns += [
+        func.sum(Invoice.balance).label("open_all"),
+        func.sum(Invoice.balance)
+        .filter(or_(Invoice.issue_date.is_(None), Invoice.issue_date <= then))
+        .label("open_then"),
+        func.count().label("invoices"),
+    ]
     return (
         select(*columns)
-        .where(Invoice.connection_id.in_(ids), Invoice.status == InvoiceStatus.OPEN.value, Invoice.balance > 0)
+        .where(Invoice.connection_id.in_(ids), Invoice.status == InvoiceStatus.OPEN.value)
         .group_by(Invoice.connection_id, Invoice.currency)
     )
 
 
 def _sales_arm(today: date, ids: list[int]) -> Any:
-    """Sales over the period ending today and the one ending 30 days earlier, the open balance now and that of the
-    invoices issued by then (the paid history before both periods is not read)."""
+    """Sales (invoices issued, open or paid) in the period ending today and in the one ending 30 days ago."""
     period = timedelta(days=DEFAULT_PERIOD_DAYS)
     then = today - timedelta(days=TREND_DAYS)
-    is_open = Invoice.status == InvoiceStatus.OPEN.value
     return (
         select(
             Invoice.connection_id.label("cid"),
             Invoice.currency.label("currency"),
-            func.sum(Invoice.balance).filter(is_open).label("open_all"),
             func.sum(Invoice.total)
             .filter(Invoice.issue_date > today - period, Invoice.issue_date <= today)
             .label("sales_now"),
-            func.sum(Invoice.total)
-            .filter(Invoice.issue_date > then - period, Invoice.issue_date <= then)
-            .label("sales_then"),
-            func.sum(Invoice.balance)
-            .filter(is_open, or_(Invoice.issue_date.is_(None), Invoice.issue_date <= then))
-            .label("open_then"),
-            func.count().label("invoices"),
+            func.sum(Invoice.total).filter(Invoice.issue_date <= then).label("sales_then"),
+            func.count().filter(Invoice.status != InvoiceStatus.OPEN.value).label("invoices"),
         )
         .where(
             Invoice.connection_id.in_(ids),
             Invoice.status.in_(_SALES),
-            or_(is_open, Invoice.issue_date > then - period),
+            Invoice.issue_date > then - period,
         )
         .group_by(Invoice.connection_id, Invoice.currency)
     )
@@ -415,10 +419,10 @@ def _sales_arm(today: date, ids: list[int]) -> Any:
 
 def _applied_arm(today: date, ids: list[int]) -> Any:
     """Money applied after the date 30 days back to invoices issued by then, per client and currency: every payment
-    since then but those to an invoice issued after then (or voided since). Said that way, the join reads only the
-    few invoices issued in the last 30 days rather than the whole history (the anti-join keeps a payment to an
-    invoice Nudge does not hold: the sync holds every invoice open or closed recently, which money since then
-    was applied to)."""
+    or credit since then (voided ones aside) but those to an invoice issued after then. Said that way, the join
+    reads only the invoices issued in the last 30 days, not the whole history. (A payment to an invoice Nudge does
+    not hold counts: the sync holds every invoice open or closed lately, which is where money since then went; a
+    ledger voids an invoice only once its payments are removed.)"""
     then = today - timedelta(days=TREND_DAYS)
     later = aliased(Invoice)
     return (
@@ -433,7 +437,7 @@ def _applied_arm(today: date, ids: list[int]) -> Any:
                 later.connection_id == Payment.connection_id,
                 later.external_id == Payment.invoice_external_id,
                 later.connection_id.in_(ids),  # said again: PostgreSQL does not carry an IN list across the join
-                or_(later.status.not_in(_SALES), later.issue_date > then),
+                later.issue_date > then,
             ),
         )
         .where(
