@@ -36,8 +36,8 @@ RECOVERY_DAYS = 90
 ACTIVITY_LIMIT = 12
 UPCOMING_SHOWN = 25
 BUCKET_CLASSES = {"current": "b-current", "1-30": "b-1-30", "31-60": "b-31-60", "61-90": "b-61-90", "90+": "b-90-plus"}
-# Where a client's settings live, by the settings screen's endpoint names (the first one the app serves).
-SETTINGS_ENDPOINTS = ("settings_page.client", "settings_page.client_settings", "settings_page.clients")
+# The client's own pages built by the other screens, linked when this app serves them (docs/pages/README.md).
+SETTINGS_RULE = "/orgs/<int:org_id>/clients/<int:connection_id>/settings"
 
 
 def _short_day(value: date) -> str:
@@ -132,6 +132,14 @@ def _link(endpoint_names: tuple[str, ...], **values: Any) -> str:
     return ""
 
 
+def _page(rule: str, **values: Any) -> str:
+    """The URL of the page served at `rule` (whatever its endpoint's name), or "" when this app has none."""
+    for found in current_app.url_map.iter_rules():
+        if found.rule == rule and "GET" in (found.methods or ()):
+            return url_for(found.endpoint, **values)
+    return ""
+
+
 @bp.get("/orgs/<int:org_id>/clients/<int:connection_id>/")
 def index(org_id: int, connection_id: int) -> ResponseReturnValue:
     """The client's page (membership and client scope already checked by web.access)."""
@@ -193,8 +201,7 @@ def index(org_id: int, connection_id: int) -> ResponseReturnValue:
         weeks=WEEKS,
         trend_days=TREND_DAYS,
         invoices_url=invoices_url,
-        settings_url=_link(SETTINGS_ENDPOINTS, org_id=org_id, connection_id=connection_id)
-        or _link(("settings_page.index",), org_id=org_id),
+        settings_url=_page(SETTINGS_RULE, org_id=org_id, connection_id=connection_id),
         inbox_url=_link(("inbox_page.index",), org_id=org_id, client=connection_id),
         overview_url=url_for("overview_page.index", org_id=org_id),
         can_connect=g.role in (Role.OWNER, Role.ACCOUNTANT),
