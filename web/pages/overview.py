@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Blueprint, g, render_template, request, url_for
+from flask import Blueprint, current_app, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
@@ -174,4 +174,5 @@ def index(org_id: int) -> ResponseReturnValue:
         providers=[(key, registry.spec(key).display_name) for key in keys],
         configured=set(keys),
         can_connect=g.role in (Role.OWNER, Role.ACCOUNTANT),
+        inbox="inbox_page.index" in current_app.view_functions,  # what needs a person links there when served
     )
