@@ -23,9 +23,10 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Integer, and_, any_, case, false, func, literal, or_, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
 from connector.domain.actions import ActionKind
@@ -231,19 +232,20 @@ def overview(
             return []
         ids = sorted(clients)
         days = _by_day(clients.values(), lambda client: client.today)
-        sums = _invoice_sums(uow.session, days)
-        actions = _action_counts(uow.session, ids, now)
+        pg = uow.session.get_bind().dialect.name == "postgresql"
+        sums = _invoice_sums(uow.session, days, pg)
+        actions = _action_counts(uow.session, ids, now, pg)
         tasks = dict(
             uow.session.execute(
                 select(Task.connection_id, func.count())
-                .where(Task.connection_id.in_(ids), Task.state == "open")
+                .where(among(Task.connection_id, ids, pg), Task.state == "open")
                 .group_by(Task.connection_id)
             ).all()
         )
         synced = dict(
             uow.session.execute(
                 select(SyncRun.connection_id, func.max(SyncRun.finished_at))
-                .where(SyncRun.connection_id.in_(ids), SyncRun.outcome == "ok")
+                .where(among(SyncRun.connection_id, ids, pg), SyncRun.outcome == "ok")
                 .group_by(SyncRun.connection_id)
             ).all()
         )
@@ -321,6 +323,14 @@ def _by_day(clients: Iterable[_Client], day_of: Callable[[_Client], date]) -> di
     return dict(days)
 
 
+def among(column: Any, ids: list[int], postgres: bool) -> ColumnElement[bool]:
+    """`column` is one of `ids`: on PostgreSQL `= ANY(array)`, one parameter however many clients (an IN list of
+    200 is 200 parameters to send and parse, in every statement and arm); elsewhere an IN list."""
+    if postgres:
+        return cast(ColumnElement[bool], column == any_(literal(ids, type_=ARRAY(Integer))))
+    return cast(ColumnElement[bool], column.in_(ids))
+
+
 def _decimal(value: Any) -> Decimal:
     if value is None:
         return Decimal(0)
@@ -343,7 +353,7 @@ def _union(arms: list[Any]) -> Any:
     return arms[0] if len(arms) == 1 else union_all(*arms)
 
 
-def _invoice_sums(session: Any, days: dict[date, list[int]]) -> dict[int, dict[str, _Sums]]:
+def _invoice_sums(session: Any, days: dict[date, list[int]], pg: bool) -> dict[int, dict[str, _Sums]]:
     """Per client and currency: open invoices and amounts per aging bucket, the open balance now and that of the
     invoices issued by 30 days ago, sales in the periods ending today and then, and the money applied since then
     (to add to what was owed then). Three statements, each with an arm per local date (the clients sharing it),
@@ -354,24 +364,26 @@ def _invoice_sums(session: Any, days: dict[date, list[int]]) -> dict[int, dict[s
     def found(cid: int, currency: str) -> _Sums:
         return sums[cid].setdefault(currency, _Sums())
 
-    for row in session.execute(_union([_open_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
+    for row in session.execute(_union([_open_arm(today, ids, pg) for today, ids in sorted(days.items())])).mappings():
         entry = found(row["cid"], row["currency"])
         entry.counts = [int(row[f"n{index}"] or 0) for index in range(len(BUCKETS))]
         entry.amounts = [_decimal(row[f"a{index}"]) for index in range(len(BUCKETS))]
         entry.open_all = _decimal(row["open_all"])
         entry.open_then += _decimal(row["open_then"])
         entry.invoices += int(row["invoices"] or 0)
-    for row in session.execute(_union([_sales_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
+    for row in session.execute(_union([_sales_arm(today, ids, pg) for today, ids in sorted(days.items())])).mappings():
         entry = found(row["cid"], row["currency"])
         entry.sales_now = _decimal(row["sales_now"])
         entry.sales_then = _decimal(row["sales_then"])
         entry.invoices += int(row["invoices"] or 0)
-    for row in session.execute(_union([_applied_arm(today, ids) for today, ids in sorted(days.items())])).mappings():
+    for row in session.execute(
+        _union([_applied_arm(today, ids, pg) for today, ids in sorted(days.items())])
+    ).mappings():
         found(row["cid"], row["currency"]).open_then += _decimal(row["applied"])
     return sums
 
 
-def _open_arm(today: date, ids: list[int]) -> Any:
+def _open_arm(today: date, ids: list[int], pg: bool) -> Any:
     """The open invoices of the clients whose local date is `today`: those with something to pay per aging bucket
     (as columns), the open balance, and the open balance of those issued by 30 days ago."""
     then = today - timedelta(days=TREND_DAYS)
@@ -389,12 +401,12 @@ def _open_arm(today: date, ids: list[int]) -> Any:
     ]
     return (
         select(*columns)
-        .where(Invoice.connection_id.in_(ids), Invoice.status == InvoiceStatus.OPEN.value)
+        .where(among(Invoice.connection_id, ids, pg), Invoice.status == InvoiceStatus.OPEN.value)
         .group_by(Invoice.connection_id, Invoice.currency)
     )
 
 
-def _sales_arm(today: date, ids: list[int]) -> Any:
+def _sales_arm(today: date, ids: list[int], pg: bool) -> Any:
     """Sales (invoices issued, open or paid) in the period ending today and in the one ending 30 days ago."""
     period = timedelta(days=DEFAULT_PERIOD_DAYS)
     then = today - timedelta(days=TREND_DAYS)
@@ -409,7 +421,7 @@ def _sales_arm(today: date, ids: list[int]) -> Any:
             func.count().filter(Invoice.status != InvoiceStatus.OPEN.value).label("invoices"),
         )
         .where(
-            Invoice.connection_id.in_(ids),
+            among(Invoice.connection_id, ids, pg),
             Invoice.status.in_(_SALES),
             Invoice.issue_date > then - period,
         )
@@ -417,7 +429,7 @@ def _sales_arm(today: date, ids: list[int]) -> Any:
     )
 
 
-def _applied_arm(today: date, ids: list[int]) -> Any:
+def _applied_arm(today: date, ids: list[int], pg: bool) -> Any:
     """Money applied after the date 30 days back to invoices issued by then, per client and currency: every payment
     or credit since then (voided ones aside) but those to an invoice issued after then. Said that way, the join
     reads only the invoices issued in the last 30 days, not the whole history. (A payment to an invoice Nudge does
@@ -436,12 +448,12 @@ def _applied_arm(today: date, ids: list[int]) -> Any:
             and_(
                 later.connection_id == Payment.connection_id,
                 later.external_id == Payment.invoice_external_id,
-                later.connection_id.in_(ids),  # said again: PostgreSQL does not carry an IN list across the join
+                among(later.connection_id, ids, pg),  # said again: PostgreSQL does not carry it across the join
                 later.issue_date > then,
             ),
         )
         .where(
-            Payment.connection_id.in_(ids),
+            among(Payment.connection_id, ids, pg),
             Payment.voided.is_(False),
             Payment.invoice_external_id != "",
             Payment.paid_on > then,
@@ -451,7 +463,7 @@ def _applied_arm(today: date, ids: list[int]) -> Any:
     )
 
 
-def _action_counts(session: Any, ids: list[int], now: datetime) -> dict[int, dict[str, tuple[int, int]]]:
+def _action_counts(session: Any, ids: list[int], now: datetime, pg: bool) -> dict[int, dict[str, tuple[int, int]]]:
     """Per client and state (waiting or needing a person): (all such actions, those due within NEXT_DAYS)."""
     horizon = now + timedelta(days=NEXT_DAYS)
     rows = session.execute(
@@ -462,7 +474,7 @@ def _action_counts(session: Any, ids: list[int], now: datetime) -> dict[int, dic
             func.count(case((ActionRow.scheduled_at < horizon, 1))),
         )
         .where(
-            ActionRow.connection_id.in_(ids),
+            among(ActionRow.connection_id, ids, pg),
             ActionRow.state.in_(_WAITING + _NEEDS_PERSON),
             ActionRow.kind != ActionKind.HOLD.value,
         )
