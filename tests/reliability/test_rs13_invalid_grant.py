@@ -77,7 +77,7 @@ def test_rs13_invalid_grant_parks_one_tenant_with_no_more_token_calls(provider: 
 
     Other tenants are unaffected and the UI shows Reconnect. The design's name for the state is
     `needs_reauth` (docs/design.md "Data": active | needs_reauth | disconnected; `disconnected` is what
-    the user's own Disconnect leaves), shown as "needs reauth" with a Reconnect button.
+    the user's own Disconnect leaves), shown as "Reconnect needed" with a Reconnect button.
     """
     start = datetime.now(UTC)
     with pipeline(provider, tmp_path, RULES, start=start) as world:
@@ -117,6 +117,6 @@ def test_rs13_invalid_grant_parks_one_tenant_with_no_more_token_calls(provider: 
         assert {row.state for row in world.actions(healthy)} == {"done"}
 
         page = _org_page(world, revoked)
-        assert "needs reauth" in page
+        assert "Reconnect needed" in page
         assert ">Reconnect</button>" in page
         assert f"/connections/{revoked}/reconnect" in page

@@ -151,9 +151,9 @@ def test_connect_round_trip_stores_an_encrypted_connection(
     # careful by default: a new client waits for its first plan's review, and the user is told so
     assert "nothing is sent or written to the ledger until you have reviewed" in dashboard.text
     assert "Waiting for your review" in dashboard.text
-    assert "<td>QuickBooks Online</td>" in dashboard.text
-    assert "<td>Round Trip Books LLC</td>" in dashboard.text
-    assert ">active<" in dashboard.text
+    assert '<span class="muted small provider">QuickBooks Online</span>' in dashboard.text
+    assert ">Round Trip Books LLC</a>" in dashboard.text  # the client's name links to its page
+    assert "Reconnect needed" not in dashboard.text
 
     [row] = connections(store, signed_in.org_id)
     assert (row.provider, row.tenant_id, row.name, row.status) == (
@@ -287,7 +287,7 @@ def test_reconnecting_the_same_company_updates_the_row(
         uow.commit()
 
     page = client.get(f"/orgs/{signed_in.org_id}/")
-    assert "needs reauth" in page.text
+    assert "Reconnect needed" in page.text
     assert "QuickBooks no longer accepts this connection&#39;s authorization" in page.text
     reconnect_action = f'action="/orgs/{signed_in.org_id}/connections/{row.id}/reconnect"'
     assert reconnect_action in page.text
@@ -361,8 +361,8 @@ def test_disconnect_revokes_the_grant_and_marks_the_connection(
     tokens = tokens_of(app, store, signed_in.org_id, row.id)
     assert company_info_status(qbo_emulator, realm, tokens.access_token) == 200
 
-    dashboard = client.get(f"/orgs/{signed_in.org_id}/")
-    assert f'href="/orgs/{signed_in.org_id}/connections/{row.id}/disconnect"' in dashboard.text  # asks first
+    client_page = client.get(f"/orgs/{signed_in.org_id}/clients/{row.id}/")  # Disconnect… is on the client's page
+    assert f'href="/orgs/{signed_in.org_id}/connections/{row.id}/disconnect"' in client_page.text  # asks first
     page = client.get(f"/orgs/{signed_in.org_id}/connections/{row.id}/disconnect")
     assert page.status_code == 200
     assert "Disconnect Leaving Co?" in page.text
@@ -427,6 +427,7 @@ def test_disconnect_needs_membership_and_the_owner_role(
     assert login(helper, accountant.email, accountant.password).status_code == 302
     page = helper.get(f"/orgs/{signed_in.org_id}/")
     assert "/disconnect" not in page.text  # only owners see the button
+    assert "/disconnect" not in helper.get(f"/orgs/{signed_in.org_id}/clients/{connection_id}/").text
     assert helper.get(path).status_code == 403
     assert helper.post(path, data={"csrf_token": token_of(page.text)}).status_code == 403
     assert other.get(path).status_code == 404
@@ -649,7 +650,7 @@ def test_xero_consent_for_several_organisations_makes_several_connections(
     dashboard = client.get(response.location).text
     assert "Connected Kiwi Traders Ltd" in dashboard
     assert "Connected Tasman Holdings" in dashboard
-    assert dashboard.count("<td>Xero</td>") == 2
+    assert dashboard.count('<span class="muted small provider">Xero</span>') == 2
 
     rows = connections(store, signed_in.org_id)
     assert sorted((row.provider, row.tenant_id, row.name, row.status) for row in rows) == sorted(
@@ -750,10 +751,11 @@ def test_connect_quickbooks_in_a_real_browser(
                 expect(page).to_have_url(f"{live_url}/orgs/{account.org_id}/")
                 expect(page.get_by_role("status").filter(has_text="Connected Browser Books Inc")).to_be_visible()
                 row = page.locator("tbody tr", has_text="Browser Books Inc")
-                expect(row.locator("td").first).to_have_text("QuickBooks Online")
-                expect(row.locator(".status")).to_have_text("active")
-                expect(row.get_by_role("link", name="Disconnect…")).to_be_visible()
-                row.get_by_role("link", name="Disconnect…").click()  # asks for confirmation first
+                expect(row.locator(".provider")).to_have_text("QuickBooks Online")
+                expect(row.locator(".badge", has_text="Waiting for your review")).to_be_visible()
+                row.get_by_role("link", name="Browser Books Inc").click()  # the client's page
+                expect(page.get_by_role("heading", name="Browser Books Inc", level=1)).to_be_visible()
+                page.get_by_role("button", name="Disconnect…").click()  # asks for confirmation first
                 expect(page.get_by_role("heading", name="Disconnect Browser Books Inc?")).to_be_visible()
                 page.get_by_role("link", name="Cancel").click()
                 expect(page).to_have_url(f"{live_url}/orgs/{account.org_id}/")

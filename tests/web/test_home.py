@@ -1,4 +1,4 @@
-"""The signed-in home: the organization's dashboard lists its own connections and nobody else's."""
+"""The signed-in home: the organization's page (its overview) lists its own connections and nobody else's."""
 
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ def test_lists_this_organizations_connections_only(
     assert rows.count("<tr>") == 2
     assert "Acme Books" in rows
     assert "quickbooks" in rows
-    assert ">active<" in rows
+    assert "Not synced yet" in rows  # an active connection before its first sync
     assert "Acme NZ" in rows
     assert "xero" in rows
-    assert "needs reauth" in rows
+    assert "Reconnect needed" in rows
     assert "Secret Client of Another Org" not in page.text
 
 
@@ -127,6 +127,16 @@ def _unused(*_args: object) -> NoReturn:
     raise AssertionError("the dashboard must not call the provider")
 
 
+def test_the_organization_url_is_the_overview(app: Flask) -> None:
+    """`home.organization` still builds the organization's URL; the overview screen answers it."""
+    with app.test_request_context():
+        from flask import url_for
+
+        assert url_for("home.organization", org_id=7) == url_for("overview_page.index", org_id=7) == "/orgs/7/"
+    adapter = app.url_map.bind("localhost")
+    assert adapter.match("/orgs/7/")[0] == "overview_page.index"
+
+
 def test_provider_names_come_from_the_registry(
     app: Flask,
     settings: Settings,
@@ -155,5 +165,5 @@ def test_provider_names_come_from_the_registry(
     client = create_app(settings, services).test_client()
     assert login(client, signed_in.email, signed_in.password).status_code == 302
     page = client.get(f"/orgs/{signed_in.org_id}/")
-    assert "<td>QuickBooks Online</td>" in page.text
-    assert "<td>freshbooks</td>" in page.text
+    assert '<span class="muted small provider">QuickBooks Online</span>' in page.text
+    assert '<span class="muted small provider">freshbooks</span>' in page.text
