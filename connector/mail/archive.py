@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -125,3 +126,71 @@ def bounded(wire: bytes, cap: int = MAX_STORED_BYTES) -> tuple[bytes, bool]:
         part.set_content(note, subtype="plain", charset="utf-8", disposition="attachment", filename=f"{name}.txt")
     smaller = parsed.as_bytes(policy=policy.SMTP)
     return smaller[:cap], True
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """One attachment of a kept message: its file name, MIME type and size in bytes (as stored)."""
+
+    filename: str
+    mime: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMessage:
+    """A kept message read back: its header fields as a reader sees them, its text and HTML parts, attachments."""
+
+    headers: tuple[tuple[str, str], ...]  # (name, decoded value) of From, To, Cc, Reply-To, Subject, Date, Message-ID
+    text: str | None
+    html: str | None
+    attachments: tuple[AttachmentInfo, ...]
+
+    def header(self, name: str) -> str:
+        """The decoded value of header `name` ("" when the message has none)."""
+        return next((value for key, value in self.headers if key.lower() == name.lower()), "")
+
+
+SHOWN_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To")
+
+
+def read(raw: bytes) -> ReadMessage:
+    """Parse kept bytes for people to read; never raises on a malformed message (what cannot be read is left out)."""
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    headers = []
+    for name in SHOWN_HEADERS:
+        try:
+            value = parsed.get(name)
+        except (ValueError, IndexError, TypeError):  # a header the parser cannot make sense of
+            value = None
+        if value is not None:
+            headers.append((name, " ".join(str(value).split())))
+    attachments = []
+    for part in parsed.iter_attachments():
+        content = _content(part)
+        size = len(content.encode()) if isinstance(content, str) else len(content or b"")
+        attachments.append(AttachmentInfo(part.get_filename() or "attachment", part.get_content_type(), size))
+    return ReadMessage(tuple(headers), _body(parsed, "plain"), _body(parsed, "html"), tuple(attachments))
+
+
+def _body(message: EmailMessage, subtype: str) -> str | None:
+    part = message.get_body((subtype,))
+    if part is None:
+        return None
+    content = _content(part)
+    if isinstance(content, bytes):
+        return content.decode("utf-8", "replace")
+    return content
+
+
+def _content(part: Any) -> str | bytes | None:
+    """A part's decoded content (text as str); raw bytes when its charset or encoding is broken."""
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeError, ValueError, KeyError):
+        payload = part.get_payload(decode=True)
+        return payload if isinstance(payload, bytes) else None
+    if isinstance(content, str | bytes):
+        return content
+    return None
