@@ -37,7 +37,7 @@ def test_xero_links() -> None:
 
 
 @pytest.mark.parametrize("spec", [QUICKBOOKS, XERO], ids=["quickbooks", "xero"])
-@pytest.mark.parametrize("kind, ident", [("payment", "1"), ("invoice", ""), ("invoice", "1&x=<script>")])
+@pytest.mark.parametrize(("kind", "ident"), [("payment", "1"), ("invoice", ""), ("invoice", "1&x=<script>")])
 def test_no_link_for_another_kind_or_a_hostile_id(spec: object, kind: str, ident: str) -> None:
     link = spec.ledger_url(settings(), "t", kind, ident)  # type: ignore[attr-defined]
     assert link is None or ("<" not in link and "&x=" not in link)

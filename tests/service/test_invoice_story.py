@@ -79,10 +79,13 @@ def _page(store: Store, books: dict[str, int], **filters: object) -> list[Invoic
 
 def test_the_listing_says_what_holds_each_invoice(store: Store, books: dict[str, int]) -> None:
     rows = {row.number: row for row in _page(store, books)}
-    assert rows["INV-1"].has_plan and not rows["INV-1"].disputed
+    assert rows["INV-1"].has_plan
+    assert not rows["INV-1"].disputed
     assert not rows["INV-2"].has_plan  # its plan was broken
-    assert rows["INV-2"].disputed and rows["INV-2"].paused_until == TODAY + timedelta(days=3)
-    assert rows["INV-3"].paused_until == TODAY + timedelta(days=9) and rows["INV-3"].excluded
+    assert rows["INV-2"].disputed
+    assert rows["INV-2"].paused_until == TODAY + timedelta(days=3)
+    assert rows["INV-3"].paused_until == TODAY + timedelta(days=9)
+    assert rows["INV-3"].excluded
     assert not any((rows["50%OFF"].has_plan, rows["50%OFF"].disputed, rows["50%OFF"].excluded))
 
 
@@ -98,7 +101,7 @@ def test_filters_by_plan_and_dispute(store: Store, books: dict[str, int]) -> Non
 
 
 @pytest.mark.parametrize(
-    "search, numbers",
+    ("search", "numbers"),
     [
         ("%", ["INV-2", "50%OFF"]),  # a percent sign is a percent sign, not "anything"
         ("_", ["INV-2"]),  # likewise the underscore
@@ -120,18 +123,22 @@ def test_pages_forward_and_back(store: Store, books: dict[str, int]) -> None:
     args = {"filters": InvoiceFilter(connection_id=books["a"]), "limit": 2}
     first = invoice_page(store, books["p"], NOW, **args)  # type: ignore[arg-type]
     assert [row.number for row in first.items] == ["INV-1", "INV-2"]
-    assert first.prev_cursor is None and first.next_cursor is not None
+    assert first.prev_cursor is None
+    assert first.next_cursor is not None
     second = invoice_page(store, books["p"], NOW, cursor=first.next_cursor, **args)  # type: ignore[arg-type]
     assert [row.number for row in second.items] == ["INV-3", "50%OFF"]
     third = invoice_page(store, books["p"], NOW, cursor=second.next_cursor, **args)  # type: ignore[arg-type]
     assert [row.number for row in third.items] == ["INV-5"]  # the undated one, last
-    assert third.next_cursor is None and third.prev_cursor is not None
+    assert third.next_cursor is None
+    assert third.prev_cursor is not None
     back = invoice_page(store, books["p"], NOW, before=third.prev_cursor, **args)  # type: ignore[arg-type]
     assert [row.number for row in back.items] == ["INV-3", "50%OFF"]
-    assert back.next_cursor is not None and back.prev_cursor is not None
+    assert back.next_cursor is not None
+    assert back.prev_cursor is not None
     start = invoice_page(store, books["p"], NOW, before=back.prev_cursor, **args)  # type: ignore[arg-type]
     assert [row.number for row in start.items] == ["INV-1", "INV-2"]
-    assert start.prev_cursor is None and start.next_cursor is not None
+    assert start.prev_cursor is None
+    assert start.next_cursor is not None
     with pytest.raises(InvalidInput):  # a next cursor is not a "before" one, and the other way round
         invoice_page(store, books["p"], NOW, before=first.next_cursor, **args)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
@@ -205,7 +212,9 @@ def test_the_story_tells_each_entry_in_words_with_its_email_and_ledger_link(
 
     assert detail.ledger_name == "Fake Books"
     assert detail.ledger_url == "https://books.example/realm-9/invoice/1"
-    assert detail.plan is not None and detail.plan.state == "active" and len(detail.plan.installments) == 2
+    assert detail.plan is not None
+    assert detail.plan.state == "active"
+    assert len(detail.plan.installments) == 2
     assert detail.invoice.has_plan
     words = [(entry.type, entry.words) for entry in detail.timeline if not entry.repeats]
     assert words[0] == (
@@ -227,7 +236,8 @@ def test_the_story_tells_each_entry_in_words_with_its_email_and_ledger_link(
     told = next(entry for entry in detail.timeline if entry.kind == "action.remind")
     assert told.repeats == "r" * 40
     approved = next(entry for entry in detail.timeline if entry.kind == "action.approved")
-    assert approved.words == "Reminder approved by ann@p.example" and not approved.repeats
+    assert approved.words == "Reminder approved by ann@p.example"
+    assert not approved.repeats
     quarantined = next(entry for entry in detail.timeline if entry.kind == "sync.quarantined")
     assert quarantined.words == "Fake Books sent data Nudge could not read (DueDate): not a date"
     payment = next(entry for entry in detail.timeline if entry.type == "payment")
@@ -243,11 +253,14 @@ def test_a_kept_email_reads_back_only_in_its_own_client_and_invoice(store: Store
     found = sent_email(store, books["p"], a, books["inv1"], email_id)
     assert found.state == "sent"
     assert found.subject == "Invoice INV-1 is overdue"
-    assert found.to == ("ap@one.example",) and found.cc == ("boss@one.example",)
+    assert found.to == ("ap@one.example",)
+    assert found.cc == ("boss@one.example",)
     assert found.message.header("Reply-To") == "accounts@alpha.example"
     assert found.message.header("From") == "Alpha Ltd <billing@books.example>"
-    assert found.message.text is not None and found.message.text.strip() == "Please pay INV-1."
-    assert found.message.html is not None and "<p>Pay</p>" in found.message.html
+    assert found.message.text is not None
+    assert found.message.text.strip() == "Please pay INV-1."
+    assert found.message.html is not None
+    assert "<p>Pay</p>" in found.message.html
     assert sent_email(store, books["p"], a, books["inv3"], email_id).id == email_id  # the other invoice it lists
 
     for org, client, invoice in (
