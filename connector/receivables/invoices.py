@@ -155,6 +155,7 @@ class InvoicePage:
     items: tuple[InvoiceView, ...]
     next_cursor: str | None
     prev_cursor: str | None
+    client_name: str = ""  # the client's name when the listing is one client's (`connection_id` filter)
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ class InvoiceDetail:
     first_seen_at: datetime | None = None
     ledger_name: str = ""  # the provider's name ("QuickBooks Online", "Xero")
     ledger_url: str | None = None
+    today: date | None = None  # the client's calendar day the detail was read on
 
 
 LedgerLink = Callable[[str, str], "str | None"]  # (record kind "invoice" | "credit", the record's id) -> its page
@@ -322,6 +324,7 @@ def invoice_page(
         items,
         _cursor(_CURSOR, last) if forward_more and last is not None else None,
         _cursor(_BEFORE, first) if backward_more and first is not None else None,
+        names.get(filters.connection_id, "") if filters.connection_id is not None else "",
     )
 
 
@@ -482,6 +485,7 @@ def invoice_detail(
         first_seen_at=invoice.first_seen_at,
         ledger_name=ledger_name,
         ledger_url=link("invoice", invoice.external_id) if link is not None else None,
+        today=today,
     )
 
 
