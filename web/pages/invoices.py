@@ -39,6 +39,7 @@ from connector.receivables.invoices import (
     sent_email,
 )
 from web.extensions import services
+from web.security import CONTENT_SECURITY_POLICY
 from web.pages.ui import PAGE_SIZE, day
 
 bp = Blueprint("invoices_page", __name__)
@@ -69,6 +70,18 @@ EMAIL_HTML_POLICY = (
     "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
+
+
+# Pico.css draws the search, select and date controls' icons as data: images; these pages allow exactly that on top
+# of the app's policy (as the API docs page does for Swagger UI).
+PAGE_POLICY = f"{CONTENT_SECURITY_POLICY}; img-src 'self' data:"
+
+
+@bp.after_request
+def _page_policy(response: Response) -> Response:
+    """The app's CSP plus data: images for the form controls' icons (a route with its own policy keeps it)."""
+    response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+    return response
 
 
 @dataclass
@@ -341,6 +354,8 @@ def _entry(entry: TimelineEntry, org_id: int, connection_id: int, invoice_id: in
         label = _ACTION_LABELS.get(entry.kind, "Action")
         state = str(entry.detail.get("state", ""))
         tone = _STATE_TONES.get(state, "ok" if state == "done" else "")
+        if entry.kind in ("plan_broken", "escalate"):
+            tone = "danger"
     elif entry.type == "activity":
         label, tone = "Activity", ("danger" if entry.kind in ("action.failed", "sync.quarantined") else "")
     else:
