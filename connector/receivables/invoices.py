@@ -80,6 +80,7 @@ _CURSOR = "invoices"
 _BEFORE = "invoices-before"  # a cursor of the page before: the first row of the page it came from
 PLAN_ACTIVE = "active"
 MONEY_LOCALE = "en_US"  # amounts in the timeline's words (the web pages' locale)
+SHORT_REF = 16  # a ledger id up to this long is named in the timeline's words
 # A listing row: invoice, customer id, the customer's dispute / pause / exclusion, the invoice override's, has a plan
 _Listing = Select[Invoice, int, bool, date | None, bool, bool, date | None, bool, bool]
 TIMELINE_MAX = 500  # entries of one invoice's timeline (newest first)
@@ -721,7 +722,14 @@ def _timeline(
     fee_refs = {action.external_ref for action in actions if action.kind == ActionKind.LATE_FEE and action.external_ref}
     for action in actions:
         entries.append(
-            _action_entry(action, kept.get(action.key), _write_link(action, invoice, fee_refs, link), ledger_name)
+            _action_entry(
+                action,
+                kept.get(action.key),
+                _write_link(action, invoice, fee_refs, link),
+                ledger_name,
+                invoice.external_id,
+                frozenset(fee_refs),
+            )
         )
     zone_start = client_zones(uow, [connection])[connection.id]
     for payment in payments:
@@ -860,7 +868,12 @@ def _write_link(action: ActionView, invoice: Invoice, fee_refs: set[str], link: 
 
 
 def _action_entry(
-    action: ActionView, kept: SentMessage | None = None, ledger_url: str | None = None, ledger_name: str = "the ledger"
+    action: ActionView,
+    kept: SentMessage | None = None,
+    ledger_url: str | None = None,
+    ledger_name: str = "the ledger",
+    invoice_id: str = "",
+    fee_refs: frozenset[str] = frozenset(),
 ) -> TimelineEntry:
     """A reminder: when (sent, else planned), to whom, which template, state; a ledger write: its ledger ref."""
     sent = action.state == "done"
@@ -914,31 +927,32 @@ def _action_entry(
         summary=summary,
         ref=action.key,
         detail=detail,
-        words=_action_words(action, ledger_name, to if action.kind == ActionKind.REMIND.value else ""),
+        words=_action_words(
+            action, ledger_name, to if action.kind == ActionKind.REMIND.value else "", invoice_id, fee_refs
+        ),
         email_id=kept.id if kept is not None else None,
         email_subject=kept.subject if kept is not None else "",
         ledger_url=ledger_url,
     )
 
 
-def _action_words(action: ActionView, ledger: str, to: str) -> str:
+def _action_words(
+    action: ActionView, ledger: str, to: str, invoice_id: str = "", fee_refs: frozenset[str] = frozenset()
+) -> str:
     """What an action did (or will do, or why not) in plain words."""
     state, kind, error = action.state, action.kind, action.error
     amount = _money_words(action.amount) if action.amount is not None else ""
-    ref = (
-        f" ({action.external_ref})"
-        if action.external_ref and not action.external_ref.startswith(("<", "task:"))
-        else ""
-    )
     if state == ActionState.DONE.value:
         done = {
             ActionKind.REMIND.value: f"Reminder sent to {to}",
             ActionKind.NOTE.value: f"Note written on the invoice in {ledger}"
             + (f": “{action.text}”" if action.text else ""),
-            ActionKind.LATE_FEE.value: f"Late fee of {amount} charged in {ledger}{ref}",
-            ActionKind.FEE_REVERSAL.value: f"Late fee of {amount} reversed in {ledger}{ref}",
+            ActionKind.LATE_FEE.value: f"Late fee of {amount} charged in {ledger}{_fee_where(action, invoice_id)}",
+            ActionKind.FEE_REVERSAL.value: f"Late fee of {amount} reversed in {ledger}"
+            + _reversal_how(action.external_ref, fee_refs),
             ActionKind.DISCOUNT_OFFER.value: "Early-payment discount offered" + (f": {amount}" if amount else ""),
-            ActionKind.DISCOUNT_CREDIT.value: f"Early-payment discount of {amount} credited in {ledger}{ref}",
+            ActionKind.DISCOUNT_CREDIT.value: f"Early-payment discount of {amount} credited in {ledger}"
+            + (f" as a credit{_short(action.external_ref)}" if action.external_ref else ""),
             ActionKind.CALL_TASK.value: "Phone call task opened for the team",
             ActionKind.ESCALATE.value: "Handed over for collection: a task was opened for the team",
             ActionKind.PLAN_BROKEN.value: "The payment plan was broken: an installment was missed",
@@ -1053,6 +1067,26 @@ def _instant_words(value: Any) -> str:
 
 def _money_words(amount: Money | None) -> str:
     return format_money(amount, MONEY_LOCALE) if amount is not None else ""
+
+
+def _fee_where(action: ActionView, invoice_id: str) -> str:
+    """Where a written late fee went: a line on the invoice itself, or a fee invoice of its own."""
+    if not action.external_ref:
+        return ""
+    if action.external_ref == invoice_id:
+        return " as a line on this invoice"
+    return f" as fee invoice{_short(action.external_ref)}"
+
+
+def _reversal_how(ref: str, fee_refs: frozenset[str]) -> str:
+    if not ref:
+        return ""
+    return f": fee invoice{_short(ref)} voided" if ref in fee_refs else f" as a credit{_short(ref)}"
+
+
+def _short(ref: str) -> str:
+    """ " <ref>" when a person can read it (QuickBooks' numbers); "" for a long id (Xero's GUIDs: the link opens it)."""
+    return f" {ref}" if len(ref) <= SHORT_REF else ""
 
 
 def _tasks_of(uow: UnitOfWork, invoice: Invoice) -> list[Task]:

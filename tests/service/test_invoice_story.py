@@ -226,7 +226,7 @@ def test_the_story_tells_each_entry_in_words_with_its_email_and_ledger_link(
     assert reminder.email_id == email_id
     assert reminder.email_subject == "Invoice INV-1 is overdue"
     fee = next(entry for entry in detail.timeline if entry.ref == "f" * 40)
-    assert fee.words == "Late fee of £25.00 charged in Fake Books (FEE-77)"
+    assert fee.words == "Late fee of £25.00 charged in Fake Books as fee invoice FEE-77"
     assert fee.ledger_url == "https://books.example/realm-9/invoice/FEE-77"
     note = next(entry for entry in detail.timeline if entry.ref == "n" * 40)
     assert note.ledger_url == "https://books.example/realm-9/invoice/1"

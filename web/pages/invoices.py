@@ -39,8 +39,8 @@ from connector.receivables.invoices import (
     sent_email,
 )
 from web.extensions import services
-from web.security import CONTENT_SECURITY_POLICY
 from web.pages.ui import PAGE_SIZE, day
+from web.security import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("invoices_page", __name__)
 
@@ -344,6 +344,25 @@ _LABELS = {
 _ACTION_LABELS = {"remind": "Email", "note": "Ledger note", "late_fee": "Late fee", "fee_reversal": "Fee reversed",
                   "discount_credit": "Discount", "discount_offer": "Discount offer", "call_task": "Call",
                   "escalate": "Hand-over", "plan_broken": "Plan broken"}  # fmt: skip
+_ACTIVITY_LABELS = {
+    "action.approved": ("Approved", "ok"),
+    "action.skipped": ("Skipped", ""),
+    "action.retried": ("Tried again", "info"),
+    "action.marked_sent": ("Marked sent", "ok"),
+    "action.deferred": ("Moved", ""),
+    "action.failed": ("Failed", "danger"),
+    "action.uncertain": ("Delivery unknown", "danger"),
+    "action.cancelled": ("Not carried out", ""),
+    "action.superseded": ("Replaced", ""),
+    "sync.quarantined": ("Sync problem", "danger"),
+    "customer.promise_broken": ("Promise broken", "danger"),
+    "customer.promise_kept": ("Promise kept", "ok"),
+    "payment_plan": ("Payment plan", "info"),
+    "invoice": ("Change", ""),
+    "customer": ("Customer", ""),
+    "task": ("Task", "info"),
+    "review": ("Review", ""),
+}
 _STATE_TONES = {"failed": "danger", "uncertain": "danger", "cancelled": "", "skipped": "", "superseded": "",
                 "planned": "info", "awaiting_approval": "warn"}  # fmt: skip
 
@@ -357,7 +376,9 @@ def _entry(entry: TimelineEntry, org_id: int, connection_id: int, invoice_id: in
         if entry.kind in ("plan_broken", "escalate"):
             tone = "danger"
     elif entry.type == "activity":
-        label, tone = "Activity", ("danger" if entry.kind in ("action.failed", "sync.quarantined") else "")
+        label, tone = _ACTIVITY_LABELS.get(entry.kind) or _ACTIVITY_LABELS.get(
+            entry.kind.split(".")[0], ("Activity", "")
+        )
     else:
         label, tone = _LABELS.get(entry.type, (entry.type.capitalize(), ""))
     email_url = (
