@@ -248,9 +248,9 @@ def customer_url(org_id: int, connection_id: int, customer_id: int | None) -> st
     """The customer's page (the customers screen), or "" without a customer row."""
     if customer_id is None:
         return ""
-    return _endpoint_url(
-        "customers_page.index", org_id=org_id, connection_id=connection_id, customer_id=customer_id
-    ) or (f"{request.script_root}/orgs/{org_id}/clients/{connection_id}/customers/{customer_id}")
+    # The customers screen (`customers_page.index`) serves one customer at the issue's URL shape; built as text so
+    # this screen does not depend on that blueprint's argument names.
+    return f"{request.script_root}/orgs/{org_id}/clients/{connection_id}/customers/{customer_id}"
 
 
 def _endpoint_url(endpoint: str, **values: Any) -> str:
