@@ -901,10 +901,13 @@ def _action_entry(
             words=f"Nothing went out: {_HOLD_WORDS.get(reason, reason.replace('_', ' '))}"
             + (f" ({action.rule})" if action.rule else ""),
         )
+    left_out = False
     if action.kind == ActionKind.REMIND.value:
         to = ", ".join(action.recipients) or "the customer's addresses"
         summary = f"reminder ({action.step}) to {to}: {action.state}"
         detail.update({"recipients": list(action.recipients), "template": action.template})
+        if kept is not None and invoice_id and invoice_id not in [str(i) for i in kept.invoice_external_ids]:
+            kept, left_out = None, True  # the email went without this invoice (it no longer needed chasing)
         if kept is not None:
             to = ", ".join([*kept.to_addresses, *kept.cc_addresses]) or to
             at = kept.sent_at if sent or action.state == "uncertain" else at
@@ -929,7 +932,8 @@ def _action_entry(
         detail=detail,
         words=_action_words(
             action, ledger_name, to if action.kind == ActionKind.REMIND.value else "", invoice_id, fee_refs
-        ),
+        )
+        + (": this invoice was left out of it, it no longer needed chasing" if left_out else ""),
         email_id=kept.id if kept is not None else None,
         email_subject=kept.subject if kept is not None else "",
         ledger_url=ledger_url,

@@ -289,3 +289,19 @@ def test_an_email_marked_sent_by_a_person_reads_as_sent(store: Store, books: dic
     assert found.message.html is None
     assert found.sent_at == NOW - timedelta(days=2)
     assert isinstance(found.sent_at.date(), date)
+
+
+def test_a_grouped_email_that_went_without_this_invoice_is_not_linked_from_it(
+    store: Store, books: dict[str, int]
+) -> None:
+    a = books["a"]
+    sent_at = NOW - timedelta(days=1)
+    seed.action(store, a, "g" * 40, state="done", at=sent_at, updated_at=sent_at, invoices=("1", "4"), grouped=True)
+    email_id = _email(store, a, "g" * 40, ["4"])  # invoice 1 was paid by the time it went out: left out
+
+    left = invoice_detail(store, books["p"], a, books["inv1"], NOW)
+    entry = next(entry for entry in left.timeline if entry.ref == "g" * 40)
+    assert entry.email_id is None
+    assert entry.words.endswith("this invoice was left out of it, it no longer needed chasing")
+    kept = invoice_detail(store, books["p"], a, books["inv4"], NOW)
+    assert next(entry for entry in kept.timeline if entry.ref == "g" * 40).email_id == email_id
