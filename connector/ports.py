@@ -226,6 +226,9 @@ class ProviderSpec:
     # (settings, tokens, tenant ids) -> the tenants whose access ended: ends the grant's access to just those
     # files (Xero: DELETE /connections/{id}), where revoking would end every file of the user (None: revoke)
     disconnect_tenants: Callable[[ProviderSettings, TokenSet, Collection[str]], list[str]] | None = None
+    # (settings, tenant id, record kind "invoice" | "credit", the record's id) -> the page where a person opens that
+    # record in the provider's own web app, or None (the ledger links on Nudge's pages; None: no such links)
+    ledger_url: Callable[[ProviderSettings, str, str, str], str | None] | None = None
 
 
 class Clock(Protocol):

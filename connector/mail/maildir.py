@@ -15,7 +15,7 @@ from connector.config import MailSettings
 from connector.errors import (
     MailTransient,
 )
-from connector.mail.message import OutgoingMessage, SentReceipt, log_dropped, prepare
+from connector.mail.message import OutgoingMessage, PreparedMessage, SentReceipt, log_dropped, prepare
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ class MaildirMailer:
     For development and the demo: nothing leaves the machine. A retry of the same message rewrites
     the same file. The .eml is exactly what SMTP would carry, so it has no Bcc header.
     """
+
+    name = "maildir"
 
     def __init__(
         self,
@@ -43,8 +45,16 @@ class MaildirMailer:
 
     def send(self, message: OutgoingMessage) -> SentReceipt:
         """Write `message` to the outbox folder; MailTransient if the folder cannot be written."""
+        return self.deliver(self.prepare(message))
+
+    def prepare(self, message: OutgoingMessage) -> PreparedMessage:
+        """Check `message` and render it, dated by the mailer's clock (InvalidMessage: nothing is written)."""
         prepared = prepare(message, self.settings, now=self._clock())
         log_dropped(prepared)
+        return prepared
+
+    def deliver(self, prepared: PreparedMessage) -> SentReceipt:
+        """Write the prepared bytes to the outbox folder; MailTransient if the folder cannot be written."""
         stem = hashlib.sha256(prepared.message_id.encode()).hexdigest()[:32]
         envelope = {
             "message_id": prepared.message_id,

@@ -169,6 +169,22 @@ class Mailer(Protocol):
         ...
 
 
+@runtime_checkable
+class TwoStepMailer(Mailer, Protocol):
+    """A mailer that sends in two steps, so the exact bytes can be kept before the hand-over
+    (connector.mail.archive): `prepare` checks and renders, `deliver` hands the prepared bytes over."""
+
+    name: str  # "smtp" or "maildir": where a kept message went
+
+    def prepare(self, message: OutgoingMessage) -> PreparedMessage:
+        """Check `message` and render it to the bytes `deliver` will hand over (InvalidMessage: nothing sent)."""
+        ...
+
+    def deliver(self, prepared: PreparedMessage) -> SentReceipt:
+        """Hand `prepared` over now (exactly its bytes); the receipt names the Message-ID used."""
+        ...
+
+
 # -- ids and threading ----------------------------------------------------------------------------
 def _domain_of(address: str) -> str:
     _, _, domain = address.rpartition("@")

@@ -10,6 +10,9 @@ reminders, a grouped (statement-style) one under the customer's. Amounts and dat
 customer's locale (else the client's, else the default), and `today` is the date in the customer's zone
 (their override, else the client's, else the connection's).
 
+With a two-step mailer (SMTP, maildir) the message's exact bytes are kept (connector.mail.archive) once they
+are prepared and before they are handed over; the executor settles that copy with the action's outcome.
+
 What the email may say about earlier contact comes from the outbox, never from the step: `history`
 counts the reminders actually sent (state `done`) to this customer that listed any of this
 reminder's invoices, dated by when they went out. Each invoice's fee warning (the late fee this
@@ -34,7 +37,9 @@ from connector.domain.actions import Action, ReminderItem
 from connector.domain.calendar import is_time_zone
 from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import MailRejected, NudgeError
-from connector.mail.message import Attachment, Mailer, OutgoingMessage
+from connector.mail import archive
+from connector.mail.archive import Concerning
+from connector.mail.message import Attachment, Mailer, OutgoingMessage, TwoStepMailer
 from connector.mail.rendering import (
     TEMPLATE_DIR,
     DiscountOffer,
@@ -152,22 +157,30 @@ class MailReminderSender:
         )
         template = action.template or (action.items[0].template if action.items else "") or "gentle_nudge"
         rendered = render_reminder(template, context, locale=locale, overrides=overrides)
-        receipt = self.mailer.send(
-            OutgoingMessage(
-                to=to,
-                cc=cc,
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
-                thread_key=thread_key,
-                message_key=action.key,
-                earlier_keys=earlier,
-                attachments=attachments,
-                from_name=sender.from_name,
-                reply_to=sender.reply_to,
-            )
+        message = OutgoingMessage(
+            to=to,
+            cc=cc,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            thread_key=thread_key,
+            message_key=action.key,
+            earlier_keys=earlier,
+            attachments=attachments,
+            from_name=sender.from_name,
+            reply_to=sender.reply_to,
         )
-        return receipt.message_id
+        if not isinstance(self.mailer, TwoStepMailer):  # a mailer that cannot show its bytes first: no copy kept
+            return self.mailer.send(message).message_id
+        prepared = self.mailer.prepare(message)
+        about = Concerning(
+            action.key,
+            connection_id,
+            action.customer_external_id,
+            [invoice.external_id for invoice in invoices],
+        )
+        archive.keep(self.store, prepared, about, mailer=self.mailer.name, at=self.now())
+        return self.mailer.deliver(prepared).message_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ class SmtpMailer:
     the system's trusted CAs with host name checking.
     """
 
+    name = "smtp"
+
     def __init__(
         self,
         settings: MailSettings,
@@ -65,8 +67,16 @@ class SmtpMailer:
 
     def send(self, message: OutgoingMessage) -> SentReceipt:
         """Deliver `message` to the SMTP server; MailTransient (retryable) or MailRejected on failure."""
+        return self.deliver(self.prepare(message))
+
+    def prepare(self, message: OutgoingMessage) -> PreparedMessage:
+        """Check `message` and render it, dated by the mailer's clock (InvalidMessage: nothing is sent)."""
         prepared = prepare(message, self.settings, now=self._clock())
         log_dropped(prepared)
+        return prepared
+
+    def deliver(self, prepared: PreparedMessage) -> SentReceipt:
+        """Hand the prepared bytes to the SMTP server; MailTransient (retryable) or MailRejected on failure."""
         secret = self.settings.smtp_password
         where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
         stage = "connect"

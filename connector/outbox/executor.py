@@ -9,7 +9,10 @@ Protocol (docs/design.md "Exactly-once effects"):
    with the same key, so the provider answers from its idempotency store (or the adapter finds the
    fee invoice by its deterministic reference) instead of writing twice;
 4. email: state `sending` is committed before SMTP; a crash there leaves it `sending`, and recovery
-   turns it into `uncertain` (shown to the user, never re-sent automatically).
+   turns it into `uncertain` (shown to the user, never re-sent automatically). The reminder sender keeps the
+   message's exact bytes (connector.mail.archive, state `sending`) just before the hand-over; every outcome
+   below settles that copy in the action's own transaction: `sent` with done, `uncertain` with uncertain, gone
+   when the email was certainly not handed over (back to planned, failed, cancelled).
 Failures: AuthError → back to planned, connection needs_reauth (raised to stop the connection);
 RateLimited → back to planned until the provider's window reopens, not counted as an attempt (raised, so
 the worker reschedules the connection at that instant); Transient (and an email refused before DATA) →
@@ -61,6 +64,7 @@ from connector.errors import (
     TemplateError,
     Transient,
 )
+from connector.mail import archive
 from connector.outbox.codec import action_from_json, action_to_json
 from connector.outbox.send_window import SendGate, SendVerdict
 from connector.ports import AccountingAdapter
@@ -96,6 +100,9 @@ _NOT_SENT_YET = (
     ActionState.SENDING.value,
 )
 _AFTER_ITS_REMINDER = timedelta(minutes=1)
+# What becomes of an email's kept copy (connector.mail.archive) when its action ends in a state; any other
+# state: it was certainly not handed over, so no copy stays.
+_KEPT_AS = {ActionState.DONE: archive.SENT, ActionState.UNCERTAIN: archive.UNCERTAIN}
 
 
 class ReminderSender(Protocol):
@@ -182,6 +189,7 @@ class Executor:
                         )
                         .execution_options(synchronize_session=False)
                     )
+                    archive.settle(uow.session, row.key, archive.UNCERTAIN)  # its kept copy, if any, alike
                     uow.activities.record(
                         org_id,
                         "action.uncertain",
@@ -665,6 +673,8 @@ class Executor:
             row.lease_owner = ""
             row.lease_until = None
             _touch(row, now)
+            if row.kind == ActionKind.REMIND.value:  # the email's kept copy settles with the action
+                archive.settle(uow.session, row.key, _KEPT_AS.get(state))
             connection = uow.session.get(Connection, row.connection_id)
             uow.activities.record(
                 _org_of(connection),
@@ -722,7 +732,10 @@ class Executor:
                 return
             if row.state == ActionState.SENDING.value and not not_sent:
                 row.state = ActionState.UNCERTAIN.value  # the mail server may have taken it
+                archive.settle(uow.session, row.key, archive.UNCERTAIN)
             else:
+                if row.kind == ActionKind.REMIND.value:  # certainly not handed over: no copy of it stays
+                    archive.settle(uow.session, row.key, None)
                 row.state = ActionState.PLANNED.value
                 if isinstance(exc, AuthError | RateLimited):
                     row.attempts = max(row.attempts - 1, 0)  # not the action's fault

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -559,3 +560,37 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SentMessage(Base):
+    """One email exactly as Nudge handed it to the mail server (SMTP) or the outbox folder (maildir).
+
+    Written just before the hand-over in state `sending` (connector.mail.archive), then settled in the same
+    transaction as its action: `sent` with the action done, `uncertain` with the action uncertain (the worker
+    stopped, or the server's answer never came), and removed when the mail was certainly not handed over (the
+    action goes back to planned or fails). One row per action key. `raw` is the RFC 5322 message as sent, byte for
+    byte, when at most connector.mail.archive.MAX_STORED_BYTES; a larger one is kept with its attachments' contents
+    left out (`attachments_omitted`); `size` and `sha256` are always those of the message as sent. No Bcc (the
+    bytes carry none) and no secret (the SMTP password never is in a message).
+    """
+
+    __tablename__ = "sent_messages"
+    __table_args__ = (Index("ix_sent_messages_connection_sent", "connection_id", "sent_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_key: Mapped[str] = mapped_column(String(64), unique=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    invoice_external_ids: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[str] = mapped_column(String(20), default="sending")  # sending | sent | uncertain
+    mailer: Mapped[str] = mapped_column(String(20), default="")  # smtp | maildir
+    message_id: Mapped[str] = mapped_column(String(300), default="")  # the Message-ID header, with its <>
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    to_addresses: Mapped[list[Any]] = mapped_column(default=list)
+    cc_addresses: Mapped[list[Any]] = mapped_column(default=list)
+    sent_at: Mapped[datetime] = mapped_column()  # the moment it was handed over (the Date header's instant)
+    size: Mapped[int] = mapped_column(Integer, default=0)  # bytes of the message as sent
+    sha256: Mapped[str] = mapped_column(String(64), default="")  # of the message as sent
+    attachments_omitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

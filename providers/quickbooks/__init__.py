@@ -2,7 +2,8 @@
 
 Modules, the same in every provider folder: constants (the provider's facts: key, hosts, limits,
 lengths), oauth (tokens), client (HTTP with limits, retries, errors), mapping (JSON → snapshots),
-adapter (AccountingAdapter, `build_adapter`, `connect`), webhooks (signature and payloads).
+adapter (AccountingAdapter, `build_adapter`, `connect`), webhooks (signature and payloads), links (pages
+in the provider's own web app).
 Settings read (ProviderSettings): client_id, client_secret, redirect_uri, webhook_key (the app's
 Verifier Token), environment (production | sandbox | a discovery-document URL), api_base (default
 constants.API_BASE), scopes, and options — see adapter.DEFAULT_OPTIONS and client.QboClient
@@ -13,7 +14,7 @@ Importing this package does no IO.
 """
 
 from connector.ports import ProviderSpec
-from providers.quickbooks import oauth, webhooks
+from providers.quickbooks import links, oauth, webhooks
 from providers.quickbooks.adapter import build_adapter, connect
 from providers.quickbooks.constants import DISPLAY_NAME, PROVIDER_KEY
 
@@ -29,6 +30,7 @@ PROVIDER = ProviderSpec(
     parse_webhook=webhooks.parse,
     adapter=build_adapter,
     webhook_signature_header=webhooks.SIGNATURE_HEADER,
+    ledger_url=links.ledger_url,
     supports_pkce=False,
 )
 

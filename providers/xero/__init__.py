@@ -2,13 +2,14 @@
 
 Modules, the same in every provider folder: constants (the provider's facts: key, hosts, limits,
 lengths), oauth (tokens), client (HTTP with limits, retries, errors), mapping (JSON → snapshots),
-adapter (AccountingAdapter, `build_adapter`, `connect`), webhooks (signature and payloads); and
+adapter (AccountingAdapter, `build_adapter`, `connect`), webhooks (signature and payloads), links (pages
+in the provider's own web app); and
 openid (Sign in / up with Xero: ID-token verification).
 Importing this package does no network and starts nothing; `PROVIDER` is read by connector.registry.
 """
 
 from connector.ports import ProviderSpec
-from providers.xero import oauth, openid, webhooks
+from providers.xero import links, oauth, openid, webhooks
 from providers.xero.adapter import build_adapter, connect, disconnect_tenants
 from providers.xero.constants import DISPLAY_NAME, PROVIDER_KEY
 
@@ -24,6 +25,7 @@ PROVIDER = ProviderSpec(
     parse_webhook=webhooks.parse,
     adapter=build_adapter,
     webhook_signature_header=webhooks.SIGNATURE_HEADER,
+    ledger_url=links.ledger_url,
     supports_pkce=True,
     identify=openid.identify,
     disconnect_tenants=disconnect_tenants,

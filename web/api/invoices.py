@@ -41,6 +41,12 @@ class InvoiceArgsSchema(PageArgsSchema):
         validate=ma.validate.Length(min=1, max=200),
         metadata={"description": "part of the number or of the customer's name, any case"},
     )
+    has_plan = ma.fields.Boolean(
+        load_default=None, metadata={"description": "true: with an active payment plan; false: without"}
+    )
+    disputed = ma.fields.Boolean(
+        load_default=None, metadata={"description": "true: the invoice or its customer is in dispute; false: neither"}
+    )
 
 
 @blp.get("/orgs/<int:org_id>/invoices")
@@ -48,7 +54,7 @@ class InvoiceArgsSchema(PageArgsSchema):
 @blp.response(200, page_schema(InvoiceSchema))
 def invoices(args: dict[str, Any], org_id: int) -> dict[str, Any]:
     """Invoices of every client you may see, by due date (none last) then id; filter by client, customer,
-    status, aging bucket, due range, or search the number and customer name."""
+    status, aging bucket, due range, payment plan, dispute, or search the number and customer name."""
     page = page_request(args)
     filters = InvoiceFilter(
         connection_id=args["client_id"],
@@ -58,6 +64,8 @@ def invoices(args: dict[str, Any], org_id: int) -> dict[str, Any]:
         due_from=args["due_from"],
         due_to=args["due_to"],
         search=args["search"],
+        has_plan=args["has_plan"],
+        disputed=args["disputed"],
     )
     found = list_invoices(
         services().store,
@@ -74,7 +82,8 @@ def invoices(args: dict[str, Any], org_id: int) -> dict[str, Any]:
 @blp.get("/orgs/<int:org_id>/clients/<int:connection_id>/invoices/<int:invoice_id>")
 @blp.response(200, InvoiceDetailSchema)
 def invoice(org_id: int, connection_id: int, invoice_id: int) -> Any:
-    """One invoice (internal id) with its customer, payments, actions and timeline, newest first."""
+    """One invoice (internal id) with its customer, payments, actions and timeline, newest first (each entry in
+    plain words, reminders with the id of their email as sent, ledger writes with a link into the ledger)."""
     context.connection_or_404(org_id, connection_id)
     return invoice_detail(
         services().store,
@@ -83,4 +92,5 @@ def invoice(org_id: int, connection_id: int, invoice_id: int) -> Any:
         invoice_id,
         services().clock.now(),
         connection_ids=context.visible_connection_ids(org_id),
+        registry=services().registry,
     )

@@ -51,6 +51,12 @@ class InvoiceSchema(ma.Schema):
     aging = ma.fields.String(required=True, validate=ma.validate.OneOf(BUCKETS))
     created_by_nudge = ma.fields.Boolean(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)
+    has_plan = ma.fields.Boolean(required=True, metadata={"description": "an active payment plan"})
+    disputed = ma.fields.Boolean(required=True, metadata={"description": "the invoice or its customer is in dispute"})
+    paused_until = ma.fields.Date(
+        required=True, allow_none=True, metadata={"description": "chasing paused until then (invoice or customer)"}
+    )
+    excluded = ma.fields.Boolean(required=True, metadata={"description": "the invoice or its customer is excluded"})
 
 
 class CustomerSchema(ma.Schema):
@@ -113,13 +119,54 @@ class TimelineEntrySchema(ma.Schema):
 
     at = ma.fields.AwareDateTime(required=True)
     type = ma.fields.String(
-        required=True, validate=ma.validate.OneOf(["action", "hold", "payment", "task", "activity", "audit"])
+        required=True,
+        validate=ma.validate.OneOf(["action", "hold", "payment", "task", "activity", "audit", "reply"]),
     )
     kind = ma.fields.String(required=True)
     summary = ma.fields.String(required=True)
     actor = ma.fields.String(required=True)
     ref = ma.fields.String(required=True)
     detail = ma.fields.Dict(keys=ma.fields.String(), required=True)
+    words = ma.fields.String(required=True, metadata={"description": "the entry in plain words"})
+    email_id = ma.fields.Integer(
+        required=True, allow_none=True, metadata={"description": "the kept copy of a reminder's email (as sent)"}
+    )
+    email_subject = ma.fields.String(required=True)
+    ledger_url = ma.fields.String(
+        required=True, allow_none=True, metadata={"description": "opens what was written in the provider's web app"}
+    )
+    repeats = ma.fields.String(
+        required=True, metadata={"description": "non-empty: another entry already tells this event"}
+    )
+
+
+class OverrideSchema(ma.Schema):
+    """What people decided about the invoice itself."""
+
+    paused_until = ma.fields.Date(required=True, allow_none=True)
+    excluded = ma.fields.Boolean(required=True)
+    dispute = ma.fields.Boolean(required=True)
+    dispute_reason = ma.fields.String(required=True)
+    agreed_due_date = ma.fields.Date(required=True, allow_none=True)
+
+
+class InstallmentLineSchema(ma.Schema):
+    """One installment of a payment plan."""
+
+    due_date = ma.fields.Date(required=True)
+    amount = _money()
+    paid_at = ma.fields.AwareDateTime(required=True, allow_none=True)
+
+
+class PlanSummarySchema(ma.Schema):
+    """The invoice's active payment plan, else its latest."""
+
+    id = ma.fields.Integer(required=True)
+    state = ma.fields.String(required=True)
+    policy = ma.fields.String(required=True)
+    grace_days = ma.fields.Integer(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    installments = ma.fields.List(ma.fields.Nested(InstallmentLineSchema), required=True)
 
 
 class InvoiceDetailSchema(ma.Schema):
@@ -130,6 +177,11 @@ class InvoiceDetailSchema(ma.Schema):
     payments = ma.fields.List(ma.fields.Nested(PaymentSchema), required=True)
     actions = ma.fields.List(ma.fields.Nested(ActionSchema), required=True)
     timeline = ma.fields.List(ma.fields.Nested(TimelineEntrySchema), required=True)
+    override = ma.fields.Nested(OverrideSchema, required=True, allow_none=True)
+    plan = ma.fields.Nested(PlanSummarySchema, required=True, allow_none=True)
+    first_seen_at = ma.fields.AwareDateTime(required=True, allow_none=True)
+    ledger_name = ma.fields.String(required=True)
+    ledger_url = ma.fields.String(required=True, allow_none=True)
 
 
 class TaskSchema(ma.Schema):
