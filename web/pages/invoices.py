@@ -40,7 +40,6 @@ from connector.receivables.invoices import (
 )
 from web.extensions import services
 from web.pages.ui import PAGE_SIZE, day
-from web.security import CONTENT_SECURITY_POLICY
 
 bp = Blueprint("invoices_page", __name__)
 
@@ -70,18 +69,6 @@ EMAIL_HTML_POLICY = (
     "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
-
-
-# Pico.css draws the search, select and date controls' icons as data: images; these pages allow exactly that on top
-# of the app's policy (as the API docs page does for Swagger UI).
-PAGE_POLICY = f"{CONTENT_SECURITY_POLICY}; img-src 'self' data:"
-
-
-@bp.after_request
-def _page_policy(response: Response) -> Response:
-    """The app's CSP plus data: images for the form controls' icons (a route with its own policy keeps it)."""
-    response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
-    return response
 
 
 @dataclass
