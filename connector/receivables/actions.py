@@ -41,7 +41,7 @@ from connector.review import skip as review_skip
 from connector.review.service import record_action_change
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Connection
+from connector.storage.tables import Connection, SentMessage
 
 _CURSOR = "actions"
 _SKIPPABLE = (ActionState.AWAITING_APPROVAL.value, ActionState.PLANNED.value)
@@ -228,6 +228,13 @@ def mark_sent(
         )
         if not changed.rowcount:  # type: ignore[attr-defined]
             raise InUse(f"action {action_id} changed meanwhile: look again before marking it", "state")
+        # The kept copy of the email (connector.mail.archive) follows its action: a person says it was delivered.
+        uow.session.execute(
+            update(SentMessage)
+            .where(SentMessage.action_key == row.key, SentMessage.state == "uncertain")
+            .values(state="sent")
+            .execution_options(synchronize_session=False)
+        )
         after = {"state": "done", "marked_sent_by": actor, "marked_sent_at": now.isoformat()}
         record_action_change(uow, connection, row, "action.marked_sent", actor, now, before, after)
         uow.commit()

@@ -44,7 +44,7 @@ def _story_invoice(world: World) -> tuple[int, int, str, int, str, int]:
         quiet = {
             row.external_id: row
             for row in uow.session.scalars(select(Customer).where(Customer.connection_id == connection.id))
-            if not row.dispute and not row.excluded and row.paused_until is None and row.promise_date is None
+            if not row.dispute and not row.excluded and row.paused_until is None and row.promise_to_pay_until is None
         }
         emails = uow.session.scalars(
             select(SentMessage)
@@ -179,6 +179,7 @@ def test_the_journey_through_every_screen(
     _go(page, page.get_by_role("button", name="Approve selected"))
     expect(page.get_by_role("status").filter(has_text="Approved 1 action")).to_be_visible()
     task = page.get_by_test_id(f"calls-{call}")
+    task.get_by_text("Complete…").click()
     task.get_by_label("What happened?").fill("Spoke to their bookkeeper: paying on Friday")
     _go(page, task.get_by_role("button", name="Complete the task"))
     expect(page.get_by_test_id(f"calls-{call}")).to_have_count(0)
