@@ -171,23 +171,7 @@ def retry_action(
         if row.state != ActionState.FAILED.value:
             raise InUse(f"only failed actions can be retried; this one is {_state_words(row)}", "state")
         before = {"state": row.state, "attempts": row.attempts, "error": row.error}
-        changed = uow.session.execute(
-            update(ActionRow)
-            .where(ActionRow.id == row.id, ActionRow.state == ActionState.FAILED.value)
-            .values(
-                state=ActionState.PLANNED.value,
-                attempts=0,
-                error="",
-                scheduled_at=now,
-                lease_owner="",
-                lease_until=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if not changed.rowcount:  # type: ignore[attr-defined]
-            raise InUse(f"action {action_id} changed meanwhile: look again before retrying it", "state")
-        _wake(connection, now)
+        _replan(uow, connection, row, ActionState.FAILED, now, "retrying it")
         record_action_change(
             uow, connection, row, "action.retried", actor, now, before, {"state": "planned", "attempts": 0}
         )
@@ -261,27 +245,35 @@ def send_again(
                 f"only emails whose delivery is uncertain can be sent again; this one is {_state_words(row)}", "state"
             )
         before = {"state": row.state, "error": row.error}
-        changed = uow.session.execute(
-            update(ActionRow)
-            .where(ActionRow.id == row.id, ActionRow.state == ActionState.UNCERTAIN.value)
-            .values(
-                state=ActionState.PLANNED.value,
-                attempts=0,
-                error="",
-                scheduled_at=now,
-                lease_owner="",
-                lease_until=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if not changed.rowcount:  # type: ignore[attr-defined]
-            raise InUse(f"action {action_id} changed meanwhile: look again before sending it", "state")
-        _wake(connection, now)
+        _replan(uow, connection, row, ActionState.UNCERTAIN, now, "sending it")
         after = {"state": "planned", "sent_again_by": actor, "sent_again_at": now.isoformat()}
         record_action_change(uow, connection, row, "action.sent_again", actor, now, before, after)
         uow.commit()
     return get_action(store, org_id, action_id, connection_ids=connection_ids)
+
+
+def _replan(
+    uow: UnitOfWork, connection: Connection, row: ActionRow, expected: ActionState, now: datetime, doing: str
+) -> None:
+    """`row` (still in state `expected`) → planned, attempts reset, due now, same key; the client's worker woken.
+    InUse when someone changed it meanwhile."""
+    changed = uow.session.execute(
+        update(ActionRow)
+        .where(ActionRow.id == row.id, ActionRow.state == expected.value)
+        .values(
+            state=ActionState.PLANNED.value,
+            attempts=0,
+            error="",
+            scheduled_at=now,
+            lease_owner="",
+            lease_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not changed.rowcount:  # type: ignore[attr-defined]
+        raise InUse(f"action {row.id} changed meanwhile: look again before {doing}", "state")
+    _wake(connection, now)
 
 
 def organization_of_action(store: Store, action_id: int) -> int:
