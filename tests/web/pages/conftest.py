@@ -119,9 +119,11 @@ def _chromium() -> str:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium per test worker (Debian's; Playwright never downloads one)."""
+    """One headless Chromium per test module (Debian's; Playwright never downloads one). Not per session: Playwright's
+    sync API runs an event loop while it is started, and the other browser tests (tests/web/test_browser.py, ...)
+    start their own on the same xdist worker once this module is done."""
     executable = _chromium()
     from playwright.sync_api import sync_playwright
 
