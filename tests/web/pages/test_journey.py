@@ -168,8 +168,10 @@ def test_the_journey_through_every_screen(
     _go(page, page.get_by_role("link", name="firm", exact=True).first)
     check(page, "journey-8-template")  # before the preview: a srcdoc frame keeps the page from network-idle
     page.get_by_label("Client", exact=True).select_option(label=THAMES)
+    # The client's open invoices come in by htmx: preview only once they are there.
+    expect(page.get_by_label("Open invoice").locator("option").first).to_contain_text("TJ-")
     page.get_by_role("button", name="Preview", exact=True).click()
-    expect(page.get_by_test_id("rendered-subject")).to_contain_text("TJ-")
+    expect(page.get_by_test_id("rendered-subject")).to_contain_text("TJ-", timeout=15_000)
     expect(page.frame_locator("[data-testid=rendered-html]").locator("body")).not_to_be_empty()
 
     # The inbox: approve an action, complete a call with a note, mark the uncertain email sent.
