@@ -235,6 +235,7 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "external_id"),
         Index("ix_invoices_open", "connection_id", "status", "due_date"),
+        Index("ix_invoices_issued", "connection_id", "issue_date"),  # the pages' recent sales (DSO)
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
@@ -371,6 +372,7 @@ class Payment(Base):
         UniqueConstraint("connection_id", "kind", "external_id", "invoice_external_id"),
         Index("ix_payments_customer", "connection_id", "customer_external_id"),
         Index("ix_payments_invoice", "connection_id", "invoice_external_id"),
+        Index("ix_payments_paid_on", "connection_id", "paid_on"),  # the pages' collected per week, DSO trend
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
