@@ -49,6 +49,10 @@ class Services:
         """Reminder emails through the configured mailer (SMTP, or the maildir outbox in development)."""
         return MailReminderSender(self.store, mailer_for(self.settings.mail, self.clock.now), self.clock.now)
 
+    def account_mailer(self) -> Mailer:
+        """The mailer for account emails (invitations, password resets, address checks): the install's own."""
+        return mailer_for(self.settings.mail, self.clock.now)
+
     def require_ready_to_serve(self) -> None:
         """Fail closed before serving: a vault key that opens the database's canary and a session secret."""
         self.require_vault()
