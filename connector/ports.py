@@ -70,6 +70,8 @@ class Identity:
     subject: str  # the provider's stable user id (`sub`)
     email: str = ""
     name: str = ""
+    # The provider vouches that the user controls `email` (OIDC `email_verified`); only then may it link accounts.
+    email_verified: bool = False
 
 
 class TokenSource(Protocol):

@@ -14,7 +14,7 @@ Importing this package does no IO.
 """
 
 from connector.ports import ProviderSpec
-from providers.quickbooks import links, oauth, webhooks
+from providers.quickbooks import links, oauth, openid, webhooks
 from providers.quickbooks.adapter import build_adapter, connect
 from providers.quickbooks.constants import DISPLAY_NAME, PROVIDER_KEY
 
@@ -31,7 +31,8 @@ PROVIDER = ProviderSpec(
     adapter=build_adapter,
     webhook_signature_header=webhooks.SIGNATURE_HEADER,
     ledger_url=links.ledger_url,
-    supports_pkce=False,
+    supports_pkce=True,
+    identify=openid.identify,
 )
 
 __all__ = ["PROVIDER"]

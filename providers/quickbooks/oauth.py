@@ -13,19 +13,23 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from intuitlib.client import AuthClient
 from intuitlib.config import DISCOVERY_URL
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
+from intuitlib.utils import get_auth_header, send_request
 
 from connector.errors import AuthError, ConfigError, ProviderError, RateLimited, Rejected, Transient
 from connector.ports import ProviderSettings, TokenSet
 from providers.quickbooks.constants import PROVIDER_KEY
 
 ACCOUNTING_SCOPE = Scopes.ACCOUNTING.value
+# The accounting scope plus OpenID Connect's (Sign in with Intuit; docs/signin.md): the same consent connects
+# a company and says who the Intuit user is.
+DEFAULT_SCOPES = (ACCOUNTING_SCOPE, Scopes.OPENID.value, Scopes.PROFILE.value, Scopes.EMAIL.value)
 _DISCOVERY_KEYS = (
     "authorization_endpoint",
     "token_endpoint",
@@ -129,6 +133,19 @@ class CachedAuthClient(AuthClient):  # untyped SDK base
     def __repr__(self) -> str:
         return f"CachedAuthClient(client_id={self.client_id!r}, environment={self.environment!r})"
 
+    def get_bearer_token(self, auth_code: str, realm_id: str | None = None, code_verifier: str = "") -> None:
+        """intuit-oauth 1.2.6's `get_bearer_token` plus the PKCE `code_verifier` (RFC 7636 §4.5) when given."""
+        if realm_id is not None:
+            self.realm_id = realm_id
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": get_auth_header(self.client_id, self.client_secret),
+        }
+        body = {"grant_type": "authorization_code", "code": auth_code, "redirect_uri": self.redirect_uri}
+        if code_verifier:
+            body["code_verifier"] = code_verifier
+        send_request("POST", self.token_endpoint, headers, self, body=urlencode(body), session=self)
+
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         """Every token, revoke and userinfo call: redirects never followed (a 307 would re-post a code or
         refresh token elsewhere, RS-36) and a timeout always set."""
@@ -165,7 +182,7 @@ def auth_client(
 
 
 def _scopes(settings: ProviderSettings) -> list[Scopes]:
-    names = settings.scopes or (ACCOUNTING_SCOPE,)
+    names = settings.scopes or DEFAULT_SCOPES
     try:
         return [Scopes(name) for name in names]
     except ValueError:
@@ -231,8 +248,15 @@ def _token_body(client: CachedAuthClient) -> dict[str, Any]:
 
 
 def authorization_url(settings: ProviderSettings, state: str, code_challenge: str) -> str:
-    """Where to send the user to approve access (QuickBooks does not take PKCE: `code_challenge` unused)."""
-    return str(auth_client(settings).get_authorization_url(_scopes(settings), state_token=state))
+    """Where to send the user to approve access, with the PKCE S256 `code_challenge` when given.
+
+    intuit-oauth builds the URL without PKCE; the challenge is appended (docs/signin.md: Intuit's
+    authorization server ignores parameters it does not use, the emulator verifies S256).
+    """
+    url = str(auth_client(settings).get_authorization_url(_scopes(settings), state_token=state))
+    if code_challenge:
+        url += "&" + urlencode({"code_challenge": code_challenge, "code_challenge_method": "S256"})
+    return url
 
 
 def exchange_code(
@@ -246,7 +270,7 @@ def exchange_code(
         raise Rejected("The QuickBooks callback carried no authorization code.", provider=PROVIDER_KEY)
     client = auth_client(settings, realm_id=callback_params.get("realmId"))
     try:
-        client.get_bearer_token(code, realm_id=callback_params.get("realmId"))
+        client.get_bearer_token(code, realm_id=callback_params.get("realmId"), code_verifier=code_verifier)
     except (AuthClientError, requests.RequestException) as exc:
         raise token_error(exc) from None
     return TokenSet.from_response(_token_body(client), now)

@@ -249,6 +249,23 @@ def apps() -> Response:
     return emu.json({"ok": True})
 
 
+@admin.post("/users")
+def add_user() -> Response:
+    """A new emulated Intuit user for the consent page's "Signed in to Intuit as" picker."""
+    emu = current()
+    data = _body()
+    email = str(data.get("email") or "")
+    if "@" not in email:
+        raise ValueError("email is required")
+    user = emu.oauth.add_user(
+        email,
+        str(data.get("given_name") or "Intuit"),
+        str(data.get("family_name") or "User"),
+        email_verified=bool(data.get("email_verified", True)),
+    )
+    return emu.json({"sub": user.sub, "email": user.email, "email_verified": user.email_verified})
+
+
 @admin.post("/webhooks")
 def webhooks() -> Response:
     emu = current()

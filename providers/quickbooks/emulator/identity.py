@@ -5,6 +5,11 @@ The token endpoint authenticates the client either way the discovery document ad
 `client_secret_basic` (an `Authorization: Basic` header, intuit-oauth) or `client_secret_post` (client_id and
 client_secret in the form body, requests-oauthlib as tap-quickbooks uses it). Neither, or a wrong secret, is
 401 invalid_client.
+
+OpenID Connect (docs/signin.md): the discovery document names Intuit's issuer, the JWKS and userinfo
+endpoints and RS256; the consent page has a "Signed in to Intuit as" picker of the emulated Intuit users
+and, when the accounting scope is asked for, the company (realm) picker; `nonce` and a PKCE
+`code_challenge` travel with the code to the token endpoint.
 """
 
 from __future__ import annotations
@@ -63,11 +68,12 @@ def on_error(exc: OAuthError) -> Response:
 @identity.get("/.well-known/openid_configuration")
 @identity.get("/.well-known/openid_configuration/")
 def discovery() -> Response:
+    """Intuit's discovery document (the endpoints on this host; `issuer` as Intuit names itself)."""
     emu = current()
     base = emu.base_url or request.host_url.rstrip("/")
     return emu.json(
         {
-            "issuer": base,
+            "issuer": emu.oauth.issuer,
             "authorization_endpoint": f"{base}/connect/oauth2",
             "token_endpoint": f"{base}/oauth2/v1/tokens/bearer",
             "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
@@ -86,7 +92,10 @@ def discovery() -> Response:
 @identity.get("/op/v1/jwks")
 def jwks() -> Response:
     emu = current()
-    return emu.json({"keys": []})
+    return emu.json(emu.oauth.jwks())
+
+
+_CARRIED = ("client_id", "scope", "redirect_uri", "state", "nonce", "code_challenge", "code_challenge_method")
 
 
 @identity.get("/connect/oauth2")
@@ -95,21 +104,36 @@ def authorize_page() -> Response | tuple[str, int]:
     args = request.args
     if args.get("client_id") not in emu.oauth.apps or args.get("response_type") != "code":
         return "<h1>Invalid request</h1><p>Unknown client or response type.</p>", 400
-    companies = list(emu.store.companies.values())
+    if args.get("code_challenge") and args.get("code_challenge_method", "plain") not in ("S256", "plain"):
+        return "<h1>Invalid request</h1><p>Unsupported code_challenge_method.</p>", 400
+    scopes = args.get("scope", ACCOUNTING_SCOPE).split()
     hidden = "".join(
         f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
         for k, v in args.items()
-        if k in ("client_id", "scope", "redirect_uri", "state")
+        if k in _CARRIED
     )
-    options = "".join(
-        f'<label><input type="radio" name="realm" value="{c.realm}"{" checked" if i == 0 else ""}> '
-        f"{html.escape(c.name)} ({c.realm})</label><br>"
-        for i, c in enumerate(companies)
+    users = emu.oauth.user_list()
+    user_options = "".join(
+        f'<option value="{html.escape(u.sub)}"{" selected" if i == 0 else ""}>'
+        f"{html.escape(u.given_name)} {html.escape(u.family_name)} &lt;{html.escape(u.email)}&gt;</option>"
+        for i, u in enumerate(users)
     )
+    picker = ""
+    if "openid" in scopes:
+        picker = f'<p><label>Signed in to Intuit as <select name="user">{user_options}</select></label></p>'
+    companies = ""
+    if ACCOUNTING_SCOPE in scopes:
+        options = "".join(
+            f'<label><input type="radio" name="realm" value="{c.realm}"{" checked" if i == 0 else ""}> '
+            f"{html.escape(c.name)} ({c.realm})</label><br>"
+            for i, c in enumerate(emu.store.companies.values())
+        )
+        companies = f"<fieldset><legend>Choose a company</legend>{options or '<p>No companies.</p>'}</fieldset>"
     page = (
         "<!DOCTYPE html><html><head><title>Connect to QuickBooks (emulator)</title></head><body>"
         "<h1>Connect your QuickBooks company</h1>"
-        f'<form method="post" action="/connect/oauth2/decide">{hidden}{options or "<p>No companies.</p>"}'
+        f"<p>Scopes: {html.escape(' '.join(scopes))}</p>"
+        f'<form method="post" action="/connect/oauth2/decide">{hidden}{picker}{companies}'
         '<button name="decision" value="approve">Connect</button> '
         '<button name="decision" value="deny">Cancel</button></form></body></html>'
     )
@@ -126,13 +150,30 @@ def decide() -> WerkzeugResponse | tuple[str, int]:
         return "<h1>Invalid request</h1>", 400
     if form.get("decision") != "approve":
         return redirect(f"{redirect_uri}?{urlencode({'error': 'access_denied', 'state': state})}", 302)
-    realm = form.get("realm", "")
-    if realm not in emu.store.companies:
-        return "<h1>Pick a company</h1>", 400
     scopes = tuple(form.get("scope", ACCOUNTING_SCOPE).split())
-    code = emu.oauth.issue_code(realm, form["client_id"], scopes, redirect_uri)
+    realm = form.get("realm", "")
+    if ACCOUNTING_SCOPE in scopes and realm not in emu.store.companies:
+        return "<h1>Pick a company</h1>", 400
+    if ACCOUNTING_SCOPE not in scopes:
+        realm = ""  # identity only: no company is connected
+    user = form.get("user", "")
+    if user and user not in emu.oauth.users:
+        return "<h1>Unknown Intuit user</h1>", 400
+    code = emu.oauth.issue_code(
+        realm,
+        form["client_id"],
+        scopes,
+        redirect_uri,
+        user=user,
+        nonce=form.get("nonce", ""),
+        challenge=form.get("code_challenge", ""),
+        challenge_method=form.get("code_challenge_method", "plain") if form.get("code_challenge") else "",
+    )
     # The callback carries code, state and realmId (docs/provider-api-facts.md §1.1).
-    return redirect(f"{redirect_uri}?{urlencode({'code': code, 'state': state, 'realmId': realm})}", 302)
+    query = {"code": code, "state": state}
+    if realm:
+        query["realmId"] = realm
+    return redirect(f"{redirect_uri}?{urlencode(query)}", 302)
 
 
 @identity.post("/oauth2/v1/tokens/bearer")
@@ -143,7 +184,9 @@ def token() -> Response:
     form = request.form
     grant_type = form.get("grant_type")
     if grant_type == "authorization_code":
-        body = emu.oauth.exchange(client_id, form.get("code", ""), form.get("redirect_uri", ""))
+        body = emu.oauth.exchange(
+            client_id, form.get("code", ""), form.get("redirect_uri", ""), form.get("code_verifier", "")
+        )
     elif grant_type == "refresh_token":
         body = emu.oauth.refresh(client_id, form.get("refresh_token", ""))
     else:
@@ -165,5 +208,10 @@ def revoke() -> Response:
 
 @identity.get("/v1/openid_connect/userinfo")
 def userinfo() -> Response:
+    """The consenting user's claims for a live bearer token with the openid scope, else 401."""
     emu = current()
-    return emu.json({"sub": "emulator-user", "email": "owner@example.com", "emailVerified": True})
+    header = request.headers.get("Authorization", "")
+    body = emu.oauth.userinfo(header[7:] if header.lower().startswith("bearer ") else "")
+    if body is None:
+        return emu.json({"error": "invalid_token"}, 401)
+    return emu.json(body)

@@ -1,0 +1,1 @@
+"""Provider-neutral OpenID Connect: ID-token verification shared by every provider's `identify`."""
