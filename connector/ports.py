@@ -225,6 +225,9 @@ class ProviderSpec:
     supports_pkce: bool = False
     # (settings, tokens, nonce, now) -> the verified identity in the tokens' ID token (OpenID Connect)
     identify: Callable[..., Identity] | None = None
+    # Whose account people sign in with, as the provider's button wording names it ("Sign in with Intuit" for
+    # QuickBooks); "" = display_name
+    identity_name: str = ""
     # (settings, tokens, tenant ids) -> the tenants whose access ended: ends the grant's access to just those
     # files (Xero: DELETE /connections/{id}), where revoking would end every file of the user (None: revoke)
     disconnect_tenants: Callable[[ProviderSettings, TokenSet, Collection[str]], list[str]] | None = None

@@ -18,6 +18,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required  # type: ignore[import-untyped, unused-ignore]
 
+from connector.accounts.signup import supports_signup
 from connector.connections import pending
 from connector.connections.connect import (
     MANAGED_ELSEWHERE,
@@ -239,14 +240,34 @@ def _sentence(text: str) -> str:
 
 @bp.get("/launch/<provider>")
 def launch(provider: str) -> ResponseReturnValue:
-    """The marketplace's launch ("Get app now") URL: to the connect page of the user's first organization."""
+    """The marketplace's launch ("Get app now") URL.
+
+    A visitor goes through "Sign in with <provider>" (one consent signs them up, or signs them in and lands
+    them on their organization). A signed-in user lands on the organization holding the connection to the file
+    the store names (`realmId` from QuickBooks, `tenantId`), with a Reconnect offer when it was disconnected;
+    else on the connect page of their first organization where they may connect.
+    """
     spec, _settings = _provider(provider)
     if not current_user.is_authenticated:
+        if supports_signup(spec):
+            return redirect(url_for("signup.signup_page", provider=spec.key, launched="1"))
         return login_manager.unauthorized()
+    tenant_id = request.args.get("realmId") or request.args.get("tenantId") or ""
     with services().store.unit_of_work() as uow:
         memberships = [(org.id, Role(role)) for org, role in uow.organizations.for_user(current_user.user_id)]
+        member_of = {org_id for org_id, _role in memberships}
+        held = [
+            (connection.organization_id, connection.id, connection.name or connection.tenant_id, connection.status)
+            for connection in (uow.connections.with_tenant(spec.key, tenant_id) if tenant_id else [])
+            if connection.organization_id in member_of
+        ]
     if not memberships:
         return redirect(url_for("home.index"))
+    if held:
+        org_id, _connection_id, name, status = held[0]
+        if status == ConnectionStatus.DISCONNECTED.value:
+            flash(f"{name} is disconnected: use its Reconnect button to connect it again.", "info")
+        return redirect(url_for("home.organization", org_id=org_id))
     for org_id, role in memberships:
         if role in CONNECT_ROLES:
             return redirect(url_for("connections.connect_page", org_id=org_id, provider=spec.key))

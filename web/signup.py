@@ -1,4 +1,4 @@
-""" "Sign up with Xero" and "Sign in with Xero" (OpenID Connect), generic over providers with `identify`.
+""" "Sign up / Sign in with Xero" and "with Intuit" (OpenID Connect), generic over providers with `identify`.
 
 `GET /signup/<provider>` shows a page with one button (a CSRF-protected POST starts the round trip);
 the login page links "Sign in with <provider>" to `/signin/<provider>`. Both keep a
@@ -7,20 +7,40 @@ come back to `/signup/<provider>/callback`, which uses the entry up before any c
 hands the rest to `connector.accounts.signup`.
 The redirect URI is the configured one's host with that path, or the provider
 option `signup_redirect_uri` (it must be registered with the provider, beside the connect callback).
+
+When the provider verified an email that belongs to an existing Nudge account, the callback keeps the identity
+in the session (`PENDING_LINK_KEY`, 10 minutes) and `/signup/link` asks for that account's password (or, signed
+in as that user, a confirmation) before linking it. When `session["pending_invitation"]` is set at the start (the
+invitations view set it), only identity scopes are asked for, no organization is created, and the callback hands
+over to `invitations.accept` (which pops the key).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 from urllib.parse import urljoin
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user  # type: ignore[import-untyped, unused-ignore]
+from flask_wtf import FlaskForm
+from wtforms import PasswordField  # type: ignore[import-untyped, unused-ignore]
+from wtforms.validators import Length  # type: ignore[import-untyped, unused-ignore]
 
-from connector.accounts.signup import SignupError, begin_signup, complete_signin, complete_signup, supports_signup
+from connector.accounts.signup import (
+    LinkRequired,
+    PendingLink,
+    SignupError,
+    begin_signup,
+    complete_identity,
+    complete_signin,
+    complete_signup,
+    link_identity,
+    supports_signup,
+)
+from connector.accounts.users import authenticate
 from connector.connections import pending
 from connector.errors import NudgeError
 from connector.ports import ProviderSettings, ProviderSpec
@@ -28,12 +48,20 @@ from web import oauth_flow
 from web.connections import connected_message
 from web.extensions import services
 from web.oauth_flow import PendingError, PendingFlow, redirect_page
+from web.throttle import throttle
 from web.users import WebUser
 
 bp = Blueprint("signup", __name__)
 log = logging.getLogger(__name__)
 
-SIGNUP, SIGNIN = "signup", "signin"
+SIGNUP, SIGNIN, INVITE = "signup", "signin", "invite"
+PENDING_INVITATION_KEY = "pending_invitation"  # set and popped by web.invitations (the teams feature)
+PENDING_LINK_KEY = "nudge.pending_link"
+LINK_TTL_S = 600
+
+
+class LinkForm(FlaskForm):
+    password = PasswordField("Password", validators=[Length(max=1024)])
 
 
 def _provider(key: str) -> tuple[ProviderSpec, ProviderSettings]:
@@ -52,7 +80,17 @@ def signin_providers() -> list[tuple[str, str]]:
     """(key, display name) of the configured providers offering "Sign in/up with ..." (for templates)."""
     registry = services().registry
     specs = [registry.spec(key) for key in registry.keys()]  # noqa: SIM118 - Registry is not iterable
-    return [(spec.key, spec.display_name) for spec in specs if supports_signup(spec)]
+    return [(spec.key, _identity_name(spec)) for spec in specs if supports_signup(spec)]
+
+
+def _identity_name(spec: ProviderSpec) -> str:
+    """Whose account the button signs in with: "Intuit" for QuickBooks, "Xero" for Xero."""
+    return spec.identity_name or spec.display_name
+
+
+def _pending_invitation() -> str:
+    value = session.get(PENDING_INVITATION_KEY)
+    return value if isinstance(value, str) and value else ""
 
 
 @bp.app_context_processor
@@ -71,11 +109,13 @@ def _sentence(text: str) -> str:
 
 def _start(key: str, mode: str) -> ResponseReturnValue:
     spec, settings = _provider(key)
+    if _pending_invitation():
+        mode = INVITE  # an invitation gives the organization: identity scopes only, nothing created but the user
     try:
-        authorization = begin_signup(spec, settings, sign_in_only=mode == SIGNIN)
+        authorization = begin_signup(spec, settings, sign_in_only=mode in (SIGNIN, INVITE))
     except NudgeError as exc:
         log.warning("could not start %s with %s: %s", mode, key, exc.user_message)
-        return _failure(f"Could not start signing in with {spec.display_name}", _sentence(exc.user_message), 502)
+        return _failure(f"Could not start signing in with {_identity_name(spec)}", _sentence(exc.user_message), 502)
     oauth_flow.remember(
         PendingFlow(
             provider=key,
@@ -95,7 +135,13 @@ def signup_page(provider: str) -> ResponseReturnValue:
     spec, _settings = _provider(provider)
     if current_user.is_authenticated:
         return redirect(url_for("connections.launch", provider=spec.key))
-    return render_template("signup/signup.html", provider_key=spec.key, provider_name=spec.display_name)
+    return render_template(
+        "signup/signup.html",
+        provider_key=spec.key,
+        provider_name=spec.display_name,
+        identity_name=_identity_name(spec),
+        launched=request.args.get("launched") == "1",
+    )
 
 
 @bp.post("/signup/<provider>")
@@ -122,7 +168,7 @@ def signin(provider: str) -> ResponseReturnValue:
 @bp.get("/signup/<provider>/callback")
 def callback(provider: str) -> ResponseReturnValue:
     spec, settings = _provider(provider)
-    name = spec.display_name
+    name = _identity_name(spec)
     try:
         flow = oauth_flow.take(spec, pending.SIGNUP)
     except PendingError as exc:
@@ -131,7 +177,7 @@ def callback(provider: str) -> ResponseReturnValue:
     if current_user.is_authenticated:
         return _failure(
             f"Signing in with {name} not completed",
-            f"You are already signed in. Nothing was created; connect {name} from your dashboard instead.",
+            f"You are already signed in. Nothing was created; connect {spec.display_name} from your dashboard instead.",
         )
     mode = flow.context.get("mode")
     args = (
@@ -141,34 +187,141 @@ def callback(provider: str) -> ResponseReturnValue:
         flow.nonce,
         services().clock.now(),
     )
-    store = services().store
     try:
-        if mode == SIGNIN:
-            user_id = complete_signin(store, spec, settings, *args)
-            message = ""
-        else:
-            result = complete_signup(store, services().vault, spec, settings, *args, starter=services().settings)
-            user_id = result.user_id
-            if result.created:
-                message = " ".join(
-                    [f"Welcome to Nudge. Created {result.org_name}."]
-                    + [connected_message(file) for file in result.connections]
-                )
-            else:
-                message = f"You already have a Nudge account with this {name} user: you are signed in."
+        user_id, org_id, message = _complete(str(mode), spec, settings, args)
+    except LinkRequired as exc:
+        log.info("%s with %s needs linking to an existing account", mode, provider)
+        session[PENDING_LINK_KEY] = {
+            **asdict(exc.link),
+            "mode": str(mode),
+            "expires": services().clock.now().timestamp() + LINK_TTL_S,
+        }
+        return redirect(url_for("signup.link"), 303)
     except SignupError as exc:
         log.info("%s with %s not completed: %s", mode, provider, exc.user_message)
         return _failure(f"Could not sign in with {name}", _sentence(exc.user_message))
     except NudgeError as exc:
         log.warning("%s with %s failed: %s", mode, provider, exc.user_message)
         return _failure(f"Could not sign in with {name}", _sentence(exc.user_message), 502)
-    with store.unit_of_work() as uow:
+    if not _sign_in(user_id):
+        return _failure(f"Could not sign in with {name}", "This account cannot sign in.")
+    if message:
+        flash(message, "info")
+    return _after_sign_in(org_id)
+
+
+def _complete(
+    mode: str, spec: ProviderSpec, settings: ProviderSettings, args: tuple[Any, ...]
+) -> tuple[int, int | None, str]:
+    """Finish the round trip for `mode`: (user id, organization to land on, message to flash)."""
+    store = services().store
+    if mode == INVITE:
+        return complete_identity(store, spec, settings, *args).user_id, None, ""
+    if mode == SIGNIN:
+        return complete_signin(store, spec, settings, *args), None, ""
+    result = complete_signup(store, services().vault, spec, settings, *args, starter=services().settings)
+    if not result.created:
+        message = f"You already have a Nudge account with this {_identity_name(spec)} user: you are signed in."
+        return result.user_id, result.org_id, message
+    message = " ".join(
+        [f"Welcome to Nudge. Created {result.org_name}."] + [connected_message(file) for file in result.connections]
+    )
+    return result.user_id, None, message  # home shows the new organization
+
+
+def _sign_in(user_id: int) -> bool:
+    """Start a fresh session for `user_id`; keeps only the pending invitation (the invitations view pops it)."""
+    with services().store.unit_of_work() as uow:
         user = uow.users.get(user_id)
         web_user = WebUser.from_model(user) if user is not None else None
     if web_user is None or not web_user.is_active:
-        return _failure(f"Could not sign in with {name}", "This account cannot sign in.")
-    session.clear()  # nothing from before sign-in survives it
+        return False
+    invitation = _pending_invitation()
+    session.clear()  # nothing from before sign-in survives it (but the invitation being accepted)
+    if invitation:
+        session[PENDING_INVITATION_KEY] = invitation
     login_user(web_user)
-    if message:
-        flash(message, "info")
+    return True
+
+
+def _after_sign_in(org_id: int | None) -> ResponseReturnValue:
+    """An invitation being accepted goes on to it; else the organization the launch named, else home."""
+    if _pending_invitation():
+        if "invitations.accept" in current_app.view_functions:
+            return redirect(url_for("invitations.accept"), 303)
+        log.warning("a pending invitation but no invitations.accept view: sent home")
+    if org_id is not None:
+        return redirect(url_for("home.organization", org_id=org_id), 303)
     return redirect(url_for("home.index"), 303)
+
+
+def _pending_link() -> tuple[PendingLink, str] | None:
+    """The identity waiting to be linked in this session (and its round trip's mode), unless expired or malformed."""
+    value = session.get(PENDING_LINK_KEY)
+    if not isinstance(value, dict):
+        return None
+    try:
+        expires = float(value["expires"])
+        link = PendingLink(
+            provider=str(value["provider"]),
+            subject=str(value["subject"]),
+            email=str(value["email"]),
+            name=str(value["name"]),
+            user_id=int(value["user_id"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    if expires < services().clock.now().timestamp() or link.provider not in services().registry:
+        return None
+    return link, str(value.get("mode", ""))
+
+
+@bp.route("/signup/link", methods=["GET", "POST"])
+def link() -> ResponseReturnValue:
+    """ "Link this Intuit identity to your Nudge account": the account's password (or, signed in as that user, a
+    confirmation) before the verified identity is attached to it."""
+    found = _pending_link()
+    if found is None:
+        session.pop(PENDING_LINK_KEY, None)
+        return _failure("Nothing to link", "No sign-in is waiting to be linked, or it expired. Start again.")
+    pending_link, mode = found
+    spec = services().registry.spec(pending_link.provider)
+    signed_in_as_owner = current_user.is_authenticated and current_user.user_id == pending_link.user_id
+    form = LinkForm()
+    error = ""
+    status = 200
+    if form.validate_on_submit():
+        verdict = throttle().check(pending_link.email, request.remote_addr or "")
+        if not verdict.allowed:
+            error, status = "Too many failed attempts. Wait a few minutes, then try again.", 429
+        elif signed_in_as_owner or _password_ok(pending_link, form.password.data or ""):
+            try:
+                link_identity(services().store, pending_link, pending_link.user_id, services().clock.now())
+            except SignupError as exc:
+                session.pop(PENDING_LINK_KEY, None)
+                return _failure(f"Could not link {_identity_name(spec)}", _sentence(exc.user_message))
+            session.pop(PENDING_LINK_KEY, None)
+            if not _sign_in(pending_link.user_id):
+                return _failure(f"Could not link {_identity_name(spec)}", "This account cannot sign in.")
+            flash(f"Linked: you can now sign in with {_identity_name(spec)}.", "info")
+            if mode == SIGNUP:
+                return redirect(url_for("connections.launch", provider=spec.key), 303)
+            return _after_sign_in(None)
+        else:
+            throttle().failed(pending_link.email, request.remote_addr or "")
+            error, status = "That password is not right for this account.", 400
+    page = render_template(
+        "signup/link.html",
+        form=form,
+        email=pending_link.email,
+        identity_name=_identity_name(spec),
+        signed_in_as_owner=signed_in_as_owner,
+        error=error,
+    )
+    return page, status
+
+
+def _password_ok(pending_link: PendingLink, password: str) -> bool:
+    with services().store.unit_of_work() as uow:
+        user = authenticate(uow, pending_link.email, password)
+        return user is not None and user.id == pending_link.user_id

@@ -10,7 +10,17 @@ from sqlalchemy.orm import Session
 
 from connector.domain.model import ConnectionStatus, PaymentKind, PaymentSnapshot, Role
 from connector.domain.money import Money
-from connector.storage.tables import Activity, Connection, Membership, OAuthPending, Organization, Payment, User
+from connector.storage.tables import (
+    Activity,
+    Connection,
+    Membership,
+    OAuthPending,
+    OidcNonce,
+    Organization,
+    Payment,
+    User,
+    UserIdentity,
+)
 
 
 def normalize_email(email: str) -> str:
@@ -439,3 +449,56 @@ def to_snapshot(row: Payment) -> PaymentSnapshot:
 def snapshots_of(rows: Iterable[Payment]) -> list[PaymentSnapshot]:
     """The domain view of stored payment rows."""
     return [to_snapshot(row) for row in rows]
+
+
+class UserIdentities:
+    """The external identities (provider, OpenID Connect `sub`) users sign in with, several per user."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def user_for(self, provider: str, subject: str) -> User | None:
+        """The user who signs in through `provider` as `subject`: a linked identity, else the one signed up with."""
+        if not provider or not subject:
+            return None
+        linked = self.session.scalars(
+            select(User)
+            .join(UserIdentity, UserIdentity.user_id == User.id)
+            .where(UserIdentity.provider == provider, UserIdentity.subject == subject)
+        ).first()
+        return linked or Users(self.session).by_identity(provider, subject)
+
+    def link(self, user_id: int, provider: str, subject: str, email: str = "") -> UserIdentity:
+        """Attach the identity to the user; ValueError when it already belongs to someone (this user included)."""
+        if not provider or not subject:
+            raise ValueError("an external identity needs a provider and a subject")
+        if self.user_for(provider, subject) is not None:
+            raise ValueError(f"this {provider} identity already has a user")
+        row = UserIdentity(user_id=user_id, provider=provider, subject=subject, email=email[:320])
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def for_user(self, user_id: int) -> list[UserIdentity]:
+        """The identities linked to a user (not counting the one in users.auth_provider)."""
+        return list(self.session.scalars(select(UserIdentity).where(UserIdentity.user_id == user_id)))
+
+
+class OidcNonces:
+    """ID-token nonces already used (hashed), kept until they expire."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def consume(self, nonce_hash: str, provider: str, expires_at: datetime, now: datetime) -> bool:
+        """Record a nonce's use; False when it was used before and has not expired (a replay).
+
+        Expired rows are dropped first. The primary key makes two concurrent uses collide at flush: the
+        loser gets an IntegrityError, which the caller treats as a replay too.
+        """
+        self.session.execute(delete(OidcNonce).where(OidcNonce.expires_at < now))
+        if self.session.get(OidcNonce, nonce_hash) is not None:
+            return False
+        self.session.add(OidcNonce(nonce_hash=nonce_hash, provider=provider, expires_at=expires_at))
+        self.session.flush()
+        return True

@@ -596,3 +596,29 @@ class SentMessage(Base):
     attachments_omitted: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Sign in with Intuit / Xero: identities per user and single-use ID-token nonces (migration 0010) ---
+
+
+class UserIdentity(Base):
+    """One external identity (OpenID Connect provider and `sub`) a user signs in with; a user may have several
+    (Xero and Intuit). `users.auth_provider/auth_subject` still holds the identity a user signed up with."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("provider", "subject"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(320), default="")  # the verified email when it was linked
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OidcNonce(Base):
+    """An ID token's nonce once used (SHA-256 hex, never the nonce): a second use is refused until it expires."""
+
+    __tablename__ = "oidc_nonces"
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -33,6 +33,7 @@ PROVIDER = ProviderSpec(
     ledger_url=links.ledger_url,
     supports_pkce=True,
     identify=openid.identify,
+    identity_name="Intuit",  # Intuit's button wording: "Sign in with Intuit" (docs/signin.md)
 )
 
 __all__ = ["PROVIDER"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -10,13 +11,24 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from connector.accounts.signup import AccountExists, SignupError, begin_signup, complete_signin, complete_signup
+from connector.accounts.signup import (
+    AccountExists,
+    LinkRequired,
+    ReplayedSignIn,
+    SignupError,
+    begin_signup,
+    complete_identity,
+    complete_signin,
+    complete_signup,
+    identities,
+    link_identity,
+)
 from connector.accounts.users import authenticate, create_user
 from connector.domain.model import ConnectionInfo, Role
 from connector.errors import AuthError
 from connector.ports import Identity, ProviderSettings, ProviderSpec, TokenSet
 from connector.storage import Store
-from connector.storage.tables import Connection, Organization, User
+from connector.storage.tables import Connection, OidcNonce, Organization, User
 from connector.vault.keyring import Vault, generate_key
 from connector.vault.tokens import open_tokens
 from providers.xero import PROVIDER
@@ -32,6 +44,14 @@ FILES = [
 ]
 
 
+_NONCES = itertools.count()
+
+
+def fresh_nonce() -> str:
+    """A nonce not used before: each ID token's nonce is single use (oidc_nonces)."""
+    return f"{NONCE}-{next(_NONCES)}"
+
+
 RELEASED: list[list[str]] = []  # the tenants each refused or repeated sign-up handed back at the provider
 
 
@@ -45,7 +65,7 @@ def spec(identity: Identity | Exception, files: list[ConnectionInfo] = FILES) ->
 
     def identify(settings: ProviderSettings, tokens: TokenSet, nonce: str, now: datetime) -> Identity:
         assert tokens is TOKENS
-        assert nonce == NONCE
+        assert nonce.startswith(NONCE)
         if isinstance(identity, Exception):
             raise identity
         return identity
@@ -82,8 +102,10 @@ def counts(store: Store) -> tuple[int, int, int]:
         )
 
 
-def signup(store: Store, vault: Vault, provider: ProviderSpec, params: Mapping[str, str] = PARAMS) -> object:
-    return complete_signup(store, vault, provider, SETTINGS, params, STATE, VERIFIER, NONCE, NOW)
+def signup(
+    store: Store, vault: Vault, provider: ProviderSpec, params: Mapping[str, str] = PARAMS, nonce: str = ""
+) -> object:
+    return complete_signup(store, vault, provider, SETTINGS, params, STATE, VERIFIER, nonce or fresh_nonce(), NOW)
 
 
 def test_begin_signup_adds_a_nonce_and_pkce() -> None:
@@ -187,10 +209,14 @@ def test_no_email_or_no_organisation_creates_nothing(store: Store, vault: Vault)
 
 def test_signin_finds_the_user_by_identity_only(store: Store, vault: Vault) -> None:
     created = signup(store, vault, spec(Identity("sub-1", "new@example.com")))
-    user_id = complete_signin(store, spec(Identity("sub-1", "x@example.com")), SETTINGS, PARAMS, STATE, "v", NONCE, NOW)
+    user_id = complete_signin(
+        store, spec(Identity("sub-1", "x@example.com")), SETTINGS, PARAMS, STATE, "v", fresh_nonce(), NOW
+    )
     assert user_id == created.user_id  # type: ignore[attr-defined]
     with pytest.raises(SignupError, match="Sign up with Xero first"):
-        complete_signin(store, spec(Identity("sub-9", "new@example.com")), SETTINGS, PARAMS, STATE, "v", NONCE, NOW)
+        complete_signin(
+            store, spec(Identity("sub-9", "new@example.com")), SETTINGS, PARAMS, STATE, "v", fresh_nonce(), NOW
+        )
     assert counts(store) == (1, 1, 2)
 
 
@@ -217,7 +243,7 @@ def test_signup_seeds_the_new_organizations_library_from_the_starter(store: Stor
         PARAMS,
         STATE,
         VERIFIER,
-        NONCE,
+        fresh_nonce(),
         NOW,
         starter=starter_settings(),
     )
@@ -227,3 +253,69 @@ def test_signup_seeds_the_new_organizations_library_from_the_starter(store: Stor
     assert [c.name for c in cadences] == ["standard"]
     assert organization is not None
     assert organization.settings["default_cadence_id"] == cadences[0].id
+
+
+def test_a_nonce_is_single_use_even_in_a_new_round_trip(store: Store, vault: Vault) -> None:
+    nonce = fresh_nonce()
+    first = signup(store, vault, spec(Identity("sub-r", "replay@example.com")), nonce=nonce)
+    assert first.created  # type: ignore[attr-defined]
+    created = counts(store)
+    # The same verified ID token (same nonce) presented again, as a sign-up or a sign-in: refused, nothing created.
+    with pytest.raises(ReplayedSignIn, match="already used"):
+        signup(store, vault, spec(Identity("sub-other", "other@example.com")), nonce=nonce)
+    with pytest.raises(ReplayedSignIn, match="already used"):
+        complete_signin(store, spec(Identity("sub-r", "replay@example.com")), SETTINGS, PARAMS, STATE, "v", nonce, NOW)
+    assert counts(store) == created
+    with store.unit_of_work() as uow:
+        stored = [row[0] for row in uow.session.execute(select(func.count()).select_from(OidcNonce))]
+        assert stored == [1]
+        assert uow.session.scalar(select(OidcNonce.nonce_hash)) != nonce  # hashed, never the nonce
+
+
+def test_a_verified_email_of_an_existing_account_asks_for_linking(store: Store, vault: Vault) -> None:
+    with store.unit_of_work() as uow:
+        local = create_user(uow, "owner@example.com", "a long enough password")
+        uow.commit()
+        local_id = local.id
+    RELEASED.clear()
+    verified = Identity("intuit-sub", "Owner@Example.com", "Olivia", email_verified=True)
+    with pytest.raises(LinkRequired) as asked:
+        signup(store, vault, spec(verified))
+    assert asked.value.link.user_id == local_id
+    assert asked.value.link.subject == "intuit-sub"
+    assert counts(store) == (1, 0, 0)  # nothing created before the password is given
+    assert RELEASED  # the consent was handed back
+    with pytest.raises(SignupError, match="another Nudge account"):
+        link_identity(store, asked.value.link, local_id + 1, NOW)
+    link_identity(store, asked.value.link, local_id, NOW)
+    # From now on the identity signs in to that account, and cannot be linked twice.
+    user_id = complete_signin(store, spec(verified), SETTINGS, PARAMS, STATE, "v", fresh_nonce(), NOW)
+    assert user_id == local_id
+    with pytest.raises(SignupError, match="already signs in"):
+        link_identity(store, asked.value.link, local_id, NOW)
+    with store.unit_of_work() as uow:
+        assert [i.provider for i in identities(uow).for_user(local_id)] == ["xero"]
+        assert identities(uow).user_for("xero", "intuit-sub").id == local_id  # type: ignore[union-attr]
+
+
+def test_an_unverified_email_never_links(store: Store, vault: Vault) -> None:
+    with store.unit_of_work() as uow:
+        create_user(uow, "victim@example.com", "a long enough password")
+        uow.commit()
+    unverified = Identity("attacker-sub", "victim@example.com", "Mallory", email_verified=False)
+    with pytest.raises(AccountExists):
+        signup(store, vault, spec(unverified))
+    with pytest.raises(SignupError, match="no Nudge account signs in"):
+        complete_signin(store, spec(unverified), SETTINGS, PARAMS, STATE, "v", fresh_nonce(), NOW)
+    assert counts(store) == (1, 0, 0)
+
+
+def test_an_invitations_sign_in_creates_a_user_without_an_organization(store: Store) -> None:
+    identity = Identity("invitee-sub", "invitee@example.com", "Ivy")
+    result = complete_identity(store, spec(identity), SETTINGS, PARAMS, STATE, "v", fresh_nonce(), NOW)
+    assert result.created
+    assert result.org_id is None
+    assert counts(store) == (1, 0, 0)
+    again = complete_identity(store, spec(identity), SETTINGS, PARAMS, STATE, "v", fresh_nonce(), NOW)
+    assert not again.created
+    assert again.user_id == result.user_id
