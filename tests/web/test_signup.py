@@ -224,3 +224,32 @@ def test_marketplace_launch_offers_signup_to_signed_out_visitors(client: FlaskCl
     assert "Welcome from the Xero app store" in page.text
     assert 'action="/signup/xero"' in page.text
     assert "Sign in with Xero</button>" in page.text
+
+
+def test_xero_launch_lands_on_the_organization_of_the_tenant_and_offers_reconnect_after_a_disconnect(
+    client: FlaskClient,
+    store: Store,
+    token_of: Callable[[str], str],
+    consent: Consent,
+    xero_emulator: Any,
+    xero_user: Any,
+) -> None:
+    tenant = xero_emulator.add_tenant(f"Launch Ltd {uuid.uuid4().hex[:4]}")
+    params = consent(start_signup(client, token_of), tenant, field="tenant", extra=[("user", xero_user.user_id)])
+    assert client.get("/signup/xero/callback", query_string=params).status_code == 303
+    with store.unit_of_work() as uow:
+        (connection,) = uow.session.scalars(select(Connection)).all()
+        org_id, connection_id = connection.organization_id, connection.id
+    launched = client.get(f"/launch/xero?tenantId={tenant}")
+    assert launched.status_code == 302
+    assert launched.headers["Location"] == f"/orgs/{org_id}/"
+    confirm = client.get(f"/orgs/{org_id}/connections/{connection_id}/disconnect")
+    done = client.post(
+        f"/orgs/{org_id}/connections/{connection_id}/disconnect", data={"csrf_token": token_of(confirm.text)}
+    )
+    assert done.status_code == 303
+    relaunched = client.get(f"/launch/xero?tenantId={tenant}")
+    assert relaunched.headers["Location"] == f"/orgs/{org_id}/"
+    page = client.get(relaunched.headers["Location"], follow_redirects=True)
+    assert "is disconnected: use its Reconnect button" in html.unescape(page.text)
+    assert "Reconnect</button>" in page.text
