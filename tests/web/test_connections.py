@@ -536,7 +536,9 @@ def test_launch_url_signed_out_and_in(
 ) -> None:
     response = client.get("/launch/quickbooks")
     assert response.status_code == 302
-    assert response.location == "/login?next=%2Flaunch%2Fquickbooks"
+    assert response.location == "/signup/quickbooks?launched=1"  # "Sign in with Intuit" (docs/signin.md)
+    offer = client.get(response.location)
+    assert 'href="/login?next=/launch/quickbooks"' in offer.text  # a password account signs in instead
     account = make_user("Launch Co", Role.ACCOUNTANT)
     signed = login(client, account.email, account.password, next="/launch/quickbooks")
     assert signed.location == "/launch/quickbooks"
