@@ -485,10 +485,21 @@ def request_access(org_id: int, connection_id: int) -> ResponseReturnValue:
     return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
 
 
-@bp.post("/orgs/<int:org_id>/team/access-requests/<int:request_id>/<any(approve, decline):decision>")
+@bp.post("/orgs/<int:org_id>/team/access-requests/<int:request_id>/approve")
 @require_role(Role.OWNER)
-def decide_access(org_id: int, request_id: int, decision: str) -> ResponseReturnValue:
-    """Approve (the requester becomes an accountant here, limited to that client) or decline a request."""
+def approve_access(org_id: int, request_id: int) -> ResponseReturnValue:
+    """Approve: the requester becomes an accountant here, limited to that client."""
+    return _decide_access(org_id, request_id, "approve")
+
+
+@bp.post("/orgs/<int:org_id>/team/access-requests/<int:request_id>/decline")
+@require_role(Role.OWNER)
+def decline_access(org_id: int, request_id: int) -> ResponseReturnValue:
+    """Decline: nothing changes but the record."""
+    return _decide_access(org_id, request_id, "decline")
+
+
+def _decide_access(org_id: int, request_id: int, decision: str) -> ResponseReturnValue:
     svc = services()
     try:
         with svc.store.unit_of_work() as uow:
