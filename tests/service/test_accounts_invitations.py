@@ -105,11 +105,13 @@ def test_an_invitation_is_accepted_once_with_its_role_and_clients(store: Store) 
     assert (view.role, view.client_limited) == (Role.VIEWER, True)
     with store.unit_of_work() as uow:
         member = members.scope(uow, user_id, org.id)
-        assert member is not None and member.role is Role.VIEWER
+        assert member is not None
+        assert member.role is Role.VIEWER
         assert member.visible_connection_ids() == frozenset({org.clients[1]})
         assert invitations.pending(uow, org.id) == []
         kinds = [(entry.entity, entry.change) for entry in entries(uow, org.id)]
-    assert ("invitation", "create") in kinds and ("member", "create") in kinds
+    assert ("invitation", "create") in kinds
+    assert ("member", "create") in kinds
     with pytest.raises(InvitationError) as used:
         _accept(store, issued.token, _new_user(store, "third@example.com"))
     assert used.value.reason == "used"
@@ -355,7 +357,9 @@ def test_an_approved_access_request_makes_the_requester_an_accountant_limited_to
         _request(store, requesting, chased)
     first = _request(store, requesting, elsewhere)
     again = _request(store, requesting, elsewhere)
-    assert first.created and not again.created and first.request.id == again.request.id
+    assert first.created
+    assert not again.created
+    assert first.request.id == again.request.id
     with store.unit_of_work() as uow:
         assert [view.id for view in access_requests.to_decide(uow, managing.id)] == [first.request.id]
         assert access_requests.owner_emails(uow, managing.id) == ["acme-owner@example.com"]
@@ -367,13 +371,15 @@ def test_an_approved_access_request_makes_the_requester_an_accountant_limited_to
     with pytest.raises(UnknownRecord):
         _decide(store, requesting, first.request.id, True)
     approved = _decide(store, managing, first.request.id, True)
-    assert approved.created and approved.request.state == "approved"
+    assert approved.created
+    assert approved.request.state == "approved"
     assert not _decide(store, managing, first.request.id, True).created  # idempotent
     with pytest.raises(InvalidInput):
         _decide(store, managing, first.request.id, False)
     with store.unit_of_work() as uow:
         member = members.scope(uow, requesting.users[Role.OWNER], managing.id)
-        assert member is not None and member.role is Role.ACCOUNTANT
+        assert member is not None
+        assert member.role is Role.ACCOUNTANT
         assert member.visible_connection_ids() == frozenset({chased})
         assert any(entry.entity == "membership_request" for entry in entries(uow, requesting.id))
     with pytest.raises(InvalidInput, match="already see"):
