@@ -80,6 +80,8 @@ def _render(
         mine = tokens.for_member(uow, current_user.user_id, org_id)
         clients = [(c.id, c.name or c.tenant_id) for c in visible_connections(uow, org_id, visible)]
         invited = invitations.pending(uow, org_id) if can_invite else []
+        if not is_owner:  # an accountant sees (and resends, revokes) the invitations they sent
+            invited = [view for view in invited if view.invited_by_user_id == current_user.user_id]
         to_decide = access_requests.to_decide(uow, org_id) if is_owner else []
         asked = access_requests.made_by(uow, org_id) if is_owner else []
         elsewhere = access_requests.managed_elsewhere(uow, org_id) if is_owner else []
