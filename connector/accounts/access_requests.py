@@ -288,11 +288,17 @@ def owner_emails(uow: UnitOfWork, organization_id: int) -> list[str]:
     )
 
 
+def _who(view: MembershipRequestView) -> str:
+    if view.requester_name == view.requester_email:
+        return view.requester_email
+    return f"{view.requester_name} ({view.requester_email})"
+
+
 def request_email(view: MembershipRequestView, link: str) -> tuple[str, str]:
     """Subject and text of the email to the managing organization's owners."""
     subject = f"{view.requester_name} asks for access to {view.ledger} in {view.managing_organization}"
     text = (
-        f"Hello,\n\n{view.requester_name} ({view.requester_email}) of {view.requesting_organization} connected "
+        f"Hello,\n\n{_who(view)} of {view.requesting_organization} connected "
         f"{view.ledger}, which {view.managing_organization} manages on Nudge, and asks for access to it.\n\n"
         f"If you approve, they become an accountant of {view.managing_organization} who sees only {view.ledger}.\n\n"
         f"Approve or decline on your team page:\n\n{link}\n"
