@@ -58,6 +58,7 @@ class WebSettings:
     ratelimit_storage_uri: str = "memory://"  # sign-in throttle counts; redis://… to share them across processes
     login_limit_per_account: str = "5 per minute; 20 per hour"  # failed sign-ins per account
     login_limit_per_address: str = "20 per minute; 100 per hour"  # failed sign-ins per client address
+    invitation_valid_days: int = 7  # an invitation link works this long (resending starts a new period)
 
 
 @dataclass(frozen=True)
@@ -510,6 +511,10 @@ def _vault_section(check: _Checker, top: dict[str, _Node]) -> VaultSettings:
     return VaultSettings(active_key=active, keys=keys)
 
 
+def _invitation_days(value: int) -> str | None:
+    return None if 1 <= value <= 90 else "expected a number of days 1-90"
+
+
 def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "expected a port number 1-65535"
 
@@ -549,6 +554,9 @@ def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
         ),
         login_limit_per_address=check.scalar(
             web_node, "web", "login_limit_per_address", str, WebSettings.login_limit_per_address, check=_rate_limits
+        ),
+        invitation_valid_days=check.scalar(
+            web_node, "web", "invitation_valid_days", int, WebSettings.invitation_valid_days, check=_invitation_days
         ),
     )
     if not web.secret_key:

@@ -598,6 +598,56 @@ class SentMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# -- Teams: invitations and requests to join the organization that manages a ledger (migration 0011) ----------
+
+
+class Invitation(Base):
+    """An invitation to join an organization with a role (and, for a client-limited member, some clients).
+
+    Only the SHA-256 of the link's token is stored. Single use: `accepted_at` (with who accepted) or `revoked_at`
+    ends it, and so does `expires_at`. Resending issues a new token (the old link stops working).
+    """
+
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    client_limited: Mapped[bool] = mapped_column(Boolean, default=False)
+    connection_ids: Mapped[list[Any]] = mapped_column(default=list)  # the clients of a client-limited member
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(default=None)
+    accepted_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MembershipRequest(Base):
+    """A person asks to join the organization that manages a ledger their own organization also connected.
+
+    `connection_id` is the managing organization's connection to the ledger: approved, the requester becomes an
+    accountant of the managing organization limited to that client. (Handing the chasing itself over is the
+    other kind of request, `AccessRequest`.)
+    """
+
+    __tablename__ = "membership_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requesting_organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    requesting_user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    requesting_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    managing_organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | approved | declined
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+
 # --- Sign in with Intuit / Xero: identities per user and single-use ID-token nonces (migration 0010) ---
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
@@ -21,7 +20,6 @@ from connector.domain.model import ConnectionStatus, Role
 from connector.ports import ProviderSettings
 from connector.storage import Store
 from connector.storage.tables import Connection, Organization, User
-from web.extensions import SERVICES_KEY
 
 Consent = Callable[..., dict[str, str]]
 
@@ -29,19 +27,6 @@ Consent = Callable[..., dict[str, str]]
 @pytest.fixture
 def settings(database_url: str, qbo_settings: ProviderSettings) -> Settings:
     return settings_for_tests(database_url, providers={"quickbooks": qbo_settings})
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    """The app, plus a stand-in for the teams feature's `invitations.accept` (it arrives at merge)."""
-    from web import create_app
-
-    app = create_app(settings)
-    app.add_url_rule("/invitations/accept", "invitations.accept", lambda: "accept the invitation")
-    store: Store = app.extensions[SERVICES_KEY].store
-    store.create_all()
-    yield app
-    store.dispose()
 
 
 @pytest.fixture
@@ -248,22 +233,49 @@ def test_an_unverified_email_is_never_linked(
     assert client.get("/signup/link").status_code == 400
 
 
-def test_a_pending_invitation_signs_in_without_creating_an_organization(
-    client: FlaskClient, store: Store, token_of: Callable[[str], str], consent: Consent, intuit_user: Any
+def test_an_invited_intuit_user_signs_in_with_intuit_and_joins_as_accountant(
+    client: FlaskClient,
+    store: Store,
+    make_user: Callable[..., Any],
+    token_of: Callable[[str], str],
+    consent: Consent,
+    intuit_user: Any,
 ) -> None:
-    with client.session_transaction() as session:
-        session["pending_invitation"] = "the-invitation-token"
+    from datetime import UTC, datetime, timedelta
+
+    from connector.accounts import invitations
+
+    owner = make_user("Practice Ltd", Role.OWNER)
+    with store.unit_of_work() as uow:
+        issued = invitations.invite(
+            uow,
+            organization_id=owner.org_id,
+            acting_user_id=owner.user_id,
+            email=intuit_user.email,
+            role=Role.ACCOUNTANT,
+            now=datetime.now(UTC),
+            valid_for=timedelta(days=7),
+            actor=owner.email,
+        )
+        uow.commit()
+    assert client.get(f"/invitations/{issued.token}").status_code == 200
     url = sign_in_with_intuit(client, token_of)
     assert "com.intuit.quickbooks.accounting" not in url  # identity scopes only
-    response = client.get(
-        "/signup/quickbooks/callback", query_string=consent(url, [], extra=[("user", intuit_user.sub)])
-    )
+    params = consent(url, [], extra=[("user", intuit_user.sub)])
+    response = client.get("/signup/quickbooks/callback", query_string=params)
     assert response.status_code == 303
     assert response.headers["Location"] == "/invitations/accept"
     with client.session_transaction() as session:
-        assert session.get("pending_invitation") == "the-invitation-token"  # the invitations view pops it
-    assert counts(store) == (1, 0, 0)
+        assert session.get("pending_invitation") == issued.token  # the invitations view pops it
+    assert counts(store) == (2, 1, 0)  # the invitee's user, and no organization of their own
+    page = client.get("/invitations/accept")
+    assert "Join Practice Ltd as accountant" in page.text
+    joined = client.post("/invitations/accept", data={"csrf_token": token_of(page.text)})
+    assert joined.status_code == 303
     with store.unit_of_work() as uow:
         user = uow.users.by_identity("quickbooks", intuit_user.sub)
         assert user is not None
         assert signed_in_user(client) == str(user.id)
+        assert [(org.id, role) for org, role in uow.organizations.for_user(user.id)] == [
+            (owner.org_id, Role.ACCOUNTANT)
+        ]
