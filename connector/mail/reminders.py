@@ -2,7 +2,8 @@
 
 Reminders come from the client's business (issue 14): the From display name is the client's `from_name`,
 else its `business_name`, else the connection's name; Reply-To is the client's `reply_to`, else the install's
-`mail.reply_to`; the From ADDRESS is always the install's `mail.from_address` (SPF and DKIM belong to the
+`mail.reply_to`, or, when `mail.reply_address` is set, the thread's own signed reply address (issue 17,
+docs/replies.md) so replies come back to Nudge filed under the customer; the From ADDRESS is always the install's `mail.from_address` (SPF and DKIM belong to the
 install's domain). Templates are the organization's library templates where they differ from the built-in
 files. Recipients are the customer's own (`recipients_to`/`recipients_cc`) where people set them, else the
 synced addresses (else the invoice's); a reminder about one invoice threads under that invoice's earlier
@@ -39,6 +40,7 @@ from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import MailRejected, NudgeError
 from connector.mail import archive
 from connector.mail.archive import Concerning
+from connector.mail.inbound.reply_address import ReplyAddresses, ReplyThread, thread_hash
 from connector.mail.message import Attachment, Mailer, OutgoingMessage, TwoStepMailer
 from connector.mail.rendering import (
     TEMPLATE_DIR,
@@ -70,6 +72,7 @@ class MailReminderSender:
         *,
         default_locale: str = DEFAULT_LOCALE,
         attach_pdf: bool = True,
+        reply_addresses: ReplyAddresses | None = None,
     ) -> None:
         self.store = store
         self.mailer = mailer
@@ -77,6 +80,7 @@ class MailReminderSender:
         self.default_locale = default_locale
         self.attach_pdf = attach_pdf
         self.templates = LibraryTemplates()
+        self.reply_addresses = reply_addresses  # per-thread Reply-To (mail.reply_address), None: as configured
 
     def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str:
         """Send the reminder for `action` about the still-open `invoices`; returns the Message-ID."""
@@ -122,6 +126,10 @@ class MailReminderSender:
             to, cc = recipients_of(customer)
             history = _sent_before(uow.session, connection_id, action, ZoneInfo(zone_name))
             overrides = self.templates.for_organization(uow.session, connection.organization_id) if connection else {}
+            reply_to = sender.reply_to
+            if self.reply_addresses is not None and connection is not None and customer is not None:
+                thread = ReplyThread(connection.organization_id, connection_id, customer.id, thread_hash(thread_key))
+                reply_to = self.reply_addresses.address(thread)  # replies come back to Nudge, filed by thread
         if not to:
             to = sorted({address for invoice in invoices for address in invoice.emails})
         if not to:
@@ -168,7 +176,7 @@ class MailReminderSender:
             earlier_keys=earlier,
             attachments=attachments,
             from_name=sender.from_name,
-            reply_to=sender.reply_to,
+            reply_to=reply_to,
         )
         if not isinstance(self.mailer, TwoStepMailer):  # a mailer that cannot show its bytes first: no copy kept
             return self.mailer.send(message).message_id
