@@ -2,9 +2,8 @@
 
 Reminders come from the client's business (issue 14): the From display name is the client's `from_name`,
 else its `business_name`, else the connection's name; Reply-To is the client's `reply_to`, else the install's
-`mail.reply_to`, or, when `mail.reply_address` is set, the thread's own signed reply address (issue 17,
-docs/replies.md) so replies come back to Nudge filed under the customer; the From ADDRESS is always the
-install's `mail.from_address` (SPF and DKIM belong to the install's domain). Templates are the organization's library templates where they differ from the built-in
+`mail.reply_to`; the From ADDRESS is always the install's `mail.from_address` (SPF and DKIM belong to the
+install's domain). Templates are the organization's library templates where they differ from the built-in
 files. Recipients are the customer's own (`recipients_to`/`recipients_cc`) where people set them, else the
 synced addresses (else the invoice's); a reminder about one invoice threads under that invoice's earlier
 reminders, a grouped (statement-style) one under the customer's. Amounts and dates are formatted for the
@@ -13,6 +12,9 @@ customer's locale (else the client's, else the default), and `today` is the date
 
 With a two-step mailer (SMTP, maildir) the message's exact bytes are kept (connector.mail.archive) once they
 are prepared and before they are handed over; the executor settles that copy with the action's outcome.
+
+When `mail.reply_address` is set, Reply-To is instead the thread's own signed reply address (issue 17,
+docs/replies.md), so a customer's reply comes back to Nudge filed under the customer and thread.
 
 What the email may say about earlier contact comes from the outbox, never from the step: `history`
 counts the reminders actually sent (state `done`) to this customer that listed any of this

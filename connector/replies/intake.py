@@ -77,10 +77,12 @@ class ReplyIntake:
         self.pause_days = pause_days
         self.max_bytes = max_bytes
 
-    def receive(self, raw: bytes, *, source: str, now: datetime) -> Intake:
+    def receive(self, raw: bytes, *, source: str, now: datetime, size: int | None = None) -> Intake:
         """Store and file one raw RFC 5322 message. Never raises for what the message contains (an unreadable
-        one is stored as unmatched); StorageError when the database fails (the caller must not acknowledge)."""
-        oversize = len(raw) > self.max_bytes
+        one is stored as unmatched); StorageError when the database fails (the caller must not acknowledge).
+        `size` is the message's real size when only part of it (its header) was fetched."""
+        size = max(size or 0, len(raw))
+        oversize = size > self.max_bytes
         email = parse(raw[: self.max_bytes])
         with self.store.unit_of_work() as uow:
             match = None if oversize else self._match(uow.session, email)
@@ -112,7 +114,7 @@ class ReplyIntake:
                 subject=email.subject,
                 received_at=now,
                 text=email.trimmed,
-                size=len(raw),
+                size=size,
                 kind=kind,
                 reason=reason[:200],
                 handled=kind != HUMAN,  # only a person's reply waits in the inbox
