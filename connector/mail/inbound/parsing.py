@@ -236,7 +236,9 @@ class _TextOfHtml(HTMLParser):
     containers Gmail and Outlook name (class gmail_quote, OutlookMessageHeader) dropped."""
 
     _SKIP = frozenset({"script", "style", "head", "title", "blockquote", "template", "noscript"})
-    _BREAKS = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr"})
+    _BREAKS = frozenset(
+        {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "blockquote"}
+    )
     _VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr", "source"})
     _QUOTE_CLASSES = ("gmail_quote", "outlookmessageheader", "moz-cite-prefix", "yahoo_quoted")
 
@@ -248,7 +250,7 @@ class _TextOfHtml(HTMLParser):
         self.size = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._BREAKS:
+        if tag in self._BREAKS and not self.skip_tag:
             self.pieces.append("\n")
         if tag in self._VOID:
             return
@@ -264,7 +266,7 @@ class _TextOfHtml(HTMLParser):
             self.skip_nesting -= 1
             if self.skip_nesting <= 0:
                 self.skip_tag = ""
-        if tag in self._BREAKS:
+        if tag in self._BREAKS and not self.skip_tag:
             self.pieces.append("\n")
 
     def handle_data(self, data: str) -> None:
