@@ -120,7 +120,8 @@ service stats {{
 }}
 """
     )
-    process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = (tmp / "dovecot.out").open("wb")
+    process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=output, stderr=subprocess.STDOUT)
     try:
         account = ImapAccount("127.0.0.1", port, username, password)
         _wait_ready(account, process, tmp)
@@ -132,13 +133,14 @@ service stats {{
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        output.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _wait_ready(account: ImapAccount, process: subprocess.Popen[bytes], tmp: Path) -> None:
     for _ in range(200):
         if process.poll() is not None:
-            output = process.stdout.read().decode("utf-8", "replace") if process.stdout else ""
+            output = (tmp / "dovecot.out").read_text(errors="replace")
             log = (tmp / "dovecot.log").read_text() if (tmp / "dovecot.log").exists() else ""
             raise RuntimeError(f"dovecot exited: {output}\n{log}")
         with contextlib.suppress(OSError):
