@@ -201,7 +201,8 @@ def test_a_reply_over_smtp_to_the_reply_address_lands_on_the_customers_timeline_
     handler, port = sink
     clock = FakeClock(NOW)
     sent = send_reminder(store, port, handler, clock)
-    assert sent.reply_to.startswith("replies+") and sent.reply_to.endswith("@nudge.example")
+    assert sent.reply_to.startswith("replies+")
+    assert sent.reply_to.endswith("@nudge.example")
     assert ADDRESSES.read(sent.reply_to) is not None
 
     clock.advance(timedelta(hours=2))
@@ -246,7 +247,8 @@ def test_a_reply_fetched_over_imap_lands_on_the_customers_timeline_and_a_broken_
     kinds = sorted(row.kind for row in stored(store))
     assert kinds == [HUMAN, UNMATCHED, UNMATCHED]
     [human] = [row for row in stored(store) if row.kind == HUMAN]
-    assert human.source == "imap" and human.sent_message_id is not None
+    assert human.source == "imap"
+    assert human.sent_message_id is not None
     assert_on_the_customers_timeline_and_in_the_inbox(store, sent, "We are paying this on Friday, sorry for the delay.")
     assert poller.poll().fetched == 0  # nothing unseen is left
 
@@ -289,7 +291,8 @@ def test_a_human_reply_pauses_the_cadence_and_an_out_of_office_does_not(
         assert [entry.kind for entry in activity if entry.kind.startswith("reply.")] == ["reply.auto_reply"]
         return
     assert reminder_kinds(store, sent.connection_id, "later") == ["hold"]  # paused until Sunday the 22nd
-    plan_connection(store, sent.connection_id, RULES, datetime(2026, 11, 23, 10, 0, tzinfo=UTC))  # Monday after the pause
+    # Monday 23rd, after the pause
+    plan_connection(store, sent.connection_id, RULES, datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
     plan_connection(store, sent.connection_id, RULES, datetime(2026, 11, 23, 11, 0, tzinfo=UTC))
     assert reminder_kinds(store, sent.connection_id, "later") == ["hold", "remind"]  # resumes after the pause
 

@@ -143,9 +143,8 @@ def _wait_ready(account: ImapAccount, process: subprocess.Popen[bytes], tmp: Pat
             output = (tmp / "dovecot.out").read_text(errors="replace")
             log = (tmp / "dovecot.log").read_text() if (tmp / "dovecot.log").exists() else ""
             raise RuntimeError(f"dovecot exited: {output}\n{log}")
-        with contextlib.suppress(OSError):
-            with socket.create_connection((account.host, account.port), timeout=1):
-                return
+        with contextlib.suppress(OSError), socket.create_connection((account.host, account.port), timeout=1):
+            return
         time.sleep(0.05)
     raise RuntimeError("dovecot did not start listening")
 

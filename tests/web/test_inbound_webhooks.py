@@ -115,15 +115,18 @@ def test_a_verified_postmark_reply_is_stored_once_filed_under_its_customer_and_s
     [row] = rows(store)
     assert (row.kind, row.source, row.route, row.message_id) == ("human", "postmark", "token", "<pm-1@cust.example>")
     assert row.text == "We pay on Friday."
-    assert row.connection_id == connection_id and row.paused_until is not None
+    assert row.connection_id == connection_id
+    assert row.paused_until is not None
 
     page = client.get(f"/orgs/{signed_in.org_id}/inbox")
     assert page.status_code == 200
     assert 'data-testid="group-replies"' in page.text
-    assert "We pay on Friday." in page.text and "Cust One replied" in page.text
+    assert "We pay on Friday." in page.text
+    assert "Cust One replied" in page.text
     customer_page = client.get(f"/orgs/{signed_in.org_id}/clients/{connection_id}/customers/{customer_id}")
     assert customer_page.status_code == 200
-    assert 'data-testid="replies"' in customer_page.text and "We pay on Friday." in customer_page.text
+    assert 'data-testid="replies"' in customer_page.text
+    assert "We pay on Friday." in customer_page.text
 
     done = client.post(
         f"/orgs/{signed_in.org_id}/inbox/replies/{row.id}/handled",
@@ -188,7 +191,8 @@ def test_mailgun_refuses_bad_missing_stale_and_replayed_signatures(
     good = mailgun_form(to, token="tok-once")
     assert client.post("/inbound/email/mailgun", data=good).status_code == 200
     replayed = client.post("/inbound/email/mailgun", data=good)
-    assert replayed.status_code == 401 and "replayed" in replayed.text
+    assert replayed.status_code == 401
+    assert "replayed" in replayed.text
     [row] = rows(store)
     assert (row.kind, row.source, row.text, row.message_id) == (
         "human",

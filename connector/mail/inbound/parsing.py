@@ -236,9 +236,7 @@ class _TextOfHtml(HTMLParser):
     containers Gmail and Outlook name (class gmail_quote, OutlookMessageHeader) dropped."""
 
     _SKIP = frozenset({"script", "style", "head", "title", "blockquote", "template", "noscript"})
-    _BREAKS = frozenset(
-        {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "blockquote"}
-    )
+    _BREAKS = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "blockquote"})
     _VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr", "source"})
     _QUOTE_CLASSES = ("gmail_quote", "outlookmessageheader", "moz-cite-prefix", "yahoo_quoted")
 

@@ -52,13 +52,15 @@ Date: Mon, 16 Nov 2026 10:00:00 +0000
         b"\xc3\x28 broken utf8\r\n--x",  # unterminated multipart, unknown charset, invalid UTF-8
         b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!",
         b"Subject: =?utf-8?q?=0AInjected=0D=0A?=\r\n\r\nhi",
-        b"Content-Type: multipart/alternative; boundary=b\r\n\r\n" + b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 500,
+        b"Content-Type: multipart/alternative; boundary=b\r\n\r\n"
+        + b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" * 500,
     ],
 )
 def test_hostile_input_never_raises_and_keeps_fields_bounded(raw: bytes) -> None:
     email = parse(raw)
     assert len(email.subject) <= 300
-    assert "\n" not in email.subject and "\r" not in email.subject
+    assert "\n" not in email.subject
+    assert "\r" not in email.subject
     assert len(email.text) <= 20_000
     assert email.size == len(raw)
 
@@ -140,7 +142,8 @@ def test_a_reply_token_round_trips_and_any_change_is_refused() -> None:
     thread = ReplyThread(3, 12, 4567, thread_hash("12:invoice:1001"))
     address = addresses.address(thread)
     local = address.split("@")[0]
-    assert local.startswith("replies+") and len(local) <= 64
+    assert local.startswith("replies+")
+    assert len(local) <= 64
     assert addresses.read(address) == thread
     assert addresses.read(address.upper()) == thread  # servers may change the case of a local part
     assert addresses.read(f"Jane <{address}>".split("<")[1]) == thread
@@ -180,5 +183,6 @@ def test_composed_webhook_fields_cannot_inject_headers_and_keep_unicode_names() 
     assert email.from_address == "zoe@customer.example"
     assert email.from_name == "Zoë Buyer"
     assert email.subject == "Re: Rechnung Bcc: attacker@evil.example"
-    assert b"\nBcc:" not in raw and b"Bad Name" not in raw
+    assert b"\nBcc:" not in raw
+    assert b"Bad Name" not in raw
     assert email.trimmed == "Wir zahlen Freitag."
