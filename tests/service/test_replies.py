@@ -188,7 +188,9 @@ def assert_on_the_customers_timeline_and_in_the_inbox(store: Store, sent: Sent, 
     detail = customer_detail(store, sent.org_id, sent.connection_id, sent.customer_id, NOW)
     assert [(line.kind, line.text) for line in detail.replies] == [(HUMAN, text)]
     story = invoice_detail(store, sent.org_id, sent.connection_id, sent.invoice_id, NOW)
-    assert [entry.detail["text"] for entry in story.timeline if entry.type == "reply"] == [text]
+    [reply] = [entry for entry in story.timeline if entry.type == "reply"]
+    assert reply.detail["text"] == text
+    assert reply.words.startswith(f"The customer replied (Re: Invoice INV-1 is now 14 days overdue): “{text}”.")
     group = inbox(store, sent.org_id).group(REPLIES)
     assert group.count == 1
     [item] = group.items
