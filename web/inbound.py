@@ -210,8 +210,12 @@ def mailgun() -> Response:
     now = services().clock.now()
     token = form.get("token", "")
     problem = mailgun_signature_ok(key, form.get("timestamp", ""), token, form.get("signature", ""), now)
-    if not problem and _token_used(token):
-        problem = "replayed token"
+    try:
+        if not problem and _token_used(token):
+            problem = "replayed token"
+    except NudgeError as exc:  # the database: nothing stored, the provider retries
+        log.warning("mailgun inbound not checked (%s); the sender retries", exc.user_message)
+        return _answer(503, "not stored, retry later")
     if problem:
         log.warning("mailgun inbound refused: %s", problem)
         return _answer(401, problem)

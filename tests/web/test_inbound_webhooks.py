@@ -210,7 +210,8 @@ def test_mailgun_raw_mime_posts_are_read_as_sent(
         f"From: ap@cust.example\r\nTo: {thread[2]}\r\nSubject: Automatic reply: Invoice\r\n"
         "Auto-Submitted: auto-replied\r\nMessage-ID: <oof-1@cust.example>\r\n\r\nI am away until Monday.\r\n"
     )
-    assert client.post("/inbound/email/mailgun", data=form).status_code == 200
+    # Mailgun posts multipart/form-data
+    assert client.post("/inbound/email/mailgun", data=form, content_type="multipart/form-data").status_code == 200
     [row] = rows(store)
     assert (row.kind, row.paused_until, row.handled) == ("auto_reply", None, True)
 
