@@ -516,7 +516,16 @@ def _worker(services: Any, *, echo: bool) -> Any:
 
     # SQLite serializes writers: one connection at a time there; PostgreSQL takes the configured threads.
     concurrency = services.settings.scheduler.concurrency if services.store.dialect == "postgresql" else 1
-    return Worker(services.store, process, services.settings.scheduler, services.clock, concurrency=concurrency)
+    from connector.worker.replies import reply_jobs
+
+    return Worker(
+        services.store,
+        process,
+        services.settings.scheduler,
+        services.clock,
+        concurrency=concurrency,
+        periodic=reply_jobs(services),
+    )
 
 
 @main.command("run")

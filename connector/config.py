@@ -102,6 +102,20 @@ class MailSettings:
     from_address: str = "billing@example.com"
     reply_to: str = ""
     timeout_seconds: int = 30
+    # Replies (issue 17, docs/replies.md): `replies@example.com` gives each thread `replies+<token>@example.com`.
+    reply_address: str = ""
+    reply_signing_key: str = field(default="", repr=False)  # "" = derived from web.secret_key
+    reply_pause_days: int = 5  # a human reply pauses automatic reminders to that customer this many days
+    inbound_postmark_basic_auth: str = field(default="", repr=False)  # "user:password" on the webhook URL
+    inbound_mailgun_signing_key: str = field(default="", repr=False)
+    inbound_max_bytes: int = 10 * 2**20  # a larger inbound message (webhook body, IMAP message) is refused
+    imap_host: str = ""  # "" = no IMAP polling
+    imap_port: int = 993
+    imap_security: str = "ssl"
+    imap_username: str = ""
+    imap_password: str = field(default="", repr=False)
+    imap_folder: str = "INBOX"
+    imap_poll_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -584,7 +598,11 @@ def _scheduler_section(check: _Checker, top: dict[str, _Node]) -> SchedulerSetti
     )
 
 
-_MAIL_CHOICES = {"backend": ("maildir", "smtp"), "smtp_security": ("starttls", "ssl", "none")}
+_MAIL_CHOICES = {
+    "backend": ("maildir", "smtp"),
+    "smtp_security": ("starttls", "ssl", "none"),
+    "imap_security": ("starttls", "ssl", "none"),
+}
 
 
 def _mail_section(check: _Checker, top: dict[str, _Node], instance_path: str) -> MailSettings:

@@ -646,3 +646,47 @@ class MembershipRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+
+# -- issue 17: customers' replies (connector.replies) ---------------------------------------------------------------
+class InboundMessage(Base):
+    """One email received at the reply address (webhook or IMAP), kept with what Nudge made of it.
+
+    `kind`: human (a person replied: an inbox item, the customer's reminders pause), auto_reply (out of office
+    and other automatic mail: on the timeline only), unmatched (no thread found, or unreadable). `fingerprint` is
+    SHA-256 of the organization and the Message-ID (of the bytes when there is none): the same message delivered
+    twice is stored once. Only the trimmed text is kept, never the attachments.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index("ix_inbound_messages_org_kind_handled", "organization_id", "kind", "handled"),
+        Index("ix_inbound_messages_customer", "connection_id", "customer_external_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), default=None
+    )
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), default=None)
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    sent_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sent_messages.id", ondelete="SET NULL"), default=None
+    )
+    thread_hash: Mapped[str] = mapped_column(String(16), default="")
+    route: Mapped[str] = mapped_column(String(20), default="")  # token | headers | "" (unmatched)
+    source: Mapped[str] = mapped_column(String(20), default="")  # postmark | mailgun | imap | smtp
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(String(300), default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    received_at: Mapped[datetime] = mapped_column()
+    text: Mapped[str] = mapped_column(Text, default="")  # the trimmed text
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(20))  # human | auto_reply | unmatched
+    reason: Mapped[str] = mapped_column(String(200), default="")  # why auto_reply / unmatched
+    paused_until: Mapped[date | None] = mapped_column(Date, default=None)  # the pause this reply set, if any
+    handled: Mapped[bool] = mapped_column(Boolean, default=False)
+    handled_at: Mapped[datetime | None] = mapped_column(default=None)
+    handled_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
