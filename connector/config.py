@@ -231,7 +231,7 @@ class _Checker:
             if default is not None:
                 return default
             if required:
-                self.issue(line, path, f"environment variable {name} is not set (the value is ${{{name}}})", column)
+                self.issue(line, path, _unset(name), column)
             return ""
 
         return _ENV_REF.sub(substitute, text)
@@ -286,6 +286,14 @@ class _Checker:
 
 
 _INVALID = object()
+
+
+def _unset(name: str) -> str:
+    """A required variable is missing: most often the `.env` that `nudge init` wrote is not where Nudge runs."""
+    return (
+        f"environment variable {name} is not set (the value is ${{{name}}}): set it, or run Nudge where the `.env` "
+        f"holding it is (the working directory or the config file's folder); is that `.env` missing?"
+    )
 
 
 def _coerce_bool(value: Any) -> Any:
