@@ -14,7 +14,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from connector.cli import main
-from connector.config import load_env_files, load_settings
+from connector.config import COOKIE_SECURE_VARIABLE, load_env_files, load_settings, parse_settings
+from connector.errors import ConfigError
 from connector.vault.keyring import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,3 +169,12 @@ def test_a_missing_or_foreign_env_is_named_not_called_tampering(folder: Path) ->
     assert missing.exit_code == 1
     assert "NUDGE_VAULT_KEY" in missing.output
     assert "`.env`" in missing.output
+
+
+def test_the_cookie_override_wins_over_the_file(folder: Path) -> None:
+    text = "web:\n  session_cookie_secure: true\n"
+    assert parse_settings(text, environ={}, provider_names=[]).web.session_cookie_secure is True
+    relaxed = parse_settings(text, environ={COOKIE_SECURE_VARIABLE: "false"}, provider_names=[])
+    assert relaxed.web.session_cookie_secure is False
+    with pytest.raises(ConfigError, match=COOKIE_SECURE_VARIABLE):
+        parse_settings(text, environ={COOKIE_SECURE_VARIABLE: "maybe"}, provider_names=[])
