@@ -14,8 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from connector.ports import ProviderSettings
-from providers._emulator import ChildEmulator, KitBase, RateLimits
-from providers._emulator.kit import LocalSetup
+from providers._emulator import ChildEmulator, KitBase, LocalSetup, RateLimits
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
 from providers.quickbooks.emulator import main as emulator_main
 from providers.quickbooks.emulator.notify import sign

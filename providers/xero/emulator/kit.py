@@ -14,8 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from connector.ports import ProviderSettings
-from providers._emulator import ChildEmulator, KitBase
-from providers._emulator.kit import LocalSetup
+from providers._emulator import ChildEmulator, KitBase, LocalSetup
 from providers.xero.emulator import XeroEmulator, start
 from providers.xero.emulator import main as emulator_main
 from providers.xero.emulator.ledger import Ledger
