@@ -4,10 +4,11 @@ Why here and not in connector: the command starts the emulators, which a product
 connector may not import providers or web. So it plugs into `nudge` like `demo` and `emulator` do (the
 `nudge.commands` entry point) and is absent from the production wheel with the rest of providers/_emulator.
 
-Each child is `python -m connector <command>` in its own process group; its output (stdout and stderr) comes
-back line by line with its name in front (`[quickbooks]`, `[xero]`, `[web]`, `[worker]`). SIGINT (Ctrl-C) or
-SIGTERM stops them all: SIGTERM to each group, a wait, then SIGKILL for any still running. On Linux each child
-also gets SIGTERM should `nudge dev` itself be killed outright, so no child outlives it.
+Each child is `nudge <command>` run by this interpreter (`sys.executable -c`), in its own process group;
+its output (stdout and stderr) comes back line by line with its name in front (`[quickbooks]`, `[xero]`,
+`[web]`, `[worker]`). SIGINT (Ctrl-C) or SIGTERM stops them all: SIGTERM to each group, a wait, then SIGKILL
+for any still running. On Linux each child also gets SIGTERM should `nudge dev` itself be killed outright, so
+no child outlives it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ WEBHOOK_KEY_VARIABLE = "NUDGE_EMULATOR_WEBHOOK_KEY"  # the key travels in the en
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 INSECURE_COOKIES = "cookies are not marked Secure: local plain-http development only"
 _PR_SET_PDEATHSIG = 1
+# `nudge` in this interpreter (what the console script does), without relying on the script being on PATH.
+NUDGE_MAIN = "import sys; from connector.cli import entry; sys.argv[0] = 'nudge'; entry()"
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Child:
 
 def plan(settings: Settings, config: str | None) -> list[Child]:
     """The emulators the config points at (enabled providers on a loopback URL), then the web app and a worker."""
-    nudge = [sys.executable, "-m", "connector"]
+    nudge = [sys.executable, "-c", NUDGE_MAIN]
     common = {"NUDGE_CONFIG": os.path.abspath(config)} if config else {}
     children: list[Child] = []
     installed = emulator_names()
@@ -128,7 +131,8 @@ class DevRun:
             preexec_fn=_die_with_parent,  # sets the parent-death signal only
         )
         self.processes[child.name] = process
-        self.say("dev", f"started {child.name} (pid {process.pid}): {' '.join(child.argv[1:])}")
+        shown = ["nudge", *child.argv[3:]] if child.argv[1:3] == ["-c", NUDGE_MAIN] else child.argv
+        self.say("dev", f"started {child.name} (pid {process.pid}): {' '.join(shown)}")
         reader = threading.Thread(target=self._relay, args=(child.name, process), name=f"dev-{child.name}", daemon=True)
         reader.start()
         self._readers.append(reader)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from connector.config import COOKIE_SECURE_VARIABLE, load_settings
-from providers._emulator.dev import INSECURE_COOKIES, WEBHOOK_KEY_VARIABLE, Child, DevRun, plan
+from providers._emulator.dev import INSECURE_COOKIES, NUDGE_MAIN, WEBHOOK_KEY_VARIABLE, Child, DevRun, plan
 
 PY = sys.executable
 
@@ -109,9 +109,8 @@ def test_plan_starts_the_configured_emulators_the_web_app_and_a_worker(tmp_path:
     children = plan(load_settings(str(config), environ={}), str(config))
     assert [child.name for child in children] == ["quickbooks", "web", "worker"]  # Xero is the real one here
     quickbooks, web, _ = children
-    assert quickbooks.argv[1:] == [
-        "-m",
-        "connector",
+    assert quickbooks.argv[:3] == [sys.executable, "-c", NUDGE_MAIN]
+    assert quickbooks.argv[3:] == [
         "emulator",
         "quickbooks",
         "--port",
