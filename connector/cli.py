@@ -171,6 +171,7 @@ def _write_starter_files(config: Path, env_file: Path, *, emulators: bool, datab
     setups = _emulator_setups(base_url, offset) if emulators else []
     for setup in setups:
         env.update(setup.env)
+    shadowed = sorted(name for name in env if os.environ.get(name, env[name]) != env[name])
     config.parent.mkdir(parents=True, exist_ok=True)
     text = _starter_config(base_url, WEB_PORT + offset, database_url=bool(database_url), setups=setups)
     config.write_text(text, encoding="utf-8")
@@ -180,6 +181,11 @@ def _write_starter_files(config: Path, env_file: Path, *, emulators: bool, datab
         f"wrote {env_file} (mode 0600): the vault key and session secret; keep it private and back it up with the "
         "database (without NUDGE_VAULT_KEY the stored tokens cannot be opened)",
     ]
+    if shadowed:  # a variable of the environment wins over .env: say so before it seals the database
+        lines.append(
+            f"warning: {', '.join(shadowed)} already set in this shell win over the new .env; unset them "
+            "(or copy their values into .env) so every later shell uses the same keys"
+        )
     if not setups:
         lines.append(
             "next: add your QuickBooks / Xero app under providers: in nudge.yaml (config.example.yaml shows every "

@@ -178,3 +178,10 @@ def test_the_cookie_override_wins_over_the_file(folder: Path) -> None:
     assert relaxed.web.session_cookie_secure is False
     with pytest.raises(ConfigError, match=COOKIE_SECURE_VARIABLE):
         parse_settings(text, environ={COOKIE_SECURE_VARIABLE: "maybe"}, provider_names=[])
+
+
+def test_init_warns_when_the_shell_already_sets_a_key(folder: Path) -> None:
+    os.environ["NUDGE_VAULT_KEY"] = generate_key()  # exported by hand in this shell, the old way
+    result = _nudge("init")
+    assert result.exit_code == 0, result.output
+    assert "warning: NUDGE_VAULT_KEY already set in this shell win over the new .env" in result.output
