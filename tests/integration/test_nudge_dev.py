@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from connector.config import COOKIE_SECURE_VARIABLE, load_settings
+from providers._emulator.demo import PROFILES, seed_demo_company
 from providers._emulator.dev import INSECURE_COOKIES, NUDGE_MAIN, WEBHOOK_KEY_VARIABLE, Child, DevRun, plan
+from providers._emulator.kit import emulator_kit
 
 PY = sys.executable
 
@@ -123,3 +125,14 @@ def test_plan_starts_the_configured_emulators_the_web_app_and_a_worker(tmp_path:
     assert quickbooks.env[WEBHOOK_KEY_VARIABLE] == "verifier"  # not on the command line
     assert web.env[COOKIE_SECURE_VARIABLE] == "false"
     assert all(child.env["NUDGE_CONFIG"] == str(config) for child in children)
+
+
+@pytest.mark.parametrize("provider", ["quickbooks", "xero"])
+def test_the_demo_seed_gives_each_emulator_its_company_with_invoices_around_today(provider: str) -> None:
+    kit = emulator_kit(provider)
+    with kit:
+        tenant, customers, invoices = seed_demo_company(kit)
+        assert tenant
+        assert customers == PROFILES[provider].customers
+        assert invoices == PROFILES[provider].invoices
+        assert kit.data_calls() == 0  # seeded in the emulator's store, not through its API
