@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -121,6 +122,10 @@ def _safe_url(url: str) -> str:
 def init(context: _Context, emulators: bool, database_url: str, port_offset: int, force: bool) -> None:
     """Write a ready nudge.yaml and a .env with fresh keys (unless a config exists), then create and migrate the
     database. With an existing config (--config / $NUDGE_CONFIG / ./nudge.yaml) and no --force it only migrates."""
+    if database_url and not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://\S+", database_url):
+        raise click.BadParameter(
+            "expected a sqlite:/// or postgresql:// URL without spaces", param_hint="--database-url"
+        )
     config = Path(context.config or DEFAULT_CONFIG_FILE).resolve()
     if config.exists() and not force:
         if emulators or database_url:

@@ -185,3 +185,12 @@ def test_init_warns_when_the_shell_already_sets_a_key(folder: Path) -> None:
     result = _nudge("init")
     assert result.exit_code == 0, result.output
     assert "warning: NUDGE_VAULT_KEY already set in this shell win over the new .env" in result.output
+
+
+@pytest.mark.parametrize("url", ["mysql://db/nudge", "sqlite:///x\nNUDGE_VAULT_KEY=injected"])
+def test_a_bad_database_url_is_refused_before_anything_is_written(folder: Path, url: str) -> None:
+    result = _nudge("init", "--database-url", url)
+    assert result.exit_code == 2
+    assert "--database-url" in result.output
+    assert not (folder / ".env").exists()
+    assert not (folder / "nudge.yaml").exists()
