@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 from urllib.parse import urlsplit
@@ -76,10 +76,17 @@ def _local_port(url: str) -> int | None:
     return parts.port or 80
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM when `nudge dev` dies, even by SIGKILL (prctl PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _parent_death_signal() -> Callable[[], None] | None:
+    """Linux: a function for the child, between fork and exec, that makes it get SIGTERM when `nudge dev` dies,
+    even by SIGKILL (prctl PR_SET_PDEATHSIG). Looked up here, in the parent: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def die_with_parent() -> None:  # pragma: no cover - runs in the child
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return die_with_parent
 
 
 class DevRun:
@@ -93,6 +100,7 @@ class DevRun:
         self._stop = threading.Event()
         self._print_lock = threading.Lock()
         self._readers: list[threading.Thread] = []
+        self._die_with_parent = _parent_death_signal()
 
     def say(self, name: str, line: str) -> None:
         width = max(len(child.name) for child in self.children) + 2
@@ -128,7 +136,7 @@ class DevRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches `nudge dev` alone; it stops the children in order
-            preexec_fn=_die_with_parent,  # sets the parent-death signal only
+            preexec_fn=self._die_with_parent,  # sets the parent-death signal only
         )
         self.processes[child.name] = process
         shown = ["nudge", *child.argv[3:]] if child.argv[1:3] == ["-c", NUDGE_MAIN] else child.argv

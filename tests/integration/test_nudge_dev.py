@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -136,3 +138,30 @@ def test_the_demo_seed_gives_each_emulator_its_company_with_invoices_around_toda
         assert customers == PROFILES[provider].customers
         assert invoices == PROFILES[provider].invoices
         assert kit.data_calls() == 0  # seeded in the emulator's store, not through its API
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_children_do_not_outlive_a_killed_nudge_dev() -> None:
+    script = (
+        "import sys\nfrom providers._emulator.dev import Child, DevRun\n"
+        f"loop = {LOOP!r}\n"
+        "sys.exit(DevRun([Child('web', [sys.executable, '-c', loop]), Child('worker', [sys.executable, '-c', loop])]"
+        ").run())\n"
+    )
+    parent = subprocess.Popen(
+        [PY, "-c", script], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
+    assert parent.stdout is not None
+    pids: list[int] = []
+    for line in parent.stdout:
+        pids += [int(pid) for pid in re.findall(r"\(pid (\d+)\)", line)]
+        if "all started" in line:
+            break
+    assert len(pids) == 2
+    parent.kill()  # SIGKILL: no chance to stop its children itself
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids)
