@@ -15,6 +15,7 @@ from connector.mail.message import Mailer
 from connector.mail.reminders import MailReminderSender
 from connector.mail.smtp import SmtpMailer
 from connector.ports import Clock, SystemClock
+from connector.receivables.statements import StatementMaker
 from connector.registry import Registry
 from connector.storage import Store
 from connector.vault import redaction
@@ -47,7 +48,8 @@ class Services:
 
     def reminder_sender(self) -> MailReminderSender:
         """Reminder emails through the configured mailer (SMTP, or the maildir outbox in development)."""
-        return MailReminderSender(self.store, mailer_for(self.settings.mail, self.clock.now), self.clock.now)
+        mailer = mailer_for(self.settings.mail, self.clock.now)
+        return MailReminderSender(self.store, mailer, self.clock.now, statements=StatementMaker(self.store))
 
     def account_mailer(self) -> Mailer:
         """The mailer for account emails (invitations, password resets, address checks): the install's own."""

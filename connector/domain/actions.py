@@ -144,6 +144,7 @@ class ReminderItem:
     offer: DiscountOffer | None = None
     installment: int | None = None  # 1-based installment number for payment-plan reminders
     fee_warning: FeeWarning | None = None  # the late fee this reminder announces (not charged yet)
+    statement: bool = False  # a statement step's: the customer's email (grouped or not) is their statement
 
 
 @dataclass(frozen=True, slots=True)

@@ -558,6 +558,12 @@ def _cancel_orphaned_reversals(uow: UnitOfWork, connection_id: int, states: list
             row.updated_at = now
 
 
+def plan_action(uow: UnitOfWork, connection_id: int, action: Action) -> bool:
+    """Put one action people asked for (a statement email) in the outbox as planned; False when its key is
+    already there (the same request twice: exactly once)."""
+    return _insert(uow, connection_id, action, ActionState.PLANNED)
+
+
 def _insert(
     uow: UnitOfWork, connection_id: int, action: Action, state: ActionState, library_version_id: int | None = None
 ) -> bool:

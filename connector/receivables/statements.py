@@ -14,7 +14,7 @@ statement with `connector.documents` in the customer's locale, under the client'
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,14 +22,17 @@ from typing import Any
 from sqlalchemy import select
 
 from connector.documents.pdf import render_pdf
-from connector.domain.model import InvoiceStatus
+from connector.domain.actions import Action, ActionKind, ReminderItem, action_key
+from connector.domain.model import InvoiceSnapshot, InvoiceStatus
 from connector.domain.money import Money
-from connector.errors import UnknownRecord
+from connector.domain.policy import STATEMENT_TEMPLATE
+from connector.errors import InvalidInput, UnknownRecord
 from connector.mail.rendering import Amount, format_day, parse_locale
+from connector.outbox.planning import plan_action, snapshot_of
 from connector.receivables.common import client_zones, local_today, row_id, visible_connection
 from connector.receivables.invoices import BUCKETS, bucket_of
 from connector.storage import Store, UnitOfWork
-from connector.storage.tables import ClientSettings, Connection, Customer, Invoice, Payment
+from connector.storage.tables import Activity, ClientSettings, Connection, Customer, Invoice, Payment
 
 PERIOD_DAYS = 30  # payments "received in the period": the 30 days up to and including `as_of`
 DEFAULT_LOCALE = "en_US"
@@ -205,6 +208,9 @@ def _safe_link(link: str | None) -> str | None:
 
 
 # -- reading it from the store ---------------------------------------------------------------------------
+PayLink = Callable[[InvoiceSnapshot], "str | None"]
+
+
 @dataclass(frozen=True)
 class StatementSource:
     """Who a statement is for and from, and the locale it is written in."""
@@ -218,6 +224,14 @@ class StatementSource:
     as_of: date
 
 
+@dataclass(frozen=True)
+class _Rows:
+    source: StatementSource
+    invoices: tuple[InvoiceRecord, ...]
+    open_invoices: tuple[InvoiceSnapshot, ...]
+    payments: tuple[PaymentRecord, ...]
+
+
 def load_statement(
     store: Store,
     org_id: int,
@@ -226,11 +240,12 @@ def load_statement(
     now: datetime,
     *,
     connection_ids: Collection[int] | None = None,
-    pay_links: Mapping[str, str] | None = None,
+    pay_link: PayLink | None = None,
     default_locale: str = DEFAULT_LOCALE,
 ) -> tuple[StatementSource, Statement]:
     """The statement of customer `customer_id` (row id) of the client as of the client's local today, and who it
-    is for; UnknownRecord outside what the member may see (as for an id that never existed)."""
+    is for; UnknownRecord outside what the member may see (as for an id that never existed). `pay_link` (the
+    provider's, asked after the store is read) gives each open invoice its link."""
     row_id(customer_id, "customer_id", "customer")
     with store.unit_of_work() as uow:
         connection = visible_connection(uow, org_id, connection_id, connection_ids)
@@ -240,7 +255,8 @@ def load_statement(
         )
         if customer is None:
             raise UnknownRecord(f"no customer with id {customer_id} for client {connection_id}", "customer_id")
-        return statement_of(uow, connection.id, connection.name, customer, today, pay_links, default_locale)
+        rows = _read(uow, connection, customer, today, default_locale)
+    return rows.source, _built(rows, pay_link)
 
 
 def load_statement_by_external_id(
@@ -249,7 +265,7 @@ def load_statement_by_external_id(
     customer_external_id: str,
     as_of: date,
     *,
-    pay_links: Mapping[str, str] | None = None,
+    pay_link: PayLink | None = None,
     default_locale: str = DEFAULT_LOCALE,
 ) -> tuple[StatementSource, Statement] | None:
     """The statement of the client's customer with ledger id `customer_external_id` (None: no such customer)."""
@@ -262,52 +278,69 @@ def load_statement_by_external_id(
         )
         if connection is None or customer is None:
             return None
-        return statement_of(uow, connection.id, connection.name, customer, as_of, pay_links, default_locale)
+        rows = _read(uow, connection, customer, as_of, default_locale)
+    return rows.source, _built(rows, pay_link)
 
 
-def statement_of(
-    uow: UnitOfWork,
-    connection_id: int,
-    ledger_name: str,
-    customer: Customer,
-    as_of: date,
-    pay_links: Mapping[str, str] | None,
-    default_locale: str,
-) -> tuple[StatementSource, Statement]:
-    """The statement of `customer` as of `as_of`: two queries (invoices, payments) and the client's settings."""
-    client = uow.session.get(ClientSettings, connection_id)
-    business = (client.business_name if client else "") or ledger_name
+def _built(rows: _Rows, pay_link: PayLink | None) -> Statement:
+    links: dict[str, str] = {}
+    if pay_link is not None:
+        for invoice in rows.open_invoices:
+            link = pay_link(invoice)
+            if link:
+                links[invoice.external_id] = link
+    source = rows.source
+    return build_statement(
+        business_name=source.business_name,
+        customer_name=source.customer_name,
+        customer_external_id=source.customer_external_id,
+        invoices=rows.invoices,
+        payments=rows.payments,
+        as_of=source.as_of,
+        pay_links=links,
+    )
+
+
+def _read(uow: UnitOfWork, connection: Connection, customer: Customer, as_of: date, default_locale: str) -> _Rows:
+    """What a statement of `customer` as of `as_of` is made of: three queries and the client's settings."""
+    client = uow.session.get(ClientSettings, connection.id)
+    business = (client.business_name if client else "") or connection.name
     locale = customer.locale or (client.locale if client else "") or default_locale
     invoices = list(
         uow.session.scalars(
             select(Invoice).where(
-                Invoice.connection_id == connection_id,
+                Invoice.connection_id == connection.id,
                 Invoice.customer_external_id == customer.external_id,
                 Invoice.status == InvoiceStatus.OPEN.value,
             )
         )
     )
-    numbers = dict(
-        uow.session.execute(
-            select(Invoice.external_id, Invoice.number).where(
-                Invoice.connection_id == connection_id, Invoice.customer_external_id == customer.external_id
-            )
-        ).all()
-    )
     start = as_of - timedelta(days=PERIOD_DAYS - 1)
-    payments = uow.session.scalars(
-        select(Payment).where(
-            Payment.connection_id == connection_id,
-            Payment.customer_external_id == customer.external_id,
-            Payment.paid_on >= start,
-            Payment.paid_on <= as_of,
+    payments = list(
+        uow.session.scalars(
+            select(Payment).where(
+                Payment.connection_id == connection.id,
+                Payment.customer_external_id == customer.external_id,
+                Payment.paid_on >= start,
+                Payment.paid_on <= as_of,
+            )
         )
     )
-    statement = build_statement(
-        business_name=business,
-        customer_name=customer.name or customer.external_id,
-        customer_external_id=customer.external_id,
-        invoices=[
+    wanted = {row.invoice_external_id for row in payments if row.invoice_external_id}
+    numbers: dict[str, str] = {}
+    if wanted:
+        numbers = {
+            external_id: number or external_id
+            for external_id, number in uow.session.execute(
+                select(Invoice.external_id, Invoice.number).where(
+                    Invoice.connection_id == connection.id, Invoice.external_id.in_(sorted(wanted))
+                )
+            ).all()
+        }
+    name = customer.name or customer.external_id
+    return _Rows(
+        StatementSource(connection.id, customer.id, customer.external_id, name, business, locale, as_of),
+        tuple(
             InvoiceRecord(
                 row.external_id,
                 row.number,
@@ -318,28 +351,23 @@ def statement_of(
                 Money.of(row.balance, row.currency),
             )
             for row in invoices
-        ],
-        payments=[
+        ),
+        tuple(snapshot_of(row) for row in invoices if row.balance > 0),
+        tuple(
             PaymentRecord(
                 row.kind,
                 Money.of(row.amount, row.currency),
                 row.paid_on,
-                (numbers.get(row.invoice_external_id) or row.invoice_external_id) if row.invoice_external_id else "",
+                numbers.get(row.invoice_external_id, row.invoice_external_id) if row.invoice_external_id else "",
                 row.voided,
             )
             for row in payments
-        ],
-        as_of=as_of,
-        pay_links=pay_links,
+        ),
     )
-    source = StatementSource(
-        connection_id, customer.id, customer.external_id, statement.customer_name, business, locale, as_of
-    )
-    return source, statement
 
 
 # -- what documents and emails show ----------------------------------------------------------------------
-BUCKET_LABELS = {"current": "Current", "1-30": "1–30 days", "31-60": "31–60 days", "61-90": "61–90 days"}
+BUCKET_LABELS = {"current": "Current", "1-30": "1-30 days", "31-60": "31-60 days", "61-90": "61-90 days"}
 
 
 def statement_variables(statement: Statement, locale: str) -> dict[str, Any]:
@@ -403,3 +431,103 @@ def statement_filename(statement: Statement) -> str:
     """A download name safe in any header and file system: letters, digits, dashes only (ASCII)."""
     name = re.sub(r"[^A-Za-z0-9]+", "-", statement.customer_name).strip("-")[:60] or "customer"
     return f"statement-{name}-{statement.as_of.isoformat()}.pdf"
+
+
+class StatementMaker:
+    """The statement emails' maker (connector.mail.reminders.Statements): the store's statement of a customer,
+    its values for the `statement` email template and its PDF."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def for_email(
+        self, connection_id: int, customer_external_id: str, as_of: date, locale: str, pay_link: PayLink
+    ) -> tuple[dict[str, Any], bytes, str] | None:
+        """(`extra.statement` values, the PDF, its file name) as of the customer's `as_of`, in `locale`."""
+        found = load_statement_by_external_id(self.store, connection_id, customer_external_id, as_of, pay_link=pay_link)
+        if found is None:
+            return None
+        _, statement = found
+        return statement_variables(statement, locale), statement_pdf(statement, locale), statement_filename(statement)
+
+
+# -- on demand: a person asks for the statement to be emailed ---------------------------------------------
+STATEMENT_STEP = "statement"  # the step id of statements people ask for (not a cadence's step)
+_REQUEST = re.compile(r"^[0-9a-f]{32}$")
+
+
+def request_statement_email(
+    store: Store,
+    org_id: int,
+    connection_id: int,
+    customer_id: int,
+    request_id: str,
+    actor: str,
+    now: datetime,
+    *,
+    connection_ids: Collection[int] | None = None,
+) -> bool:
+    """Plan the customer's statement email in the outbox, to go out like a reminder (send window, one a day,
+    exactly once; archived in sent messages; on the customer's history). `request_id` is the form's own
+    (32 hex): the same request sent twice plans one email. False when that request was already planned.
+    InvalidInput when nothing is open (no statement worth emailing) or the request id is not one of ours."""
+    row_id(customer_id, "customer_id", "customer")
+    if not isinstance(request_id, str) or not _REQUEST.match(request_id):
+        raise InvalidInput("the statement request is not one this page made; reload the page and try again", "request")
+    with store.unit_of_work() as uow:
+        connection = visible_connection(uow, org_id, connection_id, connection_ids)
+        today = local_today(now, client_zones(uow, [connection])[connection.id])
+        customer = uow.session.scalar(
+            select(Customer).where(Customer.id == customer_id, Customer.connection_id == connection_id)
+        )
+        if customer is None:
+            raise UnknownRecord(f"no customer with id {customer_id} for client {connection_id}", "customer_id")
+        rows = _read(uow, connection, customer, today, DEFAULT_LOCALE)
+        if not rows.open_invoices:
+            raise InvalidInput(f"{rows.source.customer_name} owes nothing: there is no statement to email", "customer")
+        key = action_key(str(connection.id), customer.external_id, STATEMENT_STEP, None, ActionKind.REMIND, request_id)
+        items = tuple(
+            ReminderItem(
+                invoice_external_id=invoice.external_id,
+                number=invoice.number or invoice.external_id,
+                due_date=invoice.due_date or today,
+                balance=invoice.balance,
+                total=invoice.total,
+                days_overdue=(today - invoice.due_date).days if invoice.due_date else 0,
+                step_id=STATEMENT_STEP,
+                template=STATEMENT_TEMPLATE,
+                member_key=key,
+                statement=True,
+            )
+            for invoice in rows.open_invoices
+        )
+        action = Action(
+            key=key,
+            kind=ActionKind.REMIND,
+            connection_id=str(connection.id),
+            customer_external_id=customer.external_id,
+            invoice_external_ids=tuple(item.invoice_external_id for item in items),
+            scheduled_at=now,
+            local_date=today,
+            step_id=STATEMENT_STEP,
+            rule=f"statement emailed on request of {actor}",
+            template=STATEMENT_TEMPLATE,
+            customer_name=rows.source.customer_name,
+            items=items,
+        )
+        planned = plan_action(uow, connection.id, action)
+        if planned:
+            uow.session.add(
+                Activity(
+                    organization_id=org_id,
+                    connection_id=connection.id,
+                    kind="statement.requested",
+                    subject=rows.source.customer_name[:200],
+                    detail={"customer": customer.external_id, "action_key": key, "invoices": len(items)},
+                    actor=actor[:200],
+                    at=now,
+                )
+            )
+            if connection.next_run_at is None or connection.next_run_at > now:
+                connection.next_run_at = now  # the client's worker turn comes at the next tick
+    return planned
