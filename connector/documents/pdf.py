@@ -3,8 +3,8 @@
 Templates live in `templates/` and run with autoescape on and `StrictUndefined` (a missing value is a bug, not
 an empty cell). The filters `money` (a Money) and `date` (a date; short | medium | long | a CLDR pattern) format
 for the `locale` given to the render, as the reminder emails do. The shared stylesheet `templates/document.css`
-sets the page (A4, margins, page numbers), wraps long words anywhere (a 300-character customer name never runs
-off the page) and sets `unicode-bidi: plaintext` on text so right-to-left names read in their own direction.
+sets the page (A4, margins, page numbers) and wraps long words anywhere (a 300-character customer name never runs
+off the page); right-to-left names are laid out in their own direction by pango (templates mark them `dir="auto"`).
 """
 
 from __future__ import annotations
