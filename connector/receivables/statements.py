@@ -530,4 +530,5 @@ def request_statement_email(
             )
             if connection.next_run_at is None or connection.next_run_at > now:
                 connection.next_run_at = now  # the client's worker turn comes at the next tick
+            uow.commit()
     return planned
