@@ -87,7 +87,8 @@ def _statement_parts(message: EmailMessage) -> tuple[str, str, str]:
     """(plain text, HTML, the attached PDF's text)."""
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     [attachment] = list(message.iter_attachments())
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == "statement-Cust-One-2026-11-16.pdf"
@@ -111,7 +112,8 @@ def test_a_statement_step_sends_the_statement_with_the_pdf_once(store: Store, tm
     # the step was about INV-1; the statement lists every open invoice, INV-2 (not due yet) too
     assert "Invoice INV-1, due Nov 2, 2026: £500.00 (14 days overdue)" in text
     assert "Invoice INV-2, due Dec 20, 2026: £500.00" in text
-    assert "https://pay.example/invoice/2" in text and 'href="https://pay.example/invoice/1"' in html
+    assert "https://pay.example/invoice/2" in text
+    assert 'href="https://pay.example/invoice/1"' in html
     assert "GBP: £1,000.00 outstanding" in pdf
     assert (
         "Current 1-30 days 31-60 days 61-90 days Over 90 days Total £500.00 £500.00 £0.00 £0.00 £0.00 £1,000.00" in pdf
@@ -140,7 +142,8 @@ def test_a_requested_statement_goes_out_once_however_often_the_form_is_sent(stor
     assert report.done == [row.key]
     [message] = _sent(tmp_path)
     _, _, pdf = _statement_parts(message)
-    assert "INV-1" in pdf and "INV-2" in pdf
+    assert "INV-1" in pdf
+    assert "INV-2" in pdf
     detail = customer_detail(store, org_id, cid, customer_id, NOW)
     [sent] = detail.reminders
     assert (sent.step, sent.template, sent.invoice_numbers) == ("statement", "statement", ("INV-1", "INV-2"))

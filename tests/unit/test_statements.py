@@ -144,14 +144,16 @@ def test_each_currency_has_its_own_section_and_totals_never_mix() -> None:
     assert by_code["JPY"].outstanding == Money.of("5000", "JPY")
     assert by_code["GBP"].outstanding == gbp("100.00")
     assert by_code["EUR"].overdue == Money.of("0", "EUR")
-    assert by_code["USD"].lines == () and by_code["USD"].received == Money.of("50.00", "USD")
+    assert by_code["USD"].lines == ()
+    assert by_code["USD"].received == Money.of("50.00", "USD")
     for section in result.sections:
         assert all(amount.currency == section.currency for _, amount in section.aging)
 
 
 def test_nothing_open_and_nothing_paid_is_an_empty_statement() -> None:
     result = statement([invoice("1", date(2026, 11, 1), "0.00")])
-    assert result.sections == () and result.open_count == 0
+    assert result.sections == ()
+    assert result.open_count == 0
     assert statement_variables(result, "en_US")["sections"] == []
 
 
