@@ -197,12 +197,12 @@ def build_statement(
     return Statement(business_name, customer_name, customer_external_id, as_of, start, tuple(sections))
 
 
-_LINK = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
+_LINK = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 
 
 def _safe_link(link: str | None) -> str | None:
     """A pay link fit to print and click: http(s), one line, no quotes or angle brackets (else left out)."""
-    if not link or len(link) > 2000 or not _LINK.match(link):
+    if not link or len(link) > 2000 or not _LINK.fullmatch(link):
         return None
     return link
 
@@ -453,7 +453,7 @@ class StatementMaker:
 
 # -- on demand: a person asks for the statement to be emailed ---------------------------------------------
 STATEMENT_STEP = "statement"  # the step id of statements people ask for (not a cadence's step)
-_REQUEST = re.compile(r"^[0-9a-f]{32}$")
+_REQUEST = re.compile(r"[0-9a-f]{32}")
 
 
 def request_statement_email(
@@ -472,7 +472,7 @@ def request_statement_email(
     (32 hex): the same request sent twice plans one email. False when that request was already planned.
     InvalidInput when nothing is open (no statement worth emailing) or the request id is not one of ours."""
     row_id(customer_id, "customer_id", "customer")
-    if not isinstance(request_id, str) or not _REQUEST.match(request_id):
+    if not isinstance(request_id, str) or not _REQUEST.fullmatch(request_id):
         raise InvalidInput("the statement request is not one this page made; reload the page and try again", "request")
     with store.unit_of_work() as uow:
         connection = visible_connection(uow, org_id, connection_id, connection_ids)

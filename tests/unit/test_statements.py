@@ -164,6 +164,7 @@ def test_nothing_open_and_nothing_paid_is_an_empty_statement() -> None:
         ("javascript:alert(1)", False),
         ('https://pay.example/"><script>', False),
         ("https://pay.example/a b", False),
+        ("https://pay.example/1\n", False),
         ("ftp://pay.example/1", False),
         ("https://" + "a" * 3000, False),
     ],
