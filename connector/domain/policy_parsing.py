@@ -217,7 +217,9 @@ def _step_email(data: Mapping[str, Any], here: _Where) -> tuple[str | None, bool
         remind = _text(data, "remind", here)
     elif data.get("template") is not None:
         remind = _text(data, "template", here)
-    statement = _bool(data, "statement", here, False)
+    # `remind: statement` is the same step (the statement template renders only a statement): how the cadence
+    # editor's form, which knows templates, writes it.
+    statement = _bool(data, "statement", here, False) or remind == STATEMENT_TEMPLATE
     if statement:
         if remind is not None and remind != STATEMENT_TEMPLATE:
             raise here.error(

@@ -75,3 +75,21 @@ def test_without_a_statement_item_the_grouped_email_is_a_reminder() -> None:
     [email] = only(run([invoice("2", due=date(2024, 3, 15))], pol, utc(2024, 3, 15, 12)), ActionKind.REMIND)
     assert email.template == "due_today"
     assert not any(item.statement for item in email.items)
+
+
+def test_remind_statement_is_the_same_step_as_the_cadence_editor_writes_it() -> None:
+    from web.pages.library_forms import StepForm
+
+    cadence = cadence_from_dict({"steps": [{"id": "s", "offset": 9, "remind": "statement"}]}, "c")
+    assert cadence.steps[0].statement
+    shown = StepForm.of({"id": "s", "offset": 9, "statement": True})
+    assert shown.remind == "statement"
+    assert cadence_from_dict({"steps": [shown.body(0, {})]}, "c").steps[0].statement  # saved back: still one
+
+
+def test_the_cadence_preview_says_statement_email() -> None:
+    from connector.outbox.cadence_preview import PreviewLine
+    from web.pages.library_words import describe_line
+
+    line = PreviewLine("remind", "Acme", ("INV-1", "INV-2"), "monthly", template="statement")
+    assert describe_line(line).startswith("Statement email (PDF attached) about invoices INV-1 and INV-2")
