@@ -25,7 +25,7 @@ from connector.receivables.customers import customer_detail
 from connector.receivables.statements import StatementMaker, request_statement_email
 from connector.storage import Store
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Activity, Connection, SentMessage
+from connector.storage.tables import Activity, Connection, Customer, SentMessage
 from tests.support import clients
 from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
@@ -159,3 +159,28 @@ def test_a_statement_request_is_refused_when_nothing_is_open_or_the_request_is_n
             request_statement_email(store, org_id, cid, customer_id, hostile, "owner", NOW)
     with store.unit_of_work() as uow:
         assert list(uow.session.scalars(select(ActionRow))) == []
+
+
+def test_a_hostile_customer_name_is_escaped_in_the_email_and_printed_in_the_pdf(store: Store, tmp_path: Path) -> None:
+    org_id, cid, customer_id, invoices = _shop(store)
+    hostile = '<script>alert("x")</script> שלום 😀'
+    with store.unit_of_work() as uow:
+        row = uow.session.get(Customer, customer_id)
+        assert row is not None
+        row.name = hostile
+        row.locale = "de_DE"
+        uow.commit()
+    clock = FakeClock(NOW)
+    assert request_statement_email(store, org_id, cid, customer_id, "ef" * 16, "owner", NOW)
+    Executor(store, LinkedLedger(invoices), _sender(store, tmp_path, clock), clock.now, "w1").run_due(cid)
+    [message] = _sent(tmp_path)
+    html = message.get_body(("html",))
+    assert html is not None
+    assert "<script>" not in html.get_content()
+    assert "&lt;script&gt;" in html.get_content()
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "statement-script-alert-x-script-2026-11-16.pdf"
+    pdf = pdf_text(attachment.get_payload(decode=True))
+    assert '<script>alert("x")</script>' in pdf
+    assert "שלום" in pdf
+    assert "1.000,00 £" in pdf  # the customer's locale (pdftotext gives the no-break space as a space)
