@@ -168,23 +168,38 @@ def users() -> None:
 @click.option("--organization", "organization", required=True, help="Organization name (created if new).")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.OWNER.value, show_default=True)
 @click.option("--name", "display_name", default="")
-@click.password_option("--password", help="Prompted (hidden) when not given.")
+@click.option("--password", default=None, help="Prompted (hidden) when not given; unused for an existing user.")
 @pass_context
-def users_create(context: _Context, email: str, organization: str, role: str, display_name: str, password: str) -> None:
-    """Create a user and give them a role in an organization."""
+def users_create(
+    context: _Context, email: str, organization: str, role: str, display_name: str, password: str | None
+) -> None:
+    """Create a user and give them a role in an organization; for an existing user (one person, several
+    organizations), add the role in that organization (their password stays as it is)."""
     services = context.services()
     with services.store.unit_of_work() as uow:
-        try:
-            user = create_user(uow, email, password, display_name)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-        org = uow.organizations.by_name(organization) or create_organization(
-            uow, organization, context.settings, datetime.now(UTC)
-        )
+        user = uow.users.by_email(email)
+        org = uow.organizations.by_name(organization)
+        is_new = user is None
+        if user is not None:
+            if org is not None and uow.memberships.role(user.id, org.id) is not None:
+                raise click.ClickException(f"a user with email {user.email} already exists in {org.name}")
+            if password is not None:
+                click.echo(f"{user.email} already has an account: --password is ignored", err=True)
+        else:
+            if password is None:
+                password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+            try:
+                user = create_user(uow, email, password or "", display_name)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
+        created = org is None
+        org = org or create_organization(uow, organization, context.settings, datetime.now(UTC))
         uow.memberships.add(user.id, org.id, Role(role))
-        uow.activities.record(org.id, "user.created", user.email, actor="cli")
+        uow.activities.record(org.id, "user.created" if is_new else "member.added", user.email, actor="cli")
         uow.commit()
-        click.echo(f"created {user.email} ({role} of {org.name}, organization id {org.id})")
+        verb = "created" if is_new else "added"
+        where = f"{org.name}, {'new ' if created else ''}organization id {org.id}"
+        click.echo(f"{verb} {user.email} ({role} of {where})")
 
 
 def _load_plugins() -> None:
@@ -501,7 +516,16 @@ def _worker(services: Any, *, echo: bool) -> Any:
 
     # SQLite serializes writers: one connection at a time there; PostgreSQL takes the configured threads.
     concurrency = services.settings.scheduler.concurrency if services.store.dialect == "postgresql" else 1
-    return Worker(services.store, process, services.settings.scheduler, services.clock, concurrency=concurrency)
+    from connector.worker.replies import reply_jobs
+
+    return Worker(
+        services.store,
+        process,
+        services.settings.scheduler,
+        services.clock,
+        concurrency=concurrency,
+        periodic=reply_jobs(services),
+    )
 
 
 @main.command("run")

@@ -58,6 +58,7 @@ class WebSettings:
     ratelimit_storage_uri: str = "memory://"  # sign-in throttle counts; redis://… to share them across processes
     login_limit_per_account: str = "5 per minute; 20 per hour"  # failed sign-ins per account
     login_limit_per_address: str = "20 per minute; 100 per hour"  # failed sign-ins per client address
+    invitation_valid_days: int = 7  # an invitation link works this long (resending starts a new period)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,20 @@ class MailSettings:
     from_address: str = "billing@example.com"
     reply_to: str = ""
     timeout_seconds: int = 30
+    # Replies (issue 17, docs/replies.md): `replies@example.com` gives each thread `replies+<token>@example.com`.
+    reply_address: str = ""
+    reply_signing_key: str = field(default="", repr=False)  # "" = derived from web.secret_key
+    reply_pause_days: int = 5  # a human reply pauses automatic reminders to that customer this many days
+    inbound_postmark_basic_auth: str = field(default="", repr=False)  # "user:password" on the webhook URL
+    inbound_mailgun_signing_key: str = field(default="", repr=False)
+    inbound_max_bytes: int = 10 * 2**20  # a larger inbound message (webhook body, IMAP message) is refused
+    imap_host: str = ""  # "" = no IMAP polling
+    imap_port: int = 993
+    imap_security: str = "ssl"
+    imap_username: str = ""
+    imap_password: str = field(default="", repr=False)
+    imap_folder: str = "INBOX"
+    imap_poll_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -510,6 +525,10 @@ def _vault_section(check: _Checker, top: dict[str, _Node]) -> VaultSettings:
     return VaultSettings(active_key=active, keys=keys)
 
 
+def _invitation_days(value: int) -> str | None:
+    return None if 1 <= value <= 90 else "expected a number of days 1-90"
+
+
 def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "expected a port number 1-65535"
 
@@ -550,6 +569,9 @@ def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
         login_limit_per_address=check.scalar(
             web_node, "web", "login_limit_per_address", str, WebSettings.login_limit_per_address, check=_rate_limits
         ),
+        invitation_valid_days=check.scalar(
+            web_node, "web", "invitation_valid_days", int, WebSettings.invitation_valid_days, check=_invitation_days
+        ),
     )
     if not web.secret_key:
         check.warnings.append("web.secret_key is empty; `nudge serve` will refuse to start")
@@ -576,7 +598,11 @@ def _scheduler_section(check: _Checker, top: dict[str, _Node]) -> SchedulerSetti
     )
 
 
-_MAIL_CHOICES = {"backend": ("maildir", "smtp"), "smtp_security": ("starttls", "ssl", "none")}
+_MAIL_CHOICES = {
+    "backend": ("maildir", "smtp"),
+    "smtp_security": ("starttls", "ssl", "none"),
+    "imap_security": ("starttls", "ssl", "none"),
+}
 
 
 def _mail_section(check: _Checker, top: dict[str, _Node], instance_path: str) -> MailSettings:

@@ -78,13 +78,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     access.init_app(app)  # before CSRF: a non-member gets 404 whatever the method or token
     csrf.init_app(app)
 
-    from web import auth, connections, health, home, metrics, signup, webhooks
+    from web import auth, connections, health, home, inbound, invitations, metrics, signup, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(signup.bp)
+    app.register_blueprint(invitations.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(connections.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(inbound.bp)
     app.register_blueprint(health.bp)
     pages.register(app)
     metrics.init_app(app, settings.metrics.token, services.store, services.clock.now)

@@ -3,7 +3,12 @@
 A member holds one role (owner > accountant > viewer). A client-limited member sees only the connections
 listed for them in `membership_clients`; everyone else sees every connection of the organization. Owners
 change roles and client limits and remove members (audit-logged); the last owner cannot be demoted or removed,
-and owners are never limited.
+and owners are never limited. An owner hands ownership to another member (`transfer_ownership`), staying an
+owner or stepping down to accountant.
+
+Removing a member also ends every session of theirs (`connector.accounts.users.end_sessions`): their old cookie
+signs nobody in any more, anywhere. A role change does not: every request reads the member's role and clients
+afresh, so a demotion (or a narrower client limit) applies from the member's very next request.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
+from connector.accounts.users import end_sessions
 from connector.domain.model import Role
 from connector.errors import InvalidInput, NotPermitted, UnknownRecord
 from connector.library.audit import record
@@ -251,7 +257,8 @@ def remove_member(
     uow: UnitOfWork, *, organization_id: int, member_id: int, acting_user_id: int, now: datetime, actor: str
 ) -> MemberView:
     """Take a member out of the organization (owners only; uncommitted; audit-logged): the membership and its
-    client limits go, the member's API tokens for the organization are revoked, their open tasks unassigned.
+    client limits go, the member's API tokens for the organization are revoked, their open tasks unassigned, and
+    every session of theirs ends (they sign in again to reach their other organizations).
 
     NotPermitted unless the acting user is an owner; UnknownRecord for a member of another organization;
     InvalidInput("member_id") for the last owner.
@@ -288,6 +295,7 @@ def remove_member(
     uow.session.execute(delete(MembershipClient).where(MembershipClient.membership_id == membership.id))
     uow.session.delete(membership)
     uow.flush()
+    end_sessions(uow, before.user_id)  # their cookie, copied or not, signs nobody in any more
     record(
         uow,
         organization_id=organization_id,
@@ -300,3 +308,64 @@ def remove_member(
         after=None,
     )
     return before
+
+
+def transfer_ownership(
+    uow: UnitOfWork,
+    *,
+    organization_id: int,
+    member_id: int,
+    acting_user_id: int,
+    keep_owner: bool,
+    now: datetime,
+    actor: str,
+) -> MemberView:
+    """An owner makes member `member_id` an owner (seeing every client); the acting owner becomes an accountant
+    unless `keep_owner` ("add an owner"). Uncommitted; audit-logged (change "transfer").
+
+    NotPermitted unless the acting user is an owner; UnknownRecord for a member of another organization;
+    InvalidInput("member_id") when the member is already an owner or is the acting owner.
+    """
+    acting = scope(uow, acting_user_id, organization_id)
+    if acting is None or acting.role is not Role.OWNER:
+        raise NotPermitted("only an owner can hand ownership over")
+    membership = uow.session.get(Membership, member_id)
+    if membership is None or membership.organization_id != organization_id:
+        raise UnknownRecord("no such member", "member_id")
+    if membership.user_id == acting_user_id:
+        raise InvalidInput("choose another member to hand ownership to", "member_id")
+    target_before = _member_view(uow, membership)
+    if target_before.role is Role.OWNER:
+        raise InvalidInput(f"{target_before.email} is an owner already", "member_id")
+    membership.role = Role.OWNER.value
+    membership.client_limited = False
+    uow.session.execute(delete(MembershipClient).where(MembershipClient.membership_id == membership.id))
+    mine = uow.session.get(Membership, acting.membership_id)
+    if mine is not None and not keep_owner:
+        mine.role = Role.ACCOUNTANT.value
+    uow.flush()
+    target_after = _member_view(uow, membership)
+    record(
+        uow,
+        organization_id=organization_id,
+        actor=actor,
+        at=now,
+        entity="member",
+        entity_id=membership.id,
+        change="transfer",
+        before={**target_before.state(), "email": target_before.email},
+        after={**target_after.state(), "email": target_after.email, "previous_owner_stays_owner": keep_owner},
+    )
+    if mine is not None and not keep_owner:
+        record(
+            uow,
+            organization_id=organization_id,
+            actor=actor,
+            at=now,
+            entity="member",
+            entity_id=mine.id,
+            change="update",
+            before={"role": Role.OWNER.value},
+            after={"role": Role.ACCOUNTANT.value},
+        )
+    return target_after

@@ -13,6 +13,9 @@ customer's locale (else the client's, else the default), and `today` is the date
 With a two-step mailer (SMTP, maildir) the message's exact bytes are kept (connector.mail.archive) once they
 are prepared and before they are handed over; the executor settles that copy with the action's outcome.
 
+When `mail.reply_address` is set, Reply-To is instead the thread's own signed reply address (issue 17,
+docs/replies.md), so a customer's reply comes back to Nudge filed under the customer and thread.
+
 What the email may say about earlier contact comes from the outbox, never from the step: `history`
 counts the reminders actually sent (state `done`) to this customer that listed any of this
 reminder's invoices, dated by when they went out. Each invoice's fee warning (the late fee this
@@ -39,6 +42,7 @@ from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import MailRejected, NudgeError
 from connector.mail import archive
 from connector.mail.archive import Concerning
+from connector.mail.inbound.reply_address import ReplyAddresses, ReplyThread, thread_hash
 from connector.mail.message import Attachment, Mailer, OutgoingMessage, TwoStepMailer
 from connector.mail.rendering import (
     TEMPLATE_DIR,
@@ -86,6 +90,7 @@ class MailReminderSender:
         *,
         default_locale: str = DEFAULT_LOCALE,
         attach_pdf: bool = True,
+        reply_addresses: ReplyAddresses | None = None,
         statements: Statements | None = None,
     ) -> None:
         self.store = store
@@ -95,6 +100,7 @@ class MailReminderSender:
         self.default_locale = default_locale
         self.attach_pdf = attach_pdf
         self.templates = LibraryTemplates()
+        self.reply_addresses = reply_addresses  # per-thread Reply-To (mail.reply_address), None: as configured
 
     def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str:
         """Send the reminder for `action` about the still-open `invoices`; returns the Message-ID."""
@@ -140,6 +146,10 @@ class MailReminderSender:
             to, cc = recipients_of(customer)
             history = _sent_before(uow.session, connection_id, action, ZoneInfo(zone_name))
             overrides = self.templates.for_organization(uow.session, connection.organization_id) if connection else {}
+            reply_to = sender.reply_to
+            if self.reply_addresses is not None and connection is not None and customer is not None:
+                thread = ReplyThread(connection.organization_id, connection_id, customer.id, thread_hash(thread_key))
+                reply_to = self.reply_addresses.address(thread)  # replies come back to Nudge, filed by thread
         if not to:
             to = sorted({address for invoice in invoices for address in invoice.emails})
         if not to:
@@ -191,7 +201,7 @@ class MailReminderSender:
             earlier_keys=earlier,
             attachments=attachments,
             from_name=sender.from_name,
-            reply_to=sender.reply_to,
+            reply_to=reply_to,
         )
         if not isinstance(self.mailer, TwoStepMailer):  # a mailer that cannot show its bytes first: no copy kept
             return self.mailer.send(message).message_id

@@ -596,3 +596,97 @@ class SentMessage(Base):
     attachments_omitted: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- Teams: invitations and requests to join the organization that manages a ledger (migration 0011) ----------
+
+
+class Invitation(Base):
+    """An invitation to join an organization with a role (and, for a client-limited member, some clients).
+
+    Only the SHA-256 of the link's token is stored. Single use: `accepted_at` (with who accepted) or `revoked_at`
+    ends it, and so does `expires_at`. Resending issues a new token (the old link stops working).
+    """
+
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    client_limited: Mapped[bool] = mapped_column(Boolean, default=False)
+    connection_ids: Mapped[list[Any]] = mapped_column(default=list)  # the clients of a client-limited member
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(default=None)
+    accepted_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MembershipRequest(Base):
+    """A person asks to join the organization that manages a ledger their own organization also connected.
+
+    `connection_id` is the managing organization's connection to the ledger: approved, the requester becomes an
+    accountant of the managing organization limited to that client. (Handing the chasing itself over is the
+    other kind of request, `AccessRequest`.)
+    """
+
+    __tablename__ = "membership_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requesting_organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    requesting_user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    requesting_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    managing_organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | approved | declined
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+
+# -- issue 17: customers' replies (connector.replies) ---------------------------------------------------------------
+class InboundMessage(Base):
+    """One email received at the reply address (webhook or IMAP), kept with what Nudge made of it.
+
+    `kind`: human (a person replied: an inbox item, the customer's reminders pause), auto_reply (out of office
+    and other automatic mail: on the timeline only), unmatched (no thread found, or unreadable). `fingerprint` is
+    SHA-256 of the organization and the Message-ID (of the bytes when there is none): the same message delivered
+    twice is stored once. Only the trimmed text is kept, never the attachments.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index("ix_inbound_messages_org_kind_handled", "organization_id", "kind", "handled"),
+        Index("ix_inbound_messages_customer", "connection_id", "customer_external_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), default=None
+    )
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), default=None)
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    sent_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sent_messages.id", ondelete="SET NULL"), default=None
+    )
+    thread_hash: Mapped[str] = mapped_column(String(16), default="")
+    route: Mapped[str] = mapped_column(String(20), default="")  # token | headers | "" (unmatched)
+    source: Mapped[str] = mapped_column(String(20), default="")  # postmark | mailgun | imap | smtp
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(String(300), default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    received_at: Mapped[datetime] = mapped_column()
+    text: Mapped[str] = mapped_column(Text, default="")  # the trimmed text
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(20))  # human | auto_reply | unmatched
+    reason: Mapped[str] = mapped_column(String(200), default="")  # why auto_reply / unmatched
+    paused_until: Mapped[date | None] = mapped_column(Date, default=None)  # the pause this reply set, if any
+    handled: Mapped[bool] = mapped_column(Boolean, default=False)
+    handled_at: Mapped[datetime | None] = mapped_column(default=None)
+    handled_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -219,3 +219,24 @@ def test_preview_before_the_first_sync_says_so(tmp_path: Path) -> None:
     synced = world.nudge("preview", "--connection", str(cid))
     assert synced.output.startswith("Preview for Acme Ledger")
     assert "waiting for review" in synced.output
+
+
+def test_users_create_adds_an_existing_user_to_another_organization(tmp_path: Path) -> None:
+    """One person, many organizations: `users create` with a known email adds the role in the named organization."""
+    world = World(tmp_path)
+    first = world.nudge(
+        "users", "create", "--email", "ann@example.com", "--organization", "Acme", "--password", "x" * 12 + "Q!"
+    )
+    assert first.exit_code == 0, first.output
+    second = world.nudge(
+        "users", "create", "--email", "ANN@example.com", "--organization", "Bright Shop", "--role", "accountant"
+    )
+    assert second.exit_code == 0, second.output
+    assert "added ann@example.com (accountant of Bright Shop, new organization" in second.output
+    again = world.nudge("users", "create", "--email", "ann@example.com", "--organization", "Bright Shop")
+    assert again.exit_code == 1
+    assert "already exists in Bright Shop" in again.output
+    with world.store.unit_of_work() as uow:
+        user = uow.users.by_email("ann@example.com")
+        assert user is not None
+        assert sorted(org.name for org, _role in uow.organizations.for_user(user.id)) == ["Acme", "Bright Shop"]

@@ -8,19 +8,30 @@
 - `POST .../team/tokens`: any member creates a token for this organization, with a role no higher than theirs;
   the answer shows its secret this once, with a Copy button (`web/static/pages/team.js`).
 - `POST .../team/tokens/<token_id>/revoke`: revoke one of your tokens (asks first).
-
-Invitations come with sign-up by invitation (another issue).
+- `POST .../team/invitations`: an owner (any role, any clients) or an accountant (accountants and viewers limited to
+  clients the accountant sees) invites someone by email (`connector.accounts.invitations`); pending invitations are
+  listed with resend (a new link) and revoke. The email goes out before anything is saved: if the mail server
+  refuses it, nothing changes and the page says so.
+- `GET/POST .../team/members/<member_id>/transfer`: an owner makes another member owner, after a confirmation
+  page: hand over (the owner becomes an accountant) or add an owner (both stay owners).
+- `POST .../team/clients/<connection_id>/request-access`: an owner asks the organization managing that client's
+  ledger for access (`connector.accounts.access_requests`; its owners are emailed); that organization's owners
+  approve or decline (`POST .../team/access-requests/<request_id>/approve|decline`), the requester is emailed.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
-from connector.accounts import members, tokens
+from connector.accounts import access_requests, invitations, members, tokens
+from connector.accounts.access_requests import MembershipRequestView
+from connector.accounts.emails import AccountEmailError, send_account_email
+from connector.accounts.invitations import IssuedInvitation
 from connector.accounts.members import RANK, MemberView
 from connector.accounts.tokens import CreatedToken
 from connector.domain.model import Role
@@ -57,13 +68,23 @@ def _render(
     token_error: str = "",
     token_name: str = "",
     token_role: str = "",
+    invite_error: str = "",
+    invite: dict[str, Any] | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
     visible = _visible()
+    is_owner = g.role is Role.OWNER
+    can_invite = g.role in (Role.OWNER, Role.ACCOUNTANT)
     with services().store.unit_of_work() as uow:
         people = members.members_of(uow, org_id)
         mine = tokens.for_member(uow, current_user.user_id, org_id)
         clients = [(c.id, c.name or c.tenant_id) for c in visible_connections(uow, org_id, visible)]
+        invited = invitations.pending(uow, org_id) if can_invite else []
+        if not is_owner:  # an accountant sees (and resends, revokes) the invitations they sent
+            invited = [view for view in invited if view.invited_by_user_id == current_user.user_id]
+        to_decide = access_requests.to_decide(uow, org_id) if is_owner else []
+        asked = access_requests.made_by(uow, org_id) if is_owner else []
+        elsewhere = access_requests.managed_elsewhere(uow, org_id) if is_owner else []
     names = dict(clients)
     my_role: Role = g.member_scope.role
     return (
@@ -75,7 +96,20 @@ def _render(
             visible=visible,
             tokens=mine,
             created=created,
-            is_owner=g.role is Role.OWNER,
+            is_owner=is_owner,
+            can_invite=can_invite,
+            invitations=invited,
+            now=services().clock.now(),
+            invite_roles=[
+                (role.value, words)
+                for role, words in ROLE_WORDS.items()
+                if is_owner or RANK[role] <= RANK[Role.ACCOUNTANT]
+            ],
+            invite=invite or {"email": "", "role": Role.VIEWER.value, "client_limited": not is_owner, "ids": []},
+            invite_error=invite_error,
+            access_to_decide=to_decide,
+            access_asked=asked,
+            managed_elsewhere=elsewhere,
             me=current_user.user_id,
             owners=sum(1 for person in people if person.role is Role.OWNER),
             roles=[(role.value, words) for role, words in ROLE_WORDS.items()],
@@ -236,6 +270,277 @@ def revoke_token(org_id: int, token_id: int) -> ResponseReturnValue:
         abort(404)
     flash(f"Revoked the token “{view.name}” ({view.prefix}…): it no longer works.", "success")
     return redirect(url_for("team_page.index", org_id=org_id) + "#tokens", 303)
+
+
+def _valid_for() -> timedelta:
+    return timedelta(days=services().settings.web.invitation_valid_days)
+
+
+def _external(endpoint: str, **values: Any) -> str:
+    """An absolute link for an email: the install's public base URL, not the request's host."""
+    return services().settings.web.base_url.rstrip("/") + url_for(endpoint, **values)
+
+
+def _send_invitation(issued: IssuedInvitation, client_names: dict[int, str]) -> None:
+    view = issued.invitation
+    subject, text = invitations.invitation_email(
+        view,
+        _external("invitations.show", token=issued.token),
+        [client_names[cid] for cid in view.connection_ids if cid in client_names],
+    )
+    send_account_email(
+        services().account_mailer(),
+        to=view.email,
+        subject=subject,
+        text=text,
+        kind="invitation",
+        key=f"{view.id}-{int(view.sent_at.timestamp())}",
+    )
+
+
+def _client_ids(values: list[str]) -> list[int] | None:
+    raw = values[:CLIENTS_MAX]
+    ids = [int(value) for value in raw if value.isdigit() and len(value) <= 10]
+    return ids if len(ids) == len(raw) else None
+
+
+@bp.post("/orgs/<int:org_id>/team/invitations")
+@require_role(Role.OWNER, Role.ACCOUNTANT)
+def invite(org_id: int) -> ResponseReturnValue:
+    """Invite someone by email with a role (and maybe some clients); the link goes out by email."""
+    email = request.form.get("email", "")[:400]
+    role = request.form.get("role", "")[:20]
+    limited = request.form.get("client_limited") == "on"
+    ids = _client_ids(request.form.getlist("connection_ids"))
+    form = {"email": email, "role": role, "client_limited": limited, "ids": ids or []}
+    if ids is None:
+        return _render(
+            org_id, invite_error="Those clients are not this organization's.", invite=form, status=FORM_ERRORS
+        )
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            names = {c.id: c.name or c.tenant_id for c in visible_connections(uow, org_id, None)}
+            issued = invitations.invite(
+                uow,
+                organization_id=org_id,
+                acting_user_id=current_user.user_id,
+                email=email,
+                role=role,
+                client_limited=limited,
+                connection_ids=ids if limited else [],
+                now=svc.clock.now(),
+                valid_for=_valid_for(),
+                actor=_actor(),
+            )
+            _send_invitation(issued, names)  # before the commit: a refused email saves nothing
+            uow.commit()
+    except (ChangeRefused, AccountEmailError) as exc:
+        return _render(org_id, invite_error=_sentence(exc.user_message), invite=form, status=FORM_ERRORS)
+    view = issued.invitation
+    flash(f"Invitation sent to {view.email}: the link works for {_valid_for().days} days.", "success")
+    return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
+
+
+@bp.post("/orgs/<int:org_id>/team/invitations/<int:invitation_id>/resend")
+@require_role(Role.OWNER, Role.ACCOUNTANT)
+def resend_invitation(org_id: int, invitation_id: int) -> ResponseReturnValue:
+    """Send a pending invitation again with a new link (the old one stops working)."""
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            names = {c.id: c.name or c.tenant_id for c in visible_connections(uow, org_id, None)}
+            issued = invitations.resend(
+                uow,
+                organization_id=org_id,
+                invitation_id=invitation_id,
+                acting_user_id=current_user.user_id,
+                now=svc.clock.now(),
+                valid_for=_valid_for(),
+                actor=_actor(),
+            )
+            _send_invitation(issued, names)
+            uow.commit()
+    except UnknownRecord:
+        abort(404)
+    except (ChangeRefused, AccountEmailError) as exc:
+        flash(_sentence(exc.user_message), "error")
+        return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
+    flash(f"Invitation sent again to {issued.invitation.email} with a new link.", "success")
+    return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
+
+
+@bp.post("/orgs/<int:org_id>/team/invitations/<int:invitation_id>/revoke")
+@require_role(Role.OWNER, Role.ACCOUNTANT)
+def revoke_invitation(org_id: int, invitation_id: int) -> ResponseReturnValue:
+    """Withdraw a pending invitation: its link stops working."""
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            view = invitations.revoke(
+                uow,
+                organization_id=org_id,
+                invitation_id=invitation_id,
+                acting_user_id=current_user.user_id,
+                now=svc.clock.now(),
+                actor=_actor(),
+            )
+            uow.commit()
+    except UnknownRecord:
+        abort(404)
+    except ChangeRefused as exc:
+        flash(_sentence(exc.user_message), "error")
+        return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
+    flash(f"Withdrew the invitation to {view.email}: its link no longer works.", "success")
+    return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
+
+
+@bp.route("/orgs/<int:org_id>/team/members/<int:member_id>/transfer", methods=["GET", "POST"])
+@require_role(Role.OWNER)
+def transfer(org_id: int, member_id: int) -> ResponseReturnValue:
+    """Make another member owner: GET asks (hand over, or add an owner); POST does it."""
+    svc = services()
+    with svc.store.unit_of_work() as uow:
+        target = next((p for p in members.members_of(uow, org_id) if p.id == member_id), None)
+    if target is None:
+        abort(404)
+    if request.method == "GET":
+        if target.role is Role.OWNER or target.user_id == current_user.user_id:
+            flash(f"{_member_name(target)} is an owner already.", "info")
+            return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
+        return render_template("team/transfer.html", target=target, name=_member_name(target))
+    keep_owner = request.form.get("keep_owner") == "yes"
+    try:
+        with svc.store.unit_of_work() as uow:
+            members.transfer_ownership(
+                uow,
+                organization_id=org_id,
+                member_id=member_id,
+                acting_user_id=current_user.user_id,
+                keep_owner=keep_owner,
+                now=svc.clock.now(),
+                actor=_actor(),
+            )
+            uow.commit()
+    except UnknownRecord:
+        abort(404)
+    except ChangeRefused as exc:
+        flash(_sentence(exc.user_message), "error")
+        return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
+    if keep_owner:
+        flash(f"{_member_name(target)} is now an owner too.", "success")
+    else:
+        flash(f"{_member_name(target)} is now an owner; you are an accountant.", "success")
+    return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
+
+
+def _email_owners(view: MembershipRequestView) -> bool:
+    """Tell the managing organization's owners; False when the mail server refused (the request stands)."""
+    with services().store.unit_of_work() as uow:
+        owners = access_requests.owner_emails(uow, view.managing_organization_id)
+    subject, text = access_requests.request_email(
+        view, _external("team_page.index", org_id=view.managing_organization_id) + "#access-requests"
+    )
+    mailer = services().account_mailer()
+    try:
+        for address in owners:
+            send_account_email(
+                mailer, to=address, subject=subject, text=text, kind="access-request", key=f"{view.id}-{address}"
+            )
+    except AccountEmailError:
+        return False
+    return True
+
+
+@bp.post("/orgs/<int:org_id>/team/clients/<int:connection_id>/request-access")
+@require_role(Role.OWNER)
+def request_access(org_id: int, connection_id: int) -> ResponseReturnValue:
+    """Ask the organization that manages this client's ledger for access to it there."""
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            outcome = access_requests.request_membership(
+                uow,
+                organization_id=org_id,
+                connection_id=connection_id,
+                acting_user_id=current_user.user_id,
+                now=svc.clock.now(),
+                actor=_actor(),
+            )
+            uow.commit()
+    except UnknownRecord:
+        abort(404)
+    except ChangeRefused as exc:
+        flash(_sentence(exc.user_message), "error")
+        return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
+    view = outcome.request
+    if not outcome.created:
+        flash(f"You already asked {view.managing_organization} for {view.ledger}: they have not answered yet.", "info")
+    elif _email_owners(view):
+        flash(f"Asked {view.managing_organization} for access to {view.ledger}: you will get an email.", "success")
+    else:
+        flash(
+            f"Asked {view.managing_organization} for access to {view.ledger}, but the email to their owners could "
+            "not be sent: they will see it on their team page.",
+            "error",
+        )
+    return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
+
+
+@bp.post("/orgs/<int:org_id>/team/access-requests/<int:request_id>/approve")
+@require_role(Role.OWNER)
+def approve_access(org_id: int, request_id: int) -> ResponseReturnValue:
+    """Approve: the requester becomes an accountant here, limited to that client."""
+    return _decide_access(org_id, request_id, "approve")
+
+
+@bp.post("/orgs/<int:org_id>/team/access-requests/<int:request_id>/decline")
+@require_role(Role.OWNER)
+def decline_access(org_id: int, request_id: int) -> ResponseReturnValue:
+    """Decline: nothing changes but the record."""
+    return _decide_access(org_id, request_id, "decline")
+
+
+def _decide_access(org_id: int, request_id: int, decision: str) -> ResponseReturnValue:
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            outcome = access_requests.decide(
+                uow,
+                organization_id=org_id,
+                request_id=request_id,
+                acting_user_id=current_user.user_id,
+                approve=decision == "approve",
+                now=svc.clock.now(),
+                actor=_actor(),
+            )
+            uow.commit()
+    except UnknownRecord:
+        abort(404)
+    except ChangeRefused as exc:
+        flash(_sentence(exc.user_message), "error")
+        return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
+    view = outcome.request
+    if outcome.created:
+        subject, text = access_requests.outcome_email(
+            view, _external("home.organization", org_id=view.managing_organization_id)
+        )
+        try:
+            send_account_email(
+                svc.account_mailer(),
+                to=view.requester_email,
+                subject=subject,
+                text=text,
+                kind="access-decision",
+                key=str(view.id),
+            )
+        except AccountEmailError:
+            flash(f"The email to {view.requester_email} could not be sent; tell them yourself.", "error")
+    if view.state == access_requests.APPROVED:
+        flash(f"{view.requester_name} is now an accountant here who sees only {view.ledger}.", "success")
+    else:
+        flash(f"Declined {view.requester_name}'s request for {view.ledger}.", "info")
+    return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
 
 
 def _sentence(text: str) -> str:
