@@ -16,6 +16,7 @@ from connector.mail.message import Mailer
 from connector.mail.reminders import MailReminderSender
 from connector.mail.smtp import SmtpMailer
 from connector.ports import Clock, SystemClock
+from connector.receivables.statements import StatementMaker
 from connector.registry import Registry
 from connector.storage import Store
 from connector.vault import redaction
@@ -53,6 +54,7 @@ class Services:
             mailer_for(self.settings.mail, self.clock.now),
             self.clock.now,
             reply_addresses=reply_addresses(self.settings),
+            statements=StatementMaker(self.store),
         )
 
     def account_mailer(self) -> Mailer:
