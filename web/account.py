@@ -192,8 +192,9 @@ def _qr_svg(uri: str) -> str:
     return str(segno.make(uri, error="m").svg_data_uri(scale=4, border=2))
 
 
-def _render_two_factor(*, enrolment: two_factor.Enrolment | None = None, codes: list[str] | None = None,
-                       error: str = "", status: int = 200) -> ResponseReturnValue:
+def _render_two_factor(
+    *, enrolment: two_factor.Enrolment | None = None, codes: list[str] | None = None, error: str = "", status: int = 200
+) -> ResponseReturnValue:
     svc = services()
     with svc.store.unit_of_work() as uow:
         user = uow.users.get(current_user.user_id)
@@ -349,7 +350,9 @@ def forgot() -> ResponseReturnValue:
         with svc.store.unit_of_work() as uow:
             user = uow.users.by_email(email)
             if user is not None and user.is_active:
-                security.send_password_reset(uow, svc.account_mailer(), user, svc.settings.web.base_url, svc.clock.now())
+                security.send_password_reset(
+                    uow, svc.account_mailer(), user, svc.settings.web.base_url, svc.clock.now()
+                )
                 uow.commit()
     except AccountEmailError as exc:
         # Same answer to the browser (it must not learn whether the address has an account); the operator sees it.

@@ -22,6 +22,8 @@ def send_account_email(mailer: Mailer, *, to: str, subject: str, text: str, kind
     try:
         mailer.send(message)
     except NudgeError as exc:
-        raise AccountEmailError(f"the email to {to} could not be sent ({exc.user_message}); try again in a few minutes") from exc
+        raise AccountEmailError(
+            f"the email to {to} could not be sent ({exc.user_message}); try again in a few minutes"
+        ) from exc
     except OSError as exc:
         raise AccountEmailError(f"the email to {to} could not be sent ({type(exc).__name__}); try again") from exc

@@ -120,7 +120,12 @@ def send_password_reset(uow: UnitOfWork, mailer: Mailer, user: User, base_url: s
         "your password stays as it is.\n"
     )
     send_account_email(
-        mailer, to=user.email, subject="Reset your Nudge password", text=text, kind=PASSWORD_RESET, key=token.partition(".")[0]
+        mailer,
+        to=user.email,
+        subject="Reset your Nudge password",
+        text=text,
+        kind=PASSWORD_RESET,
+        key=token.partition(".")[0],
     )
 
 

@@ -93,9 +93,7 @@ def end(uow: UnitOfWork, user_id: int, session_id: int, now: datetime) -> bool:
 def end_all(uow: UnitOfWork, user_id: int, now: datetime) -> int:
     """End every open session of the user; how many ended."""
     result = uow.session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
-        .values(ended_at=now)
+        update(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at.is_(None)).values(ended_at=now)
     )
     return int(getattr(result, "rowcount", 0))
 

@@ -168,3 +168,16 @@ def disable(uow: UnitOfWork, vault: Vault, user: User, *, code: str = "", passwo
     user.totp_enabled_at = None
     user.totp_last_step = 0
     uow.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+def owners_must_use_it(uow: UnitOfWork, org_id: int) -> bool:
+    """The organization's rule: must its owners use two-factor?"""
+    organization = uow.organizations.get(org_id)
+    return bool(organization is not None and organization.owners_need_two_factor)
+
+
+def require_for_owners(uow: UnitOfWork, org_id: int, required: bool) -> None:
+    """Set the organization's rule (uncommitted); owners without two-factor are sent to enrol at their next page."""
+    organization = uow.organizations.get(org_id)
+    if organization is not None:
+        organization.owners_need_two_factor = required
