@@ -63,7 +63,8 @@ def test_a_reset_link_is_stored_only_as_a_hash_and_works_once(store: Store) -> N
         uow.commit()
     with store.unit_of_work() as uow:
         user = uow.users.get(user_id)
-        assert user is not None and verify_password(user.password_hash, NEW_PASSWORD)
+        assert user is not None
+        assert verify_password(user.password_hash, NEW_PASSWORD)
         assert user.email_verified_at is not None  # the link reached the mailbox
         with pytest.raises(security.LinkError, match="already used"):
             security.reset_password(uow, token, "yet another long passphrase", NOW + timedelta(minutes=29))
@@ -164,9 +165,12 @@ def test_sessions_are_found_until_ended_and_seen_at_most_once_a_minute(store: St
     with store.unit_of_work() as uow:
         assert sessions.find(uow, other_id, mine, NOW) is None  # another user's cookie with this id
         row = sessions.find(uow, user_id, mine, NOW + timedelta(seconds=59))
-        assert row is not None and row.last_seen_at == NOW and len(row.user_agent) == sessions.USER_AGENT_MAX
+        assert row is not None
+        assert row.last_seen_at == NOW
+        assert len(row.user_agent) == sessions.USER_AGENT_MAX
         row = sessions.find(uow, user_id, mine, NOW + timedelta(minutes=1))
-        assert row is not None and row.last_seen_at == NOW + timedelta(minutes=1)
+        assert row is not None
+        assert row.last_seen_at == NOW + timedelta(minutes=1)
         uow.commit()
     with store.unit_of_work() as uow:
         views = sessions.open_sessions(uow, user_id)
@@ -220,11 +224,13 @@ def _enrol(store: Store, vault: Vault, user_id: int) -> tuple[str, list[str]]:
 def test_two_factor_codes_work_once_within_the_drift_window(store: Store, vault: Vault) -> None:
     user_id = _user(store)
     secret, codes = _enrol(store, vault, user_id)
-    assert len(codes) == 10 and len(set(codes)) == 10
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
     totp = pyotp.TOTP(secret)
     with store.unit_of_work() as uow:
         user = uow.users.get(user_id)
-        assert user is not None and two_factor.is_enabled(user)
+        assert user is not None
+        assert two_factor.is_enabled(user)
         assert not two_factor.check(uow, vault, user, totp.at(NOW), NOW)  # the enrolment code was used
         later = NOW + timedelta(seconds=60)
         assert not two_factor.check(uow, vault, user, totp.at(later + timedelta(seconds=90)), later)  # too far ahead
@@ -252,7 +258,7 @@ def test_recovery_codes_are_stored_hashed_and_each_works_once(store: Store, vaul
 
 def test_disabling_needs_a_code_or_the_password(store: Store, vault: Vault) -> None:
     user_id = _user(store)
-    _, codes = _enrol(store, vault, user_id)
+    _, _codes = _enrol(store, vault, user_id)
     with store.unit_of_work() as uow:
         user = uow.users.get(user_id)
         assert user is not None
@@ -262,7 +268,9 @@ def test_disabling_needs_a_code_or_the_password(store: Store, vault: Vault) -> N
         uow.commit()
     with store.unit_of_work() as uow:
         user = uow.users.get(user_id)
-        assert user is not None and not two_factor.is_enabled(user) and user.totp_secret_sealed == ""
+        assert user is not None
+        assert not two_factor.is_enabled(user)
+        assert user.totp_secret_sealed == ""
         assert two_factor.recovery_codes_left(uow, user_id) == 0
 
 
