@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 
 import segno
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, logout_user  # type: ignore[import-untyped, unused-ignore]
 from flask_wtf import FlaskForm
@@ -30,10 +30,10 @@ from wtforms.validators import DataRequired, Length  # type: ignore[import-untyp
 
 from connector.accounts import security, sessions, two_factor
 from connector.accounts.emails import AccountEmailError
-from connector.accounts.users import end_sessions
+from connector.accounts.users import change_email, change_password, end_sessions
 from connector.errors import NudgeError
 from connector.vault import redaction
-from web.extensions import services
+from web.extensions import SERVICES_KEY, services
 from web.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,24 @@ ENROL_ALLOWED = frozenset(
         "account.end_all_sessions",
         "account.verify",
         "account.resend_verification",
+        "account.index",
+        "account.change_password_view",
         "auth.logout",
         "auth.login",
         "static",
     }
 )
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField("New password again", validators=[DataRequired(), Length(max=1024)])
+
+
+class EmailForm(FlaskForm):
+    email = StringField("New email address", validators=[DataRequired(), Length(max=320)])
+    current = PasswordField("Your password", validators=[DataRequired(), Length(max=1024)])
 
 
 class ForgotForm(FlaskForm):
@@ -96,24 +109,15 @@ class DisableForm(FlaskForm):
 
 def reset_throttle() -> LoginThrottle:
     """The reset-request throttle of the current app (same storage as the sign-in throttle)."""
-    from flask import current_app
-
     found: LoginThrottle = current_app.extensions[RESET_THROTTLE_KEY]
     return found
 
 
 def init_app(app: Flask) -> None:
     """The reset-request throttle and the "owners enrol in two-factor first" rule."""
-    app.extensions[RESET_THROTTLE_KEY] = LoginThrottle(
-        services_storage_uri(app), RESET_LIMIT_PER_ACCOUNT, RESET_LIMIT_PER_ADDRESS
-    )
+    storage_uri = app.extensions[SERVICES_KEY].settings.web.ratelimit_storage_uri
+    app.extensions[RESET_THROTTLE_KEY] = LoginThrottle(storage_uri, RESET_LIMIT_PER_ACCOUNT, RESET_LIMIT_PER_ADDRESS)
     app.before_request(_enrol_first)
-
-
-def services_storage_uri(app: Flask) -> str:
-    from web.extensions import SERVICES_KEY
-
-    return str(app.extensions[SERVICES_KEY].settings.web.ratelimit_storage_uri)
 
 
 def _enrol_first() -> ResponseReturnValue | None:
@@ -130,14 +134,86 @@ def _enrol_first() -> ResponseReturnValue | None:
 # -- the account page -------------------------------------------------------------------------------------------
 
 
+def _render_index(
+    *,
+    password_form: PasswordForm | None = None,
+    email_form: EmailForm | None = None,
+    status: int = 200,
+    password_error: str = "",
+    email_error: str = "",
+) -> ResponseReturnValue:
+    with services().store.unit_of_work() as uow:
+        count = len(sessions.open_sessions(uow, current_user.user_id))
+        codes_left = two_factor.recovery_codes_left(uow, current_user.user_id) if current_user.two_factor else 0
+    page = render_template(
+        "account/index.html",
+        session_count=count,
+        codes_left=codes_left,
+        password_form=password_form or PasswordForm(formdata=None),
+        email_form=email_form or EmailForm(formdata=None),
+        password_error=password_error,
+        email_error=email_error,
+    )
+    return page, status
+
+
 @bp.get("/account")
 @login_required
 def index() -> ResponseReturnValue:
     """The signed-in person's account."""
-    with services().store.unit_of_work() as uow:
-        count = len(sessions.open_sessions(uow, current_user.user_id))
-        codes_left = two_factor.recovery_codes_left(uow, current_user.user_id) if current_user.two_factor else 0
-    return render_template("account/index.html", session_count=count, codes_left=codes_left)
+    return _render_index()
+
+
+@bp.post("/account/password")
+@login_required
+def change_password_view() -> ResponseReturnValue:
+    """A new password after the current one; every session ends, this one too (sign in with the new one)."""
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return _render_index(password_form=form, status=FORM_ERRORS)
+    if form.password.data != form.confirm.data:
+        return _render_index(password_form=form, password_error="The two new passwords are not the same.")
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            change_password(
+                uow, current_user.user_id, form.current.data or "", form.password.data or "", svc.clock.now()
+            )
+            uow.commit()
+    except ValueError as exc:
+        return _render_index(password_form=form, password_error=_sentence(str(exc)), status=FORM_ERRORS)
+    logout_user()
+    flash(PASSWORD_SET, "success")
+    return redirect(url_for("auth.login"), 303)
+
+
+@bp.post("/account/email")
+@login_required
+def change_email_view() -> ResponseReturnValue:
+    """A new address after the password; a confirmation link goes to it and a notice to the old one."""
+    form = EmailForm()
+    if not form.validate_on_submit():
+        return _render_index(email_form=form, status=FORM_ERRORS)
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            old = change_email(uow, current_user.user_id, form.current.data or "", form.email.data or "")
+            user = uow.users.get(current_user.user_id)
+            assert user is not None  # change_email found it
+            security.send_verification(uow, svc.account_mailer(), user, svc.settings.web.base_url, svc.clock.now())
+            new = user.email
+            uow.commit()
+    except ValueError as exc:
+        return _render_index(email_form=form, email_error=_sentence(str(exc)), status=FORM_ERRORS)
+    except AccountEmailError as exc:
+        log.warning("address change not made, confirmation not sent: %s", exc.user_message)
+        return _render_index(email_form=form, email_error=VERIFY_FAILED, status=FORM_ERRORS)
+    try:
+        security.send_email_changed_notice(svc.account_mailer(), old, new)
+    except AccountEmailError as exc:
+        log.warning("notice of an address change not sent: %s", exc.user_message)
+    flash(VERIFY_SENT.format(email=new), "success")
+    return redirect(url_for("account.index"), 303)
 
 
 # -- sessions ---------------------------------------------------------------------------------------------------

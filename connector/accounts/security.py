@@ -150,3 +150,20 @@ def send_verification(uow: UnitOfWork, mailer: Mailer, user: User, base_url: str
         kind=VERIFY_EMAIL,
         key=token.partition(".")[0],
     )
+
+
+def send_email_changed_notice(mailer: Mailer, old_email: str, new_email: str) -> None:
+    """Tell the old address that the account moved to `new_email` (AccountEmailError when the mailer refuses)."""
+    text = (
+        f"The email address of your Nudge account was changed from {old_email} to {new_email}.\n\n"
+        "If you did not do this, reset your password from the sign-in page at once, or ask your organization's "
+        "owner for help.\n"
+    )
+    send_account_email(
+        mailer,
+        to=old_email,
+        subject="Your Nudge email address was changed",
+        text=text,
+        kind="email-changed",
+        key=hashlib.sha256(f"{old_email}>{new_email}".encode()).hexdigest()[:16],
+    )

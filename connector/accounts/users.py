@@ -10,6 +10,7 @@ from connector.accounts.passwords import hash_password, verify_password
 from connector.config import Settings
 from connector.library.starter import ensure_library
 from connector.storage import UnitOfWork
+from connector.storage.repositories import normalize_email
 from connector.storage.tables import Organization, User
 
 
@@ -44,6 +45,26 @@ def change_password(uow: UnitOfWork, user_id: int, current: str, new: str, now: 
         raise ValueError("the current password is not correct")
     user.password_hash = hash_password(new)
     end_sessions(uow, user_id, now)
+
+
+def change_email(uow: UnitOfWork, user_id: int, password: str, new_email: str) -> str:
+    """Give a password account a new address after checking its password; the address is unconfirmed until its
+    link is used (send `connector.accounts.security.send_verification` next). Returns the old address.
+
+    ValueError with a message for the user: a wrong password, an account without one, a bad or taken address.
+    """
+    user = uow.users.get(user_id)
+    if user is None or not user.password_hash:
+        raise ValueError("this account signs in through its provider, which owns its address: set a password first")
+    if not verify_password(user.password_hash, password):
+        raise ValueError("the password is not correct")
+    address = normalize_email(new_email)
+    if address == user.email:
+        raise ValueError(f"{address} is already your address")
+    if uow.users.by_email(address) is not None:
+        raise ValueError(f"another account uses {address}")
+    old, user.email, user.email_verified_at = user.email, address, None
+    return old
 
 
 def create_organization(uow: UnitOfWork, name: str, settings: Settings, now: datetime) -> Organization:

@@ -103,3 +103,53 @@ def test_a_garbled_link_is_refused_clearly(client: FlaskClient) -> None:
     page = client.get("/account/verify/not-a-real-token")
     assert page.status_code == 400
     assert "This link is not valid" in page.text
+
+
+def test_changing_the_address_needs_the_password_and_sends_a_link_to_the_new_one(
+    client: FlaskClient, signed_in: Any, make_user: Callable[..., Any], token_of: Callable[[str], str], outbox: Path
+) -> None:
+    other = make_user("Acme Ltd", email="taken@example.com")
+    page = client.get("/account")
+    assert "Change your email address" in page.text
+    token = token_of(page.text)
+    wrong = client.post("/account/email", data={"csrf_token": token, "email": "new@example.com", "current": "nope"})
+    assert wrong.status_code == 200
+    assert "The password is not correct." in wrong.text
+    taken = client.post(
+        "/account/email", data={"csrf_token": token, "email": other.email, "current": signed_in.password}
+    )
+    assert "Another account uses taken@example.com." in taken.text
+    junk = client.post(
+        "/account/email", data={"csrf_token": token, "email": "no at sign", "current": signed_in.password}
+    )
+    assert "Not an email address" in junk.text
+    assert emails(outbox) == []
+
+    moved = client.post(
+        "/account/email", data={"csrf_token": token, "email": " New@Example.com ", "current": signed_in.password}
+    )
+    assert (moved.status_code, moved.location) == (303, "/account")
+    link, notice = sorted(emails(outbox), key=lambda message: message["Subject"])
+    assert (link["To"], notice["To"]) == ("new@example.com", signed_in.email)
+    assert notice["Subject"] == "Your Nudge email address was changed"
+    assert 'data-testid="verify-banner"' in client.get("/account").text
+    assert client.get(link_path(link)).status_code == 303
+    assert "Confirmed" in client.get("/account").text
+
+
+def test_changing_the_password_ends_every_session(
+    app: Flask, client: FlaskClient, signed_in: Any, login: Callable[..., Any], token_of: Callable[[str], str]
+) -> None:
+    page = client.get("/account")
+    token = token_of(page.text)
+    form = {"csrf_token": token, "current": "wrong password", "password": "a brand new long passphrase"}
+    refused = client.post("/account/password", data={**form, "confirm": form["password"]})
+    assert refused.status_code == 200
+    assert "The current password is not correct." in refused.text
+    form["current"] = signed_in.password
+    mismatch = client.post("/account/password", data={**form, "confirm": "something else"})
+    assert "The two new passwords are not the same." in mismatch.text
+    done = client.post("/account/password", data={**form, "confirm": form["password"]})
+    assert (done.status_code, done.location) == (303, "/login")
+    assert client.get(f"/orgs/{signed_in.org_id}/").location.startswith("/login")
+    assert login(app.test_client(), signed_in.email, "a brand new long passphrase").status_code == 302
