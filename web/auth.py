@@ -120,8 +120,8 @@ def two_factor_step() -> ResponseReturnValue:
     svc = services()
     pending = pending_user_id(svc.clock.now())
     if pending is None:
-        session.pop(PENDING_KEY, None)
-        flash(CODE_EXPIRED, "info")
+        if session.pop(PENDING_KEY, None) is not None:
+            flash(CODE_EXPIRED, "info")
         return redirect(url_for("auth.login"))
     user_id, version, next_url = pending
     form = CodeForm()
