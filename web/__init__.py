@@ -78,9 +78,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     access.init_app(app)  # before CSRF: a non-member gets 404 whatever the method or token
     csrf.init_app(app)
 
-    from web import auth, connections, health, home, inbound, invitations, legal, metrics, signup, webhooks
+    from web import account, auth, connections, health, home, inbound, invitations, legal, metrics, signup, webhooks
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
+    account.init_app(app)  # password reset throttle; owners who must use two-factor enrol first
     app.register_blueprint(signup.bp)
     app.register_blueprint(invitations.bp)
     app.register_blueprint(home.bp)

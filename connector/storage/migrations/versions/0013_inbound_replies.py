@@ -13,7 +13,7 @@ from alembic import op
 import connector.storage.tables
 
 revision = "0013_inbound_replies"
-down_revision = "0011_invitations"
+down_revision = "0012_account_security"
 branch_labels = None
 depends_on = None
 
