@@ -12,13 +12,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from argon2 import PasswordHasher
 
+from connector.accounts import passwords
 from connector.storage import Store
 from tests.support.catalogue import write_table
 from tests.support.databases import Database, fresh_postgres_schema
 
 if TYPE_CHECKING:
     from providers.quickbooks.emulator import EmulatorHandle
+
+# Argon2id at argon2-cffi's recommended cost (64 MiB, 3 passes) takes a few tenths of a second a hash on two busy
+# cores, and hundreds of tests make a user and sign in. The tests hash with the same algorithm at its smallest cost
+# (a stored hash carries its parameters, so verifying is unchanged); tests/unit/test_password_cost.py keeps the
+# production cost pinned.
+passwords._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+passwords._DUMMY_HASH = passwords._HASHER.hash("nudge-dummy-password")
 
 LAYERS = ("unit", "service", "storage", "providers", "contract", "web", "integration", "reliability")
 TESTS = Path(__file__).resolve().parent
