@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from connector.accounts import passwords
 from connector.storage import Store
 from tests.support.catalogue import write_table
-from tests.support.databases import Database, fresh_postgres_schema
+from tests.support.databases import Database, fresh_postgres_schema, migrate
 
 if TYPE_CHECKING:
     from providers.quickbooks.emulator import EmulatorHandle
@@ -58,9 +58,9 @@ def postgres_database() -> Iterator[Database]:
 
 @pytest.fixture
 def store(database: Database) -> Iterator[Store]:
-    """A migrated store on each backend."""
+    """A migrated store on each backend (on SQLite, a copy of a file migrated once: tests/support/databases.py)."""
     result = database.store()
-    result.upgrade()
+    migrate(result)
     try:
         yield result
     finally:
