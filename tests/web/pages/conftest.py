@@ -110,7 +110,12 @@ def chromium() -> Iterator[Any]:
     sync API runs an event loop while it is started, and the other browser tests (tests/web/test_browser.py, ...)
     start their own on the same xdist worker once this module is done."""
     executable = _chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # The previews and impacts are computed on the server (a plan over every open invoice): on two busy cores one
+    # takes longer than expect's 5 s default. As long as the page's own default: a failing check waits longer,
+    # a passing one no longer.
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
