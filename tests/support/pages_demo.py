@@ -42,7 +42,8 @@ def demo_folder(shared: Path) -> Path:
 
 
 def wanted(args: list[str], rootdir: Path, markexpr: str, keyword: str) -> bool:
-    """Whether a session over these paths and selections runs the page tests (when in doubt: no)."""
+    """Whether a session over these paths may run the page tests: not with a `-k`, nor with a `-m` that names
+    neither web nor browser (a wasted demo costs a background process; a missing one, a wait)."""
     if keyword or (markexpr and "web" not in markexpr and "browser" not in markexpr):
         return False
     for arg in args or ["tests"]:
