@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv lint test test-unit reliability bench demo clean browser
+.PHONY: venv lint test test-unit reliability bench demo clean browser imap pdftotext
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,22 @@ browser:
 	      || echo "could not install chromium: browser tests will be skipped with a reason"; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
+# Debian's dovecot-imapd is the real IMAP server of the reply-capture tests (tests/support/imap_server.py).
+imap:
+	@command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq dovecot-imapd >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq dovecot-imapd)) \
+	      || echo "could not install dovecot-imapd: IMAP tests will be skipped with a reason"; \
+	  else echo "dovecot is not installed and cannot be installed here: IMAP tests will be skipped"; fi; }
+
+# Debian's pdftotext (poppler-utils) reads the PDFs the tests render (statements, letters) back as text.
+pdftotext:
+	@command -v pdftotext >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq poppler-utils >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq poppler-utils)) \
+	      || echo "could not install poppler-utils: PDF tests will be skipped with a reason"; \
+	  else echo "pdftotext is not installed and cannot be installed here: PDF tests will be skipped"; fi; }
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check connector providers web tests bench
 	$(VENV)/bin/ruff format --check connector providers web tests bench
@@ -31,7 +47,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # Both cores: pytest-xdist spreads the tests over two workers (tests of one module stay together).
-test: $(STAMP) browser lint
+test: $(STAMP) browser imap pdftotext lint
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The fast loop: the pure domain and unit layer, no servers.

@@ -10,11 +10,13 @@ from functools import cached_property
 
 from connector.config import MailSettings, Settings
 from connector.errors import ConfigError
+from connector.mail.inbound.reply_address import ReplyAddresses, derive_key
 from connector.mail.maildir import MaildirMailer
 from connector.mail.message import Mailer
 from connector.mail.reminders import MailReminderSender
 from connector.mail.smtp import SmtpMailer
 from connector.ports import Clock, SystemClock
+from connector.receivables.statements import StatementMaker
 from connector.registry import Registry
 from connector.storage import Store
 from connector.vault import redaction
@@ -47,7 +49,13 @@ class Services:
 
     def reminder_sender(self) -> MailReminderSender:
         """Reminder emails through the configured mailer (SMTP, or the maildir outbox in development)."""
-        return MailReminderSender(self.store, mailer_for(self.settings.mail, self.clock.now), self.clock.now)
+        return MailReminderSender(
+            self.store,
+            mailer_for(self.settings.mail, self.clock.now),
+            self.clock.now,
+            reply_addresses=reply_addresses(self.settings),
+            statements=StatementMaker(self.store),
+        )
 
     def account_mailer(self) -> Mailer:
         """The mailer for account emails (invitations, password resets, address checks): the install's own."""
@@ -70,6 +78,23 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         registry=Registry.discover(settings.providers),
         clock=clock or SystemClock(),
     )
+
+
+def reply_addresses(settings: Settings) -> ReplyAddresses | None:
+    """Per-thread reply addresses (issue 17) when `mail.reply_address` is set; signed with `mail.reply_signing_key`,
+    else a key derived from `web.secret_key`. None when replies are not captured (or no key exists)."""
+    mail = settings.mail
+    if not mail.reply_address:
+        return None
+    key = mail.reply_signing_key.encode("utf-8") if mail.reply_signing_key else b""
+    if not key and settings.web.secret_key:
+        key = derive_key(settings.web.secret_key)
+    if not key:
+        raise ConfigError("mail.reply_address is set but neither mail.reply_signing_key nor web.secret_key is")
+    try:
+        return ReplyAddresses(mail.reply_address, key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def mailer_for(settings: MailSettings, clock: Callable[[], datetime] | None = None) -> Mailer:

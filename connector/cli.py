@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import click
 
 from connector.accounts.users import create_organization, create_user
-from connector.config import Settings, load_settings
+from connector.config import ENV_FILE, Settings, load_env_files, load_settings
 from connector.domain.model import ActionState, Role
 from connector.errors import NudgeError
 from connector.library.commands import library as library_commands
@@ -95,17 +97,201 @@ def _safe_url(url: str) -> str:
 
 
 @main.command()
+@click.option(
+    "--emulators",
+    is_flag=True,
+    help="Also enable QuickBooks and Xero pointed at the bundled emulators (their ids, secrets and webhook keys).",
+)
+@click.option(
+    "--database-url",
+    default="",
+    help="Database URL, written to .env as NUDGE_DATABASE_URL (default: SQLite under the instance folder).",
+)
+@click.option(
+    "--port-offset",
+    type=click.IntRange(0, 50000),
+    default=0,
+    envvar="NUDGE_PORT_OFFSET",
+    show_default=True,
+    help="Add this to every local port (web 5000, QuickBooks emulator 8765, Xero emulator 8402) if they are taken.",
+)
+@click.option(
+    "--force", is_flag=True, help="Overwrite an existing nudge.yaml and .env (new keys: stored tokens are lost)."
+)
 @pass_context
-def init(context: _Context) -> None:
-    """Create the instance folder and a fresh, fully migrated database."""
-    import os
+def init(context: _Context, emulators: bool, database_url: str, port_offset: int, force: bool) -> None:
+    """Write a ready nudge.yaml and a .env with fresh keys (unless a config exists), then create and migrate the
+    database. With an existing config (--config / $NUDGE_CONFIG / ./nudge.yaml) and no --force it only migrates."""
+    if database_url and not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://\S+", database_url):
+        raise click.BadParameter(
+            "expected a sqlite:/// or postgresql:// URL without spaces", param_hint="--database-url"
+        )
+    config = Path(context.config or DEFAULT_CONFIG_FILE).resolve()
+    if config.exists() and not force:
+        if emulators or database_url:
+            raise click.ClickException(f"{config} exists: leaving it alone (use --force to write a new one)")
+        click.echo(f"using the existing {config}")
+    else:
+        env_file = config.parent / ENV_FILE
+        if env_file.exists() and not force:
+            raise click.ClickException(f"{env_file} exists: leaving it alone (use --force to write a new one)")
+        written = _write_starter_files(
+            config, env_file, emulators=emulators, database_url=database_url, offset=port_offset
+        )
+        for line in written:
+            click.echo(line)
+    context.config = str(config)
+    _migrate(context)
+    if not emulators:
+        return
+    click.echo(
+        "next: `nudge dev` in this folder starts both emulators (each with a demo company), the web app on "
+        f"http://127.0.0.1:{WEB_PORT + port_offset} and a worker; Ctrl-C stops them all"
+    )
 
+
+def _migrate(context: _Context) -> None:
+    """Create the instance folder and the database, migrated, with the starter library (the old `init`)."""
+    load_env_files(context.config)
     settings = context.settings
     os.makedirs(settings.instance_path, exist_ok=True)
     services = context.services()
     services.store.upgrade()
     seed_organizations(services.store, settings, services.clock.now())
     click.echo(f"database ready: {_safe_url(settings.database.url)}")
+
+
+DEFAULT_CONFIG_FILE = "nudge.yaml"
+WEB_PORT = 5000
+
+
+def _write_starter_files(config: Path, env_file: Path, *, emulators: bool, database_url: str, offset: int) -> list[str]:
+    """nudge.yaml and .env (mode 0600) for this folder; the lines to tell the user."""
+    from connector.vault.keyring import generate_key
+
+    base_url = f"http://127.0.0.1:{WEB_PORT + offset}"
+    env = {"NUDGE_CONFIG": str(config), "NUDGE_VAULT_KEY": generate_key(), "NUDGE_SECRET_KEY": generate_key()}
+    if database_url:
+        env["NUDGE_DATABASE_URL"] = database_url
+    setups = _emulator_setups(base_url, offset) if emulators else []
+    for setup in setups:
+        env.update(setup.env)
+    shadowed = sorted(name for name in env if os.environ.get(name, env[name]) != env[name])
+    config.parent.mkdir(parents=True, exist_ok=True)
+    text = _starter_config(base_url, WEB_PORT + offset, database_url=bool(database_url), setups=setups)
+    config.write_text(text, encoding="utf-8")
+    _write_private(env_file, _env_text(env))
+    lines = [
+        f"wrote {config}" + (" (QuickBooks and Xero on the local emulators)" if setups else ""),
+        f"wrote {env_file} (mode 0600): the vault key and session secret; keep it private and back it up with the "
+        "database (without NUDGE_VAULT_KEY the stored tokens cannot be opened)",
+    ]
+    if shadowed:  # a variable of the environment wins over .env: say so before it seals the database
+        lines.append(
+            f"warning: {', '.join(shadowed)} already set in this shell win over the new .env; unset them "
+            "(or copy their values into .env) so every later shell uses the same keys"
+        )
+    if not setups:
+        lines.append(
+            "next: add your QuickBooks / Xero app under providers: in nudge.yaml (config.example.yaml shows every "
+            "key), then `nudge serve` and `nudge worker` from this folder"
+        )
+    return lines
+
+
+def _emulator_setups(base_url: str, offset: int) -> list[Any]:
+    """Each installed emulator kit's LocalSetup (`nudge.emulators` entry points: a production install has none)."""
+    setups = []
+    for entry in sorted(entry_points(group="nudge.emulators"), key=lambda entry: entry.name):
+        try:
+            kit = entry.load()
+        except ModuleNotFoundError:
+            continue
+        setups.append(kit.local_setup(base_url, offset))
+    if not setups:
+        raise click.ClickException("no emulators are installed here (a production install): run `nudge init` alone")
+    return setups
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by the owner only from the first byte on."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _env_text(env: dict[str, str]) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    header = (
+        f"# Written by `nudge init` on {stamp}. Every Nudge process started in this folder (or with the nudge.yaml\n"
+        "# beside this file) reads it; a variable already set in the environment wins. Keep it private.\n"
+    )
+    return header + "".join(f"{name}={value}\n" for name, value in env.items())
+
+
+def _starter_config(base_url: str, port: int, *, database_url: bool, setups: list[Any]) -> str:
+    """A commented nudge.yaml in the shape of config.example.yaml, with local defaults."""
+    import yaml
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    database = (
+        "  url: ${NUDGE_DATABASE_URL}            # in .env\n"
+        if database_url
+        else "  # url: postgresql://user@host:5432/nudge   # default: SQLite under instance_path (zero set-up)\n"
+    ) + "  pool_size: 5                           # PostgreSQL connections per process\n"
+    parts = [
+        f"# Written by `nudge init` on {stamp}. Every key and its default: config.example.yaml in Nudge's source.\n"
+        "# Secrets are not in this file: ${NAME} reads NAME from the environment, else from .env beside this file.\n"
+        "# Check it with `nudge check-config`.\n\n",
+        "# The SQLite database and the development outbox (relative to this file).\n",
+        "instance_path: instance\n\n",
+        "# development: provider URLs may be a local emulator; production: only the providers' own https hosts.\n",
+        f"mode: {'development' if setups else 'production'}\n\n",
+        "database:\n",
+        database,
+        "\nvault:\n",
+        "  active_key: k1\n",
+        "  keys:\n",
+        "    k1: ${NUDGE_VAULT_KEY}                # in .env: encrypts OAuth tokens at rest\n",
+        "\nweb:\n",
+        "  secret_key: ${NUDGE_SECRET_KEY}        # in .env: signs session cookies\n",
+        f"  base_url: {base_url}\n",
+        "  host: 127.0.0.1\n",
+        f"  port: {port}\n",
+        "  # Cookies only over https; `nudge dev` switches this off for its plain-http web app and says so.\n",
+        "  session_cookie_secure: true\n",
+        "  # /privacy and /terms: your own pages (privacy_url: https://...) or files shown in the site frame\n",
+        "  # (privacy_file: privacy.md); a placeholder until then. The same for terms_url / terms_file.\n",
+        "\nmail:\n",
+        "  backend: maildir                       # reminders land as files under instance/outbox; smtp sends them\n",
+        "  from_address: billing@example.com\n",
+    ]
+    if setups:
+        parts += [
+            "\nscheduler:\n",
+            "  tick_seconds: 5                        # a worker looks for due work every 5 s (default 30)\n",
+            "\n# The bundled emulators on 127.0.0.1 (`nudge dev` starts them); their ids and keys are in .env.\n",
+            "# For a real app, set mode: production, remove api_base / identity_base / environment, put your\n",
+            "# app's keys in .env and register the redirect URIs with the provider (docs/marketplace.md).\n",
+            "providers:\n",
+            _indented(yaml.safe_dump({setup.provider: setup.block for setup in setups}, sort_keys=False)),
+        ]
+    else:
+        parts += ["\n# providers: your QuickBooks / Xero app (see config.example.yaml)\nproviders: {}\n"]
+    parts += ["\n", _starter_library()]
+    return "".join(parts)
+
+
+def _indented(text: str) -> str:
+    return "".join(f"  {line}" for line in text.splitlines(keepends=True))
+
+
+def _starter_library() -> str:
+    """The starter library (`cadences:` and `policies:`), as config.example.yaml documents it."""
+    from importlib.resources import files
+
+    return files("connector.library").joinpath("starter_library.yaml").read_text(encoding="utf-8")
 
 
 @main.group()
@@ -227,6 +413,7 @@ def entry() -> None:
     if not _plugins_loaded:
         _load_plugins()
         _plugins_loaded = True
+    load_env_files()  # before the options are read: ./.env may name NUDGE_CONFIG
     main()
 
 
@@ -516,7 +703,16 @@ def _worker(services: Any, *, echo: bool) -> Any:
 
     # SQLite serializes writers: one connection at a time there; PostgreSQL takes the configured threads.
     concurrency = services.settings.scheduler.concurrency if services.store.dialect == "postgresql" else 1
-    return Worker(services.store, process, services.settings.scheduler, services.clock, concurrency=concurrency)
+    from connector.worker.replies import reply_jobs
+
+    return Worker(
+        services.store,
+        process,
+        services.settings.scheduler,
+        services.clock,
+        concurrency=concurrency,
+        periodic=reply_jobs(services),
+    )
 
 
 @main.command("run")

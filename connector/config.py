@@ -59,6 +59,12 @@ class WebSettings:
     login_limit_per_account: str = "5 per minute; 20 per hour"  # failed sign-ins per account
     login_limit_per_address: str = "20 per minute; 100 per hour"  # failed sign-ins per client address
     invitation_valid_days: int = 7  # an invitation link works this long (resending starts a new period)
+    # /privacy and /terms: a URL to redirect to (the business's own page), else a Markdown/HTML file shown in the
+    # site frame, else a placeholder saying how to replace it.
+    privacy_url: str = ""
+    privacy_file: str = ""
+    terms_url: str = ""
+    terms_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,20 @@ class MailSettings:
     from_address: str = "billing@example.com"
     reply_to: str = ""
     timeout_seconds: int = 30
+    # Replies (issue 17, docs/replies.md): `replies@example.com` gives each thread `replies+<token>@example.com`.
+    reply_address: str = ""
+    reply_signing_key: str = field(default="", repr=False)  # "" = derived from web.secret_key
+    reply_pause_days: int = 5  # a human reply pauses automatic reminders to that customer this many days
+    inbound_postmark_basic_auth: str = field(default="", repr=False)  # "user:password" on the webhook URL
+    inbound_mailgun_signing_key: str = field(default="", repr=False)
+    inbound_max_bytes: int = 10 * 2**20  # a larger inbound message (webhook body, IMAP message) is refused
+    imap_host: str = ""  # "" = no IMAP polling
+    imap_port: int = 993
+    imap_security: str = "ssl"
+    imap_username: str = ""
+    imap_password: str = field(default="", repr=False)
+    imap_folder: str = "INBOX"
+    imap_poll_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -226,7 +246,7 @@ class _Checker:
             if default is not None:
                 return default
             if required:
-                self.issue(line, path, f"environment variable {name} is not set (the value is ${{{name}}})", column)
+                self.issue(line, path, _unset(name), column)
             return ""
 
         return _ENV_REF.sub(substitute, text)
@@ -281,6 +301,14 @@ class _Checker:
 
 
 _INVALID = object()
+
+
+def _unset(name: str) -> str:
+    """A required variable is missing: most often the `.env` that `nudge init` wrote is not where Nudge runs."""
+    return (
+        f"environment variable {name} is not set (the value is ${{{name}}}): set it, or run Nudge where the `.env` "
+        f"holding it is (the working directory or the config file's folder); is that `.env` missing?"
+    )
 
 
 def _coerce_bool(value: Any) -> Any:
@@ -419,7 +447,7 @@ def parse_settings(
     instance_path = _instance_path(check, top, base_dir or Path.cwd())
     database = _database_section(check, top, instance_path)
     vault = _vault_section(check, top)
-    web = _web_section(check, top)
+    web = _web_section(check, top, base_dir or Path.cwd())
     api = _api_section(check, top)
     scheduler = _scheduler_section(check, top)
     mail = _mail_section(check, top, instance_path)
@@ -537,7 +565,7 @@ def _rate_limits(text: str) -> str | None:
     return f"expected limits such as '5 per minute; 20 per hour', got {text!r}"
 
 
-def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
+def _web_section(check: _Checker, top: dict[str, _Node], base_dir: Path) -> WebSettings:
     """The `web:` section; the secret key defaults to $NUDGE_SECRET_KEY."""
     web_node = check.mapping(top.get("web"), "web", list(WebSettings.__dataclass_fields__))
     web = WebSettings(
@@ -545,7 +573,7 @@ def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
         base_url=check.scalar(web_node, "web", "base_url", str, "http://127.0.0.1:5000", check=_url),
         host=check.scalar(web_node, "web", "host", str, "127.0.0.1"),
         port=check.scalar(web_node, "web", "port", int, 5000, check=_port),
-        session_cookie_secure=check.scalar(web_node, "web", "session_cookie_secure", bool, True),
+        session_cookie_secure=_cookie_secure(check, web_node),
         ratelimit_storage_uri=check.scalar(
             web_node, "web", "ratelimit_storage_uri", str, WebSettings.ratelimit_storage_uri, check=_limit_storage
         ),
@@ -558,10 +586,52 @@ def _web_section(check: _Checker, top: dict[str, _Node]) -> WebSettings:
         invitation_valid_days=check.scalar(
             web_node, "web", "invitation_valid_days", int, WebSettings.invitation_valid_days, check=_invitation_days
         ),
+        **_legal_pages(check, web_node, base_dir),
     )
     if not web.secret_key:
         check.warnings.append("web.secret_key is empty; `nudge serve` will refuse to start")
     return web
+
+
+COOKIE_SECURE_VARIABLE = "NUDGE_SESSION_COOKIE_SECURE"
+
+
+def _cookie_secure(check: _Checker, web_node: dict[str, _Node]) -> bool:
+    """`web.session_cookie_secure`; $NUDGE_SESSION_COOKIE_SECURE wins over the file (`nudge dev` sets it false
+    for its plain-http web app, whatever the file says)."""
+    from_file: bool = check.scalar(web_node, "web", "session_cookie_secure", bool, True)
+    override = check.environ.get(COOKIE_SECURE_VARIABLE, "").strip()
+    if not override:
+        return from_file
+    value = _coerce_bool(override)
+    if value is _INVALID:
+        check.issue(
+            None, "web.session_cookie_secure", f"expected true or false in {COOKIE_SECURE_VARIABLE}, got {override!r}"
+        )
+        return from_file
+    return bool(value)
+
+
+def _legal_pages(check: _Checker, web_node: dict[str, _Node], base_dir: Path) -> dict[str, str]:
+    """`web.privacy_*` / `web.terms_*`: an http(s) URL, or a readable file (made absolute against the config's
+    folder); a URL and a file for the same page at once is refused (which one would win is not obvious)."""
+    pages: dict[str, str] = {}
+    for page in ("privacy", "terms"):
+        url = check.scalar(web_node, "web", f"{page}_url", str, "", check=_url_or_empty)
+        file = check.scalar(web_node, "web", f"{page}_file", str, "")
+        if file:
+            path = Path(file) if os.path.isabs(file) else base_dir / file
+            if not path.is_file():
+                check.issue_at(web_node.get(f"{page}_file"), f"web.{page}_file", f"no such file: {str(path)!r}")
+            file = str(path.resolve())
+        if url and file:
+            check.issue_at(web_node.get(f"{page}_file"), f"web.{page}_file", f"set {page}_url or {page}_file, not both")
+        pages[f"{page}_url"], pages[f"{page}_file"] = url, file
+    return pages
+
+
+def _url_or_empty(value: str) -> str | None:
+    return _url(value) if value else None
 
 
 def _api_section(check: _Checker, top: dict[str, _Node]) -> ApiSettings:
@@ -584,7 +654,11 @@ def _scheduler_section(check: _Checker, top: dict[str, _Node]) -> SchedulerSetti
     )
 
 
-_MAIL_CHOICES = {"backend": ("maildir", "smtp"), "smtp_security": ("starttls", "ssl", "none")}
+_MAIL_CHOICES = {
+    "backend": ("maildir", "smtp"),
+    "smtp_security": ("starttls", "ssl", "none"),
+    "imap_security": ("starttls", "ssl", "none"),
+}
 
 
 def _mail_section(check: _Checker, top: dict[str, _Node], instance_path: str) -> MailSettings:
@@ -868,10 +942,39 @@ def _provider_names() -> list[str]:
     return available_provider_names()
 
 
+ENV_FILE = ".env"
+
+
+def load_env_files(config_path: str | None = None) -> list[Path]:
+    """Put the variables of `./.env`, then of the `.env` next to `config_path`, into os.environ; a variable that
+    is already set wins (the real environment over either file, the working directory's file over the other).
+
+    `nudge init` writes the keys there, so they survive the shell they were made in. Returns the files read.
+    """
+    from dotenv import load_dotenv
+
+    candidates = [Path.cwd() / ENV_FILE]
+    if config_path:
+        candidates.append(Path(config_path).resolve().parent / ENV_FILE)
+    loaded: list[Path] = []
+    for candidate in candidates:
+        if candidate.is_file() and candidate.resolve() not in loaded:
+            load_dotenv(candidate, override=False, interpolate=False)
+            loaded.append(candidate.resolve())
+    return loaded
+
+
 def load_settings(path: str | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from `path`, else $NUDGE_CONFIG, else the built-in defaults (SQLite under ./instance)."""
+    """Settings from `path`, else $NUDGE_CONFIG, else the built-in defaults (SQLite under ./instance).
+
+    Without an explicit `environ`, the `.env` files (`load_env_files`) fill in what the environment lacks first.
+    """
+    if environ is None:
+        load_env_files()
     env = os.environ if environ is None else environ
     chosen = path or env.get("NUDGE_CONFIG") or ""
+    if environ is None and chosen:
+        load_env_files(chosen)
     if not chosen:
         return parse_settings("{}", source="<defaults>", environ=env)
     file = Path(chosen)

@@ -12,13 +12,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from argon2 import PasswordHasher
 
+from connector.accounts import passwords
 from connector.storage import Store
+from tests.support import pages_demo
 from tests.support.catalogue import write_table
-from tests.support.databases import Database, fresh_postgres_schema
+from tests.support.databases import Database, fresh_postgres_schema, migrate
 
 if TYPE_CHECKING:
     from providers.quickbooks.emulator import EmulatorHandle
+
+# Argon2id at argon2-cffi's recommended cost (64 MiB, 3 passes) takes a few tenths of a second a hash on two busy
+# cores, and hundreds of tests make a user and sign in. The tests hash with the same algorithm at its smallest cost
+# (a stored hash carries its parameters, so verifying is unchanged); tests/unit/test_password_cost.py keeps the
+# production cost pinned.
+passwords._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+passwords._DUMMY_HASH = passwords._HASHER.hash("nudge-dummy-password")
+
+_DEMO_PROCESS = pytest.StashKey["subprocess.Popen[bytes]"]()
 
 LAYERS = ("unit", "service", "storage", "providers", "contract", "web", "integration", "reliability")
 TESTS = Path(__file__).resolve().parent
@@ -49,9 +61,9 @@ def postgres_database() -> Iterator[Database]:
 
 @pytest.fixture
 def store(database: Database) -> Iterator[Store]:
-    """A migrated store on each backend."""
+    """A migrated store on each backend (on SQLite, a copy of a file migrated once: tests/support/databases.py)."""
     result = database.store()
-    result.upgrade()
+    migrate(result)
     try:
         yield result
     finally:
@@ -65,6 +77,26 @@ def qbo() -> Iterator[EmulatorHandle]:
 
     with start() as handle:
         yield handle
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller starts the page tests' demo world in the background when the session runs them (the workers
+    would otherwise wait on one of them running it)."""
+    config = session.config
+    if hasattr(config, "workerinput") or not pages_demo.wanted(
+        list(config.args), config.rootpath, config.option.markexpr or "", config.option.keyword or ""
+    ):
+        return
+    shared = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]  # the workers' common root
+    config.stash[_DEMO_PROCESS] = pages_demo.start_in_background(shared)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the background demo if the session ends first (interrupted, or the page tests deselected)."""
+    process = session.config.stash.get(_DEMO_PROCESS, None)
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -78,15 +78,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     access.init_app(app)  # before CSRF: a non-member gets 404 whatever the method or token
     csrf.init_app(app)
 
-    from web import auth, connections, health, home, invitations, metrics, signup, webhooks
+    from web import account, auth, connections, health, home, inbound, invitations, legal, metrics, signup, webhooks
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
+    account.init_app(app)  # password reset throttle; owners who must use two-factor enrol first
     app.register_blueprint(signup.bp)
     app.register_blueprint(invitations.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(connections.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(inbound.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(legal.bp)
     pages.register(app)
     metrics.init_app(app, settings.metrics.token, services.store, services.clock.now)
     api.init_api(app, settings)  # /api/v1 (after CSRFProtect: its checks run after the membership check)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_user  # type: ignore[import-untyped, unused-ignore]
+from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField  # type: ignore[import-untyped, unused-ignore]
 from wtforms.validators import DataRequired, EqualTo, Length  # type: ignore[import-untyped, unused-ignore]
@@ -29,6 +29,7 @@ from connector.accounts.passwords import check_password
 from connector.accounts.users import create_user
 from connector.domain.model import Role
 from web.extensions import services
+from web.sessions import start_session
 from web.users import WebUser
 
 bp = Blueprint("invitations", __name__)
@@ -125,15 +126,15 @@ def register() -> ResponseReturnValue:
                 if uow.users.by_email(view.email) is not None:
                     raise ValueError(f"{view.email} already has an account: sign in with it instead")
                 user = create_user(uow, view.email, form.password.data or "", (form.display_name.data or "").strip())
+                user.email_verified_at = services().clock.now()  # the invitation link reached this mailbox
                 uow.commit()
                 signed_in = WebUser.from_model(user)
         except ValueError as exc:
             error = str(exc)[:1].upper() + str(exc)[1:] + ("" if str(exc).endswith(".") else ".")
         else:
-            session.clear()  # nothing from before sign-in survives it, but the invitation being accepted
-            login_user(signed_in)
-            session[SESSION_KEY] = token
-            return redirect(url_for("invitations.accept"), 303)
+            response = start_session(signed_in, url_for("invitations.accept"), 303)  # clears the session ...
+            session[SESSION_KEY] = token  # ... but for the invitation being accepted
+            return response
     page = _page(
         "invitations/show.html", view, token, form=form, has_account=False, login_url=login_url, register_error=error
     )

@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_user  # type: ignore[import-untyped, unused-ignore]
+from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 from flask_wtf import FlaskForm
 from wtforms import PasswordField  # type: ignore[import-untyped, unused-ignore]
 from wtforms.validators import Length  # type: ignore[import-untyped, unused-ignore]
@@ -48,6 +48,7 @@ from web import oauth_flow
 from web.connections import connected_message
 from web.extensions import services
 from web.oauth_flow import PendingError, PendingFlow, redirect_page
+from web.sessions import start_session
 from web.throttle import throttle
 from web.users import WebUser
 
@@ -203,11 +204,8 @@ def callback(provider: str) -> ResponseReturnValue:
     except NudgeError as exc:
         log.warning("%s with %s failed: %s", mode, provider, exc.user_message)
         return _failure(f"Could not sign in with {name}", _sentence(exc.user_message), 502)
-    if not _sign_in(user_id):
-        return _failure(f"Could not sign in with {name}", "This account cannot sign in.")
-    if message:
-        flash(message, "info")
-    return _after_sign_in(org_id)
+    response = _sign_in(user_id, org_id, message)
+    return response or _failure(f"Could not sign in with {name}", "This account cannot sign in.")
 
 
 def _complete(
@@ -229,30 +227,46 @@ def _complete(
     return result.user_id, None, message  # home shows the new organization
 
 
-def _sign_in(user_id: int) -> bool:
-    """Start a fresh session for `user_id`; keeps only the pending invitation (the invitations view pops it)."""
+def _sign_in(user_id: int, org_id: int | None, message: str = "") -> ResponseReturnValue | None:
+    """Sign `user_id` in through `web.sessions.start_session` (a session row; the two-factor step when it is on),
+    then on to the invitation being accepted, else the organization the launch named, else home (None: this
+    account cannot sign in). Only the pending invitation survives the fresh session (the invitations view pops it).
+    """
     with services().store.unit_of_work() as uow:
         user = uow.users.get(user_id)
         web_user = WebUser.from_model(user) if user is not None else None
     if web_user is None or not web_user.is_active:
-        return False
+        return None
     invitation = _pending_invitation()
-    session.clear()  # nothing from before sign-in survives it (but the invitation being accepted)
+    response = start_session(web_user, _next_url(invitation, org_id), 303)
     if invitation:
         session[PENDING_INVITATION_KEY] = invitation
-    login_user(web_user)
-    return True
+    if message:
+        flash(message, "info")
+    return response
 
 
-def _after_sign_in(org_id: int | None) -> ResponseReturnValue:
-    """An invitation being accepted goes on to it; else the organization the launch named, else home."""
-    if _pending_invitation():
+def _sign_in_then(user_id: int, next_url: str, message: str) -> ResponseReturnValue | None:
+    """Sign in (as `_sign_in`) and go on to `next_url` (after linking during a sign-up: connect the company)."""
+    with services().store.unit_of_work() as uow:
+        user = uow.users.get(user_id)
+        web_user = WebUser.from_model(user) if user is not None else None
+    if web_user is None or not web_user.is_active:
+        return None
+    response = start_session(web_user, next_url, 303)
+    flash(message, "info")
+    return response
+
+
+def _next_url(invitation: str, org_id: int | None) -> str | None:
+    """An invitation being accepted goes on to it; else the organization the launch named, else home (None)."""
+    if invitation:
         if "invitations.accept" in current_app.view_functions:
-            return redirect(url_for("invitations.accept"), 303)
+            return url_for("invitations.accept")
         log.warning("a pending invitation but no invitations.accept view: sent home")
     if org_id is not None:
-        return redirect(url_for("home.organization", org_id=org_id), 303)
-    return redirect(url_for("home.index"), 303)
+        return url_for("home.organization", org_id=org_id)
+    return None
 
 
 def _pending_link() -> tuple[PendingLink, str] | None:
@@ -301,12 +315,13 @@ def link() -> ResponseReturnValue:
                 session.pop(PENDING_LINK_KEY, None)
                 return _failure(f"Could not link {_identity_name(spec)}", _sentence(exc.user_message))
             session.pop(PENDING_LINK_KEY, None)
-            if not _sign_in(pending_link.user_id):
-                return _failure(f"Could not link {_identity_name(spec)}", "This account cannot sign in.")
-            flash(f"Linked: you can now sign in with {_identity_name(spec)}.", "info")
-            if mode == SIGNUP:
-                return redirect(url_for("connections.launch", provider=spec.key), 303)
-            return _after_sign_in(None)
+            linked = f"Linked: you can now sign in with {_identity_name(spec)}."
+            response = (
+                _sign_in_then(pending_link.user_id, url_for("connections.launch", provider=spec.key), linked)
+                if mode == SIGNUP
+                else _sign_in(pending_link.user_id, None, linked)
+            )
+            return response or _failure(f"Could not link {_identity_name(spec)}", "This account cannot sign in.")
         else:
             throttle().failed(pending_link.email, request.remote_addr or "")
             error, status = "That password is not right for this account.", 400

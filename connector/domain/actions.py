@@ -144,6 +144,9 @@ class ReminderItem:
     offer: DiscountOffer | None = None
     installment: int | None = None  # 1-based installment number for payment-plan reminders
     fee_warning: FeeWarning | None = None  # the late fee this reminder announces (not charged yet)
+    # A statement step's item: the customer's email of the day (grouped or not) is their statement. Left out of
+    # repr so the pinned plan digests (tests/unit/domain/test_plan_equivalence.py) of plans without one stay.
+    statement: bool = field(default=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

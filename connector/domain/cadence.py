@@ -78,6 +78,7 @@ from connector.domain.model import (
 from connector.domain.money import Money
 from connector.domain.payment_plans import plan_status
 from connector.domain.policy import (
+    STATEMENT_TEMPLATE,
     Approval,
     Cadence,
     CatchUp,
@@ -917,6 +918,7 @@ class _Planner:
             offer=offer,
             installment=event.installment,
             fee_warning=warning,
+            statement=step.statement,
         )
         self._digest(inv.customer_external_id, local).add(
             scheduled, item, step.offset if event.installment is None else -1000, inv.emails, inv.customer_name
@@ -1349,8 +1351,12 @@ class _Planner:
                 amount = Money(sum((i.balance.amount for i in items), Decimal(0)), items[0].balance.currency)
             steps = sorted({i.step_id for i in items})
             cadence_name = cust.info.cadence.name if cust.info else ""
+            # A statement step's item makes the day's email the customer's statement: it lists every open
+            # invoice anyway, so the other steps' items ride along (their fee warnings are still stated).
+            statement = any(i.statement for i in items)
             rule = (
-                f"cadence {cadence_name!r} step {', '.join(repr(s) for s in steps)}: reminder listing "
+                f"cadence {cadence_name!r} step {', '.join(repr(s) for s in steps)}: "
+                f"{'statement' if statement else 'reminder'} listing "
                 f"{len(items)} invoice{'s' if len(items) > 1 else ''} (one reminder per customer per day)"
             )
             self.actions.append(
@@ -1365,7 +1371,7 @@ class _Planner:
                     step_id=queued[lead].step_id,
                     rule=rule,
                     amount=amount,
-                    template=queued[lead].template,
+                    template=STATEMENT_TEMPLATE if statement else queued[lead].template,
                     requires_approval=self._approval(ActionKind.REMIND, cust.info.cadence if cust.info else None),
                     due_date=min(i.due_date for i in items),
                     customer_name=digest.names[lead],

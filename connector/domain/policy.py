@@ -92,6 +92,9 @@ class WriteBack(StrEnum):
     FEE_LINE = "fee_line"
 
 
+STATEMENT_TEMPLATE = "statement"  # the built-in email of a statement step (connector/mail/templates/statement)
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One cadence step: at `offset` days (calendar or business) from the due date, do its parts."""
@@ -108,6 +111,8 @@ class Step:
     tone: Tone | None = None  # None: derived (see `tone_of`)
     # A call task or escalation completed by a person: their note is also written on the invoice in the ledger.
     record_outcome_in_ledger: bool = False
+    # The step's email is the customer's statement (every open invoice, aging, recent payments; PDF attached).
+    statement: bool = False
 
     @property
     def nominal_offset(self) -> Fraction:

@@ -19,6 +19,7 @@ from connector.domain.policy import (
     MAX_BUSINESS_OFFSET,
     MAX_OFFSET_DAYS,
     MAX_RECURRENCES,
+    STATEMENT_TEMPLATE,
     Approval,
     Cadence,
     CatchUp,
@@ -187,6 +188,7 @@ _STEP_FIELDS = {
     "escalate",
     "tone",
     "record_outcome_in_ledger",
+    "statement",
 }
 _CADENCE_FIELDS = {
     "name",
@@ -203,6 +205,32 @@ _CADENCE_FIELDS = {
 }
 
 
+def _step_email(data: Mapping[str, Any], here: _Where) -> tuple[str | None, bool]:
+    """The step's reminder template (None: no email) and whether its email is the customer's statement."""
+    remind: str | None = None
+    raw_remind = data.get("remind")
+    if isinstance(raw_remind, Mapping):
+        remind = _text(raw_remind, "template", here.child("remind"))
+    elif raw_remind is True:
+        remind = _text(data, "template", here) or "reminder"
+    elif raw_remind is not None and raw_remind is not False:
+        remind = _text(data, "remind", here)
+    elif data.get("template") is not None:
+        remind = _text(data, "template", here)
+    # `remind: statement` is the same step (the statement template renders only a statement): how the cadence
+    # editor's form, which knows templates, writes it.
+    statement = _bool(data, "statement", here, False) or remind == STATEMENT_TEMPLATE
+    if statement:
+        if remind is not None and remind != STATEMENT_TEMPLATE:
+            raise here.error(
+                "statement",
+                "a statement step sends the customer's statement email; leave out remind and template "
+                f"(or edit the {STATEMENT_TEMPLATE!r} template)",
+            )
+        remind = STATEMENT_TEMPLATE
+    return remind, statement
+
+
 def _step_from_dict(data: object, index: int, where: _Where) -> Step:
     data = _mapping(data, where, f"steps[{index}]")
     step_id = data.get("id")
@@ -214,16 +242,7 @@ def _step_from_dict(data: object, index: int, where: _Where) -> Step:
     if offset is None:
         raise here.error("offset", "missing (days from the due date; negative = before)")
     kind = _choice(data, "days", here, DayKind, "calendar", "calendar or business")
-    remind: str | None = None
-    raw_remind = data.get("remind")
-    if isinstance(raw_remind, Mapping):
-        remind = _text(raw_remind, "template", here.child("remind"))
-    elif raw_remind is True:
-        remind = _text(data, "template", here) or "reminder"
-    elif raw_remind is not None and raw_remind is not False:
-        remind = _text(data, "remind", here)
-    elif data.get("template") is not None:
-        remind = _text(data, "template", here)
+    remind, statement = _step_email(data, here)
     step = Step(
         id=step_id.strip(),
         offset=offset,
@@ -236,6 +255,7 @@ def _step_from_dict(data: object, index: int, where: _Where) -> Step:
         escalate=_bool(data, "escalate", here, False),
         tone=_choice(data, "tone", here, Tone, "", "friendly, firm or final") if data.get("tone") is not None else None,
         record_outcome_in_ledger=_bool(data, "record_outcome_in_ledger", here, False),
+        statement=statement,
     )
     if step.record_outcome_in_ledger and not (step.call_task or step.escalate):
         raise here.error("record_outcome_in_ledger", "only a call_task or escalate step has an outcome to record")
@@ -401,7 +421,12 @@ def validate_cadence(cadence: Cadence, policies: PolicySet | None = None) -> Non
                 "discount",
                 f"unknown discount policy {step.discount!r} (known: {', '.join(sorted(policies.discounts)) or 'none'})",
             )
-        if step.remind is not None and policies.templates is not None and step.remind not in policies.templates:
+        if (
+            step.remind is not None
+            and not step.statement
+            and policies.templates is not None
+            and step.remind not in policies.templates
+        ):
             raise here.error(
                 "remind", f"unknown template {step.remind!r} (known: {', '.join(sorted(policies.templates)) or 'none'})"
             )

@@ -13,6 +13,9 @@ customer's locale (else the client's, else the default), and `today` is the date
 With a two-step mailer (SMTP, maildir) the message's exact bytes are kept (connector.mail.archive) once they
 are prepared and before they are handed over; the executor settles that copy with the action's outcome.
 
+When `mail.reply_address` is set, Reply-To is instead the thread's own signed reply address (issue 17,
+docs/replies.md), so a customer's reply comes back to Nudge filed under the customer and thread.
+
 What the email may say about earlier contact comes from the outbox, never from the step: `history`
 counts the reminders actually sent (state `done`) to this customer that listed any of this
 reminder's invoices, dated by when they went out. Each invoice's fee warning (the late fee this
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from threading import Lock
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
@@ -39,6 +42,7 @@ from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import MailRejected, NudgeError
 from connector.mail import archive
 from connector.mail.archive import Concerning
+from connector.mail.inbound.reply_address import ReplyAddresses, ReplyThread, thread_hash
 from connector.mail.message import Attachment, Mailer, OutgoingMessage, TwoStepMailer
 from connector.mail.rendering import (
     TEMPLATE_DIR,
@@ -57,6 +61,22 @@ DEFAULT_LOCALE = "en_US"
 TEMPLATE_KIND = "template"  # LibraryItem.kind of an email template (connector.library.resolve.TEMPLATE)
 TEMPLATE_PARTS = ("subject.txt", "body.txt", "body.html")
 T = TypeVar("T")
+MAX_STATEMENT_LINKS = 100  # pay links asked of the provider for one statement (one call each)
+
+
+class Statements(Protocol):
+    """Builds a customer's statement for a statement email (connector.receivables.statements.StatementMaker)."""
+
+    def for_email(
+        self,
+        connection_id: int,
+        customer_external_id: str,
+        as_of: date,
+        locale: str,
+        pay_link: Callable[[InvoiceSnapshot], str | None],
+    ) -> tuple[dict[str, Any], bytes, str] | None:
+        """(the template's `extra.statement` values, the PDF, its file name); None: no such customer."""
+        ...
 
 
 class MailReminderSender:
@@ -70,13 +90,17 @@ class MailReminderSender:
         *,
         default_locale: str = DEFAULT_LOCALE,
         attach_pdf: bool = True,
+        reply_addresses: ReplyAddresses | None = None,
+        statements: Statements | None = None,
     ) -> None:
         self.store = store
+        self.statements = statements
         self.mailer = mailer
         self.now = now
         self.default_locale = default_locale
         self.attach_pdf = attach_pdf
         self.templates = LibraryTemplates()
+        self.reply_addresses = reply_addresses  # per-thread Reply-To (mail.reply_address), None: as configured
 
     def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str:
         """Send the reminder for `action` about the still-open `invoices`; returns the Message-ID."""
@@ -122,6 +146,10 @@ class MailReminderSender:
             to, cc = recipients_of(customer)
             history = _sent_before(uow.session, connection_id, action, ZoneInfo(zone_name))
             overrides = self.templates.for_organization(uow.session, connection.organization_id) if connection else {}
+            reply_to = sender.reply_to
+            if self.reply_addresses is not None and connection is not None and customer is not None:
+                thread = ReplyThread(connection.organization_id, connection_id, customer.id, thread_hash(thread_key))
+                reply_to = self.reply_addresses.address(thread)  # replies come back to Nudge, filed by thread
         if not to:
             to = sorted({address for invoice in invoices for address in invoice.emails})
         if not to:
@@ -139,7 +167,11 @@ class MailReminderSender:
         numbers = {invoice.external_id: invoice.number for invoice in invoices}
         offered_number = numbers.get(offered.invoice_external_id, offered.number) if offered is not None else ""
         attachments: list[Attachment] = []
-        if self.attach_pdf and len(invoices) == 1:
+        extra: dict[str, Any] = {}
+        today = self.now().astimezone(ZoneInfo(zone_name)).date()
+        if any(item.statement for item in action.items):
+            extra["statement"] = self._statement(action, today, locale, adapter, attachments)
+        elif self.attach_pdf and len(invoices) == 1:
             pdf = _optional(partial(adapter.invoice_pdf, invoices[0]))
             if pdf:
                 attachments.append(Attachment(f"Invoice {invoices[0].number}.pdf", pdf, "application/pdf"))
@@ -147,13 +179,14 @@ class MailReminderSender:
             customer_name=action.customer_name or (invoices[0].customer_name if invoices else ""),
             business_name=sender.business_name,
             invoices=lines,
-            today=self.now().astimezone(ZoneInfo(zone_name)).date(),
+            today=today,
             payment_link=links.get(invoices[0].external_id) if len(invoices) == 1 else None,
             discount=DiscountOffer(offer.percent, offer.discount, offer.pay_amount, offer.deadline, offered_number)
             if offer
             else None,
             has_attachment=bool(attachments),
             history=history,
+            extra=extra,
         )
         template = action.template or (action.items[0].template if action.items else "") or "gentle_nudge"
         rendered = render_reminder(template, context, locale=locale, overrides=overrides)
@@ -168,7 +201,7 @@ class MailReminderSender:
             earlier_keys=earlier,
             attachments=attachments,
             from_name=sender.from_name,
-            reply_to=sender.reply_to,
+            reply_to=reply_to,
         )
         if not isinstance(self.mailer, TwoStepMailer):  # a mailer that cannot show its bytes first: no copy kept
             return self.mailer.send(message).message_id
@@ -181,6 +214,28 @@ class MailReminderSender:
         )
         archive.keep(self.store, prepared, about, mailer=self.mailer.name, at=self.now())
         return self.mailer.deliver(prepared).message_id
+
+    def _statement(
+        self, action: Action, today: date, locale: str, adapter: AccountingAdapter, attachments: list[Attachment]
+    ) -> dict[str, Any]:
+        """The customer's statement as of `today` for a statement email: its values, its PDF attached."""
+        if self.statements is None:
+            raise MailRejected("statement emails are not set up in this install (no statement maker)")
+        asked = 0
+
+        def pay_link(invoice: InvoiceSnapshot) -> str | None:
+            nonlocal asked
+            asked += 1
+            return _optional(partial(adapter.payment_link, invoice)) if asked <= MAX_STATEMENT_LINKS else None
+
+        made = self.statements.for_email(
+            int(action.connection_id), action.customer_external_id, today, locale, pay_link
+        )
+        if made is None:
+            raise MailRejected(f"customer {action.customer_name or action.customer_external_id} is not in the store")
+        values, pdf, filename = made
+        attachments.append(Attachment(filename, pdf, "application/pdf"))
+        return values
 
 
 @dataclass(frozen=True, slots=True)

@@ -558,6 +558,15 @@ def _cancel_orphaned_reversals(uow: UnitOfWork, connection_id: int, states: list
             row.updated_at = now
 
 
+def plan_action(uow: UnitOfWork, connection_id: int, action: Action) -> bool:
+    """Put one action people asked for (a statement email) in the outbox as planned; False when its key is
+    already there (the same request twice: exactly once). The key is looked up first (PostgreSQL's rowcount of
+    an insert that did nothing is not reliable here); two requests racing past that look-up still plan one action:
+    the key's unique index keeps the second out."""
+    already = uow.session.scalar(select(ActionRow.id).where(ActionRow.key == action.key))
+    return already is None and _insert(uow, connection_id, action, ActionState.PLANNED)
+
+
 def _insert(
     uow: UnitOfWork, connection_id: int, action: Action, state: ActionState, library_version_id: int | None = None
 ) -> bool:

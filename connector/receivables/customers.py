@@ -38,7 +38,16 @@ from connector.receivables.common import (
 from connector.receivables.views import action_view
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Activity, Customer, Invoice, InvoiceOverride, Payment, PaymentPlan, Task
+from connector.storage.tables import (
+    Activity,
+    Customer,
+    InboundMessage,
+    Invoice,
+    InvoiceOverride,
+    Payment,
+    PaymentPlan,
+    Task,
+)
 
 HISTORY_LIMIT = 50  # entries of each history list (newest first)
 PLAN_STATES_SHOWN = ("active", "broken")  # plans a person may still act on (cancel, replace)
@@ -178,6 +187,20 @@ class PaidInvoiceLine:
 
 
 @dataclass(frozen=True)
+class ReplyLine:
+    """An email the customer sent back (issue 17): who, when, the trimmed text, and what Nudge made of it."""
+
+    at: datetime
+    sender: str
+    subject: str
+    text: str
+    kind: str  # human | auto_reply
+    reason: str  # why it counts as automatic
+    paused_until: date | None
+    handled: bool
+
+
+@dataclass(frozen=True)
 class ChangeLine:
     """A decision a person (or the API) made about the customer, one of its invoices or a payment plan."""
 
@@ -213,6 +236,7 @@ class CustomerDetail:
     tasks: tuple[TaskLine, ...]
     paid_invoices: tuple[PaidInvoiceLine, ...]
     changes: tuple[ChangeLine, ...]
+    replies: tuple[ReplyLine, ...] = ()  # the customer's emails back (issue 17), newest first
 
     @property
     def currencies(self) -> tuple[str, ...]:
@@ -340,6 +364,7 @@ def customer_detail(
             tasks=_tasks(uow, connection_id, customer, history_limit),
             paid_invoices=_paid(uow, connection_id, invoices, history_limit),
             changes=_changes(uow, connection_id, customer, history_limit),
+            replies=_replies(uow, connection_id, customer, history_limit),
         )
     return detail
 
@@ -501,6 +526,32 @@ def _paid(uow: UnitOfWork, connection_id: int, invoices: Sequence[Invoice], limi
     ]
     lines.sort(key=lambda line: (line.paid_on or date.min, line.id), reverse=True)
     return tuple(lines[:limit])
+
+
+def _replies(uow: UnitOfWork, connection_id: int, customer: Customer, limit: int) -> tuple[ReplyLine, ...]:
+    rows = uow.session.scalars(
+        select(InboundMessage)
+        .where(
+            InboundMessage.connection_id == connection_id,
+            InboundMessage.customer_external_id == customer.external_id,
+            InboundMessage.kind != "unmatched",
+        )
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(limit)
+    )
+    return tuple(
+        ReplyLine(
+            row.received_at,
+            row.from_name or row.from_address,
+            row.subject,
+            row.text,
+            row.kind,
+            row.reason,
+            row.paused_until,
+            row.handled,
+        )
+        for row in rows
+    )
 
 
 def _changes(uow: UnitOfWork, connection_id: int, customer: Customer, limit: int) -> tuple[ChangeLine, ...]:

@@ -13,7 +13,10 @@ Groups, in the order shown (`GROUPS`); each item says what it is, why it waits a
   so one older than the last full reconcile was fixed, closed or deleted since);
 - `calls` and `handoffs`: open call tasks and escalations (hand-overs), completed with a note.
 
-Customer replies join when they are stored (issue 17). Every query is scoped to the organization and, for a
+- `replies`: customers' replies written by a person (issue 17, connector.replies): the trimmed text, who wrote,
+  about which customer; marked handled by a person. Automatic replies (out of office) never open an item.
+
+Every query is scoped to the organization and, for a
 client-limited member, to `connection_ids`; `open_count` is the same definitions summed in one statement.
 """
 
@@ -29,13 +32,24 @@ from sqlalchemy.sql.elements import SQLCoreOperations
 from connector.domain.actions import Action, ActionKind
 from connector.domain.model import ActionState, ConnectionStatus
 from connector.domain.money import Money
+from connector.errors import ChangeRefused, UnknownRecord
 from connector.mail.rendering import DEFAULT_LOCALE, format_money
 from connector.outbox.planning import Chasing
 from connector.receivables.common import visible, visible_connections
 from connector.receivables.views import decoded, invoice_ids_of
+from connector.replies.intake import HUMAN as HUMAN_REPLY
 from connector.storage import Store, UnitOfWork
 from connector.storage.tables import Action as ActionRow
-from connector.storage.tables import Activity, Connection, Customer, Invoice, SyncCursor, Task, User
+from connector.storage.tables import (
+    Activity,
+    Connection,
+    Customer,
+    InboundMessage,
+    Invoice,
+    SyncCursor,
+    Task,
+    User,
+)
 from connector.sync.invoices import INVOICE_ENTITY
 from connector.tasks.service import CALL, HANDOFF, OPEN
 
@@ -47,9 +61,11 @@ RECONNECT = "reconnect"
 UNREADABLE = "unreadable"
 CALLS = "calls"
 HANDOFFS = "handoffs"
-GROUPS = (REVIEWS, APPROVALS, UNCERTAIN, FAILED, RECONNECT, UNREADABLE, CALLS, HANDOFFS)
+REPLIES = "replies"
+GROUPS = (REVIEWS, REPLIES, APPROVALS, UNCERTAIN, FAILED, RECONNECT, UNREADABLE, CALLS, HANDOFFS)
 TITLES = {
     REVIEWS: "New clients to review",
+    REPLIES: "Customer replies",
     APPROVALS: "Waiting for your approval",
     UNCERTAIN: "Emails that may not have been sent",
     FAILED: "Failed actions",
@@ -59,6 +75,10 @@ TITLES = {
     HANDOFFS: "Debts to take over",
 }
 INTROS = {
+    REPLIES: (
+        "Customers answered a reminder. Automatic reminders to each of them are paused for a few days: "
+        "read the reply, act on it, then mark it handled."
+    ),
     REVIEWS: "A newly connected client's first plan waits for a person before anything goes out.",
     APPROVALS: (
         "Held for your approval (approval mode, or a new client's first plan). "
@@ -258,6 +278,14 @@ def inbox(
                 .limit(limit)
             )
         )
+        replies = list(
+            uow.session.scalars(
+                select(InboundMessage)
+                .where(*_open_replies(org_id, scope))
+                .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+                .limit(limit)
+            )
+        )
         waiting_kinds = _waiting_kinds(uow, [c.id for c in reviews])
         decoded_rows = [(row, decoded(row)) for row in (*waiting_rows, *uncertain_rows, *failed_rows)]
         wanted_invoices = {(row.connection_id, i) for row, action in decoded_rows for i in invoice_ids_of(row, action)}
@@ -266,11 +294,13 @@ def inbox(
         }
         wanted_invoices |= {(a.connection_id or 0, a.subject) for a in unreadable}
         wanted_customers = {(row.connection_id, row.customer_external_id) for row, _ in decoded_rows}
+        wanted_customers |= {(r.connection_id or 0, r.customer_external_id) for r in replies}
         wanted_customers |= {(t.connection_id, t.customer_external_id) for rows in tasks.values() for t, _ in rows}
         lookups = _lookups(uow, wanted_invoices, wanted_customers)
 
         groups = {
             REVIEWS: [_review_item(c, waiting_kinds.get(c.id, {})) for c in reviews[:limit]],
+            REPLIES: [_reply_item(r, by_id, lookups) for r in replies if r.connection_id in by_id],
             APPROVALS: [
                 _action_item(APPROVALS, row, action, by_id, lookups, locale)
                 for row, action in decoded_rows[: len(waiting_rows)]
@@ -329,6 +359,7 @@ def _count_queries(org_id: int, scope: Scope) -> list[Select[int]]:
     quarantined = _open_quarantine_ids(org_id, scope).subquery()
     return [
         connections.where(Connection.chasing == Chasing.REVIEW.value),
+        select(func.count(InboundMessage.id)).where(*_open_replies(org_id, scope)),
         actions(ActionState.AWAITING_APPROVAL),
         actions(ActionState.UNCERTAIN),
         actions(ActionState.FAILED),
@@ -337,6 +368,16 @@ def _count_queries(org_id: int, scope: Scope) -> list[Select[int]]:
         tasks(CALL),
         tasks(HANDOFF),
     ]
+
+
+def _open_replies(org_id: int, scope: Scope) -> tuple[ColumnElement[bool], ...]:
+    """A person's reply nobody has marked handled yet (connector.replies.intake stores them)."""
+    return (
+        InboundMessage.organization_id == org_id,
+        InboundMessage.kind == HUMAN_REPLY,
+        InboundMessage.handled.is_(False),
+        scope(InboundMessage.connection_id),  # type: ignore[arg-type]
+    )
 
 
 def _counts(org_id: int, scope: Scope) -> list[ColumnElement[int]]:
@@ -574,6 +615,60 @@ def _unreadable_item(
         record_id=activity.subject,
         provider=connection.provider,
     )
+
+
+def _reply_item(reply: InboundMessage, connections: Mapping[int, Connection], lookups: _Lookups) -> InboxItem:
+    connection_id = reply.connection_id or 0
+    customer_row = lookups.customers.get((connection_id, reply.customer_external_id))
+    customer = (customer_row[1] if customer_row else "") or reply.customer_external_id
+    sender = reply.from_name or reply.from_address or "someone"
+    paused = f"reminders to them are paused until {reply.paused_until.isoformat()}" if reply.paused_until else ""
+    return InboxItem(
+        group=REPLIES,
+        id=reply.id,
+        connection_id=connection_id,
+        client=_client(connections[connection_id]),
+        headline=f"{customer} replied" + (f": “{reply.subject}”" if reply.subject else ""),
+        reason=paused,
+        advice="Read what they wrote and act on it, then mark the reply handled.",
+        kind="reply",
+        when=reply.received_at,
+        customer_name=customer,
+        customer_external_id=reply.customer_external_id,
+        customer_id=customer_row[0] if customer_row else None,
+        detail=reply.text,
+        assignee=sender,  # who wrote it (shown as "from")
+        provider=connections[connection_id].provider,
+    )
+
+
+def mark_reply_handled(
+    store: Store, org_id: int, reply_id: int, actor: str, now: datetime, *, connection_ids: Collection[int] | None
+) -> InboundMessage:
+    """Close a reply's inbox item. UnknownRecord when it is not a reply the member sees; ChangeRefused when it
+    was handled already."""
+    with store.unit_of_work() as uow:
+        row = uow.session.scalars(
+            select(InboundMessage).where(
+                InboundMessage.id == reply_id,
+                InboundMessage.organization_id == org_id,
+                InboundMessage.kind == HUMAN_REPLY,
+                visible(InboundMessage.connection_id, org_id, connection_ids),
+            )
+        ).first()
+        if row is None:
+            raise UnknownRecord(f"no customer reply with id {reply_id}", "reply_id")
+        if row.handled:
+            raise ChangeRefused(f"{actor_or(row.handled_by)} marked this reply handled already")
+        row.handled, row.handled_at, row.handled_by = True, now, actor[:200]
+        uow.commit()
+        uow.session.expunge(row)
+        return row
+
+
+def actor_or(actor: str) -> str:
+    """Who did it, or "someone"."""
+    return actor or "someone"
 
 
 def _task_item(

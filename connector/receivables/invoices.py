@@ -805,7 +805,7 @@ def _timeline(
     return tuple(entries[:TIMELINE_MAX])
 
 
-REPLY_PREFIX = "reply."  # activities of customers' replies (none are recorded yet): timeline type "reply"
+REPLY_PREFIX = "reply."  # activities of customers' replies (connector.replies.intake): timeline type "reply"
 _PAYMENT_WORDS = {"payment": "Payment", "credit": "Credit", "overpayment": "Overpayment", "prepayment": "Prepayment"}
 _THING = {
     ActionKind.REMIND.value: "Reminder",
@@ -991,6 +991,19 @@ def _task_words(task: Task) -> str:
     return f"{what} to make: {task.title} (due {task.due_on.isoformat()})"
 
 
+def _reply_words(activity: Activity) -> str:
+    """A customer's reply (issue 17, connector.replies): what they wrote, or that it was automatic."""
+    detail = activity.detail or {}
+    about = f" ({activity.subject})" if activity.subject else ""
+    if activity.kind == f"{REPLY_PREFIX}auto_reply":
+        why = detail.get("auto_reply") or "out of office"
+        return f"An automatic reply came back{about}: {why}; the cadence carries on"
+    text = " ".join(str(detail.get("text") or "").split())
+    text = text if len(text) <= 300 else text[:299] + "…"
+    paused = f" Reminders to them are paused until {detail['paused_until']}." if detail.get("paused_until") else ""
+    return f"The customer replied{about}" + (f": “{text}”" if text else "") + "." + paused
+
+
 def _activity_words(activity: Activity, action: ActionView | None, ledger: str) -> str:
     """An activity in plain words (its kind and detail; the action it is about, if any)."""
     detail = activity.detail or {}
@@ -999,7 +1012,7 @@ def _activity_words(activity: Activity, action: ActionView | None, ledger: str) 
     kind = activity.kind
     reason = str(detail.get("reason") or detail.get("error") or "")
     if kind.startswith(REPLY_PREFIX):
-        return f"The customer replied: {activity.subject}" if activity.subject else "The customer replied"
+        return _reply_words(activity)
     fixed = {
         "action.approved": f"{thing} approved by {who}",
         "action.skipped": f"{thing} skipped by {who}",

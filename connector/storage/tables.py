@@ -80,6 +80,8 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Account security: owners of this organization are sent to enroll in two-factor before anything else.
+    owners_need_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class User(Base):
@@ -99,6 +101,13 @@ class User(Base):
     auth_subject: Mapped[str | None] = mapped_column(String(255), default=None)
     # Bumped when the user signs out or changes password: every session carrying an older value ends.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Account security (connector.accounts.security / two_factor): when the address was proven by a link; the
+    # TOTP secret sealed by the vault ("" = none), when two-factor was confirmed (None = off or enrolment pending)
+    # and the last time step accepted (a code works once).
+    email_verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    totp_secret_sealed: Mapped[str] = mapped_column(Text, default="", server_default="")
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:
         return f"User(id={self.id}, email={self.email!r})"
@@ -646,6 +655,99 @@ class MembershipRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     decided_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+
+
+# -- issue 17: customers' replies (connector.replies) ---------------------------------------------------------------
+class InboundMessage(Base):
+    """One email received at the reply address (webhook or IMAP), kept with what Nudge made of it.
+
+    `kind`: human (a person replied: an inbox item, the customer's reminders pause), auto_reply (out of office
+    and other automatic mail: on the timeline only), unmatched (no thread found, or unreadable). `fingerprint` is
+    SHA-256 of the organization and the Message-ID (of the bytes when there is none): the same message delivered
+    twice is stored once. Only the trimmed text is kept, never the attachments.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index("ix_inbound_messages_org_kind_handled", "organization_id", "kind", "handled"),
+        Index("ix_inbound_messages_customer", "connection_id", "customer_external_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), default=None
+    )
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), default=None)
+    customer_external_id: Mapped[str] = mapped_column(String(100), default="")
+    sent_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sent_messages.id", ondelete="SET NULL"), default=None
+    )
+    thread_hash: Mapped[str] = mapped_column(String(16), default="")
+    route: Mapped[str] = mapped_column(String(20), default="")  # token | headers | "" (unmatched)
+    source: Mapped[str] = mapped_column(String(20), default="")  # postmark | mailgun | imap | smtp
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(String(300), default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    received_at: Mapped[datetime] = mapped_column()
+    text: Mapped[str] = mapped_column(Text, default="")  # the trimmed text
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(20))  # human | auto_reply | unmatched
+    reason: Mapped[str] = mapped_column(String(200), default="")  # why auto_reply / unmatched
+    paused_until: Mapped[date | None] = mapped_column(Date, default=None)  # the pause this reply set, if any
+    handled: Mapped[bool] = mapped_column(Boolean, default=False)
+    handled_at: Mapped[datetime | None] = mapped_column(default=None)
+    handled_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- Account security (sessions, emailed links, two-factor recovery codes) ------------------------------------
+
+
+class UserSession(Base):
+    """One signed-in browser: the cookie carries the user id and a random public id, stored here as its SHA-256.
+
+    Ended (`ended_at`) by signing out, "sign out everywhere", a password change or reset, or removal from a team;
+    an ended or missing row signs nobody in. `last_seen_at` is written at most once a minute.
+    """
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    public_id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column()
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    ip_address: Mapped[str] = mapped_column(String(64), default="")
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AccountToken(Base):
+    """A single-use emailed link (password reset, address check): only the SHA-256 of its secret is kept.
+
+    `email` is the address the link was sent to (an address check proves that one, not whatever the user has now).
+    """
+
+    __tablename__ = "account_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # password-reset | verify-email
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RecoveryCode(Base):
+    """One two-factor recovery code (shown once at enrolment), stored as its SHA-256; works once."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 # --- Sign in with Intuit / Xero: identities per user and single-use ID-token nonces (migration 0010) ---

@@ -89,5 +89,6 @@ def _wrong_key(variable: str, vault: Vault, sealed: str, exc: VaultError | None)
     return (
         f"the vault key in {variable} (vault.keys) does not open this database's secrets: they were sealed with "
         f"key {key_id!r}, which {why}. Set {variable} to the key the database was sealed with (after a rotation, "
-        "keep the old key until `nudge keys rotate` has run); Nudge refuses to start rather than read garbage"
+        "keep the old key until `nudge keys rotate` has run). The `.env` file `nudge init` wrote next to the config "
+        "may be missing, or come from another install; Nudge refuses to start rather than read garbage"
     )

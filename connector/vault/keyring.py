@@ -66,8 +66,8 @@ class Vault:
         usable = {key_id: text for key_id, text in keys.items() if text and text.strip()}
         if not usable:
             raise VaultError(
-                f"no encryption key is set: set {variable} (generate one with `nudge keys generate`); "
-                "Nudge refuses to start without one"
+                f"no encryption key is set: set {variable} (generate one with `nudge keys generate`), or run Nudge "
+                "from the folder whose `.env` holds it (`nudge init` writes one); Nudge refuses to start without one"
             )
         for key_id in usable:
             if not _KEY_ID.match(key_id):

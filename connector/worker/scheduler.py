@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -77,6 +77,17 @@ ProcessConnection = Callable[[int, Lease], None]
 
 
 @dataclass
+class PeriodicJob:
+    """Work a worker does besides its connections, at most once per `every` (e.g. polling the reply mailbox).
+    Run at the start of a tick; whatever it raises is logged and the tick goes on."""
+
+    name: str
+    every: timedelta
+    run: Callable[[], object]
+    last_run: datetime | None = None
+
+
+@dataclass
 class TickReport:
     """What one tick did."""
 
@@ -102,8 +113,10 @@ class Worker:
         owner: str | None = None,
         rng: random.Random | None = None,
         concurrency: int = 1,
+        periodic: Sequence[PeriodicJob] = (),
     ) -> None:
         self.store = store
+        self.periodic = list(periodic)
         self.process = process
         self.settings = settings
         self.clock = clock
@@ -132,6 +145,7 @@ class Worker:
         """Claim due connections (or just `only`), process each, release each with its next run."""
         report = TickReport()
         self.prune()
+        self.run_periodic()
         with self.store.unit_of_work() as uow:
             if only is not None:
                 for connection_id in only:  # `nudge run --connection`: make it due now first
@@ -167,6 +181,18 @@ class Worker:
                 return uow.connections.next_due_at(self.clock.now())
         except StorageError:
             return None
+
+    def run_periodic(self) -> None:
+        """Run each periodic job that is due (never stopping the tick for one that fails)."""
+        for job in self.periodic:
+            now = self.clock.now()
+            if self.stopping or (job.last_run is not None and now - job.last_run < job.every):
+                continue
+            job.last_run = now
+            try:
+                job.run()
+            except Exception:  # a job's bug must not stop the worker; it runs again when next due
+                log.exception("periodic job %s failed; it runs again when next due", job.name)
 
     def prune(self) -> int:
         """Delete webhook deliveries older than `webhook_retention_days` (at most once an hour); how many."""

@@ -14,7 +14,7 @@ from providers._emulator.core import (
     LimitDecision,
     RateLimits,
 )
-from providers._emulator.kit import ChildEmulator, EmulatorKit, KitBase
+from providers._emulator.kit import ChildEmulator, EmulatorKit, KitBase, LocalSetup
 from providers._emulator.server import RunningServer, serve
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Fault",
     "KitBase",
     "LimitDecision",
+    "LocalSetup",
     "RateLimits",
     "RunningServer",
     "register_admin",

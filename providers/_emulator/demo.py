@@ -479,6 +479,19 @@ def _seed(company: _Company, rng: random.Random, start: date) -> list[tuple[str,
     return [(external, zone, locale) for external, _, zone, locale in customers]
 
 
+def seed_demo_company(kit: EmulatorKit, *, seed: int = 2026, today: date | None = None) -> tuple[str, int, int]:
+    """The demo's company of `kit`'s provider (Hudson Valley Design Co. for QuickBooks, Thames Joinery Ltd for Xero)
+    in the running emulator, as `nudge demo` seeds it, with its invoices dated around `today` (default: the real
+    today): (tenant id, customers, invoices). For `nudge emulator --seed demo`, so `nudge dev` has invoices to sync."""
+    first = today or datetime.now(UTC).date()
+    profile = PROFILES.get(kit.provider)
+    if profile is None:  # a provider the demo has no story for: a plain seeded company
+        return kit.seed_company(f"Demo {kit.provider} company", customers=10, invoices=30), 10, 30
+    company = _Company(profile, kit, seed=seed, start=first)
+    _seed(company, random.Random(seed), first)
+    return company.tenant, profile.customers, len(company.invoices)
+
+
 def _add_invoice(company: _Company, rng: random.Random, customer: str, currency: str, issued: date) -> None:
     company.numbers += 1
     amount = Decimal(rng.randint(150_00, 8_500_00)) / 100

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from importlib.metadata import entry_points
@@ -215,6 +216,18 @@ class EmulatorKit(Protocol):
         ...
 
 
+# -- a local install against the emulators (`nudge init --emulators`, `nudge dev`) ------------------------
+@dataclass(frozen=True)
+class LocalSetup:
+    """What `nudge init --emulators` writes for one emulator: its fixed port, the provider block of nudge.yaml
+    (secrets as `${VARIABLE}`) and the variables' values for `.env` (the emulator's own fixture values)."""
+
+    provider: str
+    port: int
+    block: dict[str, Any]
+    env: dict[str, str]
+
+
 # -- what every kit shares ---------------------------------------------------------------------------
 class ChildEmulator:
     """An emulator served by `python -m <module>` in a child process (stopped with SIGTERM)."""
@@ -375,6 +388,10 @@ class KitBase:
 
     def token_calls(self) -> int:
         return sum(1 for call in self.core.calls() if call.path.endswith(self.token_path))
+
+    def point_webhooks(self, url: str, key: str) -> None:
+        """Deliver the emulator's webhooks to `url`, signed with `key` (the provider's admin call)."""
+        raise NotImplementedError
 
 
 # -- discovery ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import ConnectionTurn, adapter_for, run_connection
 from providers._emulator.kit import EmulatorKit, emulator_kit
 from tests.support.clock import FakeClock
+from tests.support.databases import migrate
 from tests.support.workers import SmtpSink, nudge_database, organization, smtp_sink, write_config
 
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -187,5 +188,5 @@ def pipeline(
         clock = FakeClock(start or datetime.now(UTC))
         services = build(load_settings(str(config)), clock=clock)
         stack.callback(services.store.dispose)
-        services.store.upgrade()
+        migrate(services.store)
         yield Pipeline(kit, sink, services, clock, config, url)

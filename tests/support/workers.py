@@ -37,7 +37,7 @@ from connector.storage.tables import Action
 from connector.vault.keyring import generate_key
 from providers._emulator.kit import EmulatorKit
 from providers.quickbooks.emulator.kit import QuickBooksKit
-from tests.support.databases import postgres_url_or_skip
+from tests.support.databases import migrate, postgres_url_or_skip
 from tests.support.smtp import smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +211,7 @@ def write_config(
 
 def services_for(config: Path) -> Services:
     services = build(load_settings(str(config)))
-    services.store.upgrade()
+    migrate(services.store)
     return services
 
 

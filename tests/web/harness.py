@@ -31,6 +31,7 @@ from connector.storage import Store
 from connector.storage.tables import Base, Connection
 from providers._emulator.kit import EmulatorKit, emulator_kit
 from tests.support.clock import FakeClock
+from tests.support.databases import migrate
 from web import create_app
 
 PASSWORD = "correct horse battery staple"
@@ -203,6 +204,6 @@ def web_world(folder: Path, *, production: bool = False, **web: Any) -> Iterator
         clock = FakeClock(datetime.now(UTC))
         services = build(settings, clock=clock)
         stack.callback(services.store.dispose)
-        services.store.upgrade()
+        migrate(services.store)
         app = create_app(settings, services)
         yield WebWorld(app, services, clock, kits, settings)

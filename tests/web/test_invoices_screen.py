@@ -27,6 +27,7 @@ from tests.support.clock import FakeClock
 from tests.support.statements import counting_statements
 from tests.web.conftest import Account
 from web.extensions import SERVICES_KEY
+from web.pages.invoices import email_frame_lines
 
 pytestmark = pytest.mark.web
 
@@ -255,6 +256,13 @@ def test_the_email_as_sent(client: FlaskClient, books: Books) -> None:
     assert body.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert body.mimetype == "text/html"
 
+    # the frame is sized for the email (a short one: the smallest step), and the email opens alone in its own tab
+    assert re.search(r'<iframe class="email-html lines-16" src="' + re.escape(base) + '/body.html"', text)
+    assert (
+        f'<a href="{base}/body.html" target="_blank" rel="noopener noreferrer">Open the email in its own tab</a>'
+        in text
+    )
+
     raw = client.get(f"{base}/message.eml")
     assert raw.status_code == 200
     assert raw.data == books.email_raw  # byte for byte
@@ -304,3 +312,21 @@ def test_amounts_are_never_mixed(client: FlaskClient, books: Books, store: Store
     seed.invoice(store, books.a, "9", due=TODAY, currency="JPY", balance="1000", number="YEN-1")
     page = client.get(_list(books), query_string={"q": "yen"}).text
     assert "¥1,000" in page  # yen have no minor unit: formatted for their own currency, never converted
+
+
+@pytest.mark.parametrize(
+    ("html", "lines"),
+    [
+        ("", 16),
+        ("<p>Please pay</p>", 16),
+        ("<p><b>unclosed <i>tags & stray </td> ends", 16),
+        ("<style>" + "p { color: red; }" * 500 + "</style><title>x</title><p>short</p>", 16),  # unseen text
+        ("<p>" + "x" * 100 + "</p>" * 1, 16),
+        ("".join(f"<p>{'word ' * 20}</p>" for _ in range(20)), 64),  # 20 paragraphs of two lines and a gap
+        ("<table>" + "<tr><td>INV-1</td><td>$10.00</td></tr>" * 30 + "</table>", 40),  # a row a line
+        ("line<br>" * 40, 48),
+        ("".join(f"<p>{'word ' * 40}</p>" for _ in range(200)), 120),  # longer than the largest frame
+    ],
+)
+def test_the_emails_frame_steps_hold_its_lines(html: str, lines: int) -> None:
+    assert email_frame_lines(html) == lines

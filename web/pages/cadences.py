@@ -378,7 +378,11 @@ def _step_context(choices: Mapping[str, list[str]], org_id: int, item_id: int) -
     """What the steps part of the editor needs besides the form: the names to choose from and the words."""
     return {
         "options": {
-            "remind": [("", "No reminder"), *((name, name) for name in choices[TEMPLATE])],
+            "remind": [
+                ("", "No reminder"),
+                *((name, name) for name in choices[TEMPLATE] if name != "statement"),
+                ("statement", "statement (the customer's statement, PDF attached)"),  # docs/statements.md
+            ],
             "late_fee": [("", "No late fee"), *((name, name) for name in choices[LATE_FEE])],
             "discount": [("", "No discount"), *((name, name) for name in choices[DISCOUNT])],
         },

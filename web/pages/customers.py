@@ -11,6 +11,8 @@ people take on it and its invoices; and the client's customers as a searchable l
     POST .../invoices/<invoice>/plan/installments                            step 2: check, add, remove, save
     POST .../invoices/<invoice>/plan/totals                                  the running total (htmx partial)
     POST .../invoices/<invoice>/plans/<plan>/cancel                          cancel a plan
+    GET  .../customers/<customer>/statement.pdf                              the statement as PDF (download)
+    POST .../customers/<customer>/statement                                  email the statement (through the outbox)
 
 Every change goes through connector.library.overrides or connector.library.payment_plans (they check each field,
 audit who/when/before/after and write the timeline activity), then says what it did in a flash message and
@@ -23,13 +25,14 @@ client, or a client outside the member's scope, is 404 (web.access checks the cl
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from babel.dates import format_time
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
@@ -47,6 +50,7 @@ from connector.receivables.customers import (
     customer_list,
     plan_totals,
 )
+from connector.receivables.statements import load_statement, request_statement_email, statement_filename, statement_pdf
 from web.access import require_role
 from web.api.context import actor
 from web.extensions import services
@@ -365,6 +369,7 @@ def _page(
         cadences=_cadences(org_id) if context["can_change"] else [],
         zones=sorted(available_timezones()) if context["can_change"] else [],
         locales=COMMON_LOCALES,
+        statement_request=secrets.token_hex(16),  # the email form's own id: sent twice, it plans one email
     )
     return render_template("customers/customer.html", **context), status
 
@@ -979,4 +984,60 @@ def plan_cancel(
     flash(
         f"The payment plan for invoice {invoice.number} is cancelled: reminders follow its due date again.", "success"
     )
+    return _back(detail)
+
+
+# -- the statement --------------------------------------------------------------------------------------------
+@bp.get(f"{CUSTOMER}/statement.pdf")
+def statement_download(org_id: int, connection_id: int, customer_id: int) -> ResponseReturnValue:
+    """The customer's statement as of the client's today, as a PDF download (every member who sees the customer).
+
+    Pay links are the provider's and need a call per invoice: the downloaded copy leaves them out (the emailed
+    statement, made by the worker that holds the ledger connection, carries them)."""
+    found = services()
+    try:
+        source, statement = load_statement(
+            found.store, org_id, connection_id, customer_id, found.clock.now(), connection_ids=_visible_ids()
+        )
+    except UnknownRecord:
+        abort(404)
+    pdf = statement_pdf(statement, source.locale)
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{statement_filename(statement)}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.post(f"{CUSTOMER}/statement")
+@require_role(*WRITERS)
+def statement_email(org_id: int, connection_id: int, customer_id: int) -> ResponseReturnValue:
+    """Plan the statement email in the outbox (the form's request id makes a double submit one email)."""
+    detail = _detail(org_id, connection_id, customer_id)
+    found = services()
+    try:
+        planned = request_statement_email(
+            found.store,
+            org_id,
+            connection_id,
+            customer_id,
+            request.form.get("request", "")[:64],
+            actor(),
+            found.clock.now(),
+            connection_ids=_visible_ids(),
+        )
+    except UnknownRecord:
+        abort(404)
+    except InvalidInput as exc:
+        flash(f"No statement was emailed: {exc.user_message}", "error")
+        return _back(detail)
+    who = _name(detail.customer)
+    if planned:
+        flash(
+            f"The statement of {who} goes out with the next worker turn, inside the send window "
+            "(one email to a customer a day); it shows under Reminders sent once it has.",
+            "success",
+        )
+    else:
+        flash(f"That statement of {who} was already asked for; it goes out once.", "info")
     return _back(detail)

@@ -6,7 +6,8 @@ actions are POSTs that flash what happened and come back to the inbox (owners an
 - `.../inbox/decide`: approve or skip the ticked actions (`action_id`, many; `decision` approve | skip);
 - `.../inbox/reviews/<connection_id>/approve`: approve a new client's whole first plan (chasing starts);
 - `.../inbox/actions/<action_id>/mark-sent | send-again | retry`: an uncertain email, a failed action;
-- `.../inbox/tasks/<task_id>/complete`: a call task or hand-over, with a note (kept in place when refused).
+- `.../inbox/tasks/<task_id>/complete`: a call task or hand-over, with a note (kept in place when refused);
+- `.../inbox/replies/<reply_id>/handled`: a customer's reply was dealt with (issue 17).
 
 Reconnecting posts to the existing `connections.reconnect` route.
 """
@@ -26,7 +27,7 @@ from connector.errors import ChangeRefused, InvalidInput, UnknownRecord
 from connector.outbox.planning import Chasing
 from connector.receivables import actions as action_service
 from connector.receivables.common import ROW_ID_MAX
-from connector.receivables.inbox import APPROVALS, Inbox, inbox
+from connector.receivables.inbox import APPROVALS, Inbox, inbox, mark_reply_handled
 from connector.receivables.tasks import complete
 from connector.receivables.views import ActionView
 from connector.review import ReviewError
@@ -314,3 +315,20 @@ def _sentence(text: str) -> str:
     text = text.strip()
     text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+@bp.post("/orgs/<int:org_id>/inbox/replies/<int:reply_id>/handled")
+@require_role(*WRITERS)
+def reply_handled(org_id: int, reply_id: int) -> ResponseReturnValue:
+    """A customer's reply was read and acted on: its inbox item closes (the pause it set runs its course)."""
+    try:
+        mark_reply_handled(
+            services().store, org_id, reply_id, _actor(), services().clock.now(), connection_ids=_visible()
+        )
+    except UnknownRecord:
+        abort(404)
+    except ChangeRefused as exc:
+        flash(_sentence(exc.user_message), "error")
+        return _back(org_id)
+    flash("Marked the reply handled.", "success")
+    return _back(org_id)

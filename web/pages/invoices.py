@@ -15,10 +15,12 @@ Another organization's or client's invoice or email is a 404, as is an email abo
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from html.parser import HTMLParser
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
@@ -69,6 +71,68 @@ EMAIL_HTML_POLICY = (
     "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
+
+# No script may size the sandboxed frame to the email (the page's CSP), so its height is estimated here from the HTML:
+# lines of text at the email's usual width, and the frame takes the first of these steps that holds them (their
+# heights, taller on a phone where more lines wrap, are in web/static/pages/invoices.css). A longer email scrolls
+# inside the largest frame, and the page links to the email alone in its own tab.
+EMAIL_FRAME_STEPS = (16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 120)
+EMAIL_CHARS_PER_LINE = 64  # a 560 px email column with its padding, at 15 px type
+EMAIL_CHROME_LINES = 7  # the margins around the email and its footer line
+_EMAIL_SPACED = frozenset({"blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "ol", "p", "pre", "table", "ul"})
+_EMAIL_BLOCKS = _EMAIL_SPACED | frozenset(
+    {"address", "article", "br", "dd", "div", "dl", "dt", "footer", "header", "hr", "li", "section", "tr"}
+)
+_EMAIL_UNSEEN = frozenset({"head", "script", "style", "template", "title"})
+
+
+class _EmailLines(HTMLParser):
+    """Counts the lines an email's HTML shows: each block's text wrapped at EMAIL_CHARS_PER_LINE, and the margin
+    after a paragraph, heading, list or table."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines = 0.0
+        self.unseen = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _EMAIL_UNSEEN:
+            self.unseen += 1
+        elif tag == "br":
+            if not self.end_block():
+                self.lines += 1  # an empty line
+        elif tag in _EMAIL_BLOCKS:
+            self.end_block()
+            if tag == "hr":
+                self.lines += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _EMAIL_UNSEEN:
+            self.unseen = max(0, self.unseen - 1)
+        elif tag in _EMAIL_BLOCKS and self.end_block() and tag in _EMAIL_SPACED:
+            self.lines += 0.7
+
+    def handle_data(self, data: str) -> None:
+        if not self.unseen:
+            self.text.append(data)
+
+    def end_block(self) -> bool:
+        """Count the text since the last block's edge; False when there was none."""
+        words = " ".join("".join(self.text).split())
+        self.text.clear()
+        self.lines += math.ceil(len(words) / EMAIL_CHARS_PER_LINE)
+        return bool(words)
+
+
+def email_frame_lines(html: str) -> int:
+    """The smallest of EMAIL_FRAME_STEPS that holds the email's estimated lines (the largest when none does)."""
+    counter = _EmailLines()
+    counter.feed(html)
+    counter.close()
+    counter.end_block()
+    needed = counter.lines + EMAIL_CHROME_LINES
+    return next((step for step in EMAIL_FRAME_STEPS if step >= needed), EMAIL_FRAME_STEPS[-1])
 
 
 @dataclass
@@ -388,6 +452,7 @@ def email(org_id: int, connection_id: int, invoice_id: int, email_id: int) -> Re
         invoice_url=url_for(".detail", **args),
         list_url=url_for(".index", org_id=org_id, connection_id=connection_id),
         html_url=url_for(".email_html", email_id=email_id, **args) if found.message.html is not None else "",
+        frame_lines=email_frame_lines(found.message.html) if found.message.html is not None else 0,
         raw_url=url_for(".email_raw", email_id=email_id, **args),
         state_words=EMAIL_STATES.get(found.state, (found.state, "")),
         via=MAILERS.get(found.mailer, found.mailer),

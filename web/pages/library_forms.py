@@ -100,6 +100,8 @@ class StepForm:
             remind = step.get("template") or "reminder"
         elif remind in (None, False):
             remind = step.get("template") if remind is None else None
+        if step.get("statement") is True:  # a statement step (docs/statements.md): the form's template "statement"
+            remind = "statement"
         return cls(
             id=_text(step.get("id")),
             offset=_text(step.get("offset", 0)),

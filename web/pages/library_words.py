@@ -149,7 +149,8 @@ def describe_line(line: PreviewLine) -> str:
     invoices = _invoices(line.invoices)
     amount = _amount(line.amount)
     texts = {
-        "remind": f"Reminder email about {invoices}"
+        "remind": ("Statement email (PDF attached)" if line.template == "statement" else "Reminder email")
+        + f" about {invoices}"
         + (f" ({amount})" if amount else "")
         + (f", template “{line.template}”" if line.template else ""),
         "note": f"Note on {invoices} in the ledger: “{line.text or ''}”",

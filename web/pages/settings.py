@@ -25,6 +25,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 
+from connector.accounts import two_factor
 from connector.domain.model import Role
 from connector.errors import InvalidInput, UnknownRecord
 from connector.library import items
@@ -117,6 +118,7 @@ def _render_index(org_id: int, *, error: str = "", chosen: str | None = None, st
     registry = services().registry
     with services().store.unit_of_work() as uow:
         view = service.organization_settings(uow, org_id, _defaults())
+        owners_need_two_factor = two_factor.owners_must_use_it(uow, org_id)
         clients = [
             ClientRow(
                 c.id,
@@ -132,6 +134,7 @@ def _render_index(org_id: int, *, error: str = "", chosen: str | None = None, st
             clients=clients,
             cadences=_cadences(org_id),
             can_edit=_can_edit_organization(),
+            owners_need_two_factor=owners_need_two_factor,
             error=error,
             chosen=chosen
             if chosen is not None
@@ -173,6 +176,18 @@ def update_organization(org_id: int) -> ResponseReturnValue:
         flash("Nothing changed.", "info")
     else:
         flash(f"Saved: clients without a cadence of their own now follow {view.effective_cadence_name}.", "success")
+    return redirect(url_for("settings_page.index", org_id=org_id), 303)
+
+
+@bp.post("/orgs/<int:org_id>/settings/two-factor")
+@require_role(Role.OWNER)
+def update_two_factor_rule(org_id: int) -> ResponseReturnValue:
+    """An owner turns "owners must use two-factor" on or off (docs/account-security.md)."""
+    wanted = request.form.get("owners_need_two_factor") == "on"
+    with services().store.unit_of_work() as uow:
+        two_factor.require_for_owners(uow, org_id, wanted)
+        uow.commit()
+    flash("Owners must now use two-factor sign-in." if wanted else "Two-factor is now each owner's choice.", "success")
     return redirect(url_for("settings_page.index", org_id=org_id), 303)
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from connector.ports import ProviderSettings
-from providers._emulator import ChildEmulator, KitBase, RateLimits
+from providers._emulator import ChildEmulator, KitBase, LocalSetup, RateLimits
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
 from providers.quickbooks.emulator import main as emulator_main
 from providers.quickbooks.emulator.notify import sign
@@ -44,6 +44,12 @@ def nudge_settings(url: str, redirect_uri: str, *, webhook_key: str = "", **opti
     )
 
 
+LOCAL_PORT = 8765  # `nudge init --emulators` / `nudge dev` (the emulator command's default port too)
+# The verifier token the emulator signs webhooks with when `nudge dev` points them at the local web app: a fixture
+# value for the local emulator, not a credential.
+LOCAL_WEBHOOK_KEY = "nudge-emulator-quickbooks-verifier"
+
+
 class QuickBooksKit(KitBase):
     """One QuickBooks Online emulator (`rate_limits=False`: QBO's 500 a minute and 10 at once are off)."""
 
@@ -61,6 +67,30 @@ class QuickBooksKit(KitBase):
     def main(argv: list[str]) -> int:
         """Serve this emulator from a shell until Ctrl-C (`nudge emulator quickbooks --help`)."""
         return emulator_main(argv)
+
+    @classmethod
+    def local_setup(cls, base_url: str, port_offset: int = 0) -> LocalSetup:
+        """The emulator on 127.0.0.1:LOCAL_PORT (+ offset) as nudge.yaml's `providers.quickbooks` and `.env`."""
+        port = LOCAL_PORT + port_offset
+        url = f"http://127.0.0.1:{port}"
+        block = {
+            "enabled": True,
+            "client_id": "${QBO_CLIENT_ID}",
+            "client_secret": "${QBO_CLIENT_SECRET}",
+            "redirect_uri": f"{base_url}/oauth/{cls.provider}/callback",
+            "webhook_key": "${QBO_WEBHOOK_VERIFIER}",
+            "environment": f"{url}/.well-known/openid_configuration",
+            "api_base": f"{url}/v3",
+        }
+        env = {
+            "QBO_CLIENT_ID": DEFAULT_CLIENT_ID,
+            "QBO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+            "QBO_WEBHOOK_VERIFIER": LOCAL_WEBHOOK_KEY,
+        }
+        return LocalSetup(cls.provider, port, block, env)
+
+    def point_webhooks(self, url: str, key: str) -> None:
+        self.admin("webhooks", {"url": url, "verifier_token": key})
 
     def _serve_here(self, port: int) -> EmulatorHandle:
         return start(port, limits=None if self.rate_limits else RateLimits())

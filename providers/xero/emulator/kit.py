@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from connector.ports import ProviderSettings
-from providers._emulator import ChildEmulator, KitBase
+from providers._emulator import ChildEmulator, KitBase, LocalSetup
 from providers.xero.emulator import XeroEmulator, start
 from providers.xero.emulator import main as emulator_main
 from providers.xero.emulator.ledger import Ledger
@@ -45,6 +45,12 @@ def nudge_settings(url: str, redirect_uri: str, *, webhook_key: str = "", **opti
     )
 
 
+LOCAL_PORT = 8402  # `nudge init --emulators` / `nudge dev` (the emulator command's default port too)
+# The key the emulator signs webhooks with when `nudge dev` points them at the local web app: a fixture value for
+# the local emulator, not a credential.
+LOCAL_WEBHOOK_KEY = "nudge-emulator-xero-webhook-key"
+
+
 class XeroKit(KitBase):
     """One Xero emulator (`rate_limits=False`: Xero's 60 a minute, 5 at once and 5000 a day are off)."""
 
@@ -58,6 +64,30 @@ class XeroKit(KitBase):
     def main(argv: list[str]) -> int:
         """Serve this emulator from a shell until Ctrl-C (`nudge emulator xero --help`)."""
         return emulator_main(argv)
+
+    @classmethod
+    def local_setup(cls, base_url: str, port_offset: int = 0) -> LocalSetup:
+        """The emulator on 127.0.0.1:LOCAL_PORT (+ offset) as nudge.yaml's `providers.xero` and `.env`."""
+        port = LOCAL_PORT + port_offset
+        url = f"http://127.0.0.1:{port}"
+        block = {
+            "enabled": True,
+            "client_id": "${XERO_CLIENT_ID}",
+            "client_secret": "${XERO_CLIENT_SECRET}",
+            "redirect_uri": f"{base_url}/oauth/{cls.provider}/callback",
+            "webhook_key": "${XERO_WEBHOOK_KEY}",
+            "api_base": f"{url}/api.xro/2.0",
+            "identity_base": url,
+        }
+        env = {
+            "XERO_CLIENT_ID": DEFAULT_CLIENT_ID,
+            "XERO_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+            "XERO_WEBHOOK_KEY": LOCAL_WEBHOOK_KEY,
+        }
+        return LocalSetup(cls.provider, port, block, env)
+
+    def point_webhooks(self, url: str, key: str) -> None:
+        self.admin("webhooks", {"url": url, "key": key})
 
     def _serve_here(self, port: int) -> XeroEmulator:
         return start(port, limits=None if self.rate_limits else {})

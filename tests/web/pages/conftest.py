@@ -9,13 +9,12 @@ and runs axe-core on the page: any serious or critical violation fails the test 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,11 @@ from werkzeug.serving import make_server
 from connector.bootstrap import Services, build
 from connector.config import load_settings
 from tests.support.clock import FakeClock
+from tests.support.pages_demo import DEMO_DAYS, DEMO_START, demo_folder
 from web import create_app
 
 pytestmark = [pytest.mark.web, pytest.mark.browser]
 
-DEMO_START = datetime(2026, 11, 9, tzinfo=UTC)  # a Monday; three weeks end on Monday 30 November
-DEMO_DAYS = 21
 # The pages are looked at on the morning after the demo's last day (09:30 in London, 04:30 in New York).
 LOOKED_AT = DEMO_START + timedelta(days=DEMO_DAYS, hours=9, minutes=30)
 DEMO_EMAIL = "demo@example.com"
@@ -64,24 +62,11 @@ class World:
 @pytest.fixture(scope="session")
 def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's folder after `nudge demo --days 21 --start 2026-11-09`: run once per test session, shared by the
-    xdist workers (the first one runs it under a file lock, the others wait and reuse it; never changed after)."""
-    from providers._emulator.demo import run_demo
-
+    xdist workers (started by the controller in the background, tests/support/pages_demo.py; whoever takes its file
+    lock first runs it, the others wait and reuse it; never changed after)."""
     base = tmp_path_factory.getbasetemp()
     # Under xdist each worker's base is <session root>/popen-gwN: the root is common to the session's workers.
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    out = shared / "pages-demo" / "demo-out"
-    done = shared / "pages-demo" / "done"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(shared / "pages-demo.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not done.exists():
-                run_demo(days=DEMO_DAYS, start=DEMO_START, out=out, echo=lambda line: None)
-                done.write_text("ok\n")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return out
+    return demo_folder(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
 
 
 def copy_world(source: Path, target: Path) -> Path:
@@ -125,7 +110,12 @@ def chromium() -> Iterator[Any]:
     sync API runs an event loop while it is started, and the other browser tests (tests/web/test_browser.py, ...)
     start their own on the same xdist worker once this module is done."""
     executable = _chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # The previews and impacts are computed on the server (a plan over every open invoice): on two busy cores one
+    # takes longer than expect's 5 s default. As long as the page's own default: a failing check waits longer,
+    # a passing one no longer.
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)

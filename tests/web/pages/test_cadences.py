@@ -41,6 +41,8 @@ def test_the_library_the_cadence_editor_and_a_policy_at_both_widths(
     cadences.get_by_role("link", name="standard").click()
     expect(page.get_by_role("heading", name="standard")).to_be_visible()
     expect(page.get_by_test_id("step")).to_have_count(6)
+    page.get_by_test_id("step").nth(2).locator("summary").click()  # a step's fields, as someone editing it sees them
+    expect(page.get_by_test_id("step").nth(2).get_by_label("Days from the due date")).to_have_value("3")
     check(page, "cadence-editor")
 
     page.get_by_role("button", name="Preview", exact=True).click()

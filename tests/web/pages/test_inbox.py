@@ -197,6 +197,8 @@ def test_inbox_groups_and_actions(
     expect(page.get_by_test_id("group-unreadable")).to_contain_text("DueDate")
     expect(page.get_by_test_id(f"handoffs-{seeded.handoff}")).to_contain_text("Hand the debt to Ridgeway Collections")
     check(page, "inbox")
+    if width == "phone":
+        return  # at 390 px the journey (test_journey.py) approves, completes a call and marks an email sent
 
     # Bulk approve two of the three.
     approvals = page.get_by_test_id("group-approvals")

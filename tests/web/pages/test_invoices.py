@@ -111,6 +111,13 @@ def test_list_filter_page_open_an_invoice_and_its_email(
     frame = page.locator("iframe.email-html")
     expect(frame).to_have_attribute("sandbox", "")
     expect(page.frame_locator("iframe.email-html").locator("body")).to_contain_text(number)
+    # the whole email shows: the frame is as tall as its content (sized on the server, no script), within a step
+    frame_height = frame.evaluate("frame => frame.clientHeight")
+    email_height = page.frame_locator("iframe.email-html").locator("html").evaluate("html => html.scrollHeight")
+    assert email_height <= frame_height <= email_height * 1.6 + 120, (email_height, frame_height)
+    expect(page.get_by_role("link", name="Open the email in its own tab")).to_have_attribute(
+        "href", f"{base}/{invoice_id}/emails/{kept.id}/body.html"
+    )
     expect(page.locator("pre.email-text")).to_contain_text(number)
     check(page, "invoice-email")
     with page.expect_download() as download:

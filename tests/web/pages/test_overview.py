@@ -1,5 +1,6 @@
-"""The overview in a browser on the demo's data: both clients with their money and health, sorting and filtering
-through the query string, the way into a client, and the empty state of an organization without clients."""
+"""The overview in a browser on the demo's data: the frame every page shares, both clients with their money and
+health, sorting and filtering through the query string, the way into a client, and the empty state of an
+organization without clients."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def test_overview_lists_every_client_with_money_per_currency(
     aging = _aging(world)
     page = browse(width)
     expect(page.get_by_role("heading", name="Clients")).to_be_visible()
+    # the frame every page shares: who is signed in, the main navigation (signing out: test_journey.py)
+    expect(page.get_by_test_id("who")).to_have_count(1)
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
     expect(_client_rows(page)).to_have_count(2)
     hudson = _client_rows(page).filter(has_text=HUDSON)
     expect(hudson.get_by_role("link", name=HUDSON)).to_be_visible()
