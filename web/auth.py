@@ -58,13 +58,13 @@ def load_user(user_id: str) -> WebUser | None:
         return None
     svc = services()
     with svc.store.unit_of_work() as uow:
-        user = uow.users.get(int(ident))
-        if user is None or not user.is_active or (user.session_version or 0) != int(version):
+        found = sessions.signed_in(uow, int(ident), public_id, svc.clock.now())
+        if found is None:
             return None
-        if sessions.find(uow, user.id, public_id, svc.clock.now()) is None:
+        user = found.user
+        if not user.is_active or (user.session_version or 0) != int(version):
             return None
-        enrol = not two_factor.is_enabled(user) and two_factor.required_for(uow, user.id)
-        web_user = WebUser.from_model(user, must_enroll=enrol)
+        web_user = WebUser.from_model(user, must_enroll=found.owner_rule and not two_factor.is_enabled(user))
         uow.commit()  # last_seen_at, at most once a minute
     web_user.bind_session(public_id)
     return web_user

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, Exists, delete, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from connector.accounts.passwords import verify_password
 from connector.errors import NudgeError
@@ -52,15 +53,19 @@ def is_enabled(user: User) -> bool:
     return user.totp_enabled_at is not None and bool(user.totp_secret_sealed)
 
 
-def required_for(uow: UnitOfWork, user_id: int) -> bool:
-    """True when the user owns an organization that requires its owners to use two-factor."""
-    found = uow.session.scalars(
+def owner_rule_applies(user_id: ColumnElement[int] | InstrumentedAttribute[int] | int) -> Exists:
+    """SQL: the user owns an organization that requires its owners to use two-factor (for use inside a query)."""
+    return (
         select(Organization.id)
         .join(Membership, Membership.organization_id == Organization.id)
         .where(Membership.user_id == user_id, Membership.role == "owner", Organization.owners_need_two_factor)
-        .limit(1)
-    ).first()
-    return found is not None
+        .exists()
+    )
+
+
+def required_for(uow: UnitOfWork, user_id: int) -> bool:
+    """True when the user owns an organization that requires its owners to use two-factor."""
+    return bool(uow.session.scalar(select(owner_rule_applies(user_id))))
 
 
 def begin(uow: UnitOfWork, vault: Vault, user: User) -> Enrolment:
