@@ -160,7 +160,13 @@ def accept() -> ResponseReturnValue:
         except InvitationError as exc:
             return _refused(exc)
         other_address = view.email.lower() != str(current_user.email).lower()
-        return _page("invitations/accept.html", view, token, form=form, other_address=other_address)
+        return _page(
+            "invitations/accept.html",
+            view,
+            token,
+            form=form,
+            other_address=other_address,
+        )
     try:
         with svc.store.unit_of_work() as uow:
             view = invitations.accept(

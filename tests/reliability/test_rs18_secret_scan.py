@@ -219,10 +219,7 @@ def test_rs18_every_path_at_debug_shows_no_fixture_secret(
         emails_sent = [raw.decode(errors="replace") for raw in world.sink.received]
         assert kit.balance(tenant, invoice) > 0
 
-    verifier = secrets.pop("PKCE verifier")
-    assert bool(verifier) == (provider == "xero")  # QuickBooks' OAuth flow has no PKCE verifier
-    if verifier:
-        secrets["PKCE verifier"] = verifier
+    assert secrets["PKCE verifier"]  # both providers' flows use PKCE (Intuit's since Sign in with Intuit)
     assert all(secrets.values()), secrets
     assert any(level >= logging.WARNING for level, _ in capture.lines)  # the failures were logged
     texts = {f"log record {n}": line for n, (_, line) in enumerate(capture.lines)}

@@ -133,12 +133,19 @@ def test_rs30_a_own_pages_show_no_row_of_b(orgs: Orgs) -> None:
     assert {row.status for row in orgs.world.connections(orgs.bob.org_id)} == {"active"}
 
 
+# A person's own things, looked up within the signed-in user (another user's id is 404 / refused): the sessions list
+# (tests/web/test_sessions.py::test_another_users_session_cannot_be_ended).
+USER_SCOPED = {"/account/sessions/<int:session_id>/end"}
+
+
 def test_rs30_no_route_takes_an_object_id_outside_an_organization(orgs: Orgs) -> None:
-    """Ids are only looked up inside the signed-in member's organization: every int argument sits under org_id."""
+    """Ids are only looked up inside the signed-in member's organization: every int argument sits under org_id
+    (or, for a person's own things, under /account/ and within the signed-in user)."""
     loose = [
         rule.rule
         for rule in orgs.world.app.url_map.iter_rules()
         if "org_id" not in rule.arguments
+        and rule.rule not in USER_SCOPED
         and any(isinstance(converter, IntegerConverter) for converter in rule._converters.values())
     ]
     assert loose == []

@@ -83,6 +83,7 @@ def _password_hash() -> str:
 def _member(store: Store, org_id: int, role: Role, email: str, limited_to: list[int] | None = None) -> None:
     with store.unit_of_work() as uow:
         user = uow.users.add(email, _password_hash(), "")
+        user.email_verified_at = NOW  # established members: no "confirm your address" banner (and its form) on pages
         membership = uow.memberships.add(user.id, org_id, role)
         uow.flush()
         if limited_to is not None:
