@@ -19,6 +19,8 @@ Decisions and their reasons: docs/account-security.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 import segno
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
@@ -32,9 +34,12 @@ from connector.accounts import security, sessions, two_factor
 from connector.accounts.emails import AccountEmailError
 from connector.accounts.users import change_email, change_password, end_sessions
 from connector.errors import NudgeError
+from connector.storage import UnitOfWork
+from connector.storage.tables import User
 from connector.vault import redaction
 from web.extensions import SERVICES_KEY, services
 from web.throttle import LoginThrottle
+from web.wording import sentence
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ PASSWORD_SET = "Your new password is set and every session was signed out. Sign 
 VERIFY_SENT = "We sent a new confirmation link to {email}. It works once, for 3 days."
 VERIFY_DONE = "Thank you: your email address is confirmed."
 VERIFY_FAILED = "We could not send the email just now. Try again in a few minutes."
+T = TypeVar("T")
 ENROL_FIRST = "An organization you own requires two-factor sign-in: set it up to continue."
 # A form sent back with its errors is the page itself (200): browsers log any 4xx page as a failed load.
 FORM_ERRORS = 200
@@ -181,7 +187,7 @@ def change_password_view() -> ResponseReturnValue:
             )
             uow.commit()
     except ValueError as exc:
-        return _render_index(password_form=form, password_error=_sentence(str(exc)), status=FORM_ERRORS)
+        return _render_index(password_form=form, password_error=sentence(str(exc)), status=FORM_ERRORS)
     logout_user()
     flash(PASSWORD_SET, "success")
     return redirect(url_for("auth.login"), 303)
@@ -204,7 +210,7 @@ def change_email_view() -> ResponseReturnValue:
             new = user.email
             uow.commit()
     except ValueError as exc:
-        return _render_index(email_form=form, email_error=_sentence(str(exc)), status=FORM_ERRORS)
+        return _render_index(email_form=form, email_error=sentence(str(exc)), status=FORM_ERRORS)
     except AccountEmailError as exc:
         log.warning("address change not made, confirmation not sent: %s", exc.user_message)
         return _render_index(email_form=form, email_error=VERIFY_FAILED, status=FORM_ERRORS)
@@ -307,17 +313,26 @@ def two_factor_page() -> ResponseReturnValue:
 @login_required
 def begin_two_factor() -> ResponseReturnValue:
     """Start enrolment: a new secret (the page shows it and its QR code until a code confirms it)."""
-    svc = services()
+    return _with_two_factor(
+        lambda uow, user: two_factor.begin(uow, services().vault, user),
+        lambda enrolment: _render_two_factor(enrolment=enrolment),
+    )
+
+
+def _with_two_factor(
+    change: Callable[[UnitOfWork, User], T], answer: Callable[[T], ResponseReturnValue]
+) -> ResponseReturnValue:
+    """Make one two-factor change to the signed-in user and commit it; a refusal is the page with its reason."""
     try:
-        with svc.store.unit_of_work() as uow:
+        with services().store.unit_of_work() as uow:
             user = uow.users.get(current_user.user_id)
             if user is None:
                 return redirect(url_for("auth.login"))
-            enrolment = two_factor.begin(uow, svc.vault, user)
+            result = change(uow, user)
             uow.commit()
     except two_factor.TwoFactorError as exc:
-        return _render_two_factor(error=_sentence(exc.user_message), status=FORM_ERRORS)
-    return _render_two_factor(enrolment=enrolment)
+        return _render_two_factor(error=sentence(exc.user_message), status=FORM_ERRORS)
+    return answer(result)
 
 
 @bp.post("/account/two-factor/confirm")
@@ -328,17 +343,14 @@ def confirm_two_factor() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _render_two_factor(error="Type the 6 digits your app shows.", status=FORM_ERRORS)
     svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            user = uow.users.get(current_user.user_id)
-            if user is None:
-                return redirect(url_for("auth.login"))
-            codes = two_factor.confirm(uow, svc.vault, user, form.code.data or "", svc.clock.now())
-            uow.commit()
-    except two_factor.TwoFactorError as exc:
-        return _render_two_factor(error=_sentence(exc.user_message), status=FORM_ERRORS)
-    flash("Two-factor sign-in is on.", "success")
-    return _render_two_factor(codes=codes)
+
+    def turned_on(codes: list[str]) -> ResponseReturnValue:
+        flash("Two-factor sign-in is on.", "success")
+        return _render_two_factor(codes=codes)
+
+    return _with_two_factor(
+        lambda uow, user: two_factor.confirm(uow, svc.vault, user, form.code.data or "", svc.clock.now()), turned_on
+    )
 
 
 @bp.post("/account/two-factor/disable")
@@ -349,19 +361,17 @@ def disable_two_factor() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _render_two_factor(error="The form expired: try again.", status=FORM_ERRORS)
     svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            user = uow.users.get(current_user.user_id)
-            if user is None:
-                return redirect(url_for("auth.login"))
-            two_factor.disable(
-                uow, svc.vault, user, code=form.code.data or "", password=form.password.data or "", now=svc.clock.now()
-            )
-            uow.commit()
-    except two_factor.TwoFactorError as exc:
-        return _render_two_factor(error=_sentence(exc.user_message), status=FORM_ERRORS)
-    flash("Two-factor sign-in is off.", "info")
-    return redirect(url_for("account.two_factor"), 303)
+
+    def turned_off(_: None) -> ResponseReturnValue:
+        flash("Two-factor sign-in is off.", "info")
+        return redirect(url_for("account.two_factor"), 303)
+
+    return _with_two_factor(
+        lambda uow, user: two_factor.disable(
+            uow, svc.vault, user, code=form.code.data or "", password=form.password.data or "", now=svc.clock.now()
+        ),
+        turned_off,
+    )
 
 
 # -- the address check ------------------------------------------------------------------------------------------
@@ -436,13 +446,8 @@ def forgot() -> ResponseReturnValue:
     return render_template("auth/forgot.html", form=ForgotForm(formdata=None), sent=True)
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else text
-
-
 def _link_refused(title: str, exc: NudgeError, again_url: str) -> ResponseReturnValue:
-    page = render_template("auth/link_refused.html", title=title, message=_sentence(exc.user_message), again=again_url)
+    page = render_template("auth/link_refused.html", title=title, message=sentence(exc.user_message), again=again_url)
     return page, LINK_REFUSED
 
 
@@ -469,7 +474,7 @@ def reset(token: str) -> ResponseReturnValue:
             except security.LinkError as exc:
                 return _link_refused("This reset link cannot be used", exc, url_for("account.forgot"))
             except ValueError as exc:
-                error = _sentence(str(exc))
+                error = sentence(str(exc))
             else:
                 if current_user.is_authenticated:
                     logout_user()

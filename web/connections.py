@@ -39,6 +39,7 @@ from web import oauth_flow
 from web.access import require_role
 from web.extensions import login_manager, services
 from web.oauth_flow import PendingError, PendingFlow, redirect_page
+from web.wording import sentence
 
 bp = Blueprint("connections", __name__)
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def callback(provider: str) -> ResponseReturnValue:
         flow = oauth_flow.take(spec, pending.CONNECT)
     except PendingError as exc:
         log.info("%s callback refused: %s", provider, exc.user_message)
-        return _failure(f"{name} was not connected", _sentence(exc.user_message))
+        return _failure(f"{name} was not connected", sentence(exc.user_message))
     if not current_user.is_authenticated or current_user.user_id != flow.user_id:
         return _failure(
             f"{name} connection not completed",
@@ -224,18 +225,13 @@ def callback(provider: str) -> ResponseReturnValue:
         )
     except ConnectError as exc:
         log.info("%s connection for organization %s not completed: %s", provider, org_id, exc.user_message)
-        return _failure(f"{name} was not connected", _sentence(exc.user_message))
+        return _failure(f"{name} was not connected", sentence(exc.user_message))
     except NudgeError as exc:
         log.warning("%s connection for organization %s failed: %s", provider, org_id, exc.user_message)
-        return _failure(f"{name} was not connected", _sentence(exc.user_message), 502)
+        return _failure(f"{name} was not connected", sentence(exc.user_message), 502)
     for file in files:
         flash(connected_message(file), "info")
     return redirect(url_for("home.organization", org_id=org_id), 303)
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return (text[:1].upper() + text[1:]) if text else "Something went wrong."
 
 
 @bp.get("/launch/<provider>")

@@ -51,6 +51,7 @@ from web.oauth_flow import PendingError, PendingFlow, redirect_page
 from web.sessions import start_session
 from web.throttle import throttle
 from web.users import WebUser
+from web.wording import sentence
 
 bp = Blueprint("signup", __name__)
 log = logging.getLogger(__name__)
@@ -103,11 +104,6 @@ def _failure(title: str, message: str, status: int = 400) -> ResponseReturnValue
     return render_template("signup/error.html", title=title, message=message), status
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return (text[:1].upper() + text[1:]) if text else "Something went wrong."
-
-
 def _start(key: str, mode: str) -> ResponseReturnValue:
     spec, settings = _provider(key)
     if _pending_invitation():
@@ -116,7 +112,7 @@ def _start(key: str, mode: str) -> ResponseReturnValue:
         authorization = begin_signup(spec, settings, sign_in_only=mode in (SIGNIN, INVITE))
     except NudgeError as exc:
         log.warning("could not start %s with %s: %s", mode, key, exc.user_message)
-        return _failure(f"Could not start signing in with {_identity_name(spec)}", _sentence(exc.user_message), 502)
+        return _failure(f"Could not start signing in with {_identity_name(spec)}", sentence(exc.user_message), 502)
     oauth_flow.remember(
         PendingFlow(
             provider=key,
@@ -174,7 +170,7 @@ def callback(provider: str) -> ResponseReturnValue:
         flow = oauth_flow.take(spec, pending.SIGNUP)
     except PendingError as exc:
         log.info("%s sign-in callback refused: %s", provider, exc.user_message)
-        return _failure(f"Signing in with {name} not completed", _sentence(exc.user_message))
+        return _failure(f"Signing in with {name} not completed", sentence(exc.user_message))
     if current_user.is_authenticated:
         return _failure(
             f"Signing in with {name} not completed",
@@ -200,10 +196,10 @@ def callback(provider: str) -> ResponseReturnValue:
         return redirect(url_for("signup.link"), 303)
     except SignupError as exc:
         log.info("%s with %s not completed: %s", mode, provider, exc.user_message)
-        return _failure(f"Could not sign in with {name}", _sentence(exc.user_message))
+        return _failure(f"Could not sign in with {name}", sentence(exc.user_message))
     except NudgeError as exc:
         log.warning("%s with %s failed: %s", mode, provider, exc.user_message)
-        return _failure(f"Could not sign in with {name}", _sentence(exc.user_message), 502)
+        return _failure(f"Could not sign in with {name}", sentence(exc.user_message), 502)
     response = _sign_in(user_id, org_id, message)
     return response or _failure(f"Could not sign in with {name}", "This account cannot sign in.")
 
@@ -313,7 +309,7 @@ def link() -> ResponseReturnValue:
                 link_identity(services().store, pending_link, pending_link.user_id, services().clock.now())
             except SignupError as exc:
                 session.pop(PENDING_LINK_KEY, None)
-                return _failure(f"Could not link {_identity_name(spec)}", _sentence(exc.user_message))
+                return _failure(f"Could not link {_identity_name(spec)}", sentence(exc.user_message))
             session.pop(PENDING_LINK_KEY, None)
             linked = f"Linked: you can now sign in with {_identity_name(spec)}."
             response = (

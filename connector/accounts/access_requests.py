@@ -150,21 +150,7 @@ def request_membership(
         created_at=now,
     )
     uow.session.add(row)
-    uow.flush()
-    view = _view(uow, row)
-    for org_id in (organization_id, manager.organization_id):
-        record(
-            uow,
-            organization_id=org_id,
-            actor=actor,
-            at=now,
-            entity="membership_request",
-            entity_id=row.id,
-            change="create",
-            before=None,
-            after=view.state_record(),
-        )
-    return RequestOutcome(request=view, created=True)
+    return _recorded(uow, row, (organization_id, manager.organization_id), before=None, now=now, actor=actor)
 
 
 def decide(
@@ -198,9 +184,22 @@ def decide(
     row.decided_by_user_id = acting_user_id
     if approve:
         _grant(uow, row)
+    return _recorded(uow, row, (organization_id, row.requesting_organization_id), before=before, now=now, actor=actor)
+
+
+def _recorded(
+    uow: UnitOfWork,
+    row: MembershipRequest,
+    organization_ids: tuple[int, int],
+    *,
+    before: dict[str, object] | None,
+    now: datetime,
+    actor: str,
+) -> RequestOutcome:
+    """The request as saved, audit-logged in both organizations (the asking and the managing one)."""
     uow.flush()
     view = _view(uow, row)
-    for org_id in (organization_id, row.requesting_organization_id):
+    for org_id in organization_ids:
         record(
             uow,
             organization_id=org_id,
@@ -208,7 +207,7 @@ def decide(
             at=now,
             entity="membership_request",
             entity_id=row.id,
-            change="update",
+            change="create" if before is None else "update",
             before=before,
             after=view.state_record(),
         )

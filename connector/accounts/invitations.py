@@ -212,7 +212,6 @@ def invite(
     _require_inviter(uow, organization_id, acting_user_id, wanted_role, limited, clients)
     if _already_member(uow, organization_id, address):
         raise InvalidInput(f"{address} is already a member of this organization", "email")
-    token = secrets.token_urlsafe(TOKEN_BYTES)
     row = _pending_row(uow, organization_id, address, now)
     before = _view(uow, row).state() if row is not None else None
     if row is None:
@@ -221,8 +220,25 @@ def invite(
     row.role = wanted_role.value
     row.client_limited = limited
     row.connection_ids = clients
-    row.token_hash = hash_token(token)
     row.invited_by_user_id = acting_user_id
+    return _send_link(
+        uow, row, organization_id=organization_id, before=before, now=now, valid_for=valid_for, actor=actor
+    )
+
+
+def _send_link(
+    uow: UnitOfWork,
+    row: Invitation,
+    *,
+    organization_id: int,
+    before: dict[str, object] | None,
+    now: datetime,
+    valid_for: timedelta,
+    actor: str,
+) -> IssuedInvitation:
+    """A new single-use link for `row` (the old one stops working), valid from `now`; audit-logged."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    row.token_hash = hash_token(token)
     row.sent_at = now
     row.expires_at = now + valid_for
     uow.flush()
@@ -266,24 +282,9 @@ def resend(
     """A new link (and period) for a pending invitation, even an expired one (uncommitted; audit-logged)."""
     row = _manageable(uow, organization_id, invitation_id, acting_user_id)
     before = _view(uow, row).state()
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    row.token_hash = hash_token(token)
-    row.sent_at = now
-    row.expires_at = now + valid_for
-    uow.flush()
-    view = _view(uow, row)
-    record(
-        uow,
-        organization_id=organization_id,
-        actor=actor,
-        at=now,
-        entity="invitation",
-        entity_id=row.id,
-        change="update",
-        before=before,
-        after=view.state(),
+    return _send_link(
+        uow, row, organization_id=organization_id, before=before, now=now, valid_for=valid_for, actor=actor
     )
-    return IssuedInvitation(invitation=view, token=token)
 
 
 def revoke(

@@ -37,6 +37,7 @@ from connector.tasks.service import CALL
 from web.access import require_role
 from web.extensions import services
 from web.pages.ui import UI_LOCALE
+from web.wording import sentence
 
 bp = Blueprint("inbox_page", __name__)
 
@@ -230,7 +231,7 @@ def _one_action(
     except UnknownRecord:
         abort(404)
     except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
+        flash(sentence(exc.user_message), "error")
         return _back(org_id)
     flash(said(view), "success")
     return _back(org_id)
@@ -288,12 +289,12 @@ def complete_task(org_id: int, task_id: int) -> ResponseReturnValue:
         return _render(
             org_id,
             client,
-            note_errors={task_id: _sentence(exc.user_message)},
+            note_errors={task_id: sentence(exc.user_message)},
             notes={task_id: note},
             status=FORM_ERRORS,
         )
     except ChangeRefused as exc:  # done or cancelled meanwhile: no box left to show it under
-        flash(_sentence(exc.user_message), "error")
+        flash(sentence(exc.user_message), "error")
         return _back(org_id)
     what = (
         f"the call with {view.customer_name}" if view.kind == CALL else f"the hand-over of {view.customer_name}'s debt"
@@ -311,12 +312,6 @@ def _actions(count: int) -> str:
     return "1 action" if count == 1 else f"{count} actions"
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 @bp.post("/orgs/<int:org_id>/inbox/replies/<int:reply_id>/handled")
 @require_role(*WRITERS)
 def reply_handled(org_id: int, reply_id: int) -> ResponseReturnValue:
@@ -328,7 +323,7 @@ def reply_handled(org_id: int, reply_id: int) -> ResponseReturnValue:
     except UnknownRecord:
         abort(404)
     except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
+        flash(sentence(exc.user_message), "error")
         return _back(org_id)
     flash("Marked the reply handled.", "success")
     return _back(org_id)

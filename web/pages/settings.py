@@ -34,6 +34,7 @@ from connector.library.resolve import CADENCE
 from connector.receivables.common import visible_connections
 from web.access import require_role
 from web.extensions import services
+from web.wording import sentence
 
 bp = Blueprint("settings_page", __name__)
 
@@ -433,16 +434,10 @@ def plain_error(message: str, field: str) -> str:
         if prefix and message.startswith(prefix):
             message = label + message[len(prefix) :]
             break
-    return _sentence(message)
+    return sentence(message)
 
 
 def _listed(names: list[str]) -> str:
     if len(names) == 1:
         return names[0]
     return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."

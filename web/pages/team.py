@@ -21,8 +21,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -37,8 +39,10 @@ from connector.accounts.tokens import CreatedToken
 from connector.domain.model import Role
 from connector.errors import ChangeRefused, InvalidInput, NotPermitted, UnknownRecord
 from connector.receivables.common import visible_connections
+from connector.storage import UnitOfWork
 from web.access import require_role
 from web.extensions import services
+from web.wording import sentence
 
 bp = Blueprint("team_page", __name__)
 
@@ -50,6 +54,7 @@ ROLE_WORDS = {
 # A form sent back with its errors is the page itself (200): browsers log any 4xx page as a failed load.
 FORM_ERRORS = 200
 CLIENTS_MAX = 1000  # client ids one form may send
+T = TypeVar("T")
 
 
 def _actor() -> str:
@@ -59,6 +64,57 @@ def _actor() -> str:
 def _visible() -> frozenset[int] | None:
     ids: frozenset[int] | None = g.member_scope.visible_connection_ids()
     return ids
+
+
+class _BackToTeam(Exception):
+    """A change the service refused: the team page again, at `anchor`, with the reason in a flash."""
+
+    def __init__(self, org_id: int, anchor: str, message: str) -> None:
+        super().__init__(message)
+        self.org_id = org_id
+        self.anchor = anchor
+        self.message = message
+
+
+@bp.errorhandler(_BackToTeam)
+def _back_to_team(exc: _BackToTeam) -> ResponseReturnValue:
+    flash(exc.message, "error")
+    return redirect(url_for("team_page.index", org_id=exc.org_id) + exc.anchor, 303)
+
+
+def _change(
+    org_id: int,
+    anchor: str,
+    service: Callable[..., T],
+    *,
+    before_commit: Callable[[UnitOfWork, T], None] | None = None,
+    **arguments: Any,
+) -> T:
+    """Run one of the account services as the signed-in member, in one unit of work.
+
+    An id that is not this organization's is a 404; a refusal (the last owner, an invitation already
+    accepted, a mail server that would not take the email sent in `before_commit`) goes back to the team
+    page with the reason and saves nothing.
+    """
+    svc = services()
+    try:
+        with svc.store.unit_of_work() as uow:
+            result = service(
+                uow,
+                organization_id=org_id,
+                acting_user_id=current_user.user_id,
+                now=svc.clock.now(),
+                actor=_actor(),
+                **arguments,
+            )
+            if before_commit is not None:
+                before_commit(uow, result)
+            uow.commit()
+    except UnknownRecord:
+        abort(404)
+    except (ChangeRefused, AccountEmailError) as exc:
+        raise _BackToTeam(org_id, anchor, sentence(exc.user_message)) from exc
+    return result
 
 
 def _render(
@@ -148,27 +204,17 @@ def update_member(org_id: int, member_id: int) -> ResponseReturnValue:
     if limited and not ids:
         flash("Tick the clients this member may see, or untick “Only some clients”.", "error")
         return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
-    svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            before = next((p for p in members.members_of(uow, org_id) if p.id == member_id), None)
-            view = members.update_member(
-                uow,
-                organization_id=org_id,
-                member_id=member_id,
-                acting_user_id=current_user.user_id,
-                now=svc.clock.now(),
-                actor=_actor(),
-                role=role or None,
-                client_limited=limited,
-                connection_ids=ids if limited else [],
-            )
-            uow.commit()
-    except UnknownRecord:
-        abort(404)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
+    with services().store.unit_of_work() as uow:
+        before = next((p for p in members.members_of(uow, org_id) if p.id == member_id), None)
+    view = _change(
+        org_id,
+        f"#member-{member_id}",
+        members.update_member,
+        member_id=member_id,
+        role=role or None,
+        client_limited=limited,
+        connection_ids=ids if limited else [],
+    )
     flash(_member_change_words(before, view), "success" if before != view else "info")
     return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
 
@@ -194,23 +240,7 @@ def _member_change_words(before: MemberView | None, after: MemberView) -> str:
 @require_role(Role.OWNER)
 def remove_member(org_id: int, member_id: int) -> ResponseReturnValue:
     """Take a member out of the organization (their tokens stop working; their open tasks are unassigned)."""
-    svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            removed = members.remove_member(
-                uow,
-                organization_id=org_id,
-                member_id=member_id,
-                acting_user_id=current_user.user_id,
-                now=svc.clock.now(),
-                actor=_actor(),
-            )
-            uow.commit()
-    except UnknownRecord:
-        abort(404)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return redirect(url_for("team_page.index", org_id=org_id), 303)
+    removed = _change(org_id, "", members.remove_member, member_id=member_id)
     if removed.user_id == current_user.user_id:
         flash(f"You left {g.organization.name}.", "info")
         return redirect(url_for("home.index"), 303)
@@ -243,7 +273,7 @@ def create_token(org_id: int) -> ResponseReturnValue:
     except (InvalidInput, NotPermitted) as exc:
         return _render(
             org_id,
-            token_error=_sentence(exc.user_message),
+            token_error=sentence(exc.user_message),
             token_name=name[:200],
             token_role=role[:20],
             status=FORM_ERRORS,
@@ -281,7 +311,9 @@ def _external(endpoint: str, **values: Any) -> str:
     return services().settings.web.base_url.rstrip("/") + url_for(endpoint, **values)
 
 
-def _send_invitation(issued: IssuedInvitation, client_names: dict[int, str]) -> None:
+def _send_invitation(org_id: int, uow: UnitOfWork, issued: IssuedInvitation) -> None:
+    """Email the invitation's link; called before the commit, so a refused email saves nothing."""
+    client_names = {c.id: c.name or c.tenant_id for c in visible_connections(uow, org_id, None)}
     view = issued.invitation
     subject, text = invitations.invitation_email(
         view,
@@ -320,7 +352,6 @@ def invite(org_id: int) -> ResponseReturnValue:
     svc = services()
     try:
         with svc.store.unit_of_work() as uow:
-            names = {c.id: c.name or c.tenant_id for c in visible_connections(uow, org_id, None)}
             issued = invitations.invite(
                 uow,
                 organization_id=org_id,
@@ -333,10 +364,10 @@ def invite(org_id: int) -> ResponseReturnValue:
                 valid_for=_valid_for(),
                 actor=_actor(),
             )
-            _send_invitation(issued, names)  # before the commit: a refused email saves nothing
+            _send_invitation(org_id, uow, issued)
             uow.commit()
     except (ChangeRefused, AccountEmailError) as exc:
-        return _render(org_id, invite_error=_sentence(exc.user_message), invite=form, status=FORM_ERRORS)
+        return _render(org_id, invite_error=sentence(exc.user_message), invite=form, status=FORM_ERRORS)
     view = issued.invitation
     flash(f"Invitation sent to {view.email}: the link works for {_valid_for().days} days.", "success")
     return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
@@ -346,26 +377,14 @@ def invite(org_id: int) -> ResponseReturnValue:
 @require_role(Role.OWNER, Role.ACCOUNTANT)
 def resend_invitation(org_id: int, invitation_id: int) -> ResponseReturnValue:
     """Send a pending invitation again with a new link (the old one stops working)."""
-    svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            names = {c.id: c.name or c.tenant_id for c in visible_connections(uow, org_id, None)}
-            issued = invitations.resend(
-                uow,
-                organization_id=org_id,
-                invitation_id=invitation_id,
-                acting_user_id=current_user.user_id,
-                now=svc.clock.now(),
-                valid_for=_valid_for(),
-                actor=_actor(),
-            )
-            _send_invitation(issued, names)
-            uow.commit()
-    except UnknownRecord:
-        abort(404)
-    except (ChangeRefused, AccountEmailError) as exc:
-        flash(_sentence(exc.user_message), "error")
-        return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
+    issued = _change(
+        org_id,
+        "#invitations",
+        invitations.resend,
+        invitation_id=invitation_id,
+        valid_for=_valid_for(),
+        before_commit=partial(_send_invitation, org_id),
+    )
     flash(f"Invitation sent again to {issued.invitation.email} with a new link.", "success")
     return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
 
@@ -374,23 +393,7 @@ def resend_invitation(org_id: int, invitation_id: int) -> ResponseReturnValue:
 @require_role(Role.OWNER, Role.ACCOUNTANT)
 def revoke_invitation(org_id: int, invitation_id: int) -> ResponseReturnValue:
     """Withdraw a pending invitation: its link stops working."""
-    svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            view = invitations.revoke(
-                uow,
-                organization_id=org_id,
-                invitation_id=invitation_id,
-                acting_user_id=current_user.user_id,
-                now=svc.clock.now(),
-                actor=_actor(),
-            )
-            uow.commit()
-    except UnknownRecord:
-        abort(404)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
+    view = _change(org_id, "#invitations", invitations.revoke, invitation_id=invitation_id)
     flash(f"Withdrew the invitation to {view.email}: its link no longer works.", "success")
     return redirect(url_for("team_page.index", org_id=org_id) + "#invitations", 303)
 
@@ -410,23 +413,7 @@ def transfer(org_id: int, member_id: int) -> ResponseReturnValue:
             return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
         return render_template("team/transfer.html", target=target, name=_member_name(target))
     keep_owner = request.form.get("keep_owner") == "yes"
-    try:
-        with svc.store.unit_of_work() as uow:
-            members.transfer_ownership(
-                uow,
-                organization_id=org_id,
-                member_id=member_id,
-                acting_user_id=current_user.user_id,
-                keep_owner=keep_owner,
-                now=svc.clock.now(),
-                actor=_actor(),
-            )
-            uow.commit()
-    except UnknownRecord:
-        abort(404)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return redirect(url_for("team_page.index", org_id=org_id) + f"#member-{member_id}", 303)
+    _change(org_id, f"#member-{member_id}", members.transfer_ownership, member_id=member_id, keep_owner=keep_owner)
     if keep_owner:
         flash(f"{_member_name(target)} is now an owner too.", "success")
     else:
@@ -456,23 +443,7 @@ def _email_owners(view: MembershipRequestView) -> bool:
 @require_role(Role.OWNER)
 def request_access(org_id: int, connection_id: int) -> ResponseReturnValue:
     """Ask the organization that manages this client's ledger for access to it there."""
-    svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            outcome = access_requests.request_membership(
-                uow,
-                organization_id=org_id,
-                connection_id=connection_id,
-                acting_user_id=current_user.user_id,
-                now=svc.clock.now(),
-                actor=_actor(),
-            )
-            uow.commit()
-    except UnknownRecord:
-        abort(404)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
+    outcome = _change(org_id, "#access-requests", access_requests.request_membership, connection_id=connection_id)
     view = outcome.request
     if not outcome.created:
         flash(f"You already asked {view.managing_organization} for {view.ledger}: they have not answered yet.", "info")
@@ -503,23 +474,9 @@ def decline_access(org_id: int, request_id: int) -> ResponseReturnValue:
 
 def _decide_access(org_id: int, request_id: int, decision: str) -> ResponseReturnValue:
     svc = services()
-    try:
-        with svc.store.unit_of_work() as uow:
-            outcome = access_requests.decide(
-                uow,
-                organization_id=org_id,
-                request_id=request_id,
-                acting_user_id=current_user.user_id,
-                approve=decision == "approve",
-                now=svc.clock.now(),
-                actor=_actor(),
-            )
-            uow.commit()
-    except UnknownRecord:
-        abort(404)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
+    outcome = _change(
+        org_id, "#access-requests", access_requests.decide, request_id=request_id, approve=decision == "approve"
+    )
     view = outcome.request
     if outcome.created:
         subject, text = access_requests.outcome_email(
@@ -541,12 +498,6 @@ def _decide_access(org_id: int, request_id: int, decision: str) -> ResponseRetur
     else:
         flash(f"Declined {view.requester_name}'s request for {view.ledger}.", "info")
     return redirect(url_for("team_page.index", org_id=org_id) + "#access-requests", 303)
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def role_words(role: Any) -> str:
