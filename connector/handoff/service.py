@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import partial
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
