@@ -56,20 +56,25 @@ def test_the_invoice_page_and_the_inbox_link_the_pack_files(browser: Callable[[s
     owner = browser("owner")
     pack_id = _pack(owner, shop)
     page = owner.get(f"/orgs/{shop.org_id}/clients/{shop.connection_id}/invoices/{shop.invoice_id}").text
-    assert 'id="handed-off"' in page and "Letter before claim" in page and "GBP 549.86" in page
+    assert 'id="handed-off"' in page
+    assert "Letter before claim" in page
+    assert "GBP 549.86" in page
     for part in ("letter.pdf", "evidence.zip", "placement.csv"):
         assert f'href="{_url(shop, pack_id, part)}"' in page
     other = owner.get(f"/orgs/{shop.org_id}/clients/{shop.connection_id}/invoices/{shop.invoice2_id}").text
     assert 'id="handed-off"' not in other  # the pack covers INV-1 only
     inbox = browser("viewer").get(f"/orgs/{shop.org_id}/inbox").text
-    assert 'data-testid="group-handed-off"' in inbox and f'href="{_url(shop, pack_id, "evidence.zip")}"' in inbox
+    assert 'data-testid="group-handed-off"' in inbox
+    assert f'href="{_url(shop, pack_id, "evidence.zip")}"' in inbox
 
 
 def test_the_files_download_with_safe_names(browser: Callable[[str], FlaskClient], shop: Shop) -> None:
     viewer = browser("viewer")
     pack_id = _pack(viewer, shop)
     answer = viewer.get(_url(shop, pack_id, "evidence.zip"))
-    assert answer.status_code == 200 and answer.data == SECRET and answer.mimetype == "application/zip"
+    assert answer.status_code == 200
+    assert answer.data == SECRET
+    assert answer.mimetype == "application/zip"
     assert answer.headers["Content-Disposition"] == f'attachment; filename="handoff-{pack_id}-evidence-2026-11-16.zip"'
     assert answer.headers["Cache-Control"] == "private, no-store"
     assert viewer.get(_url(shop, pack_id, "placement.csv")).mimetype == "text/csv"

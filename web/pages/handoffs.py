@@ -49,7 +49,7 @@ def pack_rows(packs: Sequence[PackView], org_id: int, clients: Mapping[int, str]
     """The packs as the `handoff/_packs.html` macro shows them, with their download links."""
     rows = []
     for pack in packs:
-        link = {"org_id": org_id, "connection_id": pack.connection_id, "pack_id": pack.id}
+        link: dict[str, Any] = {"org_id": org_id, "connection_id": pack.connection_id, "pack_id": pack.id}
         rows.append(
             {
                 "letter": pack.letter,
