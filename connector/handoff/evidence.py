@@ -54,7 +54,7 @@ class SentRecord:
     to: tuple[str, ...]
     state: str
     message_id: str
-    invoices: tuple[str, ...]
+    invoices: tuple[str, ...]  # the numbers of the invoices it listed
     raw: bytes
 
 
@@ -119,7 +119,6 @@ class Evidence:
 
     organization_id: int
     connection_id: int
-    provider: str
     business_name: str
     reply_to: str
     country: str
@@ -201,7 +200,6 @@ def read_evidence(
     return Evidence(
         organization_id=connection.organization_id,
         connection_id=conn_id,
-        provider=connection.provider,
         business_name=((client.business_name if client else "") or connection.name)[:200],
         reply_to=(client.reply_to if client else "") or "",
         country=connection.holiday_country or "",
@@ -213,7 +211,7 @@ def read_evidence(
         or customer_external_id,
         customer_emails=tuple(str(e) for e in (customer.emails if customer else []) or []),
         debts=debts,
-        messages=_messages(uow, conn_id, customer_external_id),
+        messages=_messages(uow, conn_id, customer_external_id, _customer_numbers(uow, conn_id, customer_external_id)),
         replies=_replies(uow, conn_id, customer_external_id),
         notes=_notes(uow, conn_id, customer_external_id, actions, numbers),
         fees=tuple(_fee_line(row, action, numbers) for row, action in actions if action.kind in _FEE_KINDS),
@@ -248,7 +246,19 @@ def _disputed(uow: UnitOfWork, conn_id: int, wanted: list[str], customer: Custom
     )
 
 
-def _messages(uow: UnitOfWork, conn_id: int, customer_external_id: str) -> tuple[SentRecord, ...]:
+def _customer_numbers(uow: UnitOfWork, conn_id: int, customer_external_id: str) -> dict[str, str]:
+    """Every invoice number of the customer by ledger id (what the emails listed, handed over or not)."""
+    rows = uow.session.execute(
+        select(Invoice.external_id, Invoice.number).where(
+            Invoice.connection_id == conn_id, Invoice.customer_external_id == customer_external_id
+        )
+    )
+    return {external_id: number or external_id for external_id, number in rows}
+
+
+def _messages(
+    uow: UnitOfWork, conn_id: int, customer_external_id: str, numbers: dict[str, str]
+) -> tuple[SentRecord, ...]:
     rows = uow.session.scalars(
         select(SentMessage)
         .where(SentMessage.connection_id == conn_id, SentMessage.customer_external_id == customer_external_id)
@@ -261,7 +271,7 @@ def _messages(uow: UnitOfWork, conn_id: int, customer_external_id: str) -> tuple
             tuple(str(a) for a in row.to_addresses or []),
             row.state,
             row.message_id,
-            tuple(str(i) for i in row.invoice_external_ids or []),
+            tuple(numbers.get(str(i), str(i)) for i in row.invoice_external_ids or []),
             row.raw,
         )
         for row in rows

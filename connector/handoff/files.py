@@ -115,7 +115,7 @@ def make_files(
             "reply_to": evidence.reply_to,
             "rate": decimal_text(rate),
             "base_rate": decimal_text(base_rate),
-            "daily": ", ".join(str(d) for d in _per_currency(daily)),
+            "daily": _per_currency(daily),
             "fees_deducted": any(c.fees_deducted is not None and c.fees_deducted.is_positive() for c in claims),
             "pay_links": [
                 {"number": c.debt.number, "url": pay_links[c.debt.external_id]}
@@ -131,7 +131,6 @@ def make_files(
         {
             **common,
             "letter_kind": LETTER_TITLES[kind],
-            "provider": evidence.provider,
             "counts": {
                 "messages": len(evidence.messages),
                 "replies": len(evidence.replies),

@@ -88,7 +88,7 @@ from connector.vault.keyring import generate_key
 from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import adapter_for, reconcile_every, run_connection
 from providers._emulator.demo_truth import CarefulNumbers, careful_numbers
-from providers._emulator.kit import EmulatorKit, emulator_kit, emulator_names
+from providers._emulator.kit import EmulatorKit, PostalAddress, emulator_kit, emulator_names
 
 TICK = timedelta(hours=6)
 # Ledger writes that leave a dated note on their invoice beside the write (connector.outbox.executor); a done row's
@@ -392,6 +392,7 @@ class StoryInvoice:
 
 # A customer whose debt is months old when the practice takes the company on (chased with OLDER_DEBT_CADENCE).
 OLDER_DEBT_CUSTOMER = "Old Mill Interiors"
+OLDER_DEBT_ADDRESS = PostalAddress(("Unit 4, Old Mill Yard",), "Leeds", "LS1 4AP", "United Kingdom", "+44 113 496 0000")
 OLDER_DEBT = (StoryInvoice(931, Decimal("4860.00"), 100, 30), StoryInvoice(947, Decimal("2315.50"), 85, 30))
 # An invoice an old import left in Lithuanian litas (replaced by the euro in 2015, no longer ISO 4217): the
 # sync cannot read its amounts and quarantines it.
@@ -512,7 +513,11 @@ def _seed_story(story: _Story, first_day: date) -> None:
     numbers, so the rest of the seeded world is the same with or without them)."""
     company, kit = story.older_debt, story.older_debt.kit
     story.older_debt_customer = kit.add_customer(
-        company.tenant, OLDER_DEBT_CUSTOMER, _address(OLDER_DEBT_CUSTOMER), company.profile.currency
+        company.tenant,
+        OLDER_DEBT_CUSTOMER,
+        _address(OLDER_DEBT_CUSTOMER),
+        company.profile.currency,
+        address=OLDER_DEBT_ADDRESS,  # the hand-off pack's letter and agency file name where the debtor is
     )
     company.story_customers += 1
     for invoice in OLDER_DEBT:

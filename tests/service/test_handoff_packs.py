@@ -187,6 +187,7 @@ def test_a_uk_pack_claims_statutory_interest_and_its_summary_matches_the_ledger(
     messages = list(csv.DictReader(io.StringIO(archive.read("messages.csv").decode())))
     assert messages[0]["subject"] == "'=Invoice INV-1 is overdue"
     assert messages[0]["delivery"] == "sent"
+    assert messages[0]["invoices"] == f"INV-1, {HOSTILE_NUMBER}"  # numbers, as the customer knows them
 
 
 def test_outside_the_uk_the_letter_is_a_final_demand_without_statutory_sums(store: Store) -> None:
