@@ -156,3 +156,18 @@ def test_escalate_handoff_is_an_escalation_with_a_pack() -> None:
     assert not plain.handoff
     with pytest.raises(PolicyError, match=r"escalate.*handoff"):
         cadence_from_dict({"name": "c", "steps": [{"id": "h", "offset": 30, "escalate": "agency"}]})
+
+
+def test_the_cadence_editor_keeps_a_hand_off_step() -> None:
+    from werkzeug.datastructures import MultiDict
+
+    from web.pages.library_forms import StepForm
+
+    shown = StepForm.of({"id": "h", "offset": 45, "escalate": "handoff"})
+    assert shown.escalate
+    assert shown.handoff
+    assert cadence_from_dict({"steps": [shown.body(0, {})]}, "c").steps[0].handoff  # saved back: still a hand-off
+    posted = StepForm.of_form(MultiDict({"steps-0-id": "h", "steps-0-offset": "45", "steps-0-handoff": "on"}), 0)
+    assert posted.body(0, {})["escalate"] == "handoff"
+    plain = StepForm.of_form(MultiDict({"steps-0-id": "h", "steps-0-offset": "45", "steps-0-escalate": "on"}), 0)
+    assert plain.body(0, {})["escalate"] is True
