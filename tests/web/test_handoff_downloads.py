@@ -58,7 +58,7 @@ def test_the_invoice_page_and_the_inbox_link_the_pack_files(browser: Callable[[s
     page = owner.get(f"/orgs/{shop.org_id}/clients/{shop.connection_id}/invoices/{shop.invoice_id}").text
     assert 'id="handed-off"' in page
     assert "Letter before claim" in page
-    assert "GBP 549.86" in page
+    assert "£549.86" in page
     for part in ("letter.pdf", "evidence.zip", "placement.csv"):
         assert f'href="{_url(shop, pack_id, part)}"' in page
     other = owner.get(f"/orgs/{shop.org_id}/clients/{shop.connection_id}/invoices/{shop.invoice2_id}").text

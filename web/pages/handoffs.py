@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 from connector.errors import UnknownRecord
 from connector.receivables.handoffs import PackView, pack_file
 from web.extensions import services
-from web.pages.ui import day
+from web.pages.ui import day, money
 
 bp = Blueprint("handoffs_page", __name__)
 
@@ -57,7 +57,7 @@ def pack_rows(packs: Sequence[PackView], org_id: int, clients: Mapping[int, str]
                 "letter_date": day(pack.letter_date),
                 "invoices": ", ".join(pack.invoice_numbers),
                 "client": (clients or {}).get(pack.connection_id, ""),
-                "totals": "; ".join(f"{currency} {amount}" for currency, amount in pack.totals),
+                "totals": "; ".join(money(amount, currency) for currency, amount in pack.totals),
                 "missing_pdfs": ", ".join(pack.missing_pdfs),
                 "letter_url": url_for("handoffs_page.download", part="letter.pdf", **link),
                 "evidence_url": url_for("handoffs_page.download", part="evidence.zip", **link),
