@@ -200,6 +200,9 @@ class Action:
     generation: int = 0  # late fees: earlier keys of this fee superseded because their ledger record was deleted
     # call tasks and escalations: the person's note on completing the task is also written in the ledger
     record_outcome_in_ledger: bool = False
+    # escalations of an `escalate: handoff` step: the executor also produces the hand-off pack. Left out of repr
+    # so the pinned plan digests (tests/unit/domain/test_plan_equivalence.py) of plans without one stay.
+    handoff: bool = field(default=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

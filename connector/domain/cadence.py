@@ -871,10 +871,11 @@ class _Planner:
                 step.id,
                 event.due_date,
                 scheduled,
-                f"{where}: escalate; no further reminders",
+                f"{where}: escalate; no further reminders" + ("; hand-off pack" if step.handoff else ""),
                 local,
                 amount=inv.balance,
                 record_outcome_in_ledger=step.record_outcome_in_ledger,
+                handoff=step.handoff,
             )
         elif kind is ActionKind.DISCOUNT_OFFER and offer is not None:
             self._action(

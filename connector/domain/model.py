@@ -109,6 +109,8 @@ class CustomerSnapshot:
     emails: tuple[str, ...] = ()
     cc_emails: tuple[str, ...] = ()
     active: bool = True
+    address: tuple[str, ...] = ()  # the billing address, line by line (the hand-off pack's letter and agency file)
+    phone: str = ""
 
 
 @dataclass(frozen=True, slots=True)

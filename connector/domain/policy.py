@@ -113,6 +113,9 @@ class Step:
     record_outcome_in_ledger: bool = False
     # The step's email is the customer's statement (every open invoice, aging, recent payments; PDF attached).
     statement: bool = False
+    # `escalate: handoff`: the escalation also produces the hand-off pack (letter before action, evidence ZIP,
+    # agency placement file) for the invoices concerned, exactly once (connector.handoff).
+    handoff: bool = False
 
     @property
     def nominal_offset(self) -> Fraction:

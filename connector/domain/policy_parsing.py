@@ -231,6 +231,19 @@ def _step_email(data: Mapping[str, Any], here: _Where) -> tuple[str | None, bool
     return remind, statement
 
 
+HANDOFF = "handoff"  # `escalate: handoff`: escalate and produce the hand-off pack
+
+
+def _escalation(data: Mapping[str, Any], here: _Where) -> tuple[bool, bool]:
+    """(escalate, hand-off pack) of a step: `escalate: true | false | handoff`."""
+    value = data.get("escalate", False)
+    if value == HANDOFF:
+        return True, True
+    if not isinstance(value, bool):
+        raise here.error("escalate", f"expected true, false or {HANDOFF!r}, got {value!r}")
+    return value, False
+
+
 def _step_from_dict(data: object, index: int, where: _Where) -> Step:
     data = _mapping(data, where, f"steps[{index}]")
     step_id = data.get("id")
@@ -243,6 +256,7 @@ def _step_from_dict(data: object, index: int, where: _Where) -> Step:
         raise here.error("offset", "missing (days from the due date; negative = before)")
     kind = _choice(data, "days", here, DayKind, "calendar", "calendar or business")
     remind, statement = _step_email(data, here)
+    escalate, handoff = _escalation(data, here)
     step = Step(
         id=step_id.strip(),
         offset=offset,
@@ -252,10 +266,11 @@ def _step_from_dict(data: object, index: int, where: _Where) -> Step:
         late_fee=_text(data, "late_fee", here),
         discount=_text(data, "discount", here),
         call_task=_text(data, "call_task", here),
-        escalate=_bool(data, "escalate", here, False),
+        escalate=escalate,
         tone=_choice(data, "tone", here, Tone, "", "friendly, firm or final") if data.get("tone") is not None else None,
         record_outcome_in_ledger=_bool(data, "record_outcome_in_ledger", here, False),
         statement=statement,
+        handoff=handoff,
     )
     if step.record_outcome_in_ledger and not (step.call_task or step.escalate):
         raise here.error("record_outcome_in_ledger", "only a call_task or escalate step has an outcome to record")

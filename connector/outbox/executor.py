@@ -26,7 +26,9 @@ stay planned and unleased.
 
 People's work: a call task or an escalation opens a task through the injected `TaskDesk` (idempotent by
 the action key) and is recorded done with `external_ref="task:<id>"`; the task itself stays open until a
-person completes it (connector.tasks). Without a desk such an action fails with a clear error.
+person completes it (connector.tasks). Without a desk such an action fails with a clear error. An escalation of an
+`escalate: handoff` step also has the injected `HandoffDesk` make its hand-off pack (connector.handoff), found by its
+unique key when the action is retried, so it is made exactly once; `external_ref` is then "task:<id> pack:<id>".
 
 The window at send time: before a reminder goes out the injected `SendGate` (connector.outbox.send_window)
 is asked whether its customer may get it now; when not, the action goes back to `planned` at the next
@@ -92,6 +94,14 @@ class TaskDesk(Protocol):
         ...
 
 
+class HandoffDesk(Protocol):
+    """Makes the hand-off pack (letter, evidence ZIP, placement file) of an `escalate: handoff` escalation."""
+
+    def make_pack(self, action: Action, connection_id: int, adapter: AccountingAdapter) -> str:
+        """Make (or find, for a retried action or one of the same customer and day) the pack; its id as text."""
+        ...
+
+
 # A reminder in these states has not reached the customer yet (a note of its step waits for it).
 _NOT_SENT_YET = (
     ActionState.PLANNED.value,
@@ -143,6 +153,7 @@ class Executor:
         retry_cap: timedelta = timedelta(hours=1),
         tasks: TaskDesk | None = None,
         gate: SendGate | None = None,
+        handoffs: HandoffDesk | None = None,
     ) -> None:
         self.store = store
         self.adapter = adapter
@@ -155,6 +166,7 @@ class Executor:
         self.retry_cap = retry_cap
         self.tasks = tasks
         self.gate = gate
+        self.handoffs = handoffs
 
     # -- recovery --------------------------------------------------------------------------------
     def recover(self, connection_id: int) -> ExecutionReport:
@@ -333,7 +345,10 @@ class Executor:
         if action.kind in TASK_KINDS:
             if self.tasks is None:
                 raise Rejected("no task desk is set up to open call tasks and hand-offs for people")
-            return ActionState.DONE, f"task:{self.tasks.open_task(action, connection_id)}", ""
+            ref = f"task:{self.tasks.open_task(action, connection_id)}"
+            if action.handoff:
+                ref += f" pack:{self._handoff_pack(action, connection_id)}"
+            return ActionState.DONE, ref, ""
         verdict = self._verdict(action_id, action, connection_id)
         if verdict is not None and not verdict.allowed:
             self._defer(action_id, verdict)
@@ -352,6 +367,12 @@ class Executor:
                 return ActionState.CANCELLED, "", "; ".join(held[k] for k in sorted(held))
             return self._send_reminder(action_id, action, {k: v for k, v in current.items() if k not in held})
         return self._on_invoice(action, current[action.invoice_external_ids[0]], held, connection_id)
+
+    def _handoff_pack(self, action: Action, connection_id: int) -> str:
+        """The hand-off pack of an `escalate: handoff` escalation, made once (the desk finds it on a retry)."""
+        if self.handoffs is None:
+            raise Rejected("no hand-off desk is set up to make hand-off packs")
+        return self.handoffs.make_pack(action, connection_id, self.adapter)
 
     def _on_invoice(
         self, action: Action, invoice: InvoiceSnapshot | None, held: Mapping[str, str], connection_id: int

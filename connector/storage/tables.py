@@ -774,3 +774,34 @@ class OidcNonce(Base):
     nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     provider: Mapped[str] = mapped_column(String(40))
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# -- issue 17: the hand-off pack (connector.handoff) ------------------------------------------------------------------
+class HandoffPack(Base):
+    """The hand-off pack of a customer's invoices handed over by an `escalate: handoff` step, made exactly once.
+
+    `pack_key` (40 hex) is the hash of the connection, the customer, the letter's local date and the invoices it
+    covers: the escalations of one customer on one day share one pack, and a retried escalation finds it instead of
+    making a second. The files are kept here: the letter (PDF), the evidence ZIP and the agency placement CSV.
+    `kind`: `pre_action` (UK letter before claim) or `final_demand`. `totals` per currency as strings.
+    """
+
+    __tablename__ = "handoff_packs"
+    __table_args__ = (Index("ix_handoff_packs_customer", "connection_id", "customer_external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pack_key: Mapped[str] = mapped_column(String(64), unique=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    action_key: Mapped[str] = mapped_column(String(64))  # the escalation that made it
+    customer_external_id: Mapped[str] = mapped_column(String(100))
+    customer_name: Mapped[str] = mapped_column(String(300), default="")
+    invoice_external_ids: Mapped[list[Any]] = mapped_column(default=list)
+    invoice_numbers: Mapped[list[Any]] = mapped_column(default=list)
+    kind: Mapped[str] = mapped_column(String(20))  # pre_action | final_demand
+    letter_date: Mapped[date] = mapped_column(Date)
+    totals: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {currency: {"outstanding": "12.00", ...}}
+    letter_pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    evidence_zip: Mapped[bytes] = mapped_column(LargeBinary)
+    placement_csv: Mapped[bytes] = mapped_column(LargeBinary)
+    missing_pdfs: Mapped[list[Any]] = mapped_column(default=list)  # invoice numbers the ledger gave no PDF of
+    created_at: Mapped[datetime] = mapped_column()

@@ -21,6 +21,7 @@ from connector.config import Settings
 from connector.connections.token_source import StoredTokenSource
 from connector.domain.fees import ReferenceRates
 from connector.errors import StorageError
+from connector.handoff.service import StoreHandoffDesk
 from connector.library.starter import ensure_library
 from connector.outbox.executor import ExecutionReport, Executor, ReminderSender
 from connector.outbox.planning import PlanReport, plan_connection
@@ -173,6 +174,8 @@ def _plan_and_execute(
         retry_cap=timedelta(seconds=scheduler.action_retry_max_seconds),
         tasks=StoreTaskDesk(services.store, now),  # call tasks and escalations become people's tasks
         gate=WindowGate(services.store, settings.rules),  # the send window, re-checked at send time
+        # `escalate: handoff` steps: the letter, evidence ZIP and placement file, made once
+        handoffs=StoreHandoffDesk(services.store, now, uk_base_rate=settings.statutory.uk_base_rate),
     )
     executed = executor.run_due(connection_id, renew=renew, should_stop=should_stop)
     return planned, executed

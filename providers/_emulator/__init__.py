@@ -14,7 +14,7 @@ from providers._emulator.core import (
     LimitDecision,
     RateLimits,
 )
-from providers._emulator.kit import ChildEmulator, EmulatorKit, KitBase, LocalSetup
+from providers._emulator.kit import ChildEmulator, EmulatorKit, KitBase, LocalSetup, PostalAddress
 from providers._emulator.server import RunningServer, serve
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "KitBase",
     "LimitDecision",
     "LocalSetup",
+    "PostalAddress",
     "RateLimits",
     "RunningServer",
     "register_admin",

@@ -74,20 +74,21 @@ from connector.config import load_settings
 from connector.connections.connect import begin_connect, complete_connect
 from connector.domain.calendar import HolidayCalendar
 from connector.domain.dso import DEFAULT_PERIOD_DAYS, days_sales_outstanding, sales_in_period
+from connector.domain.handoff import safe_name
 from connector.domain.model import Role
 from connector.library.items import list_items
 from connector.library.overrides import update_customer_overrides
 from connector.library.resolve import CADENCE
 from connector.library.settings import InstallDefaults, update_client_settings
 from connector.review import Review, approve, review_of
-from connector.storage.tables import Action, Activity, Customer, Installment, Invoice, PaymentPlan
+from connector.storage.tables import Action, Activity, Customer, HandoffPack, Installment, Invoice, PaymentPlan
 from connector.sync.invoices import sync_connection
 from connector.tasks.service import CALL, complete_task, list_tasks
 from connector.vault.keyring import generate_key
 from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import adapter_for, reconcile_every, run_connection
 from providers._emulator.demo_truth import CarefulNumbers, careful_numbers
-from providers._emulator.kit import EmulatorKit, emulator_kit, emulator_names
+from providers._emulator.kit import EmulatorKit, PostalAddress, emulator_kit, emulator_names
 
 TICK = timedelta(hours=6)
 # Ledger writes that leave a dated note on their invoice beside the write (connector.outbox.executor); a done row's
@@ -229,7 +230,8 @@ RULES: dict[str, Any] = {
                     "call_task": "Phone about the long-overdue account before it is handed over",
                     "record_outcome_in_ledger": True,
                 },
-                {"id": "hand-over", "offset": 15, "remind": "final_notice", "escalate": True},
+                # handed over with the hand-off pack (letter before claim, evidence ZIP, agency file): docs/handoff.md
+                {"id": "hand-over", "offset": 15, "remind": "final_notice", "escalate": "handoff"},
             ],
         },
     },
@@ -295,6 +297,7 @@ class DemoSummary:
     duplicate_keys: int  # actions carried out twice: must be 0
     report: dict[str, Any] = field(default_factory=dict)  # what summary.json holds
     report_path: Path | None = None
+    handoff: tuple[Path, ...] = ()  # the hand-off packs written (one folder each, under <out>/handoff)
     calls_made: int = 0  # call tasks the demo's accountant completed
     holiday_reminders: tuple[str, ...] = ()  # reminders that went out on a public holiday (must be none)
 
@@ -389,6 +392,7 @@ class StoryInvoice:
 
 # A customer whose debt is months old when the practice takes the company on (chased with OLDER_DEBT_CADENCE).
 OLDER_DEBT_CUSTOMER = "Old Mill Interiors"
+OLDER_DEBT_ADDRESS = PostalAddress(("Unit 4, Old Mill Yard",), "Leeds", "LS1 4AP", "United Kingdom", "+44 113 496 0000")
 OLDER_DEBT = (StoryInvoice(931, Decimal("4860.00"), 100, 30), StoryInvoice(947, Decimal("2315.50"), 85, 30))
 # An invoice an old import left in Lithuanian litas (replaced by the euro in 2015, no longer ISO 4217): the
 # sync cannot read its amounts and quarantines it.
@@ -509,7 +513,11 @@ def _seed_story(story: _Story, first_day: date) -> None:
     numbers, so the rest of the seeded world is the same with or without them)."""
     company, kit = story.older_debt, story.older_debt.kit
     story.older_debt_customer = kit.add_customer(
-        company.tenant, OLDER_DEBT_CUSTOMER, _address(OLDER_DEBT_CUSTOMER), company.profile.currency
+        company.tenant,
+        OLDER_DEBT_CUSTOMER,
+        _address(OLDER_DEBT_CUSTOMER),
+        company.profile.currency,
+        address=OLDER_DEBT_ADDRESS,  # the hand-off pack's letter and agency file name where the debtor is
     )
     company.story_customers += 1
     for invoice in OLDER_DEBT:
@@ -615,6 +623,8 @@ def run_demo(
         )
         report = _report(services, companies, end, run.reminded_paid, duplicates, careful)
         report.update(_inbox(services))
+        handoff = write_handoff_packs(services, out / "handoff")
+        report["handoff_packs"] = len(handoff)
     totals = run.totals
     summary = DemoSummary(
         days=days,
@@ -640,11 +650,37 @@ def run_demo(
         report_path=out / "summary.json",
         calls_made=totals.calls_made,
         holiday_reminders=careful.holiday_reminders,
+        handoff=handoff,
     )
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     for line in _summary_lines(summary):
         echo(line)
+    for line in _handoff_lines(summary):
+        echo(line)
     return summary
+
+
+# -- hand-off packs (docs/handoff.md): the older debt is handed over with its pack; the demo writes each out ---------
+def write_handoff_packs(services: Services, folder: Path) -> tuple[Path, ...]:
+    """Write every hand-off pack in the store to `folder/<id>-<customer>/` (letter.pdf, evidence.zip,
+    placement.csv); the folders written, oldest pack first."""
+    written = []
+    with services.store.unit_of_work() as uow:
+        for pack in uow.session.scalars(select(HandoffPack).order_by(HandoffPack.id)):
+            where = folder / f"{pack.id}-{safe_name(pack.customer_name, fallback='customer')}"
+            where.mkdir(parents=True, exist_ok=True)
+            (where / "letter.pdf").write_bytes(pack.letter_pdf)
+            (where / "evidence.zip").write_bytes(pack.evidence_zip)
+            (where / "placement.csv").write_bytes(pack.placement_csv)
+            written.append(where)
+    return tuple(written)
+
+
+def _handoff_lines(summary: DemoSummary) -> list[str]:
+    """Where the hand-off packs were written (none: the run was too short for the older debt's hand-over)."""
+    if not summary.handoff:
+        return ["Hand-off packs: none yet (the older debt is handed over on the run's fifteenth day)"]
+    return [f"Hand-off pack written: {where} (letter.pdf, evidence.zip, placement.csv)" for where in summary.handoff]
 
 
 def default_start(days: int, now: datetime | None = None) -> datetime:

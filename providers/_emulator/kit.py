@@ -32,6 +32,17 @@ GROUP = "nudge.emulators"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@dataclass(frozen=True)
+class PostalAddress:
+    """A customer's billing address and phone, as a seeded ledger holds it (each kit writes its own shape)."""
+
+    lines: tuple[str, ...]
+    city: str = ""
+    postal_code: str = ""
+    country: str = ""
+    phone: str = ""
+
+
 class EmulatorKit(Protocol):
     """Everything a caller needs from one provider's emulator (docs/design.md "Emulators")."""
 
@@ -100,8 +111,10 @@ class EmulatorKit(Protocol):
         at a fixed UTC-7 for QuickBooks, NZ in Pacific/Auckland for Xero; `utc_offset_hours` is QuickBooks' only)."""
         ...
 
-    def add_customer(self, tenant: str, name: str, email: str, currency: str = "") -> str:
-        """A customer with an email address (in-process, no webhook); returns its id."""
+    def add_customer(
+        self, tenant: str, name: str, email: str, currency: str = "", *, address: PostalAddress | None = None
+    ) -> str:
+        """A customer with an email address (and a billing address and phone) (in-process, no webhook); its id."""
         ...
 
     def add_invoice(

@@ -199,7 +199,22 @@ def to_customer(raw: dict[str, Any]) -> CustomerSnapshot:
         name=name,
         emails=split_emails(_ref(raw, "PrimaryEmailAddr").get("Address")),
         active=raw.get("Active", True) is not False,
+        address=_address(_ref(raw, "BillAddr")),
+        phone=str(_ref(raw, "PrimaryPhone").get("FreeFormNumber") or "")[:60],
     )
+
+
+_ADDRESS_LINES = ("Line1", "Line2", "Line3", "Line4", "Line5")
+
+
+def _address(raw: dict[str, Any]) -> tuple[str, ...]:
+    """A QBO PhysicalAddress (BillAddr) as lines: Line1-5, then "City Region PostalCode", then Country."""
+    lines = [str(raw.get(key) or "").strip() for key in _ADDRESS_LINES]
+    place = " ".join(
+        part for key in ("City", "CountrySubDivisionCode", "PostalCode") if (part := str(raw.get(key) or "").strip())
+    )
+    lines += [place.strip(), str(raw.get("Country") or "").strip()]
+    return tuple(line[:200] for line in lines if line)
 
 
 MONEY_ENTITIES = {"Payment": PaymentKind.PAYMENT, "CreditMemo": PaymentKind.CREDIT}

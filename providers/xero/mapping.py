@@ -174,7 +174,27 @@ def to_customer(raw: Mapping[str, Any]) -> CustomerSnapshot:
         name=str(raw.get("Name") or ""),
         emails=contact_emails(raw),
         active=str(raw.get("ContactStatus") or "ACTIVE").upper() == "ACTIVE",
+        address=_address(raw.get("Addresses")),
+        phone=_phone(raw.get("Phones")),
     )
+
+
+def _address(addresses: Any) -> tuple[str, ...]:
+    """The contact's postal address (`POBOX`, Xero's billing address; else the first) as lines."""
+    rows = [row for row in addresses or [] if isinstance(row, Mapping)]
+    chosen = next((row for row in rows if row.get("AddressType") == "POBOX"), rows[0] if rows else {})
+    lines = [str(chosen.get(f"AddressLine{n}") or "").strip() for n in range(1, 5)]
+    place = " ".join(part for key in ("City", "Region", "PostalCode") if (part := str(chosen.get(key) or "").strip()))
+    lines += [place.strip(), str(chosen.get("Country") or "").strip()]
+    return tuple(line[:200] for line in lines if line)
+
+
+def _phone(phones: Any) -> str:
+    """The contact's `DEFAULT` phone number as one string (country, area, number)."""
+    rows = [row for row in phones or [] if isinstance(row, Mapping)]
+    chosen = next((row for row in rows if row.get("PhoneType") == "DEFAULT"), rows[0] if rows else {})
+    parts = (str(chosen.get(key) or "").strip() for key in ("PhoneCountryCode", "PhoneAreaCode", "PhoneNumber"))
+    return " ".join(part for part in parts if part)[:60]
 
 
 # -- the organisation's country, holiday subdivision and zone (GET /Organisation) ------------------------------

@@ -87,6 +87,9 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert first["Subject"]
     assert f"NUDGE_CONFIG={out / 'nudge.yaml'} nudge serve" in text
     _check_browse_block(text, out, json.loads((out / "summary.json").read_text()))
+    # The handed-off customer's pack, and where it was written (opened and checked in test_demo_handoff.py).
+    assert f"Hand-off pack written: {out / 'handoff'}/" in text
+    assert list((out / "handoff").glob("*-Old-Mill-Interiors/evidence.zip"))
     _check_inbox_in_the_store(out / "nudge.sqlite3", approval_from=date(2026, 12, 23))  # New York: Wed and Thu
     check = subprocess.run(
         [NUDGE, "check-config", str(out / "nudge.yaml")], env=env, capture_output=True, text=True, timeout=120
@@ -113,6 +116,7 @@ SUMMARY_KEYS = {
     "tasks_completed",
     "actions_awaiting_approval",
     "invoices_quarantined",
+    "handoff_packs",
     "companies",
 }
 COMPANY_KEYS = {
@@ -156,6 +160,9 @@ def _check_summary_json(path: Path, *, reminders: int, notes: int, fees: int) ->
     assert summary["tasks_completed"] > 0  # the accountant's calls, recorded with what was said
     assert summary["actions_awaiting_approval"] > 0  # approval mode, on for the last two working days
     assert summary["invoices_quarantined"] == 1  # the invoice in a retired currency
+    assert (
+        summary["handoff_packs"] == 1
+    )  # the older debt, handed off with its pack (tests/integration/test_demo_handoff.py)
     companies = {company["provider"]: company for company in summary["companies"]}
     assert set(companies) == {"quickbooks", "xero"}
     assert (companies["quickbooks"]["currency"], companies["xero"]["currency"]) == ("USD", "GBP")

@@ -27,6 +27,7 @@ from connector.errors import ChangeRefused, InvalidInput, UnknownRecord
 from connector.outbox.planning import Chasing
 from connector.receivables import actions as action_service
 from connector.receivables.common import ROW_ID_MAX
+from connector.receivables.handoffs import recent_packs
 from connector.receivables.inbox import APPROVALS, Inbox, inbox, mark_reply_handled
 from connector.receivables.tasks import complete
 from connector.receivables.views import ActionView
@@ -36,6 +37,7 @@ from connector.storage import Store
 from connector.tasks.service import CALL
 from web.access import require_role
 from web.extensions import services
+from web.pages.handoffs import pack_rows
 from web.pages.ui import UI_LOCALE
 from web.wording import sentence
 
@@ -149,10 +151,20 @@ def _render(
             note_errors=note_errors or {},
             notes=notes or {},
             approvals=APPROVALS,
+            handoff_packs=_handoff_packs(org_id, client, dict(found.clients)),
             **_links(org_id),
         ),
         status,
     )
+
+
+# -- hand-off packs (docs/handoff.md): the debts handed off, each pack's files to download ----------------------
+def _handoff_packs(org_id: int, client: int | None, clients: dict[int, str]) -> list[dict[str, Any]]:
+    """The newest hand-off packs of the clients the member sees (of one client with `?client=`)."""
+    visible = _visible()
+    if client is not None:
+        visible = {client} if visible is None or client in visible else set()
+    return pack_rows(recent_packs(services().store, org_id, connection_ids=visible), org_id, clients)
 
 
 @bp.get("/orgs/<int:org_id>/inbox")

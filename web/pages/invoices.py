@@ -28,6 +28,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 
 from connector.errors import InvalidInput, UnknownRecord
+from connector.receivables.handoffs import packs_of_invoice
 from connector.receivables.invoices import (
     BUCKETS,
     CustomerView,
@@ -41,6 +42,7 @@ from connector.receivables.invoices import (
     sent_email,
 )
 from web.extensions import services
+from web.pages.handoffs import pack_rows
 from web.pages.ui import PAGE_SIZE, day
 
 bp = Blueprint("invoices_page", __name__)
@@ -344,7 +346,16 @@ def detail(org_id: int, connection_id: int, invoice_id: int) -> ResponseReturnVa
         customer_url=customer_url(org_id, connection_id, found.invoice.customer_id),
         client_url=_endpoint_url("clients_page.index", org_id=org_id, connection_id=connection_id),
         overview_url=_endpoint_url("overview_page.index", org_id=org_id),
+        handoff_packs=_handoff_packs(org_id, connection_id, invoice_id),
     )
+
+
+def _handoff_packs(org_id: int, connection_id: int, invoice_id: int) -> list[dict[str, Any]]:
+    """The hand-off packs covering the invoice, with their download links (docs/handoff.md)."""
+    packs = packs_of_invoice(
+        services().store, org_id, connection_id, invoice_id, connection_ids=g.member_scope.visible_connection_ids()
+    )
+    return pack_rows(packs, org_id)
 
 
 def _holds(found: InvoiceDetail) -> list[str]:

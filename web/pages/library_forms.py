@@ -86,6 +86,7 @@ class StepForm:
     discount: str = ""
     call_task: str = ""
     escalate: bool = False
+    handoff: bool = False  # `escalate: handoff`: the escalation also makes the hand-off pack (docs/handoff.md)
     record_outcome: bool = False
 
     @classmethod
@@ -112,7 +113,8 @@ class StepForm:
             late_fee=_text(step.get("late_fee")),
             discount=_text(step.get("discount")),
             call_task=_text(step.get("call_task")),
-            escalate=step.get("escalate") is True,
+            escalate=step.get("escalate") is True or step.get("escalate") == "handoff",
+            handoff=step.get("escalate") == "handoff",
             record_outcome=step.get("record_outcome_in_ledger") is True,
         )
 
@@ -124,6 +126,7 @@ class StepForm:
         return cls(
             offset=form.get(prefix + "offset", "")[:40],
             escalate=form.get(prefix + "escalate") == "on",
+            handoff=form.get(prefix + "handoff") == "on",
             record_outcome=form.get(prefix + "record_outcome") == "on",
             **values,
         )
@@ -147,8 +150,8 @@ class StepForm:
         for key in ("note", "call_task"):
             if getattr(self, key).strip():
                 out[key] = getattr(self, key).strip()
-        if self.escalate:
-            out["escalate"] = True
+        if self.handoff or self.escalate:
+            out["escalate"] = "handoff" if self.handoff else True
         if self.record_outcome:
             out["record_outcome_in_ledger"] = True
         return out

@@ -72,7 +72,7 @@ def describe_step(step: StepForm) -> str:
     if step.call_task:
         does.append("call task")
     if step.escalate:
-        does.append("escalate to a person")
+        does.append("hand off with a letter and evidence pack" if step.handoff else "escalate to a person")
     return f"{when}: {', '.join(does) or 'nothing'}"
 
 

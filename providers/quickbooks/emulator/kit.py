@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from connector.ports import ProviderSettings
-from providers._emulator import ChildEmulator, KitBase, LocalSetup, RateLimits
+from providers._emulator import ChildEmulator, KitBase, LocalSetup, PostalAddress, RateLimits
 from providers.quickbooks.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorHandle, start
 from providers.quickbooks.emulator import main as emulator_main
 from providers.quickbooks.emulator.notify import sign
@@ -151,10 +151,22 @@ class QuickBooksKit(KitBase):
         )
         return company.realm
 
-    def add_customer(self, tenant: str, name: str, email: str, currency: str = "") -> str:
+    def add_customer(
+        self, tenant: str, name: str, email: str, currency: str = "", *, address: PostalAddress | None = None
+    ) -> str:
         body: dict[str, Any] = {"DisplayName": name, "CompanyName": name, "PrimaryEmailAddr": {"Address": email}}
         if currency:
             body["CurrencyRef"] = {"value": currency}
+        if address is not None:  # a QBO PhysicalAddress (Line1-5, City, PostalCode, Country) and TelephoneNumber
+            lines = {f"Line{n}": line for n, line in enumerate(address.lines[:5], start=1)}
+            body["BillAddr"] = {
+                **lines,
+                "City": address.city,
+                "PostalCode": address.postal_code,
+                "Country": address.country,
+            }
+            if address.phone:
+                body["PrimaryPhone"] = {"FreeFormNumber": address.phone}
         return str(self.emulator.store.create(tenant, "Customer", body, notify=False)["Id"])
 
     def add_invoice(

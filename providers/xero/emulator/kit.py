@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from connector.ports import ProviderSettings
-from providers._emulator import ChildEmulator, KitBase, LocalSetup
+from providers._emulator import ChildEmulator, KitBase, LocalSetup, PostalAddress
 from providers.xero.emulator import XeroEmulator, start
 from providers.xero.emulator import main as emulator_main
 from providers.xero.emulator.ledger import Ledger
@@ -141,10 +141,25 @@ class XeroKit(KitBase):
             name, currency=currency or self.currency, country=country, region=subdivision, time_zone=time_zone
         )
 
-    def add_customer(self, tenant: str, name: str, email: str, currency: str = "") -> str:
+    def add_customer(
+        self, tenant: str, name: str, email: str, currency: str = "", *, address: PostalAddress | None = None
+    ) -> str:
         contact: dict[str, Any] = {"Name": name, "EmailAddress": email}
         if currency:
             contact["DefaultCurrency"] = currency
+        if address is not None:  # Xero's billing address is the POBOX one; its main phone the DEFAULT one
+            lines = {f"AddressLine{n}": line for n, line in enumerate(address.lines[:4], start=1)}
+            contact["Addresses"] = [
+                {
+                    "AddressType": "POBOX",
+                    **lines,
+                    "City": address.city,
+                    "PostalCode": address.postal_code,
+                    "Country": address.country,
+                }
+            ]
+            if address.phone:
+                contact["Phones"] = [{"PhoneType": "DEFAULT", "PhoneNumber": address.phone}]
         state = self.emulator.state
         with state.lock:
             record = self._ledger(tenant).upsert_contact(contact, state.now())

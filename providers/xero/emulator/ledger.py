@@ -48,6 +48,21 @@ class NotFound(Exception):
     """No such record in this organisation (404)."""
 
 
+_ADDRESS_FIELDS = (
+    "AddressType",
+    "AddressLine1",
+    "AddressLine2",
+    "AddressLine3",
+    "AddressLine4",
+    "City",
+    "Region",
+    "PostalCode",
+    "Country",
+    "AttentionTo",
+)
+_PHONE_FIELDS = ("PhoneType", "PhoneNumber", "PhoneAreaCode", "PhoneCountryCode")
+
+
 @dataclass
 class Ledger:
     """The records of one organisation (tenant)."""
@@ -118,6 +133,13 @@ class Ledger:
                 }
                 for p in data["ContactPersons"] or []
             ]
+        for key, fields in (("Addresses", _ADDRESS_FIELDS), ("Phones", _PHONE_FIELDS)):
+            if key in data:  # Xero keeps the address and phone fields it knows, as text
+                record[key] = [
+                    {field: str(row[field] or "") for field in fields if field in row}
+                    for row in data[key] or []
+                    if isinstance(row, dict)
+                ]
         record["UpdatedDateUTC"] = now
         self.contacts[record["ContactID"]] = record
         self.events.append(("CONTACT", record["ContactID"], "UPDATE" if existing else "CREATE"))

@@ -311,3 +311,23 @@ def test_broken_money_object_names_id_and_field(entity, mutate, field) -> None:
 def test_a_money_object_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(MappingError):
         to_payments([], home_currency="USD")  # type: ignore[arg-type]
+
+
+def test_customer_address_and_phone_for_the_hand_off_pack() -> None:
+    raw = {
+        "Id": "7",
+        "DisplayName": "Acme",
+        "BillAddr": {
+            "Id": "2",
+            "Line1": "1 High St",
+            "Line2": "",
+            "City": "London",
+            "PostalCode": "N1 9GU",
+            "Country": "UK",
+        },
+        "PrimaryPhone": {"FreeFormNumber": "+44 20 7946 0000"},
+    }
+    customer = to_customer(raw)
+    assert customer.address == ("1 High St", "London N1 9GU", "UK")
+    assert customer.phone == "+44 20 7946 0000"
+    assert to_customer({"Id": "8", "DisplayName": "Bare"}).address == ()

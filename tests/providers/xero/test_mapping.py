@@ -206,3 +206,29 @@ def test_hostile_money_objects_raise_mapping_error_naming_the_field(raw: dict, f
     with pytest.raises(MappingError) as info:
         mapping.to_payments(raw, home_currency="NZD")
     assert info.value.field.startswith(field)
+
+
+def test_contact_postal_address_and_default_phone_for_the_hand_off_pack() -> None:
+    customer = mapping.to_customer(
+        {
+            "ContactID": "c1",
+            "Name": "Rubble",
+            "Addresses": [
+                {"AddressType": "STREET", "AddressLine1": "Quarry 3"},
+                {
+                    "AddressType": "POBOX",
+                    "AddressLine1": "PO Box 12",
+                    "City": "Leeds",
+                    "Region": "",
+                    "PostalCode": "LS1",
+                },
+            ],
+            "Phones": [
+                {"PhoneType": "MOBILE", "PhoneNumber": "07700 900000"},
+                {"PhoneType": "DEFAULT", "PhoneCountryCode": "44", "PhoneAreaCode": "113", "PhoneNumber": "496 0000"},
+            ],
+        }
+    )
+    assert customer.address == ("PO Box 12", "Leeds LS1")
+    assert customer.phone == "44 113 496 0000"
+    assert mapping.to_customer({"ContactID": "c2", "Addresses": [], "Phones": []}).address == ()
