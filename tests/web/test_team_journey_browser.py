@@ -79,9 +79,11 @@ def journey(tmp_path: Path) -> Iterator[Journey]:
             app = create_app(settings)
             store: Store = app.extensions[SERVICES_KEY].store
             store.create_all()
-            with serving(app, port):
-                yield Journey(url, store, intuit, realms, inbox)
-            store.dispose()
+            try:
+                with serving(app, port):
+                    yield Journey(url, store, intuit, realms, inbox)
+            finally:
+                store.dispose()
     finally:
         emulator.stop()
 
@@ -99,11 +101,11 @@ def connection_ids(store: Store, org_id: int) -> dict[str, int]:
         return {connection.name: connection.id for connection in uow.connections.for_organization(org_id)}
 
 
-def invitation_link(inbox: Inbox, address: str) -> str:
-    """The link of the latest invitation emailed to `address`."""
-    messages = inbox.to(address)
-    assert messages, f"no email to {address}; the mail server got: {[r for r, _ in inbox.received]}"
-    match = re.search(r"(http://127\.0\.0\.1:\d+/invitations/[A-Za-z0-9_\-]+)", text_of(messages[-1]))
+def invitation_link(journey: Journey, address: str) -> str:
+    """The link of the latest invitation emailed to `address` (on the install's base URL)."""
+    messages = journey.inbox.to(address)
+    assert messages, f"no email to {address}; the mail server got: {[r for r, _ in journey.inbox.received]}"
+    match = re.search(rf"({re.escape(journey.url)}/invitations/[A-Za-z0-9_\-]+)", text_of(messages[-1]))
     assert match, text_of(messages[-1])
     return match.group(1)
 
@@ -167,7 +169,7 @@ class People:
         """The emailed link, Sign in with Intuit (identity only: no company asked for), then Join."""
         from playwright.sync_api import expect
 
-        page.goto(invitation_link(self.journey.inbox, email))
+        page.goto(invitation_link(self.journey, email))
         expect(page.get_by_role("heading", name=f"Join {organization}")).to_be_visible()
         self.screenshot(page, f"invitation-{role}")
         page.get_by_role("button", name="Sign in with Intuit").click()
