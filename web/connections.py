@@ -68,12 +68,14 @@ def connected_message(file: ConnectedFile) -> str:
         manager = file.managed_by or "another Nudge organization"
         return (
             f"{done}, but {manager} already chases this ledger in Nudge, so nothing will be sent from here. "
-            f"Ask {manager} for access (nudge access request --connection {file.connection_id})."
+            f"Ask {manager} for access from the Team page."
         )
     if file.chasing == REVIEW:
+        # Read in the browser (often straight from an app store): the review is in the Inbox, not a command.
+        full_stop = "" if done.endswith(".") else "."  # "Kowhai Catering Co." ends its own sentence
         return (
-            f"{done}. Its invoices are syncing; nothing is sent or written to the ledger until you have reviewed "
-            f"and approved its first plan (nudge review --connection {file.connection_id})."
+            f"{done}{full_stop} Its invoices are syncing; nothing is sent or written to the ledger until you have "
+            "reviewed and approved its first plan in the Inbox."
         )
     return done
 

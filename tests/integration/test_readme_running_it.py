@@ -2,10 +2,11 @@
 
 The section's first shell block runs in one bash session started in the checkout (`make venv` is a no-op in the
 test's own environment); its `nudge dev` line, which runs until Ctrl-C, is started in the background. The
-password prompt of `nudge users create` is answered on stdin. The browser steps the prose describes (sign in,
-Connect QuickBooks Online, the emulator's consent page) are done with `requests`, exactly the forms a browser
-posts. The second block runs in a second shell with the virtual environment activated, as the prose says. At
-the end `nudge dev` gets SIGINT (Ctrl-C) and every process it started must be gone.
+browser steps the prose describes (the login page's "Sign up with Intuit", its button, the QuickBooks emulator's
+consent page with Olivia Owner as the Intuit user and Hudson Valley Design Co. as the company, Connect) are done
+with `requests`, exactly the links a browser follows and the forms it posts. The second block runs in a second
+shell with the virtual environment activated, as the prose says. At the end `nudge dev` gets SIGINT (Ctrl-C) and
+every process it started must be gone.
 
 The only thing set from outside is `NUDGE_PORT_OFFSET`, which the README documents, so the test can run next to
 anything already listening on 5000, 8765 or 8402.
@@ -31,7 +32,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 VENV_BIN = Path(sys.executable).parent
-PASSWORD = "a newcomer's long password"
+INTUIT_USER = "Olivia Owner &lt;owner@intuit-demo.example&gt;"  # the consent page's first Intuit user, as it shows
+COMPANY = "Hudson Valley Design Co."
 PORTS = (5000, 8765, 8402)
 _TOKEN = re.compile(r'name="csrf_token"[^>]*\bvalue="([^"]+)"')
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
@@ -101,7 +103,6 @@ class Newcomer:
                 script.append(line)
         answer = subprocess.run(
             ["bash", "-c", "\n".join(script)],
-            input=f"{PASSWORD}\n{PASSWORD}\n",
             env=self.env,
             cwd=self.home,
             capture_output=True,
@@ -173,38 +174,36 @@ def _token(page: str) -> str:
     return match.group(1)
 
 
-def _sign_in(browser: requests.Session, web: str) -> str:
-    """The sign-in form; the organization page it lands on."""
-    page = browser.get(f"{web}/login", timeout=10).text
-    answer = browser.post(
-        f"{web}/login",
-        data={"csrf_token": _token(page), "email": "you@example.com", "password": PASSWORD},
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text[:2000]
-    assert re.search(r"/orgs/\d+/$", answer.url), answer.url
-    return answer.url
+def _follow(browser: requests.Session, page: requests.Response, text: str) -> requests.Response:
+    """Click the link whose text is `text` on `page`."""
+    link = re.search(rf'<a href="([^"]+)">{re.escape(text)}</a>', page.text)
+    assert link, page.text[:3000]
+    return browser.get(urljoin(page.url, html.unescape(link.group(1))), timeout=10)
 
 
-def _connect_quickbooks(browser: requests.Session, overview_url: str, overview: str) -> str:
-    """Connect QuickBooks Online, the emulator's consent page, Connect: the page Nudge's callback lands on."""
-    form = re.search(r'<form[^>]*action="([^"]*/connect/quickbooks)"', overview)
-    assert form, overview[:3000]
-    answer = browser.post(urljoin(overview_url, form.group(1)), data={"csrf_token": _token(overview)}, timeout=10)
+def _sign_up_with_intuit(browser: requests.Session, web: str) -> requests.Response:
+    """The login page's "Sign up with Intuit", its button, the emulator's consent page (the Intuit user left as it
+    is, the company picked), Connect: the page Nudge lands on."""
+    signup = _follow(browser, browser.get(f"{web}/", timeout=10), "Sign up with Intuit")
+    form = re.search(r'<form method="post" action="([^"]*/signup/quickbooks)"', signup.text)
+    assert form, signup.text[:3000]
+    assert "Sign up with Intuit</button>" in signup.text, signup.text[:3000]
+    answer = browser.post(urljoin(signup.url, form.group(1)), data={"csrf_token": _token(signup.text)}, timeout=10)
     refresh = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', answer.text)
     assert refresh, answer.text[:2000]
     consent = browser.get(html.unescape(refresh.group(1)), timeout=10)
-    assert "Hudson Valley Design Co." in consent.text, consent.text[:2000]
-    realm = re.search(r'name="realm" value="(\d+)"[^>]*> Hudson Valley Design Co\.', consent.text)
-    assert realm, consent.text[:2000]
+    user = re.search(rf'<option value="([^"]+)" selected>{re.escape(INTUIT_USER)}</option>', consent.text)
+    assert user, consent.text[:3000]
+    realm = re.search(rf'name="realm" value="(\d+)"[^>]*> {re.escape(COMPANY)}', consent.text)
+    assert realm, consent.text[:3000]
     fields = {name: html.unescape(value) for name, value in _HIDDEN.findall(consent.text)}
     decided = browser.post(
         urljoin(consent.url, "/connect/oauth2/decide"),
-        data={**fields, "realm": realm.group(1), "decision": "approve"},
+        data={**fields, "user": user.group(1), "realm": realm.group(1), "decision": "approve"},
         timeout=10,
     )
     assert decided.status_code == 200, decided.text[:2000]
-    return decided.text
+    return decided
 
 
 def _synced_invoices(browser: requests.Session, web: str, org_url: str, log: Newcomer) -> str:
@@ -234,20 +233,23 @@ def test_running_it_works_exactly_as_written(newcomer: Newcomer) -> None:
     assert "wrote" in shell.stdout
     folder = newcomer.home / "nudge-local"
     assert (folder / ".env").stat().st_mode & 0o777 == 0o600
-    assert "created you@example.com" in shell.stdout
 
     web = f"http://127.0.0.1:{5000 + newcomer.offset}"
+    # What a person sees before opening the browser: all four started (the web app may answer before the emulators).
     _wait_for(f"{web}/login", 60, newcomer)
+    _wait_for(f"http://127.0.0.1:{8765 + newcomer.offset}/.well-known/openid_configuration", 60, newcomer)
+    _wait_for(f"http://127.0.0.1:{8402 + newcomer.offset}/.well-known/openid-configuration", 60, newcomer)
     output = newcomer.dev_output()
     assert "cookies are not marked Secure: local plain-http development only" in output
     for name in ("[quickbooks]", "[xero]", "[web]", "[worker]"):
         assert name in output, output
 
     browser = requests.Session()
-    org_url = _sign_in(browser, web)
-    landed = _connect_quickbooks(browser, org_url, browser.get(org_url, timeout=10).text)
-    assert "Hudson Valley Design Co." in landed
-    invoices = _synced_invoices(browser, web, org_url, newcomer)
+    landed = _sign_up_with_intuit(browser, web)
+    assert re.search(r"/orgs/\d+/$", landed.url), landed.url  # signed in, on the new organization
+    assert f"Welcome to Nudge. Created {COMPANY}. Connected {COMPANY}" in html.unescape(landed.text)
+    assert 'Signed in as Olivia Owner · role: <span class="role">owner</span>' in html.unescape(landed.text)
+    invoices = _synced_invoices(browser, web, landed.url, newcomer)
     assert len(set(re.findall(r"HV-1\d{3}", invoices))) >= 10
 
     terminal = newcomer.run_second_block(second)

@@ -6,27 +6,21 @@ NUDGE_REQUIRE_BROWSER=1 (`make browser` installs it), as in tests/web/test_brows
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
+
+from tests.support.browser import serving
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def live_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="nudge-api-docs-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 def test_swagger_ui_renders_the_document_without_csp_violations(live_url: str, chromium_launch: dict[str, Any]) -> None:

@@ -8,8 +8,6 @@ Skipped, with the reason shown, when chromium is not installed (unless NUDGE_REQ
 
 from __future__ import annotations
 
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,21 +15,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from connector.config import settings_for_tests
 from connector.storage import Store
 from connector.storage.tables import Connection, Organization, User
+from tests.support.browser import consent_at_intuit, serving
+from tests.support.net import free_port
 from web import create_app
 from web.extensions import SERVICES_KEY
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +32,17 @@ def live(tmp_path_factory: pytest.TempPathFactory, qbo_emulator: Any) -> Iterato
     """Nudge on a live port, QuickBooks configured against the session's emulator with that port's callback."""
     from providers.quickbooks.emulator.kit import nudge_settings
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     database = Path(tmp_path_factory.mktemp("intuit-browser")) / "web.sqlite3"
     qbo = nudge_settings(qbo_emulator.url, f"{url}/oauth/quickbooks/callback", webhook_key="browser-verifier")
     app = create_app(settings_for_tests(f"sqlite:///{database}", providers={"quickbooks": qbo}))
     store: Store = app.extensions[SERVICES_KEY].store
     store.create_all()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="nudge-intuit-live", daemon=True)
-    thread.start()
     try:
-        yield url, store
+        with serving(app, port):
+            yield url, store
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
         store.dispose()
 
 
@@ -104,10 +93,7 @@ def test_quickbooks_launch_signs_up_then_lands_on_the_same_organization(
         page.goto(f"{url}/launch/quickbooks")
         expect(page.get_by_role("heading", name="Welcome from the QuickBooks Online app store")).to_be_visible()
         page.get_by_role("button", name="Sign in with Intuit").click()
-        expect(page.get_by_role("heading", name="Connect your QuickBooks company")).to_be_visible()
-        page.get_by_label("Signed in to Intuit as").select_option(person.sub)
-        page.locator(f'input[name="realm"][value="{company.realm}"]').check()
-        page.get_by_role("button", name="Connect").click()
+        consent_at_intuit(page, person.sub, company.realm)
 
     launch_and_consent()
     expect(page.get_by_text("Welcome to Nudge.")).to_be_visible()

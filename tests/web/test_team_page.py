@@ -160,7 +160,8 @@ def test_remove_a_member(team: Team, as_user: Callable[[Account], FlaskClient], 
     assert answer.status_code == 303
     assert _role(store, team.viewer) is None
     assert _flashes(browser, team.url) == [
-        "Removed vic@acme.example: they no longer see Acme Practice, and their API tokens stopped working."
+        "Removed vic@acme.example: they no longer see Acme Practice, they were signed out everywhere, "
+        "and their API tokens stopped working."
     ]
     token = csrf_token(browser.get(team.url).text)
     assert browser.post(f"{team.url}/members/424242/remove", data={"csrf_token": token}).status_code == 404

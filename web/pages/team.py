@@ -246,7 +246,7 @@ def remove_member(org_id: int, member_id: int) -> ResponseReturnValue:
         return redirect(url_for("home.index"), 303)
     flash(
         f"Removed {_member_name(removed)}: they no longer see {g.organization.name}, "
-        "and their API tokens stopped working.",
+        "they were signed out everywhere, and their API tokens stopped working.",
         "success",
     )
     return redirect(url_for("team_page.index", org_id=org_id), 303)
