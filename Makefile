@@ -46,9 +46,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# Both cores: pytest-xdist spreads the tests over two workers (tests of one module stay together).
+# Both cores: pytest-xdist spreads the tests over two workers. `worksteal`: each worker takes half the tests in
+# order and, when done, takes half of what the other has left, so a few slow modules at the end (the browser pages)
+# no longer leave one core idle as `loadfile` (whole modules) did; a module is split at most at that boundary.
 test: $(STAMP) browser imap pdftotext lint
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 # The fast loop: the pure domain and unit layer, no servers.
 test-unit: $(STAMP)
@@ -57,7 +59,7 @@ test-unit: $(STAMP)
 # The reliability catalogue (docs/reliability-catalogue.md): one test family per RS id and a table of
 # id, outcome and seconds at the end. `make test` runs them too (the same table closes its output).
 reliability: $(STAMP) browser
-	$(PY) -m pytest -n 2 --dist loadfile -q tests/reliability $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal -q tests/reliability $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(SCENARIO)

@@ -19,6 +19,7 @@ from connector.storage import Store
 from tests.support import pages_demo
 from tests.support.catalogue import write_table
 from tests.support.databases import Database, fresh_postgres_schema, migrate
+from tests.support.routes import share_builders
 
 if TYPE_CHECKING:
     from providers.quickbooks.emulator import EmulatorHandle
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 # production cost pinned.
 passwords._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 passwords._DUMMY_HASH = passwords._HASHER.hash("nudge-dummy-password")
+
+# Every web test makes its own app; werkzeug would compile the same URL builders for each (tests/support/routes.py).
+share_builders()
 
 _DEMO_PROCESS = pytest.StashKey["subprocess.Popen[bytes]"]()
 

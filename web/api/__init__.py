@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import http
 import importlib
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import marshmallow as ma
+from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask
@@ -118,24 +122,78 @@ def _title(snake: str) -> str:
 
 
 class NudgeApi(Api):
-    """flask-smorest's Api with problem+json errors, documented as such."""
+    """flask-smorest's Api with problem+json errors, documented as such, and a document completed on first read.
+
+    flask-smorest documents the shared error responses when the Api starts and a resource's operations when its
+    blueprint is registered: over a third of the cost of `create_app`, paid by every app (each web test makes one),
+    though only /api/v1/openapi.json, the docs page and `flask openapi print` read the document. Here those steps
+    are queued instead (the routes are mounted at once); the first read of `spec` runs the queue in the original
+    order, so the document is byte for byte the one built eagerly.
+    """
 
     ERROR_SCHEMA = ProblemSchema
+
+    def __init__(self, app: Flask, **kwargs: Any) -> None:
+        self._undocumented: list[Callable[[APISpec], None]] = []  # documenting steps, in order
+        self._documenting = threading.Lock()  # one thread completes the document; the others wait for it
+        self._documenter: int | None = None  # that thread: documenting reads `spec` itself, which must not recurse
+        super().__init__(app, **kwargs)
+
+    @property
+    def spec(self) -> APISpec:
+        """The OpenAPI document, with the error responses and the operations of every blueprint registered so far."""
+        if self._undocumented and self._documenter != threading.get_ident():
+            with self._documenting:
+                self._documenter = threading.get_ident()
+                try:
+                    while self._undocumented:
+                        self._undocumented.pop(0)(self._spec)
+                finally:
+                    self._documenter = None
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: APISpec) -> None:
+        self._spec = value
+
+    def register_blueprint(self, blp: Any, *, parameters: list[Any] | None = None, **options: Any) -> None:
+        """Mount `blp` now; document it (as flask-smorest's own `register_blueprint` does) on the first read."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+
+        def document(spec: APISpec) -> None:
+            blp.register_views_in_doc(self, self._app, spec, name=name, parameters=parameters)
+            spec.tag({"name": name, "description": blp.description})
+
+        self.document_later(document)
+
+    def document_later(self, step: Callable[[APISpec], None]) -> None:
+        """Run `step` on the document on its first read, after the steps queued before it."""
+        self._undocumented.append(step)
 
     def _register_error_handlers(self) -> None:
         """Nothing here: web.api.problems answers errors under /api/ only, leaving the HTML pages alone."""
 
     def _register_responses(self) -> None:
-        """The shared error responses (one per status, and DEFAULT_ERROR) as problem+json."""
+        """The shared error responses (one per status, and DEFAULT_ERROR) as problem+json, on the first read."""
+        self.document_later(self._document_responses)
+
+    def _document_responses(self, spec: APISpec) -> None:
         for status in http.HTTPStatus:
             response: dict[str, object] = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):
                 response["schema"] = self.ERROR_SCHEMA
-            prepare_response(response, self.spec, PROBLEM_JSON)
-            self.spec.components.response(status.name, response, lazy=True)
+            prepare_response(response, spec, PROBLEM_JSON)
+            spec.components.response(status.name, response, lazy=True)
         default: dict[str, object] = {"description": "An error (RFC 9457 problem details)", "schema": ProblemSchema}
-        prepare_response(default, self.spec, PROBLEM_JSON)
-        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+        prepare_response(default, spec, PROBLEM_JSON)
+        spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
+def _document_security_schemes(spec: APISpec) -> None:
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
 
 
 def init_auth(app: Flask) -> None:
@@ -161,8 +219,7 @@ def init_api(app: Flask, settings: Settings | None = None) -> NudgeApi:
     )
     api = NudgeApi(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=SchemaNames())})
     app.extensions[API_KEY] = api
-    for name, scheme in SECURITY_SCHEMES.items():
-        api.spec.components.security_scheme(name, scheme)
+    api.document_later(_document_security_schemes)
     problems.init_app(app)
     auth.init_checks(app)
     settings = settings or app.extensions[SERVICES_KEY].settings
