@@ -40,12 +40,31 @@ LAYERS = ("unit", "service", "storage", "providers", "contract", "web", "integra
 TESTS = Path(__file__).resolve().parent
 
 
+# Modules whose single tests run for minutes (real processes, SIGKILL, the whole demo). They go first, so that
+# xdist's worksteal can share everything else around them instead of one of them ending the run on one core.
+LONG_SINGLE_TESTS = (
+    "integration/test_demo.py",
+    "web/test_api_schemathesis.py",
+    "reliability/test_rs01_kill_after_quickbooks_fee_post.py",
+    "integration/test_many_workers.py",
+    "reliability/test_rs12_kill_after_token_answer.py",
+    "reliability/test_rs39_sigterm_during_batch.py",
+    "reliability/test_rs17_key_rotation_and_missing_key.py",
+    "reliability/test_rs06_rerun_same_day.py",
+    "reliability/test_rs18_secret_scan.py",
+    "integration/test_readme_running_it.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its layer (its first folder under tests/)."""
+    """Mark every test with its layer (its first folder under tests/); the longest single tests first."""
     for item in items:
         layer = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
         if layer in LAYERS:
             item.add_marker(getattr(pytest.mark, layer))
+    rank = {name: position for position, name in enumerate(LONG_SINGLE_TESTS)}
+    last = len(LONG_SINGLE_TESTS)
+    items.sort(key=lambda item: rank.get(Path(item.fspath).resolve().relative_to(TESTS).as_posix(), last))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
