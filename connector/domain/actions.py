@@ -166,6 +166,14 @@ class FeeDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokenPromise:
+    """A promise to pay the customer did not keep: the reminder says so ("you told us you would pay by ...")."""
+
+    promised_by: date
+    amount: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
     """One planned effect with everything the executor and the email renderer need.
 
@@ -200,6 +208,9 @@ class Action:
     generation: int = 0  # late fees: earlier keys of this fee superseded because their ledger record was deleted
     # call tasks and escalations: the person's note on completing the task is also written in the ledger
     record_outcome_in_ledger: bool = False
+    # A reminder to a customer whose promise to pay was not kept (issue 17): it is written in a "you promised" tone.
+    # Out of the repr so the pinned plan digests of plans without one stay.
+    broken_promise: BrokenPromise | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
