@@ -97,7 +97,7 @@ def _limit() -> ResponseReturnValue | None:
 def _private(response: Response) -> Response:
     """The token is in the path: no page of it is sent as a Referer anywhere, nor kept in a shared cache."""
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Cache-Control"] = "private, no-cache, no-store"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
 

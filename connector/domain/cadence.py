@@ -262,7 +262,6 @@ class _Planner:
         self._catch_ups: dict[tuple[object, ...], _CatchUp | _NoFirstContact | None] = {}
         self._warnings: dict[tuple[object, ...], FeeWarning] = {}
         self._amounts: dict[tuple[int, str], Money] = {}
-        self._promised: dict[str, list[str]] = {}  # customers with a promise to pay → all their invoices' ids
 
     # -- per-cadence and per-customer context ------------------------------------------------------
 
@@ -521,13 +520,10 @@ class _Planner:
     def run(self, invoices: Iterable[InvoiceSnapshot]) -> list[Action]:
         facts_of = self.history.invoices
         customers = self._customers
-        overrides = self.overrides
         for inv in invoices:
             facts = facts_of.get(inv.external_id, NO_FACTS)
             if facts.fees:
                 self._reversals(inv, facts)
-            if overrides.get(inv.customer_external_id, NO_OVERRIDES).promise_to_pay is not None:
-                self._promised.setdefault(inv.customer_external_id, []).append(inv.external_id)
             if inv.status is not InvoiceStatus.OPEN or inv.due_date is None or inv.balance.amount <= 0:
                 continue
             cust = customers.get(inv.customer_external_id) or self._customer(inv.customer_external_id)
@@ -1396,13 +1392,7 @@ class _Planner:
         promised, waits = over.promise_to_pay, over.promise_waits_until
         if promised is None or waits is None or local <= waits or local > promised + PROMISE_LOOKBACK:
             return None
-        facts = self.history.invoices
-        payments = [
-            payment
-            for invoice_id in self._promised.get(cust.external_id, ())
-            for payment in facts.get(invoice_id, NO_FACTS).payments
-        ]
-        kept, _ = promise_kept(over, payments)
+        kept, _ = promise_kept(over, over.promise_payments)
         return None if kept else BrokenPromise(promised, over.promise_amount)
 
 

@@ -4,12 +4,8 @@ customer's (else the client's) locale, and the organization's edited library tem
 
 from __future__ import annotations
 
-import email
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from email import policy
 from email.message import EmailMessage
-from typing import Any
 
 from sqlalchemy import select
 
@@ -25,7 +21,7 @@ from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
 from tests.support.library_rows import add_item, seed_library
 from tests.support.outbox import connection_with_invoices, invoice_snapshot
-from tests.support.smtp import smtp_server, smtp_settings
+from tests.support.smtp import Inbox, smtp_server, smtp_settings
 
 DUE = date(2026, 11, 2)  # a Monday
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # 14 days late, inside the London send window
@@ -35,19 +31,6 @@ STANDARD = {
     "steps": [{"id": "late", "offset": 14, "remind": "firm"}],
 }
 RULES = policy_from_dict({"cadences": {"standard": STANDARD}})
-
-
-@dataclass
-class Inbox:
-    """An aiosmtpd handler keeping each message and its envelope recipients as they arrived."""
-
-    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(bytes(envelope.content), policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
 
 
 def text_of(message: EmailMessage) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import email
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -29,3 +33,16 @@ def smtp_settings(port: int, **settings: Any) -> MailSettings:
     return MailSettings(
         **{"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none", **settings}
     )
+
+
+@dataclass
+class Inbox:
+    """An aiosmtpd handler keeping each message and its envelope recipients as they arrived."""
+
+    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(bytes(envelope.content), policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.received.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"
