@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from datetime import date
 from functools import partial
 from typing import Any
 
@@ -161,7 +162,13 @@ def _money(value: Money | None, *, locale: str) -> str:
 
 
 def _day(value: Any, *, locale: str) -> str:
-    return format_day(value, locale, "medium") if value is not None else ""
+    """A date (or the ISO text a request stored) as the customer's locale writes it."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return value
+    return format_day(value, locale, "medium") if isinstance(value, date) else ""
 
 
 @bp.get(PAGE)

@@ -32,9 +32,11 @@ def test_a_link_names_the_customer_and_works_for_its_days() -> None:
 def _tampered(token: str) -> list[str]:
     payload, _, signature = token.partition(".")
     flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
-    other_customer = base64.urlsafe_b64encode(
-        json.dumps({"c": 7, "k": 43, "u": "2027-01-29"}, separators=(",", ":")).encode()
-    ).decode().rstrip("=")
+    other_customer = (
+        base64.urlsafe_b64encode(json.dumps({"c": 7, "k": 43, "u": "2027-01-29"}, separators=(",", ":")).encode())
+        .decode()
+        .rstrip("=")
+    )
     return [
         f"{payload}.{flipped}",  # the signature changed
         f"{other_customer}.{signature}",  # another customer's id under this signature
