@@ -3,8 +3,8 @@ page their reminder links to and use it through the page's own service (connecto
 
 A week in (`SCENE_DAY`), among customers who were sent a reminder and never pay on their own:
 
-- one promises to pay in four days and pays everything two days later: the cadence waits, and no reminder to them
-  says "you promised";
+- one promises to pay in four days and pays everything then open two days later: the cadence waits, the planner
+  logs the promise kept, and no reminder to them says "you promised";
 - one disputes their oldest open invoice with a reason: no reminder and no late fee for it after that, and the
   dispute waits in the inbox;
 - one asks for a payment plan on their oldest open invoice (three monthly installments); the owner approves it
@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -27,8 +26,9 @@ from sqlalchemy import select
 from connector.bootstrap import Services, mailer_for
 from connector.domain.model import ActionState
 from connector.outbox.codec import action_from_json
+from connector.outbox.planning import PROMISE_BROKEN, PROMISE_KEPT
 from connector.receivables import customer_page
-from connector.storage.tables import Action, Customer, CustomerRequest, Invoice, PaymentPlan
+from connector.storage.tables import Action, Activity, Customer, CustomerRequest, Invoice, PaymentPlan
 
 SCENE_DAY = 7  # the simulated day (0-based) the customers use their page
 PROMISE_DAYS = 4  # the promise: pay within four days ...
@@ -81,8 +81,8 @@ class CustomerPageScenes:
             self._owner_approves(plan)
 
     def _candidates(self) -> list[tuple[str, int, str, list[str]]]:
-        """Customers sent a reminder who never pay on their own, undisputed and without a promise: (external id,
-        row id, name, their open invoice ids oldest due first)."""
+        """Customers sent a reminder, undisputed and without a promise, who owe something: (external id, row id,
+        name, their open invoice ids oldest due first)."""
         store = self.services.store
         with store.unit_of_work() as uow:
             reminded = set(
@@ -94,15 +94,18 @@ class CustomerPageScenes:
                     )
                 )
             )
-            found = []
-            for row in uow.session.scalars(
-                select(Customer).where(Customer.connection_id == self.connection_id).order_by(Customer.id)
-            ):
-                if row.external_id not in reminded or row.dispute or row.promise_to_pay_until is not None:
-                    continue
-                invoices = self._open_invoices(row.external_id)
-                if invoices and all(invoice_id in self.never_pays for invoice_id in invoices):
-                    found.append((row.external_id, row.id, row.name, invoices))
+            rows = [
+                (row.external_id, row.id, row.name)
+                for row in uow.session.scalars(
+                    select(Customer).where(Customer.connection_id == self.connection_id).order_by(Customer.id)
+                )
+                if row.external_id in reminded and not row.dispute and row.promise_to_pay_until is None
+            ]
+        found = []
+        for external_id, row_id, name in rows:
+            invoices = self._open_invoices(external_id)
+            if invoices:
+                found.append((external_id, row_id, name, invoices))
         return found
 
     def _open_invoices(self, customer_external_id: str) -> list[str]:
@@ -132,10 +135,16 @@ class CustomerPageScenes:
     def _customers_act(self, today: date) -> None:
         store, now = self.services.store, self.services.clock.now()
         candidates = self._candidates()
-        if len(candidates) < 3:
+        # The disputer and the plan asker act on an invoice whose payer never pays on its own (nothing else closes
+        # it meanwhile); the promiser is anyone else who owes something (they pay it all, as promised).
+        stuck = [(c, [i for i in c[3] if i in self.never_pays]) for c in candidates]
+        stuck = [(c, never) for c, never in stuck if never]
+        if len(stuck) < 2 or len(candidates) < 3:
             self.echo("  customer page: fewer than three customers to show it with; no scenes today")
             return
-        (p_ext, p_id, p_name, _), (d_ext, d_id, d_name, d_invoices), (a_ext, a_id, a_name, a_invoices) = candidates[:3]
+        (d_ext, d_id, d_name, _), d_invoices = stuck[0]
+        (a_ext, a_id, a_name, _), a_invoices = stuck[1]
+        p_ext, p_id, p_name, _ = next(c for c in candidates if c[1] not in (d_id, a_id))
         until = today + timedelta(days=PROMISE_DAYS)
         customer_page.promise_to_pay(store, self.connection_id, p_id, until=until.isoformat(), amount="", now=now)
         self.scenes[customer_page.PROMISE] = Scene(customer_page.PROMISE, p_id, p_ext, p_name, at=now, until=until)
@@ -216,17 +225,14 @@ class CustomerPageScenes:
                     )
                 )
             )
-            open_left = [
-                invoice_id
-                for invoice_id in uow.session.scalars(
-                    select(Invoice.external_id).where(
-                        Invoice.connection_id == self.connection_id,
-                        Invoice.customer_external_id == promise.customer_external_id,
-                        Invoice.status == "open",
-                        Invoice.balance > Decimal(0),
-                    )
+            # The planner logs whether a promise was kept once it stops holding (connector.outbox.planning).
+            kept = uow.session.scalars(
+                select(Activity.kind).where(
+                    Activity.connection_id == self.connection_id,
+                    Activity.subject == promise.customer_external_id,
+                    Activity.kind.in_((PROMISE_KEPT, PROMISE_BROKEN)),
                 )
-            ]
+            ).first()
         assert promise.at is not None
         assert promise.until is not None
         assert dispute.at is not None
@@ -256,7 +262,7 @@ class CustomerPageScenes:
             "promised": {
                 "customer": promise.name,
                 "until": promise.until.isoformat(),
-                "paid_in_full": not open_left,
+                "kept": {PROMISE_KEPT: "kept", PROMISE_BROKEN: "broken"}.get(kept or "", "still running"),
                 "reminders_while_promised": reminded_while_promised,
                 "you_promised_reminders": you_promised,
             },
@@ -281,10 +287,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if not report:
         return []
     promised, disputed, plan = report["promised"], report["disputed"], report["plan"]
-    paid = "paid in full" if promised["paid_in_full"] else "has not paid everything"
     return [
         "Customer page (the link in every reminder):",
-        f"  {promised['customer']} promised to pay by {promised['until']} and {paid}; reminders while promised: "
+        f"  {promised['customer']} promised to pay by {promised['until']}: promise {promised['kept']}; "
+        "reminders while promised: "
         f'{promised["reminders_while_promised"]}; "you promised" reminders: {promised["you_promised_reminders"]}',
         f"  {disputed['customer']} disputed {disputed['invoice']}: reminders or fees on it since: "
         f"{disputed['reminders_or_fees_after']}; "
