@@ -275,52 +275,76 @@ def _refused(token: str, exc: NudgeError, typed: dict[str, str], form: str) -> R
     return _page(token, errors={f"{form}.{field}": text, form: text}, typed={**typed, "form": form}, status=FORM_ERRORS)
 
 
+def _act(
+    token: str,
+    form: str,
+    names: tuple[str, ...],
+    invoice_id: int | None,
+    do: Callable[[CustomerClaim, dict[str, str]], service.RequestView],
+    said: Callable[[service.RequestView], str],
+) -> ResponseReturnValue:
+    """One of the customer's forms: read it, hand it to the service, then thank them (a redirect) or show the page
+    again with what was wrong under the form and what they typed kept; 404 for an invoice that is not theirs."""
+    claim = _claim(token)
+    typed = _form(*names)
+    if invoice_id is not None:
+        typed["invoice_id"] = str(invoice_id)
+    try:
+        view = do(claim, typed)
+    except UnknownRecord:
+        abort(404)
+    except (InvalidInput, ChangeRefused) as exc:
+        return _refused(token, exc, typed, form)
+    return _done(token, said(view))
+
+
 @bp.post(f"{PAGE}/promise")
 def promise(token: str) -> ResponseReturnValue:
     """Promise to pay by a date (and, if they wish, how much)."""
-    claim = _claim(token)
-    typed = _form("promise_date", "promise_amount")
-    try:
-        view = service.promise_to_pay(
-            services().store,
+    found = services()
+    return _act(
+        token,
+        "promise",
+        ("promise_date", "promise_amount"),
+        None,
+        lambda claim, typed: service.promise_to_pay(
+            found.store,
             claim.connection_id,
             claim.customer_id,
             until=typed["promise_date"],
             amount=typed["promise_amount"],
-            now=services().clock.now(),
-        )
-    except UnknownRecord:
-        abort(404)
-    except (InvalidInput, ChangeRefused) as exc:
-        return _refused(token, exc, typed, "promise")
-    return _done(
-        token,
-        f"Thank you: we noted that you will pay by {view.detail['until']}. We will not send reminders before then.",
+            now=found.clock.now(),
+        ),
+        lambda view: (
+            f"Thank you: we noted that you will pay by {view.detail['until']}. We will not send reminders before then."
+        ),
     )
+
+
+def _plan_count(text: str) -> int:
+    count = int(text) if text.isdigit() and len(text) < 4 else -1
+    if count not in PLAN_COUNTS:
+        raise InvalidInput(f"choose from {PLAN_COUNTS[0]} to {PLAN_COUNTS[-1]} installments", "count")
+    return count
 
 
 @bp.post(f"{INVOICE}/plan")
 def plan(token: str, invoice_id: int) -> ResponseReturnValue:
     """Ask for a payment plan: so many installments, the first on a date, then every week, fortnight or month."""
-    claim = _claim(token)
-    typed = _form("count", "first", "every")
-    typed["invoice_id"] = str(invoice_id)
     found = services()
-    try:
-        count = int(typed["count"]) if typed["count"].isdigit() and len(typed["count"]) < 4 else -1
-        if count not in PLAN_COUNTS:
-            raise InvalidInput(f"choose from {PLAN_COUNTS[0]} to {PLAN_COUNTS[-1]} installments", "count")
+
+    def ask(claim: CustomerClaim, typed: dict[str, str]) -> service.RequestView:
         installments = service.proposed_installments(
             found.store,
             claim.connection_id,
             claim.customer_id,
             invoice_id,
-            count=count,
+            count=_plan_count(typed["count"]),
             first=typed["first"],
             every=typed["every"],
             now=found.clock.now(),
         )
-        view = service.ask_for_plan(
+        return service.ask_for_plan(
             found.store,
             claim.connection_id,
             claim.customer_id,
@@ -328,66 +352,64 @@ def plan(token: str, invoice_id: int) -> ResponseReturnValue:
             installments=installments,
             now=found.clock.now(),
         )
-    except UnknownRecord:
-        abort(404)
-    except (InvalidInput, ChangeRefused) as exc:
-        return _refused(token, exc, typed, f"plan-{invoice_id}")
-    return _done(
+
+    return _act(
         token,
-        f"Thank you: we received your request for a payment plan on invoice {view.invoice_number}. "
-        "We will answer by email.",
+        f"plan-{invoice_id}",
+        ("count", "first", "every"),
+        invoice_id,
+        ask,
+        lambda view: (
+            f"Thank you: we received your request for a payment plan on invoice {view.invoice_number}. "
+            "We will answer by email."
+        ),
     )
 
 
 @bp.post(f"{INVOICE}/dispute")
 def dispute(token: str, invoice_id: int) -> ResponseReturnValue:
     """Dispute an invoice, saying why: reminders and fees stop for it while it is looked into."""
-    claim = _claim(token)
-    typed = _form("reason")
-    typed["invoice_id"] = str(invoice_id)
-    try:
-        view = service.dispute_invoice(
-            services().store,
+    found = services()
+    return _act(
+        token,
+        f"dispute-{invoice_id}",
+        ("reason",),
+        invoice_id,
+        lambda claim, typed: service.dispute_invoice(
+            found.store,
             claim.connection_id,
             claim.customer_id,
             invoice_id,
             reason=typed["reason"],
-            now=services().clock.now(),
-        )
-    except UnknownRecord:
-        abort(404)
-    except (InvalidInput, ChangeRefused) as exc:
-        return _refused(token, exc, typed, f"dispute-{invoice_id}")
-    return _done(
-        token,
-        f"Thank you: invoice {view.invoice_number} is marked as disputed. We will not send "
-        "reminders about it while we look into what you told us.",
+            now=found.clock.now(),
+        ),
+        lambda view: (
+            f"Thank you: invoice {view.invoice_number} is marked as disputed. We will not send "
+            "reminders about it while we look into what you told us."
+        ),
     )
 
 
 @bp.post(f"{INVOICE}/paid")
 def paid(token: str, invoice_id: int) -> ResponseReturnValue:
     """Say the invoice is paid, with the date and a reference: reminders about it hold while it is looked for."""
-    claim = _claim(token)
-    typed = _form("paid_on", "reference")
-    typed["invoice_id"] = str(invoice_id)
-    try:
-        view = service.report_paid(
-            services().store,
+    found = services()
+    return _act(
+        token,
+        f"paid-{invoice_id}",
+        ("paid_on", "reference"),
+        invoice_id,
+        lambda claim, typed: service.report_paid(
+            found.store,
             claim.connection_id,
             claim.customer_id,
             invoice_id,
             paid_on=typed["paid_on"],
             reference=typed["reference"],
-            now=services().clock.now(),
-        )
-    except UnknownRecord:
-        abort(404)
-    except (InvalidInput, ChangeRefused) as exc:
-        return _refused(token, exc, typed, f"paid-{invoice_id}")
-    until = view.hold_until.isoformat() if view.hold_until else ""
-    return _done(
-        token,
-        f"Thank you: we will look for your payment for invoice {view.invoice_number}. No reminders "
-        f"about it until {until}.",
+            now=found.clock.now(),
+        ),
+        lambda view: (
+            f"Thank you: we will look for your payment for invoice {view.invoice_number}. No reminders "
+            f"about it until {view.hold_until.isoformat() if view.hold_until else 'we have looked'}."
+        ),
     )

@@ -239,7 +239,10 @@ def client_settings(
         "business_name": business,
         "from_name": own_or("from_name", *from_fallback),
         "reply_to": own_or("reply_to", defaults.reply_to, INSTALL),
-        "customer_page_ledger_notes": own_or("customer_page_ledger_notes", False, INSTALL),
+        # off unless the client turns it on (off is the install's default, not a choice of the client)
+        "customer_page_ledger_notes": own_or("customer_page_ledger_notes", False, INSTALL)
+        if stored["customer_page_ledger_notes"]
+        else Effective(False, INSTALL),
     }
     return ClientSettingsView(
         org_id,

@@ -8,10 +8,8 @@ Library and settings rows are written directly, as connector.library's services 
 
 from __future__ import annotations
 
-import email
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from email import policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -31,7 +29,7 @@ from tests.support.clock import FakeClock
 from tests.support.ledger import FakeLedger
 from tests.support.library_rows import seed_library
 from tests.support.outbox import invoice_snapshot
-from tests.support.smtp import smtp_server, smtp_settings
+from tests.support.smtp import Inbox, smtp_server, smtp_settings
 
 DUE = date(2026, 11, 2)  # a Monday
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # a Monday, 14 days after DUE, inside every window below
@@ -77,19 +75,6 @@ class Client:
     @property
     def customer_address(self) -> str:
         return f"ap@customer-of-{self.tag}.example"
-
-
-@dataclass
-class Inbox:
-    """An aiosmtpd handler keeping each message and its envelope recipients as they arrived."""
-
-    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(bytes(envelope.content), policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
 
 
 def invoice_of(client: Client) -> InvoiceSnapshot:

@@ -356,6 +356,27 @@ def _request_refused(org_id: int, request_id: int, exc: InvalidInput) -> Respons
     )
 
 
+def _answer_request(
+    org_id: int,
+    request_id: int,
+    decide: Callable[[], customer_requests.RequestView],
+    said: Callable[[customer_requests.RequestView], str],
+) -> ResponseReturnValue:
+    """A person's answer to a customer's request: done (flashed), refused in place (what was wrong under its form),
+    or already answered by someone else (flashed); 404 for a request the member does not see."""
+    try:
+        view = decide()
+    except UnknownRecord:
+        abort(404)
+    except InvalidInput as exc:
+        return _request_refused(org_id, request_id, exc)
+    except ChangeRefused as exc:
+        flash(_sentence(exc.user_message), "error")
+        return _back(org_id)
+    flash(said(view), "success")
+    return _back(org_id)
+
+
 @bp.post("/orgs/<int:org_id>/inbox/requests/<int:request_id>/approve")
 @require_role(*WRITERS)
 def request_approve(org_id: int, request_id: int) -> ResponseReturnValue:
@@ -364,8 +385,10 @@ def request_approve(org_id: int, request_id: int) -> ResponseReturnValue:
     amounts = request.form.getlist("amount")[: customer_requests.PLAN_MAX_INSTALLMENTS + 1]
     edited = [{"due_date": d.strip()[:40], "amount": a.strip()[:40]} for d, a in zip(dates, amounts, strict=False)]
     found = services()
-    try:
-        view = customer_requests.approve_plan_request(
+    return _answer_request(
+        org_id,
+        request_id,
+        lambda: customer_requests.approve_plan_request(
             found.store,
             org_id,
             request_id,
@@ -375,19 +398,11 @@ def request_approve(org_id: int, request_id: int) -> ResponseReturnValue:
             now=found.clock.now(),
             mailer=mailer_for(found.settings.mail, found.clock.now),
             connection_ids=_visible(),
-        )
-    except UnknownRecord:
-        abort(404)
-    except InvalidInput as exc:
-        return _request_refused(org_id, request_id, exc)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return _back(org_id)
-    flash(
-        f"Agreed the payment plan on {view.invoice_number}: it is recorded and the customer is told by email.",
-        "success",
+        ),
+        lambda view: (
+            f"Agreed the payment plan on {view.invoice_number}: it is recorded and the customer is told by email."
+        ),
     )
-    return _back(org_id)
 
 
 @bp.post("/orgs/<int:org_id>/inbox/requests/<int:request_id>/decline")
@@ -395,8 +410,10 @@ def request_approve(org_id: int, request_id: int) -> ResponseReturnValue:
 def request_decline(org_id: int, request_id: int) -> ResponseReturnValue:
     """Decline a customer's payment plan request (with a word for them); they are told by email."""
     found = services()
-    try:
-        view = customer_requests.decline_plan_request(
+    return _answer_request(
+        org_id,
+        request_id,
+        lambda: customer_requests.decline_plan_request(
             found.store,
             org_id,
             request_id,
@@ -405,16 +422,9 @@ def request_decline(org_id: int, request_id: int) -> ResponseReturnValue:
             now=found.clock.now(),
             mailer=mailer_for(found.settings.mail, found.clock.now),
             connection_ids=_visible(),
-        )
-    except UnknownRecord:
-        abort(404)
-    except InvalidInput as exc:
-        return _request_refused(org_id, request_id, exc)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return _back(org_id)
-    flash(f"Declined the payment plan request on {view.invoice_number}: the customer is told by email.", "success")
-    return _back(org_id)
+        ),
+        lambda view: f"Declined the payment plan request on {view.invoice_number}: the customer is told by email.",
+    )
 
 
 @bp.post("/orgs/<int:org_id>/inbox/requests/<int:request_id>/handled")
@@ -422,14 +432,11 @@ def request_decline(org_id: int, request_id: int) -> ResponseReturnValue:
 def request_handled(org_id: int, request_id: int) -> ResponseReturnValue:
     """A dispute or a reported payment was looked into: its inbox item closes."""
     found = services()
-    try:
-        customer_requests.mark_request_handled(
+    return _answer_request(
+        org_id,
+        request_id,
+        lambda: customer_requests.mark_request_handled(
             found.store, org_id, request_id, actor=_actor(), now=found.clock.now(), connection_ids=_visible()
-        )
-    except UnknownRecord:
-        abort(404)
-    except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
-        return _back(org_id)
-    flash("Marked the customer's request handled.", "success")
-    return _back(org_id)
+        ),
+        lambda view: "Marked the customer's request handled.",
+    )
