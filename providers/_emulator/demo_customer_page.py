@@ -97,7 +97,8 @@ class CustomerPageScenes:
             rows = [
                 (row.external_id, row.id, row.name)
                 for row in uow.session.scalars(
-                    select(Customer).where(Customer.connection_id == self.connection_id).order_by(Customer.id)
+                    # the newest customers first: the ledger's first ones are the ones people look at in the pages
+                    select(Customer).where(Customer.connection_id == self.connection_id).order_by(Customer.id.desc())
                 )
                 if row.external_id in reminded and not row.dispute and row.promise_to_pay_until is None
             ]
