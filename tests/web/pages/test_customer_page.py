@@ -290,6 +290,11 @@ def test_a_changed_or_expired_link_is_refused_and_no_route_reaches_another_custo
             ).status
             == 303
         )
+        # The customer's statement comes as a PDF (from the store, in their locale); under another token, refused.
+        statement = page.request.get(f"/c/{token}/statement.pdf")
+        assert (statement.status, statement.headers["content-type"]) == (200, "application/pdf")
+        assert statement.body().startswith(b"%PDF")
+        assert page.request.get(f"/c/{token[:-2]}xx/statement.pdf").status == 403
         # The configured limit (30 a minute per link and per address): over it, 429 with Retry-After.
         world.app.extensions[THROTTLE_KEY] = limited
         answers = [page.request.get(f"/c/{token}") for _ in range(31)]
