@@ -1,7 +1,7 @@
 """customer page (issue 17): what customers ask or tell on their page, and a client's choice of ledger notes for it
 
-Revision ID: 0014_customer_page
-Revises: 0013_inbound_replies
+Revision ID: 0015_customer_page
+Revises: 0014_handoff
 Create Date: 2026-12-01 11:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import connector.storage.tables
 
-revision = "0014_customer_page"
-down_revision = "0013_inbound_replies"
+revision = "0015_customer_page"
+down_revision = "0014_handoff"
 branch_labels = None
 depends_on = None
 
