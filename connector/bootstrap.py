@@ -10,6 +10,7 @@ from functools import cached_property
 
 from connector.config import MailSettings, Settings
 from connector.errors import ConfigError
+from connector.mail.customer_link import CustomerLinks
 from connector.mail.inbound.reply_address import ReplyAddresses, derive_key
 from connector.mail.maildir import MaildirMailer
 from connector.mail.message import Mailer
@@ -55,6 +56,7 @@ class Services:
             self.clock.now,
             reply_addresses=reply_addresses(self.settings),
             statements=StatementMaker(self.store),
+            customer_links=customer_links(self.settings),
         )
 
     def account_mailer(self) -> Mailer:
@@ -95,6 +97,14 @@ def reply_addresses(settings: Settings) -> ReplyAddresses | None:
         return ReplyAddresses(mail.reply_address, key)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def customer_links(settings: Settings) -> CustomerLinks | None:
+    """Customer page links (issue 17) under `web.base_url`, signed with `web.secret_key` and working
+    `web.customer_link_days`; None without a secret (reminders then carry no link: there is no page to open)."""
+    if not settings.web.secret_key:
+        return None
+    return CustomerLinks(settings.web.secret_key, settings.web.base_url, settings.web.customer_link_days)
 
 
 def mailer_for(settings: MailSettings, clock: Callable[[], datetime] | None = None) -> Mailer:

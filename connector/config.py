@@ -59,6 +59,10 @@ class WebSettings:
     login_limit_per_account: str = "5 per minute; 20 per hour"  # failed sign-ins per account
     login_limit_per_address: str = "20 per minute; 100 per hour"  # failed sign-ins per client address
     invitation_valid_days: int = 7  # an invitation link works this long (resending starts a new period)
+    # The customer page (issue 17, docs/customer-page.md): each reminder's link `/c/<token>` works this long, and
+    # requests to the page are limited per link and per address (`web.ratelimit_storage_uri` keeps the counts).
+    customer_link_days: int = 60
+    customer_page_limit: str = "30 per minute; 300 per hour"
     # /privacy and /terms: a URL to redirect to (the business's own page), else a Markdown/HTML file shown in the
     # site frame, else a placeholder saying how to replace it.
     privacy_url: str = ""
@@ -543,6 +547,10 @@ def _invitation_days(value: int) -> str | None:
     return None if 1 <= value <= 90 else "expected a number of days 1-90"
 
 
+def _customer_link_days(value: int) -> str | None:
+    return None if 1 <= value <= 365 else "expected a number of days 1-365"
+
+
 def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "expected a port number 1-65535"
 
@@ -585,6 +593,12 @@ def _web_section(check: _Checker, top: dict[str, _Node], base_dir: Path) -> WebS
         ),
         invitation_valid_days=check.scalar(
             web_node, "web", "invitation_valid_days", int, WebSettings.invitation_valid_days, check=_invitation_days
+        ),
+        customer_link_days=check.scalar(
+            web_node, "web", "customer_link_days", int, WebSettings.customer_link_days, check=_customer_link_days
+        ),
+        customer_page_limit=check.scalar(
+            web_node, "web", "customer_page_limit", str, WebSettings.customer_page_limit, check=_rate_limits
         ),
         **_legal_pages(check, web_node, base_dir),
     )

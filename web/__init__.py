@@ -78,7 +78,20 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     access.init_app(app)  # before CSRF: a non-member gets 404 whatever the method or token
     csrf.init_app(app)
 
-    from web import account, auth, connections, health, home, inbound, invitations, legal, metrics, signup, webhooks
+    from web import (
+        account,
+        auth,
+        connections,
+        customer_page,
+        health,
+        home,
+        inbound,
+        invitations,
+        legal,
+        metrics,
+        signup,
+        webhooks,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(account.bp)
@@ -91,6 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(inbound.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(legal.bp)
+    customer_page.init_app(app, settings.web)  # /c/<token>: the customers' own page (no sign-in, rate-limited)
     pages.register(app)
     metrics.init_app(app, settings.metrics.token, services.store, services.clock.now)
     api.init_api(app, settings)  # /api/v1 (after CSRFProtect: its checks run after the membership check)

@@ -166,6 +166,14 @@ class FeeDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokenPromise:
+    """A promise to pay the customer did not keep: the reminder says so ("you told us you would pay by ...")."""
+
+    promised_by: date
+    amount: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
     """One planned effect with everything the executor and the email renderer need.
 
@@ -203,6 +211,9 @@ class Action:
     # escalations of an `escalate: handoff` step: the executor also produces the hand-off pack. Left out of repr
     # so the pinned plan digests (tests/unit/domain/test_plan_equivalence.py) of plans without one stay.
     handoff: bool = field(default=False, repr=False)
+    # A reminder to a customer whose promise to pay was not kept (issue 17): it is written in a "you promised" tone.
+    # Out of the repr so the pinned plan digests of plans without one stay.
+    broken_promise: BrokenPromise | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

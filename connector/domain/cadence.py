@@ -41,6 +41,7 @@ from connector.domain.actions import (
     NO_FACTS,
     Action,
     ActionKind,
+    BrokenPromise,
     DiscountOffer,
     FeeDetail,
     FeeWarning,
@@ -1380,8 +1381,20 @@ class _Planner:
                     items=items,
                     member_keys=member_keys,
                     offer=next((i.offer for i in items if i.offer is not None), None),
+                    broken_promise=self._broken_promise(cust, local),
                 )
             )
+
+    def _broken_promise(self, cust: _Customer, local: date) -> BrokenPromise | None:
+        """The customer's promise to pay, when a reminder on local day `local` comes after it stopped holding
+        chasing (its date and grace passed) and it was not kept, and not longer than PROMISE_LOOKBACK after its
+        date (old news by then); None otherwise. Kept: `promise_kept` over the customer's dated payments."""
+        over = cust.overrides
+        promised, waits = over.promise_to_pay, over.promise_waits_until
+        if promised is None or waits is None or local <= waits or local > promised + PROMISE_LOOKBACK:
+            return None
+        kept, _ = promise_kept(over, over.promise_payments)
+        return None if kept else BrokenPromise(promised, over.promise_amount)
 
 
 def _in_plan_order(actions: list[Action]) -> list[Action]:

@@ -158,6 +158,9 @@ class CustomerOverrides:
     dispute_reason: str = ""
     promise_amount: Money | None = None
     promise_grace_days: int = 0
+    # The customer's dated payments (all their invoices) when they promised: whether the promise was kept decides a
+    # reminder's "you promised" paragraph once the promise stops holding (cadence.promise_kept).
+    promise_payments: tuple[Payment, ...] = ()
 
     @property
     def promise_waits_until(self) -> date | None:

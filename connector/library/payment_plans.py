@@ -115,7 +115,8 @@ def list_plans(uow: UnitOfWork, org_id: int, connection_id: int, invoice_id: int
     return [_view(plan, invoice) for plan in _plans(uow, invoice)]
 
 
-def _balance(invoice: Invoice) -> Money:
+def open_balance(invoice: Invoice) -> Money:
+    """The invoice's balance when a plan may cover it (open, something left to pay), else InvalidInput."""
     if invoice.status != "open":
         message = f"the invoice is {invoice.status}: only an open invoice can have a payment plan"
         raise InvalidInput(message, "invoice_id")
@@ -143,7 +144,7 @@ def propose_plan(
     start = inputs.coming_day(first, "first", client_today(uow, connection, now))
     if every not in EVERY:
         raise InvalidInput(f"every must be one of: {', '.join(EVERY)}", "every")
-    balance = _balance(invoice)
+    balance = open_balance(invoice)
     try:
         amounts = equal_amounts(balance, count)
     except PlanError as exc:
@@ -163,7 +164,8 @@ def _step(start: date, every: str, n: int) -> date:
     return start + timedelta(days=(7 if every == "week" else 14) * n)
 
 
-def _installments(raw: Any, balance: Money, today: date) -> list[tuple[date, Decimal]]:
+def check_installments(raw: Any, balance: Money, today: date) -> list[tuple[date, Decimal]]:
+    """`raw` [{due_date, amount}] checked: from `today`, dates strictly up, amounts adding up to `balance` exactly."""
     if isinstance(raw, str | bytes) or not isinstance(raw, Sequence) or not raw:
         raise InvalidInput("installments must list at least one {due_date, amount}", "installments")
     if len(raw) > MAX_INSTALLMENTS:
@@ -226,8 +228,8 @@ def create_plan(
         # Lock the invoice row (PostgreSQL) so two people agreeing plans at once cannot both succeed.
         uow.session.execute(select(Invoice.id).where(Invoice.id == invoice.id).with_for_update())
         policy_name, grace = _policy(uow, org_id, policy, defaults)
-        balance = _balance(invoice)
-        items = _installments(installments, balance, client_today(uow, connection, now))
+        balance = open_balance(invoice)
+        items = check_installments(installments, balance, client_today(uow, connection, now))
         existing = _plans(uow, invoice)
         active = next((plan for plan in existing if plan.state == ACTIVE), None)
         if active is not None:

@@ -3,7 +3,8 @@
 A client setting left empty inherits: the cadence from the organization's default cadence (then the
 install's first); the time zone and holiday calendar from the cadence when it names them, else from the
 ledger; the send window, approval mode and minimum amounts from the cadence; the locale and Reply-To from
-the install; the business name from the ledger's name and the From name from the business name.
+the install; the business name from the ledger's name and the From name from the business name. Whether what
+customers say on their page (issue 17) is also written to the ledger as a note is off unless the client turns it on.
 `client_settings` shows every effective value with where it comes from; `update_client_settings` checks
 every field (InvalidInput naming it), saves, and records an audit entry (before/after) and an activity in
 the same unit of work. docs/settings.md explains each setting.
@@ -39,6 +40,7 @@ FIELDS = (
     "business_name",
     "from_name",
     "reply_to",
+    "customer_page_ledger_notes",
 )
 APPROVALS = ("", "none", "ledger", "all")
 ORGANIZATION_FIELDS = ("default_cadence_id",)
@@ -131,6 +133,7 @@ def _stored(row: ClientSettings | None) -> dict[str, Any]:
             "business_name": "",
             "from_name": "",
             "reply_to": "",
+            "customer_page_ledger_notes": False,
         }
     return {
         "cadence_id": row.cadence_id,
@@ -143,6 +146,7 @@ def _stored(row: ClientSettings | None) -> dict[str, Any]:
         "business_name": row.business_name,
         "from_name": row.from_name,
         "reply_to": row.reply_to,
+        "customer_page_ledger_notes": row.customer_page_ledger_notes,
     }
 
 
@@ -235,6 +239,10 @@ def client_settings(
         "business_name": business,
         "from_name": own_or("from_name", *from_fallback),
         "reply_to": own_or("reply_to", defaults.reply_to, INSTALL),
+        # off unless the client turns it on (off is the install's default, not a choice of the client)
+        "customer_page_ledger_notes": own_or("customer_page_ledger_notes", False, INSTALL)
+        if stored["customer_page_ledger_notes"]
+        else Effective(False, INSTALL),
     }
     return ClientSettingsView(
         org_id,
@@ -265,6 +273,7 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "business_name": inputs.text,
     "from_name": inputs.text,
     "reply_to": inputs.optional_address,
+    "customer_page_ledger_notes": inputs.flag,
 }
 
 

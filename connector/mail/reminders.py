@@ -13,6 +13,9 @@ customer's locale (else the client's, else the default), and `today` is the date
 With a two-step mailer (SMTP, maildir) the message's exact bytes are kept (connector.mail.archive) once they
 are prepared and before they are handed over; the executor settles that copy with the action's outcome.
 
+Every reminder links to the customer's own page (`customer_page`: `/c/<signed token>`, docs/customer-page.md) where
+they see their open invoices and can promise a date, ask for a plan, dispute an invoice or say it is paid.
+
 When `mail.reply_address` is set, Reply-To is instead the thread's own signed reply address (issue 17,
 docs/replies.md), so a customer's reply comes back to Nudge filed under the customer and thread.
 
@@ -42,6 +45,7 @@ from connector.domain.model import ActionState, InvoiceSnapshot
 from connector.errors import MailRejected, NudgeError
 from connector.mail import archive
 from connector.mail.archive import Concerning
+from connector.mail.customer_link import CustomerLinks
 from connector.mail.inbound.reply_address import ReplyAddresses, ReplyThread, thread_hash
 from connector.mail.message import Attachment, Mailer, OutgoingMessage, TwoStepMailer
 from connector.mail.rendering import (
@@ -92,6 +96,7 @@ class MailReminderSender:
         attach_pdf: bool = True,
         reply_addresses: ReplyAddresses | None = None,
         statements: Statements | None = None,
+        customer_links: CustomerLinks | None = None,
     ) -> None:
         self.store = store
         self.statements = statements
@@ -101,6 +106,7 @@ class MailReminderSender:
         self.attach_pdf = attach_pdf
         self.templates = LibraryTemplates()
         self.reply_addresses = reply_addresses  # per-thread Reply-To (mail.reply_address), None: as configured
+        self.customer_links = customer_links  # the customer's own page (docs/customer-page.md), None: no link
 
     def send(self, action: Action, invoices: Sequence[InvoiceSnapshot], adapter: AccountingAdapter) -> str:
         """Send the reminder for `action` about the still-open `invoices`; returns the Message-ID."""
@@ -147,6 +153,11 @@ class MailReminderSender:
             history = _sent_before(uow.session, connection_id, action, ZoneInfo(zone_name))
             overrides = self.templates.for_organization(uow.session, connection.organization_id) if connection else {}
             reply_to = sender.reply_to
+            page_url = (
+                self.customer_links.url(connection_id, customer.id, self.now())
+                if self.customer_links is not None and customer is not None
+                else None
+            )
             if self.reply_addresses is not None and connection is not None and customer is not None:
                 thread = ReplyThread(connection.organization_id, connection_id, customer.id, thread_hash(thread_key))
                 reply_to = self.reply_addresses.address(thread)  # replies come back to Nudge, filed by thread
@@ -187,6 +198,8 @@ class MailReminderSender:
             has_attachment=bool(attachments),
             history=history,
             extra=extra,
+            customer_page=page_url,
+            broken_promise=action.broken_promise,
         )
         template = action.template or (action.items[0].template if action.items else "") or "gentle_nudge"
         rendered = render_reminder(template, context, locale=locale, overrides=overrides)

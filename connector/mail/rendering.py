@@ -34,6 +34,10 @@ strings with `.money`/`.amount`/`.currency` or `.value` for the raw value):
     discount            {percent, amount, pay_amount, pay_by, invoice (the line it is offered on)} or none
     installment         {number, count, amount, due_date, remaining, payment_link} or none
     late_fee            an amount or none;  has_attachment: the invoice PDF is attached;  extra: your own values
+    broken_promise      {promised_by, amount (or none)}: the customer promised to pay by then and did not; the
+                        shipped sign-off says so ("you told us you would pay by ..."), or none
+    customer_page       the customer's own page (open invoices, promise a date, ask for a plan, dispute, already
+                        paid; docs/customer-page.md) or none; the shipped sign-off prints it
 A reminder carrying a fee warning counts as the customer's warning before the fee is charged, so the
 statement is always in the email: a body whose template does not use `fee_warning(s)`, or whose output
 lacks a warning's amount or rate and date as formatted here, gets the shipped `_fee_warning.txt` /
@@ -73,7 +77,7 @@ from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from connector.domain.actions import FeeWarning
+from connector.domain.actions import BrokenPromise, FeeWarning
 from connector.domain.money import Money
 from connector.errors import TemplateError
 
@@ -178,6 +182,8 @@ class ReminderContext:
     has_attachment: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
     history: ReminderHistory = NO_HISTORY
+    customer_page: str | None = None  # the customer's own page (issue 17), None: no link
+    broken_promise: BrokenPromise | None = None  # a promise to pay not kept: the "you promised" paragraph
 
 
 class RenderedReminder(NamedTuple):
@@ -394,8 +400,17 @@ def _variables(context: ReminderContext, loc: Locale) -> dict[str, Any]:
         "history": _history_variables(_as_history(context.history), loc),
         "has_attachment": context.has_attachment,
         "extra": dict(context.extra),
+        "customer_page": _link(context.customer_page),
+        "broken_promise": _broken_promise_variables(context.broken_promise, loc),
         "locale": str(loc),
     }
+
+
+def _broken_promise_variables(promise: BrokenPromise | None, loc: Locale) -> dict[str, Any] | None:
+    if promise is None:
+        return None
+    amount = Amount(promise.amount, loc) if promise.amount is not None else None
+    return {"promised_by": LocalDate(promise.promised_by, loc), "amount": amount}
 
 
 def _percent(value: Decimal | int | str, loc: Locale) -> str:

@@ -6,7 +6,7 @@ connection (never one per invoice).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ class LedgerMoney:
     payments: dict[str, tuple[Payment, ...]]  # by invoice external id, dated, customers' money only
     unapplied: dict[str, Money]  # by customer external id
     own: dict[str, OwnDocument]  # by external ref
+    by_customer: dict[str, tuple[Payment, ...]] = field(default_factory=dict)  # applied payments, by customer
 
     def is_own_invoice(self, external_id: str) -> bool:
         """Whether the invoice `external_id` is a fee invoice Nudge wrote (ids repeat across entity types)."""
@@ -65,6 +66,7 @@ def load_money(uow: UnitOfWork, connection_id: int) -> LedgerMoney:
     """Payments per invoice and unapplied credit per customer, without Nudge's own credits (two queries)."""
     own = own_documents(uow, connection_id)
     per_invoice: dict[str, list[Payment]] = defaultdict(list)
+    per_customer: dict[str, list[Payment]] = defaultdict(list)
     unapplied: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for snapshot in uow.payments.for_connection(connection_id):
         document = own.get(snapshot.external_id)
@@ -73,11 +75,14 @@ def load_money(uow: UnitOfWork, connection_id: int) -> LedgerMoney:
         if snapshot.unapplied:
             unapplied[snapshot.customer_external_id][snapshot.amount.currency] += snapshot.amount.amount
         else:
-            per_invoice[snapshot.invoice_external_id].append(_payment(snapshot))
+            payment = _payment(snapshot)
+            per_invoice[snapshot.invoice_external_id].append(payment)
+            per_customer[snapshot.customer_external_id].append(payment)
     return LedgerMoney(
         {invoice: tuple(sorted(found, key=lambda p: p.paid_on)) for invoice, found in per_invoice.items()},
         {customer: _largest(amounts) for customer, amounts in unapplied.items()},
         own,
+        {customer: tuple(sorted(found, key=lambda p: p.paid_on)) for customer, found in per_customer.items()},
     )
 
 

@@ -266,7 +266,10 @@ def client_states(
         name = client.cadence_name
         if row.cadence_id is not None or row.cadence:
             name = client.customer_cadence(row.external_id, row.cadence_id, row.cadence or "")
-        customers[row.external_id] = overrides_of(row, "" if name == client.cadence_name else name)
+        found = overrides_of(row, "" if name == client.cadence_name else name)
+        if found.promise_to_pay is not None:  # whether it was kept decides a "you promised" reminder (issue 17)
+            found = replace(found, promise_payments=money.by_customer.get(row.external_id, ()))
+        customers[row.external_id] = found
     history = load_history(uow, connection_id, settings.time_zone, money)
     plans = load_plans(uow, connection_id, settings.time_zone)
     invoice_overrides = load_invoice_overrides(uow, connection_id)

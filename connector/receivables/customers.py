@@ -51,7 +51,8 @@ from connector.storage.tables import (
 
 HISTORY_LIMIT = 50  # entries of each history list (newest first)
 PLAN_STATES_SHOWN = ("active", "broken")  # plans a person may still act on (cancel, replace)
-CHANGE_KINDS = ("customer.", "invoice.override", "payment_plan.")  # activities of people's decisions
+# activities of people's decisions (a customer's own on their page included: issue 17)
+CHANGE_KINDS = ("customer.", "invoice.override", "payment_plan.", "customer_page.")
 
 
 @dataclass(frozen=True)

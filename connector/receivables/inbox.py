@@ -13,6 +13,10 @@ Groups, in the order shown (`GROUPS`); each item says what it is, why it waits a
   so one older than the last full reconcile was fixed, closed or deleted since);
 - `calls` and `handoffs`: open call tasks and escalations (hand-overs), completed with a note.
 
+- `requests`: what customers asked or told on their page (issue 17, connector.receivables.customer_page): a
+  payment plan to approve (as asked or edited) or decline, a dispute to look into, a payment they say they made
+  (listed while the invoice is still open in the ledger: it goes on its own once the payment is synced).
+
 - `replies`: customers' replies written by a person (issue 17, connector.replies): the trimmed text, who wrote,
   about which customer; marked handled by a person. Automatic replies (out of office) never open an item.
 
@@ -35,6 +39,7 @@ from connector.domain.money import Money
 from connector.errors import ChangeRefused, UnknownRecord
 from connector.mail.rendering import DEFAULT_LOCALE, format_money
 from connector.outbox.planning import Chasing
+from connector.receivables import customer_page as requests
 from connector.receivables.common import visible, visible_connections
 from connector.receivables.views import decoded, invoice_ids_of
 from connector.replies.intake import HUMAN as HUMAN_REPLY
@@ -44,6 +49,7 @@ from connector.storage.tables import (
     Activity,
     Connection,
     Customer,
+    CustomerRequest,
     InboundMessage,
     Invoice,
     SyncCursor,
@@ -62,9 +68,11 @@ UNREADABLE = "unreadable"
 CALLS = "calls"
 HANDOFFS = "handoffs"
 REPLIES = "replies"
-GROUPS = (REVIEWS, REPLIES, APPROVALS, UNCERTAIN, FAILED, RECONNECT, UNREADABLE, CALLS, HANDOFFS)
+REQUESTS = "requests"
+GROUPS = (REVIEWS, REQUESTS, REPLIES, APPROVALS, UNCERTAIN, FAILED, RECONNECT, UNREADABLE, CALLS, HANDOFFS)
 TITLES = {
     REVIEWS: "New clients to review",
+    REQUESTS: "Customer requests",
     REPLIES: "Customer replies",
     APPROVALS: "Waiting for your approval",
     UNCERTAIN: "Emails that may not have been sent",
@@ -75,6 +83,10 @@ TITLES = {
     HANDOFFS: "Debts to take over",
 }
 INTROS = {
+    REQUESTS: (
+        "Customers used the page their reminders link to: approve, change or decline a payment plan; look into a "
+        "dispute or a payment they say they made, then mark it handled."
+    ),
     REPLIES: (
         "Customers answered a reminder. Automatic reminders to each of them are paused for a few days: "
         "read the reply, act on it, then mark it handled."
@@ -161,6 +173,7 @@ class InboxItem:
     waiting_words: str = ""  # a review: "12 reminders, 3 late fees"
     provider: str = ""  # the client's provider key
     note_to_ledger: bool = False  # a task whose note is also written to the ledger
+    installments: tuple[tuple[str, str], ...] = ()  # a plan request: (due date ISO, amount) as the customer asked
 
     @property
     def sentence(self) -> str:
@@ -286,6 +299,14 @@ def inbox(
                 .limit(limit)
             )
         )
+        customer_requests = list(
+            uow.session.scalars(
+                select(CustomerRequest)
+                .where(*_open_requests(org_id, scope))
+                .order_by(CustomerRequest.created_at, CustomerRequest.id)
+                .limit(limit)
+            )
+        )
         waiting_kinds = _waiting_kinds(uow, [c.id for c in reviews])
         decoded_rows = [(row, decoded(row)) for row in (*waiting_rows, *uncertain_rows, *failed_rows)]
         wanted_invoices = {(row.connection_id, i) for row, action in decoded_rows for i in invoice_ids_of(row, action)}
@@ -295,11 +316,14 @@ def inbox(
         wanted_invoices |= {(a.connection_id or 0, a.subject) for a in unreadable}
         wanted_customers = {(row.connection_id, row.customer_external_id) for row, _ in decoded_rows}
         wanted_customers |= {(r.connection_id or 0, r.customer_external_id) for r in replies}
+        wanted_customers |= {(r.connection_id, r.customer_external_id) for r in customer_requests}
+        wanted_invoices |= {(r.connection_id, r.invoice_external_id) for r in customer_requests}
         wanted_customers |= {(t.connection_id, t.customer_external_id) for rows in tasks.values() for t, _ in rows}
         lookups = _lookups(uow, wanted_invoices, wanted_customers)
 
         groups = {
             REVIEWS: [_review_item(c, waiting_kinds.get(c.id, {})) for c in reviews[:limit]],
+            REQUESTS: [_request_item(r, by_id, lookups, locale) for r in customer_requests],
             REPLIES: [_reply_item(r, by_id, lookups) for r in replies if r.connection_id in by_id],
             APPROVALS: [
                 _action_item(APPROVALS, row, action, by_id, lookups, locale)
@@ -359,6 +383,7 @@ def _count_queries(org_id: int, scope: Scope) -> list[Select[int]]:
     quarantined = _open_quarantine_ids(org_id, scope).subquery()
     return [
         connections.where(Connection.chasing == Chasing.REVIEW.value),
+        select(func.count(CustomerRequest.id)).where(*_open_requests(org_id, scope)),
         select(func.count(InboundMessage.id)).where(*_open_replies(org_id, scope)),
         actions(ActionState.AWAITING_APPROVAL),
         actions(ActionState.UNCERTAIN),
@@ -377,6 +402,27 @@ def _open_replies(org_id: int, scope: Scope) -> tuple[ColumnElement[bool], ...]:
         InboundMessage.kind == HUMAN_REPLY,
         InboundMessage.handled.is_(False),
         scope(InboundMessage.connection_id),  # type: ignore[arg-type]
+    )
+
+
+def _open_requests(org_id: int, scope: Scope) -> tuple[ColumnElement[bool], ...]:
+    """A customer's request nobody has decided or handled yet; a payment the customer reported only while the
+    invoice is still open in the ledger (once the payment is synced there is nothing left to look into)."""
+    still_open = (
+        select(Invoice.id)
+        .where(
+            Invoice.connection_id == CustomerRequest.connection_id,
+            Invoice.external_id == CustomerRequest.invoice_external_id,
+            Invoice.status == "open",
+            Invoice.balance > 0,
+        )
+        .exists()
+    )
+    return (
+        CustomerRequest.organization_id == org_id,
+        CustomerRequest.state == requests.OPEN,
+        scope(CustomerRequest.connection_id),
+        or_(CustomerRequest.kind != requests.PAID, still_open),
     )
 
 
@@ -639,6 +685,72 @@ def _reply_item(reply: InboundMessage, connections: Mapping[int, Connection], lo
         detail=reply.text,
         assignee=sender,  # who wrote it (shown as "from")
         provider=connections[connection_id].provider,
+    )
+
+
+_REQUEST_HEADLINES = {
+    requests.PLAN: "{customer} asks for a payment plan on {number}",
+    requests.DISPUTE: "{customer} disputes {number}",
+    requests.PAID: "{customer} says {number} is paid",
+}
+_REQUEST_ADVICE = {
+    requests.PLAN: "Approve the installments as asked or change them first, or decline: the customer is told by email.",
+    requests.DISPUTE: (
+        "No reminders and no fees go out for this invoice while it is in dispute. Sort it out with the customer, "
+        "end the dispute on the invoice's page when it is settled, then mark this handled."
+    ),
+    requests.PAID: (
+        "Reminders about it are paused meanwhile. This goes on its own once the payment reaches the ledger; if it "
+        "does not, check with the customer, then mark this handled."
+    ),
+}
+
+
+def _request_item(
+    row: CustomerRequest, connections: Mapping[int, Connection], lookups: _Lookups, locale: str
+) -> InboxItem:
+    connection = connections[row.connection_id]
+    customer_row = lookups.customers.get((row.connection_id, row.customer_external_id))
+    customer = (customer_row[1] if customer_row else "") or row.customer_external_id
+    invoices = _invoices(row.connection_id, [row.invoice_external_id], lookups) if row.invoice_external_id else ()
+    detail = dict(row.detail or {})
+    currency = str(detail.get("currency") or "")
+    installments = tuple(
+        (str(item.get("due_date", "")), str(item.get("amount", "")))
+        for item in detail.get("installments") or []
+        if isinstance(item, Mapping)
+    )
+    if row.kind == requests.DISPUTE:
+        said = str(detail.get("reason") or "")
+    elif row.kind == requests.PAID:
+        said = f"Paid on {detail.get('paid_on', '?')}, reference {detail.get('reference', '')}"
+    else:
+        said = "; ".join(
+            f"{day}: {format_money(Money.of(amount, currency), locale) if currency else amount}"
+            for day, amount in installments
+        )
+    reason = (
+        f"reminders hold until {row.hold_until.isoformat()}" if row.kind == requests.PAID and row.hold_until else ""
+    )
+    return InboxItem(
+        group=REQUESTS,
+        id=row.id,
+        connection_id=row.connection_id,
+        client=_client(connection),
+        headline=_REQUEST_HEADLINES.get(row.kind, "{customer}: {number}").format(
+            customer=customer, number=_numbers(invoices) or "their invoices"
+        ),
+        reason=reason,
+        advice=_REQUEST_ADVICE.get(row.kind, ""),
+        kind=row.kind,
+        when=row.created_at,
+        customer_name=customer,
+        customer_external_id=row.customer_external_id,
+        customer_id=customer_row[0] if customer_row else None,
+        invoices=invoices,
+        detail=said,
+        provider=connection.provider,
+        installments=installments,
     )
 
 

@@ -1013,6 +1013,8 @@ def _activity_words(activity: Activity, action: ActionView | None, ledger: str) 
     reason = str(detail.get("reason") or detail.get("error") or "")
     if kind.startswith(REPLY_PREFIX):
         return _reply_words(activity)
+    if kind.startswith("customer_page."):  # what a customer did on their page, or a person's answer to it
+        return str(detail.get("said") or activity.subject)
     fixed = {
         "action.approved": f"{thing} approved by {who}",
         "action.skipped": f"{thing} skipped by {who}",

@@ -533,6 +533,8 @@ class ClientSettings(Base):
     business_name: Mapped[str] = mapped_column(String(200), default="")
     from_name: Mapped[str] = mapped_column(String(200), default="")
     reply_to: Mapped[str] = mapped_column(String(320), default="")
+    # What customers say on their page (issue 17) is also written to the ledger as a note on the invoice.
+    customer_page_ledger_notes: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -805,3 +807,36 @@ class HandoffPack(Base):
     placement_csv: Mapped[bytes] = mapped_column(LargeBinary)
     missing_pdfs: Mapped[list[Any]] = mapped_column(default=list)  # invoice numbers the ledger gave no PDF of
     created_at: Mapped[datetime] = mapped_column()
+
+# --- The customer page (issue 17, docs/customer-page.md): what customers ask or tell on it (migration 0014) ---
+
+
+class CustomerRequest(Base):
+    """One thing a customer did on their page: a promise to pay, a payment-plan request, a dispute or "already paid".
+
+    `kind`: promise | plan | dispute | paid. `invoice_external_id` is "" for a promise (it is about the customer).
+    `detail` holds what the customer gave (dates ISO, amounts as text in the invoice's currency, the reason or
+    reference, the proposed installments). `state`: open (waits for a person: a plan to decide, a dispute or a
+    payment to look into), approved or declined (a plan), handled (a person closed it), recorded (a promise: no
+    decision needed). `hold_until`: the day reminders hold to (a promise's date, a payment looked for).
+    """
+
+    __tablename__ = "customer_requests"
+    __table_args__ = (
+        Index("ix_customer_requests_org_state", "organization_id", "state"),
+        Index("ix_customer_requests_customer", "customer_id", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(100))
+    invoice_external_id: Mapped[str] = mapped_column(String(100), default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    hold_until: Mapped[date | None] = mapped_column(Date, default=None)
+    created_at: Mapped[datetime] = mapped_column()
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str] = mapped_column(String(200), default="")
+    decision_note: Mapped[str] = mapped_column(Text, default="")

@@ -87,6 +87,8 @@ from connector.tasks.service import CALL, complete_task, list_tasks
 from connector.vault.keyring import generate_key
 from connector.worker.scheduler import Lease, Worker
 from connector.worker.turn import adapter_for, reconcile_every, run_connection
+from providers._emulator.demo_customer_page import CustomerPageScenes
+from providers._emulator.demo_customer_page import summary_lines as page_lines
 from providers._emulator.demo_truth import CarefulNumbers, careful_numbers
 from providers._emulator.kit import EmulatorKit, PostalAddress, emulator_kit, emulator_names
 
@@ -608,6 +610,7 @@ def run_demo(
         _announce(echo, companies, days, first, out)
         worker = _demo_worker(services, clock)
         run = _Simulation(services, companies, worker, clock, rng, echo, _Outbox(out / "outbox"), story)
+        run.pages = _customer_page_scenes(services, companies[0], run, echo)
         for day in range(days):
             run.day(first, day)
         run.last_sync()
@@ -625,6 +628,7 @@ def run_demo(
         report.update(_inbox(services))
         handoff = write_handoff_packs(services, out / "handoff")
         report["handoff_packs"] = len(handoff)
+        report["customer_page"] = run.pages.report()
     totals = run.totals
     summary = DemoSummary(
         days=days,
@@ -742,6 +746,21 @@ def _announce(echo: Callable[[str], None], companies: list[_Company], days: int,
         )
 
 
+def _customer_page_scenes(
+    services: Services, company: _Company, run: _Simulation, echo: Callable[[str], None]
+) -> CustomerPageScenes:
+    """Issue 17's scenes on the first company: customers who never pay on their own use their page."""
+    never = {invoice_id for invoice_id, habit in company.habits.items() if habit.habit is Habit.NEVER}
+    return CustomerPageScenes(
+        services,
+        company.connection_id,
+        company.org_id,
+        pay=lambda invoice_id, dated: _pay(company, invoice_id, Decimal(0), dated, run.totals),
+        echo=echo,
+        never_pays=never - set(company.story_invoices),
+    )
+
+
 def _demo_worker(services: Services, clock: DemoClock) -> Worker:
     """One in-process worker that runs each leased connection's turn on the demo clock."""
     reminders = services.reminder_sender()
@@ -771,6 +790,7 @@ class _Simulation:
     seen_waiting: set[int] = field(default_factory=set)
     paid_after_reminder: set[tuple[str, str]] = field(default_factory=set)
     reminded_paid: int = 0
+    pages: CustomerPageScenes | None = None  # issue 17's customer page scenes (demo_customer_page.py)
 
     def day(self, first: datetime, day: int) -> None:
         """Four ticks of simulated day number `day` after `first`, then its line and the running totals."""
@@ -784,6 +804,7 @@ class _Simulation:
                 tally,
                 first_tick_of_day=tick == 0,
                 ask_approval=tick == 0 and day == self.story.approval_day,
+                day=day,
             )
             if day == 0 and tick == 0:
                 self.dso_before = {c.profile.name: _dso(c, today) for c in self.companies}
@@ -799,7 +820,14 @@ class _Simulation:
         _accumulate(self.totals, tally)
 
     def tick(
-        self, moment: datetime, today: date, tally: DayTally, *, first_tick_of_day: bool, ask_approval: bool = False
+        self,
+        moment: datetime,
+        today: date,
+        tally: DayTally,
+        *,
+        first_tick_of_day: bool,
+        ask_approval: bool = False,
+        day: int | None = None,
     ) -> None:
         """Move the clocks to `moment` (customers pay and new sales are issued at a day's start), then a worker tick;
         `ask_approval`: before it, the first company's owner switches approval mode on."""
@@ -809,6 +837,8 @@ class _Simulation:
             _new_sales(self.companies, self.rng, today)
             days_off = [HolidayCalendar(c.profile.country, c.profile.subdivision or None) for c in self.companies]
             tally.calls_made += _make_calls(self.services, today, days_off)
+            if self.pages is not None and day is not None:
+                self.pages.on_day(day, today)
         if ask_approval:
             self.ask_approval(today)
         report = self.worker.tick()
@@ -1408,6 +1438,7 @@ def _summary_lines(summary: DemoSummary) -> list[str]:
         )
     for name, writes in summary.ledger_writes.items():
         lines.append(f"  written back to {name}: {json.dumps(writes)}")
+    lines += ["", *page_lines(report.get("customer_page") or {})]
     lines += [
         "",
         "Careful by default (each must be 0):",

@@ -80,7 +80,10 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
     _check_summary_json(out / "summary.json", reminders=reminders, notes=notes, fees=fees)
 
     messages = sorted((out / "outbox").rglob("*.eml"))
-    assert len(messages) == reminders  # one email per reminder, none twice
+    parsed = [email.message_from_bytes(path.read_bytes()) for path in messages]
+    answers = [m for m in parsed if str(m["Subject"]).startswith(PLAN_ANSWER)]
+    assert len(messages) - len(answers) == reminders  # one email per reminder, none twice
+    _check_customer_page(text, answers, parsed)
     first = email.message_from_bytes(messages[0].read_bytes())
     assert first["Message-ID"]
     assert first["To"]
@@ -95,6 +98,35 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
         [NUDGE, "check-config", str(out / "nudge.yaml")], env=env, capture_output=True, text=True, timeout=120
     )
     assert check.returncode == 0, check.stdout + check.stderr  # what the demo leaves behind is a valid config
+
+
+PLAN_ANSWER = "Your payment plan for invoice "
+
+
+def _check_customer_page(text: str, answers: list[Any], messages: list[Any]) -> None:
+    """Issue 17's scenes: every reminder links to its customer's page; a customer promises and pays (reminders wait,
+    none says "you promised"), one disputes (nothing more on that invoice; the inbox has it), one asks for a plan
+    that the owner approves (the plan recorded, the customer emailed)."""
+    reminders = [m for m in messages if m not in answers]
+    assert all(re.search(r"/c/[A-Za-z0-9_.-]{20,}", _plain(m)) for m in reminders)
+    assert "Customer page (the link in every reminder):" in text
+    assert re.search(
+        r"promised to pay by \S+: promise kept; reminders while promised: 0; \"you promised\" reminders: 0", text
+    )
+    assert re.search(r"disputed \S+: reminders or fees on it since: 0; waiting in the inbox", text)
+    plan = re.search(
+        r"asked for a payment plan on (\S+): approved \(1 plan recorded; the customer was told by email\)", text
+    )
+    assert plan
+    assert [str(m["Subject"]) for m in answers] == [f"{PLAN_ANSWER}{plan.group(1)} is agreed"]
+
+
+def _plain(message: Any) -> str:
+    """The text part of a message (the reminders are multipart: text, HTML, maybe a PDF)."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            return str(part.get_payload(decode=True).decode("utf-8", "replace"))
+    return ""
 
 
 SUMMARY_KEYS = {
@@ -118,6 +150,7 @@ SUMMARY_KEYS = {
     "invoices_quarantined",
     "handoff_packs",
     "companies",
+    "customer_page",
 }
 COMPANY_KEYS = {
     "name",
@@ -134,7 +167,7 @@ def _check_summary_json(path: Path, *, reminders: int, notes: int, fees: int) ->
     """summary.json has every key as a number, agrees with the printed totals, and passes the acceptance checks."""
     summary = json.loads(path.read_text())
     assert set(summary) == SUMMARY_KEYS
-    for key in SUMMARY_KEYS - {"companies", "open_tasks"}:
+    for key in SUMMARY_KEYS - {"companies", "open_tasks", "customer_page"}:
         assert isinstance(summary[key], int), key
     assert (summary["reminders_sent"], summary["notes_written"], summary["late_fees_charged"]) == (
         reminders,
@@ -163,6 +196,11 @@ def _check_summary_json(path: Path, *, reminders: int, notes: int, fees: int) ->
     assert (
         summary["handoff_packs"] == 1
     )  # the older debt, handed off with its pack (tests/integration/test_demo_handoff.py)
+    page = summary["customer_page"]  # issue 17's scenes, read back from the store
+    assert page["promised"]["kept"] == "kept"  # the planner's own log once the promise stopped holding
+    assert (page["promised"]["reminders_while_promised"], page["promised"]["you_promised_reminders"]) == (0, 0)
+    assert (page["disputed"]["reminders_or_fees_after"], page["disputed"]["in_inbox"]) == (0, True)
+    assert (page["plan"]["request"], page["plan"]["plans_recorded"]) == ("approved", 1)
     companies = {company["provider"]: company for company in summary["companies"]}
     assert set(companies) == {"quickbooks", "xero"}
     assert (companies["quickbooks"]["currency"], companies["xero"]["currency"]) == ("USD", "GBP")

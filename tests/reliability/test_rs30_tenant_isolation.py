@@ -136,16 +136,27 @@ def test_rs30_a_own_pages_show_no_row_of_b(orgs: Orgs) -> None:
 # A person's own things, looked up within the signed-in user (another user's id is 404 / refused): the sessions list
 # (tests/web/test_sessions.py::test_another_users_session_cannot_be_ended).
 USER_SCOPED = {"/account/sessions/<int:session_id>/end"}
+# A customer's own invoices, looked up within the customer a signed link names (issue 17, web/customer_page.py): an
+# invoice id that is not one of that customer's open invoices of that client is 404 whatever else it names
+# (tests/web/test_customer_page.py::test_no_route_reaches_another_customers_invoice, and the browser test).
+TOKEN_SCOPED = {
+    "/c/<token>/invoices/<int:invoice_id>/pdf",
+    "/c/<token>/invoices/<int:invoice_id>/pay",
+    "/c/<token>/invoices/<int:invoice_id>/plan",
+    "/c/<token>/invoices/<int:invoice_id>/dispute",
+    "/c/<token>/invoices/<int:invoice_id>/paid",
+}
 
 
 def test_rs30_no_route_takes_an_object_id_outside_an_organization(orgs: Orgs) -> None:
     """Ids are only looked up inside the signed-in member's organization: every int argument sits under org_id
-    (or, for a person's own things, under /account/ and within the signed-in user)."""
+    (or, for a person's own things, under /account/ and within the signed-in user; for a customer's own invoices,
+    under their signed link)."""
     loose = [
         rule.rule
         for rule in orgs.world.app.url_map.iter_rules()
         if "org_id" not in rule.arguments
-        and rule.rule not in USER_SCOPED
+        and rule.rule not in USER_SCOPED | TOKEN_SCOPED
         and any(isinstance(converter, IntegerConverter) for converter in rule._converters.values())
     ]
     assert loose == []

@@ -73,6 +73,7 @@ def test_every_field_is_saved_normalized_audited_and_in_the_timeline(store: Stor
         "business_name": "  Books Ltd trading as Bookish ",
         "from_name": "Bookish accounts",
         "reply_to": "Accounts@Bookish.EXAMPLE",
+        "customer_page_ledger_notes": True,
     }
     view = update_client_settings(store, c.org_id, c.connection_id, changes, ACTOR, NOW, DEFAULTS)
     assert view.stored == {
@@ -86,6 +87,7 @@ def test_every_field_is_saved_normalized_audited_and_in_the_timeline(store: Stor
         "business_name": "Books Ltd trading as Bookish",
         "from_name": "Bookish accounts",
         "reply_to": "Accounts@bookish.example",
+        "customer_page_ledger_notes": True,
     }
     assert view.inherited() == ()
     assert view.effective["cadence_id"].value == {"id": c.gentle, "name": "gentle"}

@@ -54,6 +54,10 @@ def _setting_fields(*, for_input: bool) -> dict[str, ma.fields.Field]:
         "business_name": ma.fields.String(metadata={"description": "empty: the ledger's name"}, **options),
         "from_name": ma.fields.String(metadata={"description": "empty: the business name"}, **options),
         "reply_to": ma.fields.String(metadata={"description": "an address; empty: the install's"}, **options),
+        "customer_page_ledger_notes": ma.fields.Boolean(
+            metadata={"description": "what customers say on their page is also a ledger note on the invoice"},
+            **options,
+        ),
     }
 
 

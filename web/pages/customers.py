@@ -280,6 +280,8 @@ def _field_words(name: str, value: Any) -> str:
 
 def change_words(line: ChangeLine) -> str:
     """A decision from the history in one sentence ("Invoice HV-1001: paused until Dec 15, 2026")."""
+    if line.kind.startswith("customer_page."):  # the sentence the customer page recorded (issue 17)
+        return line.subject
     if line.kind.startswith("payment_plan."):
         after = line.after
         if line.kind == "payment_plan.created":
@@ -322,7 +324,7 @@ def _cadences(org_id: int) -> list[tuple[int, str]]:
         return [(item.id, item.name) for item in list_items(uow, org_id, CADENCE)]
 
 
-def _plan_policies(org_id: int) -> list[tuple[str, int]]:
+def plan_policies(org_id: int) -> list[tuple[str, int]]:
     with services().store.unit_of_work() as uow:
         rules = library_for(uow, org_id, _defaults().rules).rules.payment_plans
     return [(name, policy.grace_days) for name, policy in sorted(rules.items())]
@@ -802,7 +804,7 @@ def _step1(
     context.update(
         _wizard_urls(detail, invoice),
         invoice=invoice,
-        policies=_plan_policies(g.organization.id),
+        policies=plan_policies(g.organization.id),
         every_words=EVERY_WORDS,
         errors=dict(errors or {}),
         chosen={
@@ -850,7 +852,7 @@ def plan_proposal(org_id: int, connection_id: int, customer_id: int, invoice_id:
     """Step 2 from step 1's choices: the proposed installments (equal, the remainder on the last), editable."""
     detail = _detail(org_id, connection_id, customer_id)
     invoice = _invoice(detail, invoice_id)
-    policies = dict(_plan_policies(org_id))
+    policies = dict(plan_policies(org_id))
     policy = request.args.get("policy", "")
     found = services()
     try:

@@ -7,7 +7,10 @@ actions are POSTs that flash what happened and come back to the inbox (owners an
 - `.../inbox/reviews/<connection_id>/approve`: approve a new client's whole first plan (chasing starts);
 - `.../inbox/actions/<action_id>/mark-sent | send-again | retry`: an uncertain email, a failed action;
 - `.../inbox/tasks/<task_id>/complete`: a call task or hand-over, with a note (kept in place when refused);
-- `.../inbox/replies/<reply_id>/handled`: a customer's reply was dealt with (issue 17).
+- `.../inbox/replies/<reply_id>/handled`: a customer's reply was dealt with (issue 17);
+- `.../inbox/requests/<request_id>/approve | decline | handled`: what a customer asked on their page (issue 17):
+  a payment plan approved as asked or edited (the plan is recorded, the customer told by email) or declined (the
+  customer told), a dispute or a reported payment looked into.
 
 Reconnecting posts to the existing `connections.reconnect` route.
 """
@@ -22,13 +25,16 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user  # type: ignore[import-untyped, unused-ignore]
 from werkzeug.routing import BuildError
 
+from connector.bootstrap import mailer_for
 from connector.domain.model import Role
 from connector.errors import ChangeRefused, InvalidInput, UnknownRecord
 from connector.outbox.planning import Chasing
 from connector.receivables import actions as action_service
+from connector.receivables import customer_page as customer_requests
 from connector.receivables.common import ROW_ID_MAX
 from connector.receivables.handoffs import recent_packs
 from connector.receivables.inbox import APPROVALS, Inbox, inbox, mark_reply_handled
+from connector.receivables.inbox import APPROVALS, REQUESTS, Inbox, inbox, mark_reply_handled
 from connector.receivables.tasks import complete
 from connector.receivables.views import ActionView
 from connector.review import ReviewError
@@ -38,6 +44,7 @@ from connector.tasks.service import CALL
 from web.access import require_role
 from web.extensions import services
 from web.pages.handoffs import pack_rows
+from web.pages.customers import plan_policies
 from web.pages.ui import UI_LOCALE
 from web.wording import sentence
 
@@ -128,6 +135,7 @@ def _render(
     *,
     note_errors: dict[int, str] | None = None,
     notes: dict[int, str] | None = None,
+    request_errors: dict[int, str] | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
     try:
@@ -152,6 +160,8 @@ def _render(
             notes=notes or {},
             approvals=APPROVALS,
             handoff_packs=_handoff_packs(org_id, client, dict(found.clients)),
+            policies=plan_policies(org_id) if found.group(REQUESTS).count else [],
+            request_errors=request_errors or {},
             **_links(org_id),
         ),
         status,
@@ -339,3 +349,102 @@ def reply_handled(org_id: int, reply_id: int) -> ResponseReturnValue:
         return _back(org_id)
     flash("Marked the reply handled.", "success")
     return _back(org_id)
+
+
+# -- what customers asked on their page (issue 17) ----------------------------------------------------------
+
+
+def _request_refused(org_id: int, request_id: int, exc: InvalidInput) -> ResponseReturnValue:
+    """The inbox again with the request's form open and what was wrong under it."""
+    return _render(
+        org_id,
+        _client_arg(request.form.get("client")),
+        request_errors={request_id: _sentence(exc.user_message)},
+        status=FORM_ERRORS,
+    )
+
+
+def _answer_request(
+    org_id: int,
+    request_id: int,
+    decide: Callable[[], customer_requests.RequestView],
+    said: Callable[[customer_requests.RequestView], str],
+) -> ResponseReturnValue:
+    """A person's answer to a customer's request: done (flashed), refused in place (what was wrong under its form),
+    or already answered by someone else (flashed); 404 for a request the member does not see."""
+    try:
+        view = decide()
+    except UnknownRecord:
+        abort(404)
+    except InvalidInput as exc:
+        return _request_refused(org_id, request_id, exc)
+    except ChangeRefused as exc:
+        flash(_sentence(exc.user_message), "error")
+        return _back(org_id)
+    flash(said(view), "success")
+    return _back(org_id)
+
+
+@bp.post("/orgs/<int:org_id>/inbox/requests/<int:request_id>/approve")
+@require_role(*WRITERS)
+def request_approve(org_id: int, request_id: int) -> ResponseReturnValue:
+    """Agree the payment plan a customer asked for, as asked or with the dates and amounts changed here."""
+    dates = request.form.getlist("due_date")[: customer_requests.PLAN_MAX_INSTALLMENTS + 1]
+    amounts = request.form.getlist("amount")[: customer_requests.PLAN_MAX_INSTALLMENTS + 1]
+    edited = [{"due_date": d.strip()[:40], "amount": a.strip()[:40]} for d, a in zip(dates, amounts, strict=False)]
+    found = services()
+    return _answer_request(
+        org_id,
+        request_id,
+        lambda: customer_requests.approve_plan_request(
+            found.store,
+            org_id,
+            request_id,
+            installments=edited or None,
+            policy=request.form.get("policy", "")[:200],
+            actor=_actor(),
+            now=found.clock.now(),
+            mailer=mailer_for(found.settings.mail, found.clock.now),
+            connection_ids=_visible(),
+        ),
+        lambda view: (
+            f"Agreed the payment plan on {view.invoice_number}: it is recorded and the customer is told by email."
+        ),
+    )
+
+
+@bp.post("/orgs/<int:org_id>/inbox/requests/<int:request_id>/decline")
+@require_role(*WRITERS)
+def request_decline(org_id: int, request_id: int) -> ResponseReturnValue:
+    """Decline a customer's payment plan request (with a word for them); they are told by email."""
+    found = services()
+    return _answer_request(
+        org_id,
+        request_id,
+        lambda: customer_requests.decline_plan_request(
+            found.store,
+            org_id,
+            request_id,
+            note=request.form.get("note", "")[:4000],
+            actor=_actor(),
+            now=found.clock.now(),
+            mailer=mailer_for(found.settings.mail, found.clock.now),
+            connection_ids=_visible(),
+        ),
+        lambda view: f"Declined the payment plan request on {view.invoice_number}: the customer is told by email.",
+    )
+
+
+@bp.post("/orgs/<int:org_id>/inbox/requests/<int:request_id>/handled")
+@require_role(*WRITERS)
+def request_handled(org_id: int, request_id: int) -> ResponseReturnValue:
+    """A dispute or a reported payment was looked into: its inbox item closes."""
+    found = services()
+    return _answer_request(
+        org_id,
+        request_id,
+        lambda: customer_requests.mark_request_handled(
+            found.store, org_id, request_id, actor=_actor(), now=found.clock.now(), connection_ids=_visible()
+        ),
+        lambda view: "Marked the customer's request handled.",
+    )

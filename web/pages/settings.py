@@ -54,6 +54,7 @@ LABELS = {
     "business_name": "business name",
     "from_name": "From name",
     "reply_to": "Reply-To",
+    "customer_page_ledger_notes": "ledger notes of the customer page",
 }
 SOURCES = {
     service.CLIENT: "set for this client",
@@ -213,6 +214,7 @@ def _form_of(stored: Mapping[str, Any]) -> dict[str, Any]:
         "business_name": stored.get("business_name") or "",
         "from_name": stored.get("from_name") or "",
         "reply_to": stored.get("reply_to") or "",
+        "customer_page_ledger_notes": bool(stored.get("customer_page_ledger_notes")),
     }
 
 
@@ -238,6 +240,7 @@ def _typed(form: Mapping[str, Any]) -> dict[str, Any]:
         "business_name": str(form.get("business_name", ""))[:400],
         "from_name": str(form.get("from_name", ""))[:400],
         "reply_to": str(form.get("reply_to", ""))[:400],
+        "customer_page_ledger_notes": form.get("customer_page_ledger_notes") == "on",
     }
 
 
@@ -277,6 +280,7 @@ def _changes(typed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         "business_name": typed["business_name"],
         "from_name": typed["from_name"],
         "reply_to": typed["reply_to"].strip(),
+        "customer_page_ledger_notes": typed["customer_page_ledger_notes"],
     }
     return changes, errors
 
@@ -314,6 +318,8 @@ def effective_words(view: service.ClientSettingsView) -> dict[str, str]:
             text = dict(APPROVALS).get(str(value), str(value) or "none")
         elif name == "minimum_amounts":
             text = ", ".join(f"{code} {amount}" for code, amount in (value or {}).items()) or "none"
+        elif name == "customer_page_ledger_notes":
+            text = "yes: also written to the ledger as notes" if value else "no: in Nudge's timeline only"
         elif name == "reply_to" and not value:
             text = "no Reply-To: answers go to the From address"
         else:
