@@ -808,6 +808,7 @@ class HandoffPack(Base):
     missing_pdfs: Mapped[list[Any]] = mapped_column(default=list)  # invoice numbers the ledger gave no PDF of
     created_at: Mapped[datetime] = mapped_column()
 
+
 # --- The customer page (issue 17, docs/customer-page.md): what customers ask or tell on it (migration 0014) ---
 
 

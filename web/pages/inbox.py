@@ -33,7 +33,6 @@ from connector.receivables import actions as action_service
 from connector.receivables import customer_page as customer_requests
 from connector.receivables.common import ROW_ID_MAX
 from connector.receivables.handoffs import recent_packs
-from connector.receivables.inbox import APPROVALS, Inbox, inbox, mark_reply_handled
 from connector.receivables.inbox import APPROVALS, REQUESTS, Inbox, inbox, mark_reply_handled
 from connector.receivables.tasks import complete
 from connector.receivables.views import ActionView
@@ -43,8 +42,8 @@ from connector.storage import Store
 from connector.tasks.service import CALL
 from web.access import require_role
 from web.extensions import services
-from web.pages.handoffs import pack_rows
 from web.pages.customers import plan_policies
+from web.pages.handoffs import pack_rows
 from web.pages.ui import UI_LOCALE
 from web.wording import sentence
 
@@ -359,7 +358,7 @@ def _request_refused(org_id: int, request_id: int, exc: InvalidInput) -> Respons
     return _render(
         org_id,
         _client_arg(request.form.get("client")),
-        request_errors={request_id: _sentence(exc.user_message)},
+        request_errors={request_id: sentence(exc.user_message)},
         status=FORM_ERRORS,
     )
 
@@ -379,7 +378,7 @@ def _answer_request(
     except InvalidInput as exc:
         return _request_refused(org_id, request_id, exc)
     except ChangeRefused as exc:
-        flash(_sentence(exc.user_message), "error")
+        flash(sentence(exc.user_message), "error")
         return _back(org_id)
     flash(said(view), "success")
     return _back(org_id)
