@@ -50,7 +50,7 @@ lint: $(STAMP)
 # order and, when done, takes half of what the other has left, so a few slow modules at the end (the browser pages)
 # no longer leave one core idle as `loadfile` (whole modules) did; a module is split at most at that boundary.
 test: $(STAMP) browser imap pdftotext lint
-	$(PY) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal --durations=25 $(PYTEST_ARGS)
 
 # The fast loop: the pure domain and unit layer, no servers.
 test-unit: $(STAMP)

@@ -11,24 +11,31 @@ The demo ends by saying how to browse its world in the web app, whose inbox must
 (issue 15): actions waiting for approval (the first company switches approval mode on for the last two working
 days),
 calls to make, hand-overs (an older debt on the `long_overdue` cadence is handed over two weeks in, even in the
-three weeks the browser tests run: `test_the_browser_tests_world_has_every_kind_of_inbox_item`) and an invoice the
+three weeks the browser tests run: tests/web/pages/test_demo_world.py) and an invoice the
 sync quarantined (in a currency that no longer exists), each read here from the database the demo leaves.
 """
 
 from __future__ import annotations
 
+import csv
 import email
+import io
 import json
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+import zipfile
+from collections import defaultdict
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from providers._emulator.demo import default_start, run_demo
+from providers._emulator.demo import default_start
+from tests.support.demo_checks import check_browse_block, check_inbox_in_the_store
+from tests.support.pdf import pdf_text, words
 
 NUDGE = str(Path(sys.executable).parent / "nudge")
 DAYS = 28
@@ -89,11 +96,12 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert first["To"]
     assert first["Subject"]
     assert f"NUDGE_CONFIG={out / 'nudge.yaml'} nudge serve" in text
-    _check_browse_block(text, out, json.loads((out / "summary.json").read_text()))
-    # The handed-off customer's pack, and where it was written (opened and checked in test_demo_handoff.py).
+    check_browse_block(text, out, json.loads((out / "summary.json").read_text()))
+    # The handed-off customer's pack: where it was written, and it opens with the ledger's totals.
     assert f"Hand-off pack written: {out / 'handoff'}/" in text
     assert list((out / "handoff").glob("*-Old-Mill-Interiors/evidence.zip"))
-    _check_inbox_in_the_store(out / "nudge.sqlite3", approval_from=date(2026, 12, 23))  # New York: Wed and Thu
+    _check_handoff_packs(text, out)
+    check_inbox_in_the_store(out / "nudge.sqlite3", approval_from=date(2026, 12, 23))  # New York: Wed and Thu
     check = subprocess.run(
         [NUDGE, "check-config", str(out / "nudge.yaml")], env=env, capture_output=True, text=True, timeout=120
     )
@@ -101,6 +109,45 @@ def test_nudge_demo_runs_the_whole_job(tmp_path: Path) -> None:
 
 
 PLAN_ANSWER = "Your payment plan for invoice "
+
+
+def _check_handoff_packs(text: str, out: Path) -> None:
+    """Each pack the demo printed opens: the ZIP unzips, its summary (read back with pdftotext) states the ledger's
+    outstanding balances of those invoices, the letter is a UK letter before claim (the company is in London) and
+    the placement file's amounts add up to the same."""
+    printed = [Path(m.group(1)) for m in re.finditer(r"Hand-off pack written: (\S+) ", text)]
+    assert printed
+    assert json.loads((out / "summary.json").read_text())["handoff_packs"] == len(printed)
+    db = sqlite3.connect(out / "nudge.sqlite3")
+    try:
+        for folder in printed:
+            pack_id = int(folder.name.split("-", 1)[0])
+            connection_id, ids_json = db.execute(
+                "SELECT connection_id, invoice_external_ids FROM handoff_packs WHERE id = ?", (pack_id,)
+            ).fetchone()
+            ids = re.findall(r'"([^"]+)"', ids_json)
+            ledger: dict[str, Decimal] = defaultdict(Decimal)
+            marks = ",".join("?" * len(ids))
+            query = f"SELECT currency, balance FROM invoices WHERE connection_id = ? AND external_id IN ({marks})"
+            for currency, balance in db.execute(query, (connection_id, *ids)):
+                ledger[currency] += Decimal(str(balance))
+            archive = zipfile.ZipFile(folder / "evidence.zip")
+            assert archive.testzip() is None
+            names = archive.namelist()
+            assert {"summary.pdf", "letter.pdf", "placement.csv", "messages.csv"} <= set(names)
+            assert any(name.startswith("invoices/") for name in names)  # the ledger's own PDFs
+            assert any(name.startswith("messages/") and name.endswith(".eml") for name in names)
+            summary = words(pdf_text(archive.read("summary.pdf")))
+            for currency, amount in ledger.items():
+                assert f"Ledger outstanding {currency}: {amount.quantize(Decimal('0.01'))}" in summary
+            letter = words(pdf_text((folder / "letter.pdf").read_bytes()))
+            assert "Letter before claim" in letter
+            assert "Reply Form" in letter
+            rows = list(csv.DictReader(io.StringIO((folder / "placement.csv").read_text())))
+            assert len(rows) == len(ids)
+            assert sum(Decimal(r["amount_outstanding"]) for r in rows) == sum(ledger.values())
+    finally:
+        db.close()
 
 
 def _check_customer_page(text: str, answers: list[Any], messages: list[Any]) -> None:
@@ -193,9 +240,7 @@ def _check_summary_json(path: Path, *, reminders: int, notes: int, fees: int) ->
     assert summary["tasks_completed"] > 0  # the accountant's calls, recorded with what was said
     assert summary["actions_awaiting_approval"] > 0  # approval mode, on for the last two working days
     assert summary["invoices_quarantined"] == 1  # the invoice in a retired currency
-    assert (
-        summary["handoff_packs"] == 1
-    )  # the older debt, handed off with its pack (tests/integration/test_demo_handoff.py)
+    assert summary["handoff_packs"] == 1  # the older debt, handed off with its pack (_check_handoff_packs)
     page = summary["customer_page"]  # issue 17's scenes, read back from the store
     assert page["promised"]["kept"] == "kept"  # the planner's own log once the promise stopped holding
     assert (page["promised"]["reminders_while_promised"], page["promised"]["you_promised_reminders"]) == (0, 0)
@@ -210,95 +255,6 @@ def _check_summary_json(path: Path, *, reminders: int, notes: int, fees: int) ->
             assert isinstance(company[key], int | float), (company["name"], key)
         assert company["dso_with_nudge"] < company["dso_without_nudge"], company
         assert company["collected_with_nudge"] >= company["collected_without_nudge"], company
-
-
-def _check_browse_block(text: str, out: Path, summary: dict[str, Any]) -> None:
-    """After the summary: the command, the address, the sign-in and what waits in the inbox (the store's counts)."""
-    block = text[text.index("Browse it") :]
-    assert f"  NUDGE_CONFIG={out / 'nudge.yaml'} nudge serve\n" in block
-    assert "open http://127.0.0.1:5000 and sign in as demo@example.com with the password nudge-demo-password" in block
-    tasks = summary["open_tasks"]
-    waiting = (
-        f"waiting in the inbox: {summary['actions_awaiting_approval']} actions to approve, {tasks['call']} calls to "
-        f"make, {tasks['handoff']} hand-overs to decide, 1 quarantined invoice"
-    )
-    assert waiting in block, block
-
-
-def _check_inbox_in_the_store(database: Path, *, approval_from: date) -> None:
-    """What the web app's inbox reads is in the demo's database, put there by the product's own paths."""
-    db = sqlite3.connect(database)
-    try:
-        connections = dict(db.execute("SELECT name, id FROM connections"))
-        first, last = connections["Hudson Valley Design Co."], connections["Thames Joinery Ltd"]
-        # Approval mode came through the client settings (audited, an activity by the demo's user)...
-        settings = db.execute(
-            "SELECT detail, actor, at FROM activities WHERE kind = 'client_settings.updated' AND connection_id = ?",
-            (first,),
-        ).fetchall()
-        [(after, actor, at)] = [
-            (json.loads(detail)["after"], actor, at)
-            for detail, actor, at in settings
-            if json.loads(detail)["changed"] == ["approval"]
-        ]
-        assert after["approval"] == "all"
-        assert (actor, at[:10]) == ("demo@example.com", approval_from.isoformat())
-        # ... and what fell due since waits for a person: reminders among it, none of the other company's.
-        waiting = db.execute(
-            "SELECT connection_id, kind, created_at FROM actions WHERE state = 'awaiting_approval'"
-        ).fetchall()
-        assert waiting
-        assert {connection for connection, _, _ in waiting} == {first}
-        assert "remind" in {kind for _, kind, _ in waiting}
-        assert min(created[:10] for _, _, created in waiting) >= approval_from.isoformat()
-        # The older debt is handed over: an open hand-over task on one of its invoices, from a done escalation.
-        handovers = db.execute(
-            "SELECT t.invoice_external_ids, a.kind, a.state FROM tasks t JOIN actions a ON a.key = t.action_key "
-            "WHERE t.kind = 'handoff' AND t.state = 'open' AND t.connection_id = ? AND t.customer_name = ?",
-            (last, "Old Mill Interiors"),
-        ).fetchall()
-        assert {(kind, state) for _, kind, state in handovers} == {("escalate", "done")}
-        invoices = sorted({invoice for ids, _, _ in handovers for invoice in json.loads(ids)})
-        numbers = db.execute(
-            f"SELECT number FROM invoices WHERE connection_id = ? AND external_id IN ({','.join('?' * len(invoices))})",
-            (last, *invoices),
-        ).fetchall()
-        assert sorted(numbers) == [("TJ-0931",), ("TJ-0947",)]  # the older debt, handed over to a person
-        [(cadence,)] = db.execute(
-            "SELECT l.name FROM customers c JOIN library_items l ON l.id = c.cadence_id WHERE c.name = ?",
-            ("Old Mill Interiors",),
-        ).fetchall()
-        assert cadence == "long_overdue"
-        # The invoice in litas is quarantined, naming the field and why, and never stored.
-        quarantined = db.execute(
-            "SELECT DISTINCT connection_id, subject, detail FROM activities WHERE kind = 'sync.quarantined'"
-        ).fetchall()
-        assert [(c, json.loads(d)) for c, _, d in quarantined] == [
-            (first, {"field": "CurrencyRef", "reason": "unknown currency 'LTL'"})
-        ]
-        stored = db.execute("SELECT COUNT(*) FROM invoices WHERE external_id = ?", (quarantined[0][1],)).fetchone()
-        assert stored == (0,)
-    finally:
-        db.close()
-
-
-def test_the_browser_tests_world_has_every_kind_of_inbox_item(tmp_path: Path) -> None:
-    """The three weeks from Monday 9 November the browser tests browse (tests/web/pages/conftest.py) end with an
-    approval waiting, a call to make, a hand-over and a quarantined invoice, and say so."""
-    lines: list[str] = []
-    out = tmp_path / "demo"
-    summary = run_demo(days=21, start=datetime(2026, 11, 9, tzinfo=UTC), out=out, echo=lines.append)
-    report = summary.report
-    assert report["actions_awaiting_approval"] > 0
-    assert report["open_tasks"]["call"] > 0
-    assert report["open_tasks"]["handoff"] > 0
-    assert report["invoices_quarantined"] == 1
-    assert summary.reminded_paid_invoices == summary.duplicate_keys == 0
-    text = "\n".join(lines)
-    assert re.search(r"^Fri 27 Nov: .*\b\d+ waiting for approval", text, re.MULTILINE)
-    _check_browse_block(text, out, report)
-    # New York's last two working days: Wednesday 25 November and, after Thanksgiving, Friday 27 November.
-    _check_inbox_in_the_store(out / "nudge.sqlite3", approval_from=date(2026, 11, 25))
 
 
 def test_without_a_start_the_demo_ends_yesterday() -> None:

@@ -34,11 +34,18 @@ def demo_folder(shared: Path) -> Path:
                     import shutil
 
                     shutil.rmtree(out)
-                run_demo(days=DEMO_DAYS, start=DEMO_START, out=out, echo=lambda line: None)
+                lines: list[str] = []
+                run_demo(days=DEMO_DAYS, start=DEMO_START, out=out, echo=lines.append)
+                printed_lines(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
                 done.write_text("ok\n")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return out
+
+
+def printed_lines(out: Path) -> Path:
+    """Where the demo's printed lines are kept, beside its folder `out` (the world's tests read them)."""
+    return out.parent / "demo-printed.txt"
 
 
 def wanted(args: list[str], rootdir: Path, markexpr: str, keyword: str) -> bool:

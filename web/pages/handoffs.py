@@ -46,7 +46,7 @@ def download(org_id: int, connection_id: int, pack_id: int, part: str) -> Respon
 
 
 def pack_rows(packs: Sequence[PackView], org_id: int, clients: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
-    """The packs as the `handoff/_packs.html` macro shows them, with their download links."""
+    """The packs as the `handoffs/_packs.html` macro shows them, with their download links."""
     rows = []
     for pack in packs:
         link: dict[str, Any] = {"org_id": org_id, "connection_id": pack.connection_id, "pack_id": pack.id}
